@@ -1,0 +1,60 @@
+"""Commands: requests for the scheduler to decide on, and the step work it hands to runners."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.parameters import TaskParameters
+from shared.steps import StepName
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CreateTask(_Command):
+    type: Literal["create_task"] = "create_task"
+    task_type: str = "complete_workflow"
+    parameters: TaskParameters
+    created_by: str = "api"
+
+
+class ExecuteTask(_Command):
+    """Run an existing task again: the whole workflow, or one step."""
+
+    type: Literal["execute_task"] = "execute_task"
+    execution_mode: Literal["complete", "single"]
+    step: StepName | None = None
+    force: bool = False
+
+
+class CancelTask(_Command):
+    type: Literal["cancel_task"] = "cancel_task"
+    reason: str = "cancelled by user"
+
+
+class DeleteTask(_Command):
+    type: Literal["delete_task"] = "delete_task"
+
+
+class Tick(_Command):
+    """The scheduler's clock: replicas publish it to their own queue, so only the active one acts."""
+
+    type: Literal["tick"] = "tick"
+
+
+class RunStep(_Command):
+    type: Literal["run_step"] = "run_step"
+    step: StepName
+    execution_id: str
+    attempt: int = Field(ge=1)
+    parameters: TaskParameters
+    force: bool = False
+
+
+CommandPayload = Annotated[
+    CreateTask | ExecuteTask | CancelTask | DeleteTask | Tick | RunStep,
+    Field(discriminator="type"),
+]

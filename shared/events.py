@@ -1,0 +1,188 @@
+"""The event catalog: facts about tasks and steps, each a frozen model tagged by `type`.
+
+Producers: the scheduler decides task-level facts (created, started, step scheduled/skipped, retry,
+finished, cancel requested, deleted); step runners report what a step did (started, heartbeat,
+progress, log lines, outputs, and exactly one terminal event per execution).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.parameters import TaskParameters
+from shared.steps import StepName
+
+TaskStatus = Literal["pending", "in_progress", "partial_completed", "completed", "failed", "cancelled"]
+StepStatus = Literal["pending", "running", "completed", "failed", "skipped", "cancelled"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TaskCreated(_Event):
+    """A task was accepted; it waits as `pending` until the concurrency limit lets it start."""
+
+    type: Literal["task_created"] = "task_created"
+    task_type: str = "complete_workflow"
+    parameters: TaskParameters
+    created_by: str = "api"
+    output_directory: str
+    steps: list[StepName]
+
+
+class TaskStarted(_Event):
+    type: Literal["task_started"] = "task_started"
+
+
+class TaskRerunRequested(_Event):
+    """An existing task runs again (all requested steps, or one), keeping its history."""
+
+    type: Literal["task_rerun_requested"] = "task_rerun_requested"
+    steps: list[StepName]
+    execution_mode: Literal["complete", "single"]
+    force: bool = False
+
+
+class StepScheduled(_Event):
+    type: Literal["step_scheduled"] = "step_scheduled"
+    step: StepName
+    execution_id: str
+    attempt: int = Field(ge=1)
+    force: bool = False
+
+
+class StepSkipped(_Event):
+    type: Literal["step_skipped"] = "step_skipped"
+    step: StepName
+    reason: str
+
+
+class StepRetryScheduled(_Event):
+    """A retryable failure: the step runs again after `delay_seconds`."""
+
+    type: Literal["step_retry_scheduled"] = "step_retry_scheduled"
+    step: StepName
+    next_attempt: int
+    delay_seconds: float
+    reason: str
+
+
+class StepStarted(_Event):
+    type: Literal["step_started"] = "step_started"
+    step: StepName
+    execution_id: str
+    attempt: int = 1
+    runner_id: str
+
+
+class StepHeartbeat(_Event):
+    type: Literal["step_heartbeat"] = "step_heartbeat"
+    step: StepName
+    execution_id: str
+    runner_id: str
+
+
+class StepProgress(_Event):
+    type: Literal["step_progress"] = "step_progress"
+    step: StepName
+    execution_id: str
+    percent: float = Field(ge=0, le=100)
+    message: str | None = None
+
+
+class LogEmitted(_Event):
+    type: Literal["log_emitted"] = "log_emitted"
+    level: LogLevel = "INFO"
+    message: str
+    step: StepName | None = None
+    execution_id: str | None = None
+    module: str | None = None
+    function: str | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class OutputRegistered(_Event):
+    type: Literal["output_registered"] = "output_registered"
+    step: StepName | None = None
+    execution_id: str | None = None
+    file_name: str
+    file_type: str
+    relative_path: str
+    size: int = Field(ge=0)
+    sha256: str
+    is_primary: bool = False
+    description: str | None = None
+
+
+class StepSucceeded(_Event):
+    type: Literal["step_succeeded"] = "step_succeeded"
+    step: StepName
+    execution_id: str
+    summary: dict[str, Any] = Field(default_factory=dict)
+
+
+class StepFailed(_Event):
+    """The step did not do its job; `retryable` says whether running it again may help."""
+
+    type: Literal["step_failed"] = "step_failed"
+    step: StepName
+    execution_id: str
+    error: str
+    retryable: bool = False
+    runner_id: str | None = None
+
+
+class StepCancelled(_Event):
+    type: Literal["step_cancelled"] = "step_cancelled"
+    step: StepName
+    execution_id: str | None = None
+    reason: str = "cancelled"
+
+
+class TaskCancelRequested(_Event):
+    type: Literal["task_cancel_requested"] = "task_cancel_requested"
+    reason: str = "cancelled by user"
+    delete_after: bool = False
+
+
+class TaskFinished(_Event):
+    """The task reached a terminal status; `result` sums up what each step reported."""
+
+    type: Literal["task_finished"] = "task_finished"
+    status: Literal["completed", "partial_completed", "failed", "cancelled"]
+    error_message: str | None = None
+    result: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskDeleted(_Event):
+    """The task's records and files are removed; the event history keeps this tombstone."""
+
+    type: Literal["task_deleted"] = "task_deleted"
+
+
+EventPayload = Annotated[
+    TaskCreated
+    | TaskStarted
+    | TaskRerunRequested
+    | StepScheduled
+    | StepSkipped
+    | StepRetryScheduled
+    | StepStarted
+    | StepHeartbeat
+    | StepProgress
+    | LogEmitted
+    | OutputRegistered
+    | StepSucceeded
+    | StepFailed
+    | StepCancelled
+    | TaskCancelRequested
+    | TaskFinished
+    | TaskDeleted,
+    Field(discriminator="type"),
+]
+
+STEP_TERMINAL_EVENTS = ("step_succeeded", "step_failed", "step_cancelled")

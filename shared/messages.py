@@ -1,0 +1,90 @@
+"""The one envelope every broker message travels in, and the single decoder for all of them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from shared.commands import CommandPayload
+from shared.events import EventPayload
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _fill_type(data: object) -> object:
+    """Let producers omit the envelope's `type`: it is the payload's tag."""
+    if isinstance(data, dict) and not data.get("type"):
+        payload = data.get("payload")
+        tag = payload.get("type") if isinstance(payload, dict) else getattr(payload, "type", None)
+        return {**data, "type": tag}
+    return data
+
+
+class EventEnvelope(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["event"] = "event"
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: str = ""
+    task_id: str
+    occurred_at: datetime = Field(default_factory=utcnow)
+    producer: str
+    payload: EventPayload
+
+    @model_validator(mode="before")
+    @classmethod
+    def _type_from_payload(cls, data: object) -> object:
+        return _fill_type(data)
+
+    @model_validator(mode="after")
+    def _type_matches(self) -> Self:
+        if self.type != self.payload.type:
+            raise ValueError(f"envelope type {self.type!r} does not match payload type {self.payload.type!r}")
+        return self
+
+    @property
+    def routing_key(self) -> str:
+        return f"task.{self.task_id}.{self.type}"
+
+
+class CommandEnvelope(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["command"] = "command"
+    command_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: str = ""
+    task_id: str | None
+    issued_at: datetime = Field(default_factory=utcnow)
+    producer: str
+    payload: CommandPayload
+
+    @model_validator(mode="before")
+    @classmethod
+    def _type_from_payload(cls, data: object) -> object:
+        return _fill_type(data)
+
+    @model_validator(mode="after")
+    def _type_matches(self) -> Self:
+        if self.type != self.payload.type:
+            raise ValueError(f"envelope type {self.type!r} does not match payload type {self.payload.type!r}")
+        return self
+
+
+Message = Annotated[EventEnvelope | CommandEnvelope, Field(discriminator="kind")]
+
+MESSAGE_ADAPTER: TypeAdapter[EventEnvelope | CommandEnvelope] = TypeAdapter(Message)
+EVENT_ADAPTER: TypeAdapter[EventEnvelope] = TypeAdapter(EventEnvelope)
+
+
+def decode_message(body: bytes) -> EventEnvelope | CommandEnvelope:
+    """Parse any broker message; raises pydantic.ValidationError for anything not in the catalog."""
+    return MESSAGE_ADAPTER.validate_json(body)
+
+
+def encode(message: EventEnvelope | CommandEnvelope) -> bytes:
+    return message.model_dump_json().encode()

@@ -1,0 +1,38 @@
+"""The parameters a task runs with, as they travel in events and sit in the read model.
+
+The business database password never appears here in clear text: `db_connection` holds the masked URL
+for display and `db_connection_secret` the encrypted full URL (or None for a server-side named
+connection, which is resolved from settings by the step runner).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TaskParameters(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    db_connection: str
+    db_connection_secret: str | None = None
+    db_connection_name: str | None = None
+    table_list: list[str] | None = None
+    table_list_file: str | None = None
+    business_context: str
+    task_name: str | None = None
+    db_name: str | None = None
+    execution_mode: Literal["complete", "single"] = "complete"
+    single_step: int | None = Field(default=None, ge=1, le=4)
+    enable_sql_validation: bool = True
+    enable_llm_repair: bool = True
+    modify_original_file: bool = True
+    enable_training_data_load: bool = True
+    theme_count: int | None = Field(default=None, ge=1, le=50)
+    questions_per_theme: int | None = Field(default=None, ge=1, le=100)
+    llm_repair_rounds: int | None = Field(default=None, ge=0, le=10)
+
+    def public(self) -> dict[str, object]:
+        """What responses show: everything but the encrypted secret."""
+        return self.model_dump(exclude={"db_connection_secret"}, exclude_none=True)
