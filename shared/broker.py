@@ -1,0 +1,240 @@
+"""RabbitMQ topology, publishing with confirms, and the one consumer wrapper every service uses.
+
+Every name carries the configured prefix, so test runs and several deployments share one broker.
+Work queues are durable quorum queues that dead-letter to `<prefix>.dead_letter`: a message that
+does not parse is rejected there at once; one whose handler keeps failing is redelivered until the
+queue's delivery limit moves it there. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import asyncpg
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from pydantic import BaseModel, ValidationError
+
+from shared.logging import get_logger
+from shared.messages import CommandEnvelope, EventEnvelope, decode_message, encode
+
+SCHEDULER_KEY = "scheduler"
+STEPS_KEY = "steps"
+DELIVERY_LIMIT = 10
+
+
+class PermanentError(Exception):
+    """A message that can never be handled: it goes to the dead-letter queue instead of being retried."""
+
+
+@dataclass(frozen=True)
+class Topology:
+    prefix: str
+
+    @property
+    def commands_exchange(self) -> str:
+        return f"{self.prefix}.commands"
+
+    @property
+    def events_exchange(self) -> str:
+        return f"{self.prefix}.events"
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.prefix}.dlx"
+
+    @property
+    def scheduler_queue(self) -> str:
+        return f"{self.prefix}.scheduler"
+
+    @property
+    def steps_queue(self) -> str:
+        return f"{self.prefix}.steps"
+
+    @property
+    def collector_queue(self) -> str:
+        return f"{self.prefix}.collector"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.prefix}.dead_letter"
+
+    def work_queues(self) -> list[str]:
+        return [self.scheduler_queue, self.steps_queue, self.collector_queue, self.dead_letter_queue]
+
+    def exchanges(self) -> list[str]:
+        return [self.commands_exchange, self.events_exchange, self.dead_letter_exchange]
+
+
+@dataclass
+class Exchanges:
+    commands: AbstractExchange
+    events: AbstractExchange
+
+
+def _quorum_args(topology: Topology, **extra: Any) -> dict[str, Any]:
+    return {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": topology.dead_letter_exchange,
+        "x-delivery-limit": DELIVERY_LIMIT,
+        **extra,
+    }
+
+
+async def declare_topology(channel: AbstractChannel, topology: Topology) -> Exchanges:
+    """Declare every exchange, queue and binding (idempotent; each service calls it at start)."""
+    durable = {"durable": True}
+    commands = await channel.declare_exchange(
+        topology.commands_exchange, aio_pika.ExchangeType.DIRECT, **durable
+    )
+    events = await channel.declare_exchange(topology.events_exchange, aio_pika.ExchangeType.TOPIC, **durable)
+    dlx = await channel.declare_exchange(
+        topology.dead_letter_exchange, aio_pika.ExchangeType.FANOUT, **durable
+    )
+
+    dead = await channel.declare_queue(
+        topology.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    await dead.bind(dlx)
+
+    scheduler = await channel.declare_queue(
+        topology.scheduler_queue,
+        durable=True,
+        arguments=_quorum_args(topology, **{"x-single-active-consumer": True}),
+    )
+    await scheduler.bind(commands, routing_key=SCHEDULER_KEY)
+    # The scheduler folds over every task event: outcomes drive decisions, heartbeats feed zombie detection.
+    await scheduler.bind(events, routing_key="task.#")
+
+    steps = await channel.declare_queue(topology.steps_queue, durable=True, arguments=_quorum_args(topology))
+    await steps.bind(commands, routing_key=STEPS_KEY)
+
+    collector = await channel.declare_queue(
+        topology.collector_queue, durable=True, arguments=_quorum_args(topology)
+    )
+    await collector.bind(events, routing_key="task.#")
+    return Exchanges(commands=commands, events=events)
+
+
+async def connect(url: str) -> AbstractRobustConnection:
+    """A robust connection: it reconnects after a broker restart and restores channels and consumers."""
+    return await aio_pika.connect_robust(url, client_properties={"connection_name": "data_pipeline"})
+
+
+async def open_channel(connection: AbstractRobustConnection, *, prefetch: int) -> AbstractChannel:
+    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+    await channel.set_qos(prefetch_count=prefetch)
+    return channel
+
+
+class Publisher:
+    """Publishes envelopes as persistent, mandatory messages and waits for the broker's confirm."""
+
+    def __init__(self, exchanges: Exchanges, producer: str) -> None:
+        self._exchanges = exchanges
+        self.producer = producer
+
+    async def event(self, task_id: str, payload: BaseModel, **envelope: Any) -> EventEnvelope:
+        message = EventEnvelope(task_id=task_id, producer=self.producer, payload=payload, **envelope)  # type: ignore[arg-type]
+        await self.publish_event(message)
+        return message
+
+    async def publish_event(self, message: EventEnvelope) -> None:
+        await self._exchanges.events.publish(
+            _amqp_message(message, str(message.event_id)), message.routing_key, mandatory=True
+        )
+
+    async def command(self, routing_key: str, payload: BaseModel, task_id: str | None) -> CommandEnvelope:
+        message = CommandEnvelope(task_id=task_id, producer=self.producer, payload=payload)  # type: ignore[arg-type]
+        await self._exchanges.commands.publish(
+            _amqp_message(message, str(message.command_id)), routing_key, mandatory=True
+        )
+        return message
+
+
+def _amqp_message(message: EventEnvelope | CommandEnvelope, message_id: str) -> aio_pika.Message:
+    return aio_pika.Message(
+        encode(message),
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message_id,
+        type=message.type,
+    )
+
+
+Handler = Callable[[EventEnvelope | CommandEnvelope], Awaitable[None]]
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    aio_pika.exceptions.AMQPConnectionError,
+    aio_pika.exceptions.ChannelInvalidStateError,
+)
+
+
+async def handle_delivery(
+    message: AbstractIncomingMessage,
+    handler: Handler,
+    *,
+    attempts: int = 4,
+    base_delay: float = 0.2,
+    max_delay: float = 5.0,
+) -> None:
+    """Decode, handle, settle. The single place where messages are acked, requeued or dead-lettered."""
+    log = get_logger(message_id=message.message_id, routing_key=message.routing_key)
+    try:
+        envelope = decode_message(message.body)
+    except ValidationError as exc:
+        log.error("malformed message sent to the dead-letter queue", error=str(exc)[:2000])
+        await message.reject(requeue=False)
+        return
+    delay = base_delay
+    for attempt in range(1, attempts + 1):
+        try:
+            await handler(envelope)
+        except PermanentError as exc:
+            log.error("message cannot be handled; dead-lettered", type=envelope.type, error=str(exc))
+            await message.reject(requeue=False)
+            return
+        except TRANSIENT_ERRORS as exc:
+            if attempt == attempts:
+                log.warning("transient failure persists; requeued", type=envelope.type, error=repr(exc))
+                await message.nack(requeue=True)
+                return
+            log.info("transient failure; retrying", type=envelope.type, attempt=attempt, error=repr(exc))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+        except Exception as exc:
+            # A bug or an unexpected state: requeue; the queue's delivery limit dead-letters a poison message.
+            log.exception("handler failed; requeued", type=envelope.type, error=repr(exc))
+            await message.nack(requeue=True)
+            return
+        else:
+            await message.ack()
+            return
+
+
+async def delete_topology(channel: AbstractChannel, topology: Topology) -> None:
+    """Remove every queue and exchange of a prefix (tests clean up after themselves with it)."""
+    for name in topology.work_queues():
+        await channel.queue_delete(name)
+    for name in topology.exchanges():
+        await channel.exchange_delete(name)
+
+
+async def queue_depth(channel: AbstractChannel, name: str) -> int:
+    queue: AbstractQueue = await channel.declare_queue(name, passive=True)
+    return queue.declaration_result.message_count or 0

@@ -1,0 +1,45 @@
+"""asyncpg pool creation; every connection's search_path is the configured pipeline schema."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from shared.settings import CommonSettings
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(settings: CommonSettings, *, max_size: int | None = None) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        settings.database_url.get_secret_value(),
+        min_size=1,
+        max_size=max_size or settings.db_pool_max_size,
+        init=_init_connection,
+        server_settings={"search_path": f"{settings.db_schema},public", "application_name": "data_pipeline"},
+        command_timeout=60,
+    )
+    assert pool is not None
+    return pool
+
+
+@asynccontextmanager
+async def pool_context(
+    settings: CommonSettings, *, max_size: int | None = None
+) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(settings, max_size=max_size)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def table(settings: CommonSettings, name: str) -> str:
+    """A fully qualified pipeline table name (the schema is validated as an identifier in settings)."""
+    return f"{settings.db_schema}.{name}"

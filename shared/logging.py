@@ -1,0 +1,45 @@
+"""structlog set-up shared by every service: context variables first, secrets masked, JSON off a TTY."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+from shared.secrets import mask_secrets
+from shared.settings import CommonSettings
+
+
+def _mask_processor(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            event_dict[key] = mask_secrets(value)
+    return event_dict
+
+
+def configure_logging(settings: CommonSettings, *, service: str) -> None:
+    level = getattr(logging, settings.log_level)
+    use_json = settings.log_format == "json" or (settings.log_format == "auto" and not sys.stderr.isatty())
+    renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _mask_processor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(service=service)
+    logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr)
+
+
+def get_logger(**initial: Any) -> structlog.typing.FilteringBoundLogger:
+    return structlog.get_logger(**initial)

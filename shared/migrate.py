@@ -1,0 +1,82 @@
+"""Versioned schema migrations: `python -m shared.migrate` (safe to run twice, and concurrently)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from importlib import resources
+
+import asyncpg
+
+from shared.logging import configure_logging, get_logger
+from shared.settings import CommonSettings
+
+# Any constant works; it only has to be the same for every process that migrates.
+_MIGRATION_LOCK = 7_201_455_311
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    found = []
+    for entry in resources.files("shared.migrations").iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+async def migrate(settings: CommonSettings) -> list[str]:
+    """Apply the migrations not yet applied to the configured schema; returns their names."""
+    schema = settings.db_schema
+    conn = await asyncpg.connect(settings.database_url.get_secret_value())
+    applied: list[str] = []
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        try:
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            done = {r["version"] for r in await conn.fetch(f"SELECT version FROM {schema}.schema_migrations")}
+            for version, name, sql in _migrations():
+                if version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(sql.replace("{schema}", schema))
+                    await conn.execute(
+                        f"INSERT INTO {schema}.schema_migrations (version, name) VALUES ($1, $2)",
+                        version,
+                        name,
+                    )
+                applied.append(name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    finally:
+        await conn.close()
+    return applied
+
+
+async def drop_schema(settings: CommonSettings) -> None:
+    conn = await asyncpg.connect(settings.database_url.get_secret_value())
+    try:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {settings.db_schema} CASCADE")
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    settings = CommonSettings()
+    configure_logging(settings, service="migrate")
+    log = get_logger()
+    try:
+        applied = asyncio.run(migrate(settings))
+    except (OSError, asyncpg.PostgresError) as exc:
+        log.error("migration failed", error=str(exc))
+        sys.exit(1)
+    log.info(
+        "migrations applied" if applied else "schema up to date", schema=settings.db_schema, applied=applied
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Fixtures shared by every tier. Each test run gets its own schema and broker prefix."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aio_pika
+import asyncpg
+import pytest
+
+from shared.broker import Topology, delete_topology
+from shared.migrate import drop_schema, migrate
+from shared.settings import CommonSettings
+
+RUN_ID = uuid.uuid4().hex[:8]
+PG_URL = os.environ.get("DP_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_URL = os.environ.get("DP_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return RUN_ID
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tasks")
+
+
+@pytest.fixture(scope="session")
+def test_env(run_id: str, data_root: Path) -> dict[str, str]:
+    """The DP_* environment of this run: its own schema, broker prefix and task directory root."""
+    return {
+        "DP_DATABASE_URL": PG_URL,
+        "DP_RABBITMQ_URL": AMQP_URL,
+        "DP_DB_SCHEMA": f"dpt_{run_id}",
+        "DP_BROKER_PREFIX": f"dpt.{run_id}",
+        "DP_DATA_ROOT": str(data_root),
+        "DP_ENCRYPTION_KEY": f"test-key-{run_id}",
+        "DP_LOG_FORMAT": "json",
+    }
+
+
+@pytest.fixture(scope="session")
+def common_settings(test_env: dict[str, str]) -> CommonSettings:
+    return CommonSettings(**{k[3:].lower(): v for k, v in test_env.items()})
+
+
+@pytest.fixture(scope="session")
+async def migrated(common_settings: CommonSettings) -> AsyncIterator[CommonSettings]:
+    await migrate(common_settings)
+    yield common_settings
+    await drop_schema(common_settings)
+
+
+@pytest.fixture(scope="session")
+async def broker_cleanup(common_settings: CommonSettings) -> AsyncIterator[Topology]:
+    """Deletes this run's queues and exchanges at the end of the session."""
+    topology = Topology(common_settings.broker_prefix)
+    yield topology
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        await delete_topology(await connection.channel(), topology)
+
+
+@pytest.fixture
+async def pg(migrated: CommonSettings) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(PG_URL, server_settings={"search_path": migrated.db_schema})
+    yield conn
+    await conn.close()
