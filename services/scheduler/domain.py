@@ -1,0 +1,386 @@
+"""The scheduler's state and decisions, as pure functions of events, commands and the clock.
+
+`evolve(state, envelope)` folds one event into a task's state; `decide(state, now, policy)` says
+what should happen next for a task (level-triggered: it looks at the state, not at what just
+happened, so a decision lost in a crash is simply made again); `admit(states, limit)` picks which
+pending tasks may start. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from shared.events import (
+    StepCancelled,
+    StepFailed,
+    StepRetryScheduled,
+    StepScheduled,
+    StepSkipped,
+    TaskDeleted,
+    TaskFinished,
+    TaskStarted,
+)
+from shared.ids import execution_id as make_execution_id
+from shared.messages import EventEnvelope
+from shared.parameters import TaskParameters
+from shared.steps import STEP_ORDER, StepName
+
+RunStatus = Literal[
+    "pending", "scheduled", "running", "waiting_retry", "completed", "failed", "skipped", "cancelled"
+]
+STEP_DONE: frozenset[str] = frozenset({"completed", "failed", "skipped", "cancelled"})
+STEP_ACTIVE: frozenset[str] = frozenset({"scheduled", "running"})
+TASK_TERMINAL: frozenset[str] = frozenset({"completed", "partial_completed", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class Policy:
+    max_concurrent_tasks: int = 1
+    task_timeout: timedelta = timedelta(hours=2)
+    heartbeat_timeout: timedelta = timedelta(seconds=60)
+    retry_max_attempts: int = 3
+    retry_base_delay: float = 2.0
+    retry_max_delay: float = 60.0
+    cancel_grace: timedelta = timedelta(seconds=15)
+
+
+@dataclass(frozen=True)
+class StepRun:
+    status: RunStatus = "pending"
+    execution_id: str | None = None
+    attempt: int = 0
+    force: bool = False
+    scheduled_at: datetime | None = None
+    started_at: datetime | None = None
+    last_heartbeat: datetime | None = None
+    runner_id: str | None = None
+    retry_at: datetime | None = None
+    error: str | None = None
+    retryable: bool = False
+    partial: bool = False
+
+
+@dataclass(frozen=True)
+class TaskState:
+    task_id: str
+    parameters: TaskParameters
+    created_at: datetime
+    status: str = "pending"
+    plan: tuple[StepName, ...] = STEP_ORDER
+    steps: dict[StepName, StepRun] = field(default_factory=dict)
+    runs: dict[StepName, int] = field(default_factory=dict)
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    force: bool = False
+    cancel_requested_at: datetime | None = None
+    cancel_reason: str | None = None
+    delete_requested: bool = False
+    deleted: bool = False
+
+    def step(self, name: StepName) -> StepRun:
+        return self.steps.get(name, StepRun())
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TASK_TERMINAL
+
+    def active_steps(self) -> list[StepName]:
+        return [s for s in self.plan if self.step(s).status in STEP_ACTIVE]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An event the scheduler emits; for StepScheduled the handler also sends the RunStep command."""
+
+    event: BaseModel
+
+
+# ---- evolve ---------------------------------------------------------------------------------------
+
+
+def _with_step(state: TaskState, name: StepName, **changes: Any) -> TaskState:
+    return replace(state, steps={**state.steps, name: replace(state.step(name), **changes)})
+
+
+def _current(state: TaskState, name: StepName, execution_id: str | None) -> bool:
+    """Does an outcome event belong to the step's current, unfinished execution?"""
+    run = state.step(name)
+    if run.status in STEP_DONE or run.status in ("pending", "waiting_retry"):
+        return False
+    return execution_id is None or execution_id == run.execution_id
+
+
+def evolve(state: TaskState | None, envelope: EventEnvelope) -> TaskState | None:
+    e = envelope.payload
+    at = envelope.occurred_at
+    if e.type == "task_created":
+        if state is not None:
+            return state
+        return TaskState(
+            task_id=envelope.task_id,
+            parameters=e.parameters,
+            created_at=at,
+            plan=tuple(e.steps),
+            steps={s: StepRun() for s in e.steps},
+            queued_at=at,
+        )
+    if state is None or state.deleted:
+        return state
+    match e.type:
+        case "task_started":
+            return replace(state, status="in_progress", started_at=at) if state.status == "pending" else state
+        case "task_rerun_requested":
+            if not state.terminal:
+                return state
+            steps = {**state.steps, **{s: StepRun() for s in e.steps}}
+            return replace(
+                state,
+                status="pending",
+                plan=tuple(e.steps),
+                steps=steps,
+                queued_at=at,
+                started_at=None,
+                force=e.force,
+                cancel_requested_at=None,
+                cancel_reason=None,
+                delete_requested=False,
+            )
+        case "step_scheduled":
+            if state.terminal or state.step(e.step).status in STEP_DONE:
+                return state
+            runs = {**state.runs, e.step: state.runs.get(e.step, 0) + 1}
+            return replace(
+                _with_step(
+                    state,
+                    e.step,
+                    status="scheduled",
+                    execution_id=e.execution_id,
+                    attempt=e.attempt,
+                    force=e.force,
+                    scheduled_at=at,
+                    started_at=None,
+                    last_heartbeat=None,
+                    runner_id=None,
+                    retry_at=None,
+                ),
+                runs=runs,
+            )
+        case "step_skipped":
+            if state.step(e.step).status in STEP_DONE:
+                return state
+            return _with_step(state, e.step, status="skipped", error=e.reason)
+        case "step_retry_scheduled":
+            if state.step(e.step).status != "failed" or state.terminal:
+                return state
+            return _with_step(
+                state,
+                e.step,
+                status="waiting_retry",
+                attempt=e.next_attempt - 1,
+                retry_at=at + timedelta(seconds=e.delay_seconds),
+            )
+        case "step_started" | "step_heartbeat" | "step_progress":
+            if not _current(state, e.step, e.execution_id):
+                return state
+            runner = getattr(e, "runner_id", None) or state.step(e.step).runner_id
+            changes: dict[str, Any] = {"status": "running", "last_heartbeat": at, "runner_id": runner}
+            if e.type == "step_started":
+                changes["started_at"] = at
+            return _with_step(state, e.step, **changes)
+        case "step_succeeded":
+            if not _current(state, e.step, e.execution_id):
+                return state
+            return _with_step(
+                state, e.step, status="completed", error=None, partial=bool(e.summary.get("partial"))
+            )
+        case "step_failed":
+            if not _current(state, e.step, e.execution_id):
+                return state
+            return _with_step(state, e.step, status="failed", error=e.error, retryable=e.retryable)
+        case "step_cancelled":
+            run = state.step(e.step)
+            if run.status in STEP_DONE or (e.execution_id is not None and e.execution_id != run.execution_id):
+                return state
+            return _with_step(state, e.step, status="cancelled", error=e.reason)
+        case "task_cancel_requested":
+            if state.terminal:
+                return replace(state, delete_requested=state.delete_requested or e.delete_after)
+            return replace(
+                state,
+                cancel_requested_at=state.cancel_requested_at or at,
+                cancel_reason=e.reason,
+                delete_requested=state.delete_requested or e.delete_after,
+            )
+        case "task_finished":
+            if state.terminal:
+                return state
+            return replace(state, status=e.status)
+        case "task_deleted":
+            return replace(state, deleted=True)
+    return state
+
+
+# ---- decide ---------------------------------------------------------------------------------------
+
+
+def derive_status(state: TaskState) -> tuple[str, str | None]:
+    """The terminal status a task ends with, from its plan's step outcomes, and the error to show."""
+    runs = [(s, state.step(s)) for s in state.plan]
+    failed = [(s, r) for s, r in runs if r.status == "failed"]
+    completed = [r for _, r in runs if r.status == "completed"]
+    if state.cancel_requested_at is not None or any(r.status == "cancelled" for _, r in runs):
+        return "cancelled", state.cancel_reason or "cancelled"
+    if failed:
+        step, run = failed[0]
+        error = f"{step.value} failed: {run.error}"
+        return ("partial_completed" if completed else "failed"), error
+    if any(r.status in ("pending", "waiting_retry") for _, r in runs):
+        # Steps that could not run because an earlier one did not complete.
+        return ("partial_completed" if completed else "failed"), "not every step ran"
+    if any(r.partial for r in completed):
+        return "partial_completed", "a step completed only in part (see its summary)"
+    return "completed", None
+
+
+def step_disabled_reason(parameters: TaskParameters, step: StepName) -> str | None:
+    """Complete mode skips steps turned off by parameters; single mode runs what was asked."""
+    if parameters.execution_mode != "complete":
+        return None
+    if step is StepName.SQL_VALIDATION and not parameters.enable_sql_validation:
+        return "disabled by enable_sql_validation=false"
+    if step is StepName.TRAINING_LOAD and not parameters.enable_training_data_load:
+        return "disabled by enable_training_data_load=false"
+    return None
+
+
+def retry_delay(policy: Policy, attempt: int) -> float:
+    return min(policy.retry_base_delay * (2 ** max(attempt - 1, 0)), policy.retry_max_delay)
+
+
+def _fail_active(state: TaskState, reason: str) -> list[Decision]:
+    return [
+        Decision(
+            StepFailed(step=s, execution_id=state.step(s).execution_id or "", error=reason, retryable=False)
+        )
+        for s in state.active_steps()
+    ]
+
+
+def _finish(state: TaskState, status: str | None = None, error: str | None = None) -> Decision:
+    derived, derived_error = derive_status(state)
+    final = status or derived
+    result = {s.value: state.step(s).status for s in state.plan}
+    return Decision(TaskFinished(status=final, error_message=error or derived_error, result=result))  # type: ignore[arg-type]
+
+
+def decide(state: TaskState, now: datetime, policy: Policy) -> list[Decision]:
+    """What should happen next for one task. Idempotent: once its events are folded in, it returns []."""
+    if state.deleted:
+        return []
+    if state.terminal:
+        return [Decision(TaskDeleted())] if state.delete_requested else []
+
+    if state.cancel_requested_at is not None:
+        decisions: list[Decision] = []
+        grace_over = now - state.cancel_requested_at >= policy.cancel_grace
+        for s in state.plan:
+            run = state.step(s)
+            if run.status in ("pending", "waiting_retry") or (run.status in STEP_ACTIVE and grace_over):
+                reason = (
+                    "cancelled before it ran"
+                    if run.status in ("pending", "waiting_retry")
+                    else ("cancelled: the runner did not confirm within the grace period")
+                )
+                decisions.append(
+                    Decision(StepCancelled(step=s, execution_id=run.execution_id, reason=reason))
+                )
+        if not state.active_steps() or grace_over:
+            decisions.append(_finish(state, "cancelled", state.cancel_reason))
+        return decisions
+
+    if state.status == "pending":
+        return []  # admission decides when it starts
+
+    if state.started_at is not None and now - state.started_at > policy.task_timeout:
+        hours = policy.task_timeout.total_seconds() / 3600
+        reason = f"task exceeded task_timeout_hours={hours:g} (started {state.started_at.isoformat()})"
+        return [*_fail_active(state, reason), _finish(state, "failed", reason)]
+
+    for s in state.plan:
+        run = state.step(s)
+        if run.status == "running" and run.last_heartbeat is not None:
+            if now - run.last_heartbeat > policy.heartbeat_timeout:
+                reason = (
+                    f"zombie step: no heartbeat from runner {run.runner_id or 'unknown'} since "
+                    f"{run.last_heartbeat.isoformat()} (timeout {policy.heartbeat_timeout.total_seconds():g}s)"
+                )
+                return [
+                    Decision(
+                        StepFailed(
+                            step=s,
+                            execution_id=run.execution_id or "",
+                            error=reason,
+                            retryable=True,
+                            runner_id=run.runner_id,
+                        )
+                    )
+                ]
+        if run.status in STEP_ACTIVE:
+            return []  # one step at a time; wait for it
+        if run.status == "failed":
+            if run.retryable and run.attempt < policy.retry_max_attempts:
+                return [
+                    Decision(
+                        StepRetryScheduled(
+                            step=s,
+                            next_attempt=run.attempt + 1,
+                            delay_seconds=retry_delay(policy, run.attempt),
+                            reason=run.error or "retryable failure",
+                        )
+                    )
+                ]
+            return [_finish(state)]
+        if run.status == "cancelled":
+            return [_finish(state)]
+        if run.status == "waiting_retry":
+            if run.retry_at is not None and now < run.retry_at:
+                return []
+            return [_schedule(state, s, now, attempt=run.attempt + 1)]
+        if run.status == "pending":
+            reason = step_disabled_reason(state.parameters, s)
+            if reason:
+                return [Decision(StepSkipped(step=s, reason=reason))]
+            return [_schedule(state, s, now, attempt=1)]
+    return [_finish(state)]
+
+
+def _schedule(state: TaskState, step: StepName, now: datetime, *, attempt: int) -> Decision:
+    run_number = state.runs.get(step, 0) + 1
+    return Decision(
+        StepScheduled(
+            step=step,
+            execution_id=make_execution_id(state.task_id, step, now, run_number),
+            attempt=attempt,
+            force=state.force,
+        )
+    )
+
+
+def admit(states: Iterable[TaskState], limit: int) -> list[str]:
+    """Pending tasks that may start now, oldest first, keeping at most `limit` tasks in progress."""
+    states = list(states)
+    running = sum(1 for s in states if s.status == "in_progress" and not s.deleted)
+    waiting = sorted(
+        (s for s in states if s.status == "pending" and not s.deleted and s.cancel_requested_at is None),
+        key=lambda s: (s.queued_at or s.created_at, s.task_id),
+    )
+    return [s.task_id for s in waiting[: max(limit - running, 0)]]
+
+
+def start() -> Decision:
+    return Decision(TaskStarted())

@@ -1,0 +1,72 @@
+"""How the pipeline steps treat the business database and the training-data store (`DP_*` variables)."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
+
+
+class PipelineSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DP_", extra="ignore", frozen=True)
+
+    ddl_concurrency: int = Field(
+        default=8, ge=1, le=64, description="Tables introspected and described at the same time in step 1."
+    )
+    sql_validation_concurrency: int = Field(
+        default=8, ge=1, le=64, description="SQL statements checked with EXPLAIN at the same time in step 3."
+    )
+    statement_timeout_ms: int = Field(
+        default=5000,
+        ge=100,
+        le=600_000,
+        description="statement_timeout for every query the steps send to the business database.",
+    )
+    sample_rows: int = Field(
+        default=5, ge=0, le=100, description="Sample rows read per table for the docs and the LLM."
+    )
+    enum_max_distinct: int = Field(
+        default=12,
+        ge=2,
+        le=100,
+        description="A text column with at most this many distinct values (in a bounded sample) is enum-like.",
+    )
+    large_table_rows: int = Field(
+        default=100_000,
+        ge=100,
+        description="Above this estimated row count a table is sampled with TABLESAMPLE and never counted.",
+    )
+    llm_repair_rounds: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Repair attempts per failing SQL in step 3 when the task does not set its own.",
+    )
+    validation_success_threshold: float = Field(
+        default=0.8,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Step 3 fails (and leaves the pair files untouched) when fewer than this share of the pairs "
+            "are valid after repair."
+        ),
+    )
+    training_database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL URL of the training-data store; unset: the pipeline database (DP_DATABASE_URL).",
+    )
+    training_schema: str = Field(default="dp_training", description="Schema of the training-data store.")
+    training_backup: bool = Field(
+        default=False,
+        description="Step 4 snapshots the training table (CREATE TABLE ... AS) before it loads.",
+    )
+
+    @field_validator("training_schema")
+    @classmethod
+    def _schema_is_identifier(cls, value: str) -> str:
+        if not _IDENT.fullmatch(value):
+            raise ValueError("must be a lower-case SQL identifier (letters, digits, underscore)")
+        return value
