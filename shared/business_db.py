@@ -48,7 +48,9 @@ def quote_literal(value: str) -> str:
 def describe_error(exc: BaseException) -> str:
     """A one-line cause with every password masked."""
     text = str(exc).strip() or type(exc).__name__
-    return mask_secrets(f"{type(exc).__name__}: {text}" if not isinstance(exc, asyncpg.PostgresError) else text)
+    return mask_secrets(
+        f"{type(exc).__name__}: {text}" if not isinstance(exc, asyncpg.PostgresError) else text
+    )
 
 
 def connection_error(exc: BaseException) -> BusinessDbError:

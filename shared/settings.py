@@ -28,6 +28,9 @@ class CommonSettings(BaseSettings):
         default_factory=dict,
         description="Named business-database connections: JSON object name -> PostgreSQL URL.",
     )
+    health_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Port for /healthz and /readyz."
+    )
     log_level: str = "INFO"
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
 
@@ -61,6 +64,15 @@ class GatewaySettings(CommonSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_upload_bytes: int = Field(default=262_144, ge=1024)
     create_visibility_timeout_seconds: float = Field(default=5.0, ge=0)
+    delete_visibility_timeout_seconds: float = Field(
+        default=5.0, ge=0, description="How long DELETE waits for the task's records to disappear before 202."
+    )
+    publish_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Longest wait for the broker's confirm of a command (then 503)."
+    )
+    sse_keepalive_seconds: float = Field(
+        default=15.0, gt=0, description="Comment lines sent on idle event streams to keep proxies from closing them."
+    )
     public_base_url: str | None = None
 
 
@@ -85,10 +97,8 @@ class RunnerSettings(CommonSettings):
         default="services.step_runner.registry:default_registry",
         description="module:function returning the step registry (tests point it at their own executors).",
     )
-    health_port: int | None = Field(default=None, ge=1, le=65535)
 
 
 class CollectorSettings(CommonSettings):
     collector_batch_size: int = Field(default=200, ge=1, le=5000)
     collector_flush_ms: int = Field(default=50, ge=1, le=10_000)
-    health_port: int | None = Field(default=None, ge=1, le=65535)

@@ -146,8 +146,16 @@ def _column_comment(
         return f"引用 {ref}({target})" if chinese else f"References {ref} (the {target} of this {one})"
     if profile.soft_delete and profile.soft_delete[0].name == col.name:
         if family == "time":
-            return f"{one}的删除时间,为空表示未删除" if chinese else f"Deletion time of the {one} (NULL while active)"
-        return f"{one}是否已删除(软删除标记)" if chinese else f"Soft-delete flag of the {one} (true when deleted)"
+            return (
+                f"{one}的删除时间,为空表示未删除"
+                if chinese
+                else f"Deletion time of the {one} (NULL while active)"
+            )
+        return (
+            f"{one}是否已删除(软删除标记)"
+            if chinese
+            else f"Soft-delete flag of the {one} (true when deleted)"
+        )
     if family == "time":
         return _time_comment(name, one, family, chinese)
     if family == "bool":

@@ -71,7 +71,9 @@ def singular(phrase: str) -> str:
     w = last
     if w.endswith("ies") and len(w) > 4:
         w = w[:-3] + "y"
-    elif w.endswith(("sses", "xes", "ches", "shes", "zes")) or re.search(r"(stat|bon|camp|b|vir|cens)uses$", w):
+    elif w.endswith(("sses", "xes", "ches", "shes", "zes")) or re.search(
+        r"(stat|bon|camp|b|vir|cens)uses$", w
+    ):
         w = w[:-2]
     elif w.endswith("s") and not w.endswith(("ss", "us", "is", "news", "status")):
         w = w[:-1]
@@ -224,7 +226,7 @@ class SchemaModel:
         self.profiles: dict[str, TableProfile] = {}
         for t in tables:
             self.profiles.setdefault(t.qualified_name, TableProfile(t))
-        self.relations: list[Relation] = self._explicit() + []
+        self.relations: list[Relation] = self._explicit()
         for rel in self.relations:
             self.profiles[rel.child].fk_columns.update(rel.child_columns)
         self.relations += self._inferred()

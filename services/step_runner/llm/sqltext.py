@@ -87,3 +87,13 @@ def normalize_statement(sql: str) -> str | None:
 def sql_fingerprint(sql: str) -> str:
     """What two statements that differ only in layout and letter case share (for de-duplication)."""
     return re.sub(r"\s+", " ", sql.strip().rstrip(";")).strip().lower()
+
+
+_LITERALS_AND_COMMENTS = re.compile(
+    r"""'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/|\$([A-Za-z_]*)\$.*?\$\1\$""", re.DOTALL
+)
+
+
+def mask_literals(sql: str) -> str:
+    """`sql` with string literals and comments blanked to spaces, same length (quoted names stay)."""
+    return _LITERALS_AND_COMMENTS.sub(lambda m: " " * len(m.group(0)), sql)

@@ -1,0 +1,1 @@
+"""The gateway's edges: PostgreSQL read models (asyncpg), the broker (aio-pika), the task directories."""

@@ -1,0 +1,126 @@
+"""Consumes every event in batches: one transaction stores the batch and updates the read models,
+then the batch is acked. A redelivered event is already in the store, so it changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+import asyncpg
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from pydantic import ValidationError
+
+from services.log_collector.adapters.event_store import append
+from services.log_collector.adapters.task_files import TaskLogFiles
+from services.log_collector.projections import Projector
+from shared.broker import TRANSIENT_ERRORS
+from shared.logging import get_logger
+from shared.messages import EventEnvelope, decode_message
+
+log = get_logger()
+
+
+@dataclass
+class BatchCollector:
+    pool: asyncpg.Pool
+    files: TaskLogFiles
+    batch_size: int
+    flush_seconds: float
+    channel: AbstractChannel | None = None
+    _pending: list[tuple[AbstractIncomingMessage, EventEnvelope]] = field(default_factory=list)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _timer: asyncio.TimerHandle | None = None
+    _flushing: set[asyncio.Task[None]] = field(default_factory=set)
+    stored: int = 0
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            envelope = decode_message(message.body)
+        except ValidationError as exc:
+            log.error("malformed message sent to the dead-letter queue", error=str(exc)[:2000])
+            await message.reject(requeue=False)
+            return
+        if not isinstance(envelope, EventEnvelope):
+            log.error("a command on the event queue sent to the dead-letter queue", type=envelope.type)
+            await message.reject(requeue=False)
+            return
+        self._pending.append((message, envelope))
+        if len(self._pending) >= self.batch_size:
+            await self.flush()
+        elif self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.flush_seconds, self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._timer = None
+        task = asyncio.create_task(self.flush())
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            batch, self._pending = self._pending, []
+            if not batch:
+                return
+            try:
+                deleted, logged = await self._store(batch)
+            except TRANSIENT_ERRORS as exc:
+                log.warning("batch not stored; requeued", size=len(batch), error=repr(exc))
+                await self._settle(batch, requeue=True)
+                return
+            except Exception as exc:
+                # One bad event must not block the rest: store them one by one, requeue only the culprit.
+                log.exception("batch failed; storing events one by one", error=repr(exc))
+                await self._one_by_one(batch)
+                return
+            await self._after_commit(deleted, logged)
+            for message, _ in batch:
+                await message.ack()
+            self.stored += len(batch)
+
+    async def _store(
+        self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]
+    ) -> tuple[set[str], set[str]]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            projector = Projector(conn)
+            for _, envelope in batch:
+                seq = await append(conn, envelope)
+                if seq is not None:
+                    await projector.apply(envelope, seq)
+        return projector.deleted_tasks, projector.logged_tasks
+
+    async def _one_by_one(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> None:
+        for message, envelope in batch:
+            try:
+                deleted, logged = await self._store([(message, envelope)])
+            except Exception as exc:
+                log.exception("event not stored; requeued", type=envelope.type, error=repr(exc))
+                await message.nack(requeue=True)
+                continue
+            await self._after_commit(deleted, logged)
+            await message.ack()
+            self.stored += 1
+
+    async def _after_commit(self, deleted: set[str], logged: set[str]) -> None:
+        async with self.pool.acquire() as conn:
+            for task_id in logged - deleted:
+                await self.files.catch_up(conn, task_id)
+        for task_id in deleted:
+            self.files.remove_task(task_id)
+
+    async def _settle(
+        self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]], *, requeue: bool
+    ) -> None:
+        for message, _ in batch:
+            with contextlib.suppress(Exception):
+                await message.nack(requeue=requeue)
+
+    async def drain(self) -> None:
+        await self.flush()
+        if self._flushing:
+            await asyncio.gather(*self._flushing, return_exceptions=True)

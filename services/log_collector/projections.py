@@ -1,0 +1,350 @@
+"""Applies one stored event to the read models (tasks, executions, logs, outputs).
+
+Used by the live consumer and by `rebuild` alike, so replaying the store yields the same rows. Every
+timestamp comes from the event, never from the clock. Terminal states never move back: a late event
+for a finished execution or task changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from shared.events import StepName
+from shared.messages import EventEnvelope
+from shared.secrets import mask_secrets
+from shared.steps import STEP_ORDER
+
+TASK_TERMINAL = ("completed", "partial_completed", "failed", "cancelled")
+EXEC_TERMINAL = ("completed", "failed", "cancelled")
+LEVEL_NO = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
+
+def _progress(stats: dict[str, Any], step_status: dict[str, str]) -> int:
+    plan = stats.get("plan") or [s.value for s in STEP_ORDER]
+    per_step = stats.get("progress", {})
+    total = 0.0
+    for step in plan:
+        status = step_status.get(step)
+        total += 100.0 if status in ("completed", "skipped") else float(per_step.get(step, 0))
+    return min(int(total / max(len(plan), 1)), 100)
+
+
+class Projector:
+    """One instance per transaction; `apply` dispatches on the event type."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.deleted_tasks: set[str] = set()
+        self.logged_tasks: set[str] = set()
+
+    async def apply(self, env: EventEnvelope, seq: int) -> None:
+        handler = getattr(self, f"on_{env.type}", None)
+        if handler is not None:
+            await handler(env, env.payload, seq)
+
+    # ---- helpers ---------------------------------------------------------------------------------
+
+    async def _task(self, task_id: str) -> dict[str, Any] | None:
+        row = await self.conn.fetchrow(
+            "SELECT status, step_status, step_stats FROM data_pipeline_tasks WHERE id = $1 FOR UPDATE",
+            task_id,
+        )
+        return dict(row) if row else None
+
+    async def _save_task(self, task_id: str, seq: int, env: EventEnvelope, **fields: Any) -> None:
+        fields["updated_at"] = env.occurred_at
+        fields["last_event_seq"] = seq
+        cols = list(fields)
+        assignments = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(cols))
+        await self.conn.execute(
+            f"UPDATE data_pipeline_tasks SET {assignments} WHERE id = $1", task_id, *[fields[c] for c in cols]
+        )
+
+    async def _set_step(
+        self,
+        env: EventEnvelope,
+        seq: int,
+        step: StepName,
+        status: str,
+        *,
+        execution_id: str | None,
+        **extra: Any,
+    ) -> None:
+        """Move a step of a running task, unless the event belongs to an execution that is no longer current."""
+        task = await self._task(env.task_id)
+        if task is None or task["status"] in TASK_TERMINAL:
+            return
+        stats = task["step_stats"]
+        current = stats.get("executions", {}).get(step.value)
+        if execution_id is not None and current is not None and current != execution_id:
+            return
+        step_status = {**task["step_status"], step.value: status}
+        if status == "completed":
+            stats = {**stats, "progress": {**stats.get("progress", {}), step.value: 100}}
+        await self._save_task(
+            env.task_id,
+            seq,
+            env,
+            step_status=step_status,
+            step_stats=stats,
+            progress=_progress(stats, step_status),
+            **extra,
+        )
+
+    async def _exec_update(self, execution_id: str | None, sets: str, *args: Any) -> bool:
+        if not execution_id:
+            return False
+        result = await self.conn.execute(
+            f"UPDATE data_pipeline_task_executions SET {sets} WHERE execution_id = $1 AND status <> ALL($2::text[])",
+            execution_id,
+            list(EXEC_TERMINAL),
+            *args,
+        )
+        return result != "UPDATE 0"
+
+    # ---- task events -----------------------------------------------------------------------------
+
+    async def on_task_created(self, env: EventEnvelope, e: Any, seq: int) -> None:
+        params = e.parameters
+        plan = [s.value for s in e.steps]
+        single = params.execution_mode == "single"
+        step_status = {
+            s.value: ("pending" if s.value in plan or not single else "skipped") for s in STEP_ORDER
+        }
+        await self.conn.execute(
+            """
+            INSERT INTO data_pipeline_tasks (id, task_type, task_name, status, parameters, step_status, step_stats,
+                execution_mode, single_step, created_at, updated_at, created_by, output_directory, db_name,
+                business_context, last_event_seq)
+            VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14)
+            ON CONFLICT (id) DO NOTHING
+            """,
+            env.task_id,
+            e.task_type,
+            params.task_name,
+            params.public(),
+            step_status,
+            {"plan": plan, "progress": {}, "executions": {}},
+            params.execution_mode,
+            params.single_step,
+            env.occurred_at,
+            e.created_by,
+            e.output_directory,
+            params.db_name,
+            params.business_context,
+            seq,
+        )
+
+    async def on_task_started(self, env: EventEnvelope, e: Any, seq: int) -> None:
+        task = await self._task(env.task_id)
+        if task and task["status"] == "pending":
+            await self._save_task(env.task_id, seq, env, status="in_progress", started_at=env.occurred_at)
+
+    async def on_task_rerun_requested(self, env: EventEnvelope, e: Any, seq: int) -> None:
+        task = await self._task(env.task_id)
+        if task is None or task["status"] not in TASK_TERMINAL:
+            return
+        plan = [s.value for s in e.steps]
+        step_status = {**task["step_status"], **dict.fromkeys(plan, "pending")}
+        stats = {"plan": plan, "progress": {}, "executions": task["step_stats"].get("executions", {})}
+        await self._save_task(
+            env.task_id,
+            seq,
+            env,
+            status="pending",
+            started_at=None,
+            completed_at=None,
+            error_message=None,
+            error_step=None,
+            result=None,
+            current_step=None,
+            execution_mode=e.execution_mode,
+            step_status=step_status,
+            step_stats=stats,
+            progress=_progress(stats, step_status),
+        )
+
+    async def on_task_finished(self, env: EventEnvelope, e: Any, seq: int) -> None:
+        task = await self._task(env.task_id)
+        if task is None or task["status"] in TASK_TERMINAL:
+            return
+        fields: dict[str, Any] = {
+            "status": e.status,
+            "completed_at": env.occurred_at,
+            "error_message": mask_secrets(e.error_message) if e.error_message else None,
+            "result": e.result,
+            "current_step": None,
+        }
+        if e.status == "completed":
+            fields["progress"] = 100
+        await self._save_task(env.task_id, seq, env, **fields)
+
+    async def on_task_deleted(self, env: EventEnvelope, e: Any, seq: int) -> None:
+        await self.conn.execute("DELETE FROM data_pipeline_tasks WHERE id = $1", env.task_id)
+        self.deleted_tasks.add(env.task_id)
+
+    # ---- step events -----------------------------------------------------------------------------
+
+    async def on_step_scheduled(self, env: EventEnvelope, e: Any, seq: int) -> None:
+        task = await self._task(env.task_id)
+        if task is None or task["status"] in TASK_TERMINAL:
+            return
+        await self.conn.execute(
+            """
+            INSERT INTO data_pipeline_task_executions (task_id, execution_step, status, execution_id,
+                force_executed, attempt, scheduled_at)
+            VALUES ($1, $2, 'pending', $3, $4, $5, $6)
+            ON CONFLICT (execution_id) DO NOTHING
+            """,
+            env.task_id,
+            e.step.value,
+            e.execution_id,
+            e.force,
+            e.attempt,
+            env.occurred_at,
+        )
+        stats = task["step_stats"]
+        stats = {
+            **stats,
+            "executions": {**stats.get("executions", {}), e.step.value: e.execution_id},
+            "progress": {**stats.get("progress", {}), e.step.value: 0},
+        }
+        step_status = {**task["step_status"], e.step.value: "pending"}
+        await self._save_task(
+            env.task_id,
+            seq,
+            env,
+            current_step=e.step.value,
+            step_status=step_status,
+            step_stats=stats,
+            progress=_progress(stats, step_status),
+        )
+
+    async def on_step_skipped(self, env: EventEnvelope, e: Any, seq: int) -> None:
+        await self._set_step(env, seq, e.step, "skipped", execution_id=None)
+
+    async def on_step_retry_scheduled(self, env: EventEnvelope, e: Any, seq: int) -> None:
+        await self._set_step(env, seq, e.step, "pending", execution_id=None)
+
+    async def on_step_started(self, env: EventEnvelope, e: Any, seq: int) -> None:
+        if await self._exec_update(
+            e.execution_id,
+            "status = 'running', started_at = $3, runner_id = $4, last_heartbeat_at = $3",
+            env.occurred_at,
+            e.runner_id,
+        ):
+            await self._set_step(
+                env, seq, e.step, "running", execution_id=e.execution_id, current_step=e.step.value
+            )
+
+    async def on_step_heartbeat(self, env: EventEnvelope, e: Any, seq: int) -> None:
+        await self._exec_update(e.execution_id, "last_heartbeat_at = $3", env.occurred_at)
+
+    async def on_step_progress(self, env: EventEnvelope, e: Any, seq: int) -> None:
+        if not await self._exec_update(
+            e.execution_id, "progress = $3, last_heartbeat_at = $4", int(e.percent), env.occurred_at
+        ):
+            return
+        task = await self._task(env.task_id)
+        if task is None or task["status"] in TASK_TERMINAL:
+            return
+        stats = task["step_stats"]
+        if stats.get("executions", {}).get(e.step.value) != e.execution_id:
+            return
+        stats = {**stats, "progress": {**stats.get("progress", {}), e.step.value: float(e.percent)}}
+        await self._save_task(
+            env.task_id, seq, env, step_stats=stats, progress=_progress(stats, task["step_status"])
+        )
+
+    async def _finish_execution(
+        self, env: EventEnvelope, e: Any, status: str, error: str | None, result: Any
+    ) -> bool:
+        return await self._exec_update(
+            e.execution_id,
+            "status = $3, completed_at = $4, error_message = $5, execution_result = $6,"
+            " duration_seconds = CASE WHEN started_at IS NULL THEN NULL"
+            " ELSE GREATEST(0, EXTRACT(EPOCH FROM ($4 - started_at)))::int END",
+            status,
+            env.occurred_at,
+            mask_secrets(error) if error else None,
+            result,
+        )
+
+    async def on_step_succeeded(self, env: EventEnvelope, e: Any, seq: int) -> None:
+        if await self._finish_execution(env, e, "completed", None, e.summary):
+            await self._set_step(env, seq, e.step, "completed", execution_id=e.execution_id)
+
+    async def on_step_failed(self, env: EventEnvelope, e: Any, seq: int) -> None:
+        if await self._finish_execution(env, e, "failed", e.error, {"retryable": e.retryable}):
+            await self._set_step(
+                env,
+                seq,
+                e.step,
+                "failed",
+                execution_id=e.execution_id,
+                error_message=mask_secrets(e.error),
+                error_step=e.step.value,
+            )
+
+    async def on_step_cancelled(self, env: EventEnvelope, e: Any, seq: int) -> None:
+        await self._finish_execution(env, e, "cancelled", e.reason, None)
+        await self._set_step(env, seq, e.step, "cancelled", execution_id=e.execution_id)
+
+    # ---- logs and outputs ------------------------------------------------------------------------
+
+    async def on_log_emitted(self, env: EventEnvelope, e: Any, seq: int) -> None:
+        status = await self.conn.execute(
+            """
+            INSERT INTO data_pipeline_task_logs (task_id, execution_id, log_level, message, step_name,
+                module_name, function_name, timestamp, extra_data, event_id, level_no)
+            SELECT $1,
+                   (SELECT execution_id FROM data_pipeline_task_executions WHERE execution_id = $2),
+                   $3, $4, $5, $6, $7, $8, $9, $10, $11
+            WHERE EXISTS (SELECT 1 FROM data_pipeline_tasks WHERE id = $1)
+            ON CONFLICT (event_id) DO NOTHING
+            """,
+            env.task_id,
+            e.execution_id,
+            e.level,
+            mask_secrets(e.message),
+            e.step.value if e.step else None,
+            e.module,
+            e.function,
+            env.occurred_at,
+            json.loads(mask_secrets(json.dumps(e.extra, default=str))),
+            env.event_id,
+            LEVEL_NO[e.level],
+        )
+        if status != "INSERT 0 0":
+            self.logged_tasks.add(env.task_id)
+
+    async def on_output_registered(self, env: EventEnvelope, e: Any, seq: int) -> None:
+        await self.conn.execute(
+            """
+            INSERT INTO data_pipeline_task_outputs (task_id, execution_id, file_type, file_name, file_path,
+                file_size, content_hash, description, created_at, modified_at, is_primary, step_name)
+            SELECT $1, (SELECT execution_id FROM data_pipeline_task_executions WHERE execution_id = $2),
+                   $3, $4, $5, $6, $7, $8, $9, $9, $10, $11
+            WHERE EXISTS (SELECT 1 FROM data_pipeline_tasks WHERE id = $1)
+            ON CONFLICT (task_id, file_path) DO UPDATE SET
+                execution_id = EXCLUDED.execution_id, file_type = EXCLUDED.file_type,
+                file_name = EXCLUDED.file_name, file_size = EXCLUDED.file_size,
+                content_hash = EXCLUDED.content_hash, description = EXCLUDED.description,
+                modified_at = EXCLUDED.modified_at, is_primary = EXCLUDED.is_primary,
+                step_name = EXCLUDED.step_name
+            """,
+            env.task_id,
+            e.execution_id,
+            e.file_type,
+            e.file_name,
+            e.relative_path,
+            e.size,
+            e.sha256,
+            e.description,
+            env.occurred_at,
+            e.is_primary,
+            e.step.value if e.step else None,
+        )

@@ -1,0 +1,31 @@
+"""Recreates the read models from the event store (`python -m services.log_collector.main rebuild`).
+
+Runs in one transaction: readers see the old rows until the new ones are committed. Stop the
+collector first (or accept that events arriving meanwhile wait in its queue until it restarts).
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from services.log_collector.adapters.event_store import replay
+from services.log_collector.projections import Projector
+
+READ_MODELS = (
+    "data_pipeline_task_logs",
+    "data_pipeline_task_outputs",
+    "data_pipeline_task_executions",
+    "data_pipeline_tasks",
+)
+
+
+async def rebuild_read_models(pool: asyncpg.Pool) -> int:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"LOCK TABLE {', '.join(READ_MODELS)} IN ACCESS EXCLUSIVE MODE")
+        await conn.execute(f"TRUNCATE {', '.join(READ_MODELS)} RESTART IDENTITY CASCADE")
+        projector = Projector(conn)
+        count = 0
+        async for seq, envelope in replay(conn):
+            await projector.apply(envelope, seq)
+            count += 1
+    return count

@@ -1,0 +1,55 @@
+"""Read access to the event store: the scheduler rebuilds its state from here (the collector writes it)."""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+
+from shared.messages import EVENT_ADAPTER, EventEnvelope
+
+_OPEN_TASKS = """
+WITH t AS (
+    SELECT task_id,
+           max(seq) FILTER (WHERE type = 'task_finished') AS finished,
+           max(seq) FILTER (WHERE type IN ('task_created', 'task_rerun_requested')) AS started,
+           bool_or(type = 'task_deleted') AS deleted,
+           bool_or(type = 'task_cancel_requested' AND (payload->>'delete_after')::boolean) AS delete_requested
+    FROM data_pipeline_events
+    GROUP BY task_id
+)
+SELECT task_id FROM t
+WHERE NOT deleted AND (finished IS NULL OR started > finished OR delete_requested)
+"""
+
+
+def _row_to_envelope(row: asyncpg.Record) -> EventEnvelope:
+    payload = row["payload"]
+    return EVENT_ADAPTER.validate_python(
+        {
+            "event_id": row["event_id"],
+            "type": row["type"],
+            "task_id": row["task_id"],
+            "occurred_at": row["occurred_at"],
+            "producer": row["producer"],
+            "payload": json.loads(payload) if isinstance(payload, str) else payload,
+        }
+    )
+
+
+class EventStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def open_task_ids(self) -> list[str]:
+        async with self._pool.acquire() as conn:
+            return [r["task_id"] for r in await conn.fetch(_OPEN_TASKS)]
+
+    async def task_events(self, task_id: str) -> list[EventEnvelope]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT event_id, type, task_id, occurred_at, producer, payload"
+                " FROM data_pipeline_events WHERE task_id = $1 ORDER BY seq",
+                task_id,
+            )
+        return [_row_to_envelope(r) for r in rows]

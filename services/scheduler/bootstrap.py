@@ -1,0 +1,87 @@
+"""The one place that builds the scheduler's dependencies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from services.scheduler.adapters.event_store import EventStore
+from services.scheduler.domain import Policy
+from services.scheduler.handlers import Scheduler
+from shared.broker import (
+    SCHEDULER_KEY,
+    Publisher,
+    Topology,
+    connect,
+    declare_topology,
+    handle_delivery,
+    open_channel,
+)
+from shared.commands import Tick
+from shared.db import pool_context
+from shared.logging import get_logger
+from shared.settings import SchedulerSettings
+
+log = get_logger()
+
+
+def policy_from(settings: SchedulerSettings) -> Policy:
+    return Policy(
+        max_concurrent_tasks=settings.max_concurrent_tasks,
+        task_timeout=timedelta(hours=settings.task_timeout_hours),
+        heartbeat_timeout=timedelta(seconds=settings.heartbeat_timeout_seconds),
+        retry_max_attempts=settings.retry_max_attempts,
+        retry_base_delay=settings.retry_base_delay_seconds,
+        retry_max_delay=settings.retry_max_delay_seconds,
+        cancel_grace=timedelta(seconds=settings.cancel_grace_seconds),
+    )
+
+
+@asynccontextmanager
+async def running_scheduler(settings: SchedulerSettings) -> AsyncIterator[Scheduler]:
+    """Connects, rebuilds on first delivery, consumes its queue and publishes ticks until closed."""
+    topology = Topology(settings.broker_prefix)
+    connection = await connect(settings.rabbitmq_url.get_secret_value())
+    async with connection, pool_context(settings, max_size=4) as pool:
+        channel = await open_channel(connection, prefetch=1)
+        exchanges = await declare_topology(channel, topology)
+        publisher = Publisher(exchanges, producer="scheduler")
+        inspect_channel = await connection.channel()
+        scheduler = Scheduler(
+            publisher=publisher,
+            store=EventStore(pool),
+            policy=policy_from(settings),
+            data_root_display=str(settings.data_root.resolve()),
+            channel=inspect_channel,
+            topology=topology,
+            sync_timeout=settings.startup_sync_timeout_seconds,
+            tick_interval=settings.tick_interval_seconds,
+        )
+        queue = await channel.get_queue(topology.scheduler_queue)
+
+        async def on_message(message):  # type: ignore[no-untyped-def]
+            await handle_delivery(message, scheduler.handle)
+
+        consumer_tag = await queue.consume(on_message)
+        ticker = asyncio.create_task(_tick_forever(publisher, settings.tick_interval_seconds))
+        log.info("scheduler consuming", queue=topology.scheduler_queue)
+        try:
+            yield scheduler
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            with contextlib.suppress(Exception):
+                await queue.cancel(consumer_tag)
+
+
+async def _tick_forever(publisher: Publisher, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await publisher.command(SCHEDULER_KEY, Tick(), None)
+        except Exception as exc:  # the robust connection reconnects; the next tick tries again
+            log.warning("tick not published", error=repr(exc))

@@ -1,0 +1,29 @@
+"""`python -m services.scheduler.main`: run the scheduler until SIGTERM."""
+
+from __future__ import annotations
+
+from services.scheduler.bootstrap import running_scheduler
+from shared.health import health_server
+from shared.logging import configure_logging
+from shared.service import run_service, wait_for_stop_signal
+from shared.settings import SchedulerSettings
+
+
+def main() -> None:
+    settings = SchedulerSettings()
+    configure_logging(settings, service="scheduler")
+
+    async def serve() -> None:
+        async with running_scheduler(settings) as scheduler:
+
+            async def ready() -> dict[str, bool]:
+                return {"broker": not scheduler.channel.is_closed}
+
+            async with health_server("scheduler", settings.health_port, ready):
+                await wait_for_stop_signal()
+
+    run_service(serve)
+
+
+if __name__ == "__main__":
+    main()

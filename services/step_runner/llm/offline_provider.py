@@ -1,0 +1,156 @@
+"""The offline TextToSQLModel: deterministic, schema-grounded answers with no network.
+
+It is the default provider, so a pipeline runs end to end without an LLM account, and tests get the
+same output for the same catalog every time. Questions come out in Chinese when the business context
+is written in Chinese, in English otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from services.step_runner.llm.base import QuestionSQL, TableDescription, Theme
+from services.step_runner.llm.offline_describe import describe
+from services.step_runner.llm.offline_repair import repair
+from services.step_runner.llm.offline_schema import SchemaModel, entity_names, has_cjk
+from services.step_runner.llm.offline_sql import Candidate, QueryWriter
+from services.step_runner.llm.offline_themes import importance, propose
+from services.step_runner.llm.sqltext import normalize_statement, sql_fingerprint
+from services.step_runner.pipeline.catalog import TableInfo
+
+# Words in a theme that say which kinds of question it is about (English and Chinese).
+_FOCUS = {
+    "trend": ("trend", "month", "over time", "recent", "daily", "趋势", "每月", "变化", "近期"),
+    "ranking": ("top", "rank", "highest", "best", "排名", "最高", "靠前"),
+    "distribution": ("breakdown", "distribution", "by ", "segment", "分布", "按"),
+    "amount": ("amount", "total", "revenue", "sales", "sum", "金额", "合计", "总和", "销售"),
+    "join": ("their", "relation", " and ", "per ", "关联", "综合"),
+    "coverage": ("none", "without", "没有", "关联"),
+    "count": ("overview", "count", "how many", "概况", "数量"),
+    "filter": ("status", "overview", "状态", "概况"),
+    "stats": ("average", "spread", "平均"),
+    "recent": ("recent", "latest", "最近"),
+}
+
+
+class OfflineTextToSQLModel:
+    """TextToSQLModel that answers from the catalog alone."""
+
+    name = "offline"
+
+    async def describe_table(self, table: TableInfo, business_context: str) -> TableDescription:
+        return describe(table, SchemaModel([table]), has_cjk(business_context))
+
+    async def propose_themes(self, tables: list[TableInfo], business_context: str, count: int) -> list[Theme]:
+        return propose(SchemaModel(tables), count, has_cjk(business_context))
+
+    async def generate_pairs(
+        self, theme: Theme, tables: list[TableInfo], business_context: str, count: int
+    ) -> list[QuestionSQL]:
+        return generate(theme, tables, has_cjk(business_context), count)
+
+    async def repair_sql(self, sql: str, error: str, ddl: str, tables: list[TableInfo]) -> str | None:
+        return repair(sql, error, tables)
+
+    async def summarize_scope(self, tables: list[TableInfo], business_context: str) -> str:
+        return summarize(tables, business_context)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _related(theme: Theme, model: SchemaModel) -> list[str]:
+    wanted = [t.lower() for t in theme.related_tables]
+    keys = [k for w in wanted for k, p in model.profiles.items() if w in {k.lower(), p.table.name.lower()}]
+    return list(dict.fromkeys(keys)) or list(model.profiles)
+
+
+def _candidates(model: SchemaModel, keys: list[str], chinese: bool) -> list[Candidate]:
+    writer = QueryWriter(model, chinese)
+    inside = set(keys)
+    out: list[Candidate] = []
+    for key in keys:
+        out += writer.for_table(key)
+    rels = [r for r in model.relations if r.child in inside and r.parent in inside]
+    for rel in rels:
+        out += writer.for_relation(rel)
+    for first in rels:
+        for second in rels:
+            if first.parent == second.child and first.child != second.parent:
+                out += writer.for_path(first, second)
+    return out
+
+
+def _score(candidate: Candidate, theme: Theme, hub: str) -> float:
+    text = " ".join([theme.name, theme.description, *theme.metrics]).lower()
+    score = sum(2.0 for word in _FOCUS.get(candidate.kind, ()) if word in text)
+    if candidate.tables[0] == hub or hub in candidate.tables:
+        score += 1.5
+    if len(candidate.tables) > 1 and all(t in theme.related_tables for t in candidate.tables):
+        score += 1.0
+    return score
+
+
+def _tiebreak(theme: Theme, candidate: Candidate) -> str:
+    return hashlib.sha256(f"{theme.name}\n{candidate.sql}".encode()).hexdigest()
+
+
+def generate(theme: Theme, tables: list[TableInfo], chinese: bool, count: int) -> list[QuestionSQL]:
+    model = SchemaModel(tables)
+    keys = _related(theme, model)
+    hub = keys[0]
+    ranked = sorted(
+        _candidates(model, keys, chinese), key=lambda c: (-_score(c, theme, hub), _tiebreak(theme, c))
+    )
+    out: list[QuestionSQL] = []
+    seen_q: set[str] = set()
+    seen_sql: set[str] = set()
+    for cand in ranked:
+        sql = normalize_statement(cand.sql)
+        if sql is None:
+            continue
+        q_key, s_key = re.sub(r"\s+", " ", cand.question.lower()), sql_fingerprint(sql)
+        if q_key in seen_q or s_key in seen_sql:
+            continue
+        seen_q.add(q_key)
+        seen_sql.add(s_key)
+        out.append(QuestionSQL(question=cand.question, sql=sql))
+        if len(out) >= count:
+            break
+    return out
+
+
+def summarize(tables: list[TableInfo], business_context: str) -> str:
+    chinese = has_cjk(business_context)
+    model = SchemaModel(tables)
+    themes = propose(model, 5, chinese)
+    ranked = sorted(model.profiles.values(), key=lambda p: -importance(model, p))
+    sep = "、" if chinese else ", "
+    entities = sep.join(entity_names(p.table, chinese).one for p in ranked[:8])
+    metrics = sep.join(dict.fromkeys(m for t in themes for m in t.metrics[:2]))
+    lines = []
+    if chinese:
+        lines += [
+            "=== 数据库业务范围 ===",
+            f"当前数据库存储的是{business_context.strip()}的相关数据,"
+            f"共 {len(tables)} 张表,主要涉及{entities}等业务实体。",
+            "",
+            "=== 核心业务主题 ===",
+        ]
+        lines += [f"- {t.name}:{t.description}(相关表:{sep.join(t.related_tables)})" for t in themes]
+        lines += ["", "=== 关键业务指标 ===", metrics or "记录数量", "", "=== 数据表 ==="]
+    else:
+        lines += [
+            "=== Business scope of the database ===",
+            f"This database holds the data of: {business_context.strip()}. "
+            f"It has {len(tables)} tables, mainly about {entities}.",
+            "",
+            "=== Main business themes ===",
+        ]
+        lines += [f"- {t.name}: {t.description} (tables: {sep.join(t.related_tables)})" for t in themes]
+        lines += ["", "=== Key metrics ===", metrics or "row counts", "", "=== Tables ==="]
+    for p in model.profiles.values():
+        comment = p.table.comment or describe(p.table, model, chinese).table_comment
+        lines.append(f"- {p.key}: {comment}")
+    return "\n".join(lines) + "\n"
