@@ -36,6 +36,10 @@ class PermanentError(Exception):
     """A message that can never be handled: it goes to the dead-letter queue instead of being retried."""
 
 
+class RequeueMessage(Exception):
+    """Handing the message back on purpose (e.g. a shutting-down runner): another consumer takes it."""
+
+
 @dataclass(frozen=True)
 class Topology:
     prefix: str
@@ -205,6 +209,10 @@ async def handle_delivery(
     for attempt in range(1, attempts + 1):
         try:
             await handler(envelope)
+        except RequeueMessage as exc:
+            log.info("message handed back to the queue", type=envelope.type, reason=str(exc))
+            await message.nack(requeue=True)
+            return
         except PermanentError as exc:
             log.error("message cannot be handled; dead-lettered", type=envelope.type, error=str(exc))
             await message.reject(requeue=False)

@@ -71,7 +71,9 @@ class GatewaySettings(CommonSettings):
         default=10.0, gt=0, description="Longest wait for the broker's confirm of a command (then 503)."
     )
     sse_keepalive_seconds: float = Field(
-        default=15.0, gt=0, description="Comment lines sent on idle event streams to keep proxies from closing them."
+        default=15.0,
+        gt=0,
+        description="Comment lines sent on idle event streams to keep proxies from closing them.",
     )
     public_base_url: str | None = None
 

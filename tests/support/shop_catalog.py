@@ -56,7 +56,9 @@ def shop_tables() -> list[TableInfo]:
         ],
         primary_key=["id"],
         foreign_keys=[
-            ForeignKey(columns=["customer_id"], ref_schema="public", ref_table="customers", ref_columns=["id"])
+            ForeignKey(
+                columns=["customer_id"], ref_schema="public", ref_table="customers", ref_columns=["id"]
+            )
         ],
     )
     order_items = TableInfo(

@@ -14,6 +14,7 @@ from services.step_runner.llm.offline_schema import (
     TableProfile,
     column_label,
     entity_names,
+    singular,
     type_family,
     words,
 )
@@ -142,8 +143,11 @@ def _column_comment(
     if col.name in profile.pk and len(profile.pk) == 1:
         return f"{one}的唯一标识(主键)" if chinese else f"Unique identifier of the {one} (primary key)"
     if ref is not None:
-        target = words(ref.split(".")[0])
+        target = singular(words(ref.split(".")[0]))
         return f"引用 {ref}({target})" if chinese else f"References {ref} (the {target} of this {one})"
+    if name.endswith("_id") and family in {"numeric", "text", "uuid"}:
+        target = words(name[:-3])
+        return f"关联的{target}的标识" if chinese else f"Identifier of the related {target}"
     if profile.soft_delete and profile.soft_delete[0].name == col.name:
         if family == "time":
             return (

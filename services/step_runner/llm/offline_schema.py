@@ -92,6 +92,94 @@ def plural(phrase: str) -> str:
     return f"{head} {w}".strip()
 
 
+_ZH = {
+    "order": "订单",
+    "orders": "订单",
+    "item": "明细",
+    "items": "明细",
+    "customer": "客户",
+    "customers": "客户",
+    "product": "商品",
+    "products": "商品",
+    "user": "用户",
+    "users": "用户",
+    "account": "账户",
+    "payment": "支付",
+    "invoice": "发票",
+    "shop": "店铺",
+    "store": "门店",
+    "employee": "员工",
+    "department": "部门",
+    "supplier": "供应商",
+    "category": "类别",
+    "amount": "金额",
+    "total": "总",
+    "price": "价格",
+    "unit": "单",
+    "quantity": "数量",
+    "qty": "数量",
+    "status": "状态",
+    "type": "类型",
+    "name": "名称",
+    "city": "城市",
+    "region": "地区",
+    "country": "国家",
+    "segment": "客户分群",
+    "channel": "渠道",
+    "date": "日期",
+    "created": "创建",
+    "create": "创建",
+    "updated": "更新",
+    "at": "时间",
+    "time": "时间",
+    "level": "等级",
+    "group": "分组",
+    "email": "邮箱",
+    "phone": "电话",
+    "cost": "成本",
+    "discount": "折扣",
+    "revenue": "收入",
+    "sales": "销售额",
+    "stock": "库存",
+    "score": "评分",
+    "rating": "评分",
+    "gender": "性别",
+    "age": "年龄",
+    "service": "服务",
+    "area": "区",
+    "branch": "分支",
+    "highway": "高速公路",
+    "car": "车辆",
+    "vehicle": "车辆",
+    "trip": "行程",
+    "fee": "费用",
+    "paid": "支付",
+}
+
+
+_ZH_PHRASES = {
+    "unit price": "单价",
+    "order date": "下单日期",
+    "created at": "创建时间",
+    "updated at": "更新时间",
+    "deleted at": "删除时间",
+    "total amount": "总金额",
+    "order items": "订单明细",
+    "order item": "订单明细",
+}
+
+
+def _zh_words(identifier: str) -> str:
+    """A Chinese name for an identifier when every word of it is in the small glossary, else the words."""
+    phrase = words(identifier)
+    if phrase in _ZH_PHRASES:
+        return _ZH_PHRASES[phrase]
+    parts = phrase.split()
+    if parts and all(p in _ZH for p in parts):
+        return "".join(_ZH[p] for p in parts)
+    return words(identifier)
+
+
 def _cjk_label(comment: str | None) -> str | None:
     if not has_cjk(comment):
         return None
@@ -319,14 +407,21 @@ class Names:
 
 def entity_names(table: TableInfo, chinese: bool) -> Names:
     if chinese:
-        label = _cjk_label(table.comment) or words(table.name)
+        label = _cjk_label(table.comment) or _zh_words(table.name)
         return Names(label, label)
     base = words(table.name)
     one = singular(base)
     return Names(one, plural(one))
 
 
+def total_of(label: str, chinese: bool) -> str:
+    """ "total amount" stays as it is; "price" becomes "total price"."""
+    if chinese:
+        return label if label.endswith(("合计", "总额", "总计")) else f"{label}合计"
+    return label if label.startswith("total") else f"total {label}"
+
+
 def column_label(col: ColumnInfo, chinese: bool) -> str:
     if chinese:
-        return _cjk_label(col.comment) or words(col.name)
+        return _cjk_label(col.comment) or _zh_words(col.name)
     return words(col.name)

@@ -17,6 +17,7 @@ from services.step_runner.llm.offline_schema import (
     TableProfile,
     column_label,
     entity_names,
+    total_of,
     type_family,
     words,
 )
@@ -66,17 +67,17 @@ _VERBS = {
 }
 
 
-def _when(col: ColumnInfo) -> str:
-    """`created_at` -> "were created"; `order_date` -> "have their order date"."""
+def _participle(col: ColumnInfo) -> str | None:
+    """`created_at` -> "created", `paid_at` -> "paid"; None when the name is not an event time."""
     match = re.fullmatch(r"([a-z]+)_(at|time|on)", col.name.lower())
     word = match.group(1) if match else ""
     if word in _IRREGULAR or (word.endswith("ed") and len(word) > 4):
-        return f"were {word}"
+        return word
+    if word == "pay":
+        return "paid"
     if word in _VERBS:
-        if word == "pay":
-            return "were paid"
-        return "were " + word + ("d" if word.endswith("e") else ("ped" if word == "ship" else "ed"))
-    return f"have their {words(col.name)}"
+        return word + ("d" if word.endswith("e") else ("ped" if word == "ship" else "ed"))
+    return None
 
 
 class QueryWriter:
@@ -243,11 +244,11 @@ class QueryWriter:
                 add(
                     "amount",
                     self._t(
-                        "What is the total {m} of {many} for each {lab}?",
-                        "按{lab}统计{one}的{m}总和是多少?",
+                        "What is the {m} of {many} for each {lab}?",
+                        "按{lab}统计{one}的{m}是多少?",
                         one=one,
                         many=many,
-                        m=mlab,
+                        m=total_of(mlab, self.zh),
                         lab=lab,
                     ),
                     self._sql([c, f"SUM({mc}) AS {total}"], src, live, [c], f"{total} DESC NULLS LAST"),
@@ -271,16 +272,20 @@ class QueryWriter:
                     ),
                 )
         for d in p.time_columns[:2]:
-            dc, dlab = quote_ident(d.name), self._label(d)
+            dc, dlab, verb = quote_ident(d.name), self._label(d), _participle(d)
+            by_when = f"{verb}" if verb else f"by {dlab}"
             month = "date_trunc('month', " + dc + ") AS month"
             add(
                 "trend",
                 self._t(
-                    "How many {many} are there per month of {d}?",
+                    "How many {many} were {verb} each month?"
+                    if verb
+                    else "How many {many} are there per month of {d}?",
                     "按{d}的月份统计,每月有多少个{one}?",
                     one=one,
                     many=many,
                     d=dlab,
+                    verb=verb,
                 ),
                 self._sql(
                     [month, "COUNT(*) AS " + count_alias], src, [*live, f"{dc} IS NOT NULL"], ["1"], "1"
@@ -294,7 +299,7 @@ class QueryWriter:
                     one=one,
                     many=many,
                     d=dlab,
-                    when=_when(d),
+                    when=f"were {verb}" if verb else f"have their {words(d.name)}",
                 ),
                 self._sql(
                     ["COUNT(*) AS " + count_alias], src, [*live, f"{dc} >= CURRENT_DATE - INTERVAL '30 days'"]
@@ -318,12 +323,13 @@ class QueryWriter:
                 add(
                     "trend",
                     self._t(
-                        "What is the monthly total {m} of {many} over the last 12 months by {d}?",
-                        "最近12个月按{d}统计,每月{one}的{m}合计是多少?",
+                        "What is the monthly {m} of {many} {by_when} over the last 12 months?",
+                        "最近12个月按{d}统计,每月{one}的{m}是多少?",
                         one=one,
                         many=many,
-                        m=mlab,
+                        m=total_of(mlab, self.zh),
                         d=dlab,
+                        by_when=by_when,
                     ),
                     self._sql(
                         [month, f"SUM({mc}) AS {total}"],
@@ -374,12 +380,13 @@ class QueryWriter:
             ),
         ]
         for m in child.measures[:1]:
-            mc, mlab, total = f"{ca}.{quote_ident(m.name)}", self._label(m), _alias_name(f"total_{m.name}")
+            mc, total = f"{ca}.{quote_ident(m.name)}", _alias_name(f"total_{m.name}")
+            mlab = total_of(self._label(m), self.zh)
             out.append(
                 Candidate(
                     self._t(
-                        "Which {n} {pm} have the highest total {m} of their {cm}?",
-                        "{co}{m}合计最高的前{n}个{po}是哪些?",
+                        "Which {n} {pm} have the highest {m} of their {cm}?",
+                        "{co}的{m}最高的前{n}个{po}是哪些?",
                         n=_TOP,
                         pm=p_many,
                         cm=c_many,
@@ -399,8 +406,8 @@ class QueryWriter:
                 out.append(
                     Candidate(
                         self._t(
-                            "What is the total {m} of {cm} for each {po} {lab}?",
-                            "按{po}的{lab}统计{co}的{m}总和是多少?",
+                            "What is the {m} of {cm} for each {po} {lab}?",
+                            "按{po}的{lab}统计{co}的{m}是多少?",
                             cm=c_many,
                             co=c_one,
                             po=p_one,
@@ -479,15 +486,15 @@ class QueryWriter:
         return [
             Candidate(
                 self._t(
-                    "Which {n} {cm} have the highest total {m} of {am} across their {bm}?",
-                    "按{bo}汇总,{m}合计最高的前{n}个{co}是哪些?",
+                    "Which {n} {cm} have the highest {m} of {am} across their {bm}?",
+                    "按{bo}汇总,{m}最高的前{n}个{co}是哪些?",
                     n=_TOP,
                     cm=c_many,
                     am=a_many,
                     bm=b_many,
                     bo=b_one,
                     co=c_one,
-                    m=self._label(m),
+                    m=total_of(self._label(m), self.zh),
                 ),
                 self._sql(
                     [*ident, f"SUM({aa}.{quote_ident(m.name)}) AS {total}"],

@@ -11,7 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.step_runner.llm.base import Theme
-from services.step_runner.llm.offline_schema import SchemaModel, TableProfile, column_label, entity_names
+from services.step_runner.llm.offline_schema import (
+    SchemaModel,
+    TableProfile,
+    column_label,
+    entity_names,
+    total_of,
+)
 
 _KIND_WEIGHT = {
     "analysis": 6.0,
@@ -49,7 +55,7 @@ def propose(model: SchemaModel, count: int, chinese: bool) -> list[Theme]:
         def adjusted(o: _Option) -> tuple[float, str]:
             same_table = sum(1 for c in chosen if c.primary == o.primary)
             same_kind = sum(1 for c in chosen if c.kind == o.kind)
-            return (o.score - 3.0 * same_table - 2.0 * same_kind, o.theme.name)
+            return (o.score - 1.5 * same_table - 2.0 * same_kind, o.theme.name)
 
         best = max(options, key=lambda o: (adjusted(o)[0], _reverse(adjusted(o)[1])))
         options.remove(best)
@@ -101,7 +107,7 @@ def _options(model: SchemaModel, chinese: bool) -> list[_Option]:
         cats = [column_label(c, chinese) for c in p.categories[:3]]
         times = [column_label(d, chinese) for d in p.time_columns[:1]]
         count_metric = t("{one} count", "{one}数量", one=one)
-        total_metrics = [t("total {m}", "{m}合计", m=m) for m in measures]
+        total_metrics = [total_of(m, chinese) for m in measures]
         neigh_ones = [entity_names(model.profiles[k].table, chinese).one for k in neigh]
 
         def add(kind: str, title: str, description: str, related: list[str], metrics: list[str]) -> None:
@@ -137,7 +143,7 @@ def _options(model: SchemaModel, chinese: bool) -> list[_Option]:
                 parents,
                 [
                     t("monthly {one} count", "每月{one}数量", one=one),
-                    *[t("monthly total {m}", "每月{m}合计", m=m) for m in measures[:1]],
+                    *[t("monthly {m}", "每月{m}", m=total_of(m, chinese)) for m in measures[:1]],
                 ],
             )
         if measures:

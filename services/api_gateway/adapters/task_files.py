@@ -1,0 +1,76 @@
+"""The task directories on the shared volume: where a client-named file may be read, and table lists written.
+
+A file name from a client reaches the file system only after `is_safe_file_name` accepted it and the
+resolved path was checked to sit directly inside `<data_root>/<task_id>/` (symlinks resolved), so
+neither `..`, absolute paths, encoded separators nor links can reach anything else.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from shared.ids import is_valid_task_id
+
+# Word characters (any script: table names become file names), dot, dash, space, parentheses.
+_FILE_NAME = re.compile(r"^[\w][\w.\- ()+]{0,254}$")
+DEFAULT_TABLE_LIST_FILE = "table_list.txt"
+
+
+def is_safe_file_name(name: str) -> bool:
+    """A bare file name: no separators, no `..`, no leading dot, no control characters."""
+    return (
+        bool(_FILE_NAME.fullmatch(name))
+        and ".." not in name
+        and "/" not in name
+        and "\\" not in name
+        and not name.endswith((" ", "."))
+    )
+
+
+def task_dir(data_root: Path, task_id: str) -> Path:
+    if not is_valid_task_id(task_id):
+        raise ValueError("invalid task id")
+    return data_root.resolve() / task_id
+
+
+def resolve_task_file(data_root: Path, task_id: str, file_name: str) -> Path | None:
+    """The regular file `file_name` directly inside the task's directory, or None (never says why)."""
+    if not is_safe_file_name(file_name):
+        return None
+    base = task_dir(data_root, task_id)
+    try:
+        candidate = (base / file_name).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if candidate.parent != base or not candidate.is_file():
+        return None
+    return candidate
+
+
+def table_list_target(parameters_file: object) -> str:
+    """The file the task reads its table list from: its own `table_list_file` if that is a bare name."""
+    if isinstance(parameters_file, str) and is_safe_file_name(parameters_file):
+        return parameters_file
+    return DEFAULT_TABLE_LIST_FILE
+
+
+def write_atomically(directory: Path, file_name: str, content: str) -> Path:
+    """Write `content` to `directory/file_name` via a temporary file and rename (readers never see half)."""
+    if not is_safe_file_name(file_name):
+        raise ValueError("unsafe file name")
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / file_name
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target

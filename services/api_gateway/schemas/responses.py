@@ -1,0 +1,202 @@
+"""What `data` holds in each successful response (besides `response` and `timestamp`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class _Out(BaseModel):
+    pass
+
+
+class TaskCreated(_Out):
+    task_id: str
+    status: str
+    created_at: datetime
+    output_directory: str
+
+
+class TaskSummary(_Out):
+    task_id: str
+    task_name: str | None
+    task_type: str
+    status: str
+    progress: int
+    current_step: str | None
+    step_status: dict[str, str]
+    execution_mode: str
+    single_step: int | None
+    db_name: str | None
+    business_context: str | None
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    updated_at: datetime | None
+    duration: float | None = Field(description="Seconds from start to completion (or to now while running).")
+    error_message: str | None
+    output_directory: str | None
+    parameters: dict[str, Any] = Field(description="As given, with the password masked.")
+
+
+class TaskList(_Out):
+    tasks: list[TaskSummary]
+    next_cursor: str | None
+    total: int
+
+
+class ExecutionView(_Out):
+    execution_id: str | None
+    status: str
+    attempt: int
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_seconds: float | None
+    error_message: str | None
+    runner_id: str | None
+    force_executed: bool
+    progress: int
+    result: dict[str, Any] | None
+
+
+class StepView(_Out):
+    step: str
+    step_number: int
+    status: str
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration: float | None
+    error_message: str | None
+    attempts: int = Field(description="How many executions this step has had (history below).")
+    progress: int
+    executions: list[ExecutionView]
+
+
+class TaskDetail(TaskSummary):
+    result: dict[str, Any] | None
+    error_step: str | None
+    step_stats: dict[str, Any]
+    steps: list[StepView]
+    step_details: list[StepView] = Field(description="The seed's name for `steps` (same content).")
+
+
+class ActiveTasks(_Out):
+    active: bool = Field(description="True when tasks are running; else `task` is the most recent one.")
+    task: TaskSummary | None
+    tasks: list[TaskSummary]
+
+
+class CommandAccepted(_Out):
+    task_id: str
+    command: str
+    command_id: str
+    execution_mode: str | None = None
+    step: str | None = None
+    force: bool | None = None
+
+
+class TaskDeleted(_Out):
+    task_id: str
+    deleted: bool = Field(description="False: accepted, the records are still being removed (202).")
+
+
+class DeleteResult(_Out):
+    task_id: str
+    status: str = Field(description="deleted | deleting | not_found")
+
+
+class TasksDeleted(_Out):
+    results: list[DeleteResult]
+    deleted_count: int
+    pending_count: int
+    not_found_count: int
+
+
+class LogLine(_Out):
+    id: int | None = Field(description="Log id (None for a line streamed before it was stored).")
+    event_id: str
+    timestamp: datetime
+    level: str
+    message: str
+    step_name: str | None
+    execution_id: str | None
+    module: str | None
+    function: str | None
+    extra: dict[str, Any]
+
+
+class LogPage(_Out):
+    logs: list[LogLine]
+    next_cursor: str | None
+    total: int
+
+
+class EventView(_Out):
+    seq: int | None
+    event_id: str
+    type: str
+    task_id: str
+    occurred_at: datetime
+    producer: str
+    payload: dict[str, Any]
+
+
+class EventPage(_Out):
+    events: list[EventView]
+    next_cursor: str | None
+
+
+class FileView(_Out):
+    file_name: str
+    file_type: str
+    file_path: str
+    size: int
+    file_size: int = Field(description="The seed's name for `size`.")
+    sha256: str | None
+    is_primary: bool
+    is_downloadable: bool
+    step: str | None
+    description: str | None
+    created_at: datetime
+    modified_at: datetime | None
+    download_url: str
+
+
+class FileList(_Out):
+    files: list[FileView]
+    total: int
+
+
+class TableListWritten(_Out):
+    task_id: str
+    file_name: str
+    table_count: int
+    tables: list[str]
+
+
+class Health(_Out):
+    status: str
+    checks: dict[str, bool] = Field(default_factory=dict)
+
+
+class DatabaseTables(_Out):
+    tables: list[Any]
+    total: int
+    schema_name: str | None = Field(default=None, alias="schema")
+    model_config = {"populate_by_name": True, "serialize_by_alias": True}
+
+
+class TrainingSearch(_Out):
+    results: list[dict[str, Any]]
+    total: int
+
+
+class TrainingStats(_Out):
+    stats: dict[str, Any]
+
+
+class Empty(_Out):
+    pass

@@ -1,0 +1,83 @@
+"""The one place that builds the step runner's dependencies."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from services.step_runner.adapters.task_records import TaskRecords
+from services.step_runner.executors.base import StepRegistry
+from services.step_runner.handlers import StepRunner
+from shared.broker import Publisher, Topology, connect, declare_topology, handle_delivery, open_channel
+from shared.db import pool_context
+from shared.logging import get_logger
+from shared.secrets import SecretBox, load_or_create_key
+from shared.settings import RunnerSettings
+
+log = get_logger()
+
+
+def load_registry(settings: RunnerSettings) -> StepRegistry:
+    module_name, _, attr = settings.executor_registry.partition(":")
+    factory = getattr(importlib.import_module(module_name), attr or "default_registry")
+    return factory(settings)
+
+
+def secret_box(settings: RunnerSettings) -> SecretBox:
+    key = settings.encryption_key.get_secret_value() if settings.encryption_key else None
+    return SecretBox(load_or_create_key(key, settings.data_root))
+
+
+@asynccontextmanager
+async def running_runner(settings: RunnerSettings) -> AsyncIterator[StepRunner]:
+    topology = Topology(settings.broker_prefix)
+    runner_id = settings.runner_id or f"{socket.gethostname()}-{os.getpid()}"
+    connection = await connect(settings.rabbitmq_url.get_secret_value())
+    async with connection, pool_context(settings, max_size=2) as pool:
+        channel = await open_channel(connection, prefetch=settings.runner_concurrency)
+        exchanges = await declare_topology(channel, topology)
+        runner = StepRunner(
+            registry=load_registry(settings),
+            publisher=Publisher(exchanges, producer=f"step_runner:{runner_id}"),
+            records=TaskRecords(pool),
+            secrets=secret_box(settings),
+            connections={k: v.get_secret_value() for k, v in settings.connections.items()},
+            data_root=settings.data_root,
+            runner_id=runner_id,
+            heartbeat_interval=settings.heartbeat_interval_seconds,
+            channel=channel,
+        )
+
+        control_channel = await connection.channel()
+        control = await control_channel.declare_queue(exclusive=True, auto_delete=True)
+        events = await control_channel.get_exchange(topology.events_exchange)
+        for event_type in ("task_cancel_requested", "task_deleted"):
+            await control.bind(events, routing_key=f"task.*.{event_type}")
+
+        async def on_control(message: AbstractIncomingMessage) -> None:
+            await handle_delivery(message, runner.on_control)
+
+        async def on_step(message: AbstractIncomingMessage) -> None:
+            await handle_delivery(message, runner.on_run_step)
+
+        await control.consume(on_control)
+        steps = await channel.get_queue(topology.steps_queue)
+        consumer_tag = await steps.consume(on_step)
+        log.info(
+            "step runner consuming",
+            queue=topology.steps_queue,
+            runner_id=runner_id,
+            steps=sorted(runner.registry),
+        )
+        try:
+            yield runner
+        finally:
+            with contextlib.suppress(Exception):
+                await steps.cancel(consumer_tag)
+            await runner.shutdown(settings.shutdown_grace_seconds)

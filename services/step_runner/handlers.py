@@ -1,0 +1,119 @@
+"""The runner's message handlers: RunStep commands from its work queue, cancel/delete from events."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aio_pika.abc import AbstractChannel
+from pydantic import BaseModel
+
+from services.step_runner.adapters.task_records import TaskRecords
+from services.step_runner.context import RunnerContext
+from services.step_runner.execution import execute_step
+from services.step_runner.executors.base import StepRegistry
+from shared.broker import PermanentError, Publisher
+from shared.commands import RunStep
+from shared.events import StepFailed
+from shared.ids import is_valid_task_id
+from shared.logging import get_logger
+from shared.messages import CommandEnvelope, EventEnvelope
+from shared.secrets import SecretBox
+
+log = get_logger()
+
+
+@dataclass
+class StepRunner:
+    registry: StepRegistry
+    publisher: Publisher
+    records: TaskRecords
+    secrets: SecretBox
+    connections: dict[str, str]
+    data_root: Path
+    runner_id: str
+    heartbeat_interval: float
+    channel: AbstractChannel | None = None
+    running: dict[str, asyncio.Task[BaseModel]] = field(default_factory=dict)
+    cancel_requested: set[str] = field(default_factory=set)
+
+    async def on_run_step(self, envelope: EventEnvelope | CommandEnvelope) -> None:
+        if not isinstance(envelope, CommandEnvelope) or not isinstance(envelope.payload, RunStep):
+            raise PermanentError(f"the step queue only takes run_step commands, got {envelope.type}")
+        command = envelope.payload
+        task_id = envelope.task_id or ""
+        if not is_valid_task_id(task_id):
+            raise PermanentError(f"invalid task id {task_id!r}")
+        bound = log.bind(task_id=task_id, step=command.step.value, execution_id=command.execution_id)
+        reason = await self.records.obsolete_reason(task_id, command.execution_id)
+        if reason:
+            bound.info("step command skipped", reason=reason)
+            return
+
+        async def emit(payload: BaseModel) -> None:
+            await self.publisher.event(task_id, payload)
+
+        executor = self.registry.get(command.step)
+        if executor is None:
+            await emit(
+                StepFailed(
+                    step=command.step,
+                    execution_id=command.execution_id,
+                    error=f"this runner has no executor for {command.step.value}",
+                    runner_id=self.runner_id,
+                )
+            )
+            return
+        task_dir = self.data_root / task_id
+        task_dir.mkdir(parents=True, exist_ok=True)
+        ctx = RunnerContext(
+            emit=emit,
+            task_id=task_id,
+            step=command.step,
+            execution_id=command.execution_id,
+            attempt=command.attempt,
+            task_dir=task_dir,
+            parameters=command.parameters,
+            secrets=self.secrets,
+            connections=self.connections,
+        )
+        self.cancel_requested.discard(task_id)
+        work = asyncio.create_task(
+            execute_step(
+                executor,
+                ctx,
+                emit,
+                runner_id=self.runner_id,
+                heartbeat_interval=self.heartbeat_interval,
+                cancelled=lambda: task_id in self.cancel_requested,
+            )
+        )
+        self.running[task_id] = work
+        bound.info("step started", attempt=command.attempt)
+        try:
+            terminal = await asyncio.shield(work)
+        finally:
+            self.running.pop(task_id, None)
+        bound.info("step ended", outcome=terminal.type)  # type: ignore[attr-defined]
+
+    async def on_control(self, envelope: EventEnvelope | CommandEnvelope) -> None:
+        """task_cancel_requested / task_deleted: stop this task's step if it runs here."""
+        if not isinstance(envelope, EventEnvelope):
+            return
+        work = self.running.get(envelope.task_id)
+        if work is not None and not work.done():
+            log.info("cancelling step", task_id=envelope.task_id, reason=envelope.type)
+            self.cancel_requested.add(envelope.task_id)
+            work.cancel()
+
+    async def shutdown(self, grace: float) -> None:
+        """Wait for running steps up to `grace` seconds; the rest are interrupted and redelivered."""
+        pending = [t for t in self.running.values() if not t.done()]
+        if not pending:
+            return
+        _, still = await asyncio.wait(pending, timeout=grace)
+        for task in still:
+            task.cancel()
+        if still:
+            await asyncio.wait(still, timeout=5)
