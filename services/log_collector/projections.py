@@ -300,10 +300,10 @@ class Projector:
             """
             INSERT INTO data_pipeline_task_logs (task_id, execution_id, log_level, message, step_name,
                 module_name, function_name, timestamp, extra_data, event_id, level_no)
-            SELECT $1,
-                   (SELECT execution_id FROM data_pipeline_task_executions WHERE execution_id = $2),
+            SELECT $1::varchar,
+                   (SELECT execution_id FROM data_pipeline_task_executions WHERE execution_id = $2::varchar),
                    $3, $4, $5, $6, $7, $8, $9, $10, $11
-            WHERE EXISTS (SELECT 1 FROM data_pipeline_tasks WHERE id = $1)
+            WHERE EXISTS (SELECT 1 FROM data_pipeline_tasks WHERE id = $1::varchar)
             ON CONFLICT (event_id) DO NOTHING
             """,
             env.task_id,
@@ -326,9 +326,10 @@ class Projector:
             """
             INSERT INTO data_pipeline_task_outputs (task_id, execution_id, file_type, file_name, file_path,
                 file_size, content_hash, description, created_at, modified_at, is_primary, step_name)
-            SELECT $1, (SELECT execution_id FROM data_pipeline_task_executions WHERE execution_id = $2),
-                   $3, $4, $5, $6, $7, $8, $9, $9, $10, $11
-            WHERE EXISTS (SELECT 1 FROM data_pipeline_tasks WHERE id = $1)
+            SELECT $1::varchar,
+                   (SELECT execution_id FROM data_pipeline_task_executions WHERE execution_id = $2::varchar),
+                   $3, $4, $5, $6, $7, $8, $9::timestamptz, $9::timestamptz, $10, $11
+            WHERE EXISTS (SELECT 1 FROM data_pipeline_tasks WHERE id = $1::varchar)
             ON CONFLICT (task_id, file_path) DO UPDATE SET
                 execution_id = EXCLUDED.execution_id, file_type = EXCLUDED.file_type,
                 file_name = EXCLUDED.file_name, file_size = EXCLUDED.file_size,

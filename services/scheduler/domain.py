@@ -28,7 +28,7 @@ from shared.events import (
 from shared.ids import execution_id as make_execution_id
 from shared.messages import EventEnvelope
 from shared.parameters import TaskParameters
-from shared.steps import STEP_ORDER, StepName
+from shared.steps import STEP_ORDER, StepName, step_number
 
 RunStatus = Literal[
     "pending", "scheduled", "running", "waiting_retry", "completed", "failed", "skipped", "cancelled"
@@ -138,8 +138,17 @@ def evolve(state: TaskState | None, envelope: EventEnvelope) -> TaskState | None
             if not state.terminal:
                 return state
             steps = {**state.steps, **{s: StepRun() for s in e.steps}}
+            # The rerun's mode decides what runs: single runs what was asked, complete skips disabled steps.
+            single = e.execution_mode == "single" and len(e.steps) == 1
+            parameters = state.parameters.model_copy(
+                update={
+                    "execution_mode": e.execution_mode,
+                    "single_step": step_number(e.steps[0]) if single else None,
+                }
+            )
             return replace(
                 state,
+                parameters=parameters,
                 status="pending",
                 plan=tuple(e.steps),
                 steps=steps,
@@ -151,8 +160,9 @@ def evolve(state: TaskState | None, envelope: EventEnvelope) -> TaskState | None
                 delete_requested=False,
             )
         case "step_scheduled":
-            if state.terminal or state.step(e.step).status in STEP_DONE:
-                return state
+            run = state.step(e.step)
+            if state.terminal or run.status in STEP_DONE or run.execution_id == e.execution_id:
+                return state  # a redelivered step_scheduled must not move a running step back
             runs = {**state.runs, e.step: state.runs.get(e.step, 0) + 1}
             return replace(
                 _with_step(

@@ -79,7 +79,7 @@ class IntrospectedTable:
 
 
 _RELATION = """
-SELECT c.oid, c.relkind, c.reltuples, obj_description(c.oid, 'pg_class') AS comment
+SELECT c.oid, c.relkind::text AS relkind, c.reltuples, obj_description(c.oid, 'pg_class') AS comment
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 """
@@ -90,8 +90,8 @@ SELECT a.attname AS name,
        a.attnotnull AS not_null,
        pg_get_expr(d.adbin, d.adrelid) AS default_expr,
        col_description(a.attrelid, a.attnum) AS comment,
-       a.attidentity AS identity,
-       a.attgenerated AS generated,
+       a.attidentity::text AS identity,
+       a.attgenerated::text AS generated,
        CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END AS domain_base,
        CASE WHEN t.typtype = 'e' THEN t.oid
             WHEN et.typtype = 'e' THEN et.oid END AS enum_oid,
@@ -115,7 +115,7 @@ GROUP BY t.oid, n.nspname, t.typname
 """
 
 _CONSTRAINTS = """
-SELECT con.conname AS name, con.contype AS type,
+SELECT con.conname AS name, con.contype::text AS type,
        ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(attnum, ord)
              JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
              ORDER BY k.ord) AS columns,

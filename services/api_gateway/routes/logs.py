@@ -1,0 +1,110 @@
+"""A task's log lines and event history from the read models, with keyset pagination.
+
+`GET /tasks/{id}/logs?follow=true` (or with `Accept: text/event-stream`) streams instead; see streams.py.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.api_gateway.adapters import read_models
+from services.api_gateway.cursors import decode_id_cursor, id_cursor
+from services.api_gateway.envelope import ok
+from services.api_gateway.errors import InvalidParams
+from services.api_gateway.keys import POOL
+from services.api_gateway.schemas.requests import EventQuery, LogQuery
+from services.api_gateway.schemas.responses import EventPage, LogPage
+from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
+from services.api_gateway.sse import wants_event_stream
+from services.api_gateway.task_views import event_from_row, log_line_from_row
+from services.api_gateway.validation import parse_query, require_task_id, task_not_found
+from shared.steps import parse_step
+
+
+def log_filters(query: LogQuery) -> read_models.LogFilters:
+    step = None
+    if query.step:
+        try:
+            step = parse_step(query.step).value
+        except ValueError:
+            raise InvalidParams(f"unknown step {query.step!r}", invalid=["step"]) from None
+    if query.since and query.until and query.since > query.until:
+        raise InvalidParams("since is after until", invalid=["since", "until"])
+    return read_models.LogFilters(
+        min_level=read_models.LEVEL_NUMBERS[query.level] if query.level else None,
+        step=step,
+        text=query.q or None,
+        since=query.since,
+        until=query.until,
+    )
+
+
+def log_position(query: LogQuery, last_event_id: str | None = None) -> tuple[int | None, bool]:
+    """(after id, descending) from `cursor`, else `after`, else a stream's Last-Event-ID."""
+    if query.cursor:
+        data = decode_id_cursor("logs", query.cursor)
+        return data["v"], bool(data.get("d"))
+    if query.after is not None:
+        return query.after, query.order == "desc"
+    if last_event_id and last_event_id.isdigit():
+        return int(last_event_id), False
+    return None, query.order == "desc"
+
+
+async def get_logs(request: web.Request) -> web.StreamResponse:
+    task_id = require_task_id(request)
+    query = parse_query(LogQuery, request)
+    filters = log_filters(query)
+    after_id, descending = log_position(query)
+    pool = request.app[POOL]
+    if await read_models.task_status(pool, task_id) is None:
+        raise task_not_found(task_id)
+    if query.follow or wants_event_stream(request):
+        from services.api_gateway.routes.streams import follow_logs
+
+        return await follow_logs(request, task_id, filters, log_position(query, request.headers.get("Last-Event-ID"))[0])
+    rows = await read_models.logs(pool, task_id, filters, after_id=after_id, limit=query.limit, descending=descending)
+    page = rows[: query.limit]
+    more = len(rows) > query.limit
+    next_cursor = id_cursor("logs", page[-1]["id"], d=descending) if more else None
+    total = await read_models.count_logs(pool, task_id, filters)
+    data = LogPage(logs=[log_line_from_row(r) for r in page], next_cursor=next_cursor, total=total)
+    return ok(f"{len(page)} log lines", data.model_dump(mode="json"))
+
+
+async def get_events(request: web.Request) -> web.Response:
+    task_id = require_task_id(request)
+    query = parse_query(EventQuery, request)
+    after = decode_id_cursor("events", query.cursor)["v"] if query.cursor else query.after
+    pool = request.app[POOL]
+    if await read_models.task_status(pool, task_id) is None and not await read_models.has_events(pool, task_id):
+        raise task_not_found(task_id)
+    types = [t.strip() for t in query.type.split(",") if t.strip()] if query.type else []
+    rows = await read_models.events(pool, task_id, after_seq=after, limit=query.limit, types=types)
+    page = rows[: query.limit]
+    next_cursor = id_cursor("events", page[-1]["seq"]) if len(rows) > query.limit else None
+    data = EventPage(events=[event_from_row(r) for r in page], next_cursor=next_cursor)
+    return ok(f"{len(page)} events", data.model_dump(mode="json"))
+
+
+ROUTES = [
+    RouteSpec(
+        "GET",
+        f"{DATA_PIPELINE}/tasks/{{task_id}}/logs",
+        get_logs,
+        "Log lines (filters, keyset pages); ?follow=true or Accept: text/event-stream streams them live",
+        "logs",
+        query=LogQuery,
+        response=LogPage,
+        also_streams=True,
+    ),
+    RouteSpec(
+        "GET",
+        f"{DATA_PIPELINE}/tasks/{{task_id}}/events",
+        get_events,
+        "The task's event history (event store), by sequence number",
+        "logs",
+        query=EventQuery,
+        response=EventPage,
+    ),
+]

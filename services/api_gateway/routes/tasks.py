@@ -1,0 +1,175 @@
+"""Creating tasks and reading them: POST /tasks, GET /tasks, GET /tasks/active, GET /tasks/{task_id}."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from services.api_gateway.adapters import read_models
+from services.api_gateway.connections import resolve_connection
+from services.api_gateway.cursors import decode_task_cursor, task_cursor
+from services.api_gateway.envelope import ok
+from services.api_gateway.errors import InvalidParams, MissingParams
+from services.api_gateway.keys import BROKER, METRICS, POOL, SECRET_BOX, SETTINGS
+from services.api_gateway.schemas.requests import CreateTaskRequest, TaskListQuery
+from services.api_gateway.schemas.responses import ActiveTasks, TaskCreated, TaskDetail, TaskList
+from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
+from services.api_gateway.task_views import task_detail, task_summary
+from services.api_gateway.validation import (
+    missing_fields,
+    parse_model,
+    parse_query,
+    read_json_object,
+    require_task_id,
+    task_not_found,
+)
+from shared.commands import CreateTask
+from shared.ids import new_task_id
+from shared.parameters import TaskParameters
+from shared.secrets import SecretBox, mask_url
+from shared.settings import GatewaySettings
+
+
+def _check_required(body: dict[str, Any]) -> dict[str, Any]:
+    """Missing required fields, reported all at once before type validation (seed semantics: empty = missing)."""
+    parameters = body.get("parameters")
+    if parameters is None:
+        parameters = {}
+    if not isinstance(parameters, dict):
+        raise InvalidParams("parameters must be a JSON object", invalid=["parameters"])
+    missing = missing_fields(parameters, ["db_connection", "business_context"])
+    if missing_fields(parameters, ["table_list_file"]) and missing_fields(parameters, ["table_list"]):
+        missing.insert(1, "table_list_file")
+    if parameters.get("execution_mode") == "single" and parameters.get("single_step") is None:
+        missing.append("single_step")
+    if missing:
+        hint = " (or table_list)" if "table_list_file" in missing else ""
+        raise MissingParams(f"missing required parameters: {', '.join(missing)}{hint}", missing=missing)
+    return parameters
+
+
+def build_parameters(request: CreateTaskRequest, settings: GatewaySettings, box: SecretBox) -> TaskParameters:
+    p = request.parameters
+    if p.execution_mode == "complete" and p.single_step is not None:
+        raise InvalidParams("single_step is only allowed with execution_mode single", invalid=["single_step"])
+    if p.table_list_file and p.table_list:
+        raise InvalidParams("give table_list_file or table_list, not both", invalid=["table_list", "table_list_file"])
+    connection = resolve_connection(p.db_connection, settings.connections)
+    return TaskParameters(
+        db_connection=mask_url(connection.url),
+        db_connection_secret=None if connection.name else box.encrypt(connection.url),
+        db_connection_name=connection.name,
+        table_list=list(dict.fromkeys(p.table_list)) if p.table_list else None,
+        table_list_file=p.table_list_file,
+        business_context=p.business_context.strip(),
+        task_name=p.task_name,
+        db_name=p.db_name or connection.database,
+        execution_mode=p.execution_mode,
+        single_step=p.single_step,
+        enable_sql_validation=p.enable_sql_validation,
+        enable_llm_repair=p.enable_llm_repair,
+        modify_original_file=p.modify_original_file,
+        enable_training_data_load=p.enable_training_data_load,
+        theme_count=p.theme_count,
+        questions_per_theme=p.questions_per_theme,
+        llm_repair_rounds=p.llm_repair_rounds,
+    )
+
+
+async def wait_until(predicate: Any, timeout: float) -> Any:
+    """Poll `predicate()` (async) with a growing interval until it returns a truthy value or time runs out."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    delay = 0.02
+    while True:
+        value = await predicate()
+        if value or loop.time() >= deadline:
+            return value
+        await asyncio.sleep(min(delay, max(deadline - loop.time(), 0)))
+        delay = min(delay * 1.5, 0.25)
+
+
+async def create_task(request: web.Request) -> web.Response:
+    """Validate, publish CreateTask (confirmed), and wait until the task shows in the read model."""
+    settings = request.app[SETTINGS]
+    body = await read_json_object(request)
+    _check_required(body)
+    parsed = parse_model(CreateTaskRequest, body)
+    parameters = build_parameters(parsed, settings, request.app[SECRET_BOX])
+    task_id = new_task_id(datetime.now(UTC))
+    command = CreateTask(task_type=parsed.task_type, parameters=parameters, created_by="api")
+    await request.app[BROKER].send_to_scheduler(command, task_id)
+    request.app[METRICS].commands.labels(command.type).inc()
+
+    pool: asyncpg.Pool = request.app[POOL]
+
+    async def visible() -> asyncpg.Record | None:
+        return await pool.fetchrow("SELECT status, created_at FROM data_pipeline_tasks WHERE id = $1", task_id)
+
+    row = await wait_until(visible, settings.create_visibility_timeout_seconds)
+    output_directory = str((settings.data_root / task_id).resolve())
+    if row is None:
+        # Accepted by the broker, but the read model has not caught up yet: the task will appear.
+        data = TaskCreated(
+            task_id=task_id, status="pending", created_at=datetime.now(UTC), output_directory=output_directory
+        )
+        return ok("task accepted; it is not visible yet, poll GET /tasks/{id}", data.model_dump(mode="json"), status=202)
+    data = TaskCreated(
+        task_id=task_id, status=row["status"], created_at=row["created_at"], output_directory=output_directory
+    )
+    return ok("task created", data.model_dump(mode="json"), status=201)
+
+
+async def list_tasks(request: web.Request) -> web.Response:
+    query = parse_query(TaskListQuery, request)
+    before = decode_task_cursor(query.cursor) if query.cursor else None
+    filters = read_models.TaskFilters(
+        status=query.status, created_by=query.created_by, db_name=query.db_name, search=query.search
+    )
+    rows, total = await read_models.list_tasks(request.app[POOL], filters, before=before, limit=query.limit)
+    now = datetime.now(UTC)
+    page = rows[: query.limit]
+    next_cursor = task_cursor(page[-1]["created_at"], page[-1]["id"]) if len(rows) > query.limit else None
+    data = TaskList(tasks=[task_summary(r, now) for r in page], next_cursor=next_cursor, total=total)
+    return ok(f"{len(page)} of {total} tasks", data.model_dump(mode="json"))
+
+
+async def active_tasks(request: web.Request) -> web.Response:
+    rows, active = await read_models.active_tasks(request.app[POOL])
+    now = datetime.now(UTC)
+    tasks = [task_summary(r, now) for r in rows]
+    data = ActiveTasks(active=active, task=tasks[0] if tasks else None, tasks=tasks)
+    text = f"{len(tasks)} running task(s)" if active else ("no running task" if not tasks else "no running task; the most recent one")
+    return ok(text, data.model_dump(mode="json"))
+
+
+async def get_task(request: web.Request) -> web.Response:
+    task_id = require_task_id(request)
+    pool = request.app[POOL]
+    row = await read_models.get_task(pool, task_id)
+    if row is None:
+        raise task_not_found(task_id)
+    detail = task_detail(row, await read_models.executions(pool, task_id), datetime.now(UTC))
+    return ok("task detail", detail.model_dump(mode="json"))
+
+
+ROUTES = [
+    RouteSpec(
+        "POST",
+        f"{DATA_PIPELINE}/tasks",
+        create_task,
+        "Create and schedule a task",
+        "tasks",
+        body=CreateTaskRequest,
+        response=TaskCreated,
+        statuses=(201, 202),
+        errors=(400, 401, 413, 415, 503),
+    ),
+    RouteSpec("GET", f"{DATA_PIPELINE}/tasks", list_tasks, "List tasks, newest first", "tasks", query=TaskListQuery, response=TaskList, errors=(400, 401)),
+    RouteSpec("GET", f"{DATA_PIPELINE}/tasks/active", active_tasks, "The running task(s), else the most recent", "tasks", response=ActiveTasks, errors=(401,)),
+    RouteSpec("GET", f"{DATA_PIPELINE}/tasks/{{task_id}}", get_task, "Task detail with steps and execution history", "tasks", response=TaskDetail),
+]

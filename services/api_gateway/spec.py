@@ -1,0 +1,39 @@
+"""One table of routes: the app registers them and the OpenAPI document describes them, so the two
+cannot drift apart."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from aiohttp import web
+from pydantic import BaseModel
+
+DATA_PIPELINE = "/api/v0/data_pipeline"
+TRAINING_DATA = "/api/v0/training_data"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    body_kind: Literal["json", "multipart"] = "json"
+    body_required: bool = True
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    statuses: tuple[int, ...] = (200,)
+    produces: str = "application/json"
+    also_streams: bool = False
+    public: bool = False
+    errors: tuple[int, ...] = field(default=(400, 401, 404))
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__

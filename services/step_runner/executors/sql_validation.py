@@ -1,0 +1,299 @@
+"""Step 3: every question/SQL pair must hold one read-only query that PostgreSQL can plan.
+
+Each statement passes the lexical gate (single SELECT/WITH), then `EXPLAIN` in a READ ONLY transaction
+with a statement timeout. Failing SQL may be repaired by the LLM and is checked again. With
+modify_original_file the pair files are rewritten (repaired SQL in, unusable pairs out), the very first
+original kept as `<file>.backup`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import asyncpg
+
+from services.step_runner.executors.base import StepContext, StepError
+from services.step_runner.llm.base import LLMError, TextToSQLModel
+from services.step_runner.pipeline.catalog import TableInfo
+from services.step_runner.pipeline.files import atomic_write_json, atomic_write_text
+from services.step_runner.pipeline.pair_files import (
+    BACKUP_SUFFIX,
+    PairFileError,
+    load_pairs,
+    pair_files,
+    render_pairs,
+)
+from services.step_runner.pipeline.sql_statements import (
+    UnsafeSql,
+    referenced_names,
+    single_read_only_statement,
+)
+from services.step_runner.pipeline.task_files import load_catalog, read_mapping
+from services.step_runner.pipeline.validation_report import (
+    PairResult,
+    RepairAttempt,
+    render_summary,
+    report_document,
+    totals,
+)
+from shared.business_db import BusinessDbError, create_pool, describe_error
+from shared.pipeline_settings import PipelineSettings
+from shared.steps import StepName
+
+LLMFactory = Callable[[], TextToSQLModel]
+MAX_REPAIR_TABLES = 15
+
+
+class _Validator:
+    """EXPLAINs statements on a small pool; a failure is an answer, a lost connection is an error."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def check(self, sql: str) -> tuple[str | None, str | None, bool]:
+        """(statement, error, rejected): the statement when it is valid, else why not."""
+        try:
+            statement = single_read_only_statement(sql)
+        except UnsafeSql as exc:
+            return None, str(exc), True
+        try:
+            async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+                await conn.fetch(f"EXPLAIN {statement}")
+        except asyncpg.PostgresError as exc:
+            return None, describe_error(exc), False
+        except (OSError, asyncpg.InterfaceError) as exc:
+            raise StepError(f"lost the business database: {describe_error(exc)}", retryable=True) from None
+        return statement, None, False
+
+
+class _RepairContext:
+    """The DDL and catalog entries of the tables a statement mentions, for the LLM's repair prompt."""
+
+    def __init__(self, task_dir: Path) -> None:
+        catalog = load_catalog(task_dir)
+        self._tables: list[TableInfo] = catalog.tables if catalog else []
+        mapping = read_mapping(task_dir)
+        self._ddl: dict[str, str] = {}
+        for table in self._tables:
+            stem = mapping.get(f"{table.schema_name}.{table.name}", table.qualified_name.replace(".", "__"))
+            path = task_dir / f"{stem}.ddl"
+            if "/" not in stem and path.is_file():
+                self._ddl[table.qualified_name] = path.read_text(encoding="utf-8")
+
+    def for_sql(self, sql: str) -> tuple[str, list[TableInfo]]:
+        names = referenced_names(sql)
+        tables = [t for t in self._tables if t.name in names or t.qualified_name in names]
+        if not tables:
+            tables = self._tables[:MAX_REPAIR_TABLES]
+        tables = tables[:MAX_REPAIR_TABLES]
+        ddl = "\n".join(self._ddl.get(t.qualified_name, "") for t in tables).strip()
+        return ddl, tables
+
+
+class SqlValidationExecutor:
+    name: ClassVar[StepName] = StepName.SQL_VALIDATION
+
+    def __init__(self, settings: PipelineSettings, llm_factory: LLMFactory) -> None:
+        self._settings = settings
+        self._llm_factory = llm_factory
+
+    async def run(self, ctx: StepContext) -> dict[str, Any]:
+        params = ctx.parameters
+        if not params.enable_sql_validation:
+            await ctx.log("INFO", "SQL validation is disabled for this task")
+            return {"skipped": True}
+        files = pair_files(ctx.task_dir)
+        if not files:
+            raise StepError("no qs_*_pair.json in the task directory (run qa_generation first)")
+        pairs_by_file: dict[Path, list[dict[str, Any]]] = {}
+        try:
+            for path in files:
+                pairs_by_file[path] = load_pairs(path)
+        except PairFileError as exc:
+            raise StepError(str(exc)) from None
+        results = [
+            PairResult(file=path.name, index=i, question=p["question"], original_sql=p["sql"])
+            for path, pairs in pairs_by_file.items()
+            for i, p in enumerate(pairs)
+        ]
+        if not results:
+            raise StepError("the pair files hold no question/SQL pairs")
+        rounds = (
+            params.llm_repair_rounds
+            if params.llm_repair_rounds is not None
+            else self._settings.llm_repair_rounds
+        )
+        repair = params.enable_llm_repair and rounds > 0
+        await ctx.log("INFO", f"validating {len(results)} SQL statements from {len(files)} files")
+
+        try:
+            pool = await create_pool(
+                ctx.business_db_url(),
+                max_size=self._settings.sql_validation_concurrency,
+                statement_timeout_ms=self._settings.statement_timeout_ms,
+            )
+        except BusinessDbError as exc:
+            raise StepError(str(exc), retryable=exc.retryable) from None
+        llm = self._llm_factory() if repair else None
+        try:
+            await self._validate_all(ctx, _Validator(pool), llm, results, rounds if repair else 0)
+        finally:
+            if llm is not None:
+                await llm.aclose()
+            await pool.close()
+        return await self._finish(ctx, pairs_by_file, results, repair, rounds)
+
+    async def _validate_all(
+        self,
+        ctx: StepContext,
+        validator: _Validator,
+        llm: TextToSQLModel | None,
+        results: list[PairResult],
+        rounds: int,
+    ) -> None:
+        repair_context = _RepairContext(ctx.task_dir) if llm is not None else None
+        semaphore = asyncio.Semaphore(self._settings.sql_validation_concurrency)
+        done = 0
+        step = max(1, len(results) // 50)
+
+        async def one(result: PairResult) -> None:
+            nonlocal done
+            async with semaphore:
+                statement, error, rejected = await validator.check(result.original_sql)
+                result.valid_before = statement is not None
+                result.final_sql, result.error, result.rejected = statement, error, rejected
+                if statement is None and not rejected and llm is not None and repair_context is not None:
+                    await self._repair(validator, llm, repair_context, result, rounds)
+            done += 1
+            if done % step == 0 or done == len(results):
+                await ctx.progress(100.0 * done / len(results), f"{done}/{len(results)} statements checked")
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for result in results:
+                    group.create_task(one(result))
+        except* StepError as errors:
+            raise errors.exceptions[0] from None
+
+    async def _repair(
+        self,
+        validator: _Validator,
+        llm: TextToSQLModel,
+        repair_context: _RepairContext,
+        result: PairResult,
+        rounds: int,
+    ) -> None:
+        sql, error = result.original_sql, result.error or ""
+        ddl, tables = repair_context.for_sql(sql)
+        for round_no in range(1, rounds + 1):
+            try:
+                candidate = await llm.repair_sql(sql, error, ddl, tables)
+            except LLMError as exc:
+                if exc.retryable:
+                    raise StepError(f"the LLM is unavailable: {exc}", retryable=True) from None
+                result.repairs.append(RepairAttempt(round_no, None, False, f"LLM error: {exc}"))
+                return
+            if not candidate or not candidate.strip():
+                result.repairs.append(RepairAttempt(round_no, None, False, "the LLM gave no repair"))
+                return
+            statement, new_error, _ = await validator.check(candidate)
+            result.repairs.append(RepairAttempt(round_no, candidate, statement is not None, new_error))
+            if statement is not None:
+                result.final_sql = statement
+                return
+            sql, error = candidate, new_error or ""
+
+    async def _finish(
+        self,
+        ctx: StepContext,
+        pairs_by_file: dict[Path, list[dict[str, Any]]],
+        results: list[PairResult],
+        repair: bool,
+        rounds: int,
+    ) -> dict[str, Any]:
+        t = totals(results)
+        below = t.success_rate_after < self._settings.validation_success_threshold
+        rewritten: list[str] = []
+        if ctx.parameters.modify_original_file and not below:
+            rewritten = await self._rewrite_files(ctx, pairs_by_file, results)
+
+        now = dt.datetime.now(dt.UTC)
+        summary: dict[str, Any] = {
+            "finished_at": now.isoformat(timespec="seconds"),
+            "files": [p.name for p in pairs_by_file],
+            "total": t.total,
+            "valid_before_repair": t.valid_before,
+            "repaired": t.repaired,
+            "invalid_after_repair": t.invalid_after,
+            "rejected_not_read_only": sum(r.rejected for r in results),
+            "success_rate_before": round(t.success_rate_before, 4),
+            "success_rate_after": round(t.success_rate_after, 4),
+            "llm_repair": repair,
+            "repair_rounds": rounds if repair else 0,
+            "files_rewritten": rewritten,
+            "threshold": self._settings.validation_success_threshold,
+        }
+        for old in [
+            *ctx.task_dir.glob("sql_validation_*_summary.log"),
+            *ctx.task_dir.glob("sql_validation_*_report.json"),
+        ]:
+            old.unlink(missing_ok=True)
+        stamp = now.strftime("%Y%m%d_%H%M%S")
+        summary_name, report_name = (
+            f"sql_validation_{stamp}_summary.log",
+            f"sql_validation_{stamp}_report.json",
+        )
+        await ctx.run_blocking(
+            atomic_write_text, ctx.task_dir / summary_name, render_summary(results, summary)
+        )
+        await ctx.run_blocking(
+            atomic_write_json, ctx.task_dir / report_name, report_document(results, summary)
+        )
+        await ctx.output(summary_name, file_type="log", is_primary=True, description="SQL validation summary")
+        await ctx.output(report_name, file_type="json", description="SQL validation report")
+        summary["summary_file"], summary["report_file"] = summary_name, report_name
+
+        message = (
+            f"{t.valid_before}/{t.total} valid before repair ({t.success_rate_before:.1%}), "
+            f"{t.repaired} repaired, {t.invalid_after} still invalid ({t.success_rate_after:.1%} after repair)"
+        )
+        if below:
+            await ctx.log("ERROR", message)
+            raise StepError(
+                f"only {t.success_rate_after:.1%} of the SQL is valid after repair, below the threshold of "
+                f"{self._settings.validation_success_threshold:.0%}; pair files left unchanged, see {summary_name}"
+            )
+        await ctx.log("WARNING" if t.invalid_after else "INFO", message)
+        return summary
+
+    async def _rewrite_files(
+        self, ctx: StepContext, pairs_by_file: dict[Path, list[dict[str, Any]]], results: list[PairResult]
+    ) -> list[str]:
+        by_file: dict[str, list[PairResult]] = {}
+        for result in results:
+            by_file.setdefault(result.file, []).append(result)
+        rewritten: list[str] = []
+        for path, pairs in pairs_by_file.items():
+            file_results = by_file.get(path.name, [])
+            if all(r.valid_before for r in file_results):
+                continue
+            backup = path.with_name(path.name + BACKUP_SUFFIX)
+            if not backup.exists():
+                # The first original is what a user may want back; later runs only see repaired files.
+                await ctx.run_blocking(atomic_write_text, backup, path.read_text(encoding="utf-8"))
+            kept = [
+                pair if result.valid_before else {**pair, "sql": result.final_sql}
+                for pair, result in zip(pairs, file_results, strict=True)
+                if result.final_sql is not None
+            ]
+            await ctx.run_blocking(atomic_write_text, path, render_pairs(kept))
+            await ctx.output(
+                path.name, file_type="json", is_primary=True, description="validated question/SQL pairs"
+            )
+            await ctx.output(backup.name, file_type="backup", description=f"original of {path.name}")
+            rewritten.append(path.name)
+        return rewritten

@@ -1,0 +1,110 @@
+"""What step 3 found, per pair, and the two reports it writes: a readable log and a JSON document."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class RepairAttempt:
+    round: int
+    sql: str | None
+    ok: bool
+    error: str | None = None
+
+
+@dataclass
+class PairResult:
+    file: str
+    index: int
+    question: str
+    original_sql: str
+    valid_before: bool = False
+    error: str | None = None  # why the original failed
+    rejected: bool = False  # not a single read-only statement: never repaired
+    final_sql: str | None = None  # the statement that passed (original or repaired); None: unusable
+    repairs: list[RepairAttempt] = field(default_factory=list)
+
+    @property
+    def repaired(self) -> bool:
+        return not self.valid_before and self.final_sql is not None
+
+
+@dataclass(frozen=True)
+class ValidationTotals:
+    total: int
+    valid_before: int
+    repaired: int
+    invalid_after: int
+
+    @property
+    def success_rate_before(self) -> float:
+        return self.valid_before / self.total if self.total else 0.0
+
+    @property
+    def success_rate_after(self) -> float:
+        return (self.valid_before + self.repaired) / self.total if self.total else 0.0
+
+
+def totals(results: list[PairResult]) -> ValidationTotals:
+    valid = sum(r.valid_before for r in results)
+    repaired = sum(r.repaired for r in results)
+    return ValidationTotals(len(results), valid, repaired, len(results) - valid - repaired)
+
+
+def report_document(results: list[PairResult], summary: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "failures": [
+            {
+                "file": r.file,
+                "index": r.index,
+                "question": r.question,
+                "sql": r.original_sql,
+                "error": r.error,
+                "rejected": r.rejected,
+                "repaired": r.repaired,
+                "final_sql": r.final_sql,
+                "repairs": [vars(a) for a in r.repairs],
+            }
+            for r in results
+            if not r.valid_before
+        ],
+    }
+
+
+def render_summary(results: list[PairResult], summary: dict[str, Any]) -> str:
+    t = totals(results)
+    lines = [
+        "SQL validation report",
+        "=====================",
+        f"time:                 {summary['finished_at']}",
+        f"files:                {', '.join(summary['files'])}",
+        f"pairs:                {t.total}",
+        f"valid before repair:  {t.valid_before} ({t.success_rate_before:.1%})",
+        f"repaired by the LLM:  {t.repaired}",
+        f"still invalid:        {t.invalid_after}",
+        f"valid after repair:   {t.valid_before + t.repaired} ({t.success_rate_after:.1%})",
+        f"LLM repair:           {'on, ' + str(summary['repair_rounds']) + ' rounds' if summary['llm_repair'] else 'off'}",
+        f"pair files rewritten: {', '.join(summary['files_rewritten']) or 'none'}",
+        "",
+    ]
+    failures = [r for r in results if not r.valid_before]
+    if failures:
+        lines += ["Failures", "--------"]
+    for r in failures:
+        outcome = "repaired" if r.repaired else ("rejected" if r.rejected else "not repaired")
+        lines += [
+            f"[{r.file} #{r.index}] {outcome}",
+            f"  question: {r.question}",
+            f"  sql:      {' '.join(r.original_sql.split())}",
+            f"  error:    {r.error}",
+        ]
+        for attempt in r.repairs:
+            state = "ok" if attempt.ok else f"failed: {attempt.error}"
+            sql = " ".join((attempt.sql or "(no answer)").split())
+            lines.append(f"  repair {attempt.round}: {state}")
+            lines.append(f"    {sql}")
+        lines.append("")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,127 @@
+"""POSTing JSON to an OpenAI-compatible endpoint with timeouts and bounded, backed-off retries.
+
+Shared by the chat model (step runner) and the embedder (step runner and gateway). Rate limits (429),
+server errors (5xx), timeouts and dropped connections are retried with exponential backoff, honouring
+Retry-After; other 4xx answers are permanent. The API key travels only in the Authorization header and
+never appears in an error message or a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+import structlog
+
+log = structlog.get_logger(__name__)
+
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    timeout_seconds: float = 60.0
+    max_retries: int = 3
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 30.0
+    retry_after_max_seconds: float = 60.0
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before retry number `attempt` (1-based): exponential, capped, with a little jitter."""
+        delay = min(self.backoff_max_seconds, self.backoff_base_seconds * 2 ** (attempt - 1))
+        return delay * (0.8 + 0.4 * random.random())
+
+
+class OpenAIHTTPError(Exception):
+    """The endpoint did not give a usable answer; `retryable` when trying again later may help."""
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+async def post_json(
+    session: aiohttp.ClientSession,
+    url: str,
+    payload: dict[str, Any],
+    *,
+    headers: dict[str, str],
+    policy: RetryPolicy,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> Any:
+    """The decoded JSON body of a successful POST, after at most `policy.max_retries` retries."""
+    timeout = aiohttp.ClientTimeout(total=policy.timeout_seconds)
+    attempt = 0
+    while True:
+        attempt += 1
+        delay: float | None = None
+        try:
+            async with session.post(url, json=payload, headers=headers, timeout=timeout) as resp:
+                if resp.status < 300:
+                    try:
+                        return await resp.json(content_type=None)
+                    except ValueError as exc:
+                        raise OpenAIHTTPError(
+                            f"{url} answered {resp.status} with a body that is not JSON",
+                            status=resp.status,
+                            retryable=True,
+                        ) from exc
+                body = (await resp.text())[:300]
+                error = OpenAIHTTPError(
+                    f"{url} answered HTTP {resp.status}: {body}",
+                    status=resp.status,
+                    retryable=resp.status in RETRYABLE_STATUS,
+                )
+                after = retry_after_seconds(resp.headers.get("Retry-After"))
+                if after is not None:
+                    delay = min(after, policy.retry_after_max_seconds)
+        except TimeoutError:
+            error = OpenAIHTTPError(
+                f"{url} did not answer within {policy.timeout_seconds:g}s", retryable=True
+            )
+        except aiohttp.ClientError as exc:
+            error = OpenAIHTTPError(f"{url} request failed: {type(exc).__name__}: {exc}", retryable=True)
+        except OpenAIHTTPError as exc:
+            error = exc
+        if not error.retryable or attempt > policy.max_retries:
+            raise error
+        wait = delay if delay is not None else policy.backoff(attempt)
+        log.warning(
+            "openai_http_retry",
+            url=url,
+            attempt=attempt,
+            status=error.status,
+            wait_seconds=wait,
+            reason=str(error)[:200],
+        )
+        await sleep(wait)

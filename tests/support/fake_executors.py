@@ -1,0 +1,67 @@
+"""Step executors for platform tests: their behaviour is scripted by the task's business_context.
+
+Directives (space separated) in business_context:
+  fail:<step>            the step fails (not retryable)
+  transient:<step>       the step's first attempt fails retryably, later attempts succeed
+  sleep:<step>=<secs>    the step works that long (async, heartbeats keep flowing)
+  block:<step>=<secs>    the first attempt blocks the event loop that long (no heartbeats: a zombie)
+  partial:<step>         the step succeeds with summary partial=true
+Every step writes a file, registers it, logs a few lines (one of them tries to log the connection URL
+with its password, which must arrive masked) and reports progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, ClassVar
+
+from services.step_runner.executors.base import StepContext, StepError, StepRegistry
+from shared.settings import RunnerSettings
+from shared.steps import STEP_ORDER, StepName
+
+
+def _directives(ctx: StepContext) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for word in ctx.parameters.business_context.split():
+        kind, _, rest = word.partition(":")
+        step, _, value = rest.partition("=")
+        if step == ctx.step.value:
+            found[kind] = value or "1"
+    return found
+
+
+class ScriptedExecutor:
+    name: ClassVar[StepName]
+
+    def __init__(self, name: StepName) -> None:
+        self.name = name  # type: ignore[misc]
+
+    async def run(self, ctx: StepContext) -> dict[str, Any]:
+        d = _directives(ctx)
+        await ctx.log("INFO", f"{ctx.step.value} starting (attempt {ctx.attempt})")
+        await ctx.log("DEBUG", f"connecting to {ctx.business_db_url()}")
+        if "block" in d and ctx.attempt == 1:
+            time.sleep(float(d["block"]))  # noqa: ASYNC251 - deliberately stalls the event loop
+        if "sleep" in d:
+            total = float(d["sleep"])
+            steps = max(int(total / 0.25), 1)
+            for i in range(steps):
+                await asyncio.sleep(total / steps)
+                await ctx.progress(100 * (i + 1) / steps, f"working {i + 1}/{steps}")
+        if "transient" in d and ctx.attempt == 1:
+            raise StepError("temporary outage (scripted)", retryable=True)
+        if "fail" in d:
+            raise StepError(f"scripted failure of {ctx.step.value}")
+        out = ctx.task_dir / f"{ctx.step.value}.txt"
+        out.write_text(f"{ctx.step.value} output for {ctx.task_id}\n", encoding="utf-8")
+        await ctx.output(
+            out.name, is_primary=ctx.step is StepName.QA_GENERATION, description="scripted output"
+        )
+        await ctx.progress(100)
+        await ctx.log("INFO", f"{ctx.step.value} done")
+        return {"file": out.name, "partial": "partial" in d}
+
+
+def registry(settings: RunnerSettings) -> StepRegistry:
+    return {step: ScriptedExecutor(step) for step in STEP_ORDER}
