@@ -33,7 +33,8 @@ class RouteSpec:
     also_streams: bool = False
     public: bool = False
     errors: tuple[int, ...] = field(default=(400, 401, 404))
+    name: str | None = None
 
     @property
     def operation_id(self) -> str:
-        return self.handler.__name__
+        return self.name or self.handler.__name__

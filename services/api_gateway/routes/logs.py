@@ -12,6 +12,7 @@ from services.api_gateway.cursors import decode_id_cursor, id_cursor
 from services.api_gateway.envelope import ok
 from services.api_gateway.errors import InvalidParams
 from services.api_gateway.keys import POOL
+from services.api_gateway.routes.streams import follow_logs
 from services.api_gateway.schemas.requests import EventQuery, LogQuery
 from services.api_gateway.schemas.responses import EventPage, LogPage
 from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
@@ -60,8 +61,6 @@ async def get_logs(request: web.Request) -> web.StreamResponse:
     if await read_models.task_status(pool, task_id) is None:
         raise task_not_found(task_id)
     if query.follow or wants_event_stream(request):
-        from services.api_gateway.routes.streams import follow_logs
-
         return await follow_logs(request, task_id, filters, log_position(query, request.headers.get("Last-Event-ID"))[0])
     rows = await read_models.logs(pool, task_id, filters, after_id=after_id, limit=query.limit, descending=descending)
     page = rows[: query.limit]

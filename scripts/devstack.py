@@ -1,0 +1,317 @@
+"""The local stack: `up` / `down` (background services) and `run` (the newcomer's end-to-end demo).
+
+`run` finds PostgreSQL and RabbitMQ (running locally; else `docker compose` when a Docker engine is
+there; else locally installed servers; else it says what to install), migrates, creates the demo
+business database, starts the four services with their logs interleaved under a service prefix,
+submits a demo task, shows its progress live, and keeps the stack up until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VAR = ROOT / "var"
+RUN_DIR = VAR / "run"
+LOG_DIR = VAR / "log"
+PY = sys.executable
+SERVICES = {
+    "log_collector": "services.log_collector.main",
+    "scheduler": "services.scheduler.main",
+    "step_runner": "services.step_runner.main",
+    "api_gateway": "services.api_gateway.main",
+}
+COLORS = {"log_collector": "35", "scheduler": "36", "step_runner": "33", "api_gateway": "32"}
+DEMO_URL_DEFAULT = "postgresql://postgres@127.0.0.1:5432/dp_demo"
+
+
+def env_value(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def gateway_url() -> str:
+    return f"http://127.0.0.1:{env_value('DP_HTTP_PORT', '8084')}"
+
+
+def tcp_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def http_json(method: str, url: str, body: dict | None = None, timeout: float = 10) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"}
+    token = os.environ.get("DP_API_TOKEN")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read() or b"{}")
+        except json.JSONDecodeError:
+            return exc.code, {}
+
+
+def wait_ready(timeout: float = 90) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            status, _ = http_json("GET", f"{gateway_url()}/readyz", timeout=2)
+            if status == 200:
+                return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    return False
+
+
+# ---- infrastructure -------------------------------------------------------------------------------
+
+
+def ensure_infrastructure() -> None:
+    """PostgreSQL on 5432 and RabbitMQ on 5672: use running ones, else start them, else explain."""
+    need = {"PostgreSQL": 5432, "RabbitMQ": 5672}
+    missing = [name for name, port in need.items() if not tcp_open("127.0.0.1", port)]
+    if not missing:
+        return
+    print(f"[run] not running: {', '.join(missing)}")
+    if shutil.which("docker") and subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
+        print("[run] starting them with docker compose (deploy/compose.yaml)")
+        subprocess.run(
+            [
+                "docker",
+                "compose",
+                "-f",
+                str(ROOT / "deploy/compose.yaml"),
+                "up",
+                "-d",
+                "postgres",
+                "rabbitmq",
+            ],
+            check=False,
+        )
+    else:
+        if "PostgreSQL" in missing and shutil.which("pg_ctlcluster") and Path("/etc/postgresql").exists():
+            version = sorted(os.listdir("/etc/postgresql"))[-1]
+            print(f"[run] starting the local PostgreSQL {version} cluster")
+            subprocess.run(
+                ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=False
+            )
+        if "RabbitMQ" in missing and shutil.which("rabbitmq-server"):
+            print("[run] starting the local RabbitMQ server")
+            subprocess.run(["rabbitmq-server", "-detached"], check=False)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        missing = [name for name, port in need.items() if not tcp_open("127.0.0.1", port)]
+        if not missing:
+            return
+        time.sleep(1)
+    sys.exit(
+        "[run] still not reachable: "
+        + ", ".join(missing)
+        + ".\nInstall and start them, e.g. on Debian/Ubuntu:\n"
+        "  sudo apt-get install postgresql rabbitmq-server\n"
+        "or install Docker and re-run `make run` (it uses deploy/compose.yaml),\n"
+        "or point DP_DATABASE_URL / DP_RABBITMQ_URL at servers you already have."
+    )
+
+
+def migrate_and_seed(demo_url: str) -> None:
+    subprocess.run([PY, "-m", "shared.migrate"], check=True, cwd=ROOT)
+    subprocess.run([PY, "-m", "services.step_runner.demo", "--url", demo_url], check=True, cwd=ROOT)
+
+
+# ---- up / down ------------------------------------------------------------------------------------
+
+
+def cmd_up(_: argparse.Namespace) -> int:
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    for name, module in SERVICES.items():
+        pid_file = RUN_DIR / f"{name}.pid"
+        if pid_file.exists() and _alive(int(pid_file.read_text())):
+            print(f"{name} already running (pid {pid_file.read_text().strip()})")
+            continue
+        log = (LOG_DIR / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            [PY, "-m", module], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+        )
+        pid_file.write_text(str(proc.pid))
+        print(f"started {name} (pid {proc.pid}, log var/log/{name}.log)")
+    if not wait_ready():
+        print("the gateway did not become ready; see var/log/*.log", file=sys.stderr)
+        return 1
+    print(
+        f"\nready: API {gateway_url()}/api/v0/data_pipeline/tasks  web UI {gateway_url()}/  "
+        f"OpenAPI {gateway_url()}/api/v0/openapi.json"
+    )
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def cmd_down(_: argparse.Namespace) -> int:
+    for name in reversed(list(SERVICES)):
+        pid_file = RUN_DIR / f"{name}.pid"
+        if not pid_file.exists():
+            continue
+        pid = int(pid_file.read_text())
+        if _alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+            print(f"stopped {name} (pid {pid})")
+        pid_file.unlink()
+    return 0
+
+
+# ---- run ------------------------------------------------------------------------------------------
+
+
+def _pump(name: str, stream, tty: bool) -> None:  # type: ignore[no-untyped-def]
+    prefix = f"\033[{COLORS[name]}m{name:>13}\033[0m | " if tty else f"{name:>13} | "
+    for line in iter(stream.readline, b""):
+        sys.stdout.write(prefix + line.decode(errors="replace"))
+        sys.stdout.flush()
+
+
+def _bar(percent: float, width: int = 20) -> str:
+    filled = int(width * percent / 100)
+    return "#" * filled + "-" * (width - filled)
+
+
+def follow_task(task_id: str) -> str:
+    base = f"{gateway_url()}/api/v0/data_pipeline/tasks/{task_id}"
+    last = ""
+    while True:
+        status, body = http_json("GET", base)
+        data = body.get("data", {})
+        if status == 200:
+            steps = data.get("step_status", {})
+            line = (
+                f"[demo] {task_id} {data.get('status'):<17} {_bar(data.get('progress', 0))} "
+                f"{data.get('progress', 0):>3}%  " + "  ".join(f"{k}={v}" for k, v in steps.items())
+            )
+            if line != last:
+                print(line, flush=True)
+                last = line
+            if data.get("status") in ("completed", "partial_completed", "failed", "cancelled"):
+                return str(data.get("status"))
+        time.sleep(1)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    ensure_infrastructure()
+    demo_url = env_value("DP_DEMO_DATABASE_URL", DEMO_URL_DEFAULT)
+    migrate_and_seed(demo_url)
+    tty = sys.stdout.isatty()
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    env = {**os.environ, "DP_LOG_FORMAT": os.environ.get("DP_LOG_FORMAT", "console")}
+    for name, module in SERVICES.items():
+        procs[name] = subprocess.Popen(
+            [PY, "-m", module], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT, env=env
+        )
+        threading.Thread(target=_pump, args=(name, procs[name].stdout, tty), daemon=True).start()
+
+    def stop_all(*_: object) -> None:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        if not wait_ready():
+            print("[run] the gateway did not become ready", file=sys.stderr)
+            stop_all()
+            return 1
+        tables = (ROOT / "services/step_runner/demo/tables.txt").read_text().split()
+        body = {
+            "task_type": "complete_workflow",
+            "parameters": {
+                "db_connection": demo_url,
+                "table_list": [t for t in tables if not t.startswith("#")],
+                "business_context": "An online retail shop: customers, products, orders, payments and shipments",
+                "task_name": "demo",
+                "db_name": demo_url.rsplit("/", 1)[-1],
+            },
+        }
+        status, created = http_json("POST", f"{gateway_url()}/api/v0/data_pipeline/tasks", body)
+        if status != 201:
+            print(f"[run] creating the demo task failed: {status} {created}", file=sys.stderr)
+            stop_all()
+            return 1
+        task_id = created["data"]["task_id"]
+        print(f"[demo] created {task_id}")
+        final = follow_task(task_id)
+        data_root = Path(env_value("DP_DATA_ROOT", "var/tasks"))
+        print(
+            f"\n[demo] {task_id} ended {final}.\n"
+            f"  web UI:            {gateway_url()}/\n"
+            f"  task API:          {gateway_url()}/api/v0/data_pipeline/tasks/{task_id}\n"
+            f"  RabbitMQ console:  http://127.0.0.1:15672/ (guest/guest; enable with "
+            f"`rabbitmq-plugins enable rabbitmq_management` if it does not answer)\n"
+            f"  task files:        {(ROOT / data_root / task_id) if not data_root.is_absolute() else data_root / task_id}\n"
+        )
+        if args.exit_after_demo:
+            stop_all()
+            return 0 if final == "completed" else 1
+        print("[run] the stack keeps running; Ctrl-C stops it.")
+        while all(p.poll() is None for p in procs.values()):
+            time.sleep(1)
+        print("[run] a service exited; stopping the others", file=sys.stderr)
+        stop_all()
+        return 1
+    except KeyboardInterrupt:
+        print("\n[run] stopping…")
+        stop_all()
+        return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="devstack")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up").set_defaults(func=cmd_up)
+    sub.add_parser("down").set_defaults(func=cmd_down)
+    run = sub.add_parser("run")
+    run.add_argument(
+        "--exit-after-demo", action="store_true", default=os.environ.get("DP_RUN_EXIT_AFTER_DEMO") == "1"
+    )
+    run.set_defaults(func=cmd_run)
+    args = parser.parse_args()
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

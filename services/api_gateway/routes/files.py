@@ -1,0 +1,86 @@
+"""Output files: the registered list, and downloads confined to the task's own directory.
+
+A client's file name is checked by pattern first (400 when it could never name a file: separators,
+`..`, a leading dot), then resolved and required to sit directly in `<data_root>/<task_id>/`; every
+other miss is the same 404, so a request never tells whether something exists outside.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from urllib.parse import quote
+
+from aiohttp import web
+
+from services.api_gateway.adapters import read_models
+from services.api_gateway.adapters.task_files import is_safe_file_name, resolve_task_file
+from services.api_gateway.envelope import ok
+from services.api_gateway.errors import InvalidParams, NotFound
+from services.api_gateway.keys import POOL, SETTINGS
+from services.api_gateway.schemas.responses import FileList
+from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
+from services.api_gateway.task_views import file_view
+from services.api_gateway.validation import require_task_id, task_not_found
+
+
+async def list_files(request: web.Request) -> web.Response:
+    task_id = require_task_id(request)
+    pool = request.app[POOL]
+    if await read_models.task_status(pool, task_id) is None:
+        raise task_not_found(task_id)
+    rows = await read_models.outputs(pool, task_id)
+    base = f"{DATA_PIPELINE}/tasks/{task_id}/files/download/"
+    files = [file_view(r, base + quote(r["file_name"])) for r in rows]
+    return ok(f"{len(files)} files", FileList(files=files, total=len(files)).model_dump(mode="json"))
+
+
+def content_disposition(file_name: str) -> str:
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in file_name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
+
+
+async def download_file(request: web.Request) -> web.StreamResponse:
+    task_id = require_task_id(request)
+    file_name = request.match_info.get("filename", "")
+    if not is_safe_file_name(file_name):
+        raise InvalidParams("invalid file name: a bare name without separators or '..'", invalid=["filename"])
+    pool = request.app[POOL]
+    if await read_models.task_status(pool, task_id) is None:
+        raise task_not_found(task_id)
+    path = resolve_task_file(request.app[SETTINGS].data_root, task_id, file_name)
+    if path is None or await read_models.output_downloadable(pool, task_id, file_name) is False:
+        raise NotFound(f"file not found: {file_name}")
+    content_type = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": content_type,
+            "Content-Disposition": content_disposition(file_name),
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+ROUTES = [
+    RouteSpec(
+        "GET", f"{DATA_PIPELINE}/tasks/{{task_id}}/files", list_files, "Registered output files", "files", response=FileList
+    ),
+    RouteSpec(
+        "GET",
+        f"{DATA_PIPELINE}/tasks/{{task_id}}/files/download/{{filename}}",
+        download_file,
+        "Download an output file (attachment)",
+        "files",
+        produces="application/octet-stream",
+    ),
+    RouteSpec(
+        "GET",
+        f"{DATA_PIPELINE}/tasks/{{task_id}}/files/{{filename}}",
+        download_file,
+        "Download an output file (ext; same as /files/download/{filename})",
+        "files",
+        produces="application/octet-stream",
+        name="download_file_short",
+    ),
+]

@@ -1,0 +1,189 @@
+"""Live views over server-sent events: a task's every event (`/stream`) and its log lines (`/logs?follow`).
+
+Each stream subscribes (exclusive auto-delete queue) *before* it reads the database, so an event
+published while the backlog or snapshot is being read is not lost; anything seen twice is dropped by
+`event_id`. Streams send keep-alive comments when idle and end after `task_finished`/`task_deleted`
+(or at once when the task is already finished), on gateway shutdown, or when the client goes away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from services.api_gateway.adapters import read_models
+from services.api_gateway.adapters.broker import EventSubscription
+from services.api_gateway.keys import BROKER, METRICS, POOL, SETTINGS
+from services.api_gateway.schemas.responses import LogLine
+from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
+from services.api_gateway.sse import SseWriter
+from services.api_gateway.task_views import event_from_envelope, log_line_from_event, log_line_from_row, task_detail
+from services.api_gateway.validation import require_task_id, task_not_found
+from shared.messages import EventEnvelope
+
+END_EVENTS = ("task_finished", "task_deleted")
+BACKLOG_PAGE = 500
+_SEEN_LIMIT = 100_000
+
+
+class _Seen:
+    """Event ids already sent (bounded: the oldest are forgotten first)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, None] = {}
+
+    def add(self, event_id: str) -> bool:
+        """False if `event_id` was already sent."""
+        if event_id in self._ids:
+            return False
+        self._ids[event_id] = None
+        if len(self._ids) > _SEEN_LIMIT:
+            self._ids.pop(next(iter(self._ids)))
+        return True
+
+
+def log_matches(line: LogLine, filters: read_models.LogFilters) -> bool:
+    if filters.min_level is not None and read_models.LEVEL_NUMBERS.get(line.level, 20) < filters.min_level:
+        return False
+    if filters.step and line.step_name != filters.step:
+        return False
+    if filters.text and filters.text.lower() not in line.message.lower():
+        return False
+    if filters.since and line.timestamp < filters.since:
+        return False
+    return not (filters.until and line.timestamp > filters.until)
+
+
+async def _pump(
+    request: web.Request,
+    subscription: EventSubscription,
+    writer: SseWriter,
+    on_event: Callable[[EventEnvelope], object],
+) -> None:
+    """Forward live events via `on_event` until it returns "end", the subscription closes, or the client leaves."""
+    keepalive = request.app[SETTINGS].sse_keepalive_seconds
+    while True:
+        try:
+            event = await subscription.get(keepalive)
+        except TimeoutError:
+            await writer.comment("keep-alive")
+            continue
+        if event is None:
+            reason = "overflow" if subscription.overflowed else "shutdown"
+            await writer.send("end", {"reason": reason})
+            return
+        if await on_event(event) == "end":  # type: ignore[misc]
+            return
+
+
+async def follow_logs(
+    request: web.Request, task_id: str, filters: read_models.LogFilters, after_id: int | None
+) -> web.StreamResponse:
+    broker, pool, metrics = request.app[BROKER], request.app[POOL], request.app[METRICS]
+    subscription = broker.subscribe(task_id, ["log_emitted", *END_EVENTS])
+    try:
+        async with subscription:
+            writer = await SseWriter.open(request)
+            metrics.streams.inc()
+            seen = _Seen()
+            try:
+                while True:
+                    rows = await read_models.logs(pool, task_id, filters, after_id=after_id, limit=BACKLOG_PAGE)
+                    for row in rows[:BACKLOG_PAGE]:
+                        line = log_line_from_row(row)
+                        seen.add(line.event_id)
+                        await writer.send("log", line.model_dump(mode="json"), event_id=line.id)
+                        after_id = row["id"]
+                    if len(rows) <= BACKLOG_PAGE:
+                        break
+                status = await read_models.task_status(pool, task_id)
+                if status is None or status in read_models.TERMINAL_STATUSES:
+                    await writer.send("end", {"task_id": task_id, "status": status or "deleted"})
+                    return writer.response
+
+                async def send_line(event: EventEnvelope) -> bool:
+                    line = log_line_from_event(event)
+                    if line is None or not log_matches(line, filters) or not seen.add(line.event_id):
+                        return False
+                    await writer.send("log", line.model_dump(mode="json"))
+                    return True
+
+                async def on_event(event: EventEnvelope) -> str | None:
+                    if event.type in END_EVENTS:
+                        for pending in subscription.pending():
+                            await send_line(pending)
+                        await writer.send("end", {"task_id": task_id, "status": _end_status(event)})
+                        return "end"
+                    await send_line(event)
+                    return None
+
+                await _pump(request, subscription, writer, on_event)
+            except ConnectionError:
+                pass  # the client went away
+            finally:
+                metrics.streams.dec()
+            await writer.close()
+            return writer.response
+    finally:
+        broker.unsubscribe(subscription)
+
+
+def _end_status(event: EventEnvelope) -> str:
+    return getattr(event.payload, "status", None) or ("deleted" if event.type == "task_deleted" else "finished")
+
+
+async def stream_task(request: web.Request) -> web.StreamResponse:
+    """Every event of the task as it happens, after a `snapshot` of its current detail."""
+    task_id = require_task_id(request)
+    broker, pool, metrics = request.app[BROKER], request.app[POOL], request.app[METRICS]
+    if await read_models.task_status(pool, task_id) is None:
+        raise task_not_found(task_id)
+    subscription = broker.subscribe(task_id)
+    try:
+        async with subscription:
+            row = await read_models.get_task(pool, task_id)
+            if row is None:
+                raise task_not_found(task_id)
+            detail = task_detail(row, await read_models.executions(pool, task_id), datetime.now(UTC))
+            writer = await SseWriter.open(request)
+            metrics.streams.inc()
+            seen = _Seen()
+            try:
+                await writer.send("snapshot", detail.model_dump(mode="json"))
+                if detail.status in read_models.TERMINAL_STATUSES:
+                    await writer.send("end", {"task_id": task_id, "status": detail.status})
+                    return writer.response
+
+                async def on_event(event: EventEnvelope) -> str | None:
+                    if not seen.add(str(event.event_id)):
+                        return None
+                    view = event_from_envelope(event)
+                    await writer.send(event.type, view.model_dump(mode="json"), event_id=view.event_id)
+                    if event.type in END_EVENTS:
+                        await writer.send("end", {"task_id": task_id, "status": _end_status(event)})
+                        return "end"
+                    return None
+
+                await _pump(request, subscription, writer, on_event)
+            except ConnectionError:
+                pass
+            finally:
+                metrics.streams.dec()
+            await writer.close()
+            return writer.response
+    finally:
+        broker.unsubscribe(subscription)
+
+
+ROUTES = [
+    RouteSpec(
+        "GET",
+        f"{DATA_PIPELINE}/tasks/{{task_id}}/stream",
+        stream_task,
+        "Server-sent events: a snapshot, then every event of the task as it happens",
+        "streams",
+        produces="text/event-stream",
+    ),
+]

@@ -1,0 +1,202 @@
+"""A small blocking HTTP client for the gateway's JSON envelope and its server-sent event streams.
+
+Blocking urllib keeps the command line free of an event loop and of new dependencies; every call is
+one request, so nothing would be gained by async here.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.client import HTTPResponse
+from typing import Any, BinaryIO
+
+API_PREFIX = "/api/v0/data_pipeline"
+
+
+class ApiError(Exception):
+    """The gateway answered with an error envelope; `reason` is its `data.response` text."""
+
+    def __init__(self, status: int, reason: str, error_type: str | None = None, details: dict | None = None):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.error_type = error_type
+        self.details = details or {}
+
+
+class GatewayUnreachable(Exception):
+    """No HTTP answer at all: connection refused, DNS failure, timeout."""
+
+    def __init__(self, url: str, cause: str):
+        super().__init__(f"cannot reach the gateway at {url}: {cause}")
+        self.url = url
+
+
+@dataclass(frozen=True)
+class SseEvent:
+    event: str
+    data: Any
+    id: str | None = None
+
+
+class GatewayClient:
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    # --- plumbing ---
+
+    def url(self, path: str, params: dict[str, Any] | None = None) -> str:
+        query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
+        url = f"{self.base_url}{API_PREFIX}{path}"
+        return f"{url}?{urllib.parse.urlencode(query)}" if query else url
+
+    def _open(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        accept: str = "application/json",
+        timeout: float | None = None,
+    ) -> HTTPResponse:
+        headers = {"Accept": accept, "User-Agent": "dpctl"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(self.url(path, params), data=data, headers=headers, method=method)
+        try:
+            return urllib.request.urlopen(request, timeout=timeout or self.timeout)  # type: ignore[no-any-return]
+        except urllib.error.HTTPError as exc:
+            raise _api_error(exc.code, exc.read()) from None
+        except urllib.error.URLError as exc:
+            raise GatewayUnreachable(self.base_url, str(exc.reason)) from None
+        except (TimeoutError, socket.timeout, ConnectionError) as exc:
+            raise GatewayUnreachable(self.base_url, str(exc) or type(exc).__name__) from None
+
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+        """The `data` of the envelope."""
+        with self._open(method, path, params=params, body=body) as response:
+            raw = response.read()
+        envelope = _json(raw)
+        if isinstance(envelope, dict) and envelope.get("success") is False:
+            raise _api_error(int(envelope.get("code") or 500), raw)
+        return envelope.get("data", envelope) if isinstance(envelope, dict) else envelope
+
+    def download(self, path: str, sink: BinaryIO) -> int:
+        with self._open("GET", path, accept="*/*") as response:
+            total = 0
+            while chunk := response.read(65536):
+                sink.write(chunk)
+                total += len(chunk)
+        return total
+
+    def stream(
+        self, path: str, *, params: dict[str, Any] | None = None, idle_timeout: float = 90.0
+    ) -> Iterator[SseEvent]:
+        """Server-sent events until the server closes the stream."""
+        response = self._open("GET", path, params=params, accept="text/event-stream", timeout=idle_timeout)
+        with response:
+            yield from parse_sse(response)
+
+    # --- the API ---
+
+    def create_task(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/tasks", body={"task_type": "complete_workflow", "parameters": parameters})
+
+    def list_tasks(self, **params: Any) -> dict[str, Any]:
+        return self.request("GET", "/tasks", params=params)
+
+    def get_task(self, task_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/tasks/{_seg(task_id)}")
+
+    def execute(self, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", f"/tasks/{_seg(task_id)}/execute", body=body)
+
+    def cancel(self, task_id: str, reason: str | None = None) -> dict[str, Any]:
+        return self.request("POST", f"/tasks/{_seg(task_id)}/cancel", body={"reason": reason} if reason else {})
+
+    def delete(self, task_id: str) -> dict[str, Any]:
+        return self.request("DELETE", f"/tasks/{_seg(task_id)}")
+
+    def logs(self, task_id: str, **params: Any) -> dict[str, Any]:
+        return self.request("GET", f"/tasks/{_seg(task_id)}/logs", params=params)
+
+    def files(self, task_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/tasks/{_seg(task_id)}/files")
+
+    def download_file(self, task_id: str, name: str, sink: BinaryIO) -> int:
+        return self.download(f"/tasks/{_seg(task_id)}/files/download/{_seg(name)}", sink)
+
+    def database_tables(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/database/tables", body=body)
+
+
+def parse_sse(lines: Any) -> Iterator[SseEvent]:
+    """Frames of `event:`/`data:`/`id:` lines separated by a blank line; `:` lines are keep-alives."""
+    event, data, event_id = "message", [], None
+    for raw in lines:
+        line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        line = line.rstrip("\r\n")
+        if not line:
+            if data:
+                text = "\n".join(data)
+                yield SseEvent(event, _json_or_text(text), event_id)
+            event, data, event_id = "message", [], None
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "event":
+            event = value
+        elif field == "data":
+            data.append(value)
+        elif field == "id":
+            event_id = value
+    if data:
+        yield SseEvent(event, _json_or_text("\n".join(data)), event_id)
+
+
+def _seg(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8")) if raw else {}
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {"data": {"response": raw.decode("utf-8", "replace")[:500]}}
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _api_error(status: int, raw: bytes) -> ApiError:
+    envelope = _json(raw)
+    data = envelope.get("data") if isinstance(envelope, dict) else None
+    data = data if isinstance(data, dict) else {}
+    reason = data.get("response") or (envelope.get("message") if isinstance(envelope, dict) else None)
+    return ApiError(status, str(reason or f"HTTP {status}"), data.get("error_type"), data)
+

@@ -1,0 +1,257 @@
+"""The training-data store: DDL, documentation chunks and question/SQL pairs with their embeddings, in
+PostgreSQL, for a Text2SQL assistant to retrieve from.
+
+Rows are unique per (kind, content_hash), so loading is idempotent and the same DDL loaded by two tasks is
+stored once (the first task is its source). Nothing here deletes rows. Embeddings are stored unit-length
+as `real[]`, so no extension is needed and cosine similarity is a dot product computed in SQL; search
+scans at most `scan_limit` recent rows per kind, which keeps its cost bounded (a vector index such as
+pgvector is the next step for stores far larger than that).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from shared.business_db import quote_ident
+
+KINDS = ("ddl", "documentation", "question_sql")
+TABLE = "training_data"
+LOADS_TABLE = "training_loads"
+INSERT_BATCH = 200
+DEFAULT_SCAN_LIMIT = 20_000
+
+
+@dataclass(frozen=True)
+class TrainingItem:
+    kind: str
+    content: str  # the text that is embedded and shown
+    question: str | None = None
+    sql: str | None = None
+    table_name: str | None = None
+    source_file: str | None = None
+
+    @property
+    def content_hash(self) -> str:
+        text = f"{self.question}\x00{self.sql}" if self.kind == "question_sql" else self.content
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _ddl(schema: str) -> str:
+    s = quote_ident(schema)
+    return f"""
+CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.{TABLE} (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind            text NOT NULL CHECK (kind IN ('ddl', 'documentation', 'question_sql')),
+    content         text NOT NULL,
+    question        text,
+    sql             text,
+    table_name      text,
+    source_task_id  text,
+    source_file     text,
+    content_hash    text NOT NULL,
+    embedding       real[] NOT NULL,
+    dimensions      integer NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (kind, content_hash)
+);
+CREATE INDEX IF NOT EXISTS {TABLE}_task_idx ON {s}.{TABLE} (source_task_id);
+CREATE INDEX IF NOT EXISTS {TABLE}_kind_dims_idx ON {s}.{TABLE} (kind, dimensions, id);
+CREATE TABLE IF NOT EXISTS {s}.{LOADS_TABLE} (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    task_id         text NOT NULL,
+    loaded_at       timestamptz NOT NULL DEFAULT now(),
+    inserted        jsonb NOT NULL,
+    already_present jsonb NOT NULL,
+    backup_table    text
+);
+"""
+
+
+async def ensure_schema(conn: asyncpg.Connection, schema: str) -> None:
+    """Create the store if it is missing; concurrent runners serialise on an advisory lock."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"dp_training_store:{schema}")
+        await conn.execute(_ddl(schema))
+
+
+def unit(vector: Sequence[float]) -> list[float]:
+    norm = math.sqrt(sum(v * v for v in vector))
+    return [v / norm for v in vector] if norm > 0 else [float(v) for v in vector]
+
+
+async def existing_hashes(
+    conn: asyncpg.Connection, schema: str, items: Iterable[TrainingItem]
+) -> set[tuple[str, str]]:
+    """(kind, content_hash) of the items that are already stored."""
+    pairs = {(i.kind, i.content_hash) for i in items}
+    if not pairs:
+        return set()
+    rows = await conn.fetch(
+        f"SELECT kind, content_hash FROM {quote_ident(schema)}.{TABLE} "
+        "WHERE (kind, content_hash) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+        [k for k, _ in pairs],
+        [h for _, h in pairs],
+    )
+    return {(r["kind"], r["content_hash"]) for r in rows}
+
+
+async def insert_items(
+    conn: asyncpg.Connection,
+    schema: str,
+    items: Sequence[TrainingItem],
+    embeddings: Sequence[Sequence[float]],
+    task_id: str,
+) -> dict[str, int]:
+    """Insert what is not there yet; returns how many rows were added per kind."""
+    inserted = dict.fromkeys(KINDS, 0)
+    sql = f"""
+        INSERT INTO {quote_ident(schema)}.{TABLE}
+            (kind, content, question, sql, table_name, source_task_id, source_file, content_hash,
+             embedding, dimensions)
+        SELECT x.kind, x.content, x.question, x.sql, x.table_name, $2, x.source_file, x.content_hash,
+               ARRAY(SELECT jsonb_array_elements_text(x.embedding)::real), jsonb_array_length(x.embedding)
+        FROM jsonb_to_recordset($1::jsonb) AS x(kind text, content text, question text, sql text,
+             table_name text, source_file text, content_hash text, embedding jsonb)
+        ON CONFLICT (kind, content_hash) DO NOTHING
+        RETURNING kind
+    """
+    for start in range(0, len(items), INSERT_BATCH):
+        batch = [
+            {
+                "kind": item.kind,
+                "content": item.content,
+                "question": item.question,
+                "sql": item.sql,
+                "table_name": item.table_name,
+                "source_file": item.source_file,
+                "content_hash": item.content_hash,
+                "embedding": unit(vector),
+            }
+            for item, vector in zip(
+                items[start : start + INSERT_BATCH], embeddings[start : start + INSERT_BATCH], strict=True
+            )
+        ]
+        for row in await conn.fetch(sql, json.dumps(batch), task_id):
+            inserted[row["kind"]] += 1
+    return inserted
+
+
+async def backup(conn: asyncpg.Connection, schema: str, now: dt.datetime) -> str | None:
+    """Snapshot the store as `training_data_backup_<timestamp>` (None when it is empty)."""
+    s = quote_ident(schema)
+    if not await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {s}.{TABLE})"):
+        return None
+    name = f"{TABLE}_backup_{now:%Y%m%d_%H%M%S}"
+    await conn.execute(f"CREATE TABLE IF NOT EXISTS {s}.{quote_ident(name)} AS TABLE {s}.{TABLE}")
+    return name
+
+
+async def record_load(
+    conn: asyncpg.Connection,
+    schema: str,
+    task_id: str,
+    inserted: dict[str, int],
+    already_present: dict[str, int],
+    backup_table: str | None,
+) -> None:
+    await conn.execute(
+        f"INSERT INTO {quote_ident(schema)}.{LOADS_TABLE} (task_id, inserted, already_present, backup_table) "
+        "VALUES ($1, $2::jsonb, $3::jsonb, $4)",
+        task_id,
+        json.dumps(inserted),
+        json.dumps(already_present),
+        backup_table,
+    )
+
+
+async def search(
+    conn: asyncpg.Connection,
+    schema: str,
+    embedding: list[float],
+    limit: int,
+    kinds: Iterable[str] | None = None,
+    *,
+    scan_limit: int = DEFAULT_SCAN_LIMIT,
+) -> dict[str, list[dict[str, Any]]]:
+    """The `limit` stored rows nearest to `embedding` (cosine similarity), per kind, best first.
+
+    Only rows embedded with the same number of dimensions are compared; at most `scan_limit` of the most
+    recent rows of each kind are scanned.
+    """
+    wanted = list(kinds) if kinds else list(KINDS)
+    unknown = set(wanted) - set(KINDS)
+    if unknown:
+        raise ValueError(f"unknown kinds: {', '.join(sorted(unknown))}")
+    limit = max(1, min(int(limit), 100))
+    query = unit(embedding)
+    sql = f"""
+        SELECT t.id, t.kind, t.content, t.question, t.sql, t.table_name, t.source_task_id, t.source_file,
+               t.created_at,
+               (SELECT sum(a * b) FROM unnest(t.embedding, $1::real[]) AS u(a, b)) AS score
+        FROM (SELECT * FROM {quote_ident(schema)}.{TABLE}
+              WHERE kind = $2 AND dimensions = $3 ORDER BY id DESC LIMIT $4) AS t
+        ORDER BY score DESC, t.id
+        LIMIT $5
+    """
+    result: dict[str, list[dict[str, Any]]] = {}
+    for kind in wanted:
+        rows = await conn.fetch(sql, query, kind, len(query), scan_limit, limit)
+        result[kind] = [
+            {
+                **dict(r),
+                "score": round(float(r["score"] or 0.0), 6),
+                "created_at": r["created_at"].isoformat(),
+            }
+            for r in rows
+        ]
+    return result
+
+
+async def stats(conn: asyncpg.Connection, schema: str) -> dict[str, Any]:
+    """Rows per kind, per source task, and the last load; zeros when the store does not exist yet."""
+    s = quote_ident(schema)
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{s}.{TABLE}")
+    by_kind = dict.fromkeys(KINDS, 0)
+    if not exists:
+        return {"total": 0, "by_kind": by_kind, "by_task": [], "last_load": None, "last_row_at": None}
+    for row in await conn.fetch(f"SELECT kind, count(*) AS n FROM {s}.{TABLE} GROUP BY kind"):
+        by_kind[row["kind"]] = row["n"]
+    by_task: dict[str, dict[str, Any]] = {}
+    task_rows = await conn.fetch(
+        f"""SELECT source_task_id, kind, count(*) AS n, max(created_at) AS last_at FROM {s}.{TABLE}
+            GROUP BY source_task_id, kind ORDER BY max(created_at) DESC LIMIT 300"""
+    )
+    for row in task_rows:
+        entry = by_task.setdefault(
+            row["source_task_id"] or "", {"task_id": row["source_task_id"], **dict.fromkeys(KINDS, 0)}
+        )
+        entry[row["kind"]] = row["n"]
+    last = await conn.fetchrow(
+        f"SELECT task_id, loaded_at, inserted, already_present, backup_table FROM {s}.{LOADS_TABLE} "
+        "ORDER BY id DESC LIMIT 1"
+    )
+    last_row_at = await conn.fetchval(f"SELECT max(created_at) FROM {s}.{TABLE}")
+    return {
+        "total": sum(by_kind.values()),
+        "by_kind": by_kind,
+        "by_task": list(by_task.values())[:100],
+        "last_load": None
+        if last is None
+        else {
+            "task_id": last["task_id"],
+            "loaded_at": last["loaded_at"].isoformat(),
+            "inserted": json.loads(last["inserted"]),
+            "already_present": json.loads(last["already_present"]),
+            "backup_table": last["backup_table"],
+        },
+        "last_row_at": last_row_at.isoformat() if last_row_at else None,
+    }
