@@ -34,6 +34,7 @@ class RouteSpec:
     public: bool = False
     errors: tuple[int, ...] = field(default=(400, 401, 404))
     name: str | None = None
+    enveloped: bool = True
 
     @property
     def operation_id(self) -> str:

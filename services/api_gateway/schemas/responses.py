@@ -190,8 +190,9 @@ class DatabaseTables(_Out):
 
 
 class TrainingSearch(_Out):
-    results: list[dict[str, Any]]
+    results: list[dict[str, Any]] = Field(description="Best first across kinds; each has kind and score.")
     total: int
+    by_kind: dict[str, list[dict[str, Any]]]
 
 
 class TrainingStats(_Out):

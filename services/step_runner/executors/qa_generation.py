@@ -155,9 +155,14 @@ class QaGenerationExecutor:
             done += 1
             await ctx.progress(15 + 75 * done / len(themes), f"{done}/{len(themes)} themes done")
 
-        async with asyncio.TaskGroup() as group:
-            for index, theme in enumerate(themes):
-                group.create_task(one(index, theme))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for index, theme in enumerate(themes):
+                    group.create_task(one(index, theme))
+        except BaseExceptionGroup as group_error:
+            raise group_error.exceptions[
+                0
+            ] from None  # the runner classifies the error itself, not a group of it
         return results, failures
 
 

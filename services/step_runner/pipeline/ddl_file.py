@@ -68,7 +68,7 @@ def _enum_block(enum: EnumType) -> str:
 def render_ddl(table: IntrospectedTable) -> str:
     info = table.info
     name = relation(info.schema_name, info.name)
-    enum_names = {e.name for e in table.enum_types}
+    enum_names = {e.name for e in table.enum_types} | {e.schema for e in table.enum_types}
     lines: list[str] = [f"-- {table.kind}: {info.schema_name}.{info.name}"]
     if info.comment:
         lines.append(f"-- {_one_line(info.comment)}")

@@ -169,20 +169,20 @@ def tokenize(sql: str) -> list[Token]:
 
 
 def split_statements(sql: str) -> list[str]:
-    """The statements in `sql`, each stripped, without its `;`; statements of only comments are dropped."""
+    """The statements in `sql`, from first to last token (comments around them dropped), without `;`."""
     statements: list[str] = []
-    start = 0
-    has_tokens = False
+    first: Token | None = None
+    last: Token | None = None
     for token in tokenize(sql):
         if token.kind == "semicolon":
-            if has_tokens:
-                statements.append(sql[start : token.start].strip())
-            start = token.end
-            has_tokens = False
+            if first is not None and last is not None:
+                statements.append(sql[first.start : last.end])
+            first = last = None
         else:
-            has_tokens = True
-    if has_tokens:
-        statements.append(sql[start:].strip())
+            first = first or token
+            last = token
+    if first is not None and last is not None:
+        statements.append(sql[first.start : last.end])
     return statements
 
 

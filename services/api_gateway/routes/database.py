@@ -1,0 +1,46 @@
+"""Listing a business database's tables so the UI can pick them (ext): POST /database/tables."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.api_gateway.connections import resolve_connection
+from services.api_gateway.envelope import ok
+from services.api_gateway.errors import InvalidParams, MissingParams
+from services.api_gateway.keys import SETTINGS
+from services.api_gateway.schemas.requests import DatabaseTablesRequest
+from services.api_gateway.schemas.responses import DatabaseTables
+from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
+from services.api_gateway.validation import missing_fields, parse_model, read_json_object
+from shared import business_db
+from shared.secrets import mask_secrets
+
+
+async def list_database_tables(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    if missing_fields(body, ["db_connection"]):
+        raise MissingParams("missing required parameters: db_connection", missing=["db_connection"])
+    req = parse_model(DatabaseTablesRequest, body)
+    connection = resolve_connection(req.db_connection, request.app[SETTINGS].connections)
+    try:
+        tables = await business_db.list_tables(connection.url, req.schema_name, req.pattern)
+    except business_db.BusinessDbError as exc:
+        # Unreachable, wrong password, unknown database: all the caller's to fix, so 400 (reason masked).
+        reason = mask_secrets(str(exc))
+        raise InvalidParams(reason, invalid=["db_connection"], extra={"reason": reason, "retryable": exc.retryable}) from None
+    data = DatabaseTables(tables=tables, total=len(tables), schema_name=req.schema_name)
+    return ok(f"{len(tables)} tables", data.model_dump(mode="json", by_alias=True))
+
+
+ROUTES = [
+    RouteSpec(
+        "POST",
+        f"{DATA_PIPELINE}/database/tables",
+        list_database_tables,
+        "List the tables of a business database (ext)",
+        "database",
+        body=DatabaseTablesRequest,
+        response=DatabaseTables,
+        errors=(400, 401, 415, 503),
+    ),
+]

@@ -1,0 +1,240 @@
+"""Watching a task live over the gateway's server-sent events: per-step progress bars and log lines.
+
+On a terminal the four step bars stay at the bottom and log lines scroll above them; elsewhere (CI
+logs, pipes) each change is printed once as a plain line. A stream that ends before the task does
+(gateway restart, proxy timeout) is reopened; the task's state is re-read from the API each time,
+so nothing is missed for the bars, and log lines resume after the last id seen.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from services.dpctl.client import GatewayClient, GatewayUnreachable, SseEvent
+from services.dpctl.formatting import STEP_ORDER, TERMINAL_TASK_STATUSES, bar, log_line
+
+MAX_RECONNECTS = 20
+RECONNECT_DELAY_SECONDS = 1.0
+STEP_EVENT_STATUS = {
+    "step_scheduled": "pending",
+    "step_started": "running",
+    "step_succeeded": "completed",
+    "step_failed": "failed",
+    "step_skipped": "skipped",
+    "step_cancelled": "cancelled",
+}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass
+class StepState:
+    status: str = "pending"
+    percent: float = 0.0
+    message: str = ""
+
+
+@dataclass
+class TaskView:
+    steps: dict[str, StepState] = field(default_factory=lambda: {s: StepState() for s in STEP_ORDER})
+
+    def load(self, task: dict[str, Any]) -> None:
+        for name, status in (task.get("step_status") or {}).items():
+            self.steps.setdefault(name, StepState()).status = status
+        for step in task.get("steps") or []:
+            state = self.steps.setdefault(step.get("step", "?"), StepState())
+            state.status = step.get("status") or state.status
+            state.percent = float(step.get("progress") or (100 if state.status == "completed" else 0))
+
+    def apply(self, kind: str, payload: dict[str, Any]) -> bool:
+        """Update from one event; True when a step changed."""
+        step = payload.get("step")
+        if not step:
+            return False
+        state = self.steps.setdefault(step, StepState())
+        if kind == "step_progress":
+            state.percent = float(payload.get("percent") or 0)
+            state.message = str(payload.get("message") or "")
+            state.status = "running"
+            return True
+        if kind in STEP_EVENT_STATUS:
+            state.status = STEP_EVENT_STATUS[kind]
+            if kind in {"step_started", "step_scheduled"}:
+                state.percent, state.message = 0.0, ""
+            elif kind == "step_succeeded":
+                state.percent = 100.0
+            elif kind == "step_failed":
+                state.message = str(payload.get("error") or "")
+                if payload.get("retryable"):
+                    state.status = "failed, retrying"
+            return True
+        return False
+
+    def lines(self) -> list[str]:
+        width = max(len(s) for s in self.steps)
+        return [
+            f"{name:{width}}  {bar(state.percent)}  {state.status}{'  ' + state.message if state.message else ''}"[:160]
+            for name, state in self.steps.items()
+        ]
+
+
+def event_kind_and_payload(event: SseEvent) -> tuple[str, dict[str, Any]]:
+    data = event.data if isinstance(event.data, dict) else {"message": str(event.data)}
+    payload = data.get("payload") if isinstance(data.get("payload"), dict) else data
+    kind = str(data.get("type") or event.event)
+    return kind, payload
+
+
+class Follower:
+    def __init__(
+        self,
+        client: GatewayClient,
+        out: TextIO | None = None,
+        *,
+        as_json: bool = False,
+        show_logs: bool = True,
+        min_level: str | None = None,
+        tty: bool | None = None,
+    ) -> None:
+        self.client = client
+        self.out = out or sys.stdout
+        self.as_json = as_json
+        self.show_logs = show_logs
+        self.min_level = LOG_LEVELS.index(min_level.upper()) if min_level else 0
+        self.tty = self.out.isatty() if tty is None else tty
+        self.view = TaskView()
+        self._drawn = 0
+        self._printed: dict[str, str] = {}
+
+    # --- output ---
+
+    def _emit(self, text: str) -> None:
+        self._erase()
+        print(text, file=self.out)
+        self._draw()
+
+    def _erase(self) -> None:
+        if self.tty and self._drawn:
+            self.out.write(f"\x1b[{self._drawn}F\x1b[J")
+            self._drawn = 0
+
+    def _draw(self) -> None:
+        if not self.tty:
+            return
+        lines = self.view.lines()
+        self.out.write("\n".join(lines) + "\n")
+        self._drawn = len(lines)
+        self.out.flush()
+
+    def _step_changed(self) -> None:
+        if self.tty:
+            self._erase()
+            self._draw()
+            return
+        # Plain output: a line when a step's status or its progress quarter changes.
+        for line, (name, state) in zip(self.view.lines(), self.view.steps.items(), strict=True):
+            key = f"{state.status}:{int(state.percent // 25)}"
+            if self._printed.get(name) != key:
+                self._printed[name] = key
+                print(line, file=self.out)
+        self.out.flush()
+
+    # --- the loop ---
+
+    def run(self, task_id: str) -> str:
+        """Follow until the task ends; returns its final status."""
+        reconnects = 0
+        while True:
+            try:
+                events = self.client.stream(f"/tasks/{task_id}/stream")
+                task = self.client.get_task(task_id)
+                self.view.load(task)
+                if self.as_json:
+                    print(json.dumps({"type": "task_state", "task": task}, default=str), file=self.out)
+                else:
+                    self._step_changed()
+                if task.get("status") in TERMINAL_TASK_STATUSES:
+                    return self._finish(task_id, str(task["status"]), task.get("error_message"))
+                final = self._consume(events)
+                if final is not None:
+                    return self._finish(task_id, final[0], final[1])
+            except GatewayUnreachable:
+                if reconnects >= MAX_RECONNECTS:
+                    raise
+            # The stream ended (or the gateway went away) while the task runs on: reopen it.
+            reconnects += 1
+            if reconnects > MAX_RECONNECTS:
+                task = self.client.get_task(task_id)
+                return self._finish(task_id, str(task.get("status")), task.get("error_message"))
+            time.sleep(RECONNECT_DELAY_SECONDS)
+
+    def _consume(self, events: Iterator[SseEvent]) -> tuple[str, str | None] | None:
+        for event in events:
+            kind, payload = event_kind_and_payload(event)
+            if self.as_json:
+                print(json.dumps({"type": kind, **payload}, default=str), file=self.out)
+                self.out.flush()
+            elif kind == "log_emitted" or (kind == "log" and "message" in payload):
+                self._log(payload)
+            elif kind == "step_retry_scheduled":
+                self._emit(
+                    f"-- {payload.get('step')}: retry {payload.get('next_attempt')} in "
+                    f"{payload.get('delay_seconds')}s ({payload.get('reason')})"
+                )
+            elif self.view.apply(kind, payload):
+                self._step_changed()
+            if kind == "task_finished":
+                return str(payload.get("status")), payload.get("error_message")
+            if kind == "task_deleted":
+                return "deleted", None
+        return None
+
+    def _log(self, payload: dict[str, Any]) -> None:
+        if not self.show_logs:
+            return
+        level = str(payload.get("level") or "INFO").upper()
+        if level in LOG_LEVELS and LOG_LEVELS.index(level) < self.min_level:
+            return
+        self._emit(log_line(payload))
+
+    def _finish(self, task_id: str, status: str, error: str | None) -> str:
+        if self.as_json:
+            print(json.dumps({"type": "result", "task_id": task_id, "status": status, "error": error}), file=self.out)
+        else:
+            self._erase()
+            self._draw()
+            self._drawn = 0
+            print(f"task {task_id}: {status}" + (f" ({error})" if error else ""), file=self.out)
+        self.out.flush()
+        return status
+
+
+def follow_logs(
+    client: GatewayClient, task_id: str, params: dict[str, Any], out: TextIO, *, as_json: bool = False
+) -> None:
+    """Stream log lines until the task ends (the gateway closes the stream and the task is finished)."""
+    after = params.pop("after", None)
+    reconnects = 0
+    while True:
+        got_any = False
+        for event in client.stream(f"/tasks/{task_id}/logs", params={**params, "follow": True, "after": after}):
+            kind, payload = event_kind_and_payload(event)
+            if "message" in payload and kind not in {"end", "error"}:
+                got_any = True
+                if isinstance(payload.get("id"), int):
+                    after = payload["id"]
+                print(json.dumps(payload, default=str) if as_json else log_line(payload), file=out)
+                out.flush()
+            elif kind in {"task_finished", "end", "done"}:
+                return
+        task = client.get_task(task_id)
+        if task.get("status") in TERMINAL_TASK_STATUSES:
+            return
+        reconnects = 0 if got_any else reconnects + 1
+        if reconnects > MAX_RECONNECTS:
+            return
+        time.sleep(RECONNECT_DELAY_SECONDS)

@@ -1,0 +1,172 @@
+"""Killing and stopping services mid-task, malformed messages, and rebuilding the read models."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import aio_pika
+import asyncpg
+import pytest
+
+from shared.broker import SCHEDULER_KEY, STEPS_KEY, Topology, queue_depth
+from tests.conftest import AMQP_URL
+from tests.e2e.conftest import DB_URL
+from tests.support.api import Api
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.e2e
+
+
+async def _running_runner(pg: asyncpg.Connection, task_id: str) -> str:
+    for _ in range(200):
+        runner = await pg.fetchval(
+            "SELECT runner_id FROM data_pipeline_task_executions WHERE task_id = $1 AND status = 'running'",
+            task_id,
+        )
+        if runner:
+            return runner
+        await asyncio.sleep(0.05)
+    raise AssertionError("no running execution")
+
+
+async def test_runner_killed_mid_step_another_runner_finishes(
+    api: Api, pg: asyncpg.Connection, stack: Stack
+) -> None:
+    task_id = await api.create(DB_URL, business_context="sleep:ddl_generation=3")
+    victim = await _running_runner(pg, task_id)
+    stack.kill(victim)
+    try:
+        detail = await api.wait(task_id, timeout=60)
+        assert detail["status"] == "completed"
+        rows = await pg.fetch(
+            "SELECT runner_id, status FROM data_pipeline_task_executions WHERE task_id = $1"
+            " AND execution_step = 'ddl_generation'",
+            task_id,
+        )
+        # The same execution was redelivered to the surviving runner and finished there.
+        assert [(r["runner_id"] != victim, r["status"]) for r in rows] == [(True, "completed")]
+    finally:
+        stack.start(victim, kind="runner", extra_env={"DP_RUNNER_ID": victim})
+
+
+async def test_zombie_step_is_failed_and_retried(api: Api, pg: asyncpg.Connection) -> None:
+    # The first attempt blocks its runner's event loop for 6 s: no heartbeats for longer than the 3 s timeout.
+    task_id = await api.create(DB_URL, business_context="block:ddl_generation=6")
+    detail = await api.wait(task_id, timeout=60)
+    assert detail["status"] == "completed"
+    rows = await pg.fetch(
+        "SELECT status, error_message, runner_id FROM data_pipeline_task_executions"
+        " WHERE task_id = $1 AND execution_step = 'ddl_generation' ORDER BY id",
+        task_id,
+    )
+    assert [r["status"] for r in rows] == ["failed", "completed"]
+    error = rows[0]["error_message"]
+    assert "zombie" in error and rows[0]["runner_id"] in error and "since" in error
+
+
+async def _exactly_once(pg: asyncpg.Connection, task_id: str, data_dir) -> None:  # type: ignore[no-untyped-def]
+    events = await pg.fetchval(
+        "SELECT count(*) FROM data_pipeline_events WHERE task_id = $1 AND type = 'log_emitted'", task_id
+    )
+    rows = await pg.fetchval("SELECT count(*) FROM data_pipeline_task_logs WHERE task_id = $1", task_id)
+    assert events == rows == 12
+    lines = (data_dir / task_id / "data_pipeline.log").read_text().splitlines()
+    assert len(lines) == 12
+    assert len({line.rsplit("(#", 1)[1] for line in lines}) == 12
+
+
+@pytest.mark.parametrize("how", ["stop", "kill"])
+async def test_collector_down_while_events_flow(
+    api: Api, pg: asyncpg.Connection, stack: Stack, data_dir, how: str
+) -> None:  # type: ignore[no-untyped-def]
+    stack.stop("collector") if how == "stop" else stack.kill("collector")
+    try:
+        task_id = await api.create(DB_URL, business_context="sleep:qa_generation=0.5")
+        await asyncio.sleep(3)  # the task runs to the end while nothing is collected
+    finally:
+        stack.start("collector")
+    detail = await api.wait(task_id, timeout=30)
+    assert detail["status"] == "completed"
+    await _exactly_once(pg, task_id, data_dir)
+
+
+async def test_scheduler_restart_mid_task(api: Api, pg: asyncpg.Connection, stack: Stack) -> None:
+    task_id = await api.create(DB_URL, business_context="sleep:qa_generation=2")
+    await api.wait_step(task_id, "qa_generation", "running")
+    stack.kill("scheduler")
+    await asyncio.sleep(1)
+    stack.start("scheduler")
+    detail = await api.wait(task_id, timeout=60)
+    assert detail["status"] == "completed"
+    steps = await pg.fetch(
+        "SELECT execution_step FROM data_pipeline_task_executions WHERE task_id = $1 ORDER BY id", task_id
+    )
+    assert [r["execution_step"] for r in steps] == [
+        "ddl_generation",
+        "qa_generation",
+        "sql_validation",
+        "training_load",
+    ]
+
+
+async def test_malformed_messages_are_dead_lettered(api: Api, stack_env: dict[str, str]) -> None:
+    topology = Topology(stack_env["DP_BROKER_PREFIX"])
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        before = await queue_depth(channel, topology.dead_letter_queue)
+        commands = await channel.get_exchange(topology.commands_exchange)
+        events = await channel.get_exchange(topology.events_exchange)
+        await commands.publish(aio_pika.Message(b"not json"), routing_key=SCHEDULER_KEY)
+        await commands.publish(
+            aio_pika.Message(b'{"kind": "command", "type": "run_step"}'), routing_key=STEPS_KEY
+        )
+        # Routed to both the scheduler's and the collector's queue.
+        await events.publish(aio_pika.Message(b'{"kind": "event"}'), routing_key="task.task_x.bogus")
+        for _ in range(100):
+            if await queue_depth(channel, topology.dead_letter_queue) >= before + 4:
+                break
+            await asyncio.sleep(0.1)
+        assert await queue_depth(channel, topology.dead_letter_queue) == before + 4
+    task_id = await api.create(DB_URL)
+    assert (await api.wait(task_id))["status"] == "completed"
+
+
+READ_MODEL_QUERIES = {
+    "tasks": "SELECT * FROM data_pipeline_tasks ORDER BY id",
+    "executions": "SELECT * FROM data_pipeline_task_executions ORDER BY id",
+    "logs": "SELECT * FROM data_pipeline_task_logs ORDER BY id",
+    "outputs": "SELECT * FROM data_pipeline_task_outputs ORDER BY id",
+}
+
+
+async def _snapshot(pg: asyncpg.Connection) -> dict[str, list[dict]]:
+    return {name: [dict(r) for r in await pg.fetch(q)] for name, q in READ_MODEL_QUERIES.items()}
+
+
+async def test_rebuild_yields_the_live_read_model(
+    api: Api, pg: asyncpg.Connection, stack: Stack, stack_env
+) -> None:  # type: ignore[no-untyped-def]
+    task_id = await api.create(DB_URL, business_context="transient:qa_generation")
+    await api.wait(task_id)
+    stack.stop("collector")  # nothing changes the read models while we compare
+    try:
+        live = await _snapshot(pg)
+        assert live["tasks"] and live["logs"] and live["executions"] and live["outputs"]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "services.log_collector.main",
+            "rebuild",
+            env={**os.environ, **stack.env},
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(proc.communicate(), 120)
+        assert proc.returncode == 0, stderr.decode()
+        rebuilt = await _snapshot(pg)
+    finally:
+        stack.start("collector")
+    for name in READ_MODEL_QUERIES:
+        assert rebuilt[name] == live[name], name

@@ -1,0 +1,70 @@
+"""A small HTTP client for the gateway, as the UI and scripts use it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+BASE = "/api/v0/data_pipeline"
+TERMINAL = ("completed", "partial_completed", "failed", "cancelled")
+
+
+@dataclass
+class Api:
+    session: aiohttp.ClientSession
+    url: str
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+        async with self.session.request(method, self.url + path, **kwargs) as resp:
+            if resp.content_type == "application/json":
+                return resp.status, await resp.json()
+            return resp.status, {"raw": await resp.text()}
+
+    async def create(self, db_connection: str, business_context: str = "plain", **params: Any) -> str:
+        body = {
+            "task_type": "complete_workflow",
+            "parameters": {
+                "db_connection": db_connection,
+                "table_list": params.pop("table_list", ["public.orders"]),
+                "business_context": business_context,
+                **params,
+            },
+        }
+        status, data = await self.call("POST", f"{BASE}/tasks", json=body)
+        assert status == 201, data
+        return data["data"]["task_id"]
+
+    async def task(self, task_id: str) -> dict[str, Any]:
+        status, data = await self.call("GET", f"{BASE}/tasks/{task_id}")
+        assert status == 200, data
+        return data["data"]
+
+    async def wait(
+        self, task_id: str, statuses: tuple[str, ...] = TERMINAL, timeout: float = 60
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        detail: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            status, data = await self.call("GET", f"{BASE}/tasks/{task_id}")
+            if status == 200:
+                detail = data["data"]
+                if detail["status"] in statuses:
+                    return detail
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"task {task_id} did not reach {statuses} in {timeout}s; last: {detail}")
+
+    async def wait_step(self, task_id: str, step: str, status: str, timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        detail: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            detail = await self.task(task_id)
+            if detail["step_status"].get(step) == status:
+                return detail
+            await asyncio.sleep(0.1)
+        raise AssertionError(
+            f"{task_id} step {step} never became {status}; last: {detail.get('step_status')}"
+        )
