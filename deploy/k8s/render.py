@@ -37,7 +37,16 @@ MERGE_KEYS = {
 }
 
 # Kinds that are not Kubernetes built-ins: lists in them are replaced by a patch, not merged.
-BUILTIN_GROUPS = {"", "v1", "apps", "batch", "policy", "autoscaling", "networking.k8s.io", "rbac.authorization.k8s.io"}
+BUILTIN_GROUPS = {
+    "",
+    "v1",
+    "apps",
+    "batch",
+    "policy",
+    "autoscaling",
+    "networking.k8s.io",
+    "rbac.authorization.k8s.io",
+}
 
 
 class KustomizeError(Exception):
@@ -110,7 +119,9 @@ def _merge_list(target: list[Any], patch: list[Any], merge_key: str, merge_lists
     result: list[Any] = []
     for item in patch:
         existing = by_key.get(item.get(merge_key))
-        result.append(strategic_merge(existing, item, merge_lists) if existing is not None else copy.deepcopy(item))
+        result.append(
+            strategic_merge(existing, item, merge_lists) if existing is not None else copy.deepcopy(item)
+        )
     patched = {item.get(merge_key) for item in patch}
     result.extend(item for item in target if not (isinstance(item, dict) and item.get(merge_key) in patched))
     return result

@@ -91,7 +91,9 @@ def _render(value: Any) -> str:
     if isinstance(value, Enum):
         return str(value.value)
     if isinstance(value, (list, tuple, dict, set)):
-        return json.dumps(value, default=lambda v: v.get_secret_value() if isinstance(v, SecretStr) else str(v))
+        return json.dumps(
+            value, default=lambda v: v.get_secret_value() if isinstance(v, SecretStr) else str(v)
+        )
     return str(value)
 
 
@@ -116,7 +118,10 @@ def env_vars() -> list[EnvVar]:
                 default = info.default
             secret = "SecretStr" in repr(info.annotation)
             var = EnvVar(
-                name.upper(), None if default is None else _render(default), secret, f"{cls.__module__}.{cls.__name__}"
+                name.upper(),
+                None if default is None else _render(default),
+                secret,
+                f"{cls.__module__}.{cls.__name__}",
             )
             result.setdefault(var.name, var)
     return sorted(result.values(), key=lambda v: v.name)
@@ -132,8 +137,12 @@ def base_config() -> tuple[dict[str, str], dict[str, str], set[str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--missing", action="store_true", help="only variables absent from base ConfigMap/Secret")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--missing", action="store_true", help="only variables absent from base ConfigMap/Secret"
+    )
     args = parser.parse_args()
     variables = env_vars()
     if args.missing:

@@ -13,7 +13,14 @@ from services.api_gateway.errors import Unauthorized
 # Probes must answer without credentials; the UI shell is static (it asks for a token and sends it
 # with every API call), so a browser can load it at all.
 PUBLIC_PATHS = frozenset(
-    {"/healthz", "/readyz", "/api/v0/data_pipeline/healthz", "/api/v0/data_pipeline/readyz", "/", "/favicon.ico"}
+    {
+        "/healthz",
+        "/readyz",
+        "/api/v0/data_pipeline/healthz",
+        "/api/v0/data_pipeline/readyz",
+        "/",
+        "/favicon.ico",
+    }
 )
 PUBLIC_PREFIXES = ("/static/",)
 
@@ -38,7 +45,11 @@ def auth_middleware(tokens: Sequence[SecretStr]) -> Callable[..., Awaitable[web.
     ) -> web.StreamResponse:
         if tokens and not is_public(request.path):
             scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not credentials or not token_matches(credentials.strip(), tokens):
+            if (
+                scheme.lower() != "bearer"
+                or not credentials
+                or not token_matches(credentials.strip(), tokens)
+            ):
                 raise Unauthorized(
                     "missing or invalid bearer token",
                     headers={"WWW-Authenticate": 'Bearer realm="data_pipeline"'},

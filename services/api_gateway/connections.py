@@ -45,5 +45,7 @@ def resolve_connection(value: str, configured: Mapping[str, SecretStr]) -> Resol
     if not parts.hostname and "host" not in parse_qs(parts.query):
         raise InvalidParams("db_connection has no host", invalid=["db_connection"])
     if not parts.path.lstrip("/"):
-        raise InvalidParams("db_connection names no database (postgresql://.../<db>)", invalid=["db_connection"])
+        raise InvalidParams(
+            "db_connection names no database (postgresql://.../<db>)", invalid=["db_connection"]
+        )
     return ResolvedConnection(url=value, name=None)

@@ -23,7 +23,9 @@ def decode_cursor(kind: str, token: str) -> dict[str, Any]:
     except (binascii.Error, ValueError, UnicodeDecodeError):
         data = None
     if not isinstance(data, dict) or data.get("k") != kind:
-        raise InvalidParams("invalid cursor: pass next_cursor from the previous page unchanged", invalid=["cursor"])
+        raise InvalidParams(
+            "invalid cursor: pass next_cursor from the previous page unchanged", invalid=["cursor"]
+        )
     return data
 
 

@@ -112,7 +112,9 @@ def steps_view(
     return steps
 
 
-def task_detail(row: Mapping[str, Any], execution_rows: Sequence[Mapping[str, Any]], now: datetime) -> TaskDetail:
+def task_detail(
+    row: Mapping[str, Any], execution_rows: Sequence[Mapping[str, Any]], now: datetime
+) -> TaskDetail:
     summary = task_summary(row, now)
     steps = steps_view(summary.step_status, execution_rows, now)
     return TaskDetail(

@@ -7,7 +7,6 @@ one request, so nothing would be gained by async here.
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -82,10 +81,12 @@ class GatewayClient:
             raise _api_error(exc.code, exc.read()) from None
         except urllib.error.URLError as exc:
             raise GatewayUnreachable(self.base_url, str(exc.reason)) from None
-        except (TimeoutError, socket.timeout, ConnectionError) as exc:
+        except (TimeoutError, ConnectionError) as exc:
             raise GatewayUnreachable(self.base_url, str(exc) or type(exc).__name__) from None
 
-    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+    def request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
+    ) -> Any:
         """The `data` of the envelope."""
         with self._open(method, path, params=params, body=body) as response:
             raw = response.read()
@@ -113,7 +114,9 @@ class GatewayClient:
     # --- the API ---
 
     def create_task(self, parameters: dict[str, Any]) -> dict[str, Any]:
-        return self.request("POST", "/tasks", body={"task_type": "complete_workflow", "parameters": parameters})
+        return self.request(
+            "POST", "/tasks", body={"task_type": "complete_workflow", "parameters": parameters}
+        )
 
     def list_tasks(self, **params: Any) -> dict[str, Any]:
         return self.request("GET", "/tasks", params=params)
@@ -125,7 +128,9 @@ class GatewayClient:
         return self.request("POST", f"/tasks/{_seg(task_id)}/execute", body=body)
 
     def cancel(self, task_id: str, reason: str | None = None) -> dict[str, Any]:
-        return self.request("POST", f"/tasks/{_seg(task_id)}/cancel", body={"reason": reason} if reason else {})
+        return self.request(
+            "POST", f"/tasks/{_seg(task_id)}/cancel", body={"reason": reason} if reason else {}
+        )
 
     def delete(self, task_id: str) -> dict[str, Any]:
         return self.request("DELETE", f"/tasks/{_seg(task_id)}")
@@ -199,4 +204,3 @@ def _api_error(status: int, raw: bytes) -> ApiError:
     data = data if isinstance(data, dict) else {}
     reason = data.get("response") or (envelope.get("message") if isinstance(envelope, dict) else None)
     return ApiError(status, str(reason or f"HTTP {status}"), data.get("error_type"), data)
-

@@ -77,7 +77,9 @@ class TaskView:
     def lines(self) -> list[str]:
         width = max(len(s) for s in self.steps)
         return [
-            f"{name:{width}}  {bar(state.percent)}  {state.status}{'  ' + state.message if state.message else ''}"[:160]
+            f"{name:{width}}  {bar(state.percent)}  {state.status}{'  ' + state.message if state.message else ''}"[
+                :160
+            ]
             for name, state in self.steps.items()
         ]
 
@@ -203,7 +205,10 @@ class Follower:
 
     def _finish(self, task_id: str, status: str, error: str | None) -> str:
         if self.as_json:
-            print(json.dumps({"type": "result", "task_id": task_id, "status": status, "error": error}), file=self.out)
+            print(
+                json.dumps({"type": "result", "task_id": task_id, "status": status, "error": error}),
+                file=self.out,
+            )
         else:
             self._erase()
             self._draw()
@@ -221,7 +226,9 @@ def follow_logs(
     reconnects = 0
     while True:
         got_any = False
-        for event in client.stream(f"/tasks/{task_id}/logs", params={**params, "follow": True, "after": after}):
+        for event in client.stream(
+            f"/tasks/{task_id}/logs", params={**params, "follow": True, "after": after}
+        ):
             kind, payload = event_kind_and_payload(event)
             if "message" in payload and kind not in {"end", "error"}:
                 got_any = True

@@ -16,7 +16,9 @@ def print_json(value: Any, out: TextIO | None = None) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False, default=str), file=out or sys.stdout)
 
 
-def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], out: TextIO | None = None) -> None:
+def table(
+    rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], out: TextIO | None = None
+) -> None:
     """`columns`: (key, header) pairs. Empty input prints a short note instead of a bare header."""
     out = out or sys.stdout
     if not rows:
@@ -125,9 +127,11 @@ def task_detail(task: dict[str, Any], out: TextIO | None = None) -> None:
             print(f"{label + ':':18}{cell(value, limit=200)}", file=out)
     if task.get("duration") is not None:
         print(f"{'Duration:':18}{duration(task['duration'])}", file=out)
-    steps = task.get("steps") or task.get("step_details") or [
-        {"step": name, "status": status} for name, status in (task.get("step_status") or {}).items()
-    ]
+    steps = (
+        task.get("steps")
+        or task.get("step_details")
+        or [{"step": name, "status": status} for name, status in (task.get("step_status") or {}).items()]
+    )
     if steps:
         print("", file=out)
         table(

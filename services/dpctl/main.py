@@ -33,7 +33,9 @@ def build_parser(settings: DpctlSettings) -> argparse.ArgumentParser:
         epilog="Environment: DP_GATEWAY_URL, DP_API_TOKEN. Exit codes: 0 ok, 1 server error or task not "
         "completed, 2 request refused, 3 gateway unreachable.",
     )
-    parser.add_argument("--url", default=settings.gateway_url, help=f"gateway URL (default {settings.gateway_url})")
+    parser.add_argument(
+        "--url", default=settings.gateway_url, help=f"gateway URL (default {settings.gateway_url})"
+    )
     token = settings.api_token.get_secret_value() if settings.api_token else None
     parser.add_argument("--token", default=token, help="bearer token (default: DP_API_TOKEN)")
     parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
@@ -68,7 +70,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(client, args) or 0)
     except ApiError as exc:
-        _report(args, {"error": exc.reason, "status": exc.status, "error_type": exc.error_type, **_extras(exc)})
+        _report(
+            args, {"error": exc.reason, "status": exc.status, "error_type": exc.error_type, **_extras(exc)}
+        )
         return EXIT_REQUEST_REFUSED if 400 <= exc.status < 500 else EXIT_SERVER_ERROR
     except GatewayUnreachable as exc:
         _report(args, {"error": str(exc), "hint": "is the gateway running? set --url or DP_GATEWAY_URL"})

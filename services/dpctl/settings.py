@@ -12,4 +12,6 @@ class DpctlSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DP_", extra="ignore", frozen=True)
 
     gateway_url: str = Field(default="http://127.0.0.1:8084", description="Base URL of the gateway (dpctl).")
-    api_token: SecretStr | None = Field(default=None, description="Bearer token dpctl sends (one of DP_API_TOKENS).")
+    api_token: SecretStr | None = Field(
+        default=None, description="Bearer token dpctl sends (one of DP_API_TOKENS)."
+    )

@@ -60,7 +60,8 @@ class Scheduler:
         self.states.clear()
         self.seen.clear()
         for task_id in await self.store.open_task_ids():
-            await self._load(task_id)
+            if _owned(task_id):
+                await self._load(task_id)
         self.synced = True
         log.info("scheduler state rebuilt from the event store", open_tasks=len(self.states))
 
@@ -103,6 +104,8 @@ class Scheduler:
         for _ in range(_MAX_DECISIONS_PER_TASK):
             state = self.states.get(task_id)
             if state is None:
+                return
+            if not _owned(task_id) and not (state.terminal and state.delete_requested):
                 return
             decisions = decide(state, self.clock(), self.policy)
             if not decisions:
@@ -151,6 +154,8 @@ class Scheduler:
         if not self.synced:
             await self.sync()
         if isinstance(envelope, EventEnvelope):
+            if not _owned(envelope.task_id):
+                return  # a manual (command-line) run drives itself
             if self._apply(envelope):
                 await self.settle(envelope.task_id)
             return
@@ -190,6 +195,9 @@ class Scheduler:
             return
         if not state.terminal:
             await self._log(state.task_id, "WARNING", f"execute ignored: the task is {state.status}")
+            return
+        if not _owned(state.task_id):
+            await self._log(state.task_id, "WARNING", "execute ignored: manual runs are re-run with dpctl")
             return
         steps: list[StepName] = (
             list(STEP_ORDER) if payload.execution_mode == "complete" else [payload.step or STEP_ORDER[0]]
@@ -232,6 +240,11 @@ class Scheduler:
                 self.states.pop(task_id, None)
                 self.seen.pop(task_id, None)
                 self.finished_at.pop(task_id, None)
+
+
+def _owned(task_id: str) -> bool:
+    """Tasks the scheduler drives; `manual_...` runs are driven by the command line that started them."""
+    return not task_id.startswith("manual_")
 
 
 def _is_zombie_verdict(decision: Decision) -> bool:

@@ -59,9 +59,9 @@ async def test_every_port_method_over_http(server: FakeOpenAI, model: OpenAIChat
     assert set(desc.column_comments) == {c.name for c in tables[2].columns}
     themes = await model.propose_themes(tables, CONTEXT, 3)
     assert len(themes) == 3 and all(t.related_tables for t in themes)
-    pairs = await model.generate_pairs(THEME, tables, CONTEXT, 4)
-    assert len(pairs) == 4 and all(p.sql.endswith(";") for p in pairs)
-    assert "Channel" in str([p.sql for p in pairs])  # mixed-case column came back quoted
+    pairs = await model.generate_pairs(THEME, tables, CONTEXT, 8)
+    assert len(pairs) == 8 and all(p.sql.endswith(";") for p in pairs)
+    assert 'SELECT "Channel" FROM "orders"' in str([p.sql for p in pairs])  # mixed-case column came back quoted
     assert (
         await model.repair_sql("SELECT nope FROM orders;", 'column "nope" does not exist', "", tables) is None
     )

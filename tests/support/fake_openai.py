@@ -74,7 +74,8 @@ def _unquote(name: str) -> str:
 
 
 def _quote(name: str) -> str:
-    return name if re.fullmatch(r"[a-z_][a-z0-9_]*", name) else '"' + name.replace('"', '""') + '"'
+    # Always quoted: the fake knows no reserved words (a column may be called "group").
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _tables(prompt: str) -> dict[str, list[str]]:

@@ -91,7 +91,9 @@ def test_render_matches_kustomize_when_available(target: str) -> None:
     if not (kubectl or kustomize):
         pytest.skip("no kustomize binary on this machine: render.py alone builds the manifests")
     command = [kustomize, "build"] if kustomize else [kubectl, "kustomize"]
-    out = subprocess.run([*command, str(K8S / target)], capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [*command, str(K8S / target)], capture_output=True, text=True, check=True, timeout=120
+    )
     theirs = _by_key([d for d in yaml.safe_load_all(out.stdout) if d])
     mine = _by_key(render.build(K8S / target))
     assert mine.keys() == theirs.keys()
@@ -113,7 +115,11 @@ def test_every_manifest_is_valid_against_the_kubernetes_schemas(rendered: dict) 
 
 
 def test_components_exist_and_hpa_and_keda_never_target_the_same_deployment(rendered: dict) -> None:
-    hpa = {r["spec"]["scaleTargetRef"]["name"] for (k, _), r in rendered.items() if k == "HorizontalPodAutoscaler"}
+    hpa = {
+        r["spec"]["scaleTargetRef"]["name"]
+        for (k, _), r in rendered.items()
+        if k == "HorizontalPodAutoscaler"
+    }
     keda = {r["spec"]["scaleTargetRef"]["name"] for (k, _), r in rendered.items() if k == "ScaledObject"}
     assert hpa or keda, "step runners must autoscale"
     assert not hpa & keda
@@ -199,7 +205,11 @@ def test_task_volume_is_read_write_many_and_mounted_at_the_data_root(rendered: d
     data_root = rendered[("ConfigMap", "dp-config")]["data"]["DP_DATA_ROOT"]
     for name in ("dp-gateway", "dp-step-runner", "dp-log-collector"):
         spec = rendered[("Deployment", name)]["spec"]["template"]["spec"]
-        claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if "persistentVolumeClaim" in v}
+        claims = {
+            v["name"]: v["persistentVolumeClaim"]["claimName"]
+            for v in spec["volumes"]
+            if "persistentVolumeClaim" in v
+        }
         mounts = {m["mountPath"]: m["name"] for m in spec["containers"][0]["volumeMounts"]}
         assert claims.get(mounts.get(data_root)) == "dp-tasks", name
 
@@ -229,8 +239,17 @@ def test_every_variable_the_services_read_is_in_the_configmap_or_secret(base: di
         for c in spec["containers"]
         for e in c.get("env", [])
     }
-    missing = [v.name for v in variables if v.name not in data and v.name not in secret and v.name not in unset and v.name not in per_workload_env]
-    assert not missing, f"add to deploy/k8s/base (see `python deploy/k8s/settings_env.py --missing`): {missing}"
+    missing = [
+        v.name
+        for v in variables
+        if v.name not in data
+        and v.name not in secret
+        and v.name not in unset
+        and v.name not in per_workload_env
+    ]
+    assert not missing, (
+        f"add to deploy/k8s/base (see `python deploy/k8s/settings_env.py --missing`): {missing}"
+    )
     leaked = [v.name for v in variables if v.secret and v.name in data]
     assert not leaked, f"secrets in the ConfigMap: {leaked}"
     defaults = {v.name: v.default for v in variables}
@@ -239,9 +258,14 @@ def test_every_variable_the_services_read_is_in_the_configmap_or_secret(base: di
     # No stale or misspelt names: every DP_ key is read by some settings class (or belongs to a
     # settings module that is not written yet).
     _, absent = settings_env.settings_classes()
-    pending_prefixes = {"services.step_runner.llm.settings": ("DP_LLM_",), "shared.embeddings": ("DP_EMBEDDING_",)}
+    pending_prefixes = {
+        "services.step_runner.llm.settings": ("DP_LLM_",),
+        "shared.embeddings": ("DP_EMBEDDING_",),
+    }
     allowed = tuple(p for module in absent for p in pending_prefixes.get(module, ()))
-    stale = [k for k in [*data, *secret] if k.startswith("DP_") and k not in defaults and not k.startswith(allowed)]
+    stale = [
+        k for k in [*data, *secret] if k.startswith("DP_") and k not in defaults and not k.startswith(allowed)
+    ]
     assert not stale, f"ConfigMap/Secret keys no settings class reads: {stale}"
 
 
@@ -295,18 +319,34 @@ def test_dockerfile_is_multi_stage_and_runs_as_non_root() -> None:
     ],
 )
 def test_entrypoint_dispatches_to_the_service(tmp_path: Path, command: list[str], expected: str) -> None:
-    for stub in ("dp-gateway", "dp-scheduler", "dp-step-runner", "dp-log-collector", "dp-migrate", "python", "dpctl"):
+    for stub in (
+        "dp-gateway",
+        "dp-scheduler",
+        "dp-step-runner",
+        "dp-log-collector",
+        "dp-migrate",
+        "python",
+        "dpctl",
+    ):
         path = tmp_path / stub
         path.write_text(f'#!/bin/sh\necho {stub} "$@"\n', encoding="utf-8")
         path.chmod(0o755)
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
-    out = subprocess.run(["sh", str(DEPLOY / "entrypoint.sh"), *command], capture_output=True, text=True, env=env, timeout=10)
+    out = subprocess.run(
+        ["sh", str(DEPLOY / "entrypoint.sh"), *command], capture_output=True, text=True, env=env, timeout=10
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == expected
 
 
 def test_entrypoint_rejects_unknown_commands() -> None:
     env = {"PATH": os.defpath}
-    out = subprocess.run(["sh", str(DEPLOY / "entrypoint.sh"), "no-such-service"], capture_output=True, text=True, env=env, timeout=10)
+    out = subprocess.run(
+        ["sh", str(DEPLOY / "entrypoint.sh"), "no-such-service"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=10,
+    )
     assert out.returncode == 64
     assert "unknown command" in out.stderr

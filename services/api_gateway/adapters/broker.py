@@ -31,7 +31,12 @@ class EventSubscription:
     """
 
     def __init__(
-        self, connection: AbstractRobustConnection, exchange: str, routing_keys: Iterable[str], *, maxsize: int
+        self,
+        connection: AbstractRobustConnection,
+        exchange: str,
+        routing_keys: Iterable[str],
+        *,
+        maxsize: int,
     ) -> None:
         self._connection = connection
         self._exchange = exchange

@@ -64,7 +64,9 @@ async def existing_task_ids(pool: asyncpg.Pool, task_ids: Sequence[str]) -> set[
 
 
 async def has_events(pool: asyncpg.Pool, task_id: str) -> bool:
-    return bool(await pool.fetchval("SELECT EXISTS (SELECT 1 FROM data_pipeline_events WHERE task_id = $1)", task_id))
+    return bool(
+        await pool.fetchval("SELECT EXISTS (SELECT 1 FROM data_pipeline_events WHERE task_id = $1)", task_id)
+    )
 
 
 @dataclass(frozen=True)

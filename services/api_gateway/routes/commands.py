@@ -6,7 +6,6 @@ publishes a confirmed command; the scheduler decides, and the collector updates 
 
 from __future__ import annotations
 
-
 from aiohttp import web
 
 from services.api_gateway.adapters import read_models
@@ -35,9 +34,13 @@ def resolve_execution(req: ExecuteTaskRequest) -> tuple[str, StepName | None]:
     if req.single_step is not None:
         by_number = step_by_number(req.single_step)
         if step is not None and step is not by_number:
-            raise InvalidParams("single_step and step_name name different steps", invalid=["single_step", "step_name"])
+            raise InvalidParams(
+                "single_step and step_name name different steps", invalid=["single_step", "step_name"]
+            )
         step = by_number
-    mode = {"step": "single", None: "single" if step else "complete"}.get(req.execution_mode, req.execution_mode)
+    mode = {"step": "single", None: "single" if step else "complete"}.get(
+        req.execution_mode, req.execution_mode
+    )
     assert mode is not None
     if mode == "single" and step is None:
         raise MissingParams("single mode needs single_step (1-4) or step_name", missing=["single_step"])
@@ -59,7 +62,8 @@ async def execute_task(request: web.Request) -> web.Response:
     missing = missing_inputs(first, task_dir(request.app[SETTINGS].data_root, task_id))
     if missing:
         raise Conflict(
-            f"step {first.value} cannot run: its inputs are missing", extra={"missing_inputs": missing, "step": first.value}
+            f"step {first.value} cannot run: its inputs are missing",
+            extra={"missing_inputs": missing, "step": first.value},
         )
     command = ExecuteTask(execution_mode=mode, step=step, force=req.force)  # type: ignore[arg-type]
     envelope = await request.app[BROKER].send_to_scheduler(command, task_id)
@@ -128,7 +132,9 @@ async def delete_tasks(request: web.Request) -> web.Response:
         raise InvalidParams("set confirm to true to delete tasks", invalid=["confirm"])
     bad = [t for t in req.task_ids if not is_valid_task_id(t)]
     if bad:
-        raise InvalidParams(f"invalid task ids: {', '.join(bad[:10])}", invalid=["task_ids"], extra={"invalid_task_ids": bad})
+        raise InvalidParams(
+            f"invalid task ids: {', '.join(bad[:10])}", invalid=["task_ids"], extra={"invalid_task_ids": bad}
+        )
     task_ids = list(dict.fromkeys(req.task_ids))
     outcomes = await _delete(request, task_ids)
     counts = {k: sum(1 for v in outcomes.values() if v == k) for k in ("deleted", "deleting", "not_found")}
@@ -143,7 +149,6 @@ async def delete_tasks(request: web.Request) -> web.Response:
     status = 202 if counts["deleting"] else 200
     text = f"{counts['deleted']} deleted, {counts['deleting']} being deleted, {counts['not_found']} not found"
     return ok(text, data.model_dump(mode="json"), status=status)
-
 
 
 ROUTES = [

@@ -27,7 +27,9 @@ async def list_database_tables(request: web.Request) -> web.Response:
     except business_db.BusinessDbError as exc:
         # Unreachable, wrong password, unknown database: all the caller's to fix, so 400 (reason masked).
         reason = mask_secrets(str(exc))
-        raise InvalidParams(reason, invalid=["db_connection"], extra={"reason": reason, "retryable": exc.retryable}) from None
+        raise InvalidParams(
+            reason, invalid=["db_connection"], extra={"reason": reason, "retryable": exc.retryable}
+        ) from None
     data = DatabaseTables(tables=tables, total=len(tables), schema_name=req.schema_name)
     return ok(f"{len(tables)} tables", data.model_dump(mode="json", by_alias=True))
 

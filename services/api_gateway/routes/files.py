@@ -64,7 +64,12 @@ async def download_file(request: web.Request) -> web.StreamResponse:
 
 ROUTES = [
     RouteSpec(
-        "GET", f"{DATA_PIPELINE}/tasks/{{task_id}}/files", list_files, "Registered output files", "files", response=FileList
+        "GET",
+        f"{DATA_PIPELINE}/tasks/{{task_id}}/files",
+        list_files,
+        "Registered output files",
+        "files",
+        response=FileList,
     ),
     RouteSpec(
         "GET",

@@ -31,7 +31,10 @@ async def readyz(request: web.Request) -> web.Response:
     if database and broker:
         return ok("ready", Health(status="ready", checks=checks).model_dump(mode="json"))
     failing = ", ".join(name for name, up in checks.items() if not up)
-    data = {"error_type": "service_unavailable", **Health(status="not_ready", checks=checks).model_dump(mode="json")}
+    data = {
+        "error_type": "service_unavailable",
+        **Health(status="not_ready", checks=checks).model_dump(mode="json"),
+    }
     return json_response(503, f"not ready: {failing} unavailable", data)
 
 
@@ -41,7 +44,17 @@ async def metrics(request: web.Request) -> web.Response:
 
 def _probe_routes(prefix: str, suffix: str = "") -> list[RouteSpec]:
     return [
-        RouteSpec("GET", f"{prefix}/healthz", healthz, "Liveness", "health", response=Health, public=True, errors=(), name=f"healthz{suffix}"),
+        RouteSpec(
+            "GET",
+            f"{prefix}/healthz",
+            healthz,
+            "Liveness",
+            "health",
+            response=Health,
+            public=True,
+            errors=(),
+            name=f"healthz{suffix}",
+        ),
         RouteSpec(
             "GET",
             f"{prefix}/readyz",
@@ -55,7 +68,14 @@ def _probe_routes(prefix: str, suffix: str = "") -> list[RouteSpec]:
             name=f"readyz{suffix}",
         ),
         RouteSpec(
-            "GET", f"{prefix}/metrics", metrics, "Prometheus metrics", "health", produces="text/plain", errors=(401,), name=f"metrics{suffix}"
+            "GET",
+            f"{prefix}/metrics",
+            metrics,
+            "Prometheus metrics",
+            "health",
+            produces="text/plain",
+            errors=(401,),
+            name=f"metrics{suffix}",
         ),
     ]
 

@@ -61,8 +61,12 @@ async def get_logs(request: web.Request) -> web.StreamResponse:
     if await read_models.task_status(pool, task_id) is None:
         raise task_not_found(task_id)
     if query.follow or wants_event_stream(request):
-        return await follow_logs(request, task_id, filters, log_position(query, request.headers.get("Last-Event-ID"))[0])
-    rows = await read_models.logs(pool, task_id, filters, after_id=after_id, limit=query.limit, descending=descending)
+        return await follow_logs(
+            request, task_id, filters, log_position(query, request.headers.get("Last-Event-ID"))[0]
+        )
+    rows = await read_models.logs(
+        pool, task_id, filters, after_id=after_id, limit=query.limit, descending=descending
+    )
     page = rows[: query.limit]
     more = len(rows) > query.limit
     next_cursor = id_cursor("logs", page[-1]["id"], d=descending) if more else None
@@ -76,7 +80,9 @@ async def get_events(request: web.Request) -> web.Response:
     query = parse_query(EventQuery, request)
     after = decode_id_cursor("events", query.cursor)["v"] if query.cursor else query.after
     pool = request.app[POOL]
-    if await read_models.task_status(pool, task_id) is None and not await read_models.has_events(pool, task_id):
+    if await read_models.task_status(pool, task_id) is None and not await read_models.has_events(
+        pool, task_id
+    ):
         raise task_not_found(task_id)
     types = [t.strip() for t in query.type.split(",") if t.strip()] if query.type else []
     rows = await read_models.events(pool, task_id, after_seq=after, limit=query.limit, types=types)

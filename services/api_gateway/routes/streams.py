@@ -19,7 +19,12 @@ from services.api_gateway.keys import BROKER, METRICS, POOL, SETTINGS
 from services.api_gateway.schemas.responses import LogLine
 from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
 from services.api_gateway.sse import SseWriter
-from services.api_gateway.task_views import event_from_envelope, log_line_from_event, log_line_from_row, task_detail
+from services.api_gateway.task_views import (
+    event_from_envelope,
+    log_line_from_event,
+    log_line_from_row,
+    task_detail,
+)
 from services.api_gateway.validation import require_task_id, task_not_found
 from shared.messages import EventEnvelope
 
@@ -90,7 +95,9 @@ async def follow_logs(
             seen = _Seen()
             try:
                 while True:
-                    rows = await read_models.logs(pool, task_id, filters, after_id=after_id, limit=BACKLOG_PAGE)
+                    rows = await read_models.logs(
+                        pool, task_id, filters, after_id=after_id, limit=BACKLOG_PAGE
+                    )
                     for row in rows[:BACKLOG_PAGE]:
                         line = log_line_from_row(row)
                         seen.add(line.event_id)
@@ -131,7 +138,9 @@ async def follow_logs(
 
 
 def _end_status(event: EventEnvelope) -> str:
-    return getattr(event.payload, "status", None) or ("deleted" if event.type == "task_deleted" else "finished")
+    return getattr(event.payload, "status", None) or (
+        "deleted" if event.type == "task_deleted" else "finished"
+    )
 
 
 async def stream_task(request: web.Request) -> web.StreamResponse:

@@ -15,7 +15,13 @@ from aiohttp import BodyPartReader, web
 from services.api_gateway.adapters import read_models
 from services.api_gateway.adapters.task_files import table_list_target, task_dir, write_atomically
 from services.api_gateway.envelope import ok
-from services.api_gateway.errors import Conflict, InvalidParams, MissingParams, PayloadTooLarge, UnsupportedMediaType
+from services.api_gateway.errors import (
+    Conflict,
+    InvalidParams,
+    MissingParams,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from services.api_gateway.keys import POOL, SETTINGS
 from services.api_gateway.schemas.names import is_table_name
 from services.api_gateway.schemas.requests import TableListRequest
@@ -39,7 +45,9 @@ def parse_table_names(text: str) -> list[str]:
     bad = [n for n in names if len(n) > 127 or not is_table_name(n)]
     if bad:
         shown = [n[:80] for n in bad[:20]]
-        raise InvalidParams(f"not table names: {', '.join(shown)}", invalid=["tables"], extra={"invalid_tables": shown})
+        raise InvalidParams(
+            f"not table names: {', '.join(shown)}", invalid=["tables"], extra={"invalid_tables": shown}
+        )
     unique = list(dict.fromkeys(names))
     if not unique:
         raise MissingParams("the table list is empty", missing=["tables"])
@@ -53,7 +61,9 @@ async def _write_table_list(request: web.Request, task_id: str, tables: list[str
     if row is None:
         raise task_not_found(task_id)
     if row["status"] == "in_progress":
-        raise Conflict("the task is running; change its table list after it stops", extra={"task_status": "in_progress"})
+        raise Conflict(
+            "the task is running; change its table list after it stops", extra={"task_status": "in_progress"}
+        )
     parameters = row["parameters"] if isinstance(row["parameters"], dict) else {}
     file_name = table_list_target(parameters.get("table_list_file"))
     directory = task_dir(request.app[SETTINGS].data_root, task_id)
@@ -87,7 +97,9 @@ async def upload_table_list(request: web.Request) -> web.Response:
     task_id = require_task_id(request)
     limit = request.app[SETTINGS].max_upload_bytes
     if not request.content_type.startswith("multipart/"):
-        raise UnsupportedMediaType("upload as multipart/form-data with a `file` field", invalid=["content_type"])
+        raise UnsupportedMediaType(
+            "upload as multipart/form-data with a `file` field", invalid=["content_type"]
+        )
     if request.content_length is not None and request.content_length > limit + 64 * 1024:
         raise PayloadTooLarge(f"the upload is larger than {limit} bytes")
     reader = await request.multipart()

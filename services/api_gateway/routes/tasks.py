@@ -57,7 +57,9 @@ def build_parameters(request: CreateTaskRequest, settings: GatewaySettings, box:
     if p.execution_mode == "complete" and p.single_step is not None:
         raise InvalidParams("single_step is only allowed with execution_mode single", invalid=["single_step"])
     if p.table_list_file and p.table_list:
-        raise InvalidParams("give table_list_file or table_list, not both", invalid=["table_list", "table_list_file"])
+        raise InvalidParams(
+            "give table_list_file or table_list, not both", invalid=["table_list", "table_list_file"]
+        )
     connection = resolve_connection(p.db_connection, settings.connections)
     return TaskParameters(
         db_connection=mask_url(connection.url),
@@ -108,7 +110,9 @@ async def create_task(request: web.Request) -> web.Response:
     pool: asyncpg.Pool = request.app[POOL]
 
     async def visible() -> asyncpg.Record | None:
-        return await pool.fetchrow("SELECT status, created_at FROM data_pipeline_tasks WHERE id = $1", task_id)
+        return await pool.fetchrow(
+            "SELECT status, created_at FROM data_pipeline_tasks WHERE id = $1", task_id
+        )
 
     row = await wait_until(visible, settings.create_visibility_timeout_seconds)
     output_directory = str((settings.data_root / task_id).resolve())
@@ -117,7 +121,11 @@ async def create_task(request: web.Request) -> web.Response:
         data = TaskCreated(
             task_id=task_id, status="pending", created_at=datetime.now(UTC), output_directory=output_directory
         )
-        return ok("task accepted; it is not visible yet, poll GET /tasks/{id}", data.model_dump(mode="json"), status=202)
+        return ok(
+            "task accepted; it is not visible yet, poll GET /tasks/{id}",
+            data.model_dump(mode="json"),
+            status=202,
+        )
     data = TaskCreated(
         task_id=task_id, status=row["status"], created_at=row["created_at"], output_directory=output_directory
     )
@@ -143,7 +151,11 @@ async def active_tasks(request: web.Request) -> web.Response:
     now = datetime.now(UTC)
     tasks = [task_summary(r, now) for r in rows]
     data = ActiveTasks(active=active, task=tasks[0] if tasks else None, tasks=tasks)
-    text = f"{len(tasks)} running task(s)" if active else ("no running task" if not tasks else "no running task; the most recent one")
+    text = (
+        f"{len(tasks)} running task(s)"
+        if active
+        else ("no running task" if not tasks else "no running task; the most recent one")
+    )
     return ok(text, data.model_dump(mode="json"))
 
 
@@ -169,7 +181,31 @@ ROUTES = [
         statuses=(201, 202),
         errors=(400, 401, 413, 415, 503),
     ),
-    RouteSpec("GET", f"{DATA_PIPELINE}/tasks", list_tasks, "List tasks, newest first", "tasks", query=TaskListQuery, response=TaskList, errors=(400, 401)),
-    RouteSpec("GET", f"{DATA_PIPELINE}/tasks/active", active_tasks, "The running task(s), else the most recent", "tasks", response=ActiveTasks, errors=(401,)),
-    RouteSpec("GET", f"{DATA_PIPELINE}/tasks/{{task_id}}", get_task, "Task detail with steps and execution history", "tasks", response=TaskDetail),
+    RouteSpec(
+        "GET",
+        f"{DATA_PIPELINE}/tasks",
+        list_tasks,
+        "List tasks, newest first",
+        "tasks",
+        query=TaskListQuery,
+        response=TaskList,
+        errors=(400, 401),
+    ),
+    RouteSpec(
+        "GET",
+        f"{DATA_PIPELINE}/tasks/active",
+        active_tasks,
+        "The running task(s), else the most recent",
+        "tasks",
+        response=ActiveTasks,
+        errors=(401,),
+    ),
+    RouteSpec(
+        "GET",
+        f"{DATA_PIPELINE}/tasks/{{task_id}}",
+        get_task,
+        "Task detail with steps and execution history",
+        "tasks",
+        response=TaskDetail,
+    ),
 ]

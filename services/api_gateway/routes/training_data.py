@@ -36,7 +36,9 @@ async def search_training_data(request: web.Request) -> web.Response:
         raise ServiceUnavailable(f"cannot embed the question: {mask_secrets(str(exc))}") from None
     try:
         async with extras["training_pool"].acquire() as conn:
-            by_kind = await training_store.search(conn, extras["training_schema"], vector, req.limit, req.kinds)
+            by_kind = await training_store.search(
+                conn, extras["training_schema"], vector, req.limit, req.kinds
+            )
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
         by_kind = {kind: [] for kind in (req.kinds or training_store.KINDS)}  # nothing loaded yet
     results = [{**row, "kind": kind} for kind, rows in by_kind.items() for row in rows]
@@ -64,6 +66,12 @@ ROUTES = [
         errors=(400, 401, 415, 503),
     ),
     RouteSpec(
-        "GET", f"{TRAINING_DATA}/stats", training_data_stats, "Training-data counts", "training_data", response=TrainingStats, errors=(401, 503)
+        "GET",
+        f"{TRAINING_DATA}/stats",
+        training_data_stats,
+        "Training-data counts",
+        "training_data",
+        response=TrainingStats,
+        errors=(401, 503),
     ),
 ]

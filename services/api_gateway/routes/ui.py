@@ -35,7 +35,16 @@ async def openapi(request: web.Request) -> web.Response:
 
 ROUTES = [
     RouteSpec("GET", "/", index, "The web UI", "ui", produces="text/html", public=True, errors=()),
-    RouteSpec("GET", "/static/{filename}", static_file, "UI assets", "ui", produces="text/plain", public=True, errors=(404,)),
+    RouteSpec(
+        "GET",
+        "/static/{filename}",
+        static_file,
+        "UI assets",
+        "ui",
+        produces="text/plain",
+        public=True,
+        errors=(404,),
+    ),
     RouteSpec(
         "GET",
         "/api/v0/openapi.json",

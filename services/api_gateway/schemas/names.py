@@ -25,6 +25,8 @@ def _bare_file_name(value: str) -> str:
 
 
 TableName = Annotated[str, StringConstraints(pattern=TABLE_NAME_PATTERN, max_length=127)]
-BareFileName = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_bare_file_name)]
+BareFileName = Annotated[
+    str, StringConstraints(min_length=1, max_length=255), AfterValidator(_bare_file_name)
+]
 DbName = Annotated[str, StringConstraints(pattern=r"^[\w$.-]{1,100}$")]
 SchemaName = Annotated[str, StringConstraints(pattern=r"^[^\W\d][\w$]{0,62}$")]

@@ -31,7 +31,10 @@ class CreateTaskParameters(_Body):
         "/upload-table-list). Required unless table_list is given.",
     )
     table_list: list[TableName] | None = Field(
-        default=None, min_length=1, max_length=5000, description="Table names; required unless table_list_file."
+        default=None,
+        min_length=1,
+        max_length=5000,
+        description="Table names; required unless table_list_file.",
     )
     business_context: str = Field(min_length=1, max_length=20_000)
     task_name: str | None = Field(default=None, max_length=200)
@@ -63,7 +66,9 @@ class ExecuteTaskRequest(_Body):
     )
     single_step: StrictInt | None = Field(default=None, ge=1, le=4)
     step_name: str | None = Field(
-        default=None, max_length=50, description="ddl_generation, qa_generation, sql_validation, training_load"
+        default=None,
+        max_length=50,
+        description="ddl_generation, qa_generation, sql_validation, training_load",
     )
     force: StrictBool = False
 
@@ -114,7 +119,9 @@ class TaskListQuery(_Query):
     status: str | None = Field(default=None, description="One status or several, comma-separated.")
     created_by: str | None = Field(default=None, max_length=50)
     db_name: str | None = Field(default=None, max_length=100)
-    search: str | None = Field(default=None, max_length=200, description="Text in task name or business context.")
+    search: str | None = Field(
+        default=None, max_length=200, description="Text in task name or business context."
+    )
     cursor: str | None = Field(default=None, max_length=500, description="next_cursor of the previous page.")
 
     @field_validator("status")
@@ -132,14 +139,18 @@ class TaskListQuery(_Query):
 class LogQuery(_Query):
     level: LogLevelName | None = Field(default=None, description="Minimum level.")
     step: str | None = Field(default=None, max_length=50, description="Step name or number.")
-    q: str | None = Field(default=None, max_length=500, description="Text the message contains (case-insensitive).")
+    q: str | None = Field(
+        default=None, max_length=500, description="Text the message contains (case-insensitive)."
+    )
     since: datetime | None = None
     until: datetime | None = None
     limit: int = Field(default=100, ge=1, le=1000)
     cursor: str | None = Field(default=None, max_length=500)
     after: int | None = Field(default=None, ge=0, description="Only lines with a larger log id.")
     order: Literal["asc", "desc"] = "asc"
-    follow: bool = Field(default=False, description="Stream as server-sent events (also: Accept: text/event-stream).")
+    follow: bool = Field(
+        default=False, description="Stream as server-sent events (also: Accept: text/event-stream)."
+    )
 
     @field_validator("level", mode="before")
     @classmethod

@@ -6,17 +6,24 @@ import argparse
 from typing import Any
 
 from services.dpctl.client import GatewayClient
+from services.dpctl.commands import leaf_options
 from services.dpctl.formatting import print_json, table
+
+COMMON = leaf_options()
 
 
 def add_parser(subparsers: Any) -> None:
     db = subparsers.add_parser("db", help="business databases")
     commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
-    tables = commands.add_parser("tables", help="list the tables of a business database")
-    tables.add_argument("--db-connection", required=True, help="PostgreSQL URL or a configured connection name")
+    tables = commands.add_parser("tables", parents=[COMMON], help="list the tables of a business database")
+    tables.add_argument(
+        "--db-connection", required=True, help="PostgreSQL URL or a configured connection name"
+    )
     tables.add_argument("--schema", help="default: public")
     tables.add_argument("--pattern", help="table name pattern")
-    tables.add_argument("--names-only", action="store_true", help="one schema.table per line (a table list file)")
+    tables.add_argument(
+        "--names-only", action="store_true", help="one schema.table per line (a table list file)"
+    )
     tables.set_defaults(func=list_tables)
 
 

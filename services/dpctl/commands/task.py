@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from services.dpctl.client import ApiError, GatewayClient
+from services.dpctl.commands import leaf_options
 from services.dpctl.follow import Follower, follow_logs
 from services.dpctl.formatting import (
     TERMINAL_TASK_STATUSES,
@@ -23,17 +24,23 @@ from services.dpctl.formatting import (
 FINISHED = ("completed", "partial_completed", "failed", "cancelled")
 STEP_NAMES = ("ddl_generation", "qa_generation", "sql_validation", "training_load")
 
+COMMON = leaf_options()
+
 
 def add_parser(subparsers: Any) -> None:
     task = subparsers.add_parser("task", help="create, watch and manage tasks")
     commands = task.add_subparsers(dest="task_command", metavar="COMMAND", required=True)
 
-    create = commands.add_parser("create", help="create and schedule a task")
-    create.add_argument("--db-connection", required=True, help="PostgreSQL URL or a configured connection name")
+    create = commands.add_parser("create", parents=[COMMON], help="create and schedule a task")
+    create.add_argument(
+        "--db-connection", required=True, help="PostgreSQL URL or a configured connection name"
+    )
     tables = create.add_mutually_exclusive_group(required=True)
     tables.add_argument("--tables", help="comma-separated table names (schema.table or table)")
     tables.add_argument("--table-list", type=Path, metavar="FILE", help="file with one table name per line")
-    tables.add_argument("--table-list-file", metavar="NAME", help="name of a table list file already on the server")
+    tables.add_argument(
+        "--table-list-file", metavar="NAME", help="name of a table list file already on the server"
+    )
     create.add_argument("--business-context", required=True, help="what the business database is about")
     create.add_argument("--task-name")
     create.add_argument("--db-name", help="default: the database of --db-connection")
@@ -46,11 +53,13 @@ def add_parser(subparsers: Any) -> None:
     create.add_argument("--theme-count", type=int)
     create.add_argument("--questions-per-theme", type=int)
     create.add_argument("--llm-repair-rounds", type=int)
-    create.add_argument("--follow", "-f", action="store_true", help="watch progress and logs until the task ends")
+    create.add_argument(
+        "--follow", "-f", action="store_true", help="watch progress and logs until the task ends"
+    )
     create.add_argument("--no-logs", action="store_true", help="with --follow: progress only")
     create.set_defaults(func=create_task)
 
-    listing = commands.add_parser("list", help="list tasks, newest first")
+    listing = commands.add_parser("list", parents=[COMMON], help="list tasks, newest first")
     listing.add_argument("--status", help="one status or several, comma-separated")
     listing.add_argument("--created-by")
     listing.add_argument("--db-name")
@@ -60,46 +69,52 @@ def add_parser(subparsers: Any) -> None:
     listing.add_argument("--all", action="store_true", help="follow next_cursor through every page")
     listing.set_defaults(func=list_tasks)
 
-    show = commands.add_parser("show", help="a task's status, steps and parameters")
+    show = commands.add_parser("show", parents=[COMMON], help="a task's status, steps and parameters")
     show.add_argument("task_id")
     show.set_defaults(func=show_task)
 
-    logs = commands.add_parser("logs", help="a task's log lines")
+    logs = commands.add_parser("logs", parents=[COMMON], help="a task's log lines")
     logs.add_argument("task_id")
     logs.add_argument("--level", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
     logs.add_argument("--step", help="step name or number")
     logs.add_argument("--grep", dest="q", help="only lines containing this text")
     logs.add_argument("--limit", type=int, default=1000, help="lines per request (default 1000)")
-    logs.add_argument("--follow", "-f", action="store_true", help="keep streaming new lines until the task ends")
+    logs.add_argument(
+        "--follow", "-f", action="store_true", help="keep streaming new lines until the task ends"
+    )
     logs.set_defaults(func=task_logs)
 
-    files = commands.add_parser("files", help="a task's output files")
+    files = commands.add_parser("files", parents=[COMMON], help="a task's output files")
     files.add_argument("task_id")
     files.set_defaults(func=task_files)
 
-    download = commands.add_parser("download", help="download one output file")
+    download = commands.add_parser("download", parents=[COMMON], help="download one output file")
     download.add_argument("task_id")
     download.add_argument("name", help="file name as listed by `task files`")
     download.add_argument("-o", "--output", type=Path, help="where to write it ('-': stdout; default ./NAME)")
     download.set_defaults(func=download_file)
 
-    run_step = commands.add_parser("run-step", help="run one step of an existing task again")
+    run_step = commands.add_parser(
+        "run-step", parents=[COMMON], help="run one step of an existing task again"
+    )
     run_step.add_argument("task_id")
     run_step.add_argument("step", help="step name or number 1-4")
     run_step.add_argument("--force", action="store_true", help="run even if it already completed")
     run_step.add_argument("--follow", "-f", action="store_true", help="watch until the task ends")
     run_step.set_defaults(func=run_step_command)
 
-    cancel = commands.add_parser("cancel", help="stop a running task")
+    cancel = commands.add_parser("cancel", parents=[COMMON], help="stop a running task")
     cancel.add_argument("task_id")
     cancel.add_argument("--reason")
     cancel.set_defaults(func=cancel_task)
 
-    delete = commands.add_parser("delete", help="delete tasks with their files and records")
+    delete = commands.add_parser("delete", parents=[COMMON], help="delete tasks with their files and records")
     delete.add_argument("task_ids", nargs="+", metavar="task_id")
     delete.set_defaults(func=delete_tasks)
 
-    prune = commands.add_parser("prune", help="delete finished tasks older than N days (retention)")
+    prune = commands.add_parser(
+        "prune", parents=[COMMON], help="delete finished tasks older than N days (retention)"
+    )
     prune.add_argument("--older-than-days", type=float, required=True)
     prune.add_argument("--status", default=",".join(FINISHED), help=f"default: {','.join(FINISHED)}")
     prune.add_argument("--yes", action="store_true", help="really delete (without it: only list)")
@@ -195,7 +210,13 @@ def list_tasks(client: GatewayClient, args: argparse.Namespace) -> int:
             break
         params["cursor"] = page["next_cursor"]
     if args.json:
-        print_json({"tasks": tasks, "next_cursor": None if args.all else page.get("next_cursor"), "total": page.get("total")})
+        print_json(
+            {
+                "tasks": tasks,
+                "next_cursor": None if args.all else page.get("next_cursor"),
+                "total": page.get("total"),
+            }
+        )
         return 0
     rows = [{**t, "progress_text": f"{t.get('progress', 0)}%"} for t in tasks]
     table(rows, TASK_COLUMNS)
@@ -246,7 +267,14 @@ def task_files(client: GatewayClient, args: argparse.Namespace) -> int:
     ]
     table(
         rows,
-        [("file_name", "name"), ("file_type", "type"), ("size_text", "size"), ("step", "step"), ("primary", "primary"), ("created_at", "created")],
+        [
+            ("file_name", "name"),
+            ("file_type", "type"),
+            ("size_text", "size"),
+            ("step", "step"),
+            ("primary", "primary"),
+            ("created_at", "created"),
+        ],
     )
     return 0
 
@@ -311,7 +339,9 @@ def delete_tasks(client: GatewayClient, args: argparse.Namespace) -> int:
     for task_id in args.task_ids:
         try:
             result = client.delete(task_id)
-            results.append({"task_id": task_id, "status": "deleted" if result.get("deleted", True) else "deleting"})
+            results.append(
+                {"task_id": task_id, "status": "deleted" if result.get("deleted", True) else "deleting"}
+            )
         except ApiError as exc:
             if len(args.task_ids) == 1:
                 raise
@@ -358,7 +388,11 @@ def prune_tasks(client: GatewayClient, args: argparse.Namespace) -> int:
     results = []
     failures = 0
     for task in old:
-        entry = {"task_id": task["task_id"], "status": task.get("status"), "finished_at": str(_finished_at(task))}
+        entry = {
+            "task_id": task["task_id"],
+            "status": task.get("status"),
+            "finished_at": str(_finished_at(task)),
+        }
         if args.yes:
             try:
                 client.delete(task["task_id"])
@@ -370,9 +404,21 @@ def prune_tasks(client: GatewayClient, args: argparse.Namespace) -> int:
             entry["result"] = "would delete"
         results.append(entry)
     if args.json:
-        print_json({"cutoff": cutoff.isoformat(), "tasks": results, "deleted": sum(r["result"] == "deleted" for r in results)})
+        print_json(
+            {
+                "cutoff": cutoff.isoformat(),
+                "tasks": results,
+                "deleted": sum(r["result"] == "deleted" for r in results),
+            }
+        )
     else:
-        table(results, [("task_id", "task"), ("status", "status"), ("finished_at", "finished"), ("result", "result")])
+        table(
+            results,
+            [("task_id", "task"), ("status", "status"), ("finished_at", "finished"), ("result", "result")],
+        )
         age = duration(args.older_than_days * 86400)
-        print(f"\n{len(results)} finished task(s) older than {age}" + ("" if args.yes else "; run with --yes to delete them"))
+        print(
+            f"\n{len(results)} finished task(s) older than {age}"
+            + ("" if args.yes else "; run with --yes to delete them")
+        )
     return 1 if failures else 0

@@ -1,0 +1,147 @@
+"""The one place that builds the gateway: `create_app(settings)` returns the aiohttp Application.
+
+Nothing is connected at import or construction time: the secret key, the database pool, the broker
+connection and the optional training-data dependencies are opened in `cleanup_ctx` contexts when the
+app starts and closed in reverse order when it stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from services.api_gateway.adapters.broker import GatewayBroker
+from services.api_gateway.auth import auth_middleware
+from services.api_gateway.errors import error_middleware
+from services.api_gateway.keys import BROKER, EXTRAS, METRICS, POOL, ROUTES, SECRET_BOX, SETTINGS
+from services.api_gateway.metrics import HttpMetrics, metrics_middleware
+from services.api_gateway.routes import (
+    commands,
+    database,
+    files,
+    health,
+    logs,
+    streams,
+    table_list,
+    tasks,
+    training_data,
+    ui,
+)
+from services.api_gateway.spec import RouteSpec
+from shared.broker import Publisher, Topology, connect, declare_topology, open_channel
+from shared.db import create_pool
+from shared.embeddings import EmbeddingSettings, create_embedder
+from shared.pipeline_settings import PipelineSettings
+from shared.secrets import SecretBox, load_or_create_key
+from shared.settings import GatewaySettings
+
+PRODUCER = "api_gateway"
+
+
+def all_routes() -> list[RouteSpec]:
+    # Fixed paths before parameterised ones (/tasks/active before /tasks/{task_id}).
+    return [
+        *tasks.ROUTES,
+        *commands.ROUTES,
+        *logs.ROUTES,
+        *streams.ROUTES,
+        *files.ROUTES,
+        *table_list.ROUTES,
+        *database.ROUTES,
+        *training_data.ROUTES,
+        *health.ROUTES,
+        *ui.ROUTES,
+    ]
+
+
+async def _secrets(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    key = settings.encryption_key.get_secret_value() if settings.encryption_key else None
+    app[SECRET_BOX] = SecretBox(load_or_create_key(key, settings.data_root))
+    yield
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    pool = await create_pool(app[SETTINGS])
+    app[POOL] = pool
+    try:
+        yield
+    finally:
+        await pool.close()
+
+
+async def _broker(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    topology = Topology(settings.broker_prefix)
+    connection = await connect(settings.rabbitmq_url.get_secret_value())
+    try:
+        channel = await open_channel(connection, prefetch=1)
+        exchanges = await declare_topology(channel, topology)
+        app[BROKER] = GatewayBroker(
+            connection=connection,
+            channel=channel,
+            publisher=Publisher(exchanges, PRODUCER),
+            topology=topology,
+            publish_timeout=settings.publish_timeout_seconds,
+        )
+        yield
+    finally:
+        await connection.close()
+
+
+def _training_context(embedding: EmbeddingSettings | None, pipeline: PipelineSettings | None) -> Any:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        emb = embedding or EmbeddingSettings()
+        pipe = pipeline or PipelineSettings()
+        embedder = create_embedder(emb)
+        own_pool: asyncpg.Pool | None = None
+        if pipe.training_database_url is not None:
+            own_pool = await asyncpg.create_pool(
+                pipe.training_database_url.get_secret_value(), min_size=0, max_size=4, command_timeout=30
+            )
+        app[EXTRAS] = {
+            "embedder": embedder,
+            "training_pool": own_pool or app[POOL],
+            "training_schema": pipe.training_schema,
+        }
+        try:
+            yield
+        finally:
+            await embedder.aclose()
+            if own_pool is not None:
+                await own_pool.close()
+
+    return context
+
+
+async def _end_streams(app: web.Application) -> None:
+    """On shutdown, tell open event streams to finish so the server does not wait on them."""
+    if BROKER in app:
+        app[BROKER].close_streams()
+
+
+def create_app(
+    settings: GatewaySettings,
+    *,
+    embedding_settings: EmbeddingSettings | None = None,
+    pipeline_settings: PipelineSettings | None = None,
+) -> web.Application:
+    metrics = HttpMetrics()
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[metrics_middleware(metrics), error_middleware, auth_middleware(settings.api_tokens)],
+    )
+    routes = all_routes()
+    app[SETTINGS] = settings
+    app[METRICS] = metrics
+    app[ROUTES] = routes
+    for route in routes:
+        app.router.add_route(route.method, route.path, route.handler, name=route.operation_id)
+    app.cleanup_ctx.extend(
+        [_secrets, _database, _broker, _training_context(embedding_settings, pipeline_settings)]
+    )
+    app.on_shutdown.append(_end_streams)
+    return app

@@ -1,0 +1,45 @@
+"""`dp-gateway`: read settings, configure logging, serve the app until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import sys
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from services.api_gateway.bootstrap import create_app
+from shared.embeddings import EmbeddingSettings
+from shared.logging import configure_logging, get_logger
+from shared.pipeline_settings import PipelineSettings
+from shared.settings import GatewaySettings
+
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+def main() -> None:
+    try:
+        settings = GatewaySettings()
+        embedding = EmbeddingSettings()
+        pipeline = PipelineSettings()
+    except ValidationError as exc:
+        print(f"dp-gateway: invalid settings:\n{exc}", file=sys.stderr)
+        sys.exit(2)
+    configure_logging(settings, service="api_gateway")
+    log = get_logger()
+    log.info("starting", host=settings.http_host, port=settings.http_port, schema=settings.db_schema)
+    app = create_app(settings, embedding_settings=embedding, pipeline_settings=pipeline)
+    # run_app handles SIGINT/SIGTERM: stop accepting, on_shutdown (streams end), wait, cleanup_ctx in reverse.
+    web.run_app(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        access_log=None,
+        print=None,
+        handle_signals=True,
+    )
+    log.info("stopped")
+
+
+if __name__ == "__main__":
+    main()
