@@ -20,9 +20,8 @@ BUSINESS_CONTEXT = "An online and high-street retail shop: customers, orders, pa
 
 
 def demo_context(task_dir: Path, url: str, **params: Any) -> RecordingContext:
-    parameters = TaskParameters(
-        db_connection=url, business_context=BUSINESS_CONTEXT, table_list=list(TABLES), **params
-    )
+    params.setdefault("table_list", list(TABLES))
+    parameters = TaskParameters(db_connection=url, business_context=BUSINESS_CONTEXT, **params)
     return RecordingContext(task_dir, parameters, url)
 
 
