@@ -66,7 +66,7 @@ class TaskView:
             if kind in {"step_started", "step_scheduled"}:
                 state.percent, state.message = 0.0, ""
             elif kind == "step_succeeded":
-                state.percent = 100.0
+                state.percent, state.message = 100.0, ""
             elif kind == "step_failed":
                 state.message = str(payload.get("error") or "")
                 if payload.get("retryable"):

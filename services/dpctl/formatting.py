@@ -94,11 +94,11 @@ def bar(percent: float, width: int = 24) -> str:
 
 def log_line(record: dict[str, Any]) -> str:
     """One log line: `time LEVEL [step] message`."""
-    when = record.get("timestamp") or record.get("occurred_at") or ""
+    when = record.get("timestamp") or record.get("occurred_at") or datetime.now().astimezone().isoformat()
     level = str(record.get("level") or record.get("log_level") or "INFO").upper()
     step = record.get("step_name") or record.get("step")
     text = str(record.get("message", ""))
-    prefix = f"{short_time(when) if when else '':19} {level:8}"
+    prefix = f"{short_time(str(when)):19} {level:8}"
     return f"{prefix} [{step}] {text}" if step else f"{prefix} {text}"
 
 

@@ -198,3 +198,16 @@ async def test_runs_against_an_openai_compatible_server(tmp_path: Path, scratch:
     assert summary["provider"] == "openai" and summary["pairs"] == 18
     pairs = json.loads((task_dir / summary["pair_file"]).read_text(encoding="utf-8"))
     await _explain_all(scratch, pairs)
+
+
+@pytest.mark.parametrize("context", [CONTEXT, "一个网上商城的客户、订单与商品数据"])
+async def test_every_offline_statement_explains(context: str, scratch: asyncpg.Connection) -> None:
+    model = OfflineTextToSQLModel()
+    tables = shop_catalog(context).tables
+    statements = {
+        pair.sql
+        for theme in await model.propose_themes(tables, context, 12)
+        for pair in await model.generate_pairs(theme, tables, context, 60)
+    }
+    assert len(statements) > 40
+    await _explain_all(scratch, [{"sql": sql} for sql in sorted(statements)])

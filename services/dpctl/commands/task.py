@@ -13,7 +13,6 @@ from services.dpctl.commands import leaf_options
 from services.dpctl.follow import Follower, follow_logs
 from services.dpctl.formatting import (
     TERMINAL_TASK_STATUSES,
-    duration,
     log_line,
     print_json,
     size,
@@ -416,7 +415,7 @@ def prune_tasks(client: GatewayClient, args: argparse.Namespace) -> int:
             results,
             [("task_id", "task"), ("status", "status"), ("finished_at", "finished"), ("result", "result")],
         )
-        age = duration(args.older_than_days * 86400)
+        age = f"{args.older_than_days:g} day(s)"
         print(
             f"\n{len(results)} finished task(s) older than {age}"
             + ("" if args.yes else "; run with --yes to delete them")

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that time the pipeline steps (not tests)."""
