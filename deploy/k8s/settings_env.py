@@ -151,7 +151,9 @@ def main() -> None:
             if var.name in data or var.name in secret or var.name in unset:
                 continue
             if var.default is None and not var.secret:
-                print(f"  # {var.name}: default unset; list it in the unset-on-purpose annotation or set a value")
+                print(
+                    f"  # {var.name}: default unset; list it in the unset-on-purpose annotation or set a value"
+                )
                 continue
             where = "Secret" if var.secret else "ConfigMap"
             value = json.dumps(var.default if var.default is not None else "CHANGE-ME")

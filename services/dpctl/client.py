@@ -150,7 +150,8 @@ class GatewayClient:
 
 def parse_sse(lines: Any) -> Iterator[SseEvent]:
     """Frames of `event:`/`data:`/`id:` lines separated by a blank line; `:` lines are keep-alives."""
-    event, data, event_id = "message", [], None
+    event, event_id = "message", None
+    data: list[str] = []
     for raw in lines:
         line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         line = line.rstrip("\r\n")

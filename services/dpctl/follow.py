@@ -85,8 +85,9 @@ class TaskView:
 
 
 def event_kind_and_payload(event: SseEvent) -> tuple[str, dict[str, Any]]:
-    data = event.data if isinstance(event.data, dict) else {"message": str(event.data)}
-    payload = data.get("payload") if isinstance(data.get("payload"), dict) else data
+    data: dict[str, Any] = event.data if isinstance(event.data, dict) else {"message": str(event.data)}
+    nested = data.get("payload")
+    payload: dict[str, Any] = nested if isinstance(nested, dict) else data
     kind = str(data.get("type") or event.event)
     return kind, payload
 

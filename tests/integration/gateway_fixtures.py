@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -259,29 +258,29 @@ async def rows(pg: asyncpg.Connection, data_root: Path) -> AsyncIterator[ReadMod
 # --- the broker: commands the gateway publishes, events the tests publish ------------------------
 
 
-@dataclass
 class CommandProbe:
-    """Reads the scheduler's queue (purged when the test starts); events bound there are skipped."""
+    """Consumes the scheduler's queue (purged when the test starts); events bound there are skipped.
 
-    queue: aio_pika.abc.AbstractQueue
+    (The queue is single-active-consumer, so basic.get is refused: a consumer feeds a local buffer.)
+    """
+
+    def __init__(self) -> None:
+        self.buffer: asyncio.Queue[CommandEnvelope] = asyncio.Queue()
+
+    async def on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        decoded = decode_message(message.body)
+        if isinstance(decoded, CommandEnvelope):
+            self.buffer.put_nowait(decoded)
 
     async def next(self, timeout: float = 5.0) -> CommandEnvelope:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            message = await self.queue.get(no_ack=True, fail=False)
-            if message is None:
-                await asyncio.sleep(0.02)
-                continue
-            decoded = decode_message(message.body)
-            if isinstance(decoded, CommandEnvelope):
-                return decoded
-        raise AssertionError(f"no command on {self.queue.name} within {timeout}s")
+        try:
+            return await asyncio.wait_for(self.buffer.get(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"no command on the scheduler queue within {timeout}s") from None
 
     async def none(self, wait: float = 0.3) -> None:
         await asyncio.sleep(wait)
-        while (message := await self.queue.get(no_ack=True, fail=False)) is not None:
-            decoded = decode_message(message.body)
-            assert not isinstance(decoded, CommandEnvelope), f"unexpected command {decoded.type}"
+        assert self.buffer.empty(), f"unexpected command {self.buffer.get_nowait().type}"
 
 
 @pytest.fixture
@@ -291,7 +290,9 @@ async def commands(gw_topology: Topology) -> AsyncIterator[CommandProbe]:
         channel = await connection.channel()
         queue = await channel.get_queue(gw_topology.scheduler_queue, ensure=True)
         await queue.purge()
-        yield CommandProbe(queue)
+        probe = CommandProbe()
+        await queue.consume(probe.on_message, no_ack=True)
+        yield probe
 
 
 @pytest.fixture

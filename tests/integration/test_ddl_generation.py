@@ -225,3 +225,15 @@ async def test_list_tables_and_masked_errors(demo_db_url: str) -> None:  # noqa:
     with pytest.raises(BusinessDbError) as info:
         await list_tables("postgresql://u:s3cret-pw@127.0.0.1:1/x")
     assert "s3cret-pw" not in str(info.value) and info.value.retryable
+
+
+async def test_large_tables_are_sampled_not_counted(tmp_path: Path, demo_db_url: str) -> None:  # noqa: F811
+    ctx = _ctx(tmp_path, demo_db_url, table_list=["orders", "stores"])
+    await _executor(large_table_rows=1000, sample_rows=3).run(ctx)
+    catalog = json.loads((tmp_path / "schema_catalog.json").read_text())
+    orders = catalog["tables"][0]
+    assert orders["estimated_rows"] == 4000 and len(orders["sample_rows"]) == 3
+    assert "about 4,000 rows" in (tmp_path / "orders_detail.md").read_text()  # the estimate, not a count
+    assert "- Size: 8 rows" in (tmp_path / "stores_detail.md").read_text()
+    channel = next(c for c in orders["columns"] if c["name"] == "channel")
+    assert channel["enum_values"] == ["app", "store", "web"]

@@ -1,5 +1,7 @@
 """Gateway: creating tasks (validation, publishing, waiting for the read model) and reading them."""
 
+# ruff: noqa: F811  (fixtures are imported from gateway_fixtures and then requested by name)
+
 from __future__ import annotations
 
 import json
@@ -29,7 +31,11 @@ URL = "postgresql://u:S3cretPw@db.example:5432/shop"
 
 
 def body(**parameters: Any) -> dict[str, Any]:
-    base = {"db_connection": URL, "table_list": ["public.orders", "customers"], "business_context": "an online shop"}
+    base = {
+        "db_connection": URL,
+        "table_list": ["public.orders", "customers"],
+        "business_context": "an online shop",
+    }
     base.update(parameters)
     return {"task_type": "complete_workflow", "parameters": {k: v for k, v in base.items() if v is not ...}}
 
@@ -41,7 +47,9 @@ def assert_envelope(payload: dict[str, Any], status: int) -> dict[str, Any]:
     assert isinstance(payload["message"], str) and payload["message"]
     data = payload["data"]
     assert isinstance(data["response"], str) and data["response"]
-    assert "T" in data["timestamp"] and (data["timestamp"].endswith("+00:00") or data["timestamp"].endswith("Z"))
+    assert "T" in data["timestamp"] and (
+        data["timestamp"].endswith("+00:00") or data["timestamp"].endswith("Z")
+    )
     return data
 
 
@@ -57,7 +65,9 @@ async def test_create_publishes_command_and_waits_for_the_row(
     gateway: TestClient, commands: CommandProbe, rows: ReadModels, test_env: dict[str, str]
 ) -> None:
     collector = serve_creates(commands, rows)
-    data = await call(gateway, "POST", f"{API}/tasks", 201, json=body(task_name="nightly", enable_llm_repair=False))
+    data = await call(
+        gateway, "POST", f"{API}/tasks", 201, json=body(task_name="nightly", enable_llm_repair=False)
+    )
     [command] = await collector
     assert data["task_id"] == command.task_id
     assert data["task_id"].startswith("task_") and len(data["task_id"]) <= 32
@@ -102,7 +112,10 @@ async def test_create_answers_202_when_the_read_model_lags(make_gateway: Any, co
         ({"business_context": "  "}, ["business_context"]),
         ({"table_list": ...}, ["table_list_file"]),
         ({"table_list": []}, ["table_list_file"]),
-        ({"db_connection": "", "business_context": None, "table_list": ...}, ["db_connection", "table_list_file", "business_context"]),
+        (
+            {"db_connection": "", "business_context": None, "table_list": ...},
+            ["db_connection", "table_list_file", "business_context"],
+        ),
         ({"execution_mode": "single"}, ["single_step"]),
     ],
 )
@@ -182,14 +195,21 @@ async def test_create_with_table_list_file_and_optional_fields(
 
 async def test_create_rejects_bad_bodies(gateway: TestClient) -> None:
     data = await call(
-        gateway, "POST", f"{API}/tasks", 400, data=b'{"parameters": {', headers={"Content-Type": "application/json"}
+        gateway,
+        "POST",
+        f"{API}/tasks",
+        400,
+        data=b'{"parameters": {',
+        headers={"Content-Type": "application/json"},
     )
     assert data["error_type"] == "invalid_params" and data["invalid_params"] == ["body"]
     data = await call(gateway, "POST", f"{API}/tasks", 400, json=["not", "an", "object"])
     assert data["invalid_params"] == ["body"]
-    data = await call(gateway, "POST", f"{API}/tasks", 415, data="db_connection=x", headers={"Content-Type": "text/plain"})
+    data = await call(
+        gateway, "POST", f"{API}/tasks", 415, data="db_connection=x", headers={"Content-Type": "text/plain"}
+    )
     assert data["error_type"] == "invalid_params" and data["invalid_params"] == ["content_type"]
-    data = await call(gateway, "POST", f"{API}/tasks", 400, json={"task_type": "other", **body()})
+    data = await call(gateway, "POST", f"{API}/tasks", 400, json={**body(), "task_type": "other"})
     assert data["invalid_params"] == ["task_type"]
     data = await call(gateway, "POST", f"{API}/tasks", 400, json={**body(), "parameters": "x"})
     assert data["invalid_params"] == ["parameters"]
@@ -225,7 +245,9 @@ async def test_list_pages_by_keyset_with_total(gateway: TestClient, rows: ReadMo
 
 async def test_list_filters(gateway: TestClient, rows: ReadModels) -> None:
     marker = f"db_{rows.new_id()[-6:]}"
-    done = await rows.task(status="completed", db_name=marker, task_name="weekly 100%_report", created_by="manual")
+    done = await rows.task(
+        status="completed", db_name=marker, task_name="weekly 100%_report", created_by="manual"
+    )
     await rows.task(status="failed", db_name=marker, task_name="weekly 100x report")
     data = await call(gateway, "GET", f"{API}/tasks", 200, params={"db_name": marker, "status": "completed"})
     assert [t["task_id"] for t in data["tasks"]] == [done]
@@ -233,7 +255,9 @@ async def test_list_filters(gateway: TestClient, rows: ReadModels) -> None:
     assert [t["task_id"] for t in data["tasks"]] == [done]
     data = await call(gateway, "GET", f"{API}/tasks", 200, params={"db_name": marker, "created_by": "manual"})
     assert data["total"] == 1
-    data = await call(gateway, "GET", f"{API}/tasks", 200, params={"db_name": marker, "status": "failed,completed"})
+    data = await call(
+        gateway, "GET", f"{API}/tasks", 200, params={"db_name": marker, "status": "failed,completed"}
+    )
     assert data["total"] == 2
     summary = data["tasks"][0]
     assert summary["parameters"]["db_connection"] == "postgresql://u:***@db.example/shop"
@@ -250,7 +274,9 @@ async def test_list_filters(gateway: TestClient, rows: ReadModels) -> None:
         ({"cursor": "eyJrIjoibG9ncyIsInYiOjF9"}, ["cursor"]),  # a log cursor is not a task cursor
     ],
 )
-async def test_list_rejects_bad_query(gateway: TestClient, params: dict[str, str], invalid: list[str]) -> None:
+async def test_list_rejects_bad_query(
+    gateway: TestClient, params: dict[str, str], invalid: list[str]
+) -> None:
     data = await call(gateway, "GET", f"{API}/tasks", 400, params=params)
     assert data["error_type"] == "invalid_params" and data["invalid_params"] == invalid
 
@@ -262,11 +288,30 @@ async def test_detail_builds_steps_from_status_and_executions(gateway: TestClien
         started_at=start,
         progress=40,
         current_step="qa_generation",
-        step_status={"ddl_generation": "completed", "qa_generation": "running", "sql_validation": "pending", "training_load": "pending"},
+        step_status={
+            "ddl_generation": "completed",
+            "qa_generation": "running",
+            "sql_validation": "pending",
+            "training_load": "pending",
+        },
         error_message=f"retrying after {URL} refused",
     )
-    await rows.execution(task_id, "ddl_generation", status="failed", started_at=start, completed_at=start + timedelta(seconds=5), error_message="timeout")
-    await rows.execution(task_id, "ddl_generation", status="completed", attempt=2, started_at=start + timedelta(seconds=10), completed_at=start + timedelta(seconds=40))
+    await rows.execution(
+        task_id,
+        "ddl_generation",
+        status="failed",
+        started_at=start,
+        completed_at=start + timedelta(seconds=5),
+        error_message="timeout",
+    )
+    await rows.execution(
+        task_id,
+        "ddl_generation",
+        status="completed",
+        attempt=2,
+        started_at=start + timedelta(seconds=10),
+        completed_at=start + timedelta(seconds=40),
+    )
     await rows.execution(task_id, "qa_generation", status="running", started_at=start + timedelta(seconds=50))
     resp = await gateway.get(f"{API}/tasks/{task_id}")
     text = await resp.text()
@@ -276,7 +321,12 @@ async def test_detail_builds_steps_from_status_and_executions(gateway: TestClien
     assert data["current_step"] == "qa_generation"
     assert data["duration"] >= 119
     steps = {s["step"]: s for s in data["steps"]}
-    assert [s["step"] for s in data["steps"]] == ["ddl_generation", "qa_generation", "sql_validation", "training_load"]
+    assert [s["step"] for s in data["steps"]] == [
+        "ddl_generation",
+        "qa_generation",
+        "sql_validation",
+        "training_load",
+    ]
     assert steps["ddl_generation"]["status"] == "completed"
     assert steps["ddl_generation"]["attempts"] == 2
     assert steps["ddl_generation"]["duration"] == 30

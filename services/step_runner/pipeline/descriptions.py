@@ -21,12 +21,12 @@ def fill_descriptions(table: TableInfo, described: TableDescription) -> tuple[Ta
     descriptions of columns the table does not have are ignored.
     """
     by_lower: dict[str, str | None] = {}
-    for key, text in described.column_comments.items():
-        by_lower[key.lower()] = None if key.lower() in by_lower else text
+    for key, value in described.column_comments.items():
+        by_lower[key.lower()] = None if key.lower() in by_lower else value
     filled = 0
     columns = []
     for column in table.columns:
-        text = described.column_comments.get(column.name) or by_lower.get(column.name.lower())
+        text: str | None = described.column_comments.get(column.name) or by_lower.get(column.name.lower())
         if _blank(column.comment) and not _blank(text):
             columns.append(column.model_copy(update={"comment": " ".join(str(text).split())}))
             filled += 1

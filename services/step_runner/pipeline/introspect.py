@@ -140,7 +140,8 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, Decimal):
-        return float(value) if value.is_finite() and abs(value.as_tuple().exponent) <= 6 else str(value)
+        exponent = value.as_tuple().exponent
+        return float(value) if isinstance(exponent, int) and -6 <= exponent <= 6 else str(value)
     if isinstance(value, str):
         return value if len(value) <= MAX_TEXT_SAMPLE else value[:MAX_TEXT_SAMPLE] + "…"
     if isinstance(value, dt.datetime | dt.date | dt.time):
