@@ -7,6 +7,7 @@ The database is created once per session even when several modules import the fi
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,8 @@ import pytest
 from services.step_runner.demo.seed import create_demo_database, drop_database, ensure_database
 
 T = TypeVar("T")
-SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Same variable as tests/conftest.py: any database on the server; the test databases are made beside it.
+SERVER_URL = os.environ.get("DP_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 _DEMO_KEY = pytest.StashKey[str]()
 
 

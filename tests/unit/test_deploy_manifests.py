@@ -314,7 +314,7 @@ def test_dockerfile_is_multi_stage_and_runs_as_non_root() -> None:
         (["log-collector"], "dp-log-collector"),
         (["migrate"], "dp-migrate"),
         (["rebuild"], "python -m services.log_collector.main rebuild"),
-        (["demo-db"], "python -m shared.demo_db"),
+        (["demo-db"], "python -m services.step_runner.demo --url postgresql://db/dp_demo"),
         (["dpctl", "task", "list"], "dpctl task list"),
     ],
 )
@@ -331,7 +331,7 @@ def test_entrypoint_dispatches_to_the_service(tmp_path: Path, command: list[str]
         path = tmp_path / stub
         path.write_text(f'#!/bin/sh\necho {stub} "$@"\n', encoding="utf-8")
         path.chmod(0o755)
-    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "DP_DEMO_DATABASE_URL": "postgresql://db/dp_demo"}
     out = subprocess.run(
         ["sh", str(DEPLOY / "entrypoint.sh"), *command], capture_output=True, text=True, env=env, timeout=10
     )
