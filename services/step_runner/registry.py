@@ -16,9 +16,9 @@ from shared.steps import StepName
 
 
 def default_registry(settings: RunnerSettings) -> StepRegistry:
-    pipeline: PipelineSettings = getattr(settings, "pipeline", None) or PipelineSettings()
-    llm: LLMSettings = getattr(settings, "llm", None) or LLMSettings()
-    embedding: EmbeddingSettings = getattr(settings, "embedding", None) or EmbeddingSettings()
+    pipeline = PipelineSettings()
+    llm = LLMSettings()
+    embedding = EmbeddingSettings()
     training_url = pipeline.training_database_url or settings.database_url
     return {
         StepName.DDL_GENERATION: DdlGenerationExecutor(pipeline, lambda: create_llm(llm)),

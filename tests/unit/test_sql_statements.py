@@ -40,7 +40,10 @@ def test_read_only_queries_pass(sql: str) -> None:
 
 
 def test_comments_around_the_statement_are_dropped() -> None:
-    assert single_read_only_statement("-- why\nSELECT 1 /* in */ + 1 -- ; DROP TABLE t") == "SELECT 1 /* in */ + 1"
+    assert (
+        single_read_only_statement("-- why\nSELECT 1 /* in */ + 1 -- ; DROP TABLE t")
+        == "SELECT 1 /* in */ + 1"
+    )
 
 
 @pytest.mark.parametrize(
