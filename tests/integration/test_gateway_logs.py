@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from shared.broker import Publisher
 from shared.events import LogEmitted, StepProgress, TaskFinished
 from shared.messages import EventEnvelope
+from shared.steps import StepName
 from tests.integration.gateway_fixtures import (  # noqa: F401
     API,
     ReadModels,
@@ -156,7 +157,7 @@ def log_event(
         event_id=event_id or uuid.uuid4(),
         task_id=task_id,
         producer="runner",
-        payload=LogEmitted(message=message, level=level, step="ddl_generation"),  # type: ignore[arg-type]
+        payload=LogEmitted(message=message, level=level, step=StepName.DDL_GENERATION),  # type: ignore[arg-type]
     )
 
 
@@ -206,8 +207,8 @@ async def test_stream_sends_snapshot_then_task_events_until_finished(
         snapshot = await reader.until("snapshot")
         assert snapshot.data["task_id"] == task_id and len(snapshot.data["steps"]) == 4
         sent = await events.event(
-            task_id, StepProgress(step="ddl_generation", execution_id="x", percent=42.0)
-        )  # type: ignore[arg-type]
+            task_id, StepProgress(step=StepName.DDL_GENERATION, execution_id="x", percent=42.0)
+        )
         got = await reader.until("step_progress")
         assert (
             got.id == str(sent.event_id)
@@ -216,12 +217,13 @@ async def test_stream_sends_snapshot_then_task_events_until_finished(
         )
         # Another task's events are not delivered.
         await events.event(
-            "task_20200101_000000_other1", StepProgress(step="ddl_generation", execution_id="y", percent=1.0)
-        )  # type: ignore[arg-type]
+            "task_20200101_000000_other1",
+            StepProgress(step=StepName.DDL_GENERATION, execution_id="y", percent=1.0),
+        )
         await asyncio.sleep(1.2)  # idle: keep-alive comments flow
-        assert reader.comments >= 1
         await events.event(task_id, TaskFinished(status="failed", error_message="boom"))
         finished = await reader.until("task_finished")
+        assert reader.comments >= 1
         assert finished.data["payload"]["error_message"] == "boom"
         assert (await reader.until("end")).data["status"] == "failed"
         assert await reader.next() is None
@@ -243,7 +245,7 @@ async def test_streams_end_when_the_gateway_shuts_down(make_gateway: object, row
     resp = await client.get(f"{API}/tasks/{task_id}/stream")
     reader = SseReader(resp)
     await reader.until("snapshot")
-    closing = asyncio.create_task(client.close())
+    closing = asyncio.create_task(client.server.close())  # the server stops; the client stays connected
     end = await reader.until("end")
     assert end.data["reason"] == "shutdown"
     await asyncio.wait_for(closing, 10)

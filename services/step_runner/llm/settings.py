@@ -26,7 +26,7 @@ class LLMSettings(BaseSettings):
     max_retries: int = Field(default=3, ge=0, le=10)
     backoff_base_seconds: float = Field(default=1.0, ge=0)
     backoff_max_seconds: float = Field(default=30.0, ge=0)
-    concurrency: int = Field(default=4, ge=1, le=64)
+    concurrency: int = Field(default=8, ge=1, le=64)
     temperature: float = Field(default=0.2, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=16)
     answer_retries: int = Field(
