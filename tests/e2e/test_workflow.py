@@ -161,12 +161,17 @@ async def test_delete_finished_task(api: Api, data_dir: Path) -> None:
 async def test_execute_one_step_again(api: Api, pg: asyncpg.Connection) -> None:
     task_id = await api.create(DB_URL)
     await api.wait(task_id)
+    # The scripted steps write no .ddl files, so step 2 lacks its inputs: refused with the reason.
     status, body = await api.call(
         "POST", f"{BASE}/tasks/{task_id}/execute", json={"execution_mode": "single", "single_step": 2}
     )
+    assert status == 409 and body["data"]["missing_inputs"], body
+    status, body = await api.call(
+        "POST", f"{BASE}/tasks/{task_id}/execute", json={"execution_mode": "single", "single_step": 1}
+    )
     assert status == 202, body
     for _ in range(100):
-        qa = [r for r in await _executions(pg, task_id) if r["execution_step"] == "qa_generation"]
+        qa = [r for r in await _executions(pg, task_id) if r["execution_step"] == "ddl_generation"]
         if len(qa) == 2 and qa[-1]["status"] == "completed":
             break
         await asyncio.sleep(0.1)

@@ -1,0 +1,1 @@
+const API = "/api/v0/data_pipeline";
