@@ -256,12 +256,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             print("[run] the gateway did not become ready", file=sys.stderr)
             stop_all()
             return 1
-        tables = (ROOT / "services/step_runner/demo/tables.txt").read_text().split()
+        lines = (ROOT / "services/step_runner/demo/tables.txt").read_text().splitlines()
+        tables = [t.strip() for t in lines if t.strip() and not t.strip().startswith("#")]
         body = {
             "task_type": "complete_workflow",
             "parameters": {
                 "db_connection": demo_url,
-                "table_list": [t for t in tables if not t.startswith("#")],
+                "table_list": tables,
                 "business_context": "An online retail shop: customers, products, orders, payments and shipments",
                 "task_name": "demo",
                 "db_name": demo_url.rsplit("/", 1)[-1],

@@ -249,9 +249,14 @@ async def stats(conn: asyncpg.Connection, schema: str) -> dict[str, Any]:
         else {
             "task_id": last["task_id"],
             "loaded_at": last["loaded_at"].isoformat(),
-            "inserted": json.loads(last["inserted"]),
-            "already_present": json.loads(last["already_present"]),
+            "inserted": _json(last["inserted"]),
+            "already_present": _json(last["already_present"]),
             "backup_table": last["backup_table"],
         },
         "last_row_at": last_row_at.isoformat() if last_row_at else None,
     }
+
+
+def _json(value: Any) -> Any:
+    """JSONB comes back decoded on pools with a JSON codec (the services') and as text on plain connections."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
