@@ -34,6 +34,7 @@ SERVICES = {
     "api_gateway": "services.api_gateway.main",
 }
 COLORS = {"log_collector": "35", "scheduler": "36", "step_runner": "33", "api_gateway": "32"}
+STEP_NAMES = ("ddl_generation", "qa_generation", "sql_validation", "training_load")
 DEMO_URL_DEFAULT = "postgresql://postgres@127.0.0.1:5432/dp_demo"
 
 
@@ -217,7 +218,7 @@ def follow_task(task_id: str) -> str:
             steps = data.get("step_status", {})
             line = (
                 f"[demo] {task_id} {data.get('status'):<17} {_bar(data.get('progress', 0))} "
-                f"{data.get('progress', 0):>3}%  " + "  ".join(f"{k}={v}" for k, v in steps.items())
+                f"{data.get('progress', 0):>3}%  " + "  ".join(f"{k}={steps[k]}" for k in STEP_NAMES if k in steps)
             )
             if line != last:
                 print(line, flush=True)

@@ -73,7 +73,7 @@ async def running_runner(settings: RunnerSettings) -> AsyncIterator[StepRunner]:
             "step runner consuming",
             queue=topology.steps_queue,
             runner_id=runner_id,
-            steps=sorted(runner.registry),
+            steps=sorted(s.value for s in runner.registry),
         )
         try:
             yield runner
