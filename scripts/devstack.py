@@ -218,7 +218,8 @@ def follow_task(task_id: str) -> str:
             steps = data.get("step_status", {})
             line = (
                 f"[demo] {task_id} {data.get('status'):<17} {_bar(data.get('progress', 0))} "
-                f"{data.get('progress', 0):>3}%  " + "  ".join(f"{k}={steps[k]}" for k in STEP_NAMES if k in steps)
+                f"{data.get('progress', 0):>3}%  "
+                + "  ".join(f"{k}={steps[k]}" for k in STEP_NAMES if k in steps)
             )
             if line != last:
                 print(line, flush=True)

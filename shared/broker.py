@@ -96,13 +96,14 @@ def _quorum_args(topology: Topology, **extra: Any) -> dict[str, Any]:
 
 async def declare_topology(channel: AbstractChannel, topology: Topology) -> Exchanges:
     """Declare every exchange, queue and binding (idempotent; each service calls it at start)."""
-    durable = {"durable": True}
     commands = await channel.declare_exchange(
-        topology.commands_exchange, aio_pika.ExchangeType.DIRECT, **durable
+        topology.commands_exchange, aio_pika.ExchangeType.DIRECT, durable=True
     )
-    events = await channel.declare_exchange(topology.events_exchange, aio_pika.ExchangeType.TOPIC, **durable)
+    events = await channel.declare_exchange(
+        topology.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+    )
     dlx = await channel.declare_exchange(
-        topology.dead_letter_exchange, aio_pika.ExchangeType.FANOUT, **durable
+        topology.dead_letter_exchange, aio_pika.ExchangeType.FANOUT, durable=True
     )
 
     dead = await channel.declare_queue(

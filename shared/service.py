@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 
 async def wait_for_stop_signal() -> None:
@@ -19,7 +20,7 @@ async def wait_for_stop_signal() -> None:
             loop.remove_signal_handler(sig)
 
 
-def run_service(serve: Callable[[], Awaitable[None]]) -> None:
+def run_service(serve: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """asyncio.run the service's `serve` coroutine (it returns after a stop signal and a clean shutdown)."""
     try:
         asyncio.run(serve())

@@ -7,9 +7,11 @@ app starts and closed in reverse order when it stops.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
+import aio_pika
 import asyncpg
 from aiohttp import web
 
@@ -34,11 +36,33 @@ from services.api_gateway.spec import RouteSpec
 from shared.broker import Publisher, Topology, connect, declare_topology, open_channel
 from shared.db import create_pool
 from shared.embeddings import EmbeddingSettings, create_embedder
+from shared.logging import get_logger
 from shared.pipeline_settings import PipelineSettings
-from shared.secrets import SecretBox, load_or_create_key
+from shared.secrets import SecretBox, load_or_create_key, mask_secrets
 from shared.settings import GatewaySettings
 
 PRODUCER = "api_gateway"
+# Dependencies may start after the gateway (compose, Kubernetes): keep trying this long, then fail.
+STARTUP_RETRY_SECONDS = 30.0
+
+T = TypeVar("T")
+
+
+async def _with_retries(what: str, connect_once: Callable[[], Awaitable[T]]) -> T:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STARTUP_RETRY_SECONDS
+    delay = 0.5
+    while True:
+        try:
+            return await connect_once()
+        except (OSError, asyncpg.PostgresError, aio_pika.exceptions.AMQPError) as exc:
+            if loop.time() + delay > deadline:
+                raise
+            get_logger().warning(
+                f"{what} not reachable yet; retrying", error=mask_secrets(repr(exc)), in_seconds=delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def all_routes() -> list[RouteSpec]:
@@ -65,7 +89,8 @@ async def _secrets(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    pool = await create_pool(app[SETTINGS])
+    settings = app[SETTINGS]
+    pool = await _with_retries("database", lambda: create_pool(settings))
     app[POOL] = pool
     try:
         yield
@@ -76,7 +101,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 async def _broker(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     topology = Topology(settings.broker_prefix)
-    connection = await connect(settings.rabbitmq_url.get_secret_value())
+    connection = await _with_retries("broker", lambda: connect(settings.rabbitmq_url.get_secret_value()))
     try:
         channel = await open_channel(connection, prefetch=1)
         exchanges = await declare_topology(channel, topology)

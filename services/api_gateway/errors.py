@@ -115,6 +115,7 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.CannotConnectNowError,
     aio_pika.exceptions.AMQPError,
+    aio_pika.exceptions.ChannelInvalidStateError,
     ConnectionError,
     asyncio.TimeoutError,
 )

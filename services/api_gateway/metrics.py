@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
@@ -67,6 +68,9 @@ def metrics_middleware(metrics: HttpMetrics) -> Callable[..., Awaitable[web.Stre
             return response
         except web.HTTPException as exc:
             status = exc.status
+            raise
+        except asyncio.CancelledError:
+            status = 499  # the client went away before the answer
             raise
         finally:
             label = route_label(request)

@@ -28,7 +28,7 @@ from services.step_runner.bootstrap import load_registry, secret_box
 from services.step_runner.context import RunnerContext
 from services.step_runner.execution import execute_step
 from shared.broker import Publisher, Topology, connect, declare_topology, open_channel
-from shared.events import StepSkipped, TaskCreated, TaskFinished, TaskStarted
+from shared.events import StepSkipped, StepSucceeded, TaskCreated, TaskFinished, TaskStarted
 from shared.ids import TASK_ID_RE, new_task_id
 from shared.parameters import TaskParameters
 from shared.secrets import SecretBox, mask_url, strip_password, url_password
@@ -37,6 +37,7 @@ from shared.steps import STEP_ORDER, StepName, step_by_number
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 Emit = Callable[[BaseModel], Awaitable[None]]
+_STEP_STATUS = {"StepSucceeded": "completed", "StepFailed": "failed", "StepCancelled": "cancelled"}
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -196,17 +197,19 @@ async def _run(args: argparse.Namespace, settings: RunnerSettings, tables: list[
             outcomes[step] = await execute_step(
                 registry[step], ctx, emit, runner_id="dpctl", heartbeat_interval=60, cancelled=lambda: False
             )
-            if outcomes[step].type != "step_succeeded":  # type: ignore[attr-defined]
+            if not isinstance(outcomes[step], StepSucceeded):
                 break
         status, error, code = _verdict(plan, outcomes)
         with contextlib.suppress(Exception):
             await emit(
                 TaskFinished(
-                    status=status,
-                    error_message=error,  # type: ignore[arg-type]
-                    result={s.value: o.type for s, o in outcomes.items()},
+                    status=status,  # type: ignore[arg-type]
+                    error_message=error,
+                    result={
+                        s.value: _STEP_STATUS.get(type(o).__name__, "failed") for s, o in outcomes.items()
+                    },
                 )
-            )  # type: ignore[attr-defined]
+            )
     print(f"{task_id}: {status}" + (f" ({error})" if error else ""))
     return code
 

@@ -362,9 +362,9 @@ def decide(state: TaskState, now: datetime, policy: Policy) -> list[Decision]:
                 return []
             return [_schedule(state, s, now, attempt=run.attempt + 1)]
         if run.status == "pending":
-            reason = step_disabled_reason(state.parameters, s)
-            if reason:
-                return [Decision(StepSkipped(step=s, reason=reason))]
+            disabled = step_disabled_reason(state.parameters, s)
+            if disabled:
+                return [Decision(StepSkipped(step=s, reason=disabled))]
             return [_schedule(state, s, now, attempt=1)]
     return [_finish(state)]
 

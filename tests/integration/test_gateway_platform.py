@@ -96,7 +96,7 @@ async def test_unexpected_errors_are_500_and_dependency_errors_503(
     assert data["error_type"] == "service_unavailable"
 
 
-async def test_readiness_follows_the_broker_channel(gateway: TestClient) -> None:
+async def test_readiness_follows_the_broker_channel(gateway: TestClient, rows: ReadModels) -> None:
     data = await call(gateway, "GET", "/readyz", 200)
     assert data["checks"] == {"database": True, "broker": True}
     await call(gateway, "GET", "/healthz", 200)
@@ -104,6 +104,11 @@ async def test_readiness_follows_the_broker_channel(gateway: TestClient) -> None
     data = await call(gateway, "GET", "/readyz", 503)
     assert data["error_type"] == "service_unavailable" and data["checks"]["broker"] is False
     await call(gateway, "GET", "/healthz", 200)
+    # A command that cannot be published is 503, not 500.
+    task_id = await rows.task(status="completed")
+    data = await call(gateway, "POST", f"{API}/tasks/{task_id}/cancel", 409)
+    data = await call(gateway, "POST", f"{API}/tasks/{task_id}/execute", 503, json={})
+    assert data["error_type"] == "service_unavailable"
 
 
 async def test_metrics_count_requests_by_route_template(make_gateway: Any) -> None:

@@ -8,6 +8,7 @@ published while the backlog or snapshot is being read is not lost; anything seen
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -26,7 +27,9 @@ from services.api_gateway.task_views import (
     task_detail,
 )
 from services.api_gateway.validation import require_task_id, task_not_found
+from shared.logging import get_logger
 from shared.messages import EventEnvelope
+from shared.secrets import mask_secrets
 
 END_EVENTS = ("task_finished", "task_deleted")
 BACKLOG_PAGE = 500
@@ -129,12 +132,21 @@ async def follow_logs(
                 await _pump(request, subscription, writer, on_event)
             except ConnectionError:
                 pass  # the client went away
+            except Exception as exc:
+                await _stream_failed(writer, exc)
             finally:
                 metrics.streams.dec()
             await writer.close()
             return writer.response
     finally:
         broker.unsubscribe(subscription)
+
+
+async def _stream_failed(writer: SseWriter, exc: Exception) -> None:
+    """Headers are sent, so no error envelope is possible: log, tell the client in-band, and end."""
+    get_logger().exception("event stream failed", error=mask_secrets(repr(exc)))
+    with contextlib.suppress(Exception):
+        await writer.send("error", {"reason": "internal error; reconnect to resume"})
 
 
 def _end_status(event: EventEnvelope) -> str:
@@ -177,7 +189,9 @@ async def stream_task(request: web.Request) -> web.StreamResponse:
 
                 await _pump(request, subscription, writer, on_event)
             except ConnectionError:
-                pass
+                pass  # the client went away
+            except Exception as exc:
+                await _stream_failed(writer, exc)
             finally:
                 metrics.streams.dec()
             await writer.close()
