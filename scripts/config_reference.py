@@ -14,7 +14,7 @@ from pydantic_core import PydanticUndefined
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy" / "k8s"))
 
-from settings_env import settings_classes  # noqa: E402
+from settings_env import settings_classes
 
 OWNERS = {
     "CommonSettings": "all services",
