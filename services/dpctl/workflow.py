@@ -76,9 +76,14 @@ def run_command(_: object, args: argparse.Namespace) -> int:
         print(f"dpctl: invalid DP_* settings: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        tables = [line.strip() for line in args.table_list.read_text(encoding="utf-8").splitlines()]
+        lines = args.table_list.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         print(f"dpctl: cannot read the table list: {exc.strerror} ({args.table_list})", file=sys.stderr)
+        return EXIT_USAGE
+    # Same format as `task create --table-list`: one name per line, blank lines and `#` comments skipped.
+    tables = [name for line in lines if (name := line.split("#", 1)[0].strip())]
+    if not tables:
+        print(f"dpctl: the table list is empty ({args.table_list})", file=sys.stderr)
         return EXIT_USAGE
     data_root = (args.output_dir or settings.data_root).resolve()
     if not args.no_db_tracking and data_root != settings.data_root.resolve():
@@ -89,7 +94,7 @@ def run_command(_: object, args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     try:
-        return asyncio.run(_run(args, settings, [t for t in tables if t], data_root))
+        return asyncio.run(_run(args, settings, tables, data_root))
     except KeyboardInterrupt:
         return 130
 

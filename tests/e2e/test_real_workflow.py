@@ -4,79 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import aiohttp
 import asyncpg
 import pytest
 
-from shared.broker import Topology, delete_topology
-from shared.migrate import drop_schema, migrate
-from shared.settings import CommonSettings
-from tests.conftest import AMQP_URL, PG_URL
-from tests.e2e.conftest import _wait_ready
+from tests.conftest import PG_URL
 from tests.support.api import BASE, Api
 from tests.support.demo_db import demo_db_url  # noqa: F401  (fixture)
-from tests.support.stack import Stack, free_port
+from tests.support.real_stack import demo_tables, real_api, real_env, real_stack  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
-DEMO_TABLES = Path(__file__).resolve().parents[2] / "services/step_runner/demo/tables.txt"
-
-
-@pytest.fixture(scope="module")
-def real_env(
-    test_env: dict[str, str], run_id: str, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
-    return {
-        **test_env,
-        "DP_DB_SCHEMA": f"dpr_{run_id}",
-        "DP_BROKER_PREFIX": f"dpr.{run_id}",
-        "DP_DATA_ROOT": str(tmp_path_factory.mktemp("real-tasks")),
-        "DP_TRAINING_SCHEMA": f"dpr_{run_id}_training",
-        "DP_HTTP_PORT": str(free_port()),
-        "DP_HEARTBEAT_INTERVAL_SECONDS": "1",
-        "DP_TICK_INTERVAL_SECONDS": "0.5",
-        "DP_COLLECTOR_FLUSH_MS": "20",
-    }
-
-
-@pytest.fixture(scope="module")
-def real_stack(real_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    settings = CommonSettings(
-        database_url=PG_URL, db_schema=real_env["DP_DB_SCHEMA"], broker_prefix=real_env["DP_BROKER_PREFIX"]
-    )
-    asyncio.run(migrate(settings))
-    stack = Stack(real_env, tmp_path_factory.mktemp("real-logs"))
-    for name in ("collector", "scheduler", "gateway"):
-        stack.start(name)
-    stack.start("runner", extra_env={"DP_RUNNER_ID": "real-runner"})
-    try:
-        asyncio.run(_wait_ready(f"http://127.0.0.1:{real_env['DP_HTTP_PORT']}", stack))
-        yield stack
-    finally:
-        stack.stop_all()
-        asyncio.run(_cleanup(settings, real_env["DP_TRAINING_SCHEMA"]))
-
-
-async def _cleanup(settings: CommonSettings, training_schema: str) -> None:
-    await drop_schema(settings)
-    conn = await asyncpg.connect(PG_URL)
-    try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {training_schema} CASCADE")
-    finally:
-        await conn.close()
-    import aio_pika
-
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        await delete_topology(await connection.channel(), Topology(settings.broker_prefix))
-
-
-@pytest.fixture
-async def real_api(real_stack: Stack, real_env: dict[str, str]) -> AsyncIterator[Api]:
-    async with aiohttp.ClientSession() as session:
-        yield Api(session, f"http://127.0.0.1:{real_env['DP_HTTP_PORT']}")
 
 
 async def _store_count(real_env: dict[str, str]) -> int:
@@ -88,11 +26,11 @@ async def _store_count(real_env: dict[str, str]) -> int:
 
 
 async def test_real_workflow_on_the_demo_database(
-    real_api: Api,
-    real_env: dict[str, str],
+    real_api: Api,  # noqa: F811
+    real_env: dict[str, str],  # noqa: F811
     demo_db_url: str,  # noqa: F811
 ) -> None:
-    tables = [t.strip() for t in DEMO_TABLES.read_text().splitlines() if t.strip() and not t.startswith("#")]
+    tables = demo_tables()
     task_id = await real_api.create(
         demo_db_url, business_context="An online retail shop", table_list=tables, db_name="shop"
     )
