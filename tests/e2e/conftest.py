@@ -50,6 +50,7 @@ def stack(
     stack = Stack(stack_env, tmp_path_factory.mktemp("service-logs"))
     stack.start("collector")
     stack.start("scheduler")
+    stack.start("scheduler-standby", kind="scheduler")
     stack.start("runner-a", kind="runner", extra_env={"DP_RUNNER_ID": "runner-a"})
     stack.start("runner-b", kind="runner", extra_env={"DP_RUNNER_ID": "runner-b"})
     stack.start("gateway")

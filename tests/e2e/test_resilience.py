@@ -92,22 +92,28 @@ async def test_collector_down_while_events_flow(
     await _exactly_once(pg, task_id, data_dir)
 
 
-async def test_scheduler_restart_mid_task(api: Api, pg: asyncpg.Connection, stack: Stack) -> None:
-    task_id = await api.create(DB_URL, business_context="sleep:qa_generation=2")
+async def test_scheduler_failover_and_restart_mid_task(
+    api: Api, pg: asyncpg.Connection, stack: Stack
+) -> None:
+    # Two replicas share the single-active-consumer queue: kill both in turn while steps run.
+    task_id = await api.create(DB_URL, business_context="sleep:qa_generation=2 sleep:training_load=2")
     await api.wait_step(task_id, "qa_generation", "running")
     stack.kill("scheduler")
-    await asyncio.sleep(1)
+    await api.wait_step(task_id, "training_load", "running", timeout=30)
     stack.start("scheduler")
+    stack.kill("scheduler-standby")
     detail = await api.wait(task_id, timeout=60)
+    stack.start("scheduler-standby", kind="scheduler")
     assert detail["status"] == "completed"
     steps = await pg.fetch(
-        "SELECT execution_step FROM data_pipeline_task_executions WHERE task_id = $1 ORDER BY id", task_id
+        "SELECT execution_step, status FROM data_pipeline_task_executions WHERE task_id = $1 ORDER BY id",
+        task_id,
     )
-    assert [r["execution_step"] for r in steps] == [
-        "ddl_generation",
-        "qa_generation",
-        "sql_validation",
-        "training_load",
+    assert [(r["execution_step"], r["status"]) for r in steps] == [
+        ("ddl_generation", "completed"),
+        ("qa_generation", "completed"),
+        ("sql_validation", "completed"),
+        ("training_load", "completed"),
     ]
 
 
