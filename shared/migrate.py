@@ -9,7 +9,7 @@ from importlib import resources
 import asyncpg
 
 from shared.logging import configure_logging, get_logger
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, load_settings
 
 # Any constant works; it only has to be the same for every process that migrates.
 _MIGRATION_LOCK = 7_201_455_311
@@ -65,7 +65,7 @@ async def drop_schema(settings: CommonSettings) -> None:
 
 
 def main() -> None:
-    settings = CommonSettings()
+    settings = load_settings(CommonSettings, "dp-migrate")
     configure_logging(settings, service="migrate")
     log = get_logger()
     try:

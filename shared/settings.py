@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+S = TypeVar("S", bound=BaseSettings)
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 
@@ -167,3 +170,17 @@ class CollectorSettings(CommonSettings):
     collector_flush_ms: int = Field(
         default=50, ge=1, le=10_000, description="Longest wait before a partial batch is stored."
     )
+
+
+def load_settings(cls: type[S], program: str) -> S:
+    """Build a settings object from the environment, or exit with a readable list of what is wrong."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        lines = [f"{program}: invalid settings"]
+        prefix = cls.model_config.get("env_prefix", "")
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"])
+            lines.append(f"  {prefix}{field.upper()}: {error['msg']}")
+        print("\n".join(lines), file=sys.stderr)
+        raise SystemExit(2) from None

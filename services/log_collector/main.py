@@ -11,14 +11,14 @@ from shared.db import pool_context
 from shared.health import health_server
 from shared.logging import configure_logging, get_logger
 from shared.service import run_service, wait_for_stop_signal
-from shared.settings import CollectorSettings
+from shared.settings import CollectorSettings, load_settings
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="dp-log-collector")
     parser.add_argument("command", nargs="?", choices=["serve", "rebuild"], default="serve")
     args = parser.parse_args(argv)
-    settings = CollectorSettings()
+    settings = load_settings(CollectorSettings, "dp-log-collector")
     configure_logging(settings, service="log_collector")
     log = get_logger()
 

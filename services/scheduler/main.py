@@ -6,11 +6,11 @@ from services.scheduler.bootstrap import running_scheduler
 from shared.health import health_server
 from shared.logging import configure_logging
 from shared.service import run_service, wait_for_stop_signal
-from shared.settings import SchedulerSettings
+from shared.settings import SchedulerSettings, load_settings
 
 
 def main() -> None:
-    settings = SchedulerSettings()
+    settings = load_settings(SchedulerSettings, "dp-scheduler")
     configure_logging(settings, service="scheduler")
 
     async def serve() -> None:

@@ -6,11 +6,11 @@ from services.step_runner.bootstrap import running_runner
 from shared.health import health_server
 from shared.logging import configure_logging
 from shared.service import run_service, wait_for_stop_signal
-from shared.settings import RunnerSettings
+from shared.settings import RunnerSettings, load_settings
 
 
 def main() -> None:
-    settings = RunnerSettings()
+    settings = load_settings(RunnerSettings, "dp-step-runner")
     configure_logging(settings, service="step_runner")
 
     async def serve() -> None:
