@@ -130,9 +130,13 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> Exch
     return Exchanges(commands=commands, events=events)
 
 
-async def connect(url: str) -> AbstractRobustConnection:
-    """A robust connection: it reconnects after a broker restart and restores channels and consumers."""
-    return await aio_pika.connect_robust(url, client_properties={"connection_name": "data_pipeline"})
+async def connect(url: str, name: str = "data_pipeline") -> AbstractRobustConnection:
+    """A robust connection: it reconnects after a broker restart and restores channels and consumers.
+
+    `name` shows in the RabbitMQ console's connection list (service and prefix), so operators can tell
+    which process holds which connection.
+    """
+    return await aio_pika.connect_robust(url, client_properties={"connection_name": name})
 
 
 async def open_channel(connection: AbstractRobustConnection, *, prefetch: int) -> AbstractChannel:

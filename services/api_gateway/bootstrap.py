@@ -101,7 +101,10 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 async def _broker(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     topology = Topology(settings.broker_prefix)
-    connection = await _with_retries("broker", lambda: connect(settings.rabbitmq_url.get_secret_value()))
+    connection = await _with_retries(
+        "broker",
+        lambda: connect(settings.rabbitmq_url.get_secret_value(), f"dp:api_gateway:{settings.broker_prefix}"),
+    )
     try:
         channel = await open_channel(connection, prefetch=1)
         exchanges = await declare_topology(channel, topology)

@@ -19,7 +19,9 @@ log = get_logger()
 @asynccontextmanager
 async def running_collector(settings: CollectorSettings) -> AsyncIterator[BatchCollector]:
     topology = Topology(settings.broker_prefix)
-    connection = await connect(settings.rabbitmq_url.get_secret_value())
+    connection = await connect(
+        settings.rabbitmq_url.get_secret_value(), f"dp:log_collector:{settings.broker_prefix}"
+    )
     async with connection, pool_context(settings, max_size=4) as pool:
         channel = await open_channel(connection, prefetch=settings.collector_batch_size)
         await declare_topology(channel, topology)

@@ -44,7 +44,9 @@ def policy_from(settings: SchedulerSettings) -> Policy:
 async def running_scheduler(settings: SchedulerSettings) -> AsyncIterator[Scheduler]:
     """Connects, rebuilds on first delivery, consumes its queue and publishes ticks until closed."""
     topology = Topology(settings.broker_prefix)
-    connection = await connect(settings.rabbitmq_url.get_secret_value())
+    connection = await connect(
+        settings.rabbitmq_url.get_secret_value(), f"dp:scheduler:{settings.broker_prefix}"
+    )
     async with connection, pool_context(settings, max_size=4) as pool:
         channel = await open_channel(connection, prefetch=1)
         exchanges = await declare_topology(channel, topology)

@@ -38,7 +38,9 @@ def secret_box(settings: RunnerSettings) -> SecretBox:
 async def running_runner(settings: RunnerSettings) -> AsyncIterator[StepRunner]:
     topology = Topology(settings.broker_prefix)
     runner_id = settings.runner_id or f"{socket.gethostname()}-{os.getpid()}"
-    connection = await connect(settings.rabbitmq_url.get_secret_value())
+    connection = await connect(
+        settings.rabbitmq_url.get_secret_value(), f"dp:step_runner:{settings.broker_prefix}"
+    )
     async with connection, pool_context(settings, max_size=2) as pool:
         channel = await open_channel(connection, prefetch=settings.runner_concurrency)
         exchanges = await declare_topology(channel, topology)

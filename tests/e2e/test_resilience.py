@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import sys
 
 import aio_pika
@@ -138,6 +140,44 @@ async def test_malformed_messages_are_dead_lettered(api: Api, stack_env: dict[st
         assert await queue_depth(channel, topology.dead_letter_queue) == before + 4
     task_id = await api.create(DB_URL)
     assert (await api.wait(task_id))["status"] == "completed"
+
+
+async def _rabbitmqctl(*args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, args
+    return out.decode()
+
+
+async def _service_connections(prefix: str) -> list[str]:
+    rows = json.loads(
+        await _rabbitmqctl("list_connections", "name", "client_properties", "--formatter", "json")
+    )
+    names = []
+    for row in rows:
+        props = {p[0]: p[2] for p in row["client_properties"]}
+        if str(props.get("connection_name", "")).endswith(f":{prefix}"):
+            names.append(row["name"])
+    return names
+
+
+@pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl on this machine")
+async def test_services_reconnect_when_the_broker_drops_them(api: Api, stack_env: dict[str, str]) -> None:
+    prefix = stack_env["DP_BROKER_PREFIX"]
+    before = await _service_connections(prefix)
+    assert len(before) >= 6  # gateway, two schedulers, two runners, collector
+    # What a broker restart does to clients: every connection is closed under them.
+    await _rabbitmqctl("close_all_connections", "test: simulated broker failure")
+    for _ in range(150):
+        after = await _service_connections(prefix)
+        if len(after) >= len(before) and not set(after) & set(before):
+            break
+        await asyncio.sleep(0.2)
+    assert len(after) >= len(before) and not set(after) & set(before)
+    task_id = await api.create(DB_URL, business_context="transient:qa_generation")
+    assert (await api.wait(task_id, timeout=60))["status"] == "completed"
 
 
 READ_MODEL_QUERIES = {
