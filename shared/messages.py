@@ -16,63 +16,49 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _fill_type(data: object) -> object:
-    """Let producers omit the envelope's `type`: it is the payload's tag."""
-    if isinstance(data, dict) and not data.get("type"):
-        payload = data.get("payload")
-        tag = payload.get("type") if isinstance(payload, dict) else getattr(payload, "type", None)
-        return {**data, "type": tag}
-    return data
+class _Envelope(BaseModel):
+    """What both envelopes share: `type` repeats the payload's tag (producers may leave it out)."""
 
-
-class EventEnvelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: Literal["event"] = "event"
-    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     type: str = ""
-    task_id: str
-    occurred_at: datetime = Field(default_factory=utcnow)
     producer: str
-    payload: EventPayload
 
     @model_validator(mode="before")
     @classmethod
     def _type_from_payload(cls, data: object) -> object:
-        return _fill_type(data)
+        if isinstance(data, dict) and not data.get("type"):
+            payload = data.get("payload")
+            tag = payload.get("type") if isinstance(payload, dict) else getattr(payload, "type", None)
+            return {**data, "type": tag}
+        return data
 
     @model_validator(mode="after")
     def _type_matches(self) -> Self:
-        if self.type != self.payload.type:
-            raise ValueError(f"envelope type {self.type!r} does not match payload type {self.payload.type!r}")
+        tag = self.payload.type  # type: ignore[attr-defined]
+        if self.type != tag:
+            raise ValueError(f"envelope type {self.type!r} does not match payload type {tag!r}")
         return self
+
+
+class EventEnvelope(_Envelope):
+    kind: Literal["event"] = "event"
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    task_id: str
+    occurred_at: datetime = Field(default_factory=utcnow)
+    payload: EventPayload
 
     @property
     def routing_key(self) -> str:
         return f"task.{self.task_id}.{self.type}"
 
 
-class CommandEnvelope(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class CommandEnvelope(_Envelope):
     kind: Literal["command"] = "command"
     command_id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    type: str = ""
     task_id: str | None
     issued_at: datetime = Field(default_factory=utcnow)
-    producer: str
     payload: CommandPayload
-
-    @model_validator(mode="before")
-    @classmethod
-    def _type_from_payload(cls, data: object) -> object:
-        return _fill_type(data)
-
-    @model_validator(mode="after")
-    def _type_matches(self) -> Self:
-        if self.type != self.payload.type:
-            raise ValueError(f"envelope type {self.type!r} does not match payload type {self.payload.type!r}")
-        return self
 
 
 Message = Annotated[EventEnvelope | CommandEnvelope, Field(discriminator="kind")]
