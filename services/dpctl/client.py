@@ -6,6 +6,7 @@ one request, so nothing would be gained by async here.
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -16,6 +17,7 @@ from http.client import HTTPResponse
 from typing import Any, BinaryIO
 
 API_PREFIX = "/api/v0/data_pipeline"
+KEEPALIVE = "keepalive"
 
 
 class ApiError(Exception):
@@ -104,12 +106,20 @@ class GatewayClient:
         return total
 
     def stream(
-        self, path: str, *, params: dict[str, Any] | None = None, idle_timeout: float = 90.0
-    ) -> Iterator[SseEvent]:
-        """Server-sent events until the server closes the stream."""
+        self,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        idle_timeout: float = 90.0,
+        keepalives: bool = False,
+    ) -> EventStream:
+        """Server-sent events until the server closes the stream.
+
+        Connects at once (not on first iteration): the gateway subscribes before it answers, so
+        whatever the caller reads from the API afterwards cannot miss an event published in between.
+        """
         response = self._open("GET", path, params=params, accept="text/event-stream", timeout=idle_timeout)
-        with response:
-            yield from parse_sse(response)
+        return EventStream(response, self.base_url, keepalives=keepalives)
 
     # --- the API ---
 
@@ -148,8 +158,37 @@ class GatewayClient:
         return self.request("POST", "/database/tables", body=body)
 
 
-def parse_sse(lines: Any) -> Iterator[SseEvent]:
-    """Frames of `event:`/`data:`/`id:` lines separated by a blank line; `:` lines are keep-alives."""
+class EventStream:
+    """An open event stream: iterate it for the events; close it (or use `with`) when done."""
+
+    def __init__(self, response: HTTPResponse, base_url: str, *, keepalives: bool = False) -> None:
+        self._response = response
+        self._base_url = base_url
+        self._keepalives = keepalives
+
+    def __iter__(self) -> Iterator[SseEvent]:
+        try:
+            yield from parse_sse(self._response, keepalives=self._keepalives)
+        except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
+            # The connection broke mid-stream (gateway restart, idle timeout): callers reconnect.
+            raise GatewayUnreachable(self._base_url, str(exc) or type(exc).__name__) from None
+
+    def close(self) -> None:
+        self._response.close()
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def parse_sse(lines: Any, *, keepalives: bool = False) -> Iterator[SseEvent]:
+    """Frames of `event:`/`data:`/`id:` lines separated by a blank line; `:` lines are keep-alives.
+
+    With `keepalives`, each keep-alive comment comes out as an event named `keepalive` (data None):
+    a chance for the reader to look around while the stream is idle.
+    """
     event, event_id = "message", None
     data: list[str] = []
     for raw in lines:
@@ -162,6 +201,8 @@ def parse_sse(lines: Any) -> Iterator[SseEvent]:
             event, data, event_id = "message", [], None
             continue
         if line.startswith(":"):
+            if keepalives:
+                yield SseEvent(KEEPALIVE, None)
             continue
         field, _, value = line.partition(":")
         value = value[1:] if value.startswith(" ") else value

@@ -4,6 +4,10 @@ On a terminal the four step bars stay at the bottom and log lines scroll above t
 logs, pipes) each change is printed once as a plain line. A stream that ends before the task does
 (gateway restart, proxy timeout) is reopened; the task's state is re-read from the API each time,
 so nothing is missed for the bars, and log lines resume after the last id seen.
+
+The API's state trails the live events a little (the log collector writes it): an event published
+just before the stream was opened may not be in the state read right after. So the state is read a
+moment after the stream is open, re-checked while the stream is idle, and read once more at the end.
 """
 
 from __future__ import annotations
@@ -11,14 +15,25 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from services.dpctl.client import GatewayClient, GatewayUnreachable, SseEvent
+from services.dpctl.client import (
+    KEEPALIVE,
+    ApiError,
+    EventStream,
+    GatewayClient,
+    GatewayUnreachable,
+    SseEvent,
+)
 from services.dpctl.formatting import STEP_ORDER, TERMINAL_TASK_STATUSES, bar, log_line
 
 MAX_RECONNECTS = 20
+STATE_SETTLE_SECONDS = 0.5  # how far the API's state may trail the live events
+IDLE_RECHECK_SECONDS = 10.0  # while the stream is idle, look at the task's state this often
+CATCH_UP_SECONDS = 3.0  # at the end, how long to wait for the API's state to show it
+NOT_YET_VISIBLE_RETRIES = 10
 RECONNECT_DELAY_SECONDS = 1.0
 STEP_EVENT_STATUS = {
     "step_scheduled": "pending",
@@ -112,6 +127,10 @@ class Follower:
         self.view = TaskView()
         self._drawn = 0
         self._printed: dict[str, str] = {}
+        self._seen_logs: set[Any] = set()
+        self._log_after: int | None = None
+        self._seen_task = False
+        self._checked = 0.0
 
     # --- output ---
 
@@ -153,18 +172,28 @@ class Follower:
         reconnects = 0
         while True:
             try:
-                events = self.client.stream(f"/tasks/{task_id}/stream")
-                task = self.client.get_task(task_id)
-                self.view.load(task)
-                if self.as_json:
-                    print(json.dumps({"type": "task_state", "task": task}, default=str), file=self.out)
-                else:
-                    self._step_changed()
-                if task.get("status") in TERMINAL_TASK_STATUSES:
-                    return self._finish(task_id, str(task["status"]), task.get("error_message"))
-                final = self._consume(events)
+                # The stream is open (subscribed) before the state and the log backlog are read, so
+                # nothing published in between is lost; what is seen twice changes nothing or is skipped.
+                with self._open_stream(task_id) as events:
+                    time.sleep(STATE_SETTLE_SECONDS)
+                    task = self.client.get_task(task_id)
+                    self._checked = time.monotonic()
+                    self._seen_task = True
+                    self.view.load(task)
+                    if self.as_json:
+                        print(json.dumps({"type": "task_state", "task": task}, default=str), file=self.out)
+                    else:
+                        self._step_changed()
+                    self._backfill_logs(task_id)
+                    if task.get("status") in TERMINAL_TASK_STATUSES:
+                        return self._finish(task_id, str(task["status"]), task.get("error_message"))
+                    final = self._consume(task_id, events)
                 if final is not None:
                     return self._finish(task_id, final[0], final[1])
+                # The stream ended without the task's end (gateway restart, proxy timeout)?
+                task = self.client.get_task(task_id)
+                if task.get("status") in TERMINAL_TASK_STATUSES:
+                    return self._finish(task_id, str(task["status"]), task.get("error_message"))
             except GatewayUnreachable:
                 if reconnects >= MAX_RECONNECTS:
                     raise
@@ -175,14 +204,68 @@ class Follower:
                 return self._finish(task_id, str(task.get("status")), task.get("error_message"))
             time.sleep(RECONNECT_DELAY_SECONDS)
 
-    def _consume(self, events: Iterator[SseEvent]) -> tuple[str, str | None] | None:
+    def _open_stream(self, task_id: str) -> EventStream:
+        """The task's event stream; a task accepted (202) but not yet visible gets a few seconds to appear."""
+        attempts = 0
+        while True:
+            try:
+                return self.client.stream(f"/tasks/{task_id}/stream", keepalives=True)
+            except ApiError as exc:
+                attempts += 1
+                if exc.status != 404 or self._seen_task or attempts >= NOT_YET_VISIBLE_RETRIES:
+                    raise
+                time.sleep(0.5)
+
+    def _backfill_logs(self, task_id: str) -> None:
+        """Log lines stored before the stream was opened (the task's start, or while reconnecting)."""
+        if not self.show_logs:
+            return
+        params: dict[str, Any] = {"after": self._log_after, "limit": 1000}
+        if self.min_level:
+            params["level"] = LOG_LEVELS[self.min_level]
+        while True:
+            page = self.client.logs(task_id, **params)
+            for line in page.get("logs") or []:
+                if isinstance(line.get("id"), int):
+                    self._log_after = max(self._log_after or 0, line["id"])
+                key = line.get("event_id") or line.get("id")
+                if self.as_json:
+                    if self._first_sight(key):
+                        print(json.dumps({"type": "log_emitted", **line}, default=str), file=self.out)
+                else:
+                    self._log(line, key)
+            if not page.get("next_cursor") or not page.get("logs"):
+                break
+            params = {"cursor": page["next_cursor"], "limit": 1000, "level": params.get("level")}
+        self.out.flush()
+
+    def _first_sight(self, key: Any) -> bool:
+        """False for a log line already shown (by its event id, or its log id)."""
+        if key is None or key == "":
+            return True
+        if key in self._seen_logs:
+            return False
+        self._seen_logs.add(key)
+        return True
+
+    def _consume(self, task_id: str, events: Iterable[SseEvent]) -> tuple[str, str | None] | None:
         for event in events:
+            if event.event == KEEPALIVE:
+                # Idle: did the task end before the stream was opened, unseen by the state read then?
+                if time.monotonic() - self._checked >= IDLE_RECHECK_SECONDS:
+                    self._checked = time.monotonic()
+                    task = self.client.get_task(task_id)
+                    if task.get("status") in TERMINAL_TASK_STATUSES:
+                        return str(task["status"]), task.get("error_message")
+                continue
             kind, payload = event_kind_and_payload(event)
+            event_id = event.data.get("event_id") if isinstance(event.data, dict) else None
             if self.as_json:
-                print(json.dumps({"type": kind, **payload}, default=str), file=self.out)
-                self.out.flush()
+                if kind != "log_emitted" or self._first_sight(event_id):
+                    print(json.dumps({"type": kind, **payload}, default=str), file=self.out)
+                    self.out.flush()
             elif kind == "log_emitted" or (kind == "log" and "message" in payload):
-                self._log(payload)
+                self._log(payload, event_id)
             elif kind == "step_retry_scheduled":
                 self._emit(
                     f"-- {payload.get('step')}: retry {payload.get('next_attempt')} in "
@@ -196,15 +279,37 @@ class Follower:
                 return "deleted", None
         return None
 
-    def _log(self, payload: dict[str, Any]) -> None:
-        if not self.show_logs:
+    def _log(self, payload: dict[str, Any], event_id: Any = None) -> None:
+        if not self.show_logs or not self._first_sight(event_id):
             return
         level = str(payload.get("level") or "INFO").upper()
         if level in LOG_LEVELS and LOG_LEVELS.index(level) < self.min_level:
             return
         self._emit(log_line(payload))
 
+    def _catch_up(self, task_id: str) -> None:
+        """At the end: every step's final state and the log lines the stream did not bring."""
+        deadline = time.monotonic() + CATCH_UP_SECONDS
+        while True:
+            try:
+                task = self.client.get_task(task_id)
+            except (ApiError, GatewayUnreachable):
+                return
+            if task.get("status") in TERMINAL_TASK_STATUSES:
+                break  # the API's state has caught up with the end
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.2)
+        self._backfill_logs(task_id)
+        self.view.load(task)
+        if self.as_json:
+            print(json.dumps({"type": "task_state", "task": task}, default=str), file=self.out)
+        else:
+            self._step_changed()
+
     def _finish(self, task_id: str, status: str, error: str | None) -> str:
+        if status != "deleted":
+            self._catch_up(task_id)
         if self.as_json:
             print(
                 json.dumps({"type": "result", "task_id": task_id, "status": status, "error": error}),
@@ -225,22 +330,43 @@ def follow_logs(
     """Stream log lines until the task ends (the gateway closes the stream and the task is finished)."""
     after = params.pop("after", None)
     reconnects = 0
+
+    def show(line: dict[str, Any]) -> None:
+        nonlocal after
+        if isinstance(line.get("id"), int):
+            after = line["id"]
+        print(json.dumps(line, default=str) if as_json else log_line(line), file=out)
+        out.flush()
+
     while True:
         got_any = False
-        for event in client.stream(
-            f"/tasks/{task_id}/logs", params={**params, "follow": True, "after": after}
-        ):
-            kind, payload = event_kind_and_payload(event)
-            if "message" in payload and kind not in {"end", "error"}:
-                got_any = True
-                if isinstance(payload.get("id"), int):
-                    after = payload["id"]
-                print(json.dumps(payload, default=str) if as_json else log_line(payload), file=out)
-                out.flush()
-            elif kind in {"task_finished", "end", "done"}:
-                return
+        checked = time.monotonic()
+        try:
+            with client.stream(
+                f"/tasks/{task_id}/logs", params={**params, "follow": True, "after": after}, keepalives=True
+            ) as events:
+                for event in events:
+                    if event.event == KEEPALIVE:
+                        # Idle: the task may have ended just before the stream was opened.
+                        if time.monotonic() - checked >= IDLE_RECHECK_SECONDS:
+                            checked = time.monotonic()
+                            if client.get_task(task_id).get("status") in TERMINAL_TASK_STATUSES:
+                                break
+                        continue
+                    kind, payload = event_kind_and_payload(event)
+                    if "message" in payload and kind not in {"end", "error"}:
+                        got_any = True
+                        show(payload)
+                    elif kind in {"task_finished", "end", "done"}:
+                        return
+        except GatewayUnreachable:
+            pass  # reconnect below
         task = client.get_task(task_id)
         if task.get("status") in TERMINAL_TASK_STATUSES:
+            # Lines stored after the stream's backlog was read but never streamed.
+            for line in client.logs(task_id, **{**params, "after": after, "limit": 1000}).get("logs") or []:
+                if not (isinstance(line.get("id"), int) and after is not None and line["id"] <= after):
+                    show(line)
             return
         reconnects = 0 if got_any else reconnects + 1
         if reconnects > MAX_RECONNECTS:

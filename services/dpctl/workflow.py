@@ -28,8 +28,8 @@ from services.step_runner.bootstrap import load_registry, secret_box
 from services.step_runner.context import RunnerContext
 from services.step_runner.execution import execute_step
 from shared.broker import Publisher, Topology, connect, declare_topology, open_channel
-from shared.events import StepSkipped, StepSucceeded, TaskCreated, TaskFinished, TaskStarted
-from shared.ids import TASK_ID_RE, new_task_id
+from shared.events import StepScheduled, StepSkipped, StepSucceeded, TaskCreated, TaskFinished, TaskStarted
+from shared.ids import TASK_ID_RE, execution_id, new_task_id
 from shared.parameters import TaskParameters
 from shared.secrets import SecretBox, mask_url, strip_password, url_password
 from shared.settings import RunnerSettings
@@ -188,11 +188,15 @@ async def _run(args: argparse.Namespace, settings: RunnerSettings, tables: list[
             if reason:
                 await emit(StepSkipped(step=step, reason=reason))
                 continue
+            run_id = execution_id(task_id, step, datetime.now(UTC), attempt=1)
+            # As the scheduler does: the read model records an execution when it is scheduled, and
+            # ignores the start and end of an execution it has not seen scheduled.
+            await emit(StepScheduled(step=step, execution_id=run_id, attempt=1))
             ctx = RunnerContext(
                 emit=emit,
                 task_id=task_id,
                 step=step,
-                execution_id=f"{task_id}_step_{step.value}_exec_{datetime.now(UTC):%Y%m%d_%H%M%S}",
+                execution_id=run_id,
                 attempt=1,
                 task_dir=task_dir,
                 parameters=params,

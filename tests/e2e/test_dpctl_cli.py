@@ -67,7 +67,9 @@ async def dpctl(*args: str, env: dict[str, str], timeout: float = 30) -> Result:
     except TimeoutError:
         proc.kill()
         out, err = await proc.communicate()
-        raise AssertionError(f"dpctl {' '.join(args)} ran over {timeout}s:\n{out.decode()}\n{err.decode()}")
+        raise AssertionError(
+            f"dpctl {' '.join(args)} ran over {timeout}s:\n{out.decode()}\n{err.decode()}"
+        ) from None
     return Result(proc.returncode or 0, out.decode(), err.decode())
 
 
@@ -100,13 +102,12 @@ async def followed(cli_env: dict[str, str]) -> tuple[str, Result]:
         "--db-connection",
         DB_URL,
         "--business-context",
-        "a plain shop",
+        "a plain shop sleep:ddl_generation=1.5",  # long enough to be seen running
         "--task-name",
         "dpctl e2e",
         "--follow",
         env=cli_env,
     )
-    print("OUT>>>", result.out, "<<<")
     found = re.search(r"created (task_\w+)", result.out)
     assert found, result
     return found.group(1), result
@@ -116,7 +117,11 @@ async def test_create_follow_shows_the_steps_and_exits_0(followed: tuple[str, Re
     task_id, result = followed
     assert result.code == 0, result
     for step in STEPS:
-        assert re.search(rf"^{step} .*completed", result.out, re.MULTILINE), (step, result)
+        assert re.search(rf"^{step} .*completed", result.out, re.MULTILINE), f"{step}\n{result}"
+    # Live progress while ddl_generation works, before it completes.
+    running = re.search(r"^ddl_generation .*%  running", result.out, re.MULTILINE)
+    done = re.search(r"^ddl_generation .*completed", result.out, re.MULTILINE)
+    assert running and done and running.start() < done.start(), result
     assert "qa_generation done" in result.out  # streamed log lines
     assert DB_URL.split(":")[2].split("@")[0] not in result.out  # the password stays masked
     assert result.out.rstrip().endswith(f"task {task_id}: completed")
@@ -262,13 +267,15 @@ async def test_cancel_a_running_task_then_delete_it(cli_env: dict[str, str], api
 
 
 async def test_api_errors_show_the_reason_and_exit_2(cli_env: dict[str, str], api: Api) -> None:
-    missing_id = "task_20990101_000000_nonexistent"
-    result = await dpctl("task", "show", missing_id, env=cli_env)
-    status, body = await api.call("GET", f"{BASE}/tasks/{missing_id}")
-    assert status == 404
-    assert result.code == 2, result
-    assert result.err.strip().splitlines()[0] == f"dpctl: {body['data']['response']}", result
-    assert result.out == ""
+    # Not a task id at all (the suffix is 1-10 characters): 400; a well-formed id nobody has: 404.
+    for bad_id, expected in (("task_20990101_000000_nonexistent", 400), ("task_20990101_000000_absent", 404)):
+        result = await dpctl("task", "show", bad_id, env=cli_env)
+        status, body = await api.call("GET", f"{BASE}/tasks/{bad_id}")
+        assert status == expected, body
+        assert result.code == 2, result
+        assert result.err.splitlines()[0] == f"dpctl: {body['data']['response']}", result
+        assert result.out == ""
+    missing_id = "task_20990101_000000_absent"
 
     as_json = await dpctl("task", "show", missing_id, "--json", env=cli_env)
     assert as_json.code == 2

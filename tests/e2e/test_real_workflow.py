@@ -17,10 +17,10 @@ from tests.support.real_stack import demo_tables, real_api, real_env, real_stack
 pytestmark = pytest.mark.e2e
 
 
-async def _store_count(real_env: dict[str, str]) -> int:
+async def _store_count(env: dict[str, str]) -> int:
     conn = await asyncpg.connect(PG_URL)
     try:
-        return await conn.fetchval(f"SELECT count(*) FROM {real_env['DP_TRAINING_SCHEMA']}.training_data")
+        return await conn.fetchval(f"SELECT count(*) FROM {env['DP_TRAINING_SCHEMA']}.training_data")
     finally:
         await conn.close()
 

@@ -67,6 +67,7 @@ class FakeGateway:
     finish_as: str = "completed"
     deleted: list[str] = field(default_factory=list)
     next_id: int = 0
+    watched: dict[str, asyncio.Event] = field(default_factory=dict)  # the client has read the task
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.auth])
@@ -140,6 +141,7 @@ class FakeGateway:
         task = self._task(request)
         if task is None:
             return error(404, "resource_not_found", f"task {request.match_info['id']} does not exist")
+        self.watched.setdefault(task["task_id"], asyncio.Event()).set()
         return envelope(200, "ok", response="task", **task)
 
     async def delete(self, request: web.Request) -> web.Response:
@@ -180,6 +182,8 @@ class FakeGateway:
             await response.write(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode())
 
         await response.write(b": keep-alive\n\n")
+        # The task runs on once the follower has read its state (as it does after opening the stream).
+        await asyncio.wait_for(self.watched.setdefault(task["task_id"], asyncio.Event()).wait(), 10)
         for step in STEPS:
             await send("step_started", step=step, execution_id="e", attempt=1, runner_id="r1")
             await send("step_progress", step=step, execution_id="e", percent=50.0, message="half way")
@@ -410,7 +414,10 @@ async def test_logs_follow_cursor_and_json(gateway: tuple[FakeGateway, str]) -> 
     streamed = await dpctl(url, "task", "logs", "t1", "--follow", "--json")
     assert streamed.code == 0
     assert [json.loads(line)["message"] for line in streamed.out.splitlines()] == ["started", "boom"]
-    assert "follow=true" in fake.requests[-2][1]
+    followed = [path for _, path, _ in fake.requests if "follow=true" in path]
+    assert len(followed) == 1
+    # Once the task is over, what was stored after the last streamed line (here: nothing new).
+    assert "after=2" in fake.requests[-1][1] and "follow" not in fake.requests[-1][1]
 
 
 async def test_files_and_download(gateway: tuple[FakeGateway, str], tmp_path: Path) -> None:
