@@ -136,6 +136,7 @@ $("create").addEventListener("submit", async (ev) => {
 
 async function selectTask(taskId) {
   state.selected = taskId;
+  if (location.hash.slice(1) !== taskId) history.replaceState(null, "", "#" + taskId);
   state.seenLogs = new Set();
   document.querySelectorAll("tr.task").forEach((r) => r.classList.toggle("sel", r.dataset.id === taskId));
   $("detail").hidden = false;
@@ -376,4 +377,6 @@ $("filter-search").addEventListener("input", () => { clearTimeout(state.searchTi
 $("more").addEventListener("click", () => loadTasks(true));
 $("log-level").addEventListener("change", () => { $("logs").replaceChildren(); state.seenLogs = new Set(); loadLogs(); });
 loadTasks();
+// A link to /#<task_id> opens that task (make run and dpctl print such links).
+if (/^(task|manual)_[0-9_a-z]+$/.test(location.hash.slice(1))) selectTask(location.hash.slice(1));
 setInterval(() => { if (!document.hidden) loadTasks(); }, 10000);

@@ -100,24 +100,27 @@ def generate(theme: Theme, tables: list[TableInfo], chinese: bool, count: int) -
     model = SchemaModel(tables)
     keys = _related(theme, model)
     hub = keys[0]
-    ranked = sorted(
-        _candidates(model, keys, chinese), key=lambda c: (-_score(c, theme, hub), _tiebreak(theme, c))
-    )
+    # The theme's own tables first; when they cannot carry `count` questions, their neighbours too.
+    widened = list(dict.fromkeys([*keys, *(n for k in keys for n in model.neighbours(k))]))
     out: list[QuestionSQL] = []
     seen_q: set[str] = set()
     seen_sql: set[str] = set()
-    for cand in ranked:
-        sql = normalize_statement(cand.sql)
-        if sql is None:
-            continue
-        q_key, s_key = re.sub(r"\s+", " ", cand.question.lower()), sql_fingerprint(sql)
-        if q_key in seen_q or s_key in seen_sql:
-            continue
-        seen_q.add(q_key)
-        seen_sql.add(s_key)
-        out.append(QuestionSQL(question=cand.question, sql=sql))
-        if len(out) >= count:
-            break
+    for scope in (keys, widened):
+        ranked = sorted(
+            _candidates(model, scope, chinese), key=lambda c: (-_score(c, theme, hub), _tiebreak(theme, c))
+        )
+        for cand in ranked:
+            if len(out) >= count:
+                return out
+            sql = normalize_statement(cand.sql)
+            if sql is None:
+                continue
+            q_key, s_key = re.sub(r"\s+", " ", cand.question.lower()), sql_fingerprint(sql)
+            if q_key in seen_q or s_key in seen_sql:
+                continue
+            seen_q.add(q_key)
+            seen_sql.add(s_key)
+            out.append(QuestionSQL(question=cand.question, sql=sql))
     return out
 
 

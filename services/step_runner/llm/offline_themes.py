@@ -53,9 +53,11 @@ def propose(model: SchemaModel, count: int, chinese: bool) -> list[Theme]:
     while options and len(chosen) < count:
 
         def adjusted(o: _Option) -> tuple[float, str]:
+            # A hub table outscores the rest by far; these penalties make the themes cover the schema.
             same_table = sum(1 for c in chosen if c.primary == o.primary)
+            covered = sum(1 for c in chosen if o.primary in c.theme.related_tables)
             same_kind = sum(1 for c in chosen if c.kind == o.kind)
-            return (o.score - 1.5 * same_table - 2.0 * same_kind, o.theme.name)
+            return (o.score - 10.0 * same_table - 1.5 * covered - 2.0 * same_kind, o.theme.name)
 
         best = max(options, key=lambda o: (adjusted(o)[0], _reverse(adjusted(o)[1])))
         options.remove(best)
