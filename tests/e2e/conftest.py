@@ -26,6 +26,7 @@ def stack_env(test_env: dict[str, str]) -> dict[str, str]:
     return {
         **test_env,
         "DP_HTTP_PORT": str(free_port()),
+        "DP_SCHEDULER_HEALTH_PORT": str(free_port()),  # for the standby replica only (not a service setting)
         "DP_EXECUTOR_REGISTRY": "tests.support.fake_executors:registry",
         "DP_HEARTBEAT_INTERVAL_SECONDS": "0.5",
         "DP_HEARTBEAT_TIMEOUT_SECONDS": "3",
@@ -50,7 +51,11 @@ def stack(
     stack = Stack(stack_env, tmp_path_factory.mktemp("service-logs"))
     stack.start("collector")
     stack.start("scheduler")
-    stack.start("scheduler-standby", kind="scheduler")
+    stack.start(
+        "scheduler-standby",
+        kind="scheduler",
+        extra_env={"DP_HEALTH_PORT": stack_env["DP_SCHEDULER_HEALTH_PORT"]},
+    )
     stack.start("runner-a", kind="runner", extra_env={"DP_RUNNER_ID": "runner-a"})
     stack.start("runner-b", kind="runner", extra_env={"DP_RUNNER_ID": "runner-b"})
     stack.start("gateway")

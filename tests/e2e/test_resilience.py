@@ -94,6 +94,13 @@ async def test_collector_down_while_events_flow(
     await _exactly_once(pg, task_id, data_dir)
 
 
+async def test_standby_scheduler_answers_its_probes(api: Api, stack_env: dict[str, str]) -> None:
+    port = stack_env["DP_SCHEDULER_HEALTH_PORT"]
+    for path in ("/healthz", "/readyz"):
+        async with api.session.get(f"http://127.0.0.1:{port}{path}") as resp:
+            assert resp.status == 200, await resp.text()
+
+
 async def test_scheduler_failover_and_restart_mid_task(
     api: Api, pg: asyncpg.Connection, stack: Stack
 ) -> None:
@@ -105,7 +112,11 @@ async def test_scheduler_failover_and_restart_mid_task(
     stack.start("scheduler")
     stack.kill("scheduler-standby")
     detail = await api.wait(task_id, timeout=60)
-    stack.start("scheduler-standby", kind="scheduler")
+    stack.start(
+        "scheduler-standby",
+        kind="scheduler",
+        extra_env={"DP_HEALTH_PORT": stack.env["DP_SCHEDULER_HEALTH_PORT"]},
+    )
     assert detail["status"] == "completed"
     steps = await pg.fetch(
         "SELECT execution_step, status FROM data_pipeline_task_executions WHERE task_id = $1 ORDER BY id",

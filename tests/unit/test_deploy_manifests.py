@@ -152,7 +152,7 @@ def test_services_have_probes_on_their_real_health_endpoints(rendered: dict) -> 
         (container,) = rendered[("Deployment", name)]["spec"]["template"]["spec"]["containers"]
         if "http_port" in fields:
             port = int(config["DP_HTTP_PORT"])
-        elif "health_port" in fields and name != "dp-scheduler":
+        elif "health_port" in fields:
             port = int(config["DP_HEALTH_PORT"])
         else:
             assert "livenessProbe" not in container, f"{name} serves no HTTP, its probe could never pass"
