@@ -35,6 +35,11 @@ SERVICES = {
 }
 COLORS = {"log_collector": "35", "scheduler": "36", "step_runner": "33", "api_gateway": "32"}
 STEP_NAMES = ("ddl_generation", "qa_generation", "sql_validation", "training_load")
+COMPOSE_URLS = {
+    "DP_DATABASE_URL": "postgresql://dp:dp@127.0.0.1:5432/data_pipeline",
+    "DP_RABBITMQ_URL": "amqp://dp:dp@127.0.0.1:5672/",
+    "DP_DEMO_DATABASE_URL": "postgresql://dp:dp@127.0.0.1:5432/dp_demo",
+}
 DEMO_URL_DEFAULT = "postgresql://postgres@127.0.0.1:5432/dp_demo"
 
 
@@ -109,6 +114,9 @@ def ensure_infrastructure() -> None:
             ],
             check=False,
         )
+        # The compose servers have their own credentials (deploy/compose.yaml); unless told otherwise, use them.
+        for name, value in COMPOSE_URLS.items():
+            os.environ.setdefault(name, value)
     else:
         if "PostgreSQL" in missing and shutil.which("pg_ctlcluster") and Path("/etc/postgresql").exists():
             version = sorted(os.listdir("/etc/postgresql"))[-1]
