@@ -289,7 +289,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         data_root = Path(env_value("DP_DATA_ROOT", "var/tasks"))
         print(
             f"\n[demo] {task_id} ended {final}.\n"
-            f"  web UI:            {gateway_url()}/\n"
+            f"  web UI:            {gateway_url()}/#{task_id}\n"
             f"  task API:          {gateway_url()}/api/v0/data_pipeline/tasks/{task_id}\n"
             f"  RabbitMQ console:  http://127.0.0.1:15672/ (guest/guest; enable with "
             f"`rabbitmq-plugins enable rabbitmq_management` if it does not answer)\n"
