@@ -287,12 +287,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"[demo] created {task_id}")
         final = follow_task(task_id)
         data_root = Path(env_value("DP_DATA_ROOT", "var/tasks"))
+        console = (
+            "http://127.0.0.1:15672/ (the broker's credentials; queues named dp.*)"
+            if tcp_open("127.0.0.1", 15672)
+            else "not enabled; run `rabbitmq-plugins enable rabbitmq_management`, then http://127.0.0.1:15672/"
+        )
         print(
             f"\n[demo] {task_id} ended {final}.\n"
             f"  web UI:            {gateway_url()}/#{task_id}\n"
             f"  task API:          {gateway_url()}/api/v0/data_pipeline/tasks/{task_id}\n"
-            f"  RabbitMQ console:  http://127.0.0.1:15672/ (guest/guest; enable with "
-            f"`rabbitmq-plugins enable rabbitmq_management` if it does not answer)\n"
+            f"  RabbitMQ console:  {console}\n"
             f"  task files:        {(ROOT / data_root / task_id) if not data_root.is_absolute() else data_root / task_id}\n"
         )
         if args.exit_after_demo:
