@@ -286,7 +286,7 @@ class SqlValidationExecutor:
                 # The first original is what a user may want back; later runs only see repaired files.
                 await ctx.run_blocking(atomic_write_text, backup, path.read_text(encoding="utf-8"))
             kept = [
-                pair if result.valid_before else {**pair, "sql": result.final_sql}
+                pair if result.valid_before else {**pair, "sql": f"{result.final_sql};"}
                 for pair, result in zip(pairs, file_results, strict=True)
                 if result.final_sql is not None
             ]

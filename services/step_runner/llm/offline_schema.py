@@ -43,6 +43,15 @@ def has_cjk(text: str | None) -> bool:
     return bool(text and _CJK.search(text))
 
 
+_REPEATED_OWNER = re.compile(r"(\w{1,16}?的)\1+")
+
+
+def zh_text(text: str) -> str:
+    """A Chinese sentence without a repeated owner: a column label that already says whose it is
+    ("员工的薪资") put after the owner ("员工的") must not read "员工的员工的薪资"."""
+    return _REPEATED_OWNER.sub(r"\1", text)
+
+
 def type_family(data_type: str) -> str:
     t = data_type.lower().strip()
     if t.endswith("[]"):
@@ -183,7 +192,8 @@ def _zh_words(identifier: str) -> str:
 def _cjk_label(comment: str | None) -> str | None:
     if not has_cjk(comment):
         return None
-    first = re.split(r"[，,。.;；:：(（\s]", comment or "", maxsplit=1)[0].strip()
+    # Split on punctuation only: an untranslated name keeps all its words ("shipment item表").
+    first = re.split(r"[，,。.;；:：(（]", comment or "", maxsplit=1)[0].strip()
     first = re.sub(r"(信息表|记录表|明细表|数据表|表)$", "", first)
     return first or None
 
@@ -274,10 +284,12 @@ class TableProfile:
             if col.name == sd or col.name in measures or self._is_id_like(col):
                 continue
             family = type_family(col.data_type)
-            if family in {"time", "array", "other"}:
+            if family in {"time", "array"}:
                 continue
             if col.enum_values is not None and 1 <= len(col.enum_values) <= 30:
-                out.append(col)
+                out.append(col)  # also a column of a PostgreSQL enum type (family "other")
+            elif family == "other":
+                continue
             elif family == "bool":
                 out.append(col)
             elif family == "text" and col.enum_values is None and _CATEGORY_WORDS.search(col.name.lower()):

@@ -20,6 +20,7 @@ from services.step_runner.llm.offline_schema import (
     total_of,
     type_family,
     words,
+    zh_text,
 )
 from services.step_runner.llm.sqltext import RESERVED, quote_ident, quote_literal, table_ref
 from services.step_runner.pipeline.catalog import ColumnInfo
@@ -87,7 +88,7 @@ class QueryWriter:
 
     # -- pieces ---------------------------------------------------------------------------------
     def _t(self, en: str, zh: str, **kw: Any) -> str:
-        return (zh if self.zh else en).format(**kw)
+        return zh_text(zh.format(**kw)) if self.zh else en.format(**kw)
 
     def _names(self, p: TableProfile) -> tuple[str, str]:
         n = entity_names(p.table, self.zh)

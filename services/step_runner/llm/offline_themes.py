@@ -17,6 +17,7 @@ from services.step_runner.llm.offline_schema import (
     column_label,
     entity_names,
     total_of,
+    zh_text,
 )
 
 _KIND_WEIGHT = {
@@ -98,7 +99,7 @@ def _options(model: SchemaModel, chinese: bool) -> list[_Option]:
     out: list[_Option] = []
 
     def t(en: str, zh: str, **kw: str) -> str:
-        return (zh if chinese else en).format(**kw)
+        return zh_text(zh.format(**kw)) if chinese else en.format(**kw)
 
     for p in model.profiles.values():
         n = entity_names(p.table, chinese)

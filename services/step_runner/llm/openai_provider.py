@@ -110,12 +110,22 @@ class OpenAIChatModel:
         raise LLMError(f"{kind}: no usable answer after {attempts} attempt(s): {reason}")
 
     async def describe_table(self, table: TableInfo, business_context: str) -> TableDescription:
-        names = {c.name for c in table.columns}
+        # Names as the table spells them, and case-insensitively: fill_descriptions matches a key such as
+        # "channel" to the column "Channel" when that is unambiguous.
+        names = {c.name for c in table.columns} | {c.name.lower() for c in table.columns}
 
         def parse(content: str) -> TableDescription:
             data = as_object(extract_json(content))
+            raw = data.get("column_comments")
+            if isinstance(raw, dict):
+                # A null (or a number) for a column the model skipped costs that column, not the answer.
+                data = {**data, "column_comments": {k: v for k, v in raw.items() if isinstance(v, str)}}
             desc = TableDescription.model_validate(data)
-            comments = {k: v.strip() for k, v in desc.column_comments.items() if k in names and v.strip()}
+            comments = {
+                k: v.strip()
+                for k, v in desc.column_comments.items()
+                if (k in names or k.lower() in names) and v.strip()
+            }
             return TableDescription(table_comment=desc.table_comment.strip(), column_comments=comments)
 
         return await self._ask("describe_table", prompts.describe_table(table, business_context), parse)

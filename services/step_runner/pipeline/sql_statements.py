@@ -30,6 +30,8 @@ SIDE_EFFECT_FUNCTIONS = frozenset(
         "setval",
         "set_config",
         "pg_sleep",
+        "pg_sleep_for",
+        "pg_sleep_until",
         "pg_terminate_backend",
         "pg_cancel_backend",
         "pg_reload_conf",
@@ -40,6 +42,14 @@ SIDE_EFFECT_FUNCTIONS = frozenset(
         "lo_import",
         "lo_export",
         "lo_unlink",
+        "lo_create",
+        "lo_creat",
+        "lo_from_bytea",
+        "lo_put",
+        "pg_logical_emit_message",
+        "pg_switch_wal",
+        "pg_create_restore_point",
+        "pg_stat_reset",
         "pg_read_file",
         "pg_read_binary_file",
         "pg_ls_dir",
@@ -209,10 +219,19 @@ def single_read_only_statement(sql: str) -> str:
         word = token.text.upper()
         if word in FORBIDDEN_WORDS and not after_dot:
             raise UnsafeSql(f"contains {word}: only read-only queries are accepted")
+        if word == "FOR" and not after_dot and _row_lock(tokens[index + 1 : index + 3]):
+            raise UnsafeSql("contains FOR SHARE / FOR KEY SHARE: a row lock is not read-only")
         calls = index + 1 < len(tokens) and tokens[index + 1].text == "("
         if calls and token.text.lower() in SIDE_EFFECT_FUNCTIONS:
             raise UnsafeSql(f"calls {token.text.lower()}(), which has side effects")
     return statement
+
+
+def _row_lock(following: list[Token]) -> bool:
+    """Whether the words after a FOR are a locking clause (FOR SHARE, FOR KEY SHARE); FOR UPDATE and
+    FOR NO KEY UPDATE are caught by UPDATE already."""
+    texts = [t.text.upper() for t in following if t.kind == "word"]
+    return texts[:1] == ["SHARE"] or texts[:2] == ["KEY", "SHARE"]
 
 
 def referenced_names(sql: str) -> set[str]:
