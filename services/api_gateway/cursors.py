@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from services.api_gateway.errors import InvalidParams
+from services.api_gateway.schemas.requests import BIGINT_MAX
 
 
 def encode_cursor(kind: str, **position: Any) -> str:
@@ -40,7 +41,7 @@ def decode_task_cursor(token: str) -> tuple[datetime, str]:
         task_id = str(data["i"])
     except (KeyError, ValueError):
         raise InvalidParams("invalid cursor", invalid=["cursor"]) from None
-    if created_at.tzinfo is None:
+    if created_at.tzinfo is None or "\x00" in task_id:
         raise InvalidParams("invalid cursor", invalid=["cursor"])
     return created_at, task_id
 
@@ -51,6 +52,7 @@ def id_cursor(kind: str, value: int, **extra: Any) -> str:
 
 def decode_id_cursor(kind: str, token: str) -> dict[str, Any]:
     data = decode_cursor(kind, token)
-    if not isinstance(data.get("v"), int) or isinstance(data.get("v"), bool) or data["v"] < 0:
+    value = data.get("v")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= BIGINT_MAX:
         raise InvalidParams("invalid cursor", invalid=["cursor"])
     return data

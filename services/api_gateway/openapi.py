@@ -89,6 +89,20 @@ def _query_parameters(model: type[BaseModel], schema: dict[str, Any]) -> list[di
     ]
 
 
+def _implied_errors(route: RouteSpec) -> tuple[int, ...]:
+    """Answers every route of its kind can give, whatever its own list says."""
+    implied: list[int] = []
+    if route.body is not None or route.body_kind == "multipart":
+        implied += [400, 413, 415]  # malformed or invalid body; past the size limit; wrong content type
+    if "{task_id}" in route.path:
+        implied += [400, 404]  # malformed task id; unknown task
+    if not route.public:
+        implied.append(401)  # bearer token
+        if route.tag not in ("health", "ui"):
+            implied.append(503)  # database or broker unavailable
+    return tuple(implied)
+
+
 def build_openapi(routes: list[RouteSpec]) -> dict[str, Any]:
     models: set[type[BaseModel]] = set()
     for route in routes:
@@ -119,6 +133,16 @@ def build_openapi(routes: list[RouteSpec]) -> dict[str, Any]:
         if route.query is not None:
             schema = route.query.model_json_schema(ref_template=_REF)
             operation["parameters"].extend(_query_parameters(route.query, schema))
+        if route.also_streams:
+            operation["parameters"].append(
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": "When streaming: resume after this log id.",
+                }
+            )
         if route.body is not None:
             operation["requestBody"] = {
                 "required": route.body_required,
@@ -149,7 +173,7 @@ def build_openapi(routes: list[RouteSpec]) -> dict[str, Any]:
             if route.also_streams:
                 content["text/event-stream"] = {"schema": {"type": "string"}}
             operation["responses"][str(status)] = {"description": category(status), "content": content}
-        for status in (*route.errors, 500):
+        for status in (*route.errors, *_implied_errors(route), 500):
             operation["responses"].setdefault(
                 str(status),
                 {

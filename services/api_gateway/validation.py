@@ -61,7 +61,44 @@ def parse_model(model: type[M], data: Any, *, what: str = "request") -> M:
 
 def parse_query(model: type[M], request: web.Request) -> M:
     # A repeated key keeps its last value; unknown keys are ignored.
-    return parse_model(model, dict(request.query), what="query")
+    query = {k: v for k, v in request.query.items() if k in model.model_fields}
+    refuse_nul(query, what="query")
+    return parse_model(model, query, what="query")
+
+
+def fields_with_nul(data: Any) -> list[str]:
+    """The fields (named as validation errors name them) holding text with a NUL character.
+
+    PostgreSQL stores no NUL in `text` or `jsonb`, so such a value would fail every query and every
+    write downstream. Iterative, so a deeply nested body cannot exhaust the stack.
+    """
+    found: list[str] = []
+    stack: list[tuple[tuple[int | str, ...], Any]] = [((), data)]
+    while stack:
+        loc, value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                found.append(_field_name(loc))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in str(key):
+                    found.append(_field_name(loc) if loc else "body")
+                stack.append(((*loc, key), item))
+        elif isinstance(value, list):
+            stack.extend(((*loc, i), item) for i, item in enumerate(value))
+    return sorted(set(found))
+
+
+def refuse_nul(data: Any, *, what: str = "request") -> None:
+    bad = fields_with_nul(data)
+    if bad:
+        raise InvalidParams(
+            f"invalid {what} parameters: {', '.join(bad)} (NUL characters are not allowed)", invalid=bad
+        )
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not valid JSON")
 
 
 def is_json_content_type(request: web.Request) -> bool:
@@ -84,9 +121,13 @@ async def read_json(request: web.Request, *, optional: bool = False) -> Any:
     if optional and not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        body = json.loads(raw, parse_constant=_not_json)
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidParams(f"malformed JSON body: {exc}", invalid=["body"]) from None
+    except RecursionError:
+        raise InvalidParams("malformed JSON body: nested too deeply", invalid=["body"]) from None
+    refuse_nul(body)
+    return body
 
 
 async def read_json_object(request: web.Request, *, optional: bool = False) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from services.api_gateway.envelope import ok
 from services.api_gateway.errors import InvalidParams
 from services.api_gateway.keys import POOL
 from services.api_gateway.routes.streams import follow_logs
-from services.api_gateway.schemas.requests import EventQuery, LogQuery
+from services.api_gateway.schemas.requests import BIGINT_MAX, EventQuery, LogQuery
 from services.api_gateway.schemas.responses import EventPage, LogPage
 from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
 from services.api_gateway.sse import wants_event_stream
@@ -47,7 +47,9 @@ def log_position(query: LogQuery, last_event_id: str | None = None) -> tuple[int
         return data["v"], bool(data.get("d"))
     if query.after is not None:
         return query.after, query.order == "desc"
-    if last_event_id and last_event_id.isdigit():
+    if last_event_id and last_event_id.isascii() and last_event_id.isdigit():
+        if len(last_event_id) > 19 or int(last_event_id) > BIGINT_MAX:
+            raise InvalidParams("Last-Event-ID is not a log id", invalid=["Last-Event-ID"])
         return int(last_event_id), False
     return None, query.order == "desc"
 
@@ -56,14 +58,13 @@ async def get_logs(request: web.Request) -> web.StreamResponse:
     task_id = require_task_id(request)
     query = parse_query(LogQuery, request)
     filters = log_filters(query)
-    after_id, descending = log_position(query)
+    follow = query.follow or wants_event_stream(request)
+    after_id, descending = log_position(query, request.headers.get("Last-Event-ID") if follow else None)
     pool = request.app[POOL]
     if await read_models.task_status(pool, task_id) is None:
         raise task_not_found(task_id)
-    if query.follow or wants_event_stream(request):
-        return await follow_logs(
-            request, task_id, filters, log_position(query, request.headers.get("Last-Event-ID"))[0]
-        )
+    if follow:
+        return await follow_logs(request, task_id, filters, after_id)
     rows = await read_models.logs(
         pool, task_id, filters, after_id=after_id, limit=query.limit, descending=descending
     )

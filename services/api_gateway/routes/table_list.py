@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import re
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from services.api_gateway.adapters import read_models
 from services.api_gateway.adapters.task_files import table_list_target, task_dir, write_atomically
@@ -93,6 +94,19 @@ async def _read_upload(part: BodyPartReader, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def _first_file(reader: MultipartReader, limit: int) -> bytes | None:
+    """The content of the first part that carries a file name (other parts are skipped)."""
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or not part.filename:
+            if isinstance(part, BodyPartReader):
+                await part.release()
+            continue
+        if not part.filename.lower().endswith(".txt"):
+            raise InvalidParams("the file must be a .txt file", invalid=["file"])
+        return await _read_upload(part, limit)
+    return None
+
+
 async def upload_table_list(request: web.Request) -> web.Response:
     task_id = require_task_id(request)
     limit = request.app[SETTINGS].max_upload_bytes
@@ -102,17 +116,11 @@ async def upload_table_list(request: web.Request) -> web.Response:
         )
     if request.content_length is not None and request.content_length > limit + 64 * 1024:
         raise PayloadTooLarge(f"the upload is larger than {limit} bytes")
-    reader = await request.multipart()
-    content: bytes | None = None
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader) or not part.filename:
-            if isinstance(part, BodyPartReader):
-                await part.release()
-            continue
-        if not part.filename.lower().endswith(".txt"):
-            raise InvalidParams("the file must be a .txt file", invalid=["file"])
-        content = await _read_upload(part, limit)
-        break
+    try:
+        content = await _first_file(await request.multipart(), limit)
+    except (ValueError, HttpProcessingError):
+        # aiohttp's multipart parser: no or bad boundary, bad part headers, body ends early.
+        raise InvalidParams("malformed multipart/form-data body", invalid=["body"]) from None
     if content is None:
         raise MissingParams("no file in the upload (form field `file`)", missing=["file"])
     if b"\x00" in content:

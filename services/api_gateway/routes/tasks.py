@@ -10,7 +10,7 @@ import asyncpg
 from aiohttp import web
 
 from services.api_gateway.adapters import read_models
-from services.api_gateway.connections import resolve_connection
+from services.api_gateway.connections import masked_url, resolve_connection
 from services.api_gateway.cursors import decode_task_cursor, task_cursor
 from services.api_gateway.envelope import ok
 from services.api_gateway.errors import InvalidParams, MissingParams
@@ -30,7 +30,7 @@ from services.api_gateway.validation import (
 from shared.commands import CreateTask
 from shared.ids import new_task_id
 from shared.parameters import TaskParameters
-from shared.secrets import SecretBox, mask_url
+from shared.secrets import SecretBox
 from shared.settings import GatewaySettings
 
 
@@ -62,7 +62,7 @@ def build_parameters(request: CreateTaskRequest, settings: GatewaySettings, box:
         )
     connection = resolve_connection(p.db_connection, settings.connections)
     return TaskParameters(
-        db_connection=mask_url(connection.url),
+        db_connection=masked_url(connection.url),
         db_connection_secret=None if connection.name else box.encrypt(connection.url),
         db_connection_name=connection.name,
         table_list=list(dict.fromkeys(p.table_list)) if p.table_list else None,

@@ -12,6 +12,8 @@ from services.api_gateway.schemas.names import BareFileName, DbName, SchemaName,
 
 TaskStatusName = Literal["pending", "in_progress", "partial_completed", "completed", "failed", "cancelled"]
 LogLevelName = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+# PostgreSQL's bigint (log ids, event sequence numbers).
+BIGINT_MAX = 2**63 - 1
 
 
 class _Body(BaseModel):
@@ -115,7 +117,7 @@ def _as_utc(value: datetime | None) -> datetime | None:
 
 
 class TaskListQuery(_Query):
-    limit: int = Field(default=20, ge=1, le=100)
+    limit: int = Field(default=50, ge=1, le=100, description="Page size (default 50, as the seed).")
     status: str | None = Field(default=None, description="One status or several, comma-separated.")
     created_by: str | None = Field(default=None, max_length=50)
     db_name: str | None = Field(default=None, max_length=100)
@@ -146,7 +148,9 @@ class LogQuery(_Query):
     until: datetime | None = None
     limit: int = Field(default=100, ge=1, le=1000)
     cursor: str | None = Field(default=None, max_length=500)
-    after: int | None = Field(default=None, ge=0, description="Only lines with a larger log id.")
+    after: int | None = Field(
+        default=None, ge=0, le=BIGINT_MAX, description="Only lines with a larger log id."
+    )
     order: Literal["asc", "desc"] = "asc"
     follow: bool = Field(
         default=False, description="Stream as server-sent events (also: Accept: text/event-stream)."
@@ -165,6 +169,8 @@ class LogQuery(_Query):
 
 class EventQuery(_Query):
     limit: int = Field(default=100, ge=1, le=1000)
-    after: int | None = Field(default=None, ge=0, description="Only events with a larger sequence number.")
+    after: int | None = Field(
+        default=None, ge=0, le=BIGINT_MAX, description="Only events with a larger sequence number."
+    )
     cursor: str | None = Field(default=None, max_length=500)
     type: str | None = Field(default=None, max_length=500, description="Event types, comma-separated.")
