@@ -20,6 +20,8 @@ from shared.logging import get_logger
 from shared.messages import EventEnvelope, decode_message
 
 log = get_logger()
+_RETRY_BASE_DELAY = 0.2
+_RETRY_MAX_DELAY = 5.0
 
 
 @dataclass
@@ -33,6 +35,8 @@ class BatchCollector:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _timer: asyncio.TimerHandle | None = None
     _flushing: set[asyncio.Task[None]] = field(default_factory=set)
+    _behind: set[str] = field(default_factory=set)  # tasks whose log file could not be written yet
+    _stopping: bool = False
     stored: int = 0
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
@@ -68,9 +72,9 @@ class BatchCollector:
             if not batch:
                 return
             try:
-                deleted, logged = await self._store(batch)
+                deleted, logged = await self._store_patiently(batch)
             except TRANSIENT_ERRORS as exc:
-                log.warning("batch not stored; requeued", size=len(batch), error=repr(exc))
+                log.warning("batch not stored before shutdown; requeued", size=len(batch), error=repr(exc))
                 await self._settle(batch, requeue=True)
                 return
             except Exception as exc:
@@ -82,6 +86,26 @@ class BatchCollector:
             for message, _ in batch:
                 await message.ack()
             self.stored += len(batch)
+
+    async def _store_patiently(
+        self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]
+    ) -> tuple[set[str], set[str]]:
+        """Store the batch, waiting out transient failures (database down) with bounded backoff.
+
+        Requeueing instead would spend the quorum queue's delivery limit within moments, dead-lettering
+        events, and would put the batch behind events delivered meanwhile, which the projection needs
+        in order. The batch stays unacked meanwhile, so the prefetch window holds back the rest.
+        """
+        delay = _RETRY_BASE_DELAY
+        while True:
+            try:
+                return await self._store(batch)
+            except TRANSIENT_ERRORS as exc:
+                if self._stopping:
+                    raise
+                log.warning("batch not stored; retrying", size=len(batch), delay=delay, error=repr(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX_DELAY)
 
     async def _store(
         self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]
@@ -97,7 +121,7 @@ class BatchCollector:
     async def _one_by_one(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> None:
         for message, envelope in batch:
             try:
-                deleted, logged = await self._store([(message, envelope)])
+                deleted, logged = await self._store_patiently([(message, envelope)])
             except Exception as exc:
                 log.exception("event not stored; requeued", type=envelope.type, error=repr(exc))
                 await message.nack(requeue=True)
@@ -107,11 +131,18 @@ class BatchCollector:
             self.stored += 1
 
     async def _after_commit(self, deleted: set[str], logged: set[str]) -> None:
-        async with self.pool.acquire() as conn:
-            for task_id in logged - deleted:
-                await self.files.catch_up(conn, task_id)
+        """Bring the task directories up to date. Never raises: the rows are committed, so the batch is
+        acked regardless, and a log file that cannot be written now catches up after a later commit."""
+        self._behind = (self._behind | logged) - deleted
         for task_id in deleted:
             self.files.remove_task(task_id)
+        try:
+            async with self.pool.acquire() as conn:
+                for task_id in sorted(self._behind):
+                    await self.files.catch_up(conn, task_id)
+                    self._behind.discard(task_id)
+        except Exception as exc:
+            log.warning("log file not written; it catches up later", tasks=len(self._behind), error=repr(exc))
 
     async def _settle(
         self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]], *, requeue: bool
@@ -121,6 +152,7 @@ class BatchCollector:
                 await message.nack(requeue=requeue)
 
     async def drain(self) -> None:
+        self._stopping = True
         await self.flush()
         if self._flushing:
             await asyncio.gather(*self._flushing, return_exceptions=True)

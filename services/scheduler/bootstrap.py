@@ -64,6 +64,14 @@ async def running_scheduler(settings: SchedulerSettings) -> AsyncIterator[Schedu
         )
         queue = await channel.get_queue(topology.scheduler_queue)
 
+        def forget_state(*_: object) -> None:
+            # The restored consumer may be the standby now, and the other replica may act meanwhile:
+            # whenever this one gets messages again, it must rebuild instead of deciding from old state.
+            scheduler.synced = False
+
+        channel.reopen_callbacks.add(forget_state)  # type: ignore[attr-defined]
+        connection.reconnect_callbacks.add(forget_state)
+
         async def on_message(message):  # type: ignore[no-untyped-def]
             await handle_delivery(message, scheduler.handle)
 

@@ -1,0 +1,197 @@
+"""The log collector's batch consumer against the real PostgreSQL: failures must neither lose, reorder
+nor stall events. Messages are stand-ins that record how they were settled; the broker's part
+(a nacked message counts against the quorum queue's delivery limit) is what makes nacks costly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from pydantic import BaseModel
+
+from services.log_collector.adapters.task_files import LOG_FILE, TaskLogFiles
+from services.log_collector.handlers import BatchCollector
+from shared.db import pool_context
+from shared.events import LogEmitted, StepScheduled, StepStarted, StepSucceeded, TaskCreated, TaskStarted
+from shared.ids import execution_id, new_task_id
+from shared.messages import EventEnvelope, encode
+from shared.migrate import drop_schema, migrate
+from shared.parameters import TaskParameters
+from shared.settings import CommonSettings
+from shared.steps import STEP_ORDER, StepName
+from tests.conftest import PG_URL
+
+_counter = itertools.count()
+
+
+class FakeMessage:
+    """An incoming message that records how the consumer settled it."""
+
+    def __init__(self, envelope: EventEnvelope) -> None:
+        self.body = encode(envelope)
+        self.settled: list[str] = []
+
+    async def ack(self) -> None:
+        self.settled.append("ack")
+
+    async def nack(self, requeue: bool = True) -> None:
+        self.settled.append(f"nack(requeue={requeue})")
+
+    async def reject(self, requeue: bool = False) -> None:
+        self.settled.append(f"reject(requeue={requeue})")
+
+
+class FlakyPool:
+    """A pool whose next `failures` acquisitions fail as if the database were unreachable."""
+
+    def __init__(self, pool: asyncpg.Pool, failures: int) -> None:
+        self._pool = pool
+        self.failures = failures
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionRefusedError("database unreachable (simulated)")
+        async with self._pool.acquire() as conn:
+            yield conn
+
+
+@pytest.fixture
+async def settings(common_settings: CommonSettings) -> AsyncIterator[CommonSettings]:
+    """A schema of its own: the session's e2e services still run against the shared one and would
+    adopt (and run) these tasks if they saw them."""
+    own = common_settings.model_copy(
+        update={"db_schema": f"{common_settings.db_schema}_{uuid.uuid4().hex[:6]}"}
+    )
+    await migrate(own)
+    yield own
+    await drop_schema(own)
+
+
+@pytest.fixture
+async def pool(settings: CommonSettings) -> AsyncIterator[asyncpg.Pool]:
+    async with pool_context(settings, max_size=2) as pool:
+        yield pool
+
+
+@pytest.fixture
+async def pg(settings: CommonSettings) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(PG_URL, server_settings={"search_path": settings.db_schema})
+    yield conn
+    await conn.close()
+
+
+def _task_id() -> str:
+    now = datetime(2021, 1, 1, tzinfo=UTC) + timedelta(seconds=next(_counter))
+    return new_task_id(now)
+
+
+def _envelopes(task_id: str) -> list[EventEnvelope]:
+    at = datetime.now(UTC)
+    step = StepName.DDL_GENERATION
+    exec_id = execution_id(task_id, step, at, 1)
+    payloads: list[BaseModel] = [
+        TaskCreated(
+            parameters=TaskParameters(db_connection="postgresql://u@h/db", business_context="x"),
+            output_directory=f"/data/{task_id}",
+            steps=list(STEP_ORDER),
+        ),
+        TaskStarted(),
+        StepScheduled(step=step, execution_id=exec_id, attempt=1),
+        StepStarted(step=step, execution_id=exec_id, attempt=1, runner_id="r1"),
+        LogEmitted(level="INFO", message="working", step=step, execution_id=exec_id),
+        StepSucceeded(step=step, execution_id=exec_id, summary={}),
+    ]
+    return [
+        EventEnvelope(task_id=task_id, producer="test", payload=p, occurred_at=at + timedelta(milliseconds=i))  # type: ignore[arg-type]
+        for i, p in enumerate(payloads)
+    ]
+
+
+def _collector(pool: Any, data_root: Path, batch_size: int = 100) -> BatchCollector:
+    return BatchCollector(pool=pool, files=TaskLogFiles(data_root), batch_size=batch_size, flush_seconds=0.01)
+
+
+async def _deliver(collector: BatchCollector, messages: list[FakeMessage]) -> None:
+    for message in messages:
+        await collector.on_message(message)  # type: ignore[arg-type]
+
+
+async def _wait_settled(messages: list[FakeMessage], timeout: float = 10) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if all(m.settled for m in messages):
+            return
+        await asyncio.sleep(0.02)
+
+
+async def test_database_outage_is_waited_out_not_requeued(
+    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
+) -> None:
+    # Every nack(requeue) burns one of the quorum queue's 10 deliveries: requeueing at once while the
+    # database is down dead-letters events within milliseconds, and requeued events come back after
+    # the ones delivered meanwhile, so the order-sensitive projection goes wrong.
+    flaky = FlakyPool(pool, failures=3)
+    collector = _collector(flaky, tmp_path, batch_size=3)
+    task_id = _task_id()
+    messages = [FakeMessage(e) for e in _envelopes(task_id)]
+    await _deliver(collector, messages)
+    await _wait_settled(messages)
+    await collector.drain()
+    assert [m.settled for m in messages] == [["ack"]] * len(messages)
+    stored = await pg.fetchval("SELECT count(*) FROM data_pipeline_events WHERE task_id = $1", task_id)
+    assert stored == len(messages)
+    row = await pg.fetchrow(
+        "SELECT status, step_status->>'ddl_generation' AS ddl FROM data_pipeline_tasks WHERE id = $1", task_id
+    )
+    assert (row["status"], row["ddl"]) == ("in_progress", "completed")
+
+
+class BrokenFiles(TaskLogFiles):
+    """The task directory is not writable for a while (full disk, lost mount)."""
+
+    def __init__(self, data_root: Path) -> None:
+        super().__init__(data_root)
+        self.broken = True
+
+    async def catch_up(self, conn: asyncpg.Connection, task_id: str) -> int:
+        if self.broken:
+            raise OSError(28, "No space left on device (simulated)")
+        return await super().catch_up(conn, task_id)
+
+
+async def test_log_file_failure_neither_stalls_nor_loses_lines(
+    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
+) -> None:
+    collector = _collector(pool, tmp_path)
+    files = BrokenFiles(tmp_path)
+    collector.files = files
+    task_id = _task_id()
+    first = [FakeMessage(e) for e in _envelopes(task_id)]
+    await _deliver(collector, first)
+    await _wait_settled(first, timeout=2)
+    # The events are committed: they are acked (not left unacked, which would fill the prefetch window
+    # and stop the consumer for good), and the log file catches up once it can be written again.
+    assert [m.settled for m in first] == [["ack"]] * len(first)
+    files.broken = False
+    later = FakeMessage(
+        EventEnvelope(
+            task_id=_task_id(),
+            producer="test",
+            payload=LogEmitted(level="INFO", message="another task"),  # type: ignore[arg-type]
+        )
+    )
+    await _deliver(collector, [later])
+    await collector.drain()
+    lines = (tmp_path / task_id / LOG_FILE).read_text().splitlines()
+    assert len(lines) == 1 and "working" in lines[0]
+    assert await pg.fetchval("SELECT count(*) FROM data_pipeline_task_logs WHERE task_id = $1", task_id) == 1

@@ -1,0 +1,107 @@
+"""The scheduler service in-process against the real RabbitMQ and PostgreSQL: fail-over state."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import aio_pika
+import pytest
+
+from services.log_collector.adapters.event_store import append
+from services.scheduler.bootstrap import running_scheduler
+from shared.broker import Topology, delete_topology
+from shared.db import pool_context
+from shared.events import TaskCreated
+from shared.ids import new_task_id
+from shared.messages import EventEnvelope
+from shared.migrate import drop_schema, migrate
+from shared.parameters import TaskParameters
+from shared.settings import CommonSettings, SchedulerSettings
+from shared.steps import STEP_ORDER
+from tests.conftest import AMQP_URL
+
+pytestmark = pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl")
+
+
+async def _rabbitmqctl(*args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, args
+    return out.decode()
+
+
+async def _connections_named(name: str) -> list[str]:
+    """Erlang pids (what close_connection takes) of the connections with this client-given name."""
+    out = await _rabbitmqctl("-q", "--no-table-headers", "list_connections", "pid", "client_properties")
+    marker = f'{{"connection_name","{name}"}}'
+    return [line.split("\t", 1)[0] for line in out.splitlines() if marker in line]
+
+
+@pytest.fixture
+async def settings(
+    common_settings: CommonSettings, test_env: dict[str, str]
+) -> AsyncIterator[SchedulerSettings]:
+    """Its own schema and broker prefix: the session's e2e services use the shared ones and would adopt
+    this test's task when they rebuild."""
+    suffix = uuid.uuid4().hex[:6]
+    own = SchedulerSettings(
+        **{
+            **{k[3:].lower(): v for k, v in test_env.items()},
+            "broker_prefix": f"{common_settings.broker_prefix}.sched{suffix}",
+            "db_schema": f"{common_settings.db_schema}_{suffix}",
+        },
+        tick_interval_seconds=0.2,
+        startup_sync_timeout_seconds=0,
+    )
+    await migrate(own)
+    yield own
+    await drop_schema(own)
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        await delete_topology(await connection.channel(), Topology(own.broker_prefix))
+
+
+async def _until(predicate, timeout: float = 20) -> bool:  # type: ignore[no-untyped-def]
+    for _ in range(int(timeout / 0.1)):
+        if predicate():
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_replica_that_lost_its_connection_rebuilds_when_it_is_active_again(
+    settings: SchedulerSettings,
+) -> None:
+    async with running_scheduler(settings) as scheduler:
+        assert await _until(lambda: scheduler.synced)  # its own ticks made it active and rebuild
+        # The broker drops the replica; while it reconnects, the other replica is the active consumer
+        # and creates a task (its events reach the store through the collector).
+        name = f"dp:scheduler:{settings.broker_prefix}"
+        before = await _connections_named(name)
+        assert len(before) == 1
+        await _rabbitmqctl("close_connection", before[0], "test: connection lost")
+        task_id = new_task_id(datetime.now(UTC))
+        created = EventEnvelope(
+            task_id=task_id,
+            producer="scheduler",
+            payload=TaskCreated(
+                parameters=TaskParameters(db_connection="postgresql://u@h/db", business_context="x"),
+                output_directory=f"/data/{task_id}",
+                steps=list(STEP_ORDER),
+            ),
+        )
+        async with pool_context(settings, max_size=1) as pool, pool.acquire() as conn:
+            await append(conn, created)
+        for _ in range(100):
+            if (after := await _connections_named(name)) and after != before:
+                break
+            await asyncio.sleep(0.2)
+        # Active again, it must not decide from the state it had before: the task is known and admitted.
+        assert await _until(lambda: task_id in scheduler.states), "stale state after take-over"
+        assert await _until(lambda: scheduler.states[task_id].status == "in_progress")

@@ -1,0 +1,47 @@
+"""The runner's step context: work it hands to a thread cannot outlive the step."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from pydantic import BaseModel
+
+from services.step_runner.context import RunnerContext
+from shared.parameters import TaskParameters
+from shared.secrets import SecretBox
+from shared.steps import StepName
+
+
+async def test_a_cancelled_step_ends_only_after_its_thread_work(tmp_path: Path) -> None:
+    # A cancel (or delete) ends the step with a terminal event; the collector may remove the task directory
+    # right after. A thread still writing at that point would recreate the directory of a deleted task.
+    async def emit(_: BaseModel) -> None:
+        return None
+
+    ctx = RunnerContext(
+        emit=emit,
+        task_id="task_20240101_000000_abc",
+        step=StepName.DDL_GENERATION,
+        execution_id="e1",
+        attempt=1,
+        task_dir=tmp_path,
+        parameters=TaskParameters(db_connection="postgresql://u@h/db", business_context="x"),
+        secrets=SecretBox(Fernet.generate_key()),
+        connections={},
+    )
+    entered = threading.Event()
+
+    def slow_write() -> None:
+        entered.set()
+        threading.Event().wait(0.3)
+        (tmp_path / "late.txt").write_text("written by the thread")
+
+    step = asyncio.create_task(ctx.run_blocking(slow_write))
+    assert await asyncio.to_thread(entered.wait, 5)
+    step.cancel()
+    await asyncio.gather(step, return_exceptions=True)
+    assert step.cancelled()
+    assert (tmp_path / "late.txt").exists(), "the step ended while its thread was still writing"
