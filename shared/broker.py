@@ -198,11 +198,16 @@ async def handle_delivery(
     message: AbstractIncomingMessage,
     handler: Handler,
     *,
-    attempts: int = 4,
+    transient_budget: float = 300.0,
     base_delay: float = 0.2,
     max_delay: float = 5.0,
 ) -> None:
-    """Decode, handle, settle. The single place where messages are acked, requeued or dead-lettered."""
+    """Decode, handle, settle. The single place where messages are acked, requeued or dead-lettered.
+
+    Transient failures (database or broker briefly unreachable) are retried here, in order, for up to
+    `transient_budget` seconds: requeueing at once would spend the quorum queue's delivery limit in
+    moments and dead-letter a perfectly good message during an ordinary outage.
+    """
     log = get_logger(message_id=message.message_id, routing_key=message.routing_key)
     try:
         envelope = decode_message(message.body)
@@ -210,8 +215,12 @@ async def handle_delivery(
         log.error("malformed message sent to the dead-letter queue", error=str(exc)[:2000])
         await message.reject(requeue=False)
         return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + transient_budget
     delay = base_delay
-    for attempt in range(1, attempts + 1):
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             await handler(envelope)
         except RequeueMessage as exc:
@@ -223,7 +232,7 @@ async def handle_delivery(
             await message.reject(requeue=False)
             return
         except TRANSIENT_ERRORS as exc:
-            if attempt == attempts:
+            if loop.time() + delay > deadline:
                 log.warning("transient failure persists; requeued", type=envelope.type, error=repr(exc))
                 await message.nack(requeue=True)
                 return

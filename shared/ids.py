@@ -9,7 +9,7 @@ from datetime import datetime
 from shared.steps import StepName
 
 TASK_ID_MAX_LEN = 32
-TASK_ID_RE = re.compile(r"^(task|manual)_\d{8}_\d{6}(_[a-z0-9]{1,10})?$")
+TASK_ID_RE = re.compile(r"^(task|manual)_\d{8}_\d{6}(_[a-z0-9]{1,10})?$", re.ASCII)
 _SUFFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 

@@ -14,8 +14,10 @@ from cryptography.fernet import Fernet, InvalidToken
 ENCRYPTED_PREFIX = "enc:v1:"
 MASK = "***"
 
-# user:password@ inside any URL-like text; the password group is what gets masked.
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<at>@)")
+# user:password@ inside any URL-like text; the password group is what gets masked. It runs to the
+# last "@" of the token, so an unencoded "@" inside a password is masked too (over-masking a query
+# string that holds an "@" is the safe side).
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>\S+)(?P<at>@)")
 # key=value pairs in libpq style: password=secret
 _KV_PASSWORD = re.compile(r"(?i)(?P<head>\bpassword\s*=\s*)(?P<pw>'[^']*'|\S+)")
 
