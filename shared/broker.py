@@ -260,3 +260,8 @@ async def delete_topology(channel: AbstractChannel, topology: Topology) -> None:
 async def queue_depth(channel: AbstractChannel, name: str) -> int:
     queue: AbstractQueue = await channel.declare_queue(name, passive=True)
     return queue.declaration_result.message_count or 0
+
+
+async def queue_consumers(channel: AbstractChannel, name: str) -> int:
+    queue: AbstractQueue = await channel.declare_queue(name, passive=True)
+    return queue.declaration_result.consumer_count or 0

@@ -135,6 +135,11 @@ class SchedulerSettings(CommonSettings):
         ge=0,
         description="How long a cancel waits for the runner to confirm before the scheduler ends the step itself.",
     )
+    dispatch_timeout_seconds: float = Field(
+        default=1800.0,
+        gt=0,
+        description="A step no runner has started within this time is failed (retryable): lost or dead-lettered command, or no runner.",
+    )
     startup_sync_timeout_seconds: float = Field(
         default=10.0,
         ge=0,

@@ -37,6 +37,7 @@ def policy_from(settings: SchedulerSettings) -> Policy:
         retry_base_delay=settings.retry_base_delay_seconds,
         retry_max_delay=settings.retry_max_delay_seconds,
         cancel_grace=timedelta(seconds=settings.cancel_grace_seconds),
+        dispatch_timeout=timedelta(seconds=settings.dispatch_timeout_seconds),
     )
 
 

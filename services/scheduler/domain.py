@@ -47,6 +47,7 @@ class Policy:
     retry_base_delay: float = 2.0
     retry_max_delay: float = 60.0
     cancel_grace: timedelta = timedelta(seconds=15)
+    dispatch_timeout: timedelta = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -338,6 +339,18 @@ def decide(state: TaskState, now: datetime, policy: Policy) -> list[Decision]:
                             retryable=True,
                             runner_id=run.runner_id,
                         )
+                    )
+                ]
+        if run.status == "scheduled" and run.scheduled_at is not None:
+            if now - run.scheduled_at > policy.dispatch_timeout:
+                # The command was lost or dead-lettered, or no runner has been free for that long.
+                reason = (
+                    f"no step runner started the step within {policy.dispatch_timeout.total_seconds():g}s "
+                    f"of {run.scheduled_at.isoformat()} (are runners up? is the dead-letter queue empty?)"
+                )
+                return [
+                    Decision(
+                        StepFailed(step=s, execution_id=run.execution_id or "", error=reason, retryable=True)
                     )
                 ]
         if run.status in STEP_ACTIVE:

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from services.scheduler.adapters.event_store import EventStore
 from services.scheduler.domain import Decision, Policy, TaskState, admit, decide, evolve, start
-from shared.broker import STEPS_KEY, Publisher, Topology, queue_depth
+from shared.broker import STEPS_KEY, Publisher, Topology, queue_consumers, queue_depth
 from shared.commands import CancelTask, CreateTask, DeleteTask, ExecuteTask, RunStep
 from shared.events import LogEmitted, StepFailed, TaskCancelRequested, TaskCreated, TaskRerunRequested
 from shared.logging import get_logger
@@ -47,6 +47,7 @@ class Scheduler:
     seen: dict[str, set[uuid.UUID]] = field(default_factory=dict)
     finished_at: dict[str, datetime] = field(default_factory=dict)
     synced: bool = False
+    warned: set[tuple[str, str | None]] = field(default_factory=set)
 
     # ---- state -----------------------------------------------------------------------------------
 
@@ -230,7 +231,30 @@ class Scheduler:
         for task_id in [t for t, s in self.states.items() if not s.terminal or s.delete_requested]:
             await self.reconcile(task_id)
         await self.admit_waiting()
+        await self._warn_if_no_runner()
         self._evict()
+
+    async def _warn_if_no_runner(self) -> None:
+        """Tell the user, once per waiting step, when no step runner is connected at all."""
+        now = self.clock()
+        waiting = [
+            (state, step, run.execution_id)
+            for state in self.states.values()
+            for step, run in state.steps.items()
+            if run.status == "scheduled"
+            and run.scheduled_at is not None
+            and now - run.scheduled_at > timedelta(seconds=self.tick_interval * 5)
+            and (state.task_id, run.execution_id) not in self.warned
+        ]
+        if not waiting or await queue_consumers(self.channel, self.topology.steps_queue) > 0:
+            return
+        for state, step, execution in waiting:
+            self.warned.add((state.task_id, execution))
+            await self._log(
+                state.task_id,
+                "WARNING",
+                f"{step.value} is waiting: no step runner is connected to {self.topology.steps_queue}",
+            )
 
     def _evict(self) -> None:
         now = self.clock()
@@ -239,6 +263,7 @@ class Scheduler:
             if state is None or ((state.terminal or state.deleted) and now - at > _EVICT_TERMINAL_AFTER):
                 self.states.pop(task_id, None)
                 self.seen.pop(task_id, None)
+                self.warned = {w for w in self.warned if w[0] != task_id}
                 self.finished_at.pop(task_id, None)
 
 

@@ -227,3 +227,25 @@ async def test_rebuild_yields_the_live_read_model(
         stack.start("collector")
     for name in READ_MODEL_QUERIES:
         assert rebuilt[name] == live[name], name
+
+
+async def test_a_step_waits_for_a_runner_and_says_so(api: Api, pg: asyncpg.Connection, stack: Stack) -> None:
+    for runner in ("runner-a", "runner-b"):
+        stack.stop(runner)
+    try:
+        task_id = await api.create(DB_URL)
+        for _ in range(100):
+            warned = await pg.fetchval(
+                "SELECT count(*) FROM data_pipeline_task_logs WHERE task_id = $1 AND log_level = 'WARNING'"
+                " AND message LIKE '%no step runner is connected%'",
+                task_id,
+            )
+            if warned:
+                break
+            await asyncio.sleep(0.1)
+        assert warned == 1
+        assert (await api.task(task_id))["status"] == "in_progress"
+    finally:
+        for runner in ("runner-a", "runner-b"):
+            stack.start(runner, kind="runner", extra_env={"DP_RUNNER_ID": runner})
+    assert (await api.wait(task_id))["status"] == "completed"

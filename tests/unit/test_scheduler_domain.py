@@ -724,7 +724,23 @@ def test_a_heartbeat_for_another_execution_does_not_keep_a_step_alive() -> None:
 def test_a_scheduled_step_that_has_not_started_is_not_a_zombie() -> None:
     state, _ = run(POLICY, started_task(), T0)
     assert state.step(DDL).status == "scheduled"
-    assert decide(state, T0 + POLICY.task_timeout - secs(1), POLICY) == []
+    # Waiting for a free runner is not silence: only the (much longer) dispatch timeout applies.
+    assert decide(state, T0 + POLICY.heartbeat_timeout * 10, POLICY) == []
+    assert decide(state, T0 + POLICY.dispatch_timeout, POLICY) == []
+
+
+def test_a_step_no_runner_starts_within_the_dispatch_timeout_is_failed_and_retried() -> None:
+    state, _ = run(POLICY, started_task(), T0)
+    lost = exec_id(state, DDL)
+    (decision,) = decide(state, T0 + POLICY.dispatch_timeout + secs(1), POLICY)
+    assert isinstance(decision.event, StepFailed)
+    assert decision.event.execution_id == lost and decision.event.retryable
+    assert "no step runner started the step" in decision.event.error
+    state, emitted = run(POLICY, state, T0 + POLICY.dispatch_timeout + secs(1))
+    assert [type(e) for e in emitted] == [StepFailed, StepRetryScheduled]
+    state, emitted = run(POLICY, state, T0 + POLICY.dispatch_timeout + secs(10))
+    assert [type(e) for e in emitted] == [StepScheduled]
+    assert exec_id(state, DDL) != lost
 
 
 def test_a_zombie_runner_reporting_late_cannot_overwrite_the_retry() -> None:
