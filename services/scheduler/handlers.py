@@ -22,7 +22,17 @@ from services.scheduler.adapters.event_store import EventStore
 from services.scheduler.domain import Decision, Policy, TaskState, admit, decide, evolve, start
 from shared.broker import STEPS_KEY, Publisher, Topology, queue_consumers, queue_depth
 from shared.commands import CancelTask, CreateTask, DeleteTask, ExecuteTask, RunStep
-from shared.events import LogEmitted, StepFailed, TaskCancelRequested, TaskCreated, TaskRerunRequested
+from shared.events import (
+    LogEmitted,
+    LogLevel,
+    StepFailed,
+    StepScheduled,
+    TaskCancelRequested,
+    TaskCreated,
+    TaskDeleted,
+    TaskFinished,
+    TaskRerunRequested,
+)
 from shared.logging import get_logger
 from shared.messages import CommandEnvelope, EventEnvelope, utcnow
 from shared.steps import STEP_ORDER, StepName, step_by_number
@@ -96,8 +106,8 @@ class Scheduler:
         self._apply(envelope)
         return envelope
 
-    async def _log(self, task_id: str, level: str, message: str) -> None:
-        await self.emit(task_id, LogEmitted(level=level, message=message, module="scheduler"))  # type: ignore[arg-type]
+    async def _log(self, task_id: str, level: LogLevel, message: str) -> None:
+        await self.emit(task_id, LogEmitted(level=level, message=message, module="scheduler"))
 
     # ---- decisions -------------------------------------------------------------------------------
 
@@ -124,19 +134,19 @@ class Scheduler:
     async def _carry_out(self, state: TaskState, decision: Decision) -> None:
         event = decision.event
         await self.emit(state.task_id, event)
-        if event.type == "step_scheduled":  # type: ignore[attr-defined]
+        if isinstance(event, StepScheduled):
             await self.publisher.command(
                 STEPS_KEY,
                 RunStep(
-                    step=event.step,  # type: ignore[attr-defined]
-                    execution_id=event.execution_id,  # type: ignore[attr-defined]
-                    attempt=event.attempt,  # type: ignore[attr-defined]
+                    step=event.step,
+                    execution_id=event.execution_id,
+                    attempt=event.attempt,
                     parameters=state.parameters,
-                    force=event.force,  # type: ignore[attr-defined]
+                    force=event.force,
                 ),
                 state.task_id,
             )
-        if event.type in ("task_finished", "task_deleted"):  # type: ignore[attr-defined]
+        if isinstance(event, TaskFinished | TaskDeleted):
             self.finished_at[state.task_id] = self.clock()
 
     async def admit_waiting(self) -> None:
@@ -167,7 +177,8 @@ class Scheduler:
         await handler(self, envelope)
 
     async def on_create(self, command: CommandEnvelope) -> None:
-        payload: CreateTask = command.payload  # type: ignore[assignment]
+        payload = command.payload
+        assert isinstance(payload, CreateTask)
         task_id = command.task_id
         if task_id is None or await self._state(task_id) is not None:
             return  # a redelivered create: the task exists already
@@ -190,7 +201,8 @@ class Scheduler:
         await self.settle(task_id)
 
     async def on_execute(self, command: CommandEnvelope) -> None:
-        payload: ExecuteTask = command.payload  # type: ignore[assignment]
+        payload = command.payload
+        assert isinstance(payload, ExecuteTask)
         state = await self._state(command.task_id or "")
         if state is None or state.deleted:
             return
@@ -210,7 +222,8 @@ class Scheduler:
         await self.settle(state.task_id)
 
     async def on_cancel(self, command: CommandEnvelope) -> None:
-        payload: CancelTask = command.payload  # type: ignore[assignment]
+        payload = command.payload
+        assert isinstance(payload, CancelTask)
         state = await self._state(command.task_id or "")
         if state is None or state.deleted or state.terminal or state.cancel_requested_at is not None:
             return
@@ -218,7 +231,7 @@ class Scheduler:
         await self.settle(state.task_id)
 
     async def on_delete(self, command: CommandEnvelope) -> None:
-        _: DeleteTask = command.payload  # type: ignore[assignment]
+        assert isinstance(command.payload, DeleteTask)
         state = await self._state(command.task_id or "")
         if state is None or state.deleted or state.delete_requested:
             return
