@@ -6,8 +6,11 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from prometheus_client import CollectorRegistry
+
 from services.log_collector.adapters.task_files import TaskLogFiles
 from services.log_collector.handlers import BatchCollector
+from services.log_collector.metrics import CollectorMetrics
 from shared.broker import Topology, connect, declare_topology, open_channel
 from shared.db import pool_context
 from shared.logging import get_logger
@@ -31,6 +34,7 @@ async def running_collector(settings: CollectorSettings) -> AsyncIterator[BatchC
             batch_size=settings.collector_batch_size,
             flush_seconds=settings.collector_flush_ms / 1000,
             channel=channel,
+            metrics=CollectorMetrics.build(CollectorRegistry()),
         )
         queue = await channel.get_queue(topology.collector_queue)
         consumer_tag = await queue.consume(collector.on_message)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -14,6 +15,7 @@ from pydantic import ValidationError
 
 from services.log_collector.adapters.event_store import append
 from services.log_collector.adapters.task_files import TaskLogFiles
+from services.log_collector.metrics import CollectorMetrics
 from services.log_collector.projections import Projector
 from shared.broker import TRANSIENT_ERRORS
 from shared.logging import get_logger
@@ -31,6 +33,7 @@ class BatchCollector:
     batch_size: int
     flush_seconds: float
     channel: AbstractChannel | None = None
+    metrics: CollectorMetrics = field(default_factory=CollectorMetrics.build)
     _pending: list[tuple[AbstractIncomingMessage, EventEnvelope]] = field(default_factory=list)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _timer: asyncio.TimerHandle | None = None
@@ -45,10 +48,12 @@ class BatchCollector:
             envelope = decode_message(message.body)
         except ValidationError as exc:
             log.error("malformed message sent to the dead-letter queue", error=str(exc)[:2000])
+            self.metrics.dead_lettered.labels("malformed").inc()
             await message.reject(requeue=False)
             return
         if not isinstance(envelope, EventEnvelope):
             log.error("a command on the event queue sent to the dead-letter queue", type=envelope.type)
+            self.metrics.dead_lettered.labels("not_an_event").inc()
             await message.reject(requeue=False)
             return
         self._pending.append((message, envelope))
@@ -76,6 +81,7 @@ class BatchCollector:
                 deleted, logged = await self._store_patiently(batch)
             except TRANSIENT_ERRORS as exc:
                 log.warning("batch not stored before shutdown; requeued", size=len(batch), error=repr(exc))
+                self.metrics.requeued.inc(len(batch))
                 await self._settle(batch, requeue=True)
                 return
             except Exception as exc:
@@ -99,14 +105,19 @@ class BatchCollector:
         """
         delay = _RETRY_BASE_DELAY
         while True:
+            started = time.perf_counter()
             try:
-                return await self._store(batch)
+                result = await self._store(batch)
             except TRANSIENT_ERRORS as exc:
                 if self._stopping:
                     raise
+                self.metrics.transient_retries.inc()
                 log.warning("batch not stored; retrying", size=len(batch), delay=delay, error=repr(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX_DELAY)
+                continue
+            self.metrics.committed([envelope.type for _, envelope in batch], time.perf_counter() - started)
+            return result
 
     async def _store(
         self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]
@@ -132,6 +143,7 @@ class BatchCollector:
                 deleted, logged = await self._store_patiently([(message, envelope)])
             except Exception as exc:
                 log.exception("event not stored; requeued", type=envelope.type, error=repr(exc))
+                self.metrics.requeued.inc()
                 await message.nack(requeue=True)
                 continue
             await self._after_commit(deleted, logged)
@@ -150,6 +162,7 @@ class BatchCollector:
                     await self.files.catch_up(conn, task_id)
                     self._behind.discard(task_id)
         except Exception as exc:
+            self.metrics.catch_up_failures.inc()
             log.warning("log file not written; it catches up later", tasks=len(self._behind), error=repr(exc))
 
     async def _settle(

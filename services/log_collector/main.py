@@ -44,7 +44,9 @@ def main(argv: list[str] | None = None) -> None:
                     db_ok = False
                 return {"broker": channel is not None and not channel.is_closed, "database": db_ok}
 
-            async with health_server("log_collector", settings.health_port, ready):
+            async with health_server(
+                "log_collector", settings.health_port, ready, collector.metrics.registry
+            ):
                 await wait_for_stop_signal()
 
     run_service(serve)

@@ -8,9 +8,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+from prometheus_client import CollectorRegistry
+
 from services.scheduler.adapters.event_store import EventStore
 from services.scheduler.domain import Policy
 from services.scheduler.handlers import Scheduler
+from services.scheduler.metrics import SchedulerMetrics
 from shared.broker import (
     SCHEDULER_KEY,
     Publisher,
@@ -62,6 +65,7 @@ async def running_scheduler(settings: SchedulerSettings) -> AsyncIterator[Schedu
             topology=topology,
             sync_timeout=settings.startup_sync_timeout_seconds,
             tick_interval=settings.tick_interval_seconds,
+            metrics=SchedulerMetrics.build(CollectorRegistry()),
         )
         queue = await channel.get_queue(topology.scheduler_queue)
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from services.scheduler.adapters.event_store import EventStore
 from services.scheduler.domain import Decision, Policy, TaskState, admit, decide, evolve, start
+from services.scheduler.metrics import SchedulerMetrics
 from shared.broker import STEPS_KEY, Publisher, Topology, queue_consumers, queue_depth
 from shared.commands import CancelTask, CreateTask, DeleteTask, ExecuteTask, RunStep
 from shared.events import (
@@ -58,6 +59,7 @@ class Scheduler:
     finished_at: dict[str, datetime] = field(default_factory=dict)
     synced: bool = False
     warned: set[tuple[str, str | None]] = field(default_factory=set)
+    metrics: SchedulerMetrics = field(default_factory=SchedulerMetrics.build)
 
     # ---- state -----------------------------------------------------------------------------------
 
@@ -74,6 +76,7 @@ class Scheduler:
             if _owned(task_id):
                 await self._load(task_id)
         self.synced = True
+        self.metrics.rebuilds.inc()
         log.info("scheduler state rebuilt from the event store", open_tasks=len(self.states))
 
     async def _load(self, task_id: str) -> TaskState | None:
@@ -103,6 +106,7 @@ class Scheduler:
 
     async def emit(self, task_id: str, payload: BaseModel) -> EventEnvelope:
         envelope = await self.publisher.event(task_id, payload)
+        self.metrics.decisions.labels(envelope.type).inc()
         self._apply(envelope)
         return envelope
 
@@ -246,6 +250,8 @@ class Scheduler:
         await self.admit_waiting()
         await self._warn_if_no_runner()
         self._evict()
+        self.metrics.ticks.inc()
+        self.metrics.count_tasks(self.states.values())
 
     async def _warn_if_no_runner(self) -> None:
         """Tell the user, once per waiting step, when no step runner is connected at all."""

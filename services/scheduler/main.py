@@ -19,7 +19,7 @@ def main() -> None:
             async def ready() -> dict[str, bool]:
                 return {"broker": not scheduler.channel.is_closed}
 
-            async with health_server("scheduler", settings.health_port, ready):
+            async with health_server("scheduler", settings.health_port, ready, scheduler.metrics.registry):
                 await wait_for_stop_signal()
 
     run_service(serve)

@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from aio_pika.abc import AbstractIncomingMessage
+from prometheus_client import CollectorRegistry
 
 from services.step_runner.adapters.task_records import TaskRecords
 from services.step_runner.executors.base import StepRegistry
 from services.step_runner.handlers import StepRunner
+from services.step_runner.metrics import RunnerMetrics
 from shared.broker import Publisher, Topology, connect, declare_topology, handle_delivery, open_channel
 from shared.db import pool_context
 from shared.logging import get_logger
@@ -54,6 +56,7 @@ async def running_runner(settings: RunnerSettings) -> AsyncIterator[StepRunner]:
             runner_id=runner_id,
             heartbeat_interval=settings.heartbeat_interval_seconds,
             channel=channel,
+            metrics=RunnerMetrics.build(CollectorRegistry()),
         )
 
         control_channel = await connection.channel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,8 +12,9 @@ from pydantic import BaseModel
 
 from services.step_runner.adapters.task_records import TaskRecords
 from services.step_runner.context import RunnerContext
-from services.step_runner.execution import execute_step
+from services.step_runner.execution import StepInterrupted, execute_step
 from services.step_runner.executors.base import StepRegistry
+from services.step_runner.metrics import RunnerMetrics
 from shared.broker import PermanentError, Publisher
 from shared.commands import RunStep
 from shared.events import StepFailed
@@ -37,6 +39,7 @@ class StepRunner:
     channel: AbstractChannel | None = None
     running: dict[str, asyncio.Task[BaseModel]] = field(default_factory=dict)
     cancel_requested: set[str] = field(default_factory=set)
+    metrics: RunnerMetrics = field(default_factory=RunnerMetrics.build)
 
     async def on_run_step(self, envelope: EventEnvelope | CommandEnvelope) -> None:
         if not isinstance(envelope, CommandEnvelope) or not isinstance(envelope.payload, RunStep):
@@ -49,6 +52,7 @@ class StepRunner:
         reason = await self.records.obsolete_reason(task_id, command.execution_id)
         if reason:
             bound.info("step command skipped", reason=reason)
+            self.metrics.skipped.labels(command.step.value).inc()
             return
 
         async def emit(payload: BaseModel) -> None:
@@ -64,6 +68,7 @@ class StepRunner:
                     runner_id=self.runner_id,
                 )
             )
+            self.metrics.finished.labels(command.step.value, "failed").inc()
             return
         task_dir = self.data_root / task_id
         task_dir.mkdir(parents=True, exist_ok=True)
@@ -91,10 +96,20 @@ class StepRunner:
         )
         self.running[task_id] = work
         bound.info("step started", attempt=command.attempt)
+        self.metrics.started.labels(command.step.value).inc()
+        self.metrics.running.inc()
+        began, outcome = time.perf_counter(), "error"
         try:
             terminal = await asyncio.shield(work)
+            outcome = terminal.type.removeprefix("step_")  # type: ignore[attr-defined]
+            self.metrics.duration.labels(command.step.value).observe(time.perf_counter() - began)
+        except (StepInterrupted, asyncio.CancelledError):
+            outcome = "interrupted"
+            raise
         finally:
             self.running.pop(task_id, None)
+            self.metrics.running.dec()
+            self.metrics.finished.labels(command.step.value, outcome).inc()
         bound.info("step ended", outcome=terminal.type)  # type: ignore[attr-defined]
 
     async def on_control(self, envelope: EventEnvelope | CommandEnvelope) -> None:

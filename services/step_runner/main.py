@@ -19,7 +19,7 @@ def main() -> None:
             async def ready() -> dict[str, bool]:
                 return {"broker": runner.channel is not None and not runner.channel.is_closed}
 
-            async with health_server("step_runner", settings.health_port, ready):
+            async with health_server("step_runner", settings.health_port, ready, runner.metrics.registry):
                 await wait_for_stop_signal()
 
     run_service(serve)

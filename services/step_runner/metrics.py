@@ -1,0 +1,57 @@
+"""The step runner's Prometheus metrics, built on the registry its bootstrap creates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Steps take from a second (scripted) to an hour (LLM generation over many tables).
+_STEP_SECONDS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
+
+
+@dataclass(frozen=True)
+class RunnerMetrics:
+    registry: CollectorRegistry
+    started: Counter
+    finished: Counter
+    duration: Histogram
+    running: Gauge
+    skipped: Counter
+
+    @classmethod
+    def build(cls, registry: CollectorRegistry | None = None) -> RunnerMetrics:
+        """Metrics on `registry`; without one, on a private registry nobody scrapes (tests)."""
+        registry = registry if registry is not None else CollectorRegistry()
+        return cls(
+            registry=registry,
+            started=Counter(
+                "dp_runner_steps_started",
+                "Step executions this runner started, by step.",
+                ["step"],
+                registry=registry,
+            ),
+            finished=Counter(
+                "dp_runner_steps_finished",
+                "Step executions this runner ended, by step and outcome (succeeded, failed, cancelled;"
+                " interrupted = left for redelivery at shutdown; error = the terminal event was not sent).",
+                ["step", "outcome"],
+                registry=registry,
+            ),
+            duration=Histogram(
+                "dp_runner_step_duration_seconds",
+                "Time from start to terminal event of step executions that ended here, by step.",
+                ["step"],
+                buckets=_STEP_SECONDS,
+                registry=registry,
+            ),
+            running=Gauge(
+                "dp_runner_steps_running", "Step executions running in this runner now.", registry=registry
+            ),
+            skipped=Counter(
+                "dp_runner_commands_skipped",
+                "run_step commands skipped as obsolete (execution already ended, or task deleted), by step.",
+                ["step"],
+                registry=registry,
+            ),
+        )
