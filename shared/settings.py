@@ -46,7 +46,10 @@ class CommonSettings(BaseSettings):
         description="Named business-database connections: JSON object name -> PostgreSQL URL.",
     )
     health_port: int | None = Field(
-        default=None, ge=1, le=65535, description="Port for the worker services' /healthz, /readyz and /metrics (unset: none)."
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port for the worker services' /healthz, /readyz and /metrics (unset: none).",
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL.")
     log_format: str = Field(
