@@ -75,6 +75,9 @@ async def test_execute_conflicts(gateway: TestClient, commands: CommandProbe, ro
     data = await call(gateway, "POST", f"{API}/tasks/{finished}/execute", 409, json={"single_step": 2})
     assert data["error_type"] == "conflict" and data["step"] == "qa_generation"
     assert any("ddl" in m for m in data["missing_inputs"])
+    manual = await rows.task(task_id=f"manual_{rows.new_id()[5:20]}", status="completed")
+    data = await call(gateway, "POST", f"{API}/tasks/{manual}/execute", 409, json={})
+    assert "dpctl workflow run" in data["response"]
     await commands.none()
 
 

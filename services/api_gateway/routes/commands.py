@@ -58,6 +58,11 @@ async def execute_task(request: web.Request) -> web.Response:
         raise task_not_found(task_id)
     if status in read_models.RUNNING_STATUSES:
         raise Conflict(f"task is {status}; wait for it to finish or cancel it", extra={"task_status": status})
+    if task_id.startswith("manual_"):
+        # The command line that started a manual run drives it; the scheduler does not re-run it.
+        raise Conflict(
+            "manual runs are re-run with `dpctl workflow run --task-id ...`", extra={"task_status": status}
+        )
     first = step or StepName.DDL_GENERATION
     missing = missing_inputs(first, task_dir(request.app[SETTINGS].data_root, task_id))
     if missing:
