@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+from aio_pika.abc import AbstractIncomingMessage
 from prometheus_client import CollectorRegistry
 
 from services.scheduler.adapters.event_store import EventStore
@@ -77,7 +78,7 @@ async def running_scheduler(settings: SchedulerSettings) -> AsyncIterator[Schedu
         channel.reopen_callbacks.add(forget_state)  # type: ignore[attr-defined]
         connection.reconnect_callbacks.add(forget_state)
 
-        async def on_message(message):  # type: ignore[no-untyped-def]
+        async def on_message(message: AbstractIncomingMessage) -> None:
             await handle_delivery(message, scheduler.handle)
 
         consumer_tag = await queue.consume(on_message)
