@@ -2,10 +2,14 @@
 PostgreSQL, for a Text2SQL assistant to retrieve from.
 
 Rows are unique per (kind, content_hash), so loading is idempotent and the same DDL loaded by two tasks is
-stored once (the first task is its source). Nothing here deletes rows. Embeddings are stored unit-length
-as `real[]`, so no extension is needed and cosine similarity is a dot product computed in SQL; search
-scans at most `scan_limit` recent rows per kind, which keeps its cost bounded (a vector index such as
-pgvector is the next step for stores far larger than that).
+stored once (`source_task_id` keeps the first loader). `training_data_sources` links each row to every
+task whose current files contain it: a load links all of the task's current items and unlinks the rows
+it no longer has (a pair repaired or removed by a re-run of step 3, a DDL changed by a re-run of step 1),
+deleting a row only when no task links it any more. Rows without any link (loaded before the link table
+existed, or by other tools) are never deleted. Embeddings are stored unit-length as `real[]`, so no
+extension is needed and cosine similarity is a dot product computed in SQL; search scans at most
+`scan_limit` recent rows per kind, which keeps its cost bounded (a vector index such as pgvector is the
+next step for stores far larger than that).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from shared.business_db import quote_ident
 KINDS = ("ddl", "documentation", "question_sql")
 TABLE = "training_data"
 LOADS_TABLE = "training_loads"
+SOURCES_TABLE = "training_data_sources"
 INSERT_BATCH = 200
 DEFAULT_SCAN_LIMIT = 20_000
 
@@ -73,14 +78,33 @@ CREATE TABLE IF NOT EXISTS {s}.{LOADS_TABLE} (
     already_present jsonb NOT NULL,
     backup_table    text
 );
+ALTER TABLE {s}.{LOADS_TABLE} ADD COLUMN IF NOT EXISTS removed jsonb;
+CREATE TABLE IF NOT EXISTS {s}.{SOURCES_TABLE} (
+    data_id         bigint NOT NULL REFERENCES {s}.{TABLE} (id) ON DELETE CASCADE,
+    task_id         text NOT NULL,
+    loaded_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (data_id, task_id)
+);
+CREATE INDEX IF NOT EXISTS {SOURCES_TABLE}_task_idx ON {s}.{SOURCES_TABLE} (task_id);
 """
 
 
 async def ensure_schema(conn: asyncpg.Connection, schema: str) -> None:
-    """Create the store if it is missing; concurrent runners serialise on an advisory lock."""
+    """Create the store, or add what an older store lacks; concurrent runners serialise on its lock."""
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"dp_training_store:{schema}")
+        await lock(conn, schema)
         await conn.execute(_ddl(schema))
+
+
+async def lock(conn: asyncpg.Connection, schema: str) -> None:
+    """Take the store's advisory lock until the current transaction ends.
+
+    A load writes rows, links and prunes while holding it, so loads of one store are serialised: a load
+    that prunes a row can never race one that is linking it (without the lock, the pruning load would not
+    see the other's uncommitted link, and its delete would cascade that link away once it committed).
+    Searches and stats do not take it; they see the store before or after a load, never half of one.
+    """
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"dp_training_store:{schema}")
 
 
 def unit(vector: Sequence[float]) -> list[float]:
@@ -145,6 +169,59 @@ async def insert_items(
     return inserted
 
 
+async def sync_links(
+    conn: asyncpg.Connection, schema: str, task_id: str, items: Iterable[TrainingItem]
+) -> dict[str, dict[str, int]]:
+    """Make `items` exactly the rows linked to `task_id`, deleting rows nobody links any more.
+
+    Every item must already be stored. Call inside the transaction that holds `lock`, so no other load
+    links or prunes meanwhile. Returns per kind how many rows were `unlinked` from the task and how many
+    of those were `deleted` (the others are still linked by other tasks). Rows that never had a link are
+    not touched.
+    """
+    s = quote_ident(schema)
+    keys = {(i.kind, i.content_hash) for i in items}
+    ids = [
+        r["id"]
+        for r in await conn.fetch(
+            f"SELECT d.id FROM {s}.{TABLE} AS d "
+            "JOIN unnest($1::text[], $2::text[]) AS c(kind, content_hash) "
+            "ON d.kind = c.kind AND d.content_hash = c.content_hash",
+            [k for k, _ in keys],
+            [h for _, h in keys],
+        )
+    ]
+    if len(ids) != len(keys):
+        raise ValueError(f"{len(keys) - len(ids)} of the task's items are not stored; insert them first")
+    await conn.execute(
+        f"INSERT INTO {s}.{SOURCES_TABLE} (data_id, task_id) SELECT unnest($1::bigint[]), $2 "
+        "ON CONFLICT (data_id, task_id) DO NOTHING",
+        ids,
+        task_id,
+    )
+    unlinked = await conn.fetch(
+        f"DELETE FROM {s}.{SOURCES_TABLE} AS l USING {s}.{TABLE} AS d "
+        "WHERE l.task_id = $1 AND l.data_id = d.id AND l.data_id <> ALL($2::bigint[]) "
+        "RETURNING d.id, d.kind",
+        task_id,
+        ids,
+    )
+    # A separate statement, so that it sees the links the one above removed as gone.
+    deleted = await conn.fetch(
+        f"DELETE FROM {s}.{TABLE} AS d WHERE d.id = ANY($1::bigint[]) "
+        f"AND NOT EXISTS (SELECT 1 FROM {s}.{SOURCES_TABLE} AS l WHERE l.data_id = d.id) RETURNING d.kind",
+        [r["id"] for r in unlinked],
+    )
+    return {"unlinked": _count_kinds(unlinked), "deleted": _count_kinds(deleted)}
+
+
+def _count_kinds(rows: Iterable[asyncpg.Record]) -> dict[str, int]:
+    counts = dict.fromkeys(KINDS, 0)
+    for row in rows:
+        counts[row["kind"]] += 1
+    return counts
+
+
 async def backup(conn: asyncpg.Connection, schema: str, now: dt.datetime) -> str | None:
     """Snapshot the store as `training_data_backup_<timestamp>` (None when it is empty)."""
     s = quote_ident(schema)
@@ -162,14 +239,16 @@ async def record_load(
     inserted: dict[str, int],
     already_present: dict[str, int],
     backup_table: str | None,
+    removed: dict[str, dict[str, int]] | None = None,
 ) -> None:
     await conn.execute(
-        f"INSERT INTO {quote_ident(schema)}.{LOADS_TABLE} (task_id, inserted, already_present, backup_table) "
-        "VALUES ($1, $2::jsonb, $3::jsonb, $4)",
+        f"INSERT INTO {quote_ident(schema)}.{LOADS_TABLE} "
+        "(task_id, inserted, already_present, backup_table, removed) VALUES ($1, $2::jsonb, $3::jsonb, $4, $5::jsonb)",
         task_id,
         json.dumps(inserted),
         json.dumps(already_present),
         backup_table,
+        None if removed is None else json.dumps(removed),
     )
 
 
@@ -235,10 +314,8 @@ async def stats(conn: asyncpg.Connection, schema: str) -> dict[str, Any]:
             row["source_task_id"] or "", {"task_id": row["source_task_id"], **dict.fromkeys(KINDS, 0)}
         )
         entry[row["kind"]] = row["n"]
-    last = await conn.fetchrow(
-        f"SELECT task_id, loaded_at, inserted, already_present, backup_table FROM {s}.{LOADS_TABLE} "
-        "ORDER BY id DESC LIMIT 1"
-    )
+    # `*`: a store created before `removed` existed lacks the column until its next load.
+    last = await conn.fetchrow(f"SELECT * FROM {s}.{LOADS_TABLE} ORDER BY id DESC LIMIT 1")
     last_row_at = await conn.fetchval(f"SELECT max(created_at) FROM {s}.{TABLE}")
     return {
         "total": sum(by_kind.values()),
@@ -252,6 +329,7 @@ async def stats(conn: asyncpg.Connection, schema: str) -> dict[str, Any]:
             "inserted": _json(last["inserted"]),
             "already_present": _json(last["already_present"]),
             "backup_table": last["backup_table"],
+            "removed": _json(last.get("removed")),
         },
         "last_row_at": last_row_at.isoformat() if last_row_at else None,
     }

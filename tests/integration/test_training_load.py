@@ -1,4 +1,5 @@
-"""Step 4 and the training store: idempotent loads, backups, search and stats."""
+"""Step 4 and the training store: idempotent loads, backups, search and stats, and stores created before
+the link table (see test_steps_training_sync.py for how re-runs remove stale rows)."""
 
 from __future__ import annotations
 
@@ -65,8 +66,20 @@ async def test_load_is_idempotent_and_search_finds_nearest(
     assert first["inserted"]["ddl"] == 3 and first["inserted"]["question_sql"] == 3
     assert first["inserted"]["documentation"] >= 3 * 3  # several sections per table
 
+    # a store from before the link table: stats still work, and the next load adds what it lacks
+    conn = await asyncpg.connect(demo_db_url)
+    try:
+        await conn.execute(
+            f"DROP TABLE {store_schema}.training_data_sources; "
+            f"ALTER TABLE {store_schema}.training_loads DROP COLUMN removed"
+        )
+        assert (await training_store.stats(conn, store_schema))["last_load"]["removed"] is None
+    finally:
+        await conn.close()
+
     second = await _loader(demo_db_url, store_schema, training_backup=True).run(step4)
     assert second["inserted"] == {"ddl": 0, "documentation": 0, "question_sql": 0}
+    assert second["removed"] == {"unlinked": second["inserted"], "deleted": second["inserted"]}
     assert second["already_present"] == first["inserted"]
     assert second["store_by_kind"] == first["store_by_kind"]
 
@@ -96,6 +109,11 @@ async def test_load_is_idempotent_and_search_finds_nearest(
         )
         assert stats["by_task"][0]["task_id"] == ctx.task_id
         assert stats["last_load"]["backup_table"] == second["backup_table"]
+        assert stats["last_load"]["removed"] == second["removed"]
+        linked = await conn.fetchval(
+            f"SELECT count(DISTINCT data_id) FROM {store_schema}.training_data_sources"
+        )
+        assert linked == stats["total"]  # the reload linked the rows it loaded before the table existed
         assert (await training_store.stats(conn, "dp_no_such_store"))["total"] == 0
 
         # rows of other sources are never removed by a load

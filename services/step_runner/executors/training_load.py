@@ -1,5 +1,9 @@
 """Step 4: embed the task's DDL, documentation and question/SQL pairs and load them into the
-training-data store. Loading twice adds nothing; rows loaded earlier (by any task) are never removed."""
+training-data store, so that the store holds exactly the task's current files.
+
+Loading twice adds nothing and removes nothing. When a re-run of step 1 or 3 changed or dropped an item
+since the last load, the task's link to its old row is removed, and the row is deleted unless another
+task still links it; rows this step never loaded are never removed."""
 
 from __future__ import annotations
 
@@ -102,47 +106,75 @@ class TrainingLoadExecutor:
     ) -> dict[str, Any]:
         await training_store.ensure_schema(conn, schema)
         present = await training_store.existing_hashes(conn, schema, items)
-        new = [i for i in items if (i.kind, i.content_hash) not in present]
-        already = Counter(i.kind for i in items if (i.kind, i.content_hash) in present)
+        new = [i for i in items if _key(i) not in present]
         await ctx.log(
             "INFO", f"{len(items)} items, {len(new)} new, {len(items) - len(new)} already in the store"
         )
         await ctx.progress(5.0, f"{len(new)} new items to embed")
-
-        vectors: list[list[float]] = []
-        for start in range(0, len(new), EMBED_BATCH):
-            vectors.extend(await embedder.embed([i.content for i in new[start : start + EMBED_BATCH]]))
-            done = min(len(new), start + EMBED_BATCH)
-            await ctx.progress(5.0 + 85.0 * done / len(new), f"embedded {done}/{len(new)}")
+        # Embedding is slow, so it happens before the store's lock is taken.
+        vectors = await _embed(ctx, embedder, new, progress=True)
 
         backup_table = None
         inserted = dict.fromkeys(KINDS, 0)
         async with conn.transaction():
+            await training_store.lock(conn, schema)
+            # Another task's load may have pruned a row we found above; embed it again (rare and small).
+            present = await training_store.existing_hashes(conn, schema, items)
+            pruned = [i for i in items if _key(i) not in present and _key(i) not in vectors]
+            if pruned:
+                await ctx.log(
+                    "INFO", f"{len(pruned)} items were removed by a concurrent load; embedding them"
+                )
+                vectors.update(await _embed(ctx, embedder, pruned, progress=False))
             if self._settings.training_backup:
                 backup_table = await training_store.backup(conn, schema, dt.datetime.now(dt.UTC))
-            if new:
-                inserted = await training_store.insert_items(conn, schema, new, vectors, ctx.task_id)
-            # Rows another runner inserted between our check and our insert count as already present.
-            already_present = {
-                k: already.get(k, 0) + sum(1 for i in new if i.kind == k) - inserted[k] for k in KINDS
-            }
+            missing = [i for i in items if _key(i) not in present]
+            if missing:
+                inserted = await training_store.insert_items(
+                    conn, schema, missing, [vectors[_key(i)] for i in missing], ctx.task_id
+                )
+            removed = await training_store.sync_links(conn, schema, ctx.task_id, items)
+            # Rows a writer outside the lock inserted between our check and our insert count as present.
+            per_kind = Counter(i.kind for i in items)
+            already_present = {k: per_kind[k] - inserted[k] for k in KINDS}
             await training_store.record_load(
-                conn, schema, ctx.task_id, inserted, already_present, backup_table
+                conn, schema, ctx.task_id, inserted, already_present, backup_table, removed
             )
         store = await training_store.stats(conn, schema)
         await ctx.progress(100.0, "loaded")
+        unlinked, deleted = sum(removed["unlinked"].values()), sum(removed["deleted"].values())
         await ctx.log(
             "INFO",
             "loaded "
             + ", ".join(f"{inserted[k]} {k}" for k in KINDS)
             + f" into {schema}"
-            + (f" (backup {backup_table})" if backup_table else ""),
+            + (f" (backup {backup_table})" if backup_table else "")
+            + f"; {unlinked} stale rows unlinked from the task, {deleted} of them deleted"
+            + (f" ({unlinked - deleted} still used by other tasks)" if unlinked > deleted else ""),
         )
         return {
             "schema": schema,
             "items": len(items),
             "inserted": inserted,
             "already_present": already_present,
+            "removed": removed,
             "backup_table": backup_table,
             "store_by_kind": store["by_kind"],
         }
+
+
+def _key(item: TrainingItem) -> tuple[str, str]:
+    return item.kind, item.content_hash
+
+
+async def _embed(
+    ctx: StepContext, embedder: Embedder, items: list[TrainingItem], *, progress: bool
+) -> dict[tuple[str, str], list[float]]:
+    vectors: dict[tuple[str, str], list[float]] = {}
+    for start in range(0, len(items), EMBED_BATCH):
+        batch = items[start : start + EMBED_BATCH]
+        vectors.update(zip(map(_key, batch), await embedder.embed([i.content for i in batch]), strict=True))
+        if progress:
+            done = min(len(items), start + EMBED_BATCH)
+            await ctx.progress(5.0 + 85.0 * done / len(items), f"embedded {done}/{len(items)}")
+    return vectors
