@@ -57,6 +57,7 @@ format: install
 
 bench: install  ## benchmarks that print ratios against a baseline measured in the same run
 	$(PY) -m bench.bench_steps
+	$(PY) -m bench.bench_collector
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
