@@ -17,7 +17,7 @@ import aiohttp
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.openai_http import OpenAIHTTPError, RetryPolicy, auth_headers, post_json
+from shared.openai_http import OpenAIEndpoint, OpenAIHTTPError, RetryPolicy
 
 
 class EmbeddingSettings(BaseSettings):
@@ -127,19 +127,17 @@ class OpenAIEmbedder:
     def __init__(self, settings: EmbeddingSettings, session: aiohttp.ClientSession | None = None) -> None:
         self._settings = settings
         self.dimensions = settings.dimensions
-        self._session = session
-        self._owns_session = session is None
-        self._policy = RetryPolicy(
-            timeout_seconds=settings.timeout_seconds,
-            max_retries=settings.max_retries,
-            backoff_base_seconds=settings.backoff_base_seconds,
-            backoff_max_seconds=settings.backoff_max_seconds,
+        self._endpoint = OpenAIEndpoint(
+            settings.base_url,
+            settings.api_key.get_secret_value() if settings.api_key else None,
+            RetryPolicy(
+                timeout_seconds=settings.timeout_seconds,
+                max_retries=settings.max_retries,
+                backoff_base_seconds=settings.backoff_base_seconds,
+                backoff_max_seconds=settings.backoff_max_seconds,
+            ),
+            session,
         )
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         out: list[list[float]] = []
@@ -153,15 +151,8 @@ class OpenAIEmbedder:
         payload: dict[str, object] = {"model": s.model, "input": [t or " " for t in texts]}
         if s.send_dimensions:
             payload["dimensions"] = s.dimensions
-        key = s.api_key.get_secret_value() if s.api_key else None
         try:
-            body = await post_json(
-                self._client(),
-                f"{s.base_url}/embeddings",
-                payload,
-                headers=auth_headers(key),
-                policy=self._policy,
-            )
+            body = await self._endpoint.post("/embeddings", payload)
         except OpenAIHTTPError as exc:
             raise EmbeddingError(str(exc), retryable=exc.retryable) from exc
         try:
@@ -178,9 +169,7 @@ class OpenAIEmbedder:
         return vectors
 
     async def aclose(self) -> None:
-        if self._session is not None and self._owns_session:
-            await self._session.close()
-        self._session = None
+        await self._endpoint.aclose()
 
 
 def create_embedder(settings: EmbeddingSettings) -> Embedder:

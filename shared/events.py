@@ -134,6 +134,7 @@ class StepFailed(_Event):
     error: str
     retryable: bool = False
     runner_id: str | None = None
+    code: str | None = None  # a machine-readable reason, e.g. "validation_below_threshold"
 
 
 class StepCancelled(_Event):

@@ -125,3 +125,33 @@ async def post_json(
             reason=str(error)[:200],
         )
         await sleep(wait)
+
+
+class OpenAIEndpoint:
+    """One OpenAI-compatible API root: its session (created on first use unless one is given), key and
+    retry policy. The chat model and the embedder each hold one."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        policy: RetryPolicy,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self._base_url = base_url
+        self._headers = auth_headers(api_key)
+        self._policy = policy
+        self._session = session
+        self._owns_session = session is None
+
+    async def post(self, path: str, payload: dict[str, Any]) -> Any:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return await post_json(
+            self._session, f"{self._base_url}{path}", payload, headers=self._headers, policy=self._policy
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+        self._session = None

@@ -27,6 +27,7 @@ from services.scheduler.domain import step_disabled_reason
 from services.step_runner.bootstrap import load_registry, secret_box
 from services.step_runner.context import RunnerContext
 from services.step_runner.execution import execute_step
+from services.step_runner.executors.base import VALIDATION_BELOW_THRESHOLD
 from shared.broker import Publisher, Topology, connect, declare_topology, open_channel
 from shared.events import StepScheduled, StepSkipped, StepSucceeded, TaskCreated, TaskFinished, TaskStarted
 from shared.ids import TASK_ID_RE, execution_id, new_task_id
@@ -228,9 +229,7 @@ def _verdict(plan: list[StepName], outcomes: dict[StepName, Any]) -> tuple[str, 
     if failed:
         step, outcome = failed[0]
         completed = any(o.type == "step_succeeded" for o in outcomes.values())
-        code = (
-            EXIT_PARTIAL if step is StepName.SQL_VALIDATION and "threshold" in outcome.error else EXIT_FAILED
-        )
+        code = EXIT_PARTIAL if outcome.code == VALIDATION_BELOW_THRESHOLD else EXIT_FAILED
         return ("partial_completed" if completed else "failed"), f"{step.value} failed: {outcome.error}", code
     if any(o.summary.get("partial") for o in outcomes.values()):
         return "partial_completed", "a step completed only in part", EXIT_PARTIAL

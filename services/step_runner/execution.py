@@ -68,6 +68,7 @@ async def execute_step(
             error=mask_secrets(str(exc)),
             retryable=exc.retryable,
             runner_id=runner_id,
+            code=exc.code,
         )
     except Exception as exc:
         log.exception("step executor crashed", step=ctx.step.value, task_id=ctx.task_id)

@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.step_runner.executors.base import StepError
+from services.step_runner.executors.base import VALIDATION_BELOW_THRESHOLD, StepError
 from shared.pipeline_settings import PipelineSettings
 from shared.steps import StepName
 from tests.support.demo_db import demo_db_url  # noqa: F401
@@ -100,8 +100,9 @@ async def test_without_repair_or_rewrite_and_below_threshold(tmp_path: Path, dem
     assert pair_file.read_text() == original and not (tmp_path / f"{pair_file.name}.backup").exists()
 
     strict = validation_step(PipelineSettings(validation_success_threshold=0.9))
-    with pytest.raises(StepError, match="below the threshold"):
+    with pytest.raises(StepError, match="below the threshold") as failure:
         await strict.run(ctx.for_step(StepName.SQL_VALIDATION, enable_llm_repair=False))
+    assert failure.value.code == VALIDATION_BELOW_THRESHOLD
     assert pair_file.read_text() == original and not (tmp_path / f"{pair_file.name}.backup").exists()
     assert len(list(tmp_path.glob("sql_validation_*_report.json"))) == 1
 

@@ -9,7 +9,7 @@ published while the backlog or snapshot is being read is not lost; anything seen
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -86,58 +86,63 @@ async def _pump(
             return
 
 
+@contextlib.asynccontextmanager
+async def _streaming(request: web.Request) -> AsyncIterator[SseWriter]:
+    """An open SSE response for the body of the block; a client leaving or a failure ends it cleanly."""
+    metrics = request.app[METRICS]
+    writer = await SseWriter.open(request)
+    metrics.streams.inc()
+    try:
+        yield writer
+    except ConnectionError:
+        pass  # the client went away
+    except Exception as exc:
+        await _stream_failed(writer, exc)
+    finally:
+        metrics.streams.dec()
+    await writer.close()
+
+
 async def follow_logs(
     request: web.Request, task_id: str, filters: read_models.LogFilters, after_id: int | None
 ) -> web.StreamResponse:
-    broker, pool, metrics = request.app[BROKER], request.app[POOL], request.app[METRICS]
+    broker, pool = request.app[BROKER], request.app[POOL]
     subscription = broker.subscribe(task_id, ["log_emitted", *END_EVENTS])
     try:
-        async with subscription:
-            writer = await SseWriter.open(request)
-            metrics.streams.inc()
+        async with subscription, _streaming(request) as writer:
             seen = _Seen()
-            try:
-                while True:
-                    rows = await read_models.logs(
-                        pool, task_id, filters, after_id=after_id, limit=BACKLOG_PAGE
-                    )
-                    for row in rows[:BACKLOG_PAGE]:
-                        line = log_line_from_row(row)
-                        seen.add(line.event_id)
-                        await writer.send("log", line.model_dump(mode="json"), event_id=line.id)
-                        after_id = row["id"]
-                    if len(rows) <= BACKLOG_PAGE:
-                        break
-                status = await read_models.task_status(pool, task_id)
-                if status is None or status in read_models.TERMINAL_STATUSES:
-                    await writer.send("end", {"task_id": task_id, "status": status or "deleted"})
-                    return writer.response
+            while True:
+                rows = await read_models.logs(pool, task_id, filters, after_id=after_id, limit=BACKLOG_PAGE)
+                for row in rows[:BACKLOG_PAGE]:
+                    line = log_line_from_row(row)
+                    seen.add(line.event_id)
+                    await writer.send("log", line.model_dump(mode="json"), event_id=line.id)
+                    after_id = row["id"]
+                if len(rows) <= BACKLOG_PAGE:
+                    break
+            status = await read_models.task_status(pool, task_id)
+            if status is None or status in read_models.TERMINAL_STATUSES:
+                await writer.send("end", {"task_id": task_id, "status": status or "deleted"})
+                return writer.response
 
-                async def send_line(event: EventEnvelope) -> bool:
-                    line = log_line_from_event(event)
-                    if line is None or not log_matches(line, filters) or not seen.add(line.event_id):
-                        return False
-                    await writer.send("log", line.model_dump(mode="json"))
-                    return True
+            async def send_line(event: EventEnvelope) -> bool:
+                line = log_line_from_event(event)
+                if line is None or not log_matches(line, filters) or not seen.add(line.event_id):
+                    return False
+                await writer.send("log", line.model_dump(mode="json"))
+                return True
 
-                async def on_event(event: EventEnvelope) -> str | None:
-                    if event.type in END_EVENTS:
-                        for pending in subscription.pending():
-                            await send_line(pending)
-                        await writer.send("end", {"task_id": task_id, "status": _end_status(event)})
-                        return "end"
-                    await send_line(event)
-                    return None
+            async def on_event(event: EventEnvelope) -> str | None:
+                if event.type in END_EVENTS:
+                    for pending in subscription.pending():
+                        await send_line(pending)
+                    await writer.send("end", {"task_id": task_id, "status": _end_status(event)})
+                    return "end"
+                await send_line(event)
+                return None
 
-                await _pump(request, subscription, writer, on_event)
-            except ConnectionError:
-                pass  # the client went away
-            except Exception as exc:
-                await _stream_failed(writer, exc)
-            finally:
-                metrics.streams.dec()
-            await writer.close()
-            return writer.response
+            await _pump(request, subscription, writer, on_event)
+        return writer.response
     finally:
         broker.unsubscribe(subscription)
 
@@ -158,7 +163,7 @@ def _end_status(event: EventEnvelope) -> str:
 async def stream_task(request: web.Request) -> web.StreamResponse:
     """Every event of the task as it happens, after a `snapshot` of its current detail."""
     task_id = require_task_id(request)
-    broker, pool, metrics = request.app[BROKER], request.app[POOL], request.app[METRICS]
+    broker, pool = request.app[BROKER], request.app[POOL]
     if await read_models.task_status(pool, task_id) is None:
         raise task_not_found(task_id)
     subscription = broker.subscribe(task_id)
@@ -168,10 +173,8 @@ async def stream_task(request: web.Request) -> web.StreamResponse:
             if row is None:
                 raise task_not_found(task_id)
             detail = task_detail(row, await read_models.executions(pool, task_id), datetime.now(UTC))
-            writer = await SseWriter.open(request)
-            metrics.streams.inc()
-            seen = _Seen()
-            try:
+            async with _streaming(request) as writer:
+                seen = _Seen()
                 await writer.send("snapshot", detail.model_dump(mode="json"))
                 if detail.status in read_models.TERMINAL_STATUSES:
                     await writer.send("end", {"task_id": task_id, "status": detail.status})
@@ -188,13 +191,6 @@ async def stream_task(request: web.Request) -> web.StreamResponse:
                     return None
 
                 await _pump(request, subscription, writer, on_event)
-            except ConnectionError:
-                pass  # the client went away
-            except Exception as exc:
-                await _stream_failed(writer, exc)
-            finally:
-                metrics.streams.dec()
-            await writer.close()
             return writer.response
     finally:
         broker.unsubscribe(subscription)

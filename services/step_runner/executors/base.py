@@ -19,12 +19,18 @@ from shared.steps import StepName
 T = TypeVar("T")
 
 
-class StepError(Exception):
-    """A step failed for a reason worth showing the user; `retryable` when running it again may help."""
+# StepError codes that callers act on (e.g. `dpctl workflow run`'s exit code).
+VALIDATION_BELOW_THRESHOLD = "validation_below_threshold"
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+
+class StepError(Exception):
+    """A step failed for a reason worth showing the user; `retryable` when running it again may help,
+    `code` when a caller needs to tell this failure from others without parsing the message."""
+
+    def __init__(self, message: str, *, retryable: bool = False, code: str | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.code = code
 
 
 class StepContext(Protocol):

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import asyncpg
 
-from services.step_runner.executors.base import StepContext, StepError
+from services.step_runner.executors.base import VALIDATION_BELOW_THRESHOLD, StepContext, StepError
 from services.step_runner.llm.base import LLMError, TextToSQLModel
 from services.step_runner.pipeline.catalog import TableInfo
 from services.step_runner.pipeline.files import atomic_write_json, atomic_write_text
@@ -265,7 +265,8 @@ class SqlValidationExecutor:
             await ctx.log("ERROR", message)
             raise StepError(
                 f"only {t.success_rate_after:.1%} of the SQL is valid after repair, below the threshold of "
-                f"{self._settings.validation_success_threshold:.0%}; pair files left unchanged, see {summary_name}"
+                f"{self._settings.validation_success_threshold:.0%}; pair files left unchanged, see {summary_name}",
+                code=VALIDATION_BELOW_THRESHOLD,
             )
         await ctx.log("WARNING" if t.invalid_after else "INFO", message)
         return summary

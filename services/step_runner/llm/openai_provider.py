@@ -22,7 +22,7 @@ from services.step_runner.llm.jsonout import JSONExtractionError, as_list, as_ob
 from services.step_runner.llm.settings import LLMSettings
 from services.step_runner.llm.sqltext import normalize_statement
 from services.step_runner.pipeline.catalog import TableInfo
-from shared.openai_http import OpenAIHTTPError, RetryPolicy, auth_headers, post_json
+from shared.openai_http import OpenAIEndpoint, OpenAIHTTPError, RetryPolicy
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -40,25 +40,21 @@ class OpenAIChatModel:
 
     def __init__(self, settings: LLMSettings, session: aiohttp.ClientSession | None = None) -> None:
         self._settings = settings
-        self._session = session
-        self._owns_session = session is None
         self._semaphore = asyncio.Semaphore(settings.concurrency)
-        self._policy = RetryPolicy(
-            timeout_seconds=settings.timeout_seconds,
-            max_retries=settings.max_retries,
-            backoff_base_seconds=settings.backoff_base_seconds,
-            backoff_max_seconds=settings.backoff_max_seconds,
+        self._endpoint = OpenAIEndpoint(
+            settings.base_url,
+            settings.api_key.get_secret_value() if settings.api_key else None,
+            RetryPolicy(
+                timeout_seconds=settings.timeout_seconds,
+                max_retries=settings.max_retries,
+                backoff_base_seconds=settings.backoff_base_seconds,
+                backoff_max_seconds=settings.backoff_max_seconds,
+            ),
+            session,
         )
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
-
     async def aclose(self) -> None:
-        if self._session is not None and self._owns_session:
-            await self._session.close()
-        self._session = None
+        await self._endpoint.aclose()
 
     async def _chat(self, messages: list[dict[str, str]]) -> str:
         s = self._settings
@@ -67,16 +63,9 @@ class OpenAIChatModel:
             payload["max_tokens"] = s.max_tokens
         if s.json_mode:
             payload["response_format"] = {"type": "json_object"}
-        key = s.api_key.get_secret_value() if s.api_key else None
         async with self._semaphore:
             try:
-                body = await post_json(
-                    self._client(),
-                    f"{s.base_url}/chat/completions",
-                    payload,
-                    headers=auth_headers(key),
-                    policy=self._policy,
-                )
+                body = await self._endpoint.post("/chat/completions", payload)
             except OpenAIHTTPError as exc:
                 raise LLMError(str(exc), retryable=exc.retryable) from exc
         try:
