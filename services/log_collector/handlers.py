@@ -41,7 +41,6 @@ class BatchCollector:
     _behind: set[str] = field(default_factory=set)  # tasks whose log file could not be written yet
     _stopping: bool = False
     stored: int = 0
-    _sequences: RowIdSequences = field(default_factory=lambda: RowIdSequences())
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -122,19 +121,12 @@ class BatchCollector:
     async def _store(
         self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]
     ) -> tuple[set[str], set[str]]:
-        async with self.pool.acquire() as conn:
-            await self._sequences.before_batch(conn)
-            try:
-                async with conn.transaction():
-                    projector = Projector(conn)
-                    for _, envelope in batch:
-                        seq = await append(conn, envelope)
-                        if seq is not None:
-                            await projector.apply(envelope, seq)
-            except BaseException:
-                self._sequences.rolled_back()
-                raise
-            await self._sequences.after_commit(conn)
+        async with self.pool.acquire() as conn, conn.transaction():
+            projector = Projector(conn)
+            for _, envelope in batch:
+                seq = await append(conn, envelope)
+                if seq is not None:
+                    await projector.apply(envelope, seq)
         return projector.deleted_tasks, projector.logged_tasks
 
     async def _one_by_one(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> None:
@@ -177,44 +169,3 @@ class BatchCollector:
         await self.flush()
         if self._flushing:
             await asyncio.gather(*self._flushing, return_exceptions=True)
-
-
-class RowIdSequences:
-    """Keeps read-model row ids free of gaps, so a rebuild from the event store yields the same ids.
-
-    A rolled-back transaction still consumes sequence values. The collector is the only writer, so
-    after a rollback it may safely wind the sequences back to where the last commit left them.
-    """
-
-    _TABLES = ("data_pipeline_task_executions", "data_pipeline_task_logs", "data_pipeline_task_outputs")
-
-    def __init__(self) -> None:
-        self._names: list[str] = []
-        self._marks: list[tuple[str, int, bool]] | None = None
-        self._dirty = False
-
-    async def _read(self, conn: asyncpg.Connection) -> list[tuple[str, int, bool]]:
-        if not self._names:
-            self._names = [
-                await conn.fetchval("SELECT pg_get_serial_sequence($1, 'id')", table)
-                for table in self._TABLES
-            ]
-        query = " UNION ALL ".join(
-            f"(SELECT {i} AS i, last_value, is_called FROM {name})" for i, name in enumerate(self._names)
-        )
-        rows = sorted(await conn.fetch(query), key=lambda r: r["i"])
-        return [(name, r["last_value"], r["is_called"]) for name, r in zip(self._names, rows, strict=True)]
-
-    async def before_batch(self, conn: asyncpg.Connection) -> None:
-        if self._marks is None:
-            self._marks = await self._read(conn)
-        elif self._dirty:
-            for name, value, called in self._marks:
-                await conn.execute("SELECT setval($1, $2, $3)", name, value, called)
-            self._dirty = False
-
-    def rolled_back(self) -> None:
-        self._dirty = True
-
-    async def after_commit(self, conn: asyncpg.Connection) -> None:
-        self._marks = await self._read(conn)

@@ -1,8 +1,10 @@
 """Applies one stored event to the read models (tasks, executions, logs, outputs).
 
 Used by the live consumer and by `rebuild` alike, so replaying the store yields the same rows. Every
-timestamp comes from the event, never from the clock. Terminal states never move back: a late event
-for a finished execution or task changes nothing.
+timestamp comes from the event, never from the clock, and every row id is the sequence number of the
+event that created the row: a rebuild reproduces the ids even though deleted tasks' events are purged
+from the store. Terminal states never move back: a late event for a finished execution or task changes
+nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from services.log_collector.adapters.event_store import purge_task
 from shared.events import StepName
 from shared.messages import EventEnvelope
 from shared.secrets import mask_secrets
@@ -183,7 +186,7 @@ class Projector:
         await self._save_task(env.task_id, seq, env, **fields)
 
     async def on_task_deleted(self, env: EventEnvelope, e: Any, seq: int) -> None:
-        await self.conn.execute("DELETE FROM data_pipeline_tasks WHERE id = $1", env.task_id)
+        await purge_task(self.conn, env, seq)
         self.deleted_tasks.add(env.task_id)
 
     # ---- step events -----------------------------------------------------------------------------
@@ -195,8 +198,8 @@ class Projector:
         await self.conn.execute(
             """
             INSERT INTO data_pipeline_task_executions (task_id, execution_step, status, execution_id,
-                force_executed, attempt, scheduled_at)
-            VALUES ($1, $2, 'pending', $3, $4, $5, $6)
+                force_executed, attempt, scheduled_at, id)
+            VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7)
             ON CONFLICT (execution_id) DO NOTHING
             """,
             env.task_id,
@@ -205,6 +208,7 @@ class Projector:
             e.force,
             e.attempt,
             env.occurred_at,
+            seq,
         )
         stats = task["step_stats"]
         stats = {
@@ -299,10 +303,10 @@ class Projector:
         status = await self.conn.execute(
             """
             INSERT INTO data_pipeline_task_logs (task_id, execution_id, log_level, message, step_name,
-                module_name, function_name, timestamp, extra_data, event_id, level_no)
+                module_name, function_name, timestamp, extra_data, event_id, level_no, id)
             SELECT $1::varchar,
                    (SELECT execution_id FROM data_pipeline_task_executions WHERE execution_id = $2::varchar),
-                   $3, $4, $5, $6, $7, $8, $9, $10, $11
+                   $3, $4, $5, $6, $7, $8, $9, $10, $11, $12
             WHERE EXISTS (SELECT 1 FROM data_pipeline_tasks WHERE id = $1::varchar)
             ON CONFLICT (event_id) DO NOTHING
             """,
@@ -317,6 +321,7 @@ class Projector:
             json.loads(mask_secrets(json.dumps(e.extra, default=str))),
             env.event_id,
             LEVEL_NO[e.level],
+            seq,
         )
         if status != "INSERT 0 0":
             self.logged_tasks.add(env.task_id)
@@ -325,10 +330,10 @@ class Projector:
         await self.conn.execute(
             """
             INSERT INTO data_pipeline_task_outputs (task_id, execution_id, file_type, file_name, file_path,
-                file_size, content_hash, description, created_at, modified_at, is_primary, step_name)
+                file_size, content_hash, description, created_at, modified_at, is_primary, step_name, id)
             SELECT $1::varchar,
                    (SELECT execution_id FROM data_pipeline_task_executions WHERE execution_id = $2::varchar),
-                   $3, $4, $5, $6, $7, $8, $9::timestamptz, $9::timestamptz, $10, $11
+                   $3, $4, $5, $6, $7, $8, $9::timestamptz, $9::timestamptz, $10, $11, $12
             WHERE EXISTS (SELECT 1 FROM data_pipeline_tasks WHERE id = $1::varchar)
             ON CONFLICT (task_id, file_path) DO UPDATE SET
                 execution_id = EXCLUDED.execution_id, file_type = EXCLUDED.file_type,
@@ -348,4 +353,5 @@ class Projector:
             env.occurred_at,
             e.is_primary,
             e.step.value if e.step else None,
+            seq,
         )

@@ -1,7 +1,8 @@
 """Recreates the read models from the event store (`python -m services.log_collector.main rebuild`).
 
-Runs in one transaction: readers see the old rows until the new ones are committed. Stop the
-collector first (or accept that events arriving meanwhile wait in its queue until it restarts).
+Runs in one transaction: readers see the old rows until the new ones are committed. Tombstones of
+deleted tasks are not a read model and stay (their events were purged, so nothing of them is replayed).
+Stop the collector first (or accept that events arriving meanwhile wait in its queue until it restarts).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The append-only event store: insert-if-new, and replay in order."""
+"""The event store: insert-if-new, replay in order, and purge a deleted task's events."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from shared.messages import EVENT_ADAPTER, EventEnvelope
 
 
 async def append(conn: asyncpg.Connection, env: EventEnvelope) -> int | None:
-    """Store the event; returns its sequence number, or None when it was stored before (a redelivery)."""
+    """Store the event; returns its sequence number, or None when it was stored before (a redelivery)
+    or its task was deleted (a runner's last heartbeat or log line arriving after the purge)."""
     return await conn.fetchval(
         """
         INSERT INTO data_pipeline_events (event_id, type, task_id, occurred_at, producer, payload)
-        VALUES ($1, $2, $3, $4, $5, $6)
+        SELECT $1::uuid, $2::varchar, $3::varchar, $4::timestamptz, $5::varchar, $6::jsonb
+        WHERE NOT EXISTS (SELECT 1 FROM task_tombstones WHERE task_id = $3::varchar)
         ON CONFLICT (event_id) DO NOTHING
         RETURNING seq
         """,
@@ -25,6 +27,41 @@ async def append(conn: asyncpg.Connection, env: EventEnvelope) -> int | None:
         env.producer,
         env.payload.model_dump(mode="json"),
     )
+
+
+async def purge_task(conn: asyncpg.Connection, env: EventEnvelope, seq: int) -> None:
+    """Replace a deleted task's events and rows by a tombstone holding ids and counts only.
+
+    The event history of a deleted task held its (encrypted) connection secret, its log text and its
+    parameters; nothing of it may outlive the delete. The tombstone keeps late events out of the store
+    (see `append`), and neither the scheduler's rebuild nor the collector's replay can find the task again.
+    """
+    counts = await conn.fetchrow(
+        """
+        SELECT (SELECT count(*) FROM data_pipeline_events WHERE task_id = $1) AS events,
+               (SELECT count(*) FROM data_pipeline_task_executions WHERE task_id = $1) AS executions,
+               (SELECT count(*) FROM data_pipeline_task_logs WHERE task_id = $1) AS logs,
+               (SELECT count(*) FROM data_pipeline_task_outputs WHERE task_id = $1) AS outputs
+        """,
+        env.task_id,
+    )
+    await conn.execute(
+        """
+        INSERT INTO task_tombstones (task_id, deleted_at, deleted_seq, event_count, execution_count,
+            log_count, output_count)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (task_id) DO NOTHING
+        """,
+        env.task_id,
+        env.occurred_at,
+        seq,
+        counts["events"],
+        counts["executions"],
+        counts["logs"],
+        counts["outputs"],
+    )
+    await conn.execute("DELETE FROM data_pipeline_tasks WHERE id = $1", env.task_id)  # rows cascade
+    await conn.execute("DELETE FROM data_pipeline_events WHERE task_id = $1", env.task_id)
 
 
 async def replay(conn: asyncpg.Connection, batch: int = 1000) -> AsyncIterator[tuple[int, EventEnvelope]]:

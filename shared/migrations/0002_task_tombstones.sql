@@ -1,0 +1,25 @@
+-- Deleting a task purges its events from the store (issue 7, finding 3) and leaves a tombstone with ids
+-- and counts only. Read-model row ids are the sequence number of the event that made the row, so a
+-- rebuild reproduces them even though purged events leave gaps in the store.
+-- The gateway records each task it accepted (ids and a time, no parameters) so that a 202-accepted task
+-- is addressable before the collector records it (finding 9).
+
+CREATE TABLE IF NOT EXISTS {schema}.task_tombstones (
+    task_id          VARCHAR(32) PRIMARY KEY,
+    deleted_at       TIMESTAMPTZ NOT NULL,
+    deleted_seq      BIGINT NOT NULL,
+    event_count      INTEGER NOT NULL,
+    execution_count  INTEGER NOT NULL,
+    log_count        INTEGER NOT NULL,
+    output_count     INTEGER NOT NULL,
+    recorded_at      TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS {schema}.accepted_commands (
+    task_id      VARCHAR(32) PRIMARY KEY,
+    accepted_at  TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_accepted_commands_accepted_at ON {schema}.accepted_commands (accepted_at);
+
+ALTER TABLE {schema}.data_pipeline_task_executions ALTER COLUMN id TYPE BIGINT;
+ALTER TABLE {schema}.data_pipeline_task_outputs ALTER COLUMN id TYPE BIGINT;

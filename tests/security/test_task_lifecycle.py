@@ -1,0 +1,163 @@
+"""Issue 7, findings 3 and 9: a deleted task leaves nothing readable behind; an accepted task is
+addressable at once, and readiness says when the collector lags.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import aio_pika
+import asyncpg
+import pytest
+
+from shared.broker import Topology
+from shared.events import LogEmitted, StepHeartbeat
+from shared.messages import EventEnvelope, encode
+from shared.steps import StepName
+from tests.conftest import AMQP_URL
+from tests.support.api import BASE, Api
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.e2e
+
+TEXT_TYPES = ("text", "character varying", "character", "json", "jsonb")
+
+
+async def _tables_containing(pg: asyncpg.Connection, needles: list[str]) -> dict[str, list[str]]:
+    """Every text/json column of every table in the run's schema that contains one of the needles."""
+    schema = await pg.fetchval("SELECT current_schema()")
+    columns = await pg.fetch(
+        "SELECT table_name, column_name FROM information_schema.columns"
+        " WHERE table_schema = $1 AND data_type = ANY($2::text[]) ORDER BY table_name, column_name",
+        schema,
+        list(TEXT_TYPES),
+    )
+    assert {c["table_name"] for c in columns} >= {"data_pipeline_events", "data_pipeline_tasks"}
+    hits: dict[str, list[str]] = {}
+    for col in columns:
+        table, column = col["table_name"], col["column_name"]
+        for needle in needles:
+            found = await pg.fetchval(
+                f'SELECT count(*) FROM {schema}."{table}" WHERE strpos("{column}"::text, $1) > 0', needle
+            )
+            if found:
+                hits.setdefault(needle, []).append(f"{table}.{column}")
+    return hits
+
+
+async def _assert_gone(api: Api, task_id: str) -> None:
+    for path in ("", "/events", "/logs", "/files", "/stream", "/logs?follow=true"):
+        status, body = await api.call("GET", f"{BASE}/tasks/{task_id}{path}")
+        assert status == 404, (path, status, body)
+    status, body = await api.call("GET", f"{BASE}/tasks/{task_id}/files/download/ddl_generation.txt")
+    assert status == 404, body
+    for method, path in (("POST", "/cancel"), ("POST", "/execute"), ("DELETE", "")):
+        status, body = await api.call(method, f"{BASE}/tasks/{task_id}{path}")
+        assert status == 404, (method, path, status, body)
+
+
+async def _publish_late_events(env: dict[str, str], task_id: str, execution_id: str) -> None:
+    """What a runner still holding the deleted task's step would send: a heartbeat and a log line."""
+    topology = Topology(env["DP_BROKER_PREFIX"])
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(topology.events_exchange)
+        for payload in (
+            StepHeartbeat(step=StepName.DDL_GENERATION, execution_id=execution_id, runner_id="late"),
+            LogEmitted(
+                level="INFO",
+                message="late line after delete",
+                step=StepName.DDL_GENERATION,
+                execution_id=execution_id,
+            ),
+        ):
+            envelope = EventEnvelope(task_id=task_id, producer="late-runner", payload=payload)  # type: ignore[arg-type]
+            await exchange.publish(aio_pika.Message(encode(envelope)), envelope.routing_key)
+
+
+async def _eventually(predicate, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_deleted_task_leaves_no_events_secret_or_log_text(
+    api: Api, pg: asyncpg.Connection, stack: Stack, stack_env: dict[str, str], data_dir: Path
+) -> None:
+    """On the previous main, GET /events of a deleted task answered 200 with every event, and the event
+    store kept its encrypted secret, parameters and log text for ever."""
+    marker = uuid.uuid4().hex[:12]
+    user, password = f"lc_{marker}", f"Pw-{marker}-x"
+    context = f"ctx-{marker}"
+    task_id = await api.create(
+        f"postgresql://{user}:{password}@127.0.0.1:5432/business", business_context=context
+    )
+    assert (await api.wait(task_id))["status"] == "completed"
+    created = await pg.fetchval(
+        "SELECT payload FROM data_pipeline_events WHERE task_id = $1 AND type = 'task_created'", task_id
+    )
+    ciphertext = json.loads(created)["parameters"]["db_connection_secret"]
+    assert ciphertext and len(ciphertext) > 40
+    log_texts = [
+        r["message"]
+        for r in await pg.fetch("SELECT message FROM data_pipeline_task_logs WHERE task_id = $1", task_id)
+        if user in r["message"]
+    ]
+    assert log_texts  # the runner logged the (masked) connection URL, which names the unique user
+    needles = [password, ciphertext, user, context, *log_texts]
+    assert await _tables_containing(pg, needles), "the needles must be findable before the delete"
+
+    status, body = await api.call("DELETE", f"{BASE}/tasks/{task_id}")
+    assert status in (200, 202), body
+    await _eventually(
+        lambda: pg.fetchval("SELECT EXISTS (SELECT 1 FROM task_tombstones WHERE task_id = $1)", task_id)
+    )
+    await _assert_gone(api, task_id)
+    assert await _tables_containing(pg, needles) == {}
+    tombstone = await pg.fetchrow("SELECT * FROM task_tombstones WHERE task_id = $1", task_id)
+    assert tombstone["event_count"] > 10 and tombstone["log_count"] >= 8 and tombstone["output_count"] == 4
+    assert not (data_dir / task_id).exists()
+
+    # A runner's late heartbeat and log line: not stored, no rows. The marker task's log proves that the
+    # collector got past them (it consumes in order from one queue).
+    execution_id = f"{task_id}_step_1_exec_20260101_000000"
+    await _publish_late_events(stack_env, task_id, execution_id)
+    after = await api.create("postgresql://u:p@127.0.0.1:5432/business")
+    await api.wait(after)
+    assert await pg.fetchval("SELECT count(*) FROM data_pipeline_events WHERE task_id = $1", task_id) == 0
+    assert await pg.fetchval("SELECT count(*) FROM data_pipeline_task_logs WHERE task_id = $1", task_id) == 0
+
+    # Scheduler fail-over: the standby rebuilds from the store and must not find the task.
+    stack.stop("scheduler")
+    try:
+        proof = await api.create("postgresql://u:p@127.0.0.1:5432/business")
+        assert (await api.wait(proof))["status"] == "completed"  # the standby took over
+    finally:
+        stack.start("scheduler")
+
+    # The collector's rebuild replays the store: the task stays gone.
+    stack.stop("collector")
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "services.log_collector.main",
+            "rebuild",
+            env={**os.environ, **stack.env},
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(proc.communicate(), 120)
+        assert proc.returncode == 0, stderr.decode()
+    finally:
+        stack.start("collector")
+    assert (await api.wait(proof))["status"] == "completed"  # the read models are back
+    await _assert_gone(api, task_id)
+    assert await _tables_containing(pg, needles) == {}
+    assert await pg.fetchval("SELECT count(*) FROM data_pipeline_events WHERE task_id = $1", task_id) == 0
