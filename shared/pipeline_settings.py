@@ -45,6 +45,28 @@ class PipelineSettings(BaseSettings):
         le=10,
         description="Repair attempts per failing SQL in step 3 when the task does not set its own.",
     )
+    llm_repair_max_calls: int = Field(
+        default=200,
+        ge=0,
+        le=100_000,
+        description=(
+            "LLM repair calls one run of step 3 may make in all (rounds x failing pairs is otherwise "
+            "unbounded); when spent, repairing stops and the remaining pairs are reported as not repaired."
+        ),
+    )
+    sql_max_plan_cost: float = Field(
+        default=10_000_000.0,
+        gt=0,
+        description=(
+            "A statement whose EXPLAIN estimates a higher total cost is invalid (steps 3 and 4): it would "
+            "be too expensive to run for the assistant that learns it."
+        ),
+    )
+    sql_max_plan_rows: float = Field(
+        default=10_000_000.0,
+        gt=0,
+        description="A statement whose EXPLAIN estimates more result rows than this is invalid (steps 3 and 4).",
+    )
     validation_success_threshold: float = Field(
         default=0.8,
         ge=0.0,

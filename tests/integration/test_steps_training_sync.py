@@ -29,7 +29,8 @@ CUSTOMERS_DDL = "CREATE TABLE public.customers (id bigint PRIMARY KEY, name text
 ORDERS_DOC = "# public.orders\n\nOne row per order.\n\n## Columns\n\n- total_amount: the order's total\n"
 PAIRS = [
     {"question": "How many customers are there?", "sql": "SELECT count(*) FROM customers"},
-    {"question": "What is the total revenue?", "sql": "SELECT sum(total_amount) FROM orderz"},  # broken
+    # a wrong answer that still plans (one that does not plan is refused by step 4's SQL gate)
+    {"question": "What is the total revenue?", "sql": "SELECT sum(total_amount) FROM orders WHERE false"},
     {"question": "How many orders are there?", "sql": "SELECT count(*) FROM orders"},
 ]
 REPAIRED_SQL = "SELECT sum(total_amount) FROM orders"

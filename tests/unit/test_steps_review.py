@@ -12,15 +12,15 @@ from services.step_runner.llm.offline_provider import OfflineTextToSQLModel
 from services.step_runner.llm.offline_schema import entity_names
 from services.step_runner.pipeline.catalog import ColumnInfo, TableInfo
 from services.step_runner.pipeline.descriptions import fill_descriptions
-from services.step_runner.pipeline.sql_statements import UnsafeSql, single_read_only_statement
+from services.step_runner.pipeline.sql_gate import SqlRejected, check_text
 
 
 @pytest.mark.parametrize(
     ("sql", "reason"),
     [
         ("SELECT * FROM orders FOR SHARE", "FOR SHARE"),
-        ("SELECT * FROM orders FOR KEY SHARE OF orders", "FOR KEY SHARE"),
-        ("SELECT * FROM orders o FOR NO KEY UPDATE SKIP LOCKED", "UPDATE"),
+        ("SELECT * FROM orders FOR KEY SHARE OF orders", "FOR SHARE"),
+        ("SELECT * FROM orders o FOR NO KEY UPDATE SKIP LOCKED", "FOR UPDATE"),
         ("SELECT pg_sleep_for('10 seconds')", "pg_sleep_for"),
         ("SELECT pg_sleep_until(now() + interval '1 minute')", "pg_sleep_until"),
         ("SELECT lo_from_bytea(0, 'x')", "lo_from_bytea"),
@@ -28,8 +28,8 @@ from services.step_runner.pipeline.sql_statements import UnsafeSql, single_read_
     ],
 )
 def test_row_locks_and_more_side_effect_functions_are_rejected(sql: str, reason: str) -> None:
-    with pytest.raises(UnsafeSql, match=reason):
-        single_read_only_statement(sql)
+    with pytest.raises(SqlRejected, match=reason):
+        check_text(sql)
 
 
 @pytest.mark.parametrize(
@@ -41,7 +41,7 @@ def test_row_locks_and_more_side_effect_functions_are_rejected(sql: str, reason:
     ],
 )
 def test_words_near_row_lock_clauses_are_still_accepted(sql: str) -> None:
-    assert single_read_only_statement(sql) == sql
+    assert check_text(sql) == sql
 
 
 def _table(*names: str) -> TableInfo:

@@ -1,7 +1,9 @@
 """Step 3: every question/SQL pair must hold one read-only query that PostgreSQL can plan.
 
-Each statement passes the lexical gate (single SELECT/WITH), then `EXPLAIN` in a READ ONLY transaction
-with a statement timeout. Failing SQL may be repaired by the LLM and is checked again. With
+Each statement goes through the SQL gate (pipeline/sql_gate.py: parse tree, function allow-list, EXPLAIN
+in a READ ONLY transaction with a statement timeout, plan cost/rows limits); its own error is its
+verdict, never a step failure. Failing SQL may be repaired by the LLM, within DP_LLM_REPAIR_MAX_CALLS
+calls per run, and is checked again. With
 modify_original_file the pair files are rewritten (repaired SQL in, unusable pairs out), the very first
 original kept as `<file>.backup`.
 """
@@ -14,8 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-import asyncpg
-
 from services.step_runner.executors.base import VALIDATION_BELOW_THRESHOLD, StepContext, StepError
 from services.step_runner.llm.base import LLMError, TextToSQLModel
 from services.step_runner.pipeline.catalog import TableInfo
@@ -27,11 +27,7 @@ from services.step_runner.pipeline.pair_files import (
     pair_files,
     render_pairs,
 )
-from services.step_runner.pipeline.sql_statements import (
-    UnsafeSql,
-    referenced_names,
-    single_read_only_statement,
-)
+from services.step_runner.pipeline.sql_gate import PlanLimits, SqlGate, referenced_names
 from services.step_runner.pipeline.task_files import load_catalog, read_mapping
 from services.step_runner.pipeline.validation_report import (
     PairResult,
@@ -40,7 +36,7 @@ from services.step_runner.pipeline.validation_report import (
     report_document,
     totals,
 )
-from shared.business_db import BusinessDbError, create_pool, describe_error
+from shared.business_db import BusinessDbError, create_pool
 from shared.pipeline_settings import PipelineSettings
 from shared.steps import StepName
 
@@ -48,26 +44,25 @@ LLMFactory = Callable[[], TextToSQLModel]
 MAX_REPAIR_TABLES = 15
 
 
-class _Validator:
-    """EXPLAINs statements on a small pool; a failure is an answer, a lost connection is an error."""
+BUDGET_SPENT = "not repaired: this run's LLM repair budget (DP_LLM_REPAIR_MAX_CALLS={}) is spent"
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
 
-    async def check(self, sql: str) -> tuple[str | None, str | None, bool]:
-        """(statement, error, rejected): the statement when it is valid, else why not."""
-        try:
-            statement = single_read_only_statement(sql)
-        except UnsafeSql as exc:
-            return None, str(exc), True
-        try:
-            async with self._pool.acquire() as conn, conn.transaction(readonly=True):
-                await conn.fetch(f"EXPLAIN {statement}")
-        except asyncpg.PostgresError as exc:
-            return None, describe_error(exc), False
-        except (OSError, asyncpg.InterfaceError) as exc:
-            raise StepError(f"lost the business database: {describe_error(exc)}", retryable=True) from None
-        return statement, None, False
+def plan_limits(settings: PipelineSettings) -> PlanLimits:
+    return PlanLimits(max_cost=settings.sql_max_plan_cost, max_rows=settings.sql_max_plan_rows)
+
+
+class _CallBudget:
+    """LLM repair calls left for this run of the step, shared by every pair."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self) -> bool:
+        if self.used >= self.limit:
+            return False
+        self.used += 1
+        return True
 
 
 class _RepairContext:
@@ -139,19 +134,27 @@ class SqlValidationExecutor:
         except BusinessDbError as exc:
             raise StepError(str(exc), retryable=exc.retryable) from None
         llm = self._llm_factory() if repair else None
+        budget = _CallBudget(self._settings.llm_repair_max_calls)
         try:
-            await self._validate_all(ctx, _Validator(pool), llm, results, rounds if repair else 0)
+            gate = SqlGate(pool, plan_limits(self._settings))
+            await self._validate_all(ctx, gate, llm, budget, results, rounds if repair else 0)
         finally:
             if llm is not None:
                 await llm.aclose()
             await pool.close()
-        return await self._finish(ctx, pairs_by_file, results, repair, rounds)
+        if repair and budget.used >= budget.limit:
+            await ctx.log(
+                "WARNING",
+                f"the LLM repair budget of {budget.limit} calls is spent; the remaining pairs were not repaired",
+            )
+        return await self._finish(ctx, pairs_by_file, results, repair, rounds, budget)
 
     async def _validate_all(
         self,
         ctx: StepContext,
-        validator: _Validator,
+        gate: SqlGate,
         llm: TextToSQLModel | None,
+        budget: _CallBudget,
         results: list[PairResult],
         rounds: int,
     ) -> None:
@@ -163,11 +166,15 @@ class SqlValidationExecutor:
         async def one(result: PairResult) -> None:
             nonlocal done
             async with semaphore:
-                statement, error, rejected = await validator.check(result.original_sql)
-                result.valid_before = statement is not None
-                result.final_sql, result.error, result.rejected = statement, error, rejected
-                if statement is None and not rejected and llm is not None and repair_context is not None:
-                    await self._repair(validator, llm, repair_context, result, rounds)
+                verdict = await gate.check(result.original_sql)
+                result.valid_before = verdict.valid
+                result.final_sql, result.error, result.rejected = (
+                    verdict.statement,
+                    verdict.error,
+                    verdict.rejected,
+                )
+                if not verdict.valid and not verdict.rejected and llm is not None and repair_context:
+                    await self._repair(gate, llm, budget, repair_context, result, rounds)
             done += 1
             if done % step == 0 or done == len(results):
                 await ctx.progress(100.0 * done / len(results), f"{done}/{len(results)} statements checked")
@@ -181,8 +188,9 @@ class SqlValidationExecutor:
 
     async def _repair(
         self,
-        validator: _Validator,
+        gate: SqlGate,
         llm: TextToSQLModel,
+        budget: _CallBudget,
         repair_context: _RepairContext,
         result: PairResult,
         rounds: int,
@@ -190,6 +198,9 @@ class SqlValidationExecutor:
         sql, error = result.original_sql, result.error or ""
         ddl, tables = repair_context.for_sql(sql)
         for round_no in range(1, rounds + 1):
+            if not budget.take():
+                result.repairs.append(RepairAttempt(round_no, None, False, BUDGET_SPENT.format(budget.limit)))
+                return
             try:
                 candidate = await llm.repair_sql(sql, error, ddl, tables)
             except LLMError as exc:
@@ -200,12 +211,14 @@ class SqlValidationExecutor:
             if not candidate or not candidate.strip():
                 result.repairs.append(RepairAttempt(round_no, None, False, "the LLM gave no repair"))
                 return
-            statement, new_error, _ = await validator.check(candidate)
-            result.repairs.append(RepairAttempt(round_no, candidate, statement is not None, new_error))
-            if statement is not None:
-                result.final_sql = statement
+            verdict = await gate.check(candidate)
+            result.repairs.append(RepairAttempt(round_no, candidate, verdict.valid, verdict.error))
+            if verdict.statement is not None:
+                result.final_sql = verdict.statement
                 return
-            sql, error = candidate, new_error or ""
+            if verdict.rejected:
+                return  # the LLM answered with something the gate refuses outright: stop here
+            sql, error = candidate, verdict.error or ""
 
     async def _finish(
         self,
@@ -214,6 +227,7 @@ class SqlValidationExecutor:
         results: list[PairResult],
         repair: bool,
         rounds: int,
+        budget: _CallBudget,
     ) -> dict[str, Any]:
         t = totals(results)
         below = t.success_rate_after < self._settings.validation_success_threshold
@@ -234,6 +248,8 @@ class SqlValidationExecutor:
             "success_rate_after": round(t.success_rate_after, 4),
             "llm_repair": repair,
             "repair_rounds": rounds if repair else 0,
+            "llm_repair_calls": budget.used,
+            "llm_repair_max_calls": budget.limit,
             "files_rewritten": rewritten,
             "threshold": self._settings.validation_success_threshold,
         }

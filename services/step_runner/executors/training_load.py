@@ -3,7 +3,11 @@ training-data store, so that the store holds exactly the task's current files.
 
 Loading twice adds nothing and removes nothing. When a re-run of step 1 or 3 changed or dropped an item
 since the last load, the task's link to its old row is removed, and the row is deleted unless another
-task still links it; rows this step never loaded are never removed."""
+task still links it; rows this step never loaded are never removed.
+
+Every question/SQL pair passes the SQL gate (pipeline/sql_gate.py) again before anything is written,
+whether or not step 3 ran (`enable_sql_validation: false` does not open the store): a pair the gate
+refuses is left out and listed, with its reason, in the step's summary."""
 
 from __future__ import annotations
 
@@ -18,9 +22,10 @@ import asyncpg
 from services.step_runner.executors.base import StepContext, StepError
 from services.step_runner.pipeline.doc_chunks import chunk_markdown
 from services.step_runner.pipeline.pair_files import PairFileError, load_pairs, pair_files
+from services.step_runner.pipeline.sql_gate import PlanLimits, SqlGate
 from services.step_runner.pipeline.task_files import read_mapping
 from shared import training_store
-from shared.business_db import describe_error
+from shared.business_db import BusinessDbError, create_pool, describe_error
 from shared.embeddings import Embedder, EmbeddingError
 from shared.pipeline_settings import PipelineSettings
 from shared.steps import StepName
@@ -74,6 +79,7 @@ class TrainingLoadExecutor:
             items = await ctx.run_blocking(collect_items, ctx.task_dir)
         except PairFileError as exc:
             raise StepError(str(exc)) from None
+        items, refused = await self._gate_pairs(ctx, items)
         if not items:
             raise StepError("nothing to load: no .ddl, _detail.md or qs_*_pair.json in the task directory")
         schema = self._settings.training_schema
@@ -85,7 +91,8 @@ class TrainingLoadExecutor:
             ) from None
         embedder = self._embedder_factory()
         try:
-            return await self._load(ctx, conn, embedder, schema, items)
+            summary = await self._load(ctx, conn, embedder, schema, items)
+            return {**summary, "refused_pairs": refused}
         except (OSError, asyncpg.InterfaceError) as exc:
             raise StepError(f"lost the training store: {describe_error(exc)}", retryable=True) from None
         except asyncpg.PostgresError as exc:
@@ -95,6 +102,44 @@ class TrainingLoadExecutor:
         finally:
             await embedder.aclose()
             await conn.close()
+
+    async def _gate_pairs(
+        self, ctx: StepContext, items: list[TrainingItem]
+    ) -> tuple[list[TrainingItem], list[dict[str, Any]]]:
+        """The items without the pairs the SQL gate refuses, and those pairs with the reason."""
+        pairs = [i for i in items if i.kind == "question_sql"]
+        if not pairs:
+            return items, []
+        limits = PlanLimits(self._settings.sql_max_plan_cost, self._settings.sql_max_plan_rows)
+        try:
+            pool = await create_pool(
+                ctx.business_db_url(),
+                max_size=min(4, self._settings.sql_validation_concurrency),
+                statement_timeout_ms=self._settings.statement_timeout_ms,
+            )
+        except BusinessDbError as exc:
+            raise StepError(str(exc), retryable=exc.retryable) from None
+        refused: list[dict[str, Any]] = []
+        rejected: set[int] = set()
+        try:
+            gate = SqlGate(pool, limits)
+            for item in pairs:
+                verdict = await gate.check(item.sql or "")
+                if not verdict.valid:
+                    rejected.add(id(item))
+                    refused.append(
+                        {"file": item.source_file, "question": item.question, "reason": verdict.error}
+                    )
+        finally:
+            await pool.close()
+        if refused:
+            await ctx.log(
+                "WARNING",
+                f"{len(refused)} of {len(pairs)} question/SQL pairs refused by the SQL gate and not loaded: "
+                + "; ".join(f"{r['file']}: {r['reason']}" for r in refused[:5])
+                + (" …" if len(refused) > 5 else ""),
+            )
+        return [i for i in items if id(i) not in rejected], refused
 
     async def _load(
         self,
