@@ -69,11 +69,36 @@ def load_or_create_key(configured: str | None, data_root: Path) -> bytes:
     key_file = data_root / ".encryption_key"
     data_root.mkdir(parents=True, exist_ok=True)
     if not key_file.exists():
-        key = Fernet.generate_key()
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        _publish_new_key(key_file)
+    key = key_file.read_bytes().strip()
+    try:
+        Fernet(key)
+    except ValueError:
+        raise SecretError(f"{key_file} holds no Fernet key; remove it or set DP_ENCRYPTION_KEY") from None
+    return key
+
+
+def _publish_new_key(key_file: Path) -> None:
+    """Create `key_file` with a fresh key such that services starting at once all end up with one key.
+
+    The key is written and fsynced under a private temporary name, then hard-linked to the real name:
+    `link` fails when the name exists, so exactly one process wins and nobody reads a half-written
+    file (a plain O_EXCL create shows the empty file between create and write). Losers use the
+    winner's key.
+    """
+    tmp = key_file.with_name(f"{key_file.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(key)
-    return key_file.read_bytes().strip()
+            fh.write(Fernet.generate_key())
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, key_file)
+        except FileExistsError:
+            pass  # another process won; its file is complete
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class SecretBox:

@@ -18,6 +18,7 @@ from aiohttp import web
 from services.api_gateway.adapters.broker import GatewayBroker
 from services.api_gateway.auth import auth_middleware
 from services.api_gateway.errors import error_middleware
+from services.api_gateway.hardening import add_security_headers, origin_middleware
 from services.api_gateway.keys import BROKER, EXTRAS, METRICS, POOL, ROUTES, SECRET_BOX, SETTINGS
 from services.api_gateway.metrics import HttpMetrics, metrics_middleware
 from services.api_gateway.routes import (
@@ -160,7 +161,12 @@ def create_app(
     metrics = HttpMetrics()
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[metrics_middleware(metrics), error_middleware, auth_middleware(settings.api_tokens)],
+        middlewares=[
+            metrics_middleware(metrics),
+            error_middleware,
+            origin_middleware(settings.public_base_url),
+            auth_middleware(settings.api_tokens),
+        ],
     )
     routes = all_routes()
     app[SETTINGS] = settings
@@ -172,4 +178,5 @@ def create_app(
         [_secrets, _database, _broker, _training_context(embedding_settings, pipeline_settings)]
     )
     app.on_shutdown.append(_end_streams)
+    app.on_response_prepare.append(add_security_headers)
     return app

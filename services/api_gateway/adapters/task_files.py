@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 from shared.ids import is_valid_task_id
@@ -17,6 +18,8 @@ from shared.ids import is_valid_task_id
 # Word characters (any script: table names become file names), dot, dash, space, parentheses.
 _FILE_NAME = re.compile(r"^[\w][\w.\- ()+]{0,254}$")
 DEFAULT_TABLE_LIST_FILE = "table_list.txt"
+# The collector writes the task's log here (services/log_collector/adapters/task_files.py).
+LOG_FILE = "data_pipeline.log"
 
 
 def is_safe_file_name(name: str) -> bool:
@@ -50,11 +53,35 @@ def resolve_task_file(data_root: Path, task_id: str, file_name: str) -> Path | N
     return candidate
 
 
+# The `.txt` files the pipeline itself writes (services/step_runner: pipeline/task_files.py,
+# pipeline/theme_metadata.py) and the collector's log; tests/unit/test_hardening_units.py keeps this
+# in step with those modules.
+PIPELINE_TEXT_FILES = frozenset(
+    {"filename_mapping.txt", "metadata.txt", "db_query_decision_prompt.txt", LOG_FILE}
+)
+
+
 def table_list_target(parameters_file: object) -> str:
     """The file the task reads its table list from: its own `table_list_file` if that is a bare name."""
     if isinstance(parameters_file, str) and is_safe_file_name(parameters_file):
         return parameters_file
     return DEFAULT_TABLE_LIST_FILE
+
+
+def table_list_name_problem(file_name: str, registered_outputs: Collection[str]) -> str | None:
+    """Why the gateway must not write a table list to `file_name`, or None.
+
+    A table list is `table_list.txt` or another `.txt` file that is neither one of the pipeline's own
+    files nor a registered output, so an upload never overwrites what the pipeline produced
+    (`schema_catalog.json`, a DDL, `metadata.txt`).
+    """
+    if not file_name.lower().endswith(".txt"):
+        return "a table-list file must be named *.txt"
+    if file_name == DEFAULT_TABLE_LIST_FILE:
+        return None  # step 1 registers its copy of the table list under this name: same content kind
+    if file_name.lower() in PIPELINE_TEXT_FILES or file_name in registered_outputs:
+        return "the name is one of the pipeline's own output files"
+    return None
 
 
 def write_atomically(directory: Path, file_name: str, content: str) -> Path:

@@ -1,4 +1,4 @@
-"""Output files: the registered list, and downloads confined to the task's own directory.
+"""Output files: the registered list, and downloads of registered files from the task's own directory.
 
 A client's file name is checked by pattern first (400 when it could never name a file: separators,
 `..`, a leading dot), then resolved and required to sit directly in `<data_root>/<task_id>/`; every
@@ -13,7 +13,12 @@ from urllib.parse import quote
 from aiohttp import web
 
 from services.api_gateway.adapters import read_models
-from services.api_gateway.adapters.task_files import is_safe_file_name, resolve_task_file
+from services.api_gateway.adapters.task_files import (
+    LOG_FILE,
+    is_safe_file_name,
+    resolve_task_file,
+    table_list_target,
+)
 from services.api_gateway.envelope import ok
 from services.api_gateway.errors import InvalidParams, NotFound
 from services.api_gateway.keys import POOL, SETTINGS
@@ -45,10 +50,18 @@ async def download_file(request: web.Request) -> web.StreamResponse:
     if not is_safe_file_name(file_name):
         raise InvalidParams("invalid file name: a bare name without separators or '..'", invalid=["filename"])
     pool = request.app[POOL]
-    if await read_models.task_status(pool, task_id) is None:
+    task = await read_models.get_task(pool, task_id)
+    if task is None:
         raise task_not_found(task_id)
-    path = resolve_task_file(request.app[SETTINGS].data_root, task_id, file_name)
-    if path is None or await read_models.output_downloadable(pool, task_id, file_name) is False:
+    # Only what the pipeline registered as a downloadable output, the task's log and its table list:
+    # anything else lying in the directory (a backup, a stray file) is the same 404 as a missing one.
+    parameters = task["parameters"] if isinstance(task["parameters"], dict) else {}
+    if file_name in (LOG_FILE, table_list_target(parameters.get("table_list_file"))):
+        allowed = True
+    else:
+        allowed = await read_models.output_downloadable(pool, task_id, file_name) is True
+    path = resolve_task_file(request.app[SETTINGS].data_root, task_id, file_name) if allowed else None
+    if path is None:
         raise NotFound(f"file not found: {file_name}")
     content_type = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
     return web.FileResponse(

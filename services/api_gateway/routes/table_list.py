@@ -14,7 +14,12 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from services.api_gateway.adapters import read_models
-from services.api_gateway.adapters.task_files import table_list_target, task_dir, write_atomically
+from services.api_gateway.adapters.task_files import (
+    table_list_name_problem,
+    table_list_target,
+    task_dir,
+    write_atomically,
+)
 from services.api_gateway.envelope import ok
 from services.api_gateway.errors import (
     Conflict,
@@ -67,6 +72,13 @@ async def _write_table_list(request: web.Request, task_id: str, tables: list[str
         )
     parameters = row["parameters"] if isinstance(row["parameters"], dict) else {}
     file_name = table_list_target(parameters.get("table_list_file"))
+    registered = {r["file_name"] for r in await read_models.outputs(request.app[POOL], task_id)}
+    if problem := table_list_name_problem(file_name, registered):
+        raise Conflict(
+            f"the task's table_list_file {file_name!r} cannot be written: {problem}; "
+            "create the task with another table_list_file (default table_list.txt)",
+            invalid=["table_list_file"],
+        )
     directory = task_dir(request.app[SETTINGS].data_root, task_id)
     await asyncio.to_thread(write_atomically, directory, file_name, "\n".join(tables) + "\n")
     data = TableListWritten(task_id=task_id, file_name=file_name, table_count=len(tables), tables=tables)
@@ -95,16 +107,23 @@ async def _read_upload(part: BodyPartReader, limit: int) -> bytes:
 
 
 async def _first_file(reader: MultipartReader, limit: int) -> bytes | None:
-    """The content of the first part that carries a file name (other parts are skipped)."""
+    """The content of the first part that carries a file name (other parts are skipped).
+
+    The whole body is read to its closing boundary before anything is used: aiohttp hands out a
+    part's bytes up to the end of the stream even when the boundary never comes, so a truncated
+    upload would otherwise be taken as complete (the parser raises ValueError on the missing end).
+    """
+    content: bytes | None = None
     while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader) or not part.filename:
-            if isinstance(part, BodyPartReader):
-                await part.release()
+        if content is not None or not isinstance(part, BodyPartReader) or not part.filename:
+            await part.release()
             continue
         if not part.filename.lower().endswith(".txt"):
             raise InvalidParams("the file must be a .txt file", invalid=["file"])
-        return await _read_upload(part, limit)
-    return None
+        content = await _read_upload(part, limit)
+    if not reader.at_eof():
+        raise ValueError("multipart body without its closing boundary")
+    return content
 
 
 async def upload_table_list(request: web.Request) -> web.Response:
@@ -119,8 +138,11 @@ async def upload_table_list(request: web.Request) -> web.Response:
     try:
         content = await _first_file(await request.multipart(), limit)
     except (ValueError, HttpProcessingError):
-        # aiohttp's multipart parser: no or bad boundary, bad part headers, body ends early.
-        raise InvalidParams("malformed multipart/form-data body", invalid=["body"]) from None
+        # aiohttp's multipart parser: no or bad boundary, bad part headers, body ends early or
+        # without its closing boundary.
+        raise InvalidParams(
+            "malformed multipart/form-data body (truncated, or no closing boundary)", invalid=["body"]
+        ) from None
     if content is None:
         raise MissingParams("no file in the upload (form field `file`)", missing=["file"])
     if b"\x00" in content:

@@ -10,8 +10,13 @@ const state = { selected: null, cursor: null, stream: null, refreshTimer: null, 
 
 // --- HTTP ---------------------------------------------------------------------------------------
 
+// The token lives in sessionStorage (this tab only, gone when it closes), never in localStorage, which
+// every tab and every later visit could read. A token an older version left in localStorage is removed.
+const TOKEN_KEY = "dp_token";
+try { localStorage.removeItem(TOKEN_KEY); } catch (_) { /* storage disabled */ }
+
 function authHeaders() {
-  const token = localStorage.getItem("dp_token") || "";
+  const token = sessionStorage.getItem(TOKEN_KEY) || "";
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
 
@@ -367,9 +372,9 @@ function handleFrame(frame) {
 
 // --- wiring -------------------------------------------------------------------------------------
 
-$("token").value = localStorage.getItem("dp_token") || "";
+$("token").value = sessionStorage.getItem(TOKEN_KEY) || "";
 $("token").addEventListener("change", () => {
-  localStorage.setItem("dp_token", $("token").value.trim());
+  sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
   loadTasks();
 });
 $("filter-status").addEventListener("change", () => loadTasks());
