@@ -46,11 +46,41 @@ class SseEvent:
     id: str | None = None
 
 
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port made explicit."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(scheme)
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects within the gateway's origin only.
+
+    urllib copies every header, `Authorization` included, to wherever a redirect points; a proxy or
+    a compromised gateway could send the bearer token to another host (or downgrade https to http).
+    A redirect to another origin is refused and reported instead of followed.
+    """
+
+    def redirect_request(  # type: ignore[override]
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
+        target = urllib.parse.urljoin(req.full_url, newurl)
+        if origin(target) != origin(req.full_url):
+            raise ApiError(
+                code,
+                f"the gateway redirected to another origin ({target.split('?', 1)[0][:200]}); not "
+                "following it with the token; set --url to that address if you trust it",
+                "redirect_refused",
+            )
+        return super().redirect_request(req, fp, code, msg, headers, target)
+
+
 class GatewayClient:
     def __init__(self, base_url: str, token: str | None = None, timeout: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self._opener = urllib.request.build_opener(_SameOriginRedirects)
 
     # --- plumbing ---
 
@@ -78,7 +108,7 @@ class GatewayClient:
             headers["Authorization"] = f"Bearer {self.token}"
         request = urllib.request.Request(self.url(path, params), data=data, headers=headers, method=method)
         try:
-            return urllib.request.urlopen(request, timeout=timeout or self.timeout)  # type: ignore[no-any-return]
+            return self._opener.open(request, timeout=timeout or self.timeout)  # type: ignore[no-any-return]
         except urllib.error.HTTPError as exc:
             raise _api_error(exc.code, exc.read()) from None
         except urllib.error.URLError as exc:

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import io
 import json
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -275,9 +276,20 @@ async def gateway() -> AsyncIterator[tuple[FakeGateway, str]]:
 async def dpctl(url: str, *argv: str, token: str | None = TOKEN) -> Result:
     def invoke() -> Result:
         out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with (
+            tempfile.TemporaryDirectory() as directory,
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+        ):
+            # The token as a user should pass it: from a file only they can read (not `--token`).
+            token_args: list[str] = []
+            if token:
+                token_file = Path(directory) / "token"
+                token_file.write_text(token, encoding="utf-8")
+                token_file.chmod(0o600)
+                token_args = ["--token-file", str(token_file)]
             try:
-                code = run(["--url", url, *(["--token", token] if token else []), *argv])
+                code = run(["--url", url, *token_args, *argv])
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 2
         return Result(code, out.getvalue(), err.getvalue())

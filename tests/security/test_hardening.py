@@ -3,20 +3,28 @@
 Every test here failed on main before the fix: a cross-origin page could change state, the UI had no
 CSP/frame protection and kept the token in localStorage, a truncated multipart body was accepted,
 any file lying in a task directory was served, a table list could overwrite a pipeline output, and
-services starting together could crash or disagree on the encryption key file.
+services starting together could crash or disagree on the encryption key file, and dpctl sent the
+token along any redirect and only took it on the command line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import multiprocessing
 import re
 import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
+from services.dpctl.main import run as dpctl_run
 from tests.e2e.conftest import DB_URL
 from tests.support.api import BASE, Api
 from tests.support.stack import wait_until
@@ -246,3 +254,100 @@ def test_services_starting_together_share_one_key_file() -> None:
             assert key_file.read_bytes() == outcomes[0][1]
             assert key_file.stat().st_mode & 0o077 == 0
             assert [p.name for p in Path(directory).iterdir()] == [".encryption_key"]  # no temp files left
+
+
+# --- dpctl: the token on redirects and on the command line --------------------------------------
+
+
+@dataclass
+class _Recorder:
+    """A tiny HTTP server that records the Authorization header of every request it gets."""
+
+    seen: list[tuple[str, str | None]] = field(default_factory=list)
+    redirect_to: str | None = None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.seen.append((request.path, request.headers.get("Authorization")))
+        if self.redirect_to and request.path.endswith("/tasks"):
+            raise web.HTTPTemporaryRedirect(self.redirect_to)
+        body = {"code": 200, "success": True, "message": "success", "data": {"tasks": [], "total": 0}}
+        return web.json_response(body)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[tuple[_Recorder, str, _Recorder, str]]:
+    gateway, elsewhere = _Recorder(), _Recorder()
+    started = [TestServer(gateway.app()), TestServer(elsewhere.app())]
+    for server in started:
+        await server.start_server()
+    try:
+        yield gateway, str(started[0].make_url("")), elsewhere, str(started[1].make_url(""))
+    finally:
+        for server in started:
+            await server.close()
+
+
+async def _dpctl(*argv: str) -> tuple[int, str, str]:
+    def invoke() -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = dpctl_run(list(argv))
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 2
+        return code, out.getvalue(), err.getvalue()
+
+    return await asyncio.to_thread(invoke)
+
+
+async def test_dpctl_does_not_carry_the_token_to_another_origin(
+    servers: tuple[_Recorder, str, _Recorder, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gateway, gateway_url, elsewhere, elsewhere_url = servers
+    monkeypatch.setenv("DP_API_TOKEN", "tok-123")
+    # A redirect inside the gateway's origin is followed, token and all.
+    gateway.redirect_to = f"{gateway_url}/api/v0/data_pipeline/tasks-moved"
+    code, _, err = await _dpctl("--url", gateway_url, "task", "list", "--json")
+    assert code == 0, err
+    assert gateway.seen[-1] == ("/api/v0/data_pipeline/tasks-moved", "Bearer tok-123")
+    # A redirect to another origin is refused: the other server never sees the request or the token.
+    gateway.redirect_to = f"{elsewhere_url}/steal"
+    code, _, err = await _dpctl("--url", gateway_url, "task", "list")
+    assert code == 1  # the server misbehaved (exit 1), not the request
+    assert "redirected to another origin" in err
+    assert elsewhere.seen == []
+    assert "tok-123" not in err
+
+
+async def test_dpctl_reads_the_token_from_a_file_and_warns_about_token_on_the_command_line(
+    servers: tuple[_Recorder, str, _Recorder, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    gateway, gateway_url, _, _ = servers
+    monkeypatch.delenv("DP_API_TOKEN", raising=False)
+    token_file = tmp_path / "token"
+    token_file.write_text("tok-from-file\n", encoding="utf-8")
+    token_file.chmod(0o600)
+    code, _, err = await _dpctl("--url", gateway_url, "--token-file", str(token_file), "task", "list")
+    assert code == 0, err
+    assert gateway.seen[-1][1] == "Bearer tok-from-file"
+    assert "warning" not in err
+
+    token_file.chmod(0o644)
+    code, _, err = await _dpctl("--url", gateway_url, "--token-file", str(token_file), "task", "list")
+    assert code == 0 and "accessible to other users" in err
+
+    code, _, err = await _dpctl(
+        "--url", gateway_url, "--token-file", str(tmp_path / "missing"), "task", "list"
+    )
+    assert code == 2 and "cannot read the token file" in err
+
+    # Still accepted for old scripts, with a warning (the value is visible in `ps`).
+    code, _, err = await _dpctl("--url", gateway_url, "--token", "tok-argv", "task", "list")
+    assert code == 0
+    assert gateway.seen[-1][1] == "Bearer tok-argv"
+    assert "--token is deprecated" in err and "tok-argv" not in err
