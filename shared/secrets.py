@@ -53,11 +53,27 @@ def strip_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}@{netloc}" if user else netloc))
 
 
+# scrypt parameters for a passphrase key: part of the stored data's format, so never change them in
+# place (a new format needs a new ENCRYPTED_PREFIX). The salt is fixed because every service must derive
+# the same key without sharing state; the passphrase itself must carry the entropy.
+KDF_SALT = b"data_pipeline/encryption_key/v1"
+KDF_N, KDF_R, KDF_P = 2**15, 8, 1
+
+
+def derive_key(passphrase: str) -> bytes:
+    """The Fernet key for a passphrase (scrypt, N=2**15, r=8, p=1, 32 bytes)."""
+    derived = hashlib.scrypt(
+        passphrase.encode(), salt=KDF_SALT, n=KDF_N, r=KDF_R, p=KDF_P, maxmem=64 * 1024 * 1024, dklen=32
+    )
+    return base64.urlsafe_b64encode(derived)
+
+
 def load_or_create_key(configured: str | None, data_root: Path) -> bytes:
     """The Fernet key: from settings, else from `<data_root>/.encryption_key` (created once, mode 0600).
 
-    A configured key may be a Fernet key or any passphrase (hashed to one), so operators can put a
-    plain random string in a Kubernetes Secret.
+    A configured key may be a Fernet key or a passphrase, so operators can put a long random string in
+    a Kubernetes Secret. A passphrase is stretched with scrypt (fixed salt and cost, `KDF_*` below:
+    every service derives the same key from it); settings refuse short and placeholder passphrases.
     """
     if configured:
         raw = configured.encode()
@@ -65,7 +81,7 @@ def load_or_create_key(configured: str | None, data_root: Path) -> bytes:
             Fernet(raw)
             return raw
         except ValueError:
-            return base64.urlsafe_b64encode(hashlib.sha256(raw).digest())
+            return derive_key(configured)
     key_file = data_root / ".encryption_key"
     data_root.mkdir(parents=True, exist_ok=True)
     if not key_file.exists():

@@ -2,17 +2,79 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import sys
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 S = TypeVar("S", bound=BaseSettings)
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
+
+Role = Literal["viewer", "operator", "admin"]
+ROLES: tuple[Role, ...] = ("viewer", "operator", "admin")
+# Secrets shorter than these are refused: a bearer token is compared as is, and a passphrase is only
+# stretched by scrypt (shared.secrets.load_or_create_key), so neither may be guessable.
+MIN_TOKEN_LENGTH = 24
+MIN_PASSPHRASE_LENGTH = 16
+# Values shipped in templates and examples (deploy/, docs): a service that finds one refuses to start,
+# so a copied template never runs with a secret everyone knows.
+_PLACEHOLDER = re.compile(
+    r"change[-_ ]?me|changeme|replace[-_ ]?me|placeholder|example|secret|password|local-compose-only",
+    re.IGNORECASE,
+)
+
+
+def is_placeholder(value: str) -> bool:
+    """True for a template value (CHANGE-ME, local-compose-only-change-me, ...) or a one-character run."""
+    return bool(_PLACEHOLDER.search(value)) or len(set(value)) <= 2
+
+
+class ApiToken(BaseModel):
+    """One accepted bearer token, its role and, optionally, the named connections it may use."""
+
+    model_config = {"frozen": True, "extra": "forbid"}
+
+    token: SecretStr = Field(description="The bearer token (at least 24 characters).")
+    role: Role = Field(
+        default="admin",
+        description="viewer: read; operator: also create, execute, cancel, upload, list tables, "
+        "download files; admin: also delete and every named connection.",
+    )
+    name: str | None = Field(
+        default=None, max_length=64, description="Shown in logs and metrics instead of the token."
+    )
+    connections: list[str] | None = Field(
+        default=None,
+        description="Named connections this token may use (['*']: all). Set, the token may use only "
+        "these and no ad-hoc URL; unset: admin may use all, operator and viewer none (ad-hoc URLs only).",
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _token_is_strong(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if secret != secret.strip() or any(not ch.isprintable() for ch in secret):
+            raise ValueError("a token must not contain spaces or control characters")
+        if is_placeholder(secret):
+            raise ValueError("a token is a template placeholder; generate a random one")
+        if len(secret) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"a token must have at least {MIN_TOKEN_LENGTH} characters")
+        return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 class CommonSettings(BaseSettings):
@@ -39,7 +101,9 @@ class CommonSettings(BaseSettings):
     )
     encryption_key: SecretStr | None = Field(
         default=None,
-        description="Key that encrypts business-database passwords (Fernet key or any passphrase); unset: generated once into <data_root>/.encryption_key.",
+        description="Key that encrypts business-database passwords: a Fernet key, or a passphrase of at "
+        "least 16 characters (stretched with scrypt); template placeholders are refused. Unset: generated "
+        "once into <data_root>/.encryption_key.",
     )
     connections: dict[str, SecretStr] = Field(
         default_factory=dict,
@@ -57,6 +121,25 @@ class CommonSettings(BaseSettings):
         pattern="^(auto|json|console)$",
         description="auto (console on a terminal, JSON otherwise), json or console.",
     )
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _key_is_not_a_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if not secret:
+            return None  # empty: same as unset (a generated key)
+        if is_placeholder(secret):
+            raise ValueError(
+                "is a template placeholder; generate a key: "
+                'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+            )
+        if len(secret) < MIN_PASSPHRASE_LENGTH:
+            raise ValueError(
+                f"must be a Fernet key or a passphrase of at least {MIN_PASSPHRASE_LENGTH} characters"
+            )
+        return value
 
     @field_validator("db_schema")
     @classmethod
@@ -82,9 +165,39 @@ class CommonSettings(BaseSettings):
 
 
 class GatewaySettings(CommonSettings):
-    http_host: str = Field(default="0.0.0.0", description="Address the gateway listens on.")
+    http_host: str = Field(
+        default="127.0.0.1",
+        description="Address the gateway listens on. Beyond loopback (e.g. 0.0.0.0) it needs DP_API_TOKENS "
+        "(or DP_ALLOW_INSECURE=1).",
+    )
     http_port: int = Field(default=8084, ge=1, le=65535, description="Port the gateway listens on.")
-    api_tokens: list[SecretStr] = Field(default_factory=list, description="Bearer tokens; empty: no auth.")
+    api_tokens: list[ApiToken] = Field(
+        default_factory=list,
+        description='Bearer tokens: JSON list of {"token", "role", "name", "connections"} objects; a plain '
+        "string is an admin token. Empty: no auth (loopback only, unless DP_ALLOW_INSECURE=1).",
+    )
+    allow_insecure: bool = Field(
+        default=False,
+        description="Let the gateway listen beyond loopback without DP_API_TOKENS (everyone is admin).",
+    )
+    sse_max_streams_total: int = Field(
+        default=200,
+        ge=1,
+        le=1800,
+        description="Open event streams (each a broker channel; 2,047 per connection at most) at once; 503 past it.",
+    )
+    sse_max_streams_per_client: int = Field(
+        default=10, ge=1, description="Open event streams per token (per address without auth); 503 past it."
+    )
+    rate_limit_per_minute: float = Field(
+        default=60.0,
+        ge=0,
+        description="Expensive requests (training search, table listing, opening a stream) per token or "
+        "address and minute; 0: no limit. 429 with Retry-After past it.",
+    )
+    rate_limit_burst: int = Field(
+        default=20, ge=1, description="Expensive requests a client may make at once before the rate applies."
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest request body (413 above).")
     max_upload_bytes: int = Field(
         default=262_144, ge=1024, description="Largest table-list upload (413 above)."
@@ -108,6 +221,28 @@ class GatewaySettings(CommonSettings):
     public_base_url: str | None = Field(
         default=None, description="Base URL shown in links when the gateway sits behind a proxy."
     )
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _plain_strings_are_admin(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"token": item, "role": "admin"} if isinstance(item, str) else item for item in value]
+        return value
+
+    @model_validator(mode="after")
+    def _secure_by_default(self) -> GatewaySettings:
+        secrets = [t.token.get_secret_value() for t in self.api_tokens]
+        if len(set(secrets)) != len(secrets):
+            raise ValueError("DP_API_TOKENS lists the same token twice")
+        names = [t.name for t in self.api_tokens if t.name]
+        if len(set(names)) != len(names):
+            raise ValueError("DP_API_TOKENS gives two tokens the same name")
+        if not self.api_tokens and not self.allow_insecure and not _is_loopback(self.http_host):
+            raise ValueError(
+                f"the gateway would listen on {self.http_host} without authentication: set DP_API_TOKENS, "
+                "or DP_HTTP_HOST=127.0.0.1, or DP_ALLOW_INSECURE=1 to accept an open gateway"
+            )
+        return self
 
 
 class SchedulerSettings(CommonSettings):
@@ -184,11 +319,22 @@ def load_settings(cls: type[S], program: str) -> S:
     """Build a settings object from the environment, or exit with a readable list of what is wrong."""
     try:
         return cls()
-    except ValidationError as exc:
-        lines = [f"{program}: invalid settings"]
-        prefix = cls.model_config.get("env_prefix", "")
-        for error in exc.errors():
-            field = ".".join(str(p) for p in error["loc"])
-            lines.append(f"  {prefix}{field.upper()}: {error['msg']}")
-        print("\n".join(lines), file=sys.stderr)
+    except (ValidationError, SettingsError) as exc:
+        print(settings_error_text(cls, program, exc), file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def settings_error_text(cls: type[BaseSettings], program: str, exc: ValidationError | SettingsError) -> str:
+    """What is wrong, per variable, without the values: a wrong value may be a secret (pydantic's own
+    message repeats every `input_value`)."""
+    lines = [f"{program}: invalid settings"]
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    if isinstance(exc, SettingsError):
+        # pydantic-settings names the field it could not parse (as JSON) and nothing else.
+        lines.append(f"  {str(exc).split(' from source')[0]}")
+        return "\n".join(lines)
+    for error in exc.errors(include_input=False, include_url=False, include_context=False):
+        loc = [str(p) for p in error["loc"]]
+        where = f"{prefix}{loc[0].upper()}{''.join(f'[{p}]' for p in loc[1:])}" if loc else "settings"
+        lines.append(f"  {where}: {error['msg']}")
+    return "\n".join(lines)

@@ -31,6 +31,7 @@ MESSAGES: dict[int, str] = {
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    429: "too_many_requests",
     500: "internal_error",
     503: "service_unavailable",
 }

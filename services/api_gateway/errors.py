@@ -74,6 +74,20 @@ class Unauthorized(ApiError):
     error_type = "unauthorized"
 
 
+class Forbidden(ApiError):
+    """Authenticated, but the token's role or connection scope does not allow this request."""
+
+    status = 403
+    error_type = "forbidden"
+
+
+class TooManyRequests(ApiError):
+    """The client's rate limit for expensive requests is spent; Retry-After says when to come back."""
+
+    status = 429
+    error_type = "too_many_requests"
+
+
 class NotFound(ApiError):
     status = 404
     error_type = "resource_not_found"
@@ -123,11 +137,13 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 _HTTP_ERROR_TYPES: dict[int, type[ApiError]] = {
     400: InvalidParams,
     401: Unauthorized,
+    403: Forbidden,
     404: NotFound,
     405: MethodNotAllowed,
     409: Conflict,
     413: PayloadTooLarge,
     415: UnsupportedMediaType,
+    429: TooManyRequests,
     503: ServiceUnavailable,
 }
 

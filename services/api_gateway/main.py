@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import sys
-
 from aiohttp import web
-from pydantic import ValidationError
 
 from services.api_gateway.bootstrap import create_app
 from shared.embeddings import EmbeddingSettings
 from shared.logging import configure_logging, get_logger
 from shared.pipeline_settings import PipelineSettings
-from shared.settings import GatewaySettings
+from shared.settings import GatewaySettings, load_settings
 
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 def main() -> None:
-    try:
-        settings = GatewaySettings()
-        embedding = EmbeddingSettings()
-        pipeline = PipelineSettings()
-    except ValidationError as exc:
-        print(f"dp-gateway: invalid settings:\n{exc}", file=sys.stderr)
-        sys.exit(2)
+    settings = load_settings(GatewaySettings, "dp-gateway")
+    embedding = load_settings(EmbeddingSettings, "dp-gateway")
+    pipeline = load_settings(PipelineSettings, "dp-gateway")
     configure_logging(settings, service="api_gateway")
     log = get_logger()
     log.info("starting", host=settings.http_host, port=settings.http_port, schema=settings.db_schema)

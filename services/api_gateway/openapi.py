@@ -62,6 +62,8 @@ def _static_components() -> dict[str, Any]:
                         "method_not_allowed",
                         "conflict",
                         "unauthorized",
+                        "forbidden",
+                        "too_many_requests",
                         "payload_too_large",
                         "service_unavailable",
                         "internal_error",
@@ -98,6 +100,10 @@ def _implied_errors(route: RouteSpec) -> tuple[int, ...]:
         implied += [400, 404]  # malformed task id; unknown task
     if not route.public:
         implied.append(401)  # bearer token
+        if route.role != "viewer":
+            implied.append(403)  # the token's role is below the route's
+        if route.rate_limited:
+            implied.append(429)  # the caller's rate limit for expensive requests is spent
         if route.tag not in ("health", "ui"):
             implied.append(503)  # database or broker unavailable
     return tuple(implied)
@@ -183,6 +189,10 @@ def build_openapi(routes: list[RouteSpec]) -> dict[str, Any]:
             )
         if not route.public:
             operation["security"] = [{"bearer": []}]
+            operation["x-required-role"] = route.role
+            operation["description"] = f"Needs a token with the {route.role} role (or higher)" + (
+                "; rate-limited per token (429 with Retry-After)." if route.rate_limited else "."
+            )
         paths.setdefault(route.path, {})[route.method.lower()] = operation
 
     return {

@@ -10,8 +10,12 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel
 
+from shared.settings import Role
+
 DATA_PIPELINE = "/api/v0/data_pipeline"
 TRAINING_DATA = "/api/v0/training_data"
+# `produces` of a route that sends a file with the type its name implies (downloads, UI assets).
+FILE_TYPES = "*/*"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -35,6 +39,11 @@ class RouteSpec:
     errors: tuple[int, ...] = field(default=(400, 401, 404))
     name: str | None = None
     enveloped: bool = True
+    # The least role a token needs (auth middleware; 403 below it). Admin unless a route says otherwise,
+    # so a route added without thought is closed rather than open.
+    role: Role = "admin"
+    # Draws from the caller's rate limit for expensive requests (429 when spent).
+    rate_limited: bool = False
 
     @property
     def operation_id(self) -> str:

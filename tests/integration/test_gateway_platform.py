@@ -37,6 +37,8 @@ pytestmark = pytest.mark.integration
 SECRET = "S3cretPw"
 URL = f"postgresql://u:{SECRET}@db.example:5432/shop"
 SAMPLE_ID = "task_20200101_000000_sample"
+TOKEN_1 = "tok-1-0123456789abcdefghijklmn"
+TOKEN_2 = "tok-2-0123456789abcdefghijklmn"
 
 
 def concrete(path: str) -> str:
@@ -44,14 +46,14 @@ def concrete(path: str) -> str:
 
 
 async def test_every_route_but_probes_needs_a_bearer_token(make_gateway: Any) -> None:
-    client = await make_gateway(api_tokens=["tok-1", "tok-2"])
+    client = await make_gateway(api_tokens=[TOKEN_1, TOKEN_2])
     open_paths = {"/healthz", "/readyz", f"{API}/healthz", f"{API}/readyz", "/", "/static/{filename}"}
     checked = 0
     for route in client.server.app.router.routes():
         path = route.resource.canonical  # type: ignore[union-attr]
         if path in open_paths:
             continue
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic tok-1"}):
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN_1}"}):
             resp = await client.request(route.method, concrete(path), headers=headers)
             data = assert_envelope(await resp.json(), 401)
             assert resp.status == 401 and data["error_type"] == "unauthorized", (route.method, path)
@@ -61,9 +63,9 @@ async def test_every_route_but_probes_needs_a_bearer_token(make_gateway: Any) ->
     for path in ("/healthz", "/readyz", f"{API}/healthz"):
         assert (await client.get(path)).status == 200
     assert (await client.get("/")).status == 200
-    ok = await client.get(f"{API}/tasks", headers={"Authorization": "Bearer tok-2"})
+    ok = await client.get(f"{API}/tasks", headers={"Authorization": f"Bearer {TOKEN_2}"})
     assert ok.status == 200
-    assert (await client.get("/metrics", headers={"Authorization": "Bearer tok-1"})).status == 200
+    assert (await client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN_1}"})).status == 200
 
 
 async def test_framework_errors_are_enveloped(gateway: TestClient) -> None:
@@ -132,8 +134,8 @@ async def test_metrics_count_requests_by_route_template(make_gateway: Any) -> No
 
 
 async def test_openapi_lists_every_route_from_the_models(make_gateway: Any) -> None:
-    client = await make_gateway(api_tokens=["t"])
-    resp = await client.get("/api/v0/openapi.json", headers={"Authorization": "Bearer t"})
+    client = await make_gateway(api_tokens=[TOKEN_1])
+    resp = await client.get("/api/v0/openapi.json", headers={"Authorization": f"Bearer {TOKEN_1}"})
     doc = await resp.json()
     assert doc["openapi"].startswith("3.1")
     for route in client.server.app.router.routes():

@@ -6,10 +6,13 @@ publishes a confirmed command; the scheduler decides, and the collector updates 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
 
 from services.api_gateway.adapters import read_models
 from services.api_gateway.adapters.task_files import task_dir
+from services.api_gateway.auth import require_connection
 from services.api_gateway.envelope import ok
 from services.api_gateway.errors import Conflict, InvalidParams, MissingParams
 from services.api_gateway.keys import BROKER, METRICS, POOL, SETTINGS
@@ -53,9 +56,13 @@ async def execute_task(request: web.Request) -> web.Response:
     task_id = require_task_id(request)
     req = parse_model(ExecuteTaskRequest, await read_json_object(request, optional=True))
     mode, step = resolve_execution(req)
-    status = await read_models.task_status(request.app[POOL], task_id)
-    if status is None:
+    row = await read_models.get_task(request.app[POOL], task_id)
+    if row is None:
         raise task_not_found(task_id)
+    # Running the task again connects to its database: the caller must be allowed that connection.
+    stored = row["parameters"] if isinstance(row["parameters"], Mapping) else {}
+    require_connection(request, stored.get("db_connection_name"))
+    status = row["status"]
     if status in read_models.RUNNING_STATUSES:
         raise Conflict(f"task is {status}; wait for it to finish or cancel it", extra={"task_status": status})
     if task_id.startswith("manual_"):
@@ -168,6 +175,7 @@ ROUTES = [
         response=CommandAccepted,
         statuses=(202,),
         errors=(400, 401, 404, 409, 415, 503),
+        role="operator",
     ),
     RouteSpec(
         "POST",
@@ -180,6 +188,7 @@ ROUTES = [
         response=CommandAccepted,
         statuses=(202,),
         errors=(400, 401, 404, 409, 503),
+        role="operator",
     ),
     RouteSpec(
         "DELETE",
@@ -190,6 +199,7 @@ ROUTES = [
         response=TaskDeleted,
         statuses=(200, 202),
         errors=(400, 401, 404, 503),
+        role="admin",
     ),
     RouteSpec(
         "DELETE",
@@ -201,5 +211,6 @@ ROUTES = [
         response=TasksDeleted,
         statuses=(200, 202),
         errors=(400, 401, 404, 415, 503),
+        role="admin",
     ),
 ]

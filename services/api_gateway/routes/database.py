@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from services.api_gateway.auth import usable_connections
 from services.api_gateway.connections import resolve_connection
 from services.api_gateway.envelope import ok
 from services.api_gateway.errors import InvalidParams, MissingParams
-from services.api_gateway.keys import SETTINGS
 from services.api_gateway.schemas.requests import DatabaseTablesRequest
 from services.api_gateway.schemas.responses import DatabaseTables
 from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
@@ -21,7 +21,7 @@ async def list_database_tables(request: web.Request) -> web.Response:
     if missing_fields(body, ["db_connection"]):
         raise MissingParams("missing required parameters: db_connection", missing=["db_connection"])
     req = parse_model(DatabaseTablesRequest, body)
-    connection = resolve_connection(req.db_connection, request.app[SETTINGS].connections)
+    connection = resolve_connection(req.db_connection, usable_connections(request, req.db_connection.strip()))
     try:
         tables = await business_db.list_tables(connection.url, req.schema_name, req.pattern)
     except business_db.BusinessDbError as exc:
@@ -44,5 +44,7 @@ ROUTES = [
         body=DatabaseTablesRequest,
         response=DatabaseTables,
         errors=(400, 401, 415, 503),
+        role="operator",
+        rate_limited=True,
     ),
 ]

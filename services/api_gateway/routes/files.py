@@ -83,6 +83,7 @@ ROUTES = [
         "Registered output files",
         "files",
         response=FileList,
+        role="viewer",
     ),
     RouteSpec(
         "GET",
@@ -91,6 +92,7 @@ ROUTES = [
         "Download an output file (attachment)",
         "files",
         produces="application/octet-stream",
+        role="operator",
     ),
     RouteSpec(
         "GET",
@@ -100,5 +102,6 @@ ROUTES = [
         "files",
         produces="application/octet-stream",
         name="download_file_short",
+        role="operator",
     ),
 ]

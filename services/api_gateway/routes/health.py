@@ -76,6 +76,7 @@ def _probe_routes(prefix: str, suffix: str = "") -> list[RouteSpec]:
             produces="text/plain",
             errors=(401,),
             name=f"metrics{suffix}",
+            role="viewer",
         ),
     ]
 

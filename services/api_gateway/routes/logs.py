@@ -103,6 +103,9 @@ ROUTES = [
         query=LogQuery,
         response=LogPage,
         also_streams=True,
+        # Following draws from the rate limit and holds a stream slot (429 / 503 past them).
+        errors=(400, 401, 404, 429, 503),
+        role="viewer",
     ),
     RouteSpec(
         "GET",
@@ -112,5 +115,6 @@ ROUTES = [
         "logs",
         query=EventQuery,
         response=EventPage,
+        role="viewer",
     ),
 ]

@@ -12,10 +12,12 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
+import asyncpg
 from aiohttp import web
 
 from services.api_gateway.adapters import read_models
-from services.api_gateway.adapters.broker import EventSubscription
+from services.api_gateway.adapters.broker import EventSubscription, GatewayBroker
+from services.api_gateway.auth import charge_rate_limit, stream_slot
 from services.api_gateway.keys import BROKER, METRICS, POOL, SETTINGS
 from services.api_gateway.schemas.responses import LogLine
 from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
@@ -107,6 +109,19 @@ async def follow_logs(
     request: web.Request, task_id: str, filters: read_models.LogFilters, after_id: int | None
 ) -> web.StreamResponse:
     broker, pool = request.app[BROKER], request.app[POOL]
+    charge_rate_limit(request)
+    with stream_slot(request):
+        return await _follow_logs(request, broker, pool, task_id, filters, after_id)
+
+
+async def _follow_logs(
+    request: web.Request,
+    broker: GatewayBroker,
+    pool: asyncpg.Pool,
+    task_id: str,
+    filters: read_models.LogFilters,
+    after_id: int | None,
+) -> web.StreamResponse:
     subscription = broker.subscribe(task_id, ["log_emitted", *END_EVENTS])
     try:
         async with subscription, _streaming(request) as writer:
@@ -166,6 +181,13 @@ async def stream_task(request: web.Request) -> web.StreamResponse:
     broker, pool = request.app[BROKER], request.app[POOL]
     if await read_models.task_status(pool, task_id) is None:
         raise task_not_found(task_id)
+    with stream_slot(request):
+        return await _stream_task(request, broker, pool, task_id)
+
+
+async def _stream_task(
+    request: web.Request, broker: GatewayBroker, pool: asyncpg.Pool, task_id: str
+) -> web.StreamResponse:
     subscription = broker.subscribe(task_id)
     try:
         async with subscription:
@@ -204,5 +226,7 @@ ROUTES = [
         "Server-sent events: a snapshot, then every event of the task as it happens",
         "streams",
         produces="text/event-stream",
+        role="viewer",
+        rate_limited=True,
     ),
 ]

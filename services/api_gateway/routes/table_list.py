@@ -164,6 +164,7 @@ ROUTES = [
         body=TableListRequest,
         response=TableListWritten,
         errors=(400, 401, 404, 409, 413, 415),
+        role="operator",
     ),
     RouteSpec(
         "POST",
@@ -174,5 +175,6 @@ ROUTES = [
         body_kind="multipart",
         response=TableListWritten,
         errors=(400, 401, 404, 409, 413, 415),
+        role="operator",
     ),
 ]

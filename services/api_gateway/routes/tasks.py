@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from aiohttp import web
+from pydantic import SecretStr
 
 from services.api_gateway.adapters import read_models
+from services.api_gateway.auth import usable_connections
 from services.api_gateway.connections import masked_url, resolve_connection
 from services.api_gateway.cursors import decode_task_cursor, task_cursor
 from services.api_gateway.envelope import ok
@@ -52,7 +55,13 @@ def _check_required(body: dict[str, Any]) -> dict[str, Any]:
     return parameters
 
 
-def build_parameters(request: CreateTaskRequest, settings: GatewaySettings, box: SecretBox) -> TaskParameters:
+def build_parameters(
+    request: CreateTaskRequest,
+    settings: GatewaySettings,
+    box: SecretBox,
+    connections: Mapping[str, SecretStr] | None = None,
+) -> TaskParameters:
+    """`connections`: the named connections the caller may use (default: every configured one)."""
     p = request.parameters
     if p.execution_mode == "complete" and p.single_step is not None:
         raise InvalidParams("single_step is only allowed with execution_mode single", invalid=["single_step"])
@@ -60,7 +69,9 @@ def build_parameters(request: CreateTaskRequest, settings: GatewaySettings, box:
         raise InvalidParams(
             "give table_list_file or table_list, not both", invalid=["table_list", "table_list_file"]
         )
-    connection = resolve_connection(p.db_connection, settings.connections)
+    connection = resolve_connection(
+        p.db_connection, settings.connections if connections is None else connections
+    )
     return TaskParameters(
         db_connection=masked_url(connection.url),
         db_connection_secret=None if connection.name else box.encrypt(connection.url),
@@ -101,7 +112,8 @@ async def create_task(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     _check_required(body)
     parsed = parse_model(CreateTaskRequest, body)
-    parameters = build_parameters(parsed, settings, request.app[SECRET_BOX])
+    usable = usable_connections(request, parsed.parameters.db_connection.strip())
+    parameters = build_parameters(parsed, settings, request.app[SECRET_BOX], usable)
     task_id = new_task_id(datetime.now(UTC))
     command = CreateTask(task_type=parsed.task_type, parameters=parameters, created_by="api")
     await request.app[BROKER].send_to_scheduler(command, task_id)
@@ -180,6 +192,7 @@ ROUTES = [
         response=TaskCreated,
         statuses=(201, 202),
         errors=(400, 401, 413, 415, 503),
+        role="operator",
     ),
     RouteSpec(
         "GET",
@@ -190,6 +203,7 @@ ROUTES = [
         query=TaskListQuery,
         response=TaskList,
         errors=(400, 401),
+        role="viewer",
     ),
     RouteSpec(
         "GET",
@@ -199,6 +213,7 @@ ROUTES = [
         "tasks",
         response=ActiveTasks,
         errors=(401,),
+        role="viewer",
     ),
     RouteSpec(
         "GET",
@@ -207,5 +222,6 @@ ROUTES = [
         "Task detail with steps and execution history",
         "tasks",
         response=TaskDetail,
+        role="viewer",
     ),
 ]

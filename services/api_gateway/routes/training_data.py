@@ -64,6 +64,8 @@ ROUTES = [
         body=TrainingSearchRequest,
         response=TrainingSearch,
         errors=(400, 401, 415, 503),
+        role="viewer",
+        rate_limited=True,
     ),
     RouteSpec(
         "GET",
@@ -73,5 +75,6 @@ ROUTES = [
         "training_data",
         response=TrainingStats,
         errors=(401, 503),
+        role="viewer",
     ),
 ]

@@ -53,5 +53,6 @@ ROUTES = [
         "ui",
         enveloped=False,
         errors=(401,),
+        role="viewer",
     ),
 ]
