@@ -7,6 +7,7 @@ progress, log lines, outputs, and exactly one terminal event per execution).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +18,15 @@ from shared.steps import StepName
 TaskStatus = Literal["pending", "in_progress", "partial_completed", "completed", "failed", "cancelled"]
 StepStatus = Literal["pending", "running", "completed", "failed", "skipped", "cancelled"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class FailureCode(StrEnum):
+    """Why a step failed, as a machine-readable kind: decisions branch on these, never on `error`'s wording."""
+
+    ZOMBIE = "zombie"  # the runner stopped sending heartbeats
+    DISPATCH_TIMEOUT = "dispatch_timeout"  # no runner started the step in time
+    TASK_TIMEOUT = "task_timeout"  # the whole task ran out of time
+    VALIDATION_BELOW_THRESHOLD = "validation_below_threshold"  # SQL validation passed too few pairs
 
 
 class _Event(BaseModel):
@@ -134,7 +144,7 @@ class StepFailed(_Event):
     error: str
     retryable: bool = False
     runner_id: str | None = None
-    code: str | None = None  # a machine-readable reason, e.g. "validation_below_threshold"
+    code: str | None = None  # a FailureCode (runners may send kinds of their own)
 
 
 class StepCancelled(_Event):

@@ -1,7 +1,9 @@
 """`dpctl workflow run`: the steps in-process, without gateway or scheduler (the seed's manual runs).
 
 With tracking (the default) the run is recorded as a `manual_...` task through the same events as any
-task, so it shows up in the API and the UI; the scheduler leaves such tasks alone. With
+task, so it shows up in the API and the UI; the scheduler leaves such tasks alone. The run is driven
+by the scheduler's own domain, in memory: every event is folded with `evolve`, and `decide` says what
+comes next (create, start, schedule or skip each step, finish); a scheduled step runs here, in-process. With
 `--no-db-tracking` it needs neither broker nor pipeline database: log lines go to the terminal and to
 the task directory's data_pipeline.log.
 
@@ -17,28 +19,39 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from services.scheduler.domain import step_disabled_reason
+from services.scheduler.domain import Policy, TaskState, admit, decide, evolve, start
 from services.step_runner.bootstrap import load_registry, secret_box
 from services.step_runner.context import RunnerContext
 from services.step_runner.execution import execute_step
-from services.step_runner.executors.base import VALIDATION_BELOW_THRESHOLD
 from shared.broker import Publisher, Topology, connect, declare_topology, open_channel
-from shared.events import StepScheduled, StepSkipped, StepSucceeded, TaskCreated, TaskFinished, TaskStarted
-from shared.ids import TASK_ID_RE, execution_id, new_task_id
+from shared.commands import CreateTask
+from shared.events import FailureCode, StepScheduled, TaskFinished
+from shared.ids import TASK_ID_RE, new_task_id
+from shared.messages import EventEnvelope
 from shared.parameters import TaskParameters
 from shared.secrets import SecretBox, mask_url, strip_password, url_password
 from shared.settings import RunnerSettings
-from shared.steps import STEP_ORDER, StepName, step_by_number
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 Emit = Callable[[BaseModel], Awaitable[None]]
-_STEP_STATUS = {"StepSucceeded": "completed", "StepFailed": "failed", "StepCancelled": "cancelled"}
+Sink = Callable[[EventEnvelope], Awaitable[None]]
+RunStep = Callable[[StepScheduled, Emit], Awaitable[None]]
+# A manual run: one task, steps awaited in-process (so never silent nor undispatched), no retries.
+MANUAL_POLICY = Policy(
+    max_concurrent_tasks=1,
+    task_timeout=timedelta(days=365),
+    heartbeat_timeout=timedelta(days=365),
+    dispatch_timeout=timedelta(days=365),
+    retry_max_attempts=1,
+)
+_MAX_DECISIONS = 64
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -119,33 +132,28 @@ def _parameters(args: argparse.Namespace, tables: list[str], box: SecretBox) -> 
 
 
 @asynccontextmanager
-async def _tracked_emitter(settings: RunnerSettings, task_id: str) -> AsyncIterator[Emit]:
+async def _tracked_sink(settings: RunnerSettings) -> AsyncIterator[Sink]:
     connection = await connect(settings.rabbitmq_url.get_secret_value())
     async with connection:
         channel = await open_channel(connection, prefetch=1)
         publisher = Publisher(await declare_topology(channel, Topology(settings.broker_prefix)), "dpctl")
-
-        async def emit(payload: BaseModel) -> None:
-            await publisher.event(task_id, payload)
-            _print_event(payload)
-
-        yield emit
+        yield publisher.publish_event
 
 
 @asynccontextmanager
-async def _local_emitter(task_dir: Path) -> AsyncIterator[Emit]:
+async def _local_sink(task_dir: Path) -> AsyncIterator[Sink]:
     log_file = (task_dir / "data_pipeline.log").open("a", encoding="utf-8")
 
-    async def emit(payload: BaseModel) -> None:
-        if payload.type == "log_emitted":  # type: ignore[attr-defined]
+    async def write(envelope: EventEnvelope) -> None:
+        payload: Any = envelope.payload
+        if payload.type == "log_emitted":
             ts = datetime.now(UTC).isoformat(timespec="milliseconds")
-            step = payload.step.value if payload.step else "task"  # type: ignore[attr-defined]
-            log_file.write(f"{ts} {payload.level:<8} [{step}] {payload.message}\n")  # type: ignore[attr-defined]
+            step = payload.step.value if payload.step else "task"
+            log_file.write(f"{ts} {payload.level:<8} [{step}] {payload.message}\n")
             log_file.flush()
-        _print_event(payload)
 
     try:
-        yield emit
+        yield write
     finally:
         log_file.close()
 
@@ -171,66 +179,93 @@ async def _run(args: argparse.Namespace, settings: RunnerSettings, tables: list[
     task_dir.mkdir(parents=True, exist_ok=True)
     box = secret_box(settings)
     params = _parameters(args, tables, box)
-    plan = (
-        list(STEP_ORDER) if params.execution_mode == "complete" else [step_by_number(params.single_step or 1)]
-    )
     registry = load_registry(settings)
+    connections = {k: v.get_secret_value() for k, v in settings.connections.items()}
     print(f"manual run {task_id} -> {task_dir}")
 
-    emitter = _local_emitter(task_dir) if args.no_db_tracking else _tracked_emitter(settings, task_id)
-    async with emitter as emit:
-        await emit(
-            TaskCreated(parameters=params, created_by="manual", output_directory=str(task_dir), steps=plan)
+    async def run_step(scheduled: StepScheduled, emit: Emit) -> None:
+        ctx = RunnerContext(
+            emit=emit,
+            task_id=task_id,
+            step=scheduled.step,
+            execution_id=scheduled.execution_id,
+            attempt=scheduled.attempt,
+            task_dir=task_dir,
+            parameters=params,
+            secrets=box,
+            connections=connections,
         )
-        await emit(TaskStarted())
-        outcomes: dict[StepName, BaseModel] = {}
-        for step in plan:
-            reason = step_disabled_reason(params, step)
-            if reason:
-                await emit(StepSkipped(step=step, reason=reason))
-                continue
-            run_id = execution_id(task_id, step, datetime.now(UTC), attempt=1)
-            # As the scheduler does: the read model records an execution when it is scheduled, and
-            # ignores the start and end of an execution it has not seen scheduled.
-            await emit(StepScheduled(step=step, execution_id=run_id, attempt=1))
-            ctx = RunnerContext(
-                emit=emit,
-                task_id=task_id,
-                step=step,
-                execution_id=run_id,
-                attempt=1,
-                task_dir=task_dir,
-                parameters=params,
-                secrets=box,
-                connections={k: v.get_secret_value() for k, v in settings.connections.items()},
-            )
-            outcomes[step] = await execute_step(
-                registry[step], ctx, emit, runner_id="dpctl", heartbeat_interval=60, cancelled=lambda: False
-            )
-            if not isinstance(outcomes[step], StepSucceeded):
-                break
-        status, error, code = _verdict(plan, outcomes)
-        with contextlib.suppress(Exception):
-            await emit(
-                TaskFinished(
-                    status=status,  # type: ignore[arg-type]
-                    error_message=error,
-                    result={
-                        s.value: _STEP_STATUS.get(type(o).__name__, "failed") for s, o in outcomes.items()
-                    },
-                )
-            )
-    print(f"{task_id}: {status}" + (f" ({error})" if error else ""))
-    return code
+        await execute_step(
+            registry[scheduled.step],
+            ctx,
+            emit,
+            runner_id="dpctl",
+            heartbeat_interval=60,
+            cancelled=lambda: False,
+        )
+
+    sink = _local_sink(task_dir) if args.no_db_tracking else _tracked_sink(settings)
+    async with sink as publish:
+        state, finished = await drive(
+            task_id, CreateTask(parameters=params, created_by="manual"), str(data_root), publish, run_step
+        )
+    error = finished.error_message if finished else "the run did not finish"
+    print(f"{task_id}: {state.status}" + (f" ({error})" if error else ""))
+    return exit_code(state)
 
 
-def _verdict(plan: list[StepName], outcomes: dict[StepName, Any]) -> tuple[str, str | None, int]:
-    failed = [(s, o) for s, o in outcomes.items() if o.type == "step_failed"]
+async def drive(
+    task_id: str,
+    create: CreateTask,
+    output_root: str,
+    publish: Sink,
+    run_step: RunStep,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> tuple[TaskState, TaskFinished | None]:
+    """Run one task to its end with the scheduler's domain: an in-memory loop of decide and evolve.
+
+    Every event (the domain's decisions and the step's own reports) is folded into the state, then
+    handed to `publish`; a StepScheduled is carried out by `run_step`, awaited here.
+    """
+    policy = replace(MANUAL_POLICY, output_root=output_root)
+    state: TaskState | None = None
+    finished: TaskFinished | None = None
+
+    async def emit(payload: BaseModel) -> None:
+        nonlocal state, finished
+        envelope = EventEnvelope(task_id=task_id, producer="dpctl", payload=payload, occurred_at=clock())  # type: ignore[arg-type]
+        state = evolve(state, envelope)
+        _print_event(payload)
+        if isinstance(payload, TaskFinished):
+            finished = payload
+            with contextlib.suppress(Exception):  # the verdict is printed even if it cannot be recorded
+                await publish(envelope)
+            return
+        await publish(envelope)
+
+    for decision in decide(None, clock(), policy, create, task_id=task_id):
+        await emit(decision.event)
+    assert state is not None
+    if admit([state], policy.max_concurrent_tasks):
+        await emit(start().event)
+    for _ in range(_MAX_DECISIONS):
+        decisions = decide(state, clock(), policy)
+        if not decisions:
+            break
+        event = decisions[0].event
+        await emit(event)
+        if isinstance(event, StepScheduled):
+            await run_step(event, emit)
+    return state, finished
+
+
+def exit_code(state: TaskState) -> int:
+    """0 completed; 3 validation below its threshold or a step completed in part; 1 anything else."""
+    if state.status == "completed":
+        return EXIT_OK
+    failed = [state.step(s) for s in state.plan if state.step(s).status == "failed"]
     if failed:
-        step, outcome = failed[0]
-        completed = any(o.type == "step_succeeded" for o in outcomes.values())
-        code = EXIT_PARTIAL if outcome.code == VALIDATION_BELOW_THRESHOLD else EXIT_FAILED
-        return ("partial_completed" if completed else "failed"), f"{step.value} failed: {outcome.error}", code
-    if any(o.summary.get("partial") for o in outcomes.values()):
-        return "partial_completed", "a step completed only in part", EXIT_PARTIAL
-    return "completed", None, EXIT_OK
+        return EXIT_PARTIAL if failed[0].code == FailureCode.VALIDATION_BELOW_THRESHOLD else EXIT_FAILED
+    if state.status == "partial_completed" and any(state.step(s).partial for s in state.plan):
+        return EXIT_PARTIAL
+    return EXIT_FAILED

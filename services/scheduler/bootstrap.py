@@ -12,6 +12,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from prometheus_client import CollectorRegistry
 
 from services.scheduler.adapters.event_store import EventStore
+from services.scheduler.adapters.queues import BrokerQueueProbe
 from services.scheduler.domain import Policy
 from services.scheduler.handlers import Scheduler
 from services.scheduler.metrics import SchedulerMetrics
@@ -42,6 +43,7 @@ def policy_from(settings: SchedulerSettings) -> Policy:
         retry_max_delay=settings.retry_max_delay_seconds,
         cancel_grace=timedelta(seconds=settings.cancel_grace_seconds),
         dispatch_timeout=timedelta(seconds=settings.dispatch_timeout_seconds),
+        output_root=str(settings.data_root.resolve()),
     )
 
 
@@ -61,9 +63,7 @@ async def running_scheduler(settings: SchedulerSettings) -> AsyncIterator[Schedu
             publisher=publisher,
             store=EventStore(pool),
             policy=policy_from(settings),
-            data_root_display=str(settings.data_root.resolve()),
-            channel=inspect_channel,
-            topology=topology,
+            queues=BrokerQueueProbe(inspect_channel, topology),
             sync_timeout=settings.startup_sync_timeout_seconds,
             tick_interval=settings.tick_interval_seconds,
             metrics=SchedulerMetrics.build(CollectorRegistry()),

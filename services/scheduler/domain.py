@@ -2,8 +2,10 @@
 
 `evolve(state, envelope)` folds one event into a task's state; `decide(state, now, policy)` says
 what should happen next for a task (level-triggered: it looks at the state, not at what just
-happened, so a decision lost in a crash is simply made again); `admit(states, limit)` picks which
-pending tasks may start. Nothing here does I/O.
+happened, so a decision lost in a crash is simply made again), and `decide(..., command=...)` what a
+command from the gateway leads to; `admit(states, limit)` picks which pending tasks may start.
+Every driver calls these: the scheduler service, and `dpctl workflow run` for manual runs.
+Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -15,20 +17,26 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from shared.commands import CancelTask, CreateTask, DeleteTask, ExecuteTask
 from shared.events import (
+    FailureCode,
+    LogEmitted,
     StepCancelled,
     StepFailed,
     StepRetryScheduled,
     StepScheduled,
     StepSkipped,
+    TaskCancelRequested,
+    TaskCreated,
     TaskDeleted,
     TaskFinished,
+    TaskRerunRequested,
     TaskStarted,
 )
 from shared.ids import execution_id as make_execution_id
 from shared.messages import EventEnvelope
 from shared.parameters import TaskParameters
-from shared.steps import STEP_ORDER, StepName, step_number
+from shared.steps import STEP_ORDER, StepName, step_by_number, step_number
 
 RunStatus = Literal[
     "pending", "scheduled", "running", "waiting_retry", "completed", "failed", "skipped", "cancelled"
@@ -48,6 +56,7 @@ class Policy:
     retry_max_delay: float = 60.0
     cancel_grace: timedelta = timedelta(seconds=15)
     dispatch_timeout: timedelta = timedelta(minutes=30)
+    output_root: str = "."  # task directories are `{output_root}/{task_id}`
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,7 @@ class StepRun:
     runner_id: str | None = None
     retry_at: datetime | None = None
     error: str | None = None
+    code: str | None = None  # the FailureCode of the last failure
     retryable: bool = False
     partial: bool = False
 
@@ -207,12 +217,19 @@ def evolve(state: TaskState | None, envelope: EventEnvelope) -> TaskState | None
             if not _current(state, e.step, e.execution_id):
                 return state
             return _with_step(
-                state, e.step, status="completed", error=None, partial=bool(e.summary.get("partial"))
+                state,
+                e.step,
+                status="completed",
+                error=None,
+                code=None,
+                partial=bool(e.summary.get("partial")),
             )
         case "step_failed":
             if not _current(state, e.step, e.execution_id):
                 return state
-            return _with_step(state, e.step, status="failed", error=e.error, retryable=e.retryable)
+            return _with_step(
+                state, e.step, status="failed", error=e.error, code=e.code, retryable=e.retryable
+            )
         case "step_cancelled":
             run = state.step(e.step)
             if run.status in STEP_DONE or (e.execution_id is not None and e.execution_id != run.execution_id):
@@ -273,10 +290,16 @@ def retry_delay(policy: Policy, attempt: int) -> float:
     return min(policy.retry_base_delay * (2 ** max(attempt - 1, 0)), policy.retry_max_delay)
 
 
-def _fail_active(state: TaskState, reason: str) -> list[Decision]:
+def _fail_active(state: TaskState, reason: str, code: FailureCode) -> list[Decision]:
     return [
         Decision(
-            StepFailed(step=s, execution_id=state.step(s).execution_id or "", error=reason, retryable=False)
+            StepFailed(
+                step=s,
+                execution_id=state.step(s).execution_id or "",
+                error=reason,
+                retryable=False,
+                code=code,
+            )
         )
         for s in state.active_steps()
     ]
@@ -289,8 +312,31 @@ def _finish(state: TaskState, status: str | None = None, error: str | None = Non
     return Decision(TaskFinished(status=final, error_message=error or derived_error, result=result))  # type: ignore[arg-type]
 
 
-def decide(state: TaskState, now: datetime, policy: Policy) -> list[Decision]:
-    """What should happen next for one task. Idempotent: once its events are folded in, it returns []."""
+TaskCommand = CreateTask | ExecuteTask | CancelTask | DeleteTask
+
+
+def decide(
+    state: TaskState | None,
+    now: datetime,
+    policy: Policy,
+    command: TaskCommand | None = None,
+    *,
+    task_id: str | None = None,
+) -> list[Decision]:
+    """What should happen next for one task, or what a command for it leads to.
+
+    Without a command: level-triggered and idempotent, once its events are folded in it returns [].
+    With one: the command's guards (a redelivered create, a re-run of an unfinished task, a second
+    cancel) are checked against the state; `task_id` names the task a CreateTask makes.
+    """
+    if command is not None:
+        return _decide_command(state, command, task_id or (state.task_id if state else None), policy)
+    if state is None:
+        return []
+    return _next(state, now, policy)
+
+
+def _next(state: TaskState, now: datetime, policy: Policy) -> list[Decision]:
     if state.deleted:
         return []
     if state.terminal:
@@ -320,7 +366,7 @@ def decide(state: TaskState, now: datetime, policy: Policy) -> list[Decision]:
     if state.started_at is not None and now - state.started_at > policy.task_timeout:
         hours = policy.task_timeout.total_seconds() / 3600
         reason = f"task exceeded task_timeout_hours={hours:g} (started {state.started_at.isoformat()})"
-        return [*_fail_active(state, reason), _finish(state, "failed", reason)]
+        return [*_fail_active(state, reason, FailureCode.TASK_TIMEOUT), _finish(state, "failed", reason)]
 
     for s in state.plan:
         run = state.step(s)
@@ -338,6 +384,7 @@ def decide(state: TaskState, now: datetime, policy: Policy) -> list[Decision]:
                             error=reason,
                             retryable=True,
                             runner_id=run.runner_id,
+                            code=FailureCode.ZOMBIE,
                         )
                     )
                 ]
@@ -350,7 +397,13 @@ def decide(state: TaskState, now: datetime, policy: Policy) -> list[Decision]:
                 )
                 return [
                     Decision(
-                        StepFailed(step=s, execution_id=run.execution_id or "", error=reason, retryable=True)
+                        StepFailed(
+                            step=s,
+                            execution_id=run.execution_id or "",
+                            error=reason,
+                            retryable=True,
+                            code=FailureCode.DISPATCH_TIMEOUT,
+                        )
                     )
                 ]
         if run.status in STEP_ACTIVE:
@@ -407,3 +460,82 @@ def admit(states: Iterable[TaskState], limit: int) -> list[str]:
 
 def start() -> Decision:
     return Decision(TaskStarted())
+
+
+# ---- commands -------------------------------------------------------------------------------------
+
+
+def plan(execution_mode: str, step: StepName | None) -> list[StepName]:
+    """The steps a run covers: all of them in complete mode, the one asked for (default the first) in single."""
+    return list(STEP_ORDER) if execution_mode == "complete" else [step or STEP_ORDER[0]]
+
+
+def _decide_command(
+    state: TaskState | None, command: TaskCommand, task_id: str | None, policy: Policy
+) -> list[Decision]:
+    match command:
+        case CreateTask():
+            if task_id is None or state is not None:
+                return []  # a redelivered create: the task exists already
+            params = command.parameters
+            single = step_by_number(params.single_step or 1) if params.execution_mode == "single" else None
+            return [
+                Decision(
+                    TaskCreated(
+                        task_type=command.task_type,
+                        parameters=params,
+                        created_by=command.created_by,
+                        output_directory=f"{policy.output_root}/{task_id}",
+                        steps=plan(params.execution_mode, single),
+                    )
+                )
+            ]
+        case ExecuteTask():
+            if state is None or state.deleted:
+                return []
+            if not state.terminal:
+                return [_warning(f"execute ignored: the task is {state.status}")]
+            if not scheduler_owns(state.task_id):
+                return [_warning("execute ignored: manual runs are re-run with dpctl")]
+            steps = plan(command.execution_mode, command.step)
+            return [
+                Decision(
+                    TaskRerunRequested(
+                        steps=steps, execution_mode=command.execution_mode, force=command.force
+                    )
+                )
+            ]
+        case CancelTask():
+            if state is None or state.deleted or state.terminal or state.cancel_requested_at is not None:
+                return []
+            return [Decision(TaskCancelRequested(reason=command.reason))]
+        case DeleteTask():
+            if state is None or state.deleted or state.delete_requested:
+                return []
+            return [Decision(TaskCancelRequested(reason="task deleted", delete_after=True))]
+    return []
+
+
+def _warning(message: str) -> Decision:
+    return Decision(LogEmitted(level="WARNING", message=message, module="scheduler"))
+
+
+# ---- who drives a task ----------------------------------------------------------------------------
+
+MANUAL_PREFIX = "manual_"
+
+
+def scheduler_owns(task_id: str) -> bool:
+    """Tasks the scheduler drives; `manual_...` runs are driven by the command line that started them."""
+    return not task_id.startswith(MANUAL_PREFIX)
+
+
+def scheduler_drives(state: TaskState) -> bool:
+    """The scheduler decides for its own tasks, and removes any finished task whose deletion was asked."""
+    return scheduler_owns(state.task_id) or (state.terminal and state.delete_requested)
+
+
+def needs_fresh_events(decision: Decision) -> bool:
+    """A step failed for silence: before acting, re-read the store in case its heartbeats are only late."""
+    event = decision.event
+    return isinstance(event, StepFailed) and event.retryable and event.code == FailureCode.ZOMBIE

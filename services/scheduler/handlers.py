@@ -4,6 +4,8 @@ State lives in memory as a fold over events (domain.evolve). The scheduler appli
 immediately and skips them when they come back through its queue (dedupe by event_id). Its state is
 rebuilt from the event store the first time a replica receives a message: with a single-active-
 consumer queue, that is the moment a standby replica takes over.
+
+Every rule lives in `domain`: the handlers load state, call `decide`, and publish what it returns.
 """
 
 from __future__ import annotations
@@ -13,30 +15,29 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from aio_pika.abc import AbstractChannel
 from pydantic import BaseModel
 
-from services.scheduler.adapters.event_store import EventStore
-from services.scheduler.domain import Decision, Policy, TaskState, admit, decide, evolve, start
-from services.scheduler.metrics import SchedulerMetrics
-from shared.broker import STEPS_KEY, Publisher, Topology, queue_consumers, queue_depth
-from shared.commands import CancelTask, CreateTask, DeleteTask, ExecuteTask, RunStep
-from shared.events import (
-    LogEmitted,
-    LogLevel,
-    StepFailed,
-    StepScheduled,
-    TaskCancelRequested,
-    TaskCreated,
-    TaskDeleted,
-    TaskFinished,
-    TaskRerunRequested,
+from services.scheduler.domain import (
+    Decision,
+    Policy,
+    TaskCommand,
+    TaskState,
+    admit,
+    decide,
+    evolve,
+    needs_fresh_events,
+    scheduler_drives,
+    scheduler_owns,
+    start,
 )
+from services.scheduler.metrics import SchedulerMetrics
+from services.scheduler.ports import EventSource, MessagePublisher, QueueProbe
+from shared.broker import STEPS_KEY
+from shared.commands import RunStep
+from shared.events import LogEmitted, StepScheduled, TaskDeleted, TaskFinished
 from shared.logging import get_logger
 from shared.messages import CommandEnvelope, EventEnvelope, utcnow
-from shared.steps import STEP_ORDER, StepName, step_by_number
 
 log = get_logger()
 _MAX_DECISIONS_PER_TASK = 64
@@ -45,12 +46,10 @@ _EVICT_TERMINAL_AFTER = timedelta(minutes=10)
 
 @dataclass
 class Scheduler:
-    publisher: Publisher
-    store: EventStore
+    publisher: MessagePublisher
+    store: EventSource
     policy: Policy
-    data_root_display: str
-    channel: AbstractChannel
-    topology: Topology
+    queues: QueueProbe
     sync_timeout: float = 10.0
     tick_interval: float = 2.0
     clock: Callable[[], datetime] = utcnow
@@ -67,13 +66,13 @@ class Scheduler:
         """Rebuild every unfinished task from the event store, after the collector has caught up."""
         deadline = asyncio.get_running_loop().time() + self.sync_timeout
         while asyncio.get_running_loop().time() < deadline:
-            if await queue_depth(self.channel, self.topology.collector_queue) == 0:
+            if await self.queues.collector_backlog() == 0:
                 break
             await asyncio.sleep(0.1)
         self.states.clear()
         self.seen.clear()
         for task_id in await self.store.open_task_ids():
-            if _owned(task_id):
+            if scheduler_owns(task_id):
                 await self._load(task_id)
         self.synced = True
         self.metrics.rebuilds.inc()
@@ -110,8 +109,8 @@ class Scheduler:
         self._apply(envelope)
         return envelope
 
-    async def _log(self, task_id: str, level: LogLevel, message: str) -> None:
-        await self.emit(task_id, LogEmitted(level=level, message=message, module="scheduler"))
+    async def _warn(self, task_id: str, message: str) -> None:
+        await self.emit(task_id, LogEmitted(level="WARNING", message=message, module="scheduler"))
 
     # ---- decisions -------------------------------------------------------------------------------
 
@@ -120,14 +119,13 @@ class Scheduler:
             state = self.states.get(task_id)
             if state is None:
                 return
-            if not _owned(task_id) and not (state.terminal and state.delete_requested):
+            if not scheduler_drives(state):
                 return
             decisions = decide(state, self.clock(), self.policy)
             if not decisions:
                 return
             decision = decisions[0]
-            if _is_zombie_verdict(decision):
-                # Before failing a step for silence, make sure its heartbeats are not just late in the store.
+            if needs_fresh_events(decision):
                 await self._load(task_id)
                 state = self.states[task_id]
                 if decide(state, self.clock(), self.policy)[:1] != decisions[:1]:
@@ -169,7 +167,7 @@ class Scheduler:
         if not self.synced:
             await self.sync()
         if isinstance(envelope, EventEnvelope):
-            if not _owned(envelope.task_id):
+            if not scheduler_owns(envelope.task_id):
                 return  # a manual (command-line) run drives itself
             if self._apply(envelope):
                 await self.settle(envelope.task_id)
@@ -180,67 +178,18 @@ class Scheduler:
             return
         await handler(self, envelope)
 
-    async def on_create(self, command: CommandEnvelope) -> None:
-        payload = command.payload
-        assert isinstance(payload, CreateTask)
+    async def on_command(self, command: CommandEnvelope) -> None:
+        """create_task, execute_task, cancel_task, delete_task: the domain checks the guards."""
+        payload: TaskCommand = command.payload  # type: ignore[assignment]  # HANDLERS routes only these
         task_id = command.task_id
-        if task_id is None or await self._state(task_id) is not None:
-            return  # a redelivered create: the task exists already
-        params = payload.parameters
-        steps = (
-            list(STEP_ORDER)
-            if params.execution_mode == "complete"
-            else [step_by_number(params.single_step or 1)]
-        )
-        await self.emit(
-            task_id,
-            TaskCreated(
-                task_type=payload.task_type,
-                parameters=params,
-                created_by=payload.created_by,
-                output_directory=f"{self.data_root_display}/{task_id}",
-                steps=steps,
-            ),
-        )
-        await self.settle(task_id)
-
-    async def on_execute(self, command: CommandEnvelope) -> None:
-        payload = command.payload
-        assert isinstance(payload, ExecuteTask)
-        state = await self._state(command.task_id or "")
-        if state is None or state.deleted:
+        if task_id is None:
             return
-        if not state.terminal:
-            await self._log(state.task_id, "WARNING", f"execute ignored: the task is {state.status}")
-            return
-        if not _owned(state.task_id):
-            await self._log(state.task_id, "WARNING", "execute ignored: manual runs are re-run with dpctl")
-            return
-        steps: list[StepName] = (
-            list(STEP_ORDER) if payload.execution_mode == "complete" else [payload.step or STEP_ORDER[0]]
-        )
-        await self.emit(
-            state.task_id,
-            TaskRerunRequested(steps=steps, execution_mode=payload.execution_mode, force=payload.force),
-        )
-        await self.settle(state.task_id)
-
-    async def on_cancel(self, command: CommandEnvelope) -> None:
-        payload = command.payload
-        assert isinstance(payload, CancelTask)
-        state = await self._state(command.task_id or "")
-        if state is None or state.deleted or state.terminal or state.cancel_requested_at is not None:
-            return
-        await self.emit(state.task_id, TaskCancelRequested(reason=payload.reason))
-        await self.settle(state.task_id)
-
-    async def on_delete(self, command: CommandEnvelope) -> None:
-        assert isinstance(command.payload, DeleteTask)
-        state = await self._state(command.task_id or "")
-        if state is None or state.deleted or state.delete_requested:
-            return
-        await self.emit(state.task_id, TaskCancelRequested(reason="task deleted", delete_after=True))
-        await self.settle(state.task_id)
+        state = await self._state(task_id)
+        decisions = decide(state, self.clock(), self.policy, payload, task_id=task_id)
+        for decision in decisions:
+            await self.emit(task_id, decision.event)
+        if any(not isinstance(d.event, LogEmitted) for d in decisions):
+            await self.settle(task_id)
 
     async def on_tick(self, command: CommandEnvelope) -> None:
         if self.clock() - command.issued_at > timedelta(seconds=max(self.tick_interval * 3, 30)):
@@ -265,14 +214,13 @@ class Scheduler:
             and now - run.scheduled_at > timedelta(seconds=self.tick_interval * 5)
             and (state.task_id, run.execution_id) not in self.warned
         ]
-        if not waiting or await queue_consumers(self.channel, self.topology.steps_queue) > 0:
+        if not waiting or await self.queues.runners_connected() > 0:
             return
         for state, step, execution in waiting:
             self.warned.add((state.task_id, execution))
-            await self._log(
+            await self._warn(
                 state.task_id,
-                "WARNING",
-                f"{step.value} is waiting: no step runner is connected to {self.topology.steps_queue}",
+                f"{step.value} is waiting: no step runner is connected to {self.queues.steps_queue}",
             )
 
     def _evict(self) -> None:
@@ -286,20 +234,10 @@ class Scheduler:
                 self.finished_at.pop(task_id, None)
 
 
-def _owned(task_id: str) -> bool:
-    """Tasks the scheduler drives; `manual_...` runs are driven by the command line that started them."""
-    return not task_id.startswith("manual_")
-
-
-def _is_zombie_verdict(decision: Decision) -> bool:
-    event: Any = decision.event
-    return isinstance(event, StepFailed) and event.retryable and "zombie" in event.error
-
-
 HANDLERS: dict[str, Callable[[Scheduler, CommandEnvelope], Awaitable[None]]] = {
-    "create_task": Scheduler.on_create,
-    "execute_task": Scheduler.on_execute,
-    "cancel_task": Scheduler.on_cancel,
-    "delete_task": Scheduler.on_delete,
+    "create_task": Scheduler.on_command,
+    "execute_task": Scheduler.on_command,
+    "cancel_task": Scheduler.on_command,
+    "delete_task": Scheduler.on_command,
     "tick": Scheduler.on_tick,
 }

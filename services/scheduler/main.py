@@ -17,7 +17,7 @@ def main() -> None:
         async with running_scheduler(settings) as scheduler:
 
             async def ready() -> dict[str, bool]:
-                return {"broker": not scheduler.channel.is_closed}
+                return {"broker": scheduler.queues.attached()}
 
             async with health_server("scheduler", settings.health_port, ready, scheduler.metrics.registry):
                 await wait_for_stop_signal()

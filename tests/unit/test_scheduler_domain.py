@@ -30,6 +30,7 @@ from services.scheduler.domain import (
     step_disabled_reason,
 )
 from shared.events import (
+    FailureCode,
     StepCancelled,
     StepFailed,
     StepHeartbeat,
@@ -680,6 +681,7 @@ def test_a_running_step_without_heartbeat_past_the_timeout_is_failed_as_a_zombie
     event = decisions[0].event
     assert isinstance(event, StepFailed)
     assert (event.step, event.execution_id, event.retryable, event.runner_id) == (QA, eid, True, RUNNER)
+    assert event.code == FailureCode.ZOMBIE  # the kind travels as a code; the wording is for people
     assert RUNNER in event.error
     assert T0.isoformat() in event.error
     assert event.error == (
@@ -736,6 +738,7 @@ def test_a_step_no_runner_starts_within_the_dispatch_timeout_is_failed_and_retri
     assert isinstance(decision.event, StepFailed)
     assert decision.event.execution_id == lost and decision.event.retryable
     assert "no step runner started the step" in decision.event.error
+    assert decision.event.code == FailureCode.DISPATCH_TIMEOUT
     state, emitted = run(POLICY, state, T0 + POLICY.dispatch_timeout + secs(1))
     assert [type(e) for e in emitted] == [StepFailed, StepRetryScheduled]
     state, emitted = run(POLICY, state, T0 + POLICY.dispatch_timeout + secs(10))
@@ -764,7 +767,15 @@ def test_a_task_past_its_timeout_fails_its_active_step_and_itself() -> None:
     )  # alive, just too slow
     reason = f"task exceeded task_timeout_hours=2 (started {T0.isoformat()})"
     assert decide(state, now, POLICY) == [
-        Decision(StepFailed(step=QA, execution_id=exec_id(state, QA), error=reason, retryable=False)),
+        Decision(
+            StepFailed(
+                step=QA,
+                execution_id=exec_id(state, QA),
+                error=reason,
+                retryable=False,
+                code=FailureCode.TASK_TIMEOUT,
+            )
+        ),
         Decision(
             TaskFinished(
                 status="failed",
