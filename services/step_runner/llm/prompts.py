@@ -12,6 +12,7 @@ from services.step_runner.llm.base import Theme
 from services.step_runner.llm.offline_schema import has_cjk
 from services.step_runner.llm.sqltext import quote_ident, quote_literal, table_ref
 from services.step_runner.pipeline.catalog import TableInfo
+from services.step_runner.pipeline.text_escape import sql_comment
 
 Messages = list[dict[str, str]]
 
@@ -26,8 +27,10 @@ def _language(business_context: str) -> str:
 
 
 def render_table(table: TableInfo) -> str:
-    """Compact DDL with comments, enum values and samples: what a model needs to write correct SQL."""
-    lines = [f"CREATE TABLE {table_ref(table)} (" + (f"  -- {table.comment}" if table.comment else "")]
+    """Compact DDL with comments, enum values and samples: what a model needs to write correct SQL.
+    Names are quoted and comments kept on their `--` line, whatever the catalog holds."""
+    comment = f"  -- {sql_comment(table.comment)}" if table.comment else ""
+    lines = [f"CREATE TABLE {table_ref(table)} (" + comment]
     fks = {c: fk for fk in table.foreign_keys for c in fk.columns}
     for i, col in enumerate(table.columns):
         parts = [f"  {quote_ident(col.name)} {col.data_type}"]
@@ -37,7 +40,8 @@ def render_table(table: TableInfo) -> str:
             parts.append("NOT NULL")
         if col.name in fks:
             fk = fks[col.name]
-            parts.append(f"REFERENCES {fk.ref_table}({', '.join(fk.ref_columns)})")
+            ref_columns = ", ".join(quote_ident(c) for c in fk.ref_columns)
+            parts.append(f"REFERENCES {quote_ident(fk.ref_table)}({ref_columns})")
         notes = []
         if col.comment:
             notes.append(col.comment)
@@ -48,7 +52,7 @@ def render_table(table: TableInfo) -> str:
         lines.append(
             " ".join(parts)
             + ("," if i < len(table.columns) - 1 else "")
-            + (f"  -- {'; '.join(notes)}" if notes else "")
+            + (f"  -- {sql_comment('; '.join(notes))}" if notes else "")
         )
     lines.append(f");  -- about {table.estimated_rows} rows" if table.estimated_rows else ");")
     return "\n".join(lines)

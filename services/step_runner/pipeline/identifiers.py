@@ -1,11 +1,14 @@
 """Identifiers as they appear in the files we write: bare when PostgreSQL reads them back unchanged,
-double-quoted otherwise (upper case, odd characters, key words), so the DDL is both valid and readable."""
+double-quoted otherwise (upper case, odd characters, key words), so the DDL is both valid and readable.
+A name with a line break or another control character is written as a Unicode-escaped identifier
+(U&"x\\000aDROP …"), so no file line ever starts inside a name."""
 
 from __future__ import annotations
 
 import re
 
 _PLAIN = re.compile(r"^[a-z_][a-z0-9_$]*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 # Every key word that is not "unreserved" in PostgreSQL 15 (pg_get_keywords() catcode <> 'U'): quoting
 # these is what the server's own quote_ident() does, and it is never wrong.
@@ -30,7 +33,26 @@ KEYWORDS = frozenset(
 def ident(name: str) -> str:
     if _PLAIN.fullmatch(name) and name not in KEYWORDS:
         return name
+    if _CONTROL.search(name):
+        escaped = name.replace("\\", "\\\\").replace('"', '""')
+        return 'U&"' + _CONTROL.sub(lambda m: f"\\{ord(m.group()):04x}", escaped) + '"'
     return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """A string literal for DDL text; with control characters an E'' literal of escapes, so a comment
+    with line breaks stays on one line of the file."""
+    if "\x00" in text:
+        raise ValueError("a string literal cannot contain NUL")
+    if not _CONTROL.search(text):
+        return "'" + text.replace("'", "''") + "'"
+    escaped = text.replace("\\", "\\\\").replace("'", "''")
+    return "E'" + _CONTROL.sub(_escape_char, escaped) + "'"
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}"
 
 
 def relation(schema: str, name: str) -> str:

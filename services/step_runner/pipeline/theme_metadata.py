@@ -7,6 +7,7 @@ from datetime import datetime
 
 from services.step_runner.llm.base import Theme
 from services.step_runner.llm.sqltext import quote_literal, text_array
+from services.step_runner.pipeline.text_escape import markdown, sql_comment
 
 METADATA_SQL_FILE = "metadata.txt"
 METADATA_DOC_FILE = "metadata_detail.md"
@@ -34,7 +35,7 @@ _COLUMNS = [
 
 
 def _comment(text: str) -> str:
-    return " ".join(text.split())
+    return sql_comment(text)
 
 
 def metadata_sql(themes: list[Theme], db_name: str, business_context: str, generated_at: datetime) -> str:
@@ -70,14 +71,14 @@ def metadata_sql(themes: list[Theme], db_name: str, business_context: str, gener
 
 
 def _cell(text: str) -> str:
-    return _comment(text).replace("|", "\\|")
+    return markdown(text)
 
 
 def metadata_doc(themes: list[Theme], db_name: str) -> str:
     lines = [
         "## metadata (business themes)",
         "",
-        f"`metadata` holds the business themes of database `{db_name}` that the question/SQL pairs were",
+        f"`metadata` holds the business themes of database {markdown(db_name)} that the question/SQL pairs were",
         "written for; `metadata.txt` creates and fills it.",
         "",
         "| column | type | description |",
