@@ -20,6 +20,13 @@ def main() -> None:
     configure_logging(settings, service="api_gateway")
     log = get_logger()
     log.info("starting", host=settings.http_host, port=settings.http_port, schema=settings.db_schema)
+    if not settings.api_tokens:
+        # Settings allow this beyond loopback only with DP_ALLOW_INSECURE=1: say so on every start.
+        log.warning(
+            "authentication is off: every caller is admin",
+            host=settings.http_host,
+            insecure_opt_in=settings.allow_insecure,
+        )
     app = create_app(settings, embedding_settings=embedding, pipeline_settings=pipeline)
     # run_app handles SIGINT/SIGTERM: stop accepting, on_shutdown (streams end), wait, cleanup_ctx in reverse.
     web.run_app(

@@ -37,7 +37,7 @@ from shared.ids import TASK_ID_RE, new_task_id
 from shared.messages import EventEnvelope
 from shared.parameters import TaskParameters
 from shared.secrets import SecretBox, mask_url, strip_password, url_password
-from shared.settings import RunnerSettings
+from shared.settings import RunnerSettings, settings_error_text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 Emit = Callable[[BaseModel], Awaitable[None]]
@@ -87,7 +87,7 @@ def run_command(_: object, args: argparse.Namespace) -> int:
     try:
         settings = RunnerSettings()
     except ValidationError as exc:
-        print(f"dpctl: invalid DP_* settings: {exc}", file=sys.stderr)
+        print(settings_error_text(RunnerSettings, "dpctl", exc), file=sys.stderr)  # without the values
         return EXIT_USAGE
     try:
         lines = args.table_list.read_text(encoding="utf-8").splitlines()

@@ -11,14 +11,15 @@ from services.step_runner.llm.factory import create_llm
 from services.step_runner.llm.settings import LLMSettings
 from shared.embeddings import EmbeddingSettings, create_embedder
 from shared.pipeline_settings import PipelineSettings
-from shared.settings import RunnerSettings
+from shared.settings import RunnerSettings, load_settings
 from shared.steps import StepName
 
 
 def default_registry(settings: RunnerSettings) -> StepRegistry:
-    pipeline = PipelineSettings()
-    llm = LLMSettings()
-    embedding = EmbeddingSettings()
+    # load_settings: a wrong value (an API key, a URL) is reported by name, never printed.
+    pipeline = load_settings(PipelineSettings, "dp-step-runner")
+    llm = load_settings(LLMSettings, "dp-step-runner")
+    embedding = load_settings(EmbeddingSettings, "dp-step-runner")
     training_url = pipeline.training_database_url or settings.database_url
     return {
         StepName.DDL_GENERATION: DdlGenerationExecutor(pipeline, lambda: create_llm(llm)),
