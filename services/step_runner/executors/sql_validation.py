@@ -57,9 +57,11 @@ class _CallBudget:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.used = 0
+        self.denied = 0  # pairs left unrepaired because the budget was spent
 
     def take(self) -> bool:
         if self.used >= self.limit:
+            self.denied += 1
             return False
         self.used += 1
         return True
@@ -142,10 +144,11 @@ class SqlValidationExecutor:
             if llm is not None:
                 await llm.aclose()
             await pool.close()
-        if repair and budget.used >= budget.limit:
+        if budget.denied:
             await ctx.log(
                 "WARNING",
-                f"the LLM repair budget of {budget.limit} calls is spent; the remaining pairs were not repaired",
+                f"the LLM repair budget of {budget.limit} calls is spent; {budget.denied} failing pairs "
+                "were not repaired (DP_LLM_REPAIR_MAX_CALLS)",
             )
         return await self._finish(ctx, pairs_by_file, results, repair, rounds, budget)
 

@@ -164,6 +164,13 @@ def _check_node(node: ast.Node) -> None:
 def check_text(sql: str) -> str:
     """The one statement in `sql` (without comments around it or a trailing `;`) when the parse tree
     passes the gate; SqlRejected says why not."""
+    if "\x00" in sql:
+        # libpg_query and the wire protocol both stop at NUL: what follows would be judged by neither
+        raise SqlRejected("contains a NUL character")
+    try:
+        sql.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SqlRejected("is not valid UTF-8 text (lone surrogate)") from None
     try:
         raw = parse_sql(sql)
     except ParseError as exc:
@@ -209,12 +216,18 @@ def _plan_limits_error(plan_json: Any, limits: PlanLimits) -> str | None:
     return None
 
 
-def _connection_lost(exc: BaseException, conn: asyncpg.Connection | None) -> bool:
-    if isinstance(exc, OSError | TimeoutError | asyncpg.exceptions.ConnectionDoesNotExistError):
+def _connection_lost(exc: BaseException, acquired: bool) -> bool:
+    """Whether an error means the database is gone rather than that the statement is wrong. asyncpg's
+    InterfaceError/DataError for a statement it cannot send (parameters, encoding) are the statement's;
+    the pool replaces a connection such an error closed."""
+    if not acquired or isinstance(
+        exc, OSError | TimeoutError | asyncpg.exceptions.ConnectionDoesNotExistError
+    ):
         return True
     if isinstance(exc, asyncpg.PostgresError):
-        return str(getattr(exc, "sqlstate", "") or "").startswith(_CONNECTION_CLASSES)
-    return conn is None or conn.is_closed()
+        sqlstate = str(getattr(exc, "sqlstate", "") or "")
+        return sqlstate.startswith(_CONNECTION_CLASSES) and sqlstate != "08P01"  # 08P01: our message
+    return False
 
 
 class SqlGate:
@@ -231,18 +244,14 @@ class SqlGate:
             statement = check_text(sql)
         except SqlRejected as exc:
             return Verdict(None, exc.reason, rejected=not exc.repairable)
-        conn: asyncpg.Connection | None = None
+        acquired = False
         try:
-            async with self._pool.acquire() as conn, conn.transaction(readonly=True):
-                row = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {statement}")
-        except asyncpg.PostgresError as exc:
-            if _connection_lost(exc, conn):
-                raise _lost(exc) from None
-            return Verdict(None, describe_error(exc))
+            async with self._pool.acquire() as conn:
+                acquired = True
+                async with conn.transaction(readonly=True):
+                    row = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {statement}")
         except Exception as exc:
-            # asyncpg's InterfaceError/DataError for a statement it cannot send (parameters, encoding)
-            # leave the connection usable: that is the statement's fault.
-            if _connection_lost(exc, conn):
+            if _connection_lost(exc, acquired):
                 raise _lost(exc) from None
             return Verdict(None, describe_error(exc))
         error = _plan_limits_error(row, self._limits)

@@ -1,0 +1,91 @@
+"""The SQL gate against the real demo database: EXPLAIN verdicts, plan limits, statement errors that are
+verdicts and a lost database that is a step failure (issue #7 findings 7 and 8), and step 3's LLM
+repair budget (finding 12)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.step_runner.executors.base import StepError
+from services.step_runner.executors.sql_validation import BUDGET_SPENT
+from services.step_runner.pipeline.sql_gate import PlanLimits, SqlGate
+from shared.business_db import create_pool
+from shared.pipeline_settings import PipelineSettings
+from shared.steps import StepName
+from tests.support.demo_db import demo_db_url  # noqa: F401
+from tests.support.pipeline_steps import demo_context, validation_step
+
+pytestmark = pytest.mark.integration
+
+LIMITS = PlanLimits(max_cost=1e7, max_rows=1e6)
+
+
+@pytest.fixture
+async def pool(demo_db_url: str) -> AsyncIterator[asyncpg.Pool]:  # noqa: F811
+    pool = await create_pool(demo_db_url, max_size=2, statement_timeout_ms=2000)
+    yield pool
+    await pool.close()
+
+
+async def test_valid_statement_and_statement_errors_are_verdicts(pool: asyncpg.Pool) -> None:
+    gate = SqlGate(pool, LIMITS)
+    ok = await gate.check("SELECT count(*) FROM orders WHERE status = 'paid'; -- trailing")
+    assert ok.valid and ok.statement == "SELECT count(*) FROM orders WHERE status = 'paid'"
+
+    unknown = await gate.check("SELECT custmer_id FROM orders")
+    assert not unknown.valid and not unknown.rejected and "custmer_id" in (unknown.error or "")
+
+    for sql, reason in [
+        ("SELECT count(*) FROM order_items a, order_items b, order_items c", "DP_SQL_MAX_PLAN_COST"),
+        ("SELECT * FROM order_items a, order_items b", "DP_SQL_MAX_PLAN_ROWS"),
+        ("SELECT * FROM orders WHERE id = $1", "parameter $1"),
+        ("SELECT 1\x00; DROP TABLE orders", "NUL"),
+        ("SELECT '\ud800'", "UTF-8"),
+        ("SELECT 'x'::no_such_type", "no_such_type"),
+        ("SELECT 1/0 FROM orders WHERE id = 'abc'", "abc"),
+    ]:
+        verdict = await gate.check(sql)
+        assert not verdict.valid and reason in (verdict.error or ""), (sql, verdict)
+    # the pool still works after all of them
+    assert (await gate.check("SELECT 1")).valid
+
+
+async def test_a_lost_database_is_a_retryable_step_failure(pool: asyncpg.Pool) -> None:
+    gate = SqlGate(pool, LIMITS)
+    await pool.close()
+    with pytest.raises(StepError) as info:
+        await gate.check("SELECT 1")
+    assert info.value.retryable and "lost the business database" in str(info.value)
+
+
+async def test_repair_stops_when_the_llm_budget_is_spent(
+    tmp_path: Path,
+    demo_db_url: str,  # noqa: F811
+) -> None:
+    broken = [
+        {"question": f"Orders per customer {i}", "sql": f"SELECT custmer_id, {i} FROM orders"}
+        for i in range(4)
+    ]
+    good = [
+        {"question": f"Orders above {i}", "sql": f"SELECT count(*) FROM orders WHERE id > {i}"}
+        for i in range(20)
+    ]
+    ctx = demo_context(tmp_path, demo_db_url, table_list=["orders"])
+    (tmp_path / "qs_shop_20240101_000000_pair.json").write_text(json.dumps(good + broken))
+    step = validation_step(PipelineSettings(llm_repair_max_calls=1, llm_repair_rounds=3))
+    step_ctx = ctx.for_step(StepName.SQL_VALIDATION)
+    summary = await step.run(step_ctx)
+    assert summary["llm_repair_calls"] == 1 and summary["llm_repair_max_calls"] == 1
+    report = json.loads((tmp_path / summary["report_file"]).read_text())
+    repairs = [r for f in report["failures"] for r in f["repairs"]]
+    assert sum(r["sql"] is not None for r in repairs) <= 1  # one call to the LLM in all
+    spent = BUDGET_SPENT.format(1)
+    assert sum(r["error"] == spent for r in repairs) >= 3
+    assert any(
+        "repair budget of 1 calls is spent; 3 failing pairs" in m for m in step_ctx.messages("WARNING")
+    )
