@@ -47,7 +47,10 @@ REASONS = {
     "Update in a CTE": "contains UPDATE",
     "Order by parameter": "parameter $1",
 }
-VALID = {f"How many orders have an id above {i}?": f"SELECT count(*) FROM orders WHERE id > {i};" for i in range(40)}
+VALID = {
+    f"How many orders have an id above {i}?": f"SELECT count(*) FROM orders WHERE id > {i};"
+    for i in range(40)
+}
 PAIR_FILE = "qs_shop_20240101_000000_pair.json"
 
 

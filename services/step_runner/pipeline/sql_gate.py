@@ -105,9 +105,9 @@ class Verdict:
 
 
 def _children(node: ast.Node) -> Iterator[ast.Node]:
-    for slot in type(node).__slots__:
-        value = getattr(node, slot, None)
-        stack = [value]
+    slots: dict[str, Any] = getattr(type(node), "__slots__", {})
+    for slot in slots:
+        stack: list[Any] = [getattr(node, slot, None)]
         while stack:
             item = stack.pop()
             if isinstance(item, ast.Node):
@@ -125,7 +125,7 @@ def _walk(node: ast.Node) -> Iterator[ast.Node]:
 
 
 def _names(items: Any) -> list[str]:
-    return [item.sval for item in items or () if isinstance(item, ast.String)]
+    return [str(item.sval) for item in items or () if isinstance(item, ast.String)]
 
 
 def _check_function(names: list[str]) -> None:
