@@ -33,6 +33,7 @@ from shared.training_store import KINDS, TrainingItem
 
 EmbedderFactory = Callable[[], Embedder]
 EMBED_BATCH = 64
+MAX_SHOWN_QUESTION = 200  # characters of a refused pair's question in the step summary
 
 
 def collect_items(task_dir: Path) -> list[TrainingItem]:
@@ -80,6 +81,8 @@ class TrainingLoadExecutor:
         except PairFileError as exc:
             raise StepError(str(exc)) from None
         items, refused = await self._gate_pairs(ctx, items)
+        if not items and refused:
+            raise StepError(f"nothing to load: the SQL gate refused all {len(refused)} question/SQL pairs")
         if not items:
             raise StepError("nothing to load: no .ddl, _detail.md or qs_*_pair.json in the task directory")
         schema = self._settings.training_schema
@@ -127,9 +130,8 @@ class TrainingLoadExecutor:
                 verdict = await gate.check(item.sql or "")
                 if not verdict.valid:
                     rejected.add(id(item))
-                    refused.append(
-                        {"file": item.source_file, "question": item.question, "reason": verdict.error}
-                    )
+                    question = (item.question or "")[:MAX_SHOWN_QUESTION]
+                    refused.append({"file": item.source_file, "question": question, "reason": verdict.error})
         finally:
             await pool.close()
         if refused:
