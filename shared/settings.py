@@ -210,6 +210,23 @@ class GatewaySettings(CommonSettings):
     delete_visibility_timeout_seconds: float = Field(
         default=5.0, ge=0, description="How long DELETE waits for the task's records to disappear before 202."
     )
+    ready_max_collector_lag_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="/readyz answers 503 when a task accepted with 202 has not been recorded for longer than"
+        " this (the collector or the scheduler lags).",
+    )
+    log_count_limit: int = Field(
+        default=10_000,
+        ge=1,
+        description="GET /tasks/{id}/logs stops counting matching lines here (total_exact: false past it).",
+    )
+    accepted_task_ttl_seconds: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="An accepted task still not recorded after this long is given up as lost: it no longer"
+        " holds /readyz at 503 and its placeholder is removed.",
+    )
     publish_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Longest wait for the broker's confirm of a command (then 503)."
     )

@@ -62,6 +62,7 @@ def task_summary(row: Mapping[str, Any], now: datetime) -> TaskSummary:
         error_message=row["error_message"],
         output_directory=row["output_directory"],
         parameters=public_parameters(row["parameters"]),
+        recorded=row.get("recorded", True),
     )
 
 

@@ -23,7 +23,7 @@ READ_MODELS = (
 async def rebuild_read_models(pool: asyncpg.Pool) -> int:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(f"LOCK TABLE {', '.join(READ_MODELS)} IN ACCESS EXCLUSIVE MODE")
-        await conn.execute(f"TRUNCATE {', '.join(READ_MODELS)} RESTART IDENTITY CASCADE")
+        await conn.execute(f"TRUNCATE {', '.join(READ_MODELS)} CASCADE")
         projector = Projector(conn)
         count = 0
         async for seq, envelope in replay(conn):

@@ -17,6 +17,7 @@ from shared.messages import EventEnvelope
 from shared.steps import StepName
 from tests.integration.gateway_fixtures import (  # noqa: F401
     API,
+    ClientFactory,
     ReadModels,
     SseReader,
     events,
@@ -93,6 +94,31 @@ async def test_log_pages_by_keyset(gateway: TestClient, rows: ReadModels) -> Non
             if not cursor:
                 break
         assert seen == expected
+
+
+async def test_log_total_is_counted_once_and_capped(make_gateway: ClientFactory, rows: ReadModels) -> None:
+    """Issue 7, finding 12: every log page ran an unbounded count(*) with ILIKE. Now the first page
+    counts at most DP_LOG_COUNT_LIMIT matches and later pages reuse the count their cursor carries."""
+    task_id, ids = await _task_with_logs(rows)
+    url = f"{API}/tasks/{task_id}/logs"
+    capped = await make_gateway(log_count_limit=3)
+    data = await call(capped, "GET", url, 200, params={"limit": "2"})
+    assert data["total"] == 3 and data["total_exact"] is False
+    data = await call(capped, "GET", url, 200, params={"level": "ERROR"})
+    assert data["total"] == 2 and data["total_exact"] is True
+
+    gateway = await make_gateway()
+    first = await call(gateway, "GET", url, 200, params={"limit": "2"})
+    assert first["total"] == 5 and first["total_exact"] is True
+    await rows.log(task_id, "a line written after the first page")
+    second = await call(gateway, "GET", url, 200, params={"limit": "2", "cursor": first["next_cursor"]})
+    assert [line["id"] for line in second["logs"]] == ids[2:4]
+    assert second["total"] == 5  # carried by the cursor, not counted again
+    # The same cursor with other filters names another list: counted afresh.
+    other = await call(gateway, "GET", url, 200, params={"q": "a line", "cursor": first["next_cursor"]})
+    assert other["total"] == 1 and [line["message"] for line in other["logs"]] == [
+        "a line written after the first page"
+    ]
 
 
 @pytest.mark.parametrize(

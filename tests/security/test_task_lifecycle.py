@@ -9,19 +9,24 @@ import json
 import os
 import sys
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aio_pika
+import aiohttp
 import asyncpg
 import pytest
 
-from shared.broker import Topology
+from shared.broker import Topology, delete_topology
 from shared.events import LogEmitted, StepHeartbeat
 from shared.messages import EventEnvelope, encode
+from shared.migrate import drop_schema, migrate
+from shared.settings import CommonSettings
 from shared.steps import StepName
-from tests.conftest import AMQP_URL
+from tests.conftest import AMQP_URL, PG_URL
+from tests.e2e.conftest import _wait_ready
 from tests.support.api import BASE, Api
-from tests.support.stack import Stack
+from tests.support.stack import Stack, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -161,3 +166,131 @@ async def test_a_deleted_task_leaves_no_events_secret_or_log_text(
     await _assert_gone(api, task_id)
     assert await _tables_containing(pg, needles) == {}
     assert await pg.fetchval("SELECT count(*) FROM data_pipeline_events WHERE task_id = $1", task_id) == 0
+
+
+# ---- finding 9: accepted, then unreachable ----------------------------------------------------------
+
+LAG_LIMIT = 2.0
+
+
+@pytest.fixture(scope="module")
+def lag_env(
+    test_env: dict[str, str], run_id: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    key = f"{run_id}_{uuid.uuid4().hex[:4]}"
+    return {
+        **test_env,
+        "DP_DB_SCHEMA": f"dpl_{key}",
+        "DP_BROKER_PREFIX": f"dpl.{key}",
+        "DP_DATA_ROOT": str(tmp_path_factory.mktemp("lag-tasks")),
+        "DP_HTTP_PORT": str(free_port()),
+        "DP_EXECUTOR_REGISTRY": "tests.support.fake_executors:registry",
+        "DP_HEARTBEAT_INTERVAL_SECONDS": "0.5",
+        "DP_TICK_INTERVAL_SECONDS": "0.5",
+        "DP_CANCEL_GRACE_SECONDS": "3",
+        "DP_SHUTDOWN_GRACE_SECONDS": "2",
+        "DP_COLLECTOR_FLUSH_MS": "20",
+        "DP_CREATE_VISIBILITY_TIMEOUT_SECONDS": "0.5",
+        "DP_DELETE_VISIBILITY_TIMEOUT_SECONDS": "0.5",
+        "DP_READY_MAX_COLLECTOR_LAG_SECONDS": str(LAG_LIMIT),
+    }
+
+
+@pytest.fixture(scope="module")
+def lag_stack(lag_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    settings = CommonSettings(
+        database_url=PG_URL, db_schema=lag_env["DP_DB_SCHEMA"], broker_prefix=lag_env["DP_BROKER_PREFIX"]
+    )
+    asyncio.run(migrate(settings))
+    stack = Stack(lag_env, tmp_path_factory.mktemp("lag-logs"))
+    for name in ("collector", "scheduler", "gateway"):
+        stack.start(name)
+    stack.start("runner", extra_env={"DP_RUNNER_ID": "lag-runner"})
+    try:
+        asyncio.run(_wait_ready(f"http://127.0.0.1:{lag_env['DP_HTTP_PORT']}", stack))
+        yield stack
+    finally:
+        stack.stop_all()
+        asyncio.run(_cleanup(settings))
+
+
+async def _cleanup(settings: CommonSettings) -> None:
+    await drop_schema(settings)
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        await delete_topology(await connection.channel(), Topology(settings.broker_prefix))
+
+
+@pytest.fixture
+async def lag_api(lag_stack: Stack, lag_env: dict[str, str]) -> AsyncIterator[Api]:
+    async with aiohttp.ClientSession() as session:
+        yield Api(session, f"http://127.0.0.1:{lag_env['DP_HTTP_PORT']}")
+
+
+async def _readyz(api: Api) -> tuple[int, dict]:  # type: ignore[type-arg]
+    return await api.call("GET", "/readyz")
+
+
+async def test_an_accepted_task_is_addressable_while_the_collector_is_stalled(
+    lag_api: Api, lag_stack: Stack
+) -> None:
+    """On the previous main, with the collector stopped, POST /tasks answered 202 and then GET, cancel and
+    DELETE of that id all answered 404, while /readyz stayed 200."""
+    api = lag_api
+    assert (await _readyz(api))[0] == 200
+    lag_stack.stop("collector")
+    try:
+        body = {
+            "task_type": "complete_workflow",
+            "parameters": {
+                "db_connection": "postgresql://u:p@127.0.0.1:5432/business",
+                "table_list": ["public.orders"],
+                "business_context": "sleep:ddl_generation=30",
+            },
+        }
+        status, created = await api.call("POST", f"{BASE}/tasks", json=body)
+        assert status == 202, created
+        task_id = created["data"]["task_id"]
+        status, other = await api.call("POST", f"{BASE}/tasks", json=body)
+        assert status == 202, other
+        doomed = other["data"]["task_id"]
+
+        status, detail = await api.call("GET", f"{BASE}/tasks/{task_id}")
+        assert status == 200, detail
+        assert detail["data"]["status"] == "pending" and detail["data"]["recorded"] is False
+        assert "not recorded" in detail["data"]["response"]
+        assert detail["data"]["parameters"] == {}
+        status, logs = await api.call("GET", f"{BASE}/tasks/{task_id}/logs")
+        assert status == 200 and logs["data"]["logs"] == [], logs
+        status, listed = await api.call("GET", f"{BASE}/tasks?limit=100")
+        assert task_id not in str(listed)  # the list shows recorded tasks only
+
+        status, cancelled = await api.call("POST", f"{BASE}/tasks/{task_id}/cancel", json={"reason": "stop"})
+        assert status == 202, cancelled
+        status, deleting = await api.call("DELETE", f"{BASE}/tasks/{doomed}")
+        assert status == 202 and deleting["data"]["deleted"] is False, deleting
+
+        async def not_ready() -> bool:
+            status, body = await _readyz(api)
+            return status == 503 and "collector lagging" in body["data"]["response"]
+
+        await _eventually(not_ready, timeout=LAG_LIMIT + 10)
+        status, body = await _readyz(api)
+        assert body["data"]["checks"]["collector"] is False
+        assert body["data"]["collector_lag_seconds"] > LAG_LIMIT
+    finally:
+        lag_stack.start("collector")
+
+    assert (await api.wait(task_id, timeout=60))["status"] == "cancelled"
+
+    async def gone() -> bool:
+        return (await api.call("GET", f"{BASE}/tasks/{doomed}"))[0] == 404
+
+    await _eventually(gone, timeout=30)
+
+    async def ready() -> bool:
+        return (await _readyz(api))[0] == 200
+
+    await _eventually(ready, timeout=30)
+    detail = await api.task(task_id)
+    assert detail["recorded"] is True and detail["parameters"]["db_connection"].startswith("postgresql://u:")

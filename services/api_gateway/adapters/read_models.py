@@ -1,5 +1,9 @@
 """Queries over the read models the log collector maintains. The gateway only reads these tables.
 
+A task the gateway accepted (202) but the read model does not show yet is found in the gateway's own
+intake journal (adapters/accepted.py): `get_task`, `task_status` and `existing_task_ids` see it as
+`pending`, so it is addressable at once.
+
 Every connection's search_path is the configured pipeline schema (shared.db), so table names are bare.
 Pagination is keyset everywhere: (created_at, id) for tasks, id for log lines, seq for events.
 """
@@ -12,6 +16,8 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+
+from services.api_gateway.adapters import accepted
 
 TERMINAL_STATUSES = ("completed", "partial_completed", "failed", "cancelled")
 RUNNING_STATUSES = ("pending", "in_progress")
@@ -50,17 +56,28 @@ async def ping(pool: asyncpg.Pool) -> bool:
     return await pool.fetchval("SELECT 1") == 1
 
 
-async def get_task(pool: asyncpg.Pool, task_id: str) -> asyncpg.Record | None:
-    return await pool.fetchrow(f"SELECT {_TASK_COLUMNS} FROM data_pipeline_tasks WHERE id = $1", task_id)
+async def get_task(pool: asyncpg.Pool, task_id: str) -> asyncpg.Record | dict[str, Any] | None:
+    """The task's row, else the `pending` view of an accepted, not yet recorded task, else None."""
+    row = await pool.fetchrow(f"SELECT {_TASK_COLUMNS} FROM data_pipeline_tasks WHERE id = $1", task_id)
+    if row is not None:
+        return row
+    return await accepted.unrecorded(pool, task_id)
 
 
 async def task_status(pool: asyncpg.Pool, task_id: str) -> str | None:
-    return await pool.fetchval("SELECT status FROM data_pipeline_tasks WHERE id = $1", task_id)
+    """The task's status; `pending` for an accepted, not yet recorded task; None: no such task."""
+    status: str | None = await pool.fetchval(
+        "SELECT coalesce((SELECT status FROM data_pipeline_tasks WHERE id = $1),"
+        f" (SELECT 'pending' FROM accepted_commands a WHERE a.task_id = $1 AND {accepted.NOT_RECORDED}))",
+        task_id,
+    )
+    return status
 
 
 async def existing_task_ids(pool: asyncpg.Pool, task_ids: Sequence[str]) -> set[str]:
+    """The ids that name a task (recorded, or accepted and not yet recorded)."""
     rows = await pool.fetch("SELECT id FROM data_pipeline_tasks WHERE id = ANY($1::text[])", list(task_ids))
-    return {r["id"] for r in rows}
+    return {r["id"] for r in rows} | await accepted.unrecorded_ids(pool, list(task_ids))
 
 
 async def has_events(pool: asyncpg.Pool, task_id: str) -> bool:
@@ -187,9 +204,18 @@ async def logs(
     )
 
 
-async def count_logs(pool: asyncpg.Pool, task_id: str, filters: LogFilters) -> int:
+async def count_logs(pool: asyncpg.Pool, task_id: str, filters: LogFilters, *, cap: int) -> tuple[int, bool]:
+    """(lines matching, exact): counting stops after `cap` matches, so its cost is bounded; past the cap
+    the count is `cap` and not exact."""
     where = _log_where(task_id, filters)
-    return int(await pool.fetchval(f"SELECT count(*) FROM data_pipeline_task_logs{where.sql()}", *where.args))
+    args = [*where.args, cap + 1]
+    found = int(
+        await pool.fetchval(
+            f"SELECT count(*) FROM (SELECT 1 FROM data_pipeline_task_logs{where.sql()} LIMIT ${len(args)}) s",
+            *args,
+        )
+    )
+    return min(found, cap), found <= cap
 
 
 async def events(

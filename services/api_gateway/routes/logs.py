@@ -5,13 +5,15 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from aiohttp import web
 
 from services.api_gateway.adapters import read_models
 from services.api_gateway.cursors import decode_id_cursor, id_cursor
 from services.api_gateway.envelope import ok
 from services.api_gateway.errors import InvalidParams
-from services.api_gateway.keys import POOL
+from services.api_gateway.keys import POOL, SETTINGS
 from services.api_gateway.routes.streams import follow_logs
 from services.api_gateway.schemas.requests import BIGINT_MAX, EventQuery, LogQuery
 from services.api_gateway.schemas.responses import EventPage, LogPage
@@ -38,6 +40,22 @@ def log_filters(query: LogQuery) -> read_models.LogFilters:
         since=query.since,
         until=query.until,
     )
+
+
+def _filters_key(task_id: str, filters: read_models.LogFilters) -> str:
+    """Names the filtered list, so a count carried in a cursor is only reused for the same list."""
+    return hashlib.sha256(repr((task_id, filters)).encode()).hexdigest()[:16]
+
+
+def _carried_total(query: LogQuery, key: str) -> tuple[int, bool] | None:
+    """The total that the first page counted, carried in the cursor (None: count now)."""
+    if not query.cursor:
+        return None
+    data = decode_id_cursor("logs", query.cursor)
+    total, exact = data.get("t"), data.get("x")
+    if data.get("f") != key or not isinstance(total, int) or isinstance(total, bool) or total < 0:
+        return None
+    return total, exact is True
 
 
 def log_position(query: LogQuery, last_event_id: str | None = None) -> tuple[int | None, bool]:
@@ -70,9 +88,19 @@ async def get_logs(request: web.Request) -> web.StreamResponse:
     )
     page = rows[: query.limit]
     more = len(rows) > query.limit
-    next_cursor = id_cursor("logs", page[-1]["id"], d=descending) if more else None
-    total = await read_models.count_logs(pool, task_id, filters)
-    data = LogPage(logs=[log_line_from_row(r) for r in page], next_cursor=next_cursor, total=total)
+    # Counting is paid once per listing, and bounded: on the first page (or with `after`), capped at
+    # DP_LOG_COUNT_LIMIT matches; later pages reuse the count their cursor carries.
+    key = _filters_key(task_id, filters)
+    counted = _carried_total(query, key)
+    if counted is None:
+        counted = await read_models.count_logs(
+            pool, task_id, filters, cap=request.app[SETTINGS].log_count_limit
+        )
+    total, exact = counted
+    next_cursor = id_cursor("logs", page[-1]["id"], d=descending, t=total, x=exact, f=key) if more else None
+    data = LogPage(
+        logs=[log_line_from_row(r) for r in page], next_cursor=next_cursor, total=total, total_exact=exact
+    )
     return ok(f"{len(page)} log lines", data.model_dump(mode="json"))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +12,7 @@ import asyncpg
 from aiohttp import web
 from pydantic import SecretStr
 
-from services.api_gateway.adapters import read_models
+from services.api_gateway.adapters import accepted, read_models
 from services.api_gateway.auth import usable_connections
 from services.api_gateway.connections import masked_url, resolve_connection
 from services.api_gateway.cursors import decode_task_cursor, task_cursor
@@ -107,7 +108,9 @@ async def wait_until(predicate: Any, timeout: float) -> Any:
 
 
 async def create_task(request: web.Request) -> web.Response:
-    """Validate, publish CreateTask (confirmed), and wait until the task shows in the read model."""
+    """Validate, note the task as accepted, publish CreateTask (confirmed), and wait (bounded) until the
+    task shows in the read model: 201. Past the wait: 202, and the task is addressable all the same
+    (GET shows it `pending`, cancel and delete act on it) through the gateway's intake journal."""
     settings = request.app[SETTINGS]
     body = await read_json_object(request)
     _check_required(body)
@@ -116,10 +119,17 @@ async def create_task(request: web.Request) -> web.Response:
     parameters = build_parameters(parsed, settings, request.app[SECRET_BOX], usable)
     task_id = new_task_id(datetime.now(UTC))
     command = CreateTask(task_type=parsed.task_type, parameters=parameters, created_by="api")
-    await request.app[BROKER].send_to_scheduler(command, task_id)
-    request.app[METRICS].commands.labels(command.type).inc()
-
     pool: asyncpg.Pool = request.app[POOL]
+    accepted_at = await accepted.record(
+        pool, task_id, parsed.task_type, parameters.execution_mode, parameters.single_step
+    )
+    try:
+        await request.app[BROKER].send_to_scheduler(command, task_id)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await accepted.forget(pool, task_id)
+        raise
+    request.app[METRICS].commands.labels(command.type).inc()
 
     async def visible() -> asyncpg.Record | None:
         return await pool.fetchrow(
@@ -127,14 +137,15 @@ async def create_task(request: web.Request) -> web.Response:
         )
 
     row = await wait_until(visible, settings.create_visibility_timeout_seconds)
+    await accepted.prune(pool, settings.accepted_task_ttl_seconds)  # this one too, when it is visible
     output_directory = str((settings.data_root / task_id).resolve())
     if row is None:
         # Accepted by the broker, but the read model has not caught up yet: the task will appear.
         data = TaskCreated(
-            task_id=task_id, status="pending", created_at=datetime.now(UTC), output_directory=output_directory
+            task_id=task_id, status="pending", created_at=accepted_at, output_directory=output_directory
         )
         return ok(
-            "task accepted; it is not visible yet, poll GET /tasks/{id}",
+            "task accepted; not recorded yet: GET /tasks/{id} shows it pending, cancel and delete work",
             data.model_dump(mode="json"),
             status=202,
         )
@@ -178,6 +189,8 @@ async def get_task(request: web.Request) -> web.Response:
     if row is None:
         raise task_not_found(task_id)
     detail = task_detail(row, await read_models.executions(pool, task_id), datetime.now(UTC))
+    if not detail.recorded:
+        return ok("task accepted, not recorded yet (pending)", detail.model_dump(mode="json"))
     return ok("task detail", detail.model_dump(mode="json"))
 
 

@@ -40,6 +40,11 @@ class TaskSummary(_Out):
     error_message: str | None
     output_directory: str | None
     parameters: dict[str, Any] = Field(description="As given, with the password masked.")
+    recorded: bool = Field(
+        default=True,
+        description="False: accepted (202) but not recorded by the pipeline yet; shown `pending` with"
+        " empty parameters, and cancel and delete already act on it.",
+    )
 
 
 class TaskList(_Out):
@@ -131,7 +136,13 @@ class LogLine(_Out):
 class LogPage(_Out):
     logs: list[LogLine]
     next_cursor: str | None
-    total: int
+    total: int = Field(
+        description="Lines matching the filters, counted on the first page (later pages repeat it) and"
+        " capped at DP_LOG_COUNT_LIMIT."
+    )
+    total_exact: bool = Field(
+        default=True, description="False when more lines match than the cap: `total` is then a lower bound."
+    )
 
 
 class EventView(_Out):

@@ -1,0 +1,120 @@
+"""The gateway's intake journal: tasks it accepted (202) that the collector may not have recorded yet.
+
+`POST /tasks` writes a row *before* publishing `CreateTask`, so the id it answers with is addressable at
+once: detail (a `pending` view), cancel and delete work while the scheduler or the collector lags. The
+row holds ids, type, mode and a time only (no parameters, no text), and the gateway is its only writer;
+the read models stay the collector's. A row stops mattering when the task shows in the read model or is
+tombstoned, and is pruned then (or after `DP_ACCEPTED_TASK_TTL_SECONDS`, when the task counts as lost).
+The age of the oldest row that still matters is the honest measure of the collector's lag that
+`/readyz` reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+# "Not yet recorded": neither in the read model nor tombstoned.
+NOT_RECORDED = """
+    NOT EXISTS (SELECT 1 FROM data_pipeline_tasks t WHERE t.id = a.task_id)
+    AND NOT EXISTS (SELECT 1 FROM task_tombstones d WHERE d.task_id = a.task_id)
+"""
+# ... and not given up as lost ($1: the TTL in seconds).
+_WAITING = NOT_RECORDED + " AND a.accepted_at > now() - make_interval(secs => $1)"
+_STEPS = ("ddl_generation", "qa_generation", "sql_validation", "training_load")
+
+
+async def record(
+    pool: asyncpg.Pool, task_id: str, task_type: str, execution_mode: str, single_step: int | None
+) -> datetime:
+    """Note the task as accepted; returns the acceptance time (the database's clock)."""
+    accepted_at: datetime = await pool.fetchval(
+        "INSERT INTO accepted_commands (task_id, task_type, execution_mode, single_step)"
+        " VALUES ($1, $2, $3, $4) RETURNING accepted_at",
+        task_id,
+        task_type,
+        execution_mode,
+        single_step,
+    )
+    return accepted_at
+
+
+async def forget(pool: asyncpg.Pool, task_id: str) -> None:
+    """The command was not published (or the task is visible already): drop the note."""
+    await pool.execute("DELETE FROM accepted_commands WHERE task_id = $1", task_id)
+
+
+async def prune(pool: asyncpg.Pool, ttl_seconds: float) -> None:
+    """Remove rows that no longer matter: recorded, tombstoned, or lost (older than the TTL)."""
+    await pool.execute(f"DELETE FROM accepted_commands a WHERE NOT ({_WAITING})", ttl_seconds)
+
+
+async def unrecorded(pool: asyncpg.Pool, task_id: str) -> dict[str, Any] | None:
+    """The `pending` view of an accepted task the read model does not show yet (None when there is none).
+
+    It has the read model's task columns, so every view renders it; `recorded` is False.
+    """
+    row = await pool.fetchrow(
+        "SELECT task_id, task_type, execution_mode, single_step, accepted_at FROM accepted_commands a"
+        f" WHERE a.task_id = $1 AND {NOT_RECORDED}",
+        task_id,
+    )
+    if row is None:
+        return None
+    single = row["single_step"] if row["execution_mode"] == "single" else None
+    step_status = {
+        step: "pending" if single is None or single == i else "skipped" for i, step in enumerate(_STEPS, 1)
+    }
+    return {
+        "id": row["task_id"],
+        "task_type": row["task_type"],
+        "task_name": None,
+        "status": "pending",
+        "parameters": {},
+        "result": None,
+        "error_message": None,
+        "error_step": None,
+        "progress": 0,
+        "current_step": None,
+        "step_status": step_status,
+        "step_stats": {},
+        "execution_mode": row["execution_mode"],
+        "single_step": row["single_step"],
+        "created_at": row["accepted_at"],
+        "started_at": None,
+        "completed_at": None,
+        "updated_at": row["accepted_at"],
+        "created_by": "api",
+        "output_directory": None,
+        "db_name": None,
+        "business_context": None,
+        "recorded": False,
+    }
+
+
+async def unrecorded_ids(pool: asyncpg.Pool, task_ids: list[str]) -> set[str]:
+    rows = await pool.fetch(
+        f"SELECT task_id FROM accepted_commands a WHERE a.task_id = ANY($1::text[]) AND {NOT_RECORDED}",
+        task_ids,
+    )
+    return {r["task_id"] for r in rows}
+
+
+@dataclass(frozen=True)
+class Lag:
+    seconds: float
+    waiting: int
+
+
+async def lag(pool: asyncpg.Pool, ttl_seconds: float) -> Lag:
+    """Age of the oldest accepted task not yet recorded (0 when none), and how many there are."""
+    row = await pool.fetchrow(
+        "SELECT coalesce(EXTRACT(EPOCH FROM now() - min(accepted_at)), 0)::float8 AS seconds,"
+        f" count(*) AS waiting FROM accepted_commands a WHERE {_WAITING}",
+        ttl_seconds,
+    )
+    assert row is not None
+    return Lag(seconds=max(float(row["seconds"]), 0.0), waiting=int(row["waiting"]))
