@@ -21,7 +21,15 @@ from pydantic import BaseModel
 from services.log_collector.adapters.task_files import LOG_FILE, TaskLogFiles
 from services.log_collector.handlers import BatchCollector
 from shared.db import pool_context
-from shared.events import LogEmitted, StepScheduled, StepStarted, StepSucceeded, TaskCreated, TaskStarted
+from shared.events import (
+    LogEmitted,
+    StepScheduled,
+    StepStarted,
+    StepSucceeded,
+    TaskCreated,
+    TaskDeleted,
+    TaskStarted,
+)
 from shared.ids import execution_id, new_task_id
 from shared.messages import EventEnvelope, encode
 from shared.migrate import drop_schema, migrate
@@ -237,3 +245,33 @@ async def test_after_a_failed_batch_a_rebuild_reproduces_the_rows_and_ids(
     await rebuild_read_models(pool)
     rebuilt = {name: [dict(r) for r in await pg.fetch(q)] for name, q in READ_MODELS.items()}
     assert rebuilt == live
+
+
+async def test_delete_purges_the_store_and_late_events_stay_out(
+    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
+) -> None:
+    from services.log_collector.rebuild import rebuild_read_models
+    from services.step_runner.adapters.task_records import TaskRecords
+
+    collector = _collector(pool, tmp_path)
+    deleted, kept = _task_id(), _task_id()
+    late = _envelopes(deleted)[-2:]  # a log line and an outcome the runner sends after the delete
+    deletion = EventEnvelope(task_id=deleted, producer="test", payload=TaskDeleted())  # type: ignore[arg-type]
+    messages = [FakeMessage(e) for e in [*_envelopes(deleted)[:-2], *_envelopes(kept), deletion]]
+    await _deliver(collector, messages)
+    await _wait_settled(messages)
+    late_messages = [FakeMessage(e) for e in late]
+    await _deliver(collector, late_messages)
+    await _wait_settled(late_messages)
+    await collector.drain()
+    assert all(m.settled == ["ack"] for m in [*messages, *late_messages])
+    assert await pg.fetchval("SELECT count(*) FROM data_pipeline_events WHERE task_id = $1", deleted) == 0
+    assert await pg.fetchval("SELECT count(*) FROM data_pipeline_task_logs WHERE task_id = $1", deleted) == 0
+    tomb = await pg.fetchrow("SELECT * FROM task_tombstones WHERE task_id = $1", deleted)
+    assert (tomb["event_count"], tomb["execution_count"], tomb["log_count"]) == (5, 1, 0)
+    assert await TaskRecords(pool).obsolete_reason(deleted, "any") == "the task was deleted"
+    assert await TaskRecords(pool).obsolete_reason(kept, "any") is None
+    live = {name: [dict(r) for r in await pg.fetch(q)] for name, q in READ_MODELS.items()}
+    await rebuild_read_models(pool)
+    assert {name: [dict(r) for r in await pg.fetch(q)] for name, q in READ_MODELS.items()} == live
+    assert await pg.fetchval("SELECT count(*) FROM data_pipeline_tasks WHERE id = $1", deleted) == 0

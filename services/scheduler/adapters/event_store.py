@@ -1,4 +1,8 @@
-"""Read access to the event store: the scheduler rebuilds its state from here (the collector writes it)."""
+"""Read access to the event store: the scheduler rebuilds its state from here (the collector writes it).
+
+A deleted task has no events left (the collector purges them with the `task_deleted` event and keeps a
+row in `task_tombstones`), so a rebuild cannot find it; the tombstone check below says so explicitly.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ WITH t AS (
 )
 SELECT task_id FROM t
 WHERE NOT deleted AND (finished IS NULL OR started > finished OR delete_requested)
+  AND NOT EXISTS (SELECT 1 FROM task_tombstones d WHERE d.task_id = t.task_id)
 """
 
 

@@ -16,8 +16,7 @@ class TaskRecords:
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(
                 """
-                SELECT EXISTS (SELECT 1 FROM data_pipeline_events
-                               WHERE task_id = $1 AND type = 'task_deleted') AS deleted,
+                SELECT EXISTS (SELECT 1 FROM task_tombstones WHERE task_id = $1) AS deleted,
                        (SELECT status FROM data_pipeline_task_executions WHERE execution_id = $2) AS status
                 """,
                 task_id,
