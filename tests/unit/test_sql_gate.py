@@ -43,9 +43,12 @@ VALID = [
     "SELECT * FROM tree",
     "SELECT * FROM orders o WHERE EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.order_id)",
     "SELECT d::date FROM generate_series(CURRENT_DATE - 6, CURRENT_DATE, INTERVAL '1 day') AS d",
-    "SELECT * FROM \"Sales\".\"Invoices\" WHERE note LIKE '%x%' FETCH FIRST 5 ROWS ONLY",
+    'SELECT * FROM "Sales"."Invoices" WHERE note LIKE \'%x%\' FETCH FIRST 5 ROWS ONLY',
     "VALUES (1, 'a'), (2, 'b')",
     "SELECT 1 WHERE now() > make_date(2024, 1, 1)",
+    "SELECT date(ordered_at), text(total) FROM orders WHERE ordered_at >= date_trunc('year', now())",
+    "SELECT 1 OPERATOR(pg_catalog.+) 2",
+    "SELECT a FROM t WHERE a ILIKE '%x%' AND b IS DISTINCT FROM c AND d BETWEEN 1 AND 2",
 ]
 
 
@@ -67,7 +70,7 @@ REFUSED = [
     ("SELECT query_to_xml('DELETE FROM orders RETURNING 1', true, false, '')", "calls query_to_xml()"),
     ("SELECT * FROM query_to_xml('DELETE FROM t', true, false, '') AS x", "query_to_xml"),
     ("SELECT PG_SLEEP(1)", "calls pg_sleep()"),
-    ("SELECT U&\"\\0070g_sleep\"(1)", "calls pg_sleep()"),
+    ('SELECT U&"\\0070g_sleep"(1)', "calls pg_sleep()"),
     ("SELECT 1 FROM t WHERE EXISTS (SELECT pg_sleep(1))", "pg_sleep"),
     ("SELECT count(*) FROM t ORDER BY pg_sleep(1)", "pg_sleep"),
     ("SELECT dblink('host=x', 'DELETE FROM t')", "dblink"),
@@ -76,7 +79,14 @@ REFUSED = [
     ("SELECT pg_read_file('/etc/passwd')", "pg_read_file"),
     ("SELECT lo_import('/etc/passwd')", "lo_import"),
     ("SELECT public.my_function(1)", "only built-in functions"),
-    ('SELECT "Count"(*) FROM t', "calls Count()"),  # quoted: a different, user-defined function
+    ('SELECT "Count"(*) FROM t', "calls Count()"),
+    ("SELECT 1 OPERATOR(public.+) 2", "operator public.+"),
+    ("SELECT * FROM ROWS FROM (pg_sleep(1)) AS s", "pg_sleep"),
+    ("SELECT * FROM orders, LATERAL pg_sleep(1)", "pg_sleep"),
+    (
+        "SELECT current_setting('data_directory')",
+        "current_setting",
+    ),  # quoted: a different, user-defined function
     ("SELECT pg_catalog.pg_terminate_backend(1)", "pg_terminate_backend"),
     # statements that are not a plain SELECT
     ("", "empty"),

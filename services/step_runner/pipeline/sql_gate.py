@@ -59,7 +59,9 @@ ALLOWED_FUNCTIONS = frozenset(
     json_array_length jsonb_array_length json_extract_path jsonb_extract_path json_extract_path_text
     jsonb_extract_path_text json_typeof jsonb_typeof json_each jsonb_each json_each_text jsonb_each_text
     json_array_elements jsonb_array_elements json_array_elements_text jsonb_array_elements_text
-    json_object_keys jsonb_object_keys row_to_json jsonb_strip_nulls jsonb_pretty
+    json_object_keys jsonb_object_keys row_to_json jsonb_strip_nulls jsonb_pretty array_to_json json_object
+    jsonb_object jsonb_set jsonb_insert string_to_table generate_subscripts date_add date_subtract sha256
+    date text numeric int2 int4 int8 float4 float8 timestamp timestamptz time bool varchar
     """.split()
 )
 # Schemas whose relations are not business data.
@@ -149,6 +151,10 @@ def _check_node(node: ast.Node) -> None:
             raise SqlRejected("contains FOR UPDATE / FOR SHARE: a row lock is not read-only")
     elif isinstance(node, ast.FuncCall):
         _check_function(_names(node.funcname))
+    elif isinstance(node, ast.A_Expr):
+        *schema, _ = _names(node.name) or ["?"]
+        if schema and schema != ["pg_catalog"]:
+            raise SqlRejected(f"uses the operator {'.'.join(_names(node.name))}: only built-in operators")
     elif isinstance(node, ast.ParamRef):
         raise SqlRejected(
             f"uses the parameter ${node.number}: a statement must be self-contained", repairable=True
