@@ -5,19 +5,32 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: help install migrate demo-db up down run test test-unit test-integration test-e2e lint format bench clean
+.PHONY: help install lock migrate demo-db up down run test test-unit test-integration test-e2e lint format bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(STAMP): pyproject.toml
+# Dependencies come from the hash-pinned lock file; the project itself is installed without them, and
+# `pip check` fails when pyproject.toml asks for something the lock lacks (run `make lock`).
+$(STAMP): pyproject.toml requirements-dev.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found %s)" % sys.version.split()[0])'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet --require-hashes -r requirements-dev.lock
+	$(PIP) install --quiet --no-deps -e .
+	$(PIP) check
 	touch $(STAMP)
 
-install: $(STAMP)  ## create the virtualenv and install the project with its dev tools
+install: $(STAMP)  ## create the virtualenv and install the locked dependencies and the project
+
+UV_VERSION ?= 0.13.9
+LOCK_FLAGS := --generate-hashes --universal --python-version 3.11 --quiet
+
+lock:  ## re-pin requirements.lock (runtime) and requirements-dev.lock from pyproject.toml, with hashes
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet 'uv==$(UV_VERSION)'
+	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_FLAGS) -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) -o requirements-dev.lock
 
 migrate: install  ## apply the database migrations (safe to run twice)
 	$(PY) -m shared.migrate

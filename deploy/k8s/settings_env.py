@@ -3,7 +3,8 @@
     python deploy/k8s/settings_env.py            # table: variable, default, secret?, class
     python deploy/k8s/settings_env.py --missing  # YAML lines for variables absent from base ConfigMap/Secret
 
-Used by tests/unit/test_deploy_manifests.py, so the ConfigMap and Secret cannot fall behind the code.
+Used by tests/unit/test_deploy_manifests.py, so the ConfigMap and the Secret templates cannot fall behind
+the code.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pydantic_settings import BaseSettings
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = Path(__file__).resolve().parent / "base"
+SECRETS = Path(__file__).resolve().parent / "secrets"
 
 # Modules known to hold settings classes; any other module under shared/ or services/ that mentions
 # BaseSettings is found by the scan. Modules not written yet are skipped.
@@ -127,12 +129,25 @@ def env_vars() -> list[EnvVar]:
     return sorted(result.values(), key=lambda v: v.name)
 
 
+def secret_templates() -> dict[str, dict[str, str]]:
+    """The per-workload Secret templates (secrets/<name>.env.example): {file stem: {key: value}}."""
+    templates: dict[str, dict[str, str]] = {}
+    for path in sorted(SECRETS.glob("*.env.example")):
+        entries: dict[str, str] = {}
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                key, _, value = line.partition("=")
+                entries[key.strip()] = value
+        templates[path.name.removesuffix(".env.example")] = entries
+    return templates
+
+
 def base_config() -> tuple[dict[str, str], dict[str, str], set[str]]:
-    """ConfigMap data, Secret keys and the variables the ConfigMap declares unset on purpose."""
+    """ConfigMap data, Secret keys (of all per-workload templates) and the variables the ConfigMap
+    declares unset on purpose."""
     configmap = yaml.safe_load((BASE / "configmap.yaml").read_text(encoding="utf-8"))
-    secret = yaml.safe_load((BASE / "secret.yaml").read_text(encoding="utf-8"))
     unset = configmap["metadata"].get("annotations", {}).get("data-pipeline/unset-on-purpose", "")
-    secret_data = {**secret.get("data", {}), **secret.get("stringData", {})}
+    secret_data = {k: v for entries in secret_templates().values() for k, v in entries.items()}
     return configmap.get("data", {}), secret_data, set(unset.split())
 
 
@@ -155,7 +170,7 @@ def main() -> None:
                     f"  # {var.name}: default unset; list it in the unset-on-purpose annotation or set a value"
                 )
                 continue
-            where = "Secret" if var.secret else "ConfigMap"
+            where = "a Secret template (secrets/*.env.example)" if var.secret else "ConfigMap"
             value = json.dumps(var.default if var.default is not None else "CHANGE-ME")
             print(f"  {var.name}: {value}  # {where}; read by {var.owner}")
         return

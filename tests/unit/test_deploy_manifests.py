@@ -28,6 +28,34 @@ SERVICE_DEPLOYMENTS = {
     "dp-step-runner": "shared.settings.RunnerSettings",
     "dp-log-collector": "shared.settings.CollectorSettings",
 }
+# Each workload reads its own Secret (deploy/k8s/secrets/<template>.env.example), created by the operator.
+WORKLOAD_SECRETS = {
+    "dp-gateway": "dp-gateway-secrets",
+    "dp-scheduler": "dp-scheduler-secrets",
+    "dp-step-runner": "dp-step-runner-secrets",
+    "dp-log-collector": "dp-log-collector-secrets",
+    "dp-migrate": "dp-migrate-secrets",
+    "dp-retention": "dp-retention-secrets",
+}
+# The settings classes each workload reads (its Secret may hold only what they read).
+WORKLOAD_SETTINGS = {
+    "dp-gateway": [
+        "shared.settings.GatewaySettings",
+        "shared.embeddings.EmbeddingSettings",
+        "shared.pipeline_settings.PipelineSettings",
+    ],
+    "dp-scheduler": ["shared.settings.SchedulerSettings"],
+    "dp-step-runner": [
+        "shared.settings.RunnerSettings",
+        "shared.embeddings.EmbeddingSettings",
+        "shared.pipeline_settings.PipelineSettings",
+        "services.step_runner.llm.settings.LLMSettings",
+    ],
+    "dp-log-collector": ["shared.settings.CollectorSettings"],
+    "dp-migrate": ["shared.settings.CommonSettings"],
+    "dp-retention": ["services.dpctl.settings.DpctlSettings"],
+}
+DIGEST_REF = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 # Custom resources have no schema in kubernetes-validate: their required keys are checked here.
 CRD_REQUIRED: dict[str, list[str]] = {
     "RabbitmqCluster": ["spec.replicas", "spec.image", "spec.persistence.storage"],
@@ -134,8 +162,10 @@ def test_keda_scales_on_the_steps_queue(base: dict) -> None:
     assert trigger["metadata"]["queueName"] == f"{prefix}.steps"
     assert scaled["spec"]["scaleTargetRef"]["name"] == "dp-step-runner"
     auth = resources[("TriggerAuthentication", trigger["authenticationRef"]["name"])]
+    templates = settings_env.secret_templates()
     for ref in auth["spec"]["secretTargetRef"]:
-        assert ref["key"] in base[("Secret", ref["name"])]["stringData"]
+        assert ref["name"] == "dp-keda-secrets"
+        assert ref["key"] in templates["keda"]
 
 
 def test_hpa_component_renders_against_base(base: dict) -> None:
@@ -189,7 +219,7 @@ def test_workloads_are_hardened_and_sized(rendered: dict) -> None:
             assert container["securityContext"]["allowPrivilegeEscalation"] is False, name
             assert container["resources"]["requests"] and container["resources"]["limits"], name
             assert {"configMapRef": {"name": "dp-config"}} in container["envFrom"], name
-            assert {"secretRef": {"name": "dp-secrets"}} in container["envFrom"], name
+            assert {"secretRef": {"name": WORKLOAD_SECRETS[name]}} in container["envFrom"], name
 
 
 def test_scheduler_runs_two_replicas_and_every_service_has_a_disruption_budget(rendered: dict) -> None:
@@ -297,7 +327,10 @@ def test_dockerfile_is_multi_stage_and_runs_as_non_root() -> None:
     text = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
     stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", text, flags=re.MULTILINE | re.IGNORECASE)
     assert len(stages) >= 2
-    assert "ARG PYTHON_IMAGE=python:3.11-slim" in text
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim@sha256:[0-9a-f]{64}$", text, flags=re.MULTILINE)
+    # Dependencies come from the hash-pinned lock file, the project itself without dependencies.
+    assert "--require-hashes -r requirements.lock" in text
+    assert re.search(r"pip wheel --no-deps", text)
     users = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
     assert users and users[-1].split(":")[0] not in {"0", "root"}
     assert re.search(r'^ENTRYPOINT \["dp-service"\]', text, flags=re.MULTILINE)
@@ -350,3 +383,140 @@ def test_entrypoint_rejects_unknown_commands() -> None:
     )
     assert out.returncode == 64
     assert "unknown command" in out.stderr
+
+
+# --- least privilege (issue 7, finding 14) ------------------------------------------------------------
+
+
+def _image_refs(resource: dict[str, Any]) -> list[str]:
+    refs: list[str] = []
+    if (spec := _pod_spec(resource)) is not None:
+        refs += [c["image"] for c in [*spec.get("containers", []), *spec.get("initContainers", [])]]
+    if resource["kind"] == "Cluster":
+        refs.append(resource["spec"]["imageName"])
+    if resource["kind"] == "RabbitmqCluster":
+        refs.append(resource["spec"]["image"])
+    return refs
+
+
+def test_no_build_applies_a_secret_or_a_template_value() -> None:
+    for target in [K8S / "base", *(K8S / "overlays" / o for o in OVERLAYS)]:
+        resources = render.build(target)
+        secrets = [r["metadata"]["name"] for r in resources if r["kind"] == "Secret"]
+        assert not secrets, f"{target}: Secrets are created by the operator, never applied: {secrets}"
+        assert "CHANGE-ME" not in render.dump(resources), target
+
+
+def test_every_workload_reads_only_its_own_secret_with_only_what_it_uses(rendered: dict) -> None:
+    templates = settings_env.secret_templates()
+    by_secret = {f"dp-{stem}-secrets": keys for stem, keys in templates.items()}
+    for (kind, name), resource in rendered.items():
+        spec = _pod_spec(resource)
+        if spec is None or not name.startswith("dp-") or kind == "StatefulSet":
+            continue
+        (container,) = spec["containers"]
+        refs = {e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e}
+        assert refs == {WORKLOAD_SECRETS[name]}, (name, refs)
+        readable = {
+            f"{cls.model_config.get('env_prefix', '')}{field_name}".upper()
+            for cls_path in WORKLOAD_SETTINGS[name]
+            if importlib.util.find_spec(cls_path.rpartition(".")[0]) is not None
+            for cls in [_settings_class(cls_path)]
+            for field_name in cls.model_fields
+        }
+        extra = set(by_secret[WORKLOAD_SECRETS[name]]) - readable
+        assert not extra, f"{name}'s Secret holds keys it never reads: {sorted(extra)}"
+    runner_keys = set(templates["step-runner"])
+    assert "DP_DATABASE_URL" not in runner_keys and "DP_API_TOKENS" not in runner_keys
+    assert (
+        set(templates["scheduler"])
+        == set(templates["log-collector"])
+        == {"DP_DATABASE_URL", "DP_RABBITMQ_URL"}
+    )
+    assert set(templates["retention"]) == {"DP_API_TOKEN"}
+    assert "dp_runtime" in templates["gateway"]["DP_DATABASE_URL"]
+    assert "dp_migrator" in templates["migrate"]["DP_DATABASE_URL"]
+
+
+def test_network_policies_deny_by_default_and_open_only_the_gateway(rendered: dict) -> None:
+    policies = {name: r["spec"] for (kind, name), r in rendered.items() if kind == "NetworkPolicy"}
+    deny = policies["dp-default-deny"]
+    assert deny["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "data-pipeline"}}
+    assert (
+        sorted(deny["policyTypes"]) == ["Egress", "Ingress"]
+        and "ingress" not in deny
+        and "egress" not in deny
+    )
+    open_ingress = [
+        (name, rule)
+        for name, spec in policies.items()
+        for rule in spec.get("ingress", [])
+        if "from" not in rule
+    ]
+    assert [(n, [p["port"] for p in r["ports"]]) for n, r in open_ingress] == [("dp-gateway-ingress", [8084])]
+    assert (
+        policies["dp-gateway-ingress"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+        == "gateway"
+    )
+    # Egress to the outside world (business databases, LLM) only from the gateway and the runners.
+    outside = [
+        name
+        for name, spec in policies.items()
+        for rule in spec.get("egress", [])
+        for peer in rule.get("to", [])
+        if "ipBlock" in peer
+    ]
+    assert outside and set(outside) == {"dp-task-egress"}
+    selector = policies["dp-task-egress"]["podSelector"]["matchExpressions"]
+    assert {
+        "key": "app.kubernetes.io/component",
+        "operator": "In",
+        "values": ["gateway", "step-runner"],
+    } in selector
+    # Every pipeline workload is covered by the default deny.
+    for (kind, name), resource in rendered.items():
+        if _pod_spec(resource) is not None and name.startswith("dp-") and kind != "StatefulSet":
+            labels = resource["spec"].get("template") or resource["spec"]["jobTemplate"]["spec"]["template"]
+            assert labels["metadata"]["labels"]["app.kubernetes.io/name"] == "data-pipeline", name
+
+
+def test_overlays_refer_to_every_image_by_digest(rendered: dict) -> None:
+    refs = [(name, ref) for (_, name), r in rendered.items() for ref in _image_refs(r)]
+    assert refs
+    loose = [(name, ref) for name, ref in refs if not DIGEST_REF.match(ref)]
+    assert not loose, f"images not pinned by digest: {loose}"
+
+
+def _locked(path: Path) -> dict[str, tuple[str, list[str]]]:
+    """{normalized name: (version, hashes)} of a `uv pip compile --generate-hashes` lock file."""
+    pins: dict[str, tuple[str, list[str]]] = {}
+    name = ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if match := re.match(r"^([A-Za-z0-9_.\-]+)==([^\s;\\]+)", line):
+            name = re.sub(r"[-_.]+", "-", match[1]).lower()
+            pins[name] = (match[2], [])
+        elif (hashed := re.search(r"--hash=sha256:([0-9a-f]{64})", line)) and name:
+            pins[name][1].append(hashed[1])
+    return pins
+
+
+@pytest.mark.parametrize(("lock", "extras"), [("requirements.lock", ()), ("requirements-dev.lock", ("dev",))])
+def test_lock_files_pin_every_dependency_with_hashes(lock: str, extras: tuple[str, ...]) -> None:
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = [Requirement(r) for r in project["dependencies"]]
+    for extra in extras:
+        wanted += [Requirement(r) for r in project["optional-dependencies"][extra]]
+    pins = _locked(REPO / lock)
+    assert pins and all(hashes for _, hashes in pins.values()), f"{lock}: every pin needs --hash lines"
+    for requirement in wanted:
+        name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+        assert name in pins, f"{lock} lacks {requirement.name}: run `make lock`"
+        assert requirement.specifier.contains(pins[name][0], prereleases=True), (
+            f"{lock} pins {name}=={pins[name][0]}, pyproject.toml wants {requirement}: run `make lock`"
+        )
+    if not extras:
+        assert "pytest" not in pins, "the runtime lock must not carry dev tools"
