@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
-import asyncpg
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -26,6 +25,8 @@ from pydantic import BaseModel, ValidationError
 
 from shared.logging import get_logger
 from shared.messages import CommandEnvelope, EventEnvelope, decode_message, encode
+from shared.retry import TRANSIENT_ERRORS as TRANSIENT_ERRORS  # re-exported for the consumers
+from shared.retry import delays
 
 SCHEDULER_KEY = "scheduler"
 STEPS_KEY = "steps"
@@ -182,17 +183,6 @@ def _amqp_message(message: EventEnvelope | CommandEnvelope, message_id: str) -> 
 
 Handler = Callable[[EventEnvelope | CommandEnvelope], Awaitable[None]]
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.DeadlockDetectedError,
-    aio_pika.exceptions.AMQPConnectionError,
-    aio_pika.exceptions.ChannelInvalidStateError,
-)
-
 
 async def handle_delivery(
     message: AbstractIncomingMessage,
@@ -217,7 +207,8 @@ async def handle_delivery(
         return
     loop = asyncio.get_running_loop()
     deadline = loop.time() + transient_budget
-    delay = base_delay
+    waits = delays(base_delay, max_delay)
+    delay = next(waits)
     attempt = 0
     while True:
         attempt += 1
@@ -238,7 +229,7 @@ async def handle_delivery(
                 return
             log.info("transient failure; retrying", type=envelope.type, attempt=attempt, error=repr(exc))
             await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay)
+            delay = next(waits)
         except Exception as exc:
             # A bug or an unexpected state: requeue; the queue's delivery limit dead-letters a poison message.
             log.exception("handler failed; requeued", type=envelope.type, error=repr(exc))

@@ -13,11 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.parameters import TaskParameters
-from shared.steps import StepName
-
-TaskStatus = Literal["pending", "in_progress", "partial_completed", "completed", "failed", "cancelled"]
-StepStatus = Literal["pending", "running", "completed", "failed", "skipped", "cancelled"]
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+from shared.vocabulary import FinalTaskStatus, LogLevel, StepName
 
 
 class FailureCode(StrEnum):
@@ -164,7 +160,7 @@ class TaskFinished(_Event):
     """The task reached a terminal status; `result` sums up what each step reported."""
 
     type: Literal["task_finished"] = "task_finished"
-    status: Literal["completed", "partial_completed", "failed", "cancelled"]
+    status: FinalTaskStatus
     error_message: str | None = None
     result: dict[str, Any] = Field(default_factory=dict)
 
@@ -195,5 +191,3 @@ EventPayload = Annotated[
     | TaskDeleted,
     Field(discriminator="type"),
 ]
-
-STEP_TERMINAL_EVENTS = ("step_succeeded", "step_failed", "step_cancelled")

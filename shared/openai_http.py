@@ -9,7 +9,6 @@ never appears in an error message or a log line.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +17,8 @@ from typing import Any
 
 import aiohttp
 import structlog
+
+from shared.retry import backoff
 
 log = structlog.get_logger(__name__)
 
@@ -34,8 +35,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry number `attempt` (1-based): exponential, capped, with a little jitter."""
-        delay = min(self.backoff_max_seconds, self.backoff_base_seconds * 2 ** (attempt - 1))
-        return delay * (0.8 + 0.4 * random.random())
+        return backoff(attempt, self.backoff_base_seconds, self.backoff_max_seconds, jitter=0.2)
 
 
 class OpenAIHTTPError(Exception):

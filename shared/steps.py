@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 
-
-class StepName(StrEnum):
-    DDL_GENERATION = "ddl_generation"
-    QA_GENERATION = "qa_generation"
-    SQL_VALIDATION = "sql_validation"
-    TRAINING_LOAD = "training_load"
-
-
-STEP_ORDER: tuple[StepName, ...] = (
-    StepName.DDL_GENERATION,
-    StepName.QA_GENERATION,
-    StepName.SQL_VALIDATION,
-    StepName.TRAINING_LOAD,
-)
+# Their home is shared.vocabulary; re-exported because every step helper speaks in them.
+from shared.vocabulary import STEP_ORDER as STEP_ORDER
+from shared.vocabulary import StepName as StepName
 
 # The earlier implementation used these names for the same steps; requests that use them still work.
 LEGACY_STEP_NAMES: dict[str, StepName] = {

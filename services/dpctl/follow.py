@@ -28,6 +28,7 @@ from services.dpctl.client import (
     SseEvent,
 )
 from services.dpctl.formatting import STEP_ORDER, TERMINAL_TASK_STATUSES, bar, log_line
+from shared.vocabulary import LOG_LEVELS
 
 MAX_RECONNECTS = 20
 STATE_SETTLE_SECONDS = 0.5  # how far the API's state may trail the live events
@@ -43,7 +44,6 @@ STEP_EVENT_STATUS = {
     "step_skipped": "skipped",
     "step_cancelled": "cancelled",
 }
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass

@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-STEP_ORDER = ("ddl_generation", "qa_generation", "sql_validation", "training_load")
-TERMINAL_TASK_STATUSES = frozenset({"completed", "partial_completed", "failed", "cancelled"})
+from shared import vocabulary
+
+STEP_ORDER: tuple[str, ...] = tuple(step.value for step in vocabulary.STEP_ORDER)
+TERMINAL_TASK_STATUSES = vocabulary.TASK_TERMINAL
 
 
 def print_json(value: Any, out: TextIO | None = None) -> None:

@@ -17,9 +17,9 @@ from services.log_collector.adapters.event_store import append
 from services.log_collector.adapters.task_files import TaskLogFiles
 from services.log_collector.metrics import CollectorMetrics
 from services.log_collector.projections import Projector
-from shared.broker import TRANSIENT_ERRORS
 from shared.logging import get_logger
 from shared.messages import EventEnvelope, decode_message
+from shared.retry import TRANSIENT_ERRORS, delays
 
 log = get_logger()
 _RETRY_BASE_DELAY = 0.2
@@ -102,7 +102,8 @@ class BatchCollector:
         events, and would put the batch behind events delivered meanwhile, which the projection needs
         in order. The batch stays unacked meanwhile, so the prefetch window holds back the rest.
         """
-        delay = _RETRY_BASE_DELAY
+        waits = delays(_RETRY_BASE_DELAY, _RETRY_MAX_DELAY)
+        delay = next(waits)
         while True:
             started = time.perf_counter()
             try:
@@ -113,7 +114,7 @@ class BatchCollector:
                 self.metrics.transient_retries.inc()
                 log.warning("batch not stored; retrying", size=len(batch), delay=delay, error=repr(exc))
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, _RETRY_MAX_DELAY)
+                delay = next(waits)
                 continue
             self.metrics.committed([envelope.type for _, envelope in batch], time.perf_counter() - started)
             return result

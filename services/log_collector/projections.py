@@ -19,10 +19,9 @@ from shared.events import StepName
 from shared.messages import EventEnvelope
 from shared.secrets import mask_secrets
 from shared.steps import STEP_ORDER
+from shared.vocabulary import LEVEL_NUMBERS, TASK_TERMINAL
 
-TASK_TERMINAL = ("completed", "partial_completed", "failed", "cancelled")
 EXEC_TERMINAL = ("completed", "failed", "cancelled")
-LEVEL_NO = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
 
 def _progress(stats: dict[str, Any], step_status: dict[str, str]) -> int:
@@ -320,7 +319,7 @@ class Projector:
             env.occurred_at,
             json.loads(mask_secrets(json.dumps(e.extra, default=str))),
             env.event_id,
-            LEVEL_NO[e.level],
+            LEVEL_NUMBERS[e.level],
             seq,
         )
         if status != "INSERT 0 0":

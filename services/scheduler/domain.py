@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -36,14 +36,18 @@ from shared.events import (
 from shared.ids import execution_id as make_execution_id
 from shared.messages import EventEnvelope
 from shared.parameters import TaskParameters
-from shared.steps import STEP_ORDER, StepName, step_by_number, step_number
-
-RunStatus = Literal[
-    "pending", "scheduled", "running", "waiting_retry", "completed", "failed", "skipped", "cancelled"
-]
-STEP_DONE: frozenset[str] = frozenset({"completed", "failed", "skipped", "cancelled"})
-STEP_ACTIVE: frozenset[str] = frozenset({"scheduled", "running"})
-TASK_TERMINAL: frozenset[str] = frozenset({"completed", "partial_completed", "failed", "cancelled"})
+from shared.retry import backoff
+from shared.steps import step_by_number, step_number
+from shared.vocabulary import (
+    STEP_ACTIVE,
+    STEP_DONE,
+    STEP_ORDER,
+    TASK_TERMINAL,
+    FinalTaskStatus,
+    StepName,
+    StepStatus,
+    TaskStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class Policy:
 
 @dataclass(frozen=True)
 class StepRun:
-    status: RunStatus = "pending"
+    status: StepStatus = "pending"
     execution_id: str | None = None
     attempt: int = 0
     force: bool = False
@@ -81,7 +85,7 @@ class TaskState:
     task_id: str
     parameters: TaskParameters
     created_at: datetime
-    status: str = "pending"
+    status: TaskStatus = "pending"
     plan: tuple[StepName, ...] = STEP_ORDER
     steps: dict[StepName, StepRun] = field(default_factory=dict)
     runs: dict[StepName, int] = field(default_factory=dict)
@@ -256,7 +260,7 @@ def evolve(state: TaskState | None, envelope: EventEnvelope) -> TaskState | None
 # ---- decide ---------------------------------------------------------------------------------------
 
 
-def derive_status(state: TaskState) -> tuple[str, str | None]:
+def derive_status(state: TaskState) -> tuple[FinalTaskStatus, str | None]:
     """The terminal status a task ends with, from its plan's step outcomes, and the error to show."""
     runs = [(s, state.step(s)) for s in state.plan]
     failed = [(s, r) for s, r in runs if r.status == "failed"]
@@ -287,7 +291,7 @@ def step_disabled_reason(parameters: TaskParameters, step: StepName) -> str | No
 
 
 def retry_delay(policy: Policy, attempt: int) -> float:
-    return min(policy.retry_base_delay * (2 ** max(attempt - 1, 0)), policy.retry_max_delay)
+    return backoff(attempt, policy.retry_base_delay, policy.retry_max_delay)
 
 
 def _fail_active(state: TaskState, reason: str, code: FailureCode) -> list[Decision]:
@@ -305,11 +309,11 @@ def _fail_active(state: TaskState, reason: str, code: FailureCode) -> list[Decis
     ]
 
 
-def _finish(state: TaskState, status: str | None = None, error: str | None = None) -> Decision:
+def _finish(state: TaskState, status: FinalTaskStatus | None = None, error: str | None = None) -> Decision:
     derived, derived_error = derive_status(state)
     final = status or derived
     result = {s.value: state.step(s).status for s in state.plan}
-    return Decision(TaskFinished(status=final, error_message=error or derived_error, result=result))  # type: ignore[arg-type]
+    return Decision(TaskFinished(status=final, error_message=error or derived_error, result=result))
 
 
 TaskCommand = CreateTask | ExecuteTask | CancelTask | DeleteTask

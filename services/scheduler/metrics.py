@@ -8,10 +8,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from services.scheduler.domain import TASK_TERMINAL, TaskState
-
-# Always exported, at 0 when no task has them, so dashboards see every series.
-_TASK_STATUSES = ("pending", "in_progress", *sorted(TASK_TERMINAL))
+from services.scheduler.domain import TaskState
+from shared.vocabulary import TASK_STATUSES
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,8 @@ class SchedulerMetrics:
         )
 
     def count_tasks(self, states: Iterable[TaskState]) -> None:
-        counts = Tally(state.status for state in states)
+        counts: Tally[str] = Tally(state.status for state in states)
         self.tasks.clear()  # no await in between: a scrape never sees the gauge half set
-        for status in sorted(set(_TASK_STATUSES) | counts.keys()):
+        # Always exported, at 0 when no task has them, so dashboards see every series.
+        for status in sorted(set(TASK_STATUSES) | counts.keys()):
             self.tasks.labels(status).set(counts.get(status, 0))

@@ -19,9 +19,10 @@ from services.dpctl.formatting import (
     table,
     task_detail,
 )
+from shared.vocabulary import FINAL_TASK_STATUSES, LOG_LEVELS, STEP_ORDER, TASK_SUCCEEDED
 
-FINISHED = ("completed", "partial_completed", "failed", "cancelled")
-STEP_NAMES = ("ddl_generation", "qa_generation", "sql_validation", "training_load")
+FINISHED = FINAL_TASK_STATUSES
+STEP_NAMES: tuple[str, ...] = tuple(step.value for step in STEP_ORDER)
 
 COMMON = leaf_options()
 
@@ -74,7 +75,7 @@ def add_parser(subparsers: Any) -> None:
 
     logs = commands.add_parser("logs", parents=[COMMON], help="a task's log lines")
     logs.add_argument("task_id")
-    logs.add_argument("--level", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+    logs.add_argument("--level", type=str.upper, choices=LOG_LEVELS)
     logs.add_argument("--step", help="step name or number")
     logs.add_argument("--grep", dest="q", help="only lines containing this text")
     logs.add_argument("--limit", type=int, default=1000, help="lines per request (default 1000)")
@@ -321,7 +322,7 @@ def run_step_command(client: GatewayClient, args: argparse.Namespace) -> int:
             print(f"{args.task_id}: step {accepted.get('step') or args.step} scheduled")
         return 0
     status = Follower(client, as_json=args.json).run(args.task_id)
-    return 0 if status in {"completed", "partial_completed"} else 1
+    return 0 if status in TASK_SUCCEEDED else 1
 
 
 def cancel_task(client: GatewayClient, args: argparse.Namespace) -> int:
