@@ -18,10 +18,11 @@ from typing import Any
 import asyncpg
 
 from services.api_gateway.adapters import accepted
+from shared import vocabulary
 
-TERMINAL_STATUSES = ("completed", "partial_completed", "failed", "cancelled")
 RUNNING_STATUSES = ("pending", "in_progress")
-LEVEL_NUMBERS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+LEVEL_NUMBERS = vocabulary.LEVEL_NUMBERS
+TERMINAL_STATUSES = vocabulary.TASK_TERMINAL
 
 _TASK_COLUMNS = """
     id, task_type, task_name, status, parameters, result, error_message, error_step, progress,
