@@ -17,7 +17,7 @@ from services.step_runner.pipeline.sql_gate import PlanLimits, SqlGate
 from shared.business_db import create_pool
 from shared.pipeline_settings import PipelineSettings
 from shared.steps import StepName
-from tests.support.demo_db import demo_db_url  # noqa: F401
+from tests.support.demo_db import demo_db_url, scratch_db_url  # noqa: F401
 from tests.support.pipeline_steps import demo_context, validation_step
 
 pytestmark = pytest.mark.integration
@@ -53,6 +53,28 @@ async def test_valid_statement_and_statement_errors_are_verdicts(pool: asyncpg.P
         assert not verdict.valid and reason in (verdict.error or ""), (sql, verdict)
     # the pool still works after all of them
     assert (await gate.check("SELECT 1")).valid
+
+
+async def test_built_ins_are_resolved_before_a_shadowing_function_of_the_business_database(
+    scratch_db_url: str,  # noqa: F811
+) -> None:
+    conn = await asyncpg.connect(scratch_db_url)
+    try:
+        database = scratch_db_url.rsplit("/", 1)[1]
+        await conn.execute(
+            f"ALTER DATABASE {database} SET search_path = public, pg_catalog;"
+            "CREATE FUNCTION public.lower(text) RETURNS text IMMUTABLE LANGUAGE plpgsql"
+            " AS $$ BEGIN RAISE EXCEPTION 'shadow lower() called'; END $$"
+        )
+    finally:
+        await conn.close()
+    pool = await create_pool(scratch_db_url, max_size=1, statement_timeout_ms=2000)
+    try:
+        # the planner folds immutable calls on constants: pg_catalog's lower() must be the one it sees
+        verdict = await SqlGate(pool, LIMITS).check("SELECT lower('ABC')")
+        assert verdict.valid, verdict
+    finally:
+        await pool.close()
 
 
 async def test_a_lost_database_is_a_retryable_step_failure(pool: asyncpg.Pool) -> None:

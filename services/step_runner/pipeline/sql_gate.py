@@ -75,6 +75,7 @@ _STATEMENT_WORDS = {
 _COMMENTS = frozenset({"SQL_COMMENT", "C_COMMENT"})
 # SQLSTATE classes that mean the connection or the server is gone, not that the statement is wrong.
 _CONNECTION_CLASSES = ("08", "53", "57P", "58")
+_BUILTINS_FIRST = "SELECT set_config('search_path', 'pg_catalog, ' || current_setting('search_path'), true)"
 
 
 class SqlRejected(ValueError):
@@ -255,6 +256,9 @@ class SqlGate:
             async with self._pool.acquire() as conn:
                 acquired = True
                 async with conn.transaction(readonly=True):
+                    # built-ins first: a business database whose search_path puts its own `lower()` ahead
+                    # of pg_catalog's must not get it called (the planner folds immutable calls)
+                    await conn.execute(_BUILTINS_FIRST)
                     row = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {statement}")
         except Exception as exc:
             if _connection_lost(exc, acquired):
