@@ -46,6 +46,8 @@ async def test_download_as_attachment(gateway: TestClient, rows: ReadModels) -> 
     task_id = await rows.task(status="completed")
     (rows.task_dir(task_id) / "orders.ddl").write_text("CREATE TABLE orders ();")
     (rows.task_dir(task_id) / "订单_detail.md").write_text("# 订单")
+    await rows.output(task_id, "orders.ddl")  # only registered outputs download
+    await rows.output(task_id, "订单_detail.md")
     for path in ("files/download/orders.ddl", "files/orders.ddl"):
         resp = await gateway.get(f"{API}/tasks/{task_id}/{path}")
         assert resp.status == 200
