@@ -17,6 +17,8 @@ from typing import Any
 
 import asyncpg
 
+from shared.steps import STEP_ORDER
+
 # "Not yet recorded": neither in the read model nor tombstoned.
 NOT_RECORDED = """
     NOT EXISTS (SELECT 1 FROM data_pipeline_tasks t WHERE t.id = a.task_id)
@@ -24,7 +26,7 @@ NOT_RECORDED = """
 """
 # ... and not given up as lost ($1: the TTL in seconds).
 _WAITING = NOT_RECORDED + " AND a.accepted_at > now() - make_interval(secs => $1)"
-_STEPS = ("ddl_generation", "qa_generation", "sql_validation", "training_load")
+_STEPS = [step.value for step in STEP_ORDER]
 
 
 async def record(
@@ -52,25 +54,17 @@ async def prune(pool: asyncpg.Pool, ttl_seconds: float) -> None:
     await pool.execute(f"DELETE FROM accepted_commands a WHERE NOT ({_WAITING})", ttl_seconds)
 
 
-async def unrecorded(pool: asyncpg.Pool, task_id: str) -> dict[str, Any] | None:
-    """The `pending` view of an accepted task the read model does not show yet (None when there is none).
-
-    It has the read model's task columns, so every view renders it; `recorded` is False.
-    """
-    row = await pool.fetchrow(
-        "SELECT task_id, task_type, execution_mode, single_step, accepted_at FROM accepted_commands a"
-        f" WHERE a.task_id = $1 AND {NOT_RECORDED}",
-        task_id,
-    )
-    if row is None:
-        return None
-    single = row["single_step"] if row["execution_mode"] == "single" else None
+def pending_view(
+    task_id: str, task_type: str, execution_mode: str, single_step: int | None, accepted_at: datetime
+) -> dict[str, Any]:
+    """An accepted task in the read model's task columns, so every view renders it; `recorded` is False."""
+    single = single_step if execution_mode == "single" else None
     step_status = {
         step: "pending" if single is None or single == i else "skipped" for i, step in enumerate(_STEPS, 1)
     }
     return {
-        "id": row["task_id"],
-        "task_type": row["task_type"],
+        "id": task_id,
+        "task_type": task_type,
         "task_name": None,
         "status": "pending",
         "parameters": {},
@@ -81,18 +75,32 @@ async def unrecorded(pool: asyncpg.Pool, task_id: str) -> dict[str, Any] | None:
         "current_step": None,
         "step_status": step_status,
         "step_stats": {},
-        "execution_mode": row["execution_mode"],
-        "single_step": row["single_step"],
-        "created_at": row["accepted_at"],
+        "execution_mode": execution_mode,
+        "single_step": single_step,
+        "created_at": accepted_at,
         "started_at": None,
         "completed_at": None,
-        "updated_at": row["accepted_at"],
+        "updated_at": accepted_at,
         "created_by": "api",
         "output_directory": None,
         "db_name": None,
         "business_context": None,
         "recorded": False,
     }
+
+
+async def unrecorded(pool: asyncpg.Pool, task_id: str) -> dict[str, Any] | None:
+    """The `pending` view of an accepted task the read model does not show yet (None when there is none)."""
+    row = await pool.fetchrow(
+        "SELECT task_id, task_type, execution_mode, single_step, accepted_at FROM accepted_commands a"
+        f" WHERE a.task_id = $1 AND {NOT_RECORDED}",
+        task_id,
+    )
+    if row is None:
+        return None
+    return pending_view(
+        row["task_id"], row["task_type"], row["execution_mode"], row["single_step"], row["accepted_at"]
+    )
 
 
 async def unrecorded_ids(pool: asyncpg.Pool, task_ids: list[str]) -> set[str]:
