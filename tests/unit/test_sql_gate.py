@@ -132,6 +132,29 @@ def test_syntax_errors_are_invalid_but_repairable(sql: str) -> None:
     assert info.value.reason.startswith("syntax error") and info.value.repairable
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT " + " + ".join(["1"] * 5000),
+        "SELECT " + "(" * 9990 + "1" + ")" * 9990,
+        "SELECT " + "- " * 9990 + "1",
+        "SELECT " + "(SELECT " * 2400 + "1" + ")" * 2400,
+    ],
+)
+def test_the_deepest_trees_within_the_length_limit_parse_without_crashing(sql: str) -> None:
+    try:
+        check_text(sql)
+    except SqlRejected as exc:
+        assert exc.reason.startswith(("syntax error", "is "))
+
+
+def test_longer_statements_are_refused_before_parsing() -> None:
+    # 50,000 terms of `1 + 1` crashed the process in the parser (C stack) before the length limit
+    with pytest.raises(SqlRejected, match="at most 20,000 are accepted") as info:
+        check_text("SELECT " + " + ".join(["1"] * 50_000))
+    assert not info.value.repairable
+
+
 def test_referenced_names_resolve_like_postgresql() -> None:
     names = referenced_names('SELECT o.id FROM Orders o JOIN "Sales"."Invoices" i ON true')
     assert {"orders", "Invoices", "Sales.Invoices"} <= names

@@ -75,6 +75,10 @@ _STATEMENT_WORDS = {
 _COMMENTS = frozenset({"SQL_COMMENT", "C_COMMENT"})
 # SQLSTATE classes that mean the connection or the server is gone, not that the statement is wrong.
 _CONNECTION_CLASSES = ("08", "53", "57P", "58")
+# Longer text is refused before parsing: libpg_query's tree is turned into Python objects recursively, and
+# a few hundred thousand characters of `1+1+…` overflow the C stack (the runner would crash, not the
+# statement fail). Text2SQL answers are far shorter; at this length the deepest tree parses safely.
+MAX_STATEMENT_CHARS = 20_000
 _BUILTINS_FIRST = "SELECT set_config('search_path', 'pg_catalog, ' || current_setting('search_path'), true)"
 
 
@@ -171,6 +175,8 @@ def _check_node(node: ast.Node) -> None:
 def check_text(sql: str) -> str:
     """The one statement in `sql` (without comments around it or a trailing `;`) when the parse tree
     passes the gate; SqlRejected says why not."""
+    if len(sql) > MAX_STATEMENT_CHARS:
+        raise SqlRejected(f"is {len(sql):,} characters long: at most {MAX_STATEMENT_CHARS:,} are accepted")
     if "\x00" in sql:
         # libpg_query and the wire protocol both stop at NUL: what follows would be judged by neither
         raise SqlRejected("contains a NUL character")
@@ -201,6 +207,8 @@ def check_text(sql: str) -> str:
 
 def referenced_names(sql: str) -> set[str]:
     """The relations a statement reads, bare and qualified, for picking the DDL of a repair prompt."""
+    if len(sql) > MAX_STATEMENT_CHARS or "\x00" in sql:
+        return set()
     try:
         relations = referenced_relations(sql)
     except ParseError:
