@@ -86,6 +86,9 @@ async def test_event_streams_are_capped_per_client_and_in_total(
             assert body["data"]["error_type"] == "service_unavailable"
             assert int(resp.headers["Retry-After"]) > 0
             assert "open event streams" in body["data"]["response"]
+        # Following logs is a stream too (same broker cost, same cap).
+        async with sessions["alice"].get(f"{capped_gateway}{BASE}/tasks/{task_id}/logs?follow=true") as resp:
+            assert resp.status == 503, await resp.text()
         # Bob's first fits the total (3); his second is past it.
         resp = await sessions["bob"].get(url)
         assert resp.status == 200
