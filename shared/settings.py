@@ -236,7 +236,9 @@ class GatewaySettings(CommonSettings):
         description="Comment lines sent on idle event streams to keep proxies from closing them.",
     )
     public_base_url: str | None = Field(
-        default=None, description="Base URL shown in links when the gateway sits behind a proxy."
+        default=None,
+        description="Base URL shown in links when the gateway sits behind a proxy; its origin is also "
+        "accepted as the gateway's own by the cross-origin check of state-changing requests.",
     )
 
     @field_validator("api_tokens", mode="before")
