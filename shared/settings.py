@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from shared.vocabulary import LOG_LEVELS
+
 S = TypeVar("S", bound=BaseSettings)
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
@@ -159,7 +161,7 @@ class CommonSettings(BaseSettings):
     @classmethod
     def _level_known(cls, value: str) -> str:
         value = value.upper()
-        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        if value not in LOG_LEVELS:
             raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return value
 

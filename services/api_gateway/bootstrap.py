@@ -39,6 +39,7 @@ from shared.db import create_pool
 from shared.embeddings import EmbeddingSettings, create_embedder
 from shared.logging import get_logger
 from shared.pipeline_settings import PipelineSettings
+from shared.retry import delays
 from shared.secrets import SecretBox, load_or_create_key, mask_secrets
 from shared.settings import GatewaySettings
 
@@ -52,7 +53,8 @@ T = TypeVar("T")
 async def _with_retries(what: str, connect_once: Callable[[], Awaitable[T]]) -> T:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + STARTUP_RETRY_SECONDS
-    delay = 0.5
+    waits = delays(0.5, 5.0)
+    delay = next(waits)
     while True:
         try:
             return await connect_once()
@@ -63,7 +65,7 @@ async def _with_retries(what: str, connect_once: Callable[[], Awaitable[T]]) -> 
                 f"{what} not reachable yet; retrying", error=mask_secrets(repr(exc)), in_seconds=delay
             )
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = next(waits)
 
 
 def all_routes() -> list[RouteSpec]:

@@ -16,10 +16,10 @@ from shared.events import LogEmitted, OutputRegistered, StepProgress
 from shared.parameters import TaskParameters
 from shared.secrets import SecretBox, SecretError, mask_secrets
 from shared.steps import StepName
+from shared.vocabulary import LOG_LEVELS
 
 T = TypeVar("T")
 Emit = Callable[[BaseModel], Awaitable[None]]
-_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 _FILE_TYPES = {".ddl": "ddl", ".md": "md", ".json": "json", ".log": "log", ".txt": "txt", ".sql": "sql"}
 _PROGRESS_MIN_INTERVAL = 0.25
 
@@ -89,7 +89,7 @@ class RunnerContext:
         level = level.upper()
         await self._emit(
             LogEmitted(
-                level=level if level in _LEVELS else "INFO",  # type: ignore[arg-type]
+                level=level if level in LOG_LEVELS else "INFO",  # type: ignore[arg-type]
                 message=mask_secrets(message),
                 step=self.step,
                 execution_id=self.execution_id,

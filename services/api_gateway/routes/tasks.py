@@ -34,6 +34,7 @@ from services.api_gateway.validation import (
 from shared.commands import CreateTask
 from shared.ids import new_task_id
 from shared.parameters import TaskParameters
+from shared.retry import delays
 from shared.secrets import SecretBox
 from shared.settings import GatewaySettings
 
@@ -98,13 +99,12 @@ async def wait_until(predicate: Any, timeout: float) -> Any:
     """Poll `predicate()` (async) with a growing interval until it returns a truthy value or time runs out."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    delay = 0.02
-    while True:
+    for delay in delays(0.02, 0.25, factor=1.5):
         value = await predicate()
         if value or loop.time() >= deadline:
             return value
         await asyncio.sleep(min(delay, max(deadline - loop.time(), 0)))
-        delay = min(delay * 1.5, 0.25)
+    raise AssertionError("unreachable: delays() never ends")
 
 
 async def create_task(request: web.Request) -> web.Response:

@@ -9,9 +9,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from services.api_gateway.schemas.names import BareFileName, DbName, SchemaName, TableName
+from shared.vocabulary import TASK_STATUSES, LogLevel
 
-TaskStatusName = Literal["pending", "in_progress", "partial_completed", "completed", "failed", "cancelled"]
-LogLevelName = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 # PostgreSQL's bigint (log ids, event sequence numbers).
 BIGINT_MAX = 2**63 - 1
 
@@ -131,7 +130,7 @@ class TaskListQuery(_Query):
     def _statuses_known(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        known = {"pending", "in_progress", "partial_completed", "completed", "failed", "cancelled"}
+        known = set(TASK_STATUSES)
         parts = [p.strip() for p in value.split(",")]
         if not parts or any(p not in known for p in parts):
             raise ValueError(f"must be one or more of {sorted(known)}, comma-separated")
@@ -139,7 +138,7 @@ class TaskListQuery(_Query):
 
 
 class LogQuery(_Query):
-    level: LogLevelName | None = Field(default=None, description="Minimum level.")
+    level: LogLevel | None = Field(default=None, description="Minimum level.")
     step: str | None = Field(default=None, max_length=50, description="Step name or number.")
     q: str | None = Field(
         default=None, max_length=500, description="Text the message contains (case-insensitive)."
