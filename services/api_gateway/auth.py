@@ -14,6 +14,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import structlog
 from aiohttp import web
 from pydantic import SecretStr
 
@@ -21,6 +22,7 @@ from services.api_gateway.errors import Forbidden, TooManyRequests, Unauthorized
 from services.api_gateway.keys import ROUTES, SETTINGS
 from services.api_gateway.limits import Limits
 from services.api_gateway.spec import RouteSpec
+from shared.logging import get_logger
 from shared.settings import ROLES, ApiToken, Role
 
 # Probes must answer without credentials; the UI shell is static (it asks for a token and sends it
@@ -166,12 +168,21 @@ def auth_middleware(tokens: Sequence[ApiToken]) -> Callable[..., Awaitable[web.S
         spec = specs.get(route_name) if route_name else None
         if spec is not None and not spec.public:
             if not principal.has_role(spec.role):
+                get_logger().warning(
+                    "refused: role too low",
+                    caller=principal.name,
+                    role=principal.role,
+                    required=spec.role,
+                    route=spec.operation_id,
+                )
                 raise Forbidden(
                     f"this route needs the {spec.role} role; token {principal.name!r} is {principal.role}",
                     extra={"required_role": spec.role},
                 )
             if spec.rate_limited:
                 charge_rate_limit(request)
-        return await handler(request)
+        # Every log line of the request names the caller (the token's name, never the token).
+        with structlog.contextvars.bound_contextvars(caller=principal.name):
+            return await handler(request)
 
     return middleware
