@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.step_runner.pipeline.catalog import TableInfo
+from services.step_runner.pipeline.identifiers import quoted
 
 _PLAIN = re.compile(r"^[a-z_][a-z0-9_$]*$")
 
@@ -30,7 +31,7 @@ def quote_ident(name: str) -> str:
     """`name` as PostgreSQL reads it: bare when plain lower-case and not reserved, double-quoted otherwise."""
     if _PLAIN.fullmatch(name) and name not in RESERVED:
         return name
-    return '"' + name.replace('"', '""') + '"'
+    return quoted(name)
 
 
 def table_ref(table: TableInfo) -> str:

@@ -33,6 +33,11 @@ KEYWORDS = frozenset(
 def ident(name: str) -> str:
     if _PLAIN.fullmatch(name) and name not in KEYWORDS:
         return name
+    return quoted(name)
+
+
+def quoted(name: str) -> str:
+    """`name` double-quoted, as U&"…" with escapes when it holds a control character."""
     if _CONTROL.search(name):
         escaped = name.replace("\\", "\\\\").replace('"', '""')
         return 'U&"' + _CONTROL.sub(lambda m: f"\\{ord(m.group()):04x}", escaped) + '"'
