@@ -10,6 +10,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 
 
+def schema_name(value: str) -> str:
+    """A schema name that goes into SQL unquoted (pipeline and training schemas): a short lower-case
+    identifier. Shared by both settings classes, so the rule has one home."""
+    if not _IDENT.fullmatch(value):
+        raise ValueError("must be a lower-case SQL identifier (letters, digits, underscore)")
+    return value
+
+
 class PipelineSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DP_", extra="ignore", frozen=True)
 
@@ -89,6 +97,4 @@ class PipelineSettings(BaseSettings):
     @field_validator("training_schema")
     @classmethod
     def _schema_is_identifier(cls, value: str) -> str:
-        if not _IDENT.fullmatch(value):
-            raise ValueError("must be a lower-case SQL identifier (letters, digits, underscore)")
-        return value
+        return schema_name(value)

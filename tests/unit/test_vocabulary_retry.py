@@ -46,3 +46,16 @@ def test_transient_errors_are_the_brokers_and_exclude_bugs() -> None:
         assert isinstance(exc, TRANSIENT_ERRORS)
     for bug in (ValueError(), KeyError(), asyncpg.exceptions.UndefinedTableError()):
         assert not isinstance(bug, TRANSIENT_ERRORS)
+
+
+@pytest.mark.parametrize("bad", ["Bad", "1abc", "a-b", "x" * 42, "public; drop"])
+def test_schema_names_follow_one_rule(bad: str) -> None:
+    from pydantic import ValidationError
+
+    from shared.pipeline_settings import PipelineSettings, schema_name
+
+    assert schema_name("dp_training_1") == "dp_training_1"
+    with pytest.raises(ValueError, match="lower-case SQL identifier"):
+        schema_name(bad)
+    with pytest.raises(ValidationError, match="lower-case SQL identifier"):
+        PipelineSettings(training_schema=bad)
