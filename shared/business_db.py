@@ -1,22 +1,36 @@
 """Read-only access to a business PostgreSQL database.
 
-Every session is opened with `default_transaction_read_only` and a statement timeout, and every query
-the pipeline sends runs inside an explicit READ ONLY transaction as well: the product reads the
-customer's database, it never writes it. Errors name the cause but never carry the password.
+Every session is opened with `default_transaction_read_only` and a statement timeout, every query has a
+client-side `command_timeout` too (a server that accepts the connection and then stalls cannot hold a
+step or a request), and every query the pipeline sends runs inside an explicit READ ONLY transaction:
+the product reads the customer's database, it never writes it.
+
+The URL is parsed and checked by `shared.connection_url` (allowed query parameters, DP_ALLOWED_DB_HOSTS)
+and the driver gets explicit keyword arguments from that parse, never the raw text. A failure to connect
+is one generic message with a reference; the cause is logged on the server only, so the caller cannot use
+the pipeline to tell a closed port from a silent one or a PostgreSQL server from another service.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 
+from shared.connection_url import ConnectionUrlError, DbUrl, HostNotAllowed, HostPolicy, parse_db_url
+from shared.logging import get_logger
 from shared.secrets import mask_secrets
 
 CONNECT_TIMEOUT_SECONDS = 10.0
+# Added to the statement timeout to make the client-side deadline of every query: the server should end
+# a slow statement first; this ends a server that does not answer at all.
+COMMAND_TIMEOUT_MARGIN_SECONDS = 5.0
+MAX_ERROR_CHARS = 300
 _SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
+ALLOW_ALL = HostPolicy()
 
 
 class BusinessDbError(Exception):
@@ -46,58 +60,92 @@ def quote_literal(value: str) -> str:
 
 
 def describe_error(exc: BaseException) -> str:
-    """A one-line cause with every password masked."""
+    """A one-line cause with every password masked, at most MAX_ERROR_CHARS long (a hostile server
+    chooses its error text)."""
     text = str(exc).strip() or type(exc).__name__
-    return mask_secrets(
-        f"{type(exc).__name__}: {text}" if not isinstance(exc, asyncpg.PostgresError) else text
-    )
+    if not isinstance(exc, asyncpg.PostgresError):
+        text = f"{type(exc).__name__}: {text}"
+    text = mask_secrets(text[: MAX_ERROR_CHARS * 4])
+    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS] + "…"
 
 
 def connection_error(exc: BaseException) -> BusinessDbError:
-    """Classify a failure to connect: wrong credentials or database are permanent, network trouble is not."""
+    """One generic message for every failure to connect; the cause goes to the server log only.
+
+    Wrong credentials or database are permanent, network trouble is not (the classification steers the
+    runner's retries; the caller sees the same text either way)."""
     permanent = (
         asyncpg.InvalidPasswordError,
         asyncpg.InvalidAuthorizationSpecificationError,
         asyncpg.InvalidCatalogNameError,
         asyncpg.InsufficientPrivilegeError,
-        ValueError,  # malformed URL
+        asyncpg.ClientConfigurationError,
+        ValueError,
     )
-    retryable = not isinstance(exc, permanent)
+    reference = secrets.token_hex(6)
+    get_logger().warning(
+        "cannot connect to the business database", reference=reference, error=describe_error(exc)
+    )
     return BusinessDbError(
-        f"cannot connect to the business database: {describe_error(exc)}", retryable=retryable
+        f"cannot connect to the business database (reference {reference}; the cause is in the server log)",
+        retryable=not isinstance(exc, permanent),
     )
 
 
-def _server_settings(statement_timeout_ms: int) -> dict[str, str]:
-    return {
+def command_timeout(statement_timeout_ms: int) -> float:
+    return statement_timeout_ms / 1000 + COMMAND_TIMEOUT_MARGIN_SECONDS
+
+
+async def target(url: str, policy: HostPolicy | None) -> DbUrl:
+    """The parsed URL with its hosts checked against `policy` (and pinned to checked addresses)."""
+    try:
+        return await (policy or ALLOW_ALL).pinned(parse_db_url(url))
+    except (ConnectionUrlError, HostNotAllowed) as exc:
+        raise BusinessDbError(str(exc)) from None
+
+
+def _connect_args(db: DbUrl, statement_timeout_ms: int) -> dict[str, Any]:
+    kwargs = db.connect_kwargs()
+    kwargs.setdefault("timeout", CONNECT_TIMEOUT_SECONDS)
+    kwargs["command_timeout"] = command_timeout(statement_timeout_ms)
+    kwargs["server_settings"] = {
         "statement_timeout": str(statement_timeout_ms),
         "default_transaction_read_only": "on",
-        "application_name": "data_pipeline",
+        "application_name": db.param.get("application_name", "data_pipeline"),
     }
+    return kwargs
 
 
-async def connect(url: str, *, statement_timeout_ms: int = 5000) -> asyncpg.Connection:
+async def connect(
+    url: str, *, statement_timeout_ms: int = 5000, policy: HostPolicy | None = None
+) -> asyncpg.Connection:
+    db = await target(url, policy)
     try:
-        return await asyncpg.connect(
-            url, timeout=CONNECT_TIMEOUT_SECONDS, server_settings=_server_settings(statement_timeout_ms)
-        )
+        return await asyncpg.connect(**_connect_args(db, statement_timeout_ms))
     except Exception as exc:
         raise connection_error(exc) from None
 
 
-async def create_pool(url: str, *, max_size: int, statement_timeout_ms: int = 5000) -> asyncpg.Pool:
+async def create_pool(
+    url: str, *, max_size: int, statement_timeout_ms: int = 5000, policy: HostPolicy | None = None
+) -> asyncpg.Pool:
+    db = await target(url, policy)
     try:
         pool = await asyncpg.create_pool(
-            url,
-            min_size=1,
-            max_size=max_size,
-            timeout=CONNECT_TIMEOUT_SECONDS,
-            server_settings=_server_settings(statement_timeout_ms),
+            min_size=1, max_size=max_size, **_connect_args(db, statement_timeout_ms)
         )
     except Exception as exc:
         raise connection_error(exc) from None
     assert pool is not None
     return pool
+
+
+async def close(conn: asyncpg.Connection, timeout: float = 2.0) -> None:
+    """Close politely, but never wait long on a server that stopped answering."""
+    try:
+        await conn.close(timeout=timeout)
+    except Exception:
+        conn.terminate()
 
 
 @asynccontextmanager
@@ -143,13 +191,14 @@ async def list_tables(
     *,
     limit: int = 1000,
     statement_timeout_ms: int = 5000,
+    policy: HostPolicy | None = None,
 ) -> list[dict[str, Any]]:
     """Tables and views a user can pick for a task: schema, name, kind, estimated_rows, comment, readable.
 
     `pattern` is a case-insensitive glob on the table name or `schema.name` (no wildcard: substring).
     `estimated_rows` is the planner's estimate (None when the table was never analyzed).
     """
-    conn = await connect(url, statement_timeout_ms=statement_timeout_ms)
+    conn = await connect(url, statement_timeout_ms=statement_timeout_ms, policy=policy)
     try:
         async with read_only(conn):
             rows = await conn.fetch(
@@ -159,10 +208,12 @@ async def list_tables(
                 _like_pattern(pattern) if pattern else None,
                 limit,
             )
-    except asyncpg.PostgresError as exc:
-        raise BusinessDbError(f"cannot list tables: {describe_error(exc)}") from None
-    except (OSError, asyncpg.InterfaceError) as exc:
-        raise BusinessDbError(f"cannot list tables: {describe_error(exc)}", retryable=True) from None
-    finally:
-        await conn.close()
+    except BaseException as exc:
+        conn.terminate()  # cancelled or failed: never wait on a server that may have stopped answering
+        if isinstance(exc, asyncpg.PostgresError):
+            raise BusinessDbError(f"cannot list tables: {describe_error(exc)}") from None
+        if isinstance(exc, OSError | asyncpg.InterfaceError | TimeoutError):
+            raise BusinessDbError(f"cannot list tables: {describe_error(exc)}", retryable=True) from None
+        raise
+    await close(conn)
     return [dict(row) for row in rows]

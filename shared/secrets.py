@@ -14,12 +14,18 @@ from cryptography.fernet import Fernet, InvalidToken
 ENCRYPTED_PREFIX = "enc:v1:"
 MASK = "***"
 
-# user:password@ inside any URL-like text; the password group is what gets masked. It runs to the
-# last "@" of the token, so an unencoded "@" inside a password is masked too (over-masking a query
-# string that holds an "@" is the safe side).
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>\S+)(?P<at>@)")
-# key=value pairs in libpq style: password=secret
-_KV_PASSWORD = re.compile(r"(?i)(?P<head>\bpassword\s*=\s*)(?P<pw>'[^']*'|\S+)")
+# The safety net for free text (driver errors, log lines): structural masking happens where a URL is
+# parsed (shared/connection_url.py). Both patterns run in linear time on any input: every quantifier is
+# possessive or bounded by a character the next step needs, and each match attempt starts at a literal.
+#
+# `scheme://user:password@`: matched on the reversed text, so each attempt starts at an "@" and stays
+# inside one segment without whitespace, "/", "?", "#" or "@". The password runs from the first ":" of
+# the userinfo to the "@", as asyncpg reads it.
+_URL_PASSWORD_REVERSED = re.compile(r"@[^\s/?#@]*:(?=[^\s:/?#@]*//:)")
+# libpq key=value style, any case, `sslpassword` included; rendered as `password=***`. The lower-case
+# form finds out fast (a literal prefix) whether there is anything to mask at all.
+_KV_PASSWORD = re.compile(r"[Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd]\s*+=\s*+(?:'[^']*+'|\S++)")
+_KV_PASSWORD_LOWER = re.compile(r"password\s*+=")
 
 
 class SecretError(ValueError):
@@ -27,9 +33,12 @@ class SecretError(ValueError):
 
 
 def mask_secrets(text: str) -> str:
-    """Replace every password in connection strings found in `text` with ***."""
-    text = _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}{m['at']}", text)
-    return _KV_PASSWORD.sub(lambda m: f"{m['head']}{MASK}", text)
+    """Replace every password in connection strings found in `text` with ***; linear in len(text)."""
+    if "@" in text and "://" in text:
+        text = _URL_PASSWORD_REVERSED.sub("@" + MASK[::-1] + ":", text[::-1])[::-1]
+    if _KV_PASSWORD_LOWER.search(text.lower()):
+        text = _KV_PASSWORD.sub("password=" + MASK, text)
+    return text
 
 
 def mask_url(url: str) -> str:

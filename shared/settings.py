@@ -111,6 +111,17 @@ class CommonSettings(BaseSettings):
         default_factory=dict,
         description="Named business-database connections: JSON object name -> PostgreSQL URL.",
     )
+    allowed_db_hosts: list[str] = Field(
+        default_factory=list,
+        description="Business-database hosts the pipeline may connect to: JSON list of host-name patterns "
+        '(`db.internal`, `*.corp.example`) and IP networks (`10.0.0.0/8`). A name not matched by a pattern is '
+        "resolved and every address must lie in a listed network. Empty: every host (the gateway warns at "
+        "start-up when it listens beyond loopback). Checked by the gateway and again by the step runner.",
+    )
+    allow_adhoc_connections: bool = Field(
+        default=True,
+        description="Accept business-database URLs from callers; false: only the named DP_CONNECTIONS.",
+    )
     health_port: int | None = Field(
         default=None,
         ge=1,
@@ -142,6 +153,25 @@ class CommonSettings(BaseSettings):
                 f"must be a Fernet key or a passphrase of at least {MIN_PASSPHRASE_LENGTH} characters"
             )
         return value
+
+    @field_validator("connections")
+    @classmethod
+    def _connections_parse(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        from shared.connection_url import ConnectionUrlError, parse_db_url
+
+        for name, url in value.items():
+            try:
+                parse_db_url(url.get_secret_value())
+            except ConnectionUrlError as exc:  # the message never quotes the URL
+                raise ValueError(f"connection {name!r}: {exc}") from None
+        return value
+
+    @field_validator("allowed_db_hosts")
+    @classmethod
+    def _host_patterns_are_valid(cls, value: list[str]) -> list[str]:
+        from shared.connection_url import check_host_pattern
+
+        return [check_host_pattern(pattern) for pattern in value]
 
     @field_validator("db_schema")
     @classmethod
@@ -211,6 +241,12 @@ class GatewaySettings(CommonSettings):
     )
     delete_visibility_timeout_seconds: float = Field(
         default=5.0, ge=0, description="How long DELETE waits for the task's records to disappear before 202."
+    )
+    database_tables_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=120,
+        description="Total deadline of POST /database/tables (connect and list); past it: 400, retryable.",
     )
     ready_max_collector_lag_seconds: float = Field(
         default=60.0,

@@ -17,6 +17,8 @@ from aiohttp import web
 from shared.secrets import mask_secrets
 
 # Keys whose values never leave the service, wherever they sit in a payload.
+# `response` is server text that may quote a client's input (an unknown id, a field name): bounded.
+MAX_RESPONSE_CHARS = 1000
 _SECRET_KEYS = frozenset({"db_connection_secret", "password", "encryption_key"})
 
 MESSAGES: dict[int, str] = {
@@ -44,7 +46,10 @@ def category(status: int) -> str:
 
 
 def scrub(value: Any) -> Any:
-    """Mask passwords in every string and drop secret-bearing keys, recursively."""
+    """Mask passwords in every string and drop secret-bearing keys, recursively.
+
+    The safety net only: stored URLs are already masked where they were parsed. `mask_secrets` is linear
+    and returns at once for text without "@" + "://" or "password", so large responses stay cheap."""
     if isinstance(value, str):
         return mask_secrets(value)
     if isinstance(value, Mapping):
@@ -60,6 +65,8 @@ def now_iso() -> str:
 
 def envelope(status: int, response: str, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
     body = scrub(dict(data or {}))
+    if len(response) > MAX_RESPONSE_CHARS:
+        response = response[:MAX_RESPONSE_CHARS] + "…"
     body["response"] = mask_secrets(response)
     body["timestamp"] = now_iso()
     return {"code": status, "success": status < 400, "message": category(status), "data": body}

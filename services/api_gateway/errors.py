@@ -19,6 +19,9 @@ from services.api_gateway.envelope import json_response
 from shared.logging import get_logger
 from shared.secrets import mask_secrets
 
+MAX_NAME_CHARS = 100
+MAX_NAMES = 50
+
 
 class ApiError(Exception):
     """A failure with a status and an `error_type` from the contract's list."""
@@ -37,8 +40,9 @@ class ApiError(Exception):
     ) -> None:
         super().__init__(response)
         self.response = response
-        self.missing = list(dict.fromkeys(missing))
-        self.invalid = list(dict.fromkeys(invalid))
+        # Parameter names may come from the client (unknown keys): bounded, like the response text.
+        self.missing = [name[:MAX_NAME_CHARS] for name in dict.fromkeys(missing)][:MAX_NAMES]
+        self.invalid = [name[:MAX_NAME_CHARS] for name in dict.fromkeys(invalid)][:MAX_NAMES]
         self.extra = extra or {}
         self.headers = headers
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.api_gateway.bootstrap import create_app
+from services.api_gateway.connections import policy_warnings
 from shared.embeddings import EmbeddingSettings
 from shared.logging import configure_logging, get_logger
 from shared.pipeline_settings import PipelineSettings
@@ -27,6 +28,8 @@ def main() -> None:
             host=settings.http_host,
             insecure_opt_in=settings.allow_insecure,
         )
+    for warning in policy_warnings(settings, settings.http_host):
+        log.warning(warning, host=settings.http_host)
     app = create_app(settings, embedding_settings=embedding, pipeline_settings=pipeline)
     # run_app handles SIGINT/SIGTERM: stop accepting, on_shutdown (streams end), wait, cleanup_ctx in reverse.
     web.run_app(

@@ -17,6 +17,7 @@ from services.step_runner.executors.base import StepRegistry
 from services.step_runner.handlers import StepRunner
 from services.step_runner.metrics import RunnerMetrics
 from shared.broker import Publisher, Topology, connect, declare_topology, handle_delivery, open_channel
+from shared.connection_url import HostPolicy
 from shared.db import pool_context
 from shared.logging import get_logger
 from shared.secrets import SecretBox, load_or_create_key
@@ -57,6 +58,7 @@ async def running_runner(settings: RunnerSettings) -> AsyncIterator[StepRunner]:
             heartbeat_interval=settings.heartbeat_interval_seconds,
             channel=channel,
             metrics=RunnerMetrics.build(CollectorRegistry()),
+            db_policy=HostPolicy(tuple(settings.allowed_db_hosts)),
         )
 
         control_channel = await connection.channel()

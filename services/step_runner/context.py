@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from services.step_runner.executors.base import StepError
+from shared.connection_url import HostPolicy
 from shared.events import LogEmitted, OutputRegistered, StepProgress
 from shared.parameters import TaskParameters
 from shared.secrets import SecretBox, SecretError, mask_secrets
@@ -45,6 +46,7 @@ class RunnerContext:
         parameters: TaskParameters,
         secrets: SecretBox,
         connections: dict[str, str],
+        business_db_policy: HostPolicy | None = None,
     ) -> None:
         self._emit = emit
         self.task_id = task_id
@@ -55,6 +57,7 @@ class RunnerContext:
         self.parameters = parameters
         self._secrets = secrets
         self._connections = connections
+        self.business_db_policy = business_db_policy or HostPolicy()
         self._last_progress = 0.0
 
     def business_db_url(self) -> str:

@@ -17,6 +17,7 @@ from services.step_runner.executors.base import StepRegistry
 from services.step_runner.metrics import RunnerMetrics
 from shared.broker import PermanentError, Publisher
 from shared.commands import RunStep
+from shared.connection_url import HostPolicy
 from shared.events import StepFailed
 from shared.ids import is_valid_task_id
 from shared.logging import get_logger
@@ -40,6 +41,7 @@ class StepRunner:
     running: dict[str, asyncio.Task[BaseModel]] = field(default_factory=dict)
     cancel_requested: set[str] = field(default_factory=set)
     metrics: RunnerMetrics = field(default_factory=RunnerMetrics.build)
+    db_policy: HostPolicy = field(default_factory=HostPolicy)
 
     async def on_run_step(self, envelope: EventEnvelope | CommandEnvelope) -> None:
         if not isinstance(envelope, CommandEnvelope) or not isinstance(envelope.payload, RunStep):
@@ -82,6 +84,7 @@ class StepRunner:
             parameters=command.parameters,
             secrets=self.secrets,
             connections=self.connections,
+            business_db_policy=self.db_policy,
         )
         self.cancel_requested.discard(task_id)
         work = asyncio.create_task(

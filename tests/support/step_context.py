@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from shared.connection_url import HostPolicy
 from shared.parameters import TaskParameters
 from shared.steps import StepName
 
@@ -26,6 +27,7 @@ class RecordingContext:
     progress_calls: list[tuple[float, str | None]] = field(default_factory=list)
     logs: list[tuple[str, str]] = field(default_factory=list)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    business_db_policy: HostPolicy = field(default_factory=HostPolicy)
 
     def business_db_url(self) -> str:
         return self.db_url

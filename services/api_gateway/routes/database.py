@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from services.api_gateway.auth import usable_connections
-from services.api_gateway.connections import resolve_connection
+from services.api_gateway.connections import host_policy, resolve_connection
 from services.api_gateway.envelope import ok
 from services.api_gateway.errors import InvalidParams, MissingParams
+from services.api_gateway.keys import SETTINGS
 from services.api_gateway.schemas.requests import DatabaseTablesRequest
 from services.api_gateway.schemas.responses import DatabaseTables
 from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
 from services.api_gateway.validation import missing_fields, parse_model, read_json_object
 from shared import business_db
-from shared.secrets import mask_secrets
 
 
 async def list_database_tables(request: web.Request) -> web.Response:
@@ -21,12 +23,26 @@ async def list_database_tables(request: web.Request) -> web.Response:
     if missing_fields(body, ["db_connection"]):
         raise MissingParams("missing required parameters: db_connection", missing=["db_connection"])
     req = parse_model(DatabaseTablesRequest, body)
-    connection = resolve_connection(req.db_connection, usable_connections(request, req.db_connection.strip()))
+    settings = request.app[SETTINGS]
+    connection = resolve_connection(
+        req.db_connection, usable_connections(request, req.db_connection.strip()), settings=settings
+    )
+    deadline = settings.database_tables_timeout_seconds
     try:
-        tables = await business_db.list_tables(connection.url, req.schema_name, req.pattern)
+        async with asyncio.timeout(deadline):
+            tables = await business_db.list_tables(
+                connection.url, req.schema_name, req.pattern, policy=host_policy(settings)
+            )
+    except TimeoutError:
+        # A server that accepted the connection and then stalled: the caller's database to fix, so 400.
+        reason = f"the business database did not answer within {deadline:g} s"
+        raise InvalidParams(
+            reason, invalid=["db_connection"], extra={"reason": reason, "retryable": True}
+        ) from None
     except business_db.BusinessDbError as exc:
-        # Unreachable, wrong password, unknown database: all the caller's to fix, so 400 (reason masked).
-        reason = mask_secrets(str(exc))
+        # Unreachable, refused by policy, unknown database: all the caller's to fix, so 400. A failure to
+        # connect is one generic message with a reference (the cause is in the server log).
+        reason = str(exc)
         raise InvalidParams(
             reason, invalid=["db_connection"], extra={"reason": reason, "retryable": exc.retryable}
         ) from None

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from services.api_gateway.adapters import accepted, read_models
 from services.api_gateway.auth import usable_connections
-from services.api_gateway.connections import masked_url, resolve_connection
+from services.api_gateway.connections import check_hosts, masked_url, resolve_connection
 from services.api_gateway.cursors import decode_task_cursor, task_cursor
 from services.api_gateway.envelope import ok
 from services.api_gateway.errors import InvalidParams, MissingParams
@@ -72,7 +72,7 @@ def build_parameters(
             "give table_list_file or table_list, not both", invalid=["table_list", "table_list_file"]
         )
     connection = resolve_connection(
-        p.db_connection, settings.connections if connections is None else connections
+        p.db_connection, settings.connections if connections is None else connections, settings=settings
     )
     return TaskParameters(
         db_connection=masked_url(connection.url),
@@ -117,6 +117,7 @@ async def create_task(request: web.Request) -> web.Response:
     parsed = parse_model(CreateTaskRequest, body)
     usable = usable_connections(request, parsed.parameters.db_connection.strip())
     parameters = build_parameters(parsed, settings, request.app[SECRET_BOX], usable)
+    await check_hosts(parameters.db_connection, settings)
     task_id = new_task_id(datetime.now(UTC))
     command = CreateTask(task_type=parsed.task_type, parameters=parameters, created_by="api")
     pool: asyncpg.Pool = request.app[POOL]

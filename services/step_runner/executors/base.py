@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from shared.connection_url import HostPolicy
 from shared.parameters import TaskParameters
 from shared.steps import StepName
 
@@ -40,6 +41,8 @@ class StepContext(Protocol):
     attempt: int
     task_dir: Path
     parameters: TaskParameters
+    # DP_ALLOWED_DB_HOSTS: pass it to business_db.connect/create_pool, which check it before connecting.
+    business_db_policy: HostPolicy
 
     def business_db_url(self) -> str:
         """The decrypted business-database URL. Never log it: use parameters.db_connection to show it."""

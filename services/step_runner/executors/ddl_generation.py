@@ -80,7 +80,10 @@ class DdlGenerationExecutor:
         await ctx.log("INFO", f"introspecting {len(refs)} tables of {db_name} ({concurrency} at a time)")
         try:
             pool = await create_pool(
-                url, max_size=concurrency, statement_timeout_ms=self._settings.statement_timeout_ms
+                url,
+                max_size=concurrency,
+                statement_timeout_ms=self._settings.statement_timeout_ms,
+                policy=ctx.business_db_policy,
             )
         except BusinessDbError as exc:
             raise StepError(str(exc), retryable=exc.retryable) from None

@@ -26,6 +26,7 @@ from shared.pipeline_settings import PipelineSettings
 MAX_TEXT_SAMPLE = 200
 ENUM_SCAN_ROWS = 5000
 SAMPLE_TARGET_ROWS = 2000  # rows a TABLESAMPLE on a large table aims at
+SAMPLE_VALUE_MAX_BYTES = 4096  # a non-text sample value larger than this (on disk) reads as NULL
 _TEXT_TYPES = ("text", "character varying", "character", "varchar", "char", "bpchar", "citext")
 
 
@@ -186,11 +187,29 @@ async def _count_rows(
     return int(counted), True
 
 
-async def _sample_rows(conn: asyncpg.Connection, source: str, limit: int) -> list[dict[str, Any]]:
+def _bounded_columns(column_rows: list[asyncpg.Record]) -> str:
+    """The select list of a sample, bounded in bytes on the server: text cut to what json_safe keeps,
+    any other value larger than SAMPLE_VALUE_MAX_BYTES read as NULL (a 1 GB value never crosses the wire)."""
+    parts: list[str] = []
+    for r in column_rows:
+        col = quote_ident(r["name"])
+        if (r["domain_base"] or r["data_type"]).split("(")[0] in _TEXT_TYPES:
+            parts.append(f"left({col}::text, {MAX_TEXT_SAMPLE + 1}) AS {col}")
+        else:
+            parts.append(
+                f"CASE WHEN pg_column_size({col}) <= {SAMPLE_VALUE_MAX_BYTES} THEN {col} END AS {col}"
+            )
+    return ", ".join(parts) or "*"
+
+
+async def _sample_rows(
+    conn: asyncpg.Connection, source: str, limit: int, column_rows: list[asyncpg.Record] | None = None
+) -> list[dict[str, Any]]:
     if limit <= 0:
         return []
+    select = _bounded_columns(column_rows) if column_rows else "*"
     async with read_only(conn):
-        rows = await conn.fetch(f"SELECT * FROM {source} LIMIT {int(limit)}")
+        rows = await conn.fetch(f"SELECT {select} FROM {source} LIMIT {int(limit)}")
     return [{key: json_safe(value) for key, value in row.items()} for row in rows]
 
 
@@ -277,7 +296,7 @@ async def introspect_table(
     source = _source(relation, kind, rows, options)
     samples: list[dict[str, Any]] = []
     try:
-        samples = await _sample_rows(conn, source, options.sample_rows)
+        samples = await _sample_rows(conn, source, options.sample_rows, list(column_rows))
     except asyncpg.PostgresError as exc:
         warnings.append(f"sample rows skipped: {describe_error(exc)}")
 
