@@ -18,10 +18,12 @@ import structlog
 from aiohttp import web
 from pydantic import SecretStr
 
+from services.api_gateway.adapters import read_models
 from services.api_gateway.errors import Forbidden, TooManyRequests, Unauthorized
-from services.api_gateway.keys import ROUTES, SETTINGS
+from services.api_gateway.keys import POOL, ROUTES, SETTINGS
 from services.api_gateway.limits import Limits
 from services.api_gateway.spec import RouteSpec
+from shared.ids import is_valid_task_id
 from shared.logging import get_logger
 from shared.settings import ROLES, ApiToken, Role
 
@@ -61,6 +63,15 @@ class Principal:
 
     def may_use(self, connection: str) -> bool:
         return self.connections is None or connection in self.connections
+
+    @property
+    def unrestricted(self) -> bool:
+        """Every named connection and ad-hoc URLs: no task is out of this caller's reach."""
+        return self.connections is None and self.adhoc_allowed
+
+    def may_act_on(self, task_connection: str | None) -> bool:
+        """Whether the caller may act on a task made with this named connection (None: a URL)."""
+        return self.adhoc_allowed if task_connection is None else self.may_use(task_connection)
 
 
 def principal_for(token: ApiToken, index: int) -> Principal:
@@ -117,12 +128,30 @@ def usable_connections(request: web.Request, value: str) -> Mapping[str, SecretS
     return {name: url for name, url in configured.items() if principal.may_use(name)}
 
 
-def require_connection(request: web.Request, name: str | None) -> None:
-    """403 unless the caller may use the named connection an existing task runs against."""
-    principal = request_principal(request)
-    if name is not None and not principal.may_use(name):
+async def check_task_scope(request: web.Request, spec: RouteSpec, principal: Principal) -> None:
+    """A caller limited in its connections acts on a task (beyond reading it) only when it may use the
+    task's connection: execute, cancel, table lists, downloads and deletes of other connections' tasks
+    are 403. Bulk deletes name tasks in the body, so they need an unrestricted token."""
+    if principal.unrestricted or spec.role == "viewer":
+        return
+    task_id = request.match_info.get("task_id")
+    if task_id is None:
+        if spec.method == "DELETE":
+            raise Forbidden(
+                f"token {principal.name!r} is limited to some connections: delete tasks one by one",
+                extra={"required": "unrestricted token"},
+            )
+        return
+    if not is_valid_task_id(task_id):
+        return  # the handler answers 400
+    row = await read_models.get_task(request.app[POOL], task_id)
+    if row is None:
+        return  # the handler answers 404
+    stored = row["parameters"] if isinstance(row["parameters"], Mapping) else {}
+    if not principal.may_act_on(stored.get("db_connection_name")):
         raise Forbidden(
-            f"token {principal.name!r} may not use this task's connection", extra={"required": "connection"}
+            f"token {principal.name!r} may not act on tasks of this task's connection",
+            extra={"required": "connection"},
         )
 
 
@@ -179,6 +208,7 @@ def auth_middleware(tokens: Sequence[ApiToken]) -> Callable[..., Awaitable[web.S
                     f"this route needs the {spec.role} role; token {principal.name!r} is {principal.role}",
                     extra={"required_role": spec.role},
                 )
+            await check_task_scope(request, spec, principal)
             if spec.rate_limited:
                 charge_rate_limit(request)
         # Every log line of the request names the caller (the token's name, never the token).

@@ -172,12 +172,26 @@ async def test_named_connections_follow_the_token_scope(as_role: dict[str, Api])
     assert status == 400, body
     assert "sales" not in body["data"]["response"] and "hr_payroll" not in json.dumps(body)
 
-    # Admin uses any named connection; re-running that task needs the same right.
+    # Admin uses any named connection; acting on that task (re-run, cancel, table list, download)
+    # needs the same right, reading it does not.
     hr_task = await admin.create("hr_payroll")
     await admin.wait(hr_task)
-    status, body = await scoped.call("POST", f"{BASE}/tasks/{hr_task}/execute", json={})
-    assert status == 403 and body["data"]["error_type"] == "forbidden", body
-    status, body = await operator.call("POST", f"{BASE}/tasks/{hr_task}/execute", json={})
+    for caller in (scoped, operator):
+        for method, path, kwargs in [
+            ("POST", "execute", {"json": {}}),
+            ("POST", "cancel", {"json": {}}),
+            ("POST", "table-list", {"json": {"tables": ["public.x"]}}),
+            ("GET", "files/download/ddl_generation.log", {}),
+        ]:
+            status, body = await caller.call(method, f"{BASE}/tasks/{hr_task}/{path}", **kwargs)
+            assert status == 403 and body["data"]["error_type"] == "forbidden", (path, body)
+        status, body = await caller.call("GET", f"{BASE}/tasks/{hr_task}")
+        assert status == 200, body
+    # The scoped token acts on its own connection's tasks, but not on tasks made from a URL.
+    status, body = await scoped.call("POST", f"{BASE}/tasks/{task_id}/cancel", json={})
+    assert status != 403, body
+    url_task = await operator.create(DB_URL)
+    status, body = await scoped.call("POST", f"{BASE}/tasks/{url_task}/cancel", json={})
     assert status == 403, body
 
 

@@ -6,13 +6,10 @@ publishes a confirmed command; the scheduler decides, and the collector updates 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from aiohttp import web
 
 from services.api_gateway.adapters import read_models
 from services.api_gateway.adapters.task_files import task_dir
-from services.api_gateway.auth import require_connection
 from services.api_gateway.envelope import ok
 from services.api_gateway.errors import Conflict, InvalidParams, MissingParams
 from services.api_gateway.keys import BROKER, METRICS, POOL, SETTINGS
@@ -59,9 +56,8 @@ async def execute_task(request: web.Request) -> web.Response:
     row = await read_models.get_task(request.app[POOL], task_id)
     if row is None:
         raise task_not_found(task_id)
-    # Running the task again connects to its database: the caller must be allowed that connection.
-    stored = row["parameters"] if isinstance(row["parameters"], Mapping) else {}
-    require_connection(request, stored.get("db_connection_name"))
+    # Running the task again connects to its database: the auth middleware has checked that the caller
+    # may use the task's connection (auth.check_task_scope).
     status = row["status"]
     if status in read_models.RUNNING_STATUSES:
         raise Conflict(f"task is {status}; wait for it to finish or cancel it", extra={"task_status": status})
