@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from shared.pipeline_settings import schema_name
 from shared.vocabulary import LOG_LEVELS
 
 S = TypeVar("S", bound=BaseSettings)
-_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 
 Role = Literal["viewer", "operator", "admin"]
@@ -176,9 +176,7 @@ class CommonSettings(BaseSettings):
     @field_validator("db_schema")
     @classmethod
     def _schema_is_identifier(cls, value: str) -> str:
-        if not _IDENT.fullmatch(value):
-            raise ValueError("must be a lower-case SQL identifier (letters, digits, underscore)")
-        return value
+        return schema_name(value)
 
     @field_validator("broker_prefix")
     @classmethod
