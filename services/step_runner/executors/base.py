@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from shared.connection_url import HostPolicy
+from shared.events import FailureCode
 from shared.parameters import TaskParameters
 from shared.steps import StepName
 
@@ -21,7 +22,7 @@ T = TypeVar("T")
 
 
 # StepError codes that callers act on (e.g. `dpctl workflow run`'s exit code).
-VALIDATION_BELOW_THRESHOLD = "validation_below_threshold"
+VALIDATION_BELOW_THRESHOLD = FailureCode.VALIDATION_BELOW_THRESHOLD
 
 
 class StepError(Exception):
