@@ -167,6 +167,26 @@ async def test_a_multipart_body_without_its_closing_boundary_is_rejected(
     assert table_list.read_bytes() == before
 
 
+async def test_the_fields_around_the_file_are_bounded_too(api: Api) -> None:
+    task_id = await _finished_task(api)
+    path = f"{BASE}/tasks/{task_id}/upload-table-list"
+    headers = {"Content-Type": "multipart/form-data; boundary=XyZ"}
+    field = b'--XyZ\r\nContent-Disposition: form-data; name="note"\r\n\r\nx\r\n'
+    many = field * 25 + _multipart(b"public.orders\n")[0]
+    status, data = await api.call("POST", path, data=many, headers=headers)
+    assert status == 400 and "at most 20 form fields" in data["data"]["response"], data
+    # A huge non-file field after the file, sent chunked (no Content-Length to refuse it up front).
+    huge = _multipart(b"public.orders\n", close=False)[0] + b"\r\n" + field.replace(b"x", b"y" * 400_000)
+
+    async def chunked():  # type: ignore[no-untyped-def]
+        for start in range(0, len(huge), 65536):
+            yield huge[start : start + 65536]
+        yield b"--XyZ--\r\n"
+
+    status, data = await api.call("POST", path, data=chunked(), headers=headers)
+    assert status == 413, data
+
+
 # --- downloads ----------------------------------------------------------------------------------
 
 

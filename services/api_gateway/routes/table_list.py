@@ -36,6 +36,7 @@ from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
 from services.api_gateway.validation import parse_model, read_json_object, require_task_id, task_not_found
 
 MAX_TABLES = 5000
+MAX_PARTS = 20
 _SPLIT = re.compile(r"[,\n]")
 
 
@@ -114,9 +115,19 @@ async def _first_file(reader: MultipartReader, limit: int) -> bytes | None:
     upload would otherwise be taken as complete (the parser raises ValueError on the missing end).
     """
     content: bytes | None = None
+    parts = skipped = 0
     while (part := await reader.next()) is not None:
-        if content is not None or not isinstance(part, BodyPartReader) or not part.filename:
-            await part.release()
+        parts += 1
+        if parts > MAX_PARTS or not isinstance(part, BodyPartReader):
+            raise InvalidParams(
+                f"at most {MAX_PARTS} form fields, none of them nested multipart", invalid=["body"]
+            )
+        if content is not None or not part.filename:
+            # Read (and count) rather than release: other fields are bounded like the file itself.
+            while chunk := await part.read_chunk(64 * 1024):
+                skipped += len(chunk)
+                if skipped > limit:
+                    raise PayloadTooLarge(f"the form's other fields are larger than {limit} bytes")
             continue
         if not part.filename.lower().endswith(".txt"):
             raise InvalidParams("the file must be a .txt file", invalid=["file"])
