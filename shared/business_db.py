@@ -161,7 +161,7 @@ SELECT n.nspname AS schema,
        CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                       WHEN 'f' THEN 'foreign table' ELSE 'table' END AS kind,
        CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END AS estimated_rows,
-       obj_description(c.oid, 'pg_class') AS comment,
+       left(obj_description(c.oid, 'pg_class'), 1000) AS comment,  -- bounded: the server chooses it
        has_table_privilege(c.oid, 'SELECT') AS readable
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -263,7 +263,8 @@ class HostNotAllowed(ValueError):
 @dataclass(frozen=True)
 class HostPolicy:
     """DP_ALLOWED_DB_HOSTS: host-name patterns (`db.internal`, `*.corp.example`) and IP networks
-    (`10.0.0.0/8`, `192.0.2.7`). Empty allows every host.
+    (`10.0.0.0/8`, `192.0.2.7`). Empty allows every host. `allow_adhoc` is DP_ALLOW_ADHOC_CONNECTIONS,
+    which the step runner checks again before it decrypts a caller's URL.
 
     A host matched by a name pattern is connected to by name (so `sslmode=verify-full` works). Any other
     host is resolved here, every address must lie in an allowed network, and the connection goes to those
@@ -271,6 +272,7 @@ class HostPolicy:
     """
 
     patterns: tuple[str, ...] = ()
+    allow_adhoc: bool = True
 
     @property
     def allow_all(self) -> bool:

@@ -58,7 +58,7 @@ async def running_runner(settings: RunnerSettings) -> AsyncIterator[StepRunner]:
             heartbeat_interval=settings.heartbeat_interval_seconds,
             channel=channel,
             metrics=RunnerMetrics.build(CollectorRegistry()),
-            db_policy=HostPolicy(tuple(settings.allowed_db_hosts)),
+            db_policy=HostPolicy(tuple(settings.allowed_db_hosts), settings.allow_adhoc_connections),
         )
 
         control_channel = await connection.channel()

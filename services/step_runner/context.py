@@ -63,6 +63,10 @@ class RunnerContext:
     def business_db_url(self) -> str:
         p = self.parameters
         if p.db_connection_secret:
+            if not self.business_db_policy.allow_adhoc:
+                raise StepError(
+                    "this runner accepts only named connections (DP_ALLOW_ADHOC_CONNECTIONS=false)"
+                )
             try:
                 return self._secrets.decrypt(p.db_connection_secret)
             except SecretError as exc:

@@ -6,10 +6,13 @@ import asyncio
 import threading
 from pathlib import Path
 
+import pytest
 from cryptography.fernet import Fernet
 from pydantic import BaseModel
 
 from services.step_runner.context import RunnerContext
+from services.step_runner.executors.base import StepError
+from shared.connection_url import HostPolicy
 from shared.parameters import TaskParameters
 from shared.secrets import SecretBox
 from shared.steps import StepName
@@ -45,3 +48,35 @@ async def test_a_cancelled_step_ends_only_after_its_thread_work(tmp_path: Path) 
     await asyncio.gather(step, return_exceptions=True)
     assert step.cancelled()
     assert (tmp_path / "late.txt").exists(), "the step ended while its thread was still writing"
+
+
+def test_a_runner_without_adhoc_connections_refuses_a_callers_url(tmp_path: Path) -> None:
+    """DP_ALLOW_ADHOC_CONNECTIONS=false holds in the runner too, not only in the gateway."""
+
+    async def emit(_: BaseModel) -> None:
+        return None
+
+    box = SecretBox(Fernet.generate_key())
+    params = TaskParameters(
+        db_connection="postgresql://u:***@h/db",
+        db_connection_secret=box.encrypt("postgresql://u:pw@h/db"),
+        business_context="x",
+    )
+
+    def context(policy: HostPolicy) -> RunnerContext:
+        return RunnerContext(
+            emit=emit,
+            task_id="task_20240101_000000_abc",
+            step=StepName.DDL_GENERATION,
+            execution_id="e1",
+            attempt=1,
+            task_dir=tmp_path,
+            parameters=params,
+            secrets=box,
+            connections={},
+            business_db_policy=policy,
+        )
+
+    assert context(HostPolicy()).business_db_url() == "postgresql://u:pw@h/db"
+    with pytest.raises(StepError, match="only named connections"):
+        context(HostPolicy(allow_adhoc=False)).business_db_url()
