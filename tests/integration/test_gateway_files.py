@@ -156,7 +156,7 @@ async def test_table_list_by_names(gateway: TestClient, rows: ReadModels) -> Non
     assert (rows.data_root / task_id / "table_list.txt").read_text() == "public.orders\ncustomers\norders\n"
     data = await call(gateway, "POST", f"{API}/tasks/{task_id}/table-list", 200, json={"tables": "a, b\nc"})
     assert data["tables"] == ["a", "b", "c"]
-    assert not [p for p in (rows.data_root / task_id).iterdir() if p.name.startswith(".tmp-")]
+    assert not [p for p in (rows.data_root / task_id).iterdir() if p.name.startswith(".")]  # no temp file
 
 
 async def test_table_list_goes_to_the_tasks_own_file_name(gateway: TestClient, rows: ReadModels) -> None:

@@ -7,12 +7,11 @@ neither `..`, absolute paths, encoded separators nor links can reach anything el
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Collection
 from pathlib import Path
 
+from shared.atomic_files import atomic_write_text
 from shared.ids import is_valid_task_id
 
 # Word characters (any script: table names become file names), dot, dash, space, parentheses.
@@ -88,16 +87,6 @@ def write_atomically(directory: Path, file_name: str, content: str) -> Path:
     """Write `content` to `directory/file_name` via a temporary file and rename (readers never see half)."""
     if not is_safe_file_name(file_name):
         raise ValueError("unsafe file name")
-    directory.mkdir(parents=True, exist_ok=True)
     target = directory / file_name
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(target, content, mode=None)
     return target
