@@ -119,6 +119,7 @@ class TrainingLoadExecutor:
                 ctx.business_db_url(),
                 max_size=min(4, self._settings.sql_validation_concurrency),
                 statement_timeout_ms=self._settings.statement_timeout_ms,
+                policy=ctx.business_db_policy,
             )
         except BusinessDbError as exc:
             raise StepError(str(exc), retryable=exc.retryable) from None
