@@ -24,6 +24,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from shared import business_db
 from shared.migrate import migrate
 from shared.settings import CommonSettings
 from tests.conftest import PG_URL
@@ -366,3 +367,24 @@ async def test_adhoc_urls_can_be_switched_off(policy_stack: dict[str, str]) -> N
         assert "ad-hoc URLs are disabled" in data["data"]["response"]
         status, data, _ = await timed_tables(api, "local")
         assert status == 200, data
+
+
+async def test_every_business_query_has_a_client_side_deadline() -> None:
+    """What the step runner's executors use: a stalled server ends a query after statement timeout + margin
+    (on the previous main it held the step until the 2 h task timeout, heartbeats keeping it alive)."""
+    async with tcp_server(stalling_postgres) as port:
+        url = f"postgresql://u@127.0.0.1:{port}/db?sslmode=disable"
+        conn = await business_db.connect(url, statement_timeout_ms=200)
+        start = time.perf_counter()
+        with pytest.raises(TimeoutError):
+            await conn.fetch("SELECT 1")
+        assert time.perf_counter() - start < business_db.command_timeout(200) + 1.0
+        conn.terminate()
+
+        # A pool: the query times out, then the pool's reset of the connection on release does too.
+        pool = await business_db.create_pool(url, max_size=1, statement_timeout_ms=200)
+        start = time.perf_counter()
+        with pytest.raises(TimeoutError):
+            await pool.fetch("SELECT 1")
+        assert time.perf_counter() - start < 2 * business_db.command_timeout(200) + 1.0
+        pool.terminate()
