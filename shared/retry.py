@@ -14,19 +14,26 @@ from collections.abc import Iterator
 import aio_pika
 import asyncpg
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,
     asyncio.TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.DeadlockDetectedError,
     aio_pika.exceptions.AMQPConnectionError,
     aio_pika.exceptions.ChannelInvalidStateError,
 )
-"""A dependency that is down, busy or was cut off: trying again later may help; a bug will not."""
+"""A dependency that is down, busy or was cut off: an HTTP request answers 503 (try again later)."""
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    *CONNECTION_ERRORS,
+    OSError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+)
+"""What a message handler retries in place: connection trouble, any OS-level I/O error, and a
+transaction that lost a race. Trying again later may help; a bug will not."""
 
 
 def backoff(attempt: int, base: float, maximum: float, *, factor: float = 2.0, jitter: float = 0.0) -> float:

@@ -12,11 +12,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
 import aio_pika
-import asyncpg
 from aiohttp import web
 
 from services.api_gateway.envelope import json_response
 from shared.logging import get_logger
+from shared.retry import CONNECTION_ERRORS
 from shared.secrets import mask_secrets
 
 MAX_NAME_CHARS = 100
@@ -126,17 +126,9 @@ class InternalError(ApiError):
     error_type = "internal_error"
 
 
-# Dependency failures that mean "try again later", not "the gateway has a bug".
-UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.CannotConnectNowError,
-    aio_pika.exceptions.AMQPError,
-    aio_pika.exceptions.ChannelInvalidStateError,
-    ConnectionError,
-    asyncio.TimeoutError,
-)
+# Dependency failures that mean "try again later", not "the gateway has a bug": the shared connection
+# errors, and any broker error (a publish the broker did not confirm included).
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, aio_pika.exceptions.AMQPError)
 
 _HTTP_ERROR_TYPES: dict[int, type[ApiError]] = {
     400: InvalidParams,

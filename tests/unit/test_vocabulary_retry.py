@@ -59,3 +59,15 @@ def test_schema_names_follow_one_rule(bad: str) -> None:
         schema_name(bad)
     with pytest.raises(ValidationError, match="lower-case SQL identifier"):
         PipelineSettings(training_schema=bad)
+
+
+def test_connection_errors_are_the_transient_ones_a_request_can_report() -> None:
+    from services.api_gateway.errors import UNAVAILABLE_ERRORS
+    from shared.retry import CONNECTION_ERRORS
+
+    assert set(CONNECTION_ERRORS) <= set(TRANSIENT_ERRORS)
+    assert set(CONNECTION_ERRORS) <= set(UNAVAILABLE_ERRORS)
+    # A missing file is an OS error a handler may retry, but not "the service is unavailable".
+    assert isinstance(FileNotFoundError(), TRANSIENT_ERRORS)
+    assert not isinstance(FileNotFoundError(), CONNECTION_ERRORS)
+    assert isinstance(asyncpg.exceptions.TooManyConnectionsError(), UNAVAILABLE_ERRORS)
