@@ -466,6 +466,18 @@ def start() -> Decision:
     return Decision(TaskStarted())
 
 
+def waiting_for_a_runner(
+    states: Iterable[TaskState], now: datetime, longer_than: timedelta
+) -> list[tuple[str, str | None, StepName]]:
+    """(task_id, execution_id, step) of steps scheduled longer ago than `longer_than` and not started."""
+    return [
+        (state.task_id, run.execution_id, step)
+        for state in states
+        for step, run in state.steps.items()
+        if run.status == "scheduled" and run.scheduled_at is not None and now - run.scheduled_at > longer_than
+    ]
+
+
 # ---- commands -------------------------------------------------------------------------------------
 
 

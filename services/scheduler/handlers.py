@@ -30,6 +30,7 @@ from services.scheduler.domain import (
     scheduler_drives,
     scheduler_owns,
     start,
+    waiting_for_a_runner,
 )
 from services.scheduler.metrics import SchedulerMetrics
 from services.scheduler.ports import EventSource, MessagePublisher, QueueProbe
@@ -204,23 +205,18 @@ class Scheduler:
 
     async def _warn_if_no_runner(self) -> None:
         """Tell the user, once per waiting step, when no step runner is connected at all."""
-        now = self.clock()
+        after = timedelta(seconds=self.tick_interval * 5)
         waiting = [
-            (state, step, run.execution_id)
-            for state in self.states.values()
-            for step, run in state.steps.items()
-            if run.status == "scheduled"
-            and run.scheduled_at is not None
-            and now - run.scheduled_at > timedelta(seconds=self.tick_interval * 5)
-            and (state.task_id, run.execution_id) not in self.warned
+            w
+            for w in waiting_for_a_runner(self.states.values(), self.clock(), after)
+            if w[:2] not in self.warned
         ]
         if not waiting or await self.queues.runners_connected() > 0:
             return
-        for state, step, execution in waiting:
-            self.warned.add((state.task_id, execution))
+        for task_id, execution, step in waiting:
+            self.warned.add((task_id, execution))
             await self._warn(
-                state.task_id,
-                f"{step.value} is waiting: no step runner is connected to {self.queues.steps_queue}",
+                task_id, f"{step.value} is waiting: no step runner is connected to {self.queues.steps_queue}"
             )
 
     def _evict(self) -> None:

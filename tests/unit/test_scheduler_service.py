@@ -23,6 +23,7 @@ from services.scheduler.domain import (
     needs_fresh_events,
     plan,
     scheduler_owns,
+    waiting_for_a_runner,
 )
 from services.scheduler.handlers import Scheduler
 from shared.broker import STEPS_KEY
@@ -448,3 +449,15 @@ async def test_commands_for_an_unknown_task_do_nothing(kind: str) -> None:
     }
     await h.command(payload[kind], TASK)
     assert h.publisher.events == [] and h.publisher.commands == []
+
+
+def test_steps_waiting_for_a_runner_are_the_scheduled_ones_past_the_wait() -> None:
+    state = _fold(_created_state(), TaskStarted())
+    (scheduled,) = [d.event for d in decide(state, T0, POLICY)]
+    assert isinstance(scheduled, StepScheduled)
+    state = _fold(state, scheduled)  # scheduled at T0
+    wait = timedelta(seconds=10)
+    assert waiting_for_a_runner([state], T0 + wait, wait) == []
+    assert waiting_for_a_runner([state], T0 + wait * 2, wait) == [(TASK, scheduled.execution_id, DDL)]
+    started = _fold(state, StepStarted(step=DDL, execution_id=scheduled.execution_id, runner_id="r"))
+    assert waiting_for_a_runner([started], T0 + wait * 2, wait) == []
