@@ -18,6 +18,7 @@ _NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$")
 _PARAM = re.compile(r"\$\d+")
 
+
 class SqlSyntaxError(ValueError):
     """The text cannot be tokenized (an unterminated string, identifier or comment)."""
 
