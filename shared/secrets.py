@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import os
 import re
 from pathlib import Path
@@ -25,7 +26,8 @@ _URL_PASSWORD_REVERSED = re.compile(r"@[^\s/?#@]*:(?=[^\s:/?#@]*//:)")
 # libpq key=value style, any case, `sslpassword` included; rendered as `password=***`. The lower-case
 # form finds out fast (a literal prefix) whether there is anything to mask at all.
 _KV_PASSWORD = re.compile(r"[Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd]\s*+=\s*+(?:'[^']*+'|\S++)")
-_KV_PASSWORD_LOWER = re.compile(r"password\s*+=")
+_KV_PASSWORD_LOWER = re.compile(rb"password\s*+=")
+_KV_SPLICE_MAX = 10_000
 
 
 class SecretError(ValueError):
@@ -36,9 +38,20 @@ def mask_secrets(text: str) -> str:
     """Replace every password in connection strings found in `text` with ***; linear in len(text)."""
     if "@" in text and "://" in text:
         text = _URL_PASSWORD_REVERSED.sub("@" + MASK[::-1] + ":", text[::-1])[::-1]
-    if _KV_PASSWORD_LOWER.search(text.lower()):
-        text = _KV_PASSWORD.sub("password=" + MASK, text)
-    return text
+    # One byte per character, ASCII lower-cased: positions line up with `text` (libpq's key=value syntax
+    # is ASCII; a non-ASCII character reads as "?").
+    lowered = text.encode("ascii", "replace").lower()
+    starts = list(itertools.islice(_KV_PASSWORD_LOWER.finditer(lowered), _KV_SPLICE_MAX + 1))
+    if len(starts) > _KV_SPLICE_MAX:
+        return _KV_PASSWORD.sub("password=" + MASK, text)
+    pieces: list[str] = []
+    done = 0
+    for found in starts:  # few matches: mask them in place, without scanning the rest again
+        match = _KV_PASSWORD.match(text, found.start())
+        if match is not None and found.start() >= done:
+            pieces += (text[done : found.start()], "password=" + MASK)
+            done = match.end()
+    return "".join(pieces) + text[done:] if pieces else text
 
 
 def mask_url(url: str) -> str:

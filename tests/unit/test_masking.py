@@ -31,6 +31,7 @@ ADVERSARIAL = {
     "keys and spaces": fill("password" + " " * 100),
     "case mix": fill("pPaAsSwWoOrRdD", "password"),
     "keys, spaces and one value": fill("password" + " " * 100, "password=x"),
+    "non-ASCII, keys and one value": fill("İpassword" + " " * 100, "password=x"),
     "old worst case": fill("a://b:" + "c" * 10),
 }
 
@@ -77,6 +78,7 @@ def test_dense_real_secrets_cost_linear_time(unit: str) -> None:
         ("PASSWORD = 'a b' rest", "password=*** rest"),
         ("sslpassword=S3cret", "sslpassword=***"),
         ("no secrets here", "no secrets here"),
+        ("İ password=abc é", "İ password=*** é"),
     ],
 )
 def test_what_the_net_masks(text: str, masked: str) -> None:
