@@ -15,6 +15,8 @@ from shared.broker import Topology, delete_topology
 from shared.migrate import drop_schema, migrate
 from shared.settings import CommonSettings
 
+pytest_plugins = ["tests.support.composed_stack"]
+
 RUN_ID = uuid.uuid4().hex[:8]
 PG_URL = os.environ.get("DP_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("DP_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
