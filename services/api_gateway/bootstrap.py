@@ -33,7 +33,7 @@ from services.api_gateway.routes import (
     training_data,
     ui,
 )
-from services.api_gateway.spec import RouteSpec
+from services.api_gateway.spec import RouteSpec, method_not_allowed, shadowed_methods
 from shared.broker import Publisher, Topology, connect, declare_topology, open_channel
 from shared.db import create_pool
 from shared.embeddings import EmbeddingSettings, create_embedder
@@ -176,6 +176,9 @@ def create_app(
     app[ROUTES] = routes
     for route in routes:
         app.router.add_route(route.method, route.path, route.handler, name=route.operation_id)
+    for path, (allowed, shadowed) in shadowed_methods(routes).items():
+        for method in shadowed:
+            app.router.add_route(method, path, method_not_allowed(allowed))
     app.cleanup_ctx.extend(
         [_secrets, _database, _broker, _training_context(embedding_settings, pipeline_settings)]
     )

@@ -98,8 +98,11 @@ class NotFound(ApiError):
 
 
 class MethodNotAllowed(ApiError):
+    """The path exists, but not with this method; `Allow` lists its methods. The contract (API.md) has
+    no error type of its own for this: the method is the invalid parameter."""
+
     status = 405
-    error_type = "method_not_allowed"
+    error_type = "invalid_params"
 
 
 class Conflict(ApiError):
@@ -151,6 +154,8 @@ def error_response(error: ApiError) -> web.Response:
 def from_http_exception(exc: web.HTTPException) -> ApiError:
     kind = _HTTP_ERROR_TYPES.get(exc.status, InvalidParams if exc.status < 500 else InternalError)
     error = kind(exc.text or exc.reason, headers={k: v for k, v in exc.headers.items() if k == "Allow"})
+    if exc.status == 405:
+        error.invalid = ["method"]
     if exc.status not in _HTTP_ERROR_TYPES:
         # Keep aiohttp's status (e.g. 411, 431) but speak the contract's vocabulary.
         error.status = exc.status  # type: ignore[misc]

@@ -1,8 +1,15 @@
 """The OpenAPI 3.1 document, generated from the route table and the same pydantic models that
-validate requests and shape responses."""
+validate requests and shape responses.
+
+The document is the contract, so it describes this server as it runs: security and 401s only when
+tokens are configured; path parameters with the patterns the handlers enforce; each error status with
+the `error_type`s the server gives it; event streams as their events; downloads as whatever type the
+file has. tests/contract runs schemathesis against it with auth on and off.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -11,27 +18,85 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from services.api_gateway.envelope import category
-from services.api_gateway.keys import ROUTES
-from services.api_gateway.spec import RouteSpec
+from services.api_gateway.errors import ApiError
+from services.api_gateway.keys import ROUTES, SETTINGS
+from services.api_gateway.schemas.names import FILE_NAME_PATTERN, TASK_ID_PATTERN
+from services.api_gateway.spec import FILE_TYPES, RouteSpec
+from shared.ids import TASK_ID_MAX_LEN
 
 _REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"{(\w+)}")
-_PATH_PARAM_DOCS = {
-    "task_id": ("string", "task_YYYYMMDD_HHMMSS_<suffix> or manual_..., at most 32 characters"),
-    "filename": ("string", "A bare file name inside the task directory"),
+_PATH_PARAMS: dict[str, dict[str, Any]] = {
+    "task_id": {
+        "schema": {"type": "string", "pattern": TASK_ID_PATTERN, "maxLength": TASK_ID_MAX_LEN},
+        "description": "task_YYYYMMDD_HHMMSS_<suffix> or manual_..., at most 32 characters",
+    },
+    "filename": {
+        "schema": {"type": "string", "pattern": FILE_NAME_PATTERN, "minLength": 1, "maxLength": 255},
+        "description": "A bare file name inside the task directory (no separators, no '..', no leading dot)",
+    },
+}
+# One server-sent event as a client reads it (OpenAPI 3.1: the schema of an event-stream response
+# describes each event). `data` is one line of JSON; `id` is set where a client can resume from it.
+_SSE_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "description": "snapshot, log, end, error, or an event type."},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
 }
 
 
-def _envelope_schema(data_ref: dict[str, Any] | None, *, error: bool) -> dict[str, Any]:
-    meta = {"$ref": _REF.format(model="EnvelopeMeta" if not error else "ErrorData")}
-    data = {"allOf": [data_ref, meta]} if data_ref else meta
+# No text the gateway reads may hold NUL (PostgreSQL stores none): a request with one is a 400.
+_NO_NUL = {"pattern": "\\u0000"}
+
+
+def _refuse_nul(schema: Any) -> None:
+    """Add "no NUL" to every string schema in `schema`, in place."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            types = node.get("type")
+            if (
+                types == "string" or (isinstance(types, list) and "string" in types)
+            ) and "format" not in node:
+                node.setdefault("not", _NO_NUL)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _error_types_by_status() -> dict[int, list[str]]:
+    """The `error_type`s each status carries, from the gateway's error classes (errors.py)."""
+    found: dict[int, set[str]] = {}
+    pending: list[type[ApiError]] = [ApiError]
+    while pending:
+        cls = pending.pop()
+        found.setdefault(cls.status, set()).add(cls.error_type)
+        pending.extend(cls.__subclasses__())
+    return {status: sorted(types) for status, types in found.items()}
+
+
+def _envelope_schema(data_ref: dict[str, Any] | None, status: int) -> dict[str, Any]:
+    error = status >= 400
+    parts: list[dict[str, Any]] = [{"$ref": _REF.format(model="EnvelopeMeta" if not error else "ErrorData")}]
+    if data_ref:
+        parts.insert(0, data_ref)
+    if error:
+        types = _error_types_by_status().get(status) or _error_types_by_status()[400 if status < 500 else 500]
+        parts.append({"properties": {"error_type": {"enum": types}}})
+    data = parts[0] if len(parts) == 1 else {"allOf": parts}
     return {
         "type": "object",
         "required": ["code", "success", "message", "data"],
         "properties": {
-            "code": {"type": "integer", "description": "Equal to the HTTP status."},
-            "success": {"type": "boolean"},
-            "message": {"type": "string", "description": "Category (success, bad_request, not_found, ...)."},
+            "code": {"const": status, "description": "Equal to the HTTP status."},
+            "success": {"const": not error},
+            "message": {"const": category(status), "description": "The status's category."},
             "data": data,
         },
     }
@@ -55,19 +120,7 @@ def _static_components() -> dict[str, Any]:
                 "timestamp": {"type": "string", "format": "date-time"},
                 "error_type": {
                     "type": "string",
-                    "enum": [
-                        "missing_required_params",
-                        "invalid_params",
-                        "resource_not_found",
-                        "method_not_allowed",
-                        "conflict",
-                        "unauthorized",
-                        "forbidden",
-                        "too_many_requests",
-                        "payload_too_large",
-                        "service_unavailable",
-                        "internal_error",
-                    ],
+                    "enum": sorted({t for types in _error_types_by_status().values() for t in types}),
                 },
                 "missing_params": {"type": "array", "items": {"type": "string"}},
                 "invalid_params": {"type": "array", "items": {"type": "string"}},
@@ -79,7 +132,7 @@ def _static_components() -> dict[str, Any]:
 def _query_parameters(model: type[BaseModel], schema: dict[str, Any]) -> list[dict[str, Any]]:
     props = schema.get("properties", {})
     required = set(schema.get("required", []))
-    return [
+    parameters = [
         {
             "name": name,
             "in": "query",
@@ -89,9 +142,11 @@ def _query_parameters(model: type[BaseModel], schema: dict[str, Any]) -> list[di
         }
         for name, prop in props.items()
     ]
+    _refuse_nul(parameters)
+    return parameters
 
 
-def _implied_errors(route: RouteSpec) -> tuple[int, ...]:
+def _implied_errors(route: RouteSpec, auth: bool) -> tuple[int, ...]:
     """Answers every route of its kind can give, whatever its own list says."""
     implied: list[int] = []
     if route.body is not None or route.body_kind == "multipart":
@@ -99,9 +154,10 @@ def _implied_errors(route: RouteSpec) -> tuple[int, ...]:
     if "{task_id}" in route.path:
         implied += [400, 404]  # malformed task id; unknown task
     if not route.public:
-        implied.append(401)  # bearer token
-        if route.role != "viewer":
-            implied.append(403)  # the token's role is below the route's
+        if auth:
+            implied.append(401)  # bearer token
+            if route.role != "viewer":
+                implied.append(403)  # the token's role is below the route's
         if route.rate_limited:
             implied.append(429)  # the caller's rate limit for expensive requests is spent
         if route.tag not in ("health", "ui"):
@@ -109,7 +165,29 @@ def _implied_errors(route: RouteSpec) -> tuple[int, ...]:
     return tuple(implied)
 
 
-def build_openapi(routes: list[RouteSpec]) -> dict[str, Any]:
+def _reachable(names: set[str], components: dict[str, Any]) -> set[str]:
+    """`names` and every component their schemas refer to."""
+    seen: set[str] = set()
+    pending = list(names)
+    while pending:
+        name = pending.pop()
+        if name in seen or name not in components:
+            continue
+        seen.add(name)
+        pending.extend(re.findall(r'"#/components/schemas/(\w+)"', json.dumps(components[name])))
+    return seen
+
+
+def _media(produces: str) -> dict[str, Any]:
+    if produces == "text/event-stream":
+        return {"schema": _SSE_EVENT}
+    if produces == FILE_TYPES:
+        return {"schema": {"description": "The file, sent with the type its name implies."}}
+    return {"schema": {"type": "string"}}
+
+
+def build_openapi(routes: list[RouteSpec], *, auth: bool = True) -> dict[str, Any]:
+    """The document for a gateway whose routes are `routes`; `auth`: bearer tokens are configured."""
     models: set[type[BaseModel]] = set()
     for route in routes:
         for model in (route.body, route.response):
@@ -121,6 +199,8 @@ def build_openapi(routes: list[RouteSpec]) -> dict[str, Any]:
     )
     components = {**defs.get("$defs", {}), **_static_components()}
     refs = {model: ref for (model, _), ref in keys.items()}
+    for name in _reachable({r.body.__name__ for r in routes if r.body is not None}, components):
+        _refuse_nul(components[name])
 
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
@@ -132,10 +212,8 @@ def build_openapi(routes: list[RouteSpec]) -> dict[str, Any]:
             "responses": {},
         }
         for name in _PATH_PARAM.findall(route.path):
-            kind, text = _PATH_PARAM_DOCS.get(name, ("string", name))
-            operation["parameters"].append(
-                {"name": name, "in": "path", "required": True, "schema": {"type": kind}, "description": text}
-            )
+            param = _PATH_PARAMS.get(name, {"schema": {"type": "string"}, "description": name})
+            operation["parameters"].append({"name": name, "in": "path", "required": True, **param})
         if route.query is not None:
             schema = route.query.model_json_schema(ref_template=_REF)
             operation["parameters"].extend(_query_parameters(route.query, schema))
@@ -162,8 +240,26 @@ def build_openapi(routes: list[RouteSpec]) -> dict[str, Any]:
                         "schema": {
                             "type": "object",
                             "required": ["file"],
-                            "properties": {"file": {"type": "string", "format": "binary"}},
-                        }
+                            "properties": {
+                                "file": {
+                                    "type": "string",
+                                    "format": "binary",
+                                    "description": "A `.txt` file in UTF-8: table names, one per line or "
+                                    "comma-separated; blank lines and `#` comments are skipped.",
+                                }
+                            },
+                        },
+                        "encoding": {
+                            "file": {
+                                "contentType": "text/plain",
+                                "headers": {
+                                    "Content-Disposition": {
+                                        "schema": {"type": "string"},
+                                        "example": 'form-data; name="file"; filename="table_list.txt"',
+                                    }
+                                },
+                            }
+                        },
                     }
                 },
             }
@@ -173,21 +269,27 @@ def build_openapi(routes: list[RouteSpec]) -> dict[str, Any]:
                 content = {"application/json": {"schema": {"type": "object"}}}
             elif route.produces == "application/json":
                 ref = refs.get(route.response) if route.response else None
-                content = {"application/json": {"schema": _envelope_schema(ref, error=status >= 400)}}
+                content = {"application/json": {"schema": _envelope_schema(ref, status)}}
             else:
-                content = {route.produces: {"schema": {"type": "string"}}}
+                content = {route.produces: _media(route.produces)}
             if route.also_streams:
-                content["text/event-stream"] = {"schema": {"type": "string"}}
+                content["text/event-stream"] = _media("text/event-stream")
             operation["responses"][str(status)] = {"description": category(status), "content": content}
-        for status in (*route.errors, *_implied_errors(route), 500):
+        for status in (*route.errors, *_implied_errors(route, auth), 500):
+            if status in (401, 403) and not auth:
+                continue  # no tokens configured: nobody is refused
             operation["responses"].setdefault(
                 str(status),
                 {
                     "description": category(status),
-                    "content": {"application/json": {"schema": _envelope_schema(None, error=True)}},
+                    "content": {"application/json": {"schema": _envelope_schema(None, status)}},
                 },
             )
-        if not route.public:
+        if "401" in operation["responses"]:
+            operation["responses"]["401"]["headers"] = {
+                "WWW-Authenticate": {"required": True, "schema": {"type": "string"}}
+            }
+        if not route.public and auth:
             operation["security"] = [{"bearer": []}]
             operation["x-required-role"] = route.role
             operation["description"] = f"Needs a token with the {route.role} role (or higher)" + (
@@ -206,10 +308,11 @@ def build_openapi(routes: list[RouteSpec]) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            **({"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}} if auth else {}),
         },
     }
 
 
 async def openapi_handler(request: web.Request) -> web.Response:
-    return web.json_response(build_openapi(request.app[ROUTES]))
+    auth = bool(request.app[SETTINGS].api_tokens)
+    return web.json_response(build_openapi(request.app[ROUTES], auth=auth))

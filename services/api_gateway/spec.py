@@ -3,6 +3,7 @@ cannot drift apart."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -48,3 +49,41 @@ class RouteSpec:
     @property
     def operation_id(self) -> str:
         return self.name or self.handler.__name__
+
+
+def shadowed_methods(routes: list[RouteSpec]) -> dict[str, tuple[list[str], list[str]]]:
+    """Fixed paths a parameterised path also matches (`/tasks/active`, `/tasks/{task_id}`): for each,
+    (its own methods, the methods only the parameterised path has).
+
+    The router tries the fixed path first, but a method only the parameterised path has would fall
+    through to it (`DELETE /tasks/active` as task id "active"); such a request must be the 405 that
+    the document implies for the fixed path.
+    """
+    own: dict[str, list[str]] = {}
+    for route in routes:
+        own.setdefault(route.path, []).append(route.method)
+    shadowed: dict[str, tuple[list[str], list[str]]] = {}
+    for path, methods in own.items():
+        if "{" in path:
+            continue
+        others = [
+            method
+            for template, template_methods in own.items()
+            if "{" in template and _template(template).match(path)
+            for method in template_methods
+            if method not in methods
+        ]
+        if others:
+            shadowed[path] = (methods, list(dict.fromkeys(others)))
+    return shadowed
+
+
+def _template(path: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\\{\w+\\}", "[^/]+", re.escape(path)) + "$")
+
+
+def method_not_allowed(allowed: list[str]) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+
+    return handler

@@ -23,7 +23,7 @@ from services.api_gateway.envelope import ok
 from services.api_gateway.errors import InvalidParams, NotFound
 from services.api_gateway.keys import POOL, SETTINGS
 from services.api_gateway.schemas.responses import FileList
-from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
+from services.api_gateway.spec import DATA_PIPELINE, FILE_TYPES, RouteSpec
 from services.api_gateway.task_views import file_view
 from services.api_gateway.validation import require_task_id, task_not_found
 
@@ -91,7 +91,7 @@ ROUTES = [
         download_file,
         "Download an output file (attachment)",
         "files",
-        produces="application/octet-stream",
+        produces=FILE_TYPES,
         role="operator",
     ),
     RouteSpec(
@@ -100,7 +100,7 @@ ROUTES = [
         download_file,
         "Download an output file (ext; same as /files/download/{filename})",
         "files",
-        produces="application/octet-stream",
+        produces=FILE_TYPES,
         name="download_file_short",
         role="operator",
     ),

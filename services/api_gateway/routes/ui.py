@@ -9,7 +9,7 @@ from aiohttp import web
 
 from services.api_gateway.errors import NotFound
 from services.api_gateway.openapi import openapi_handler
-from services.api_gateway.spec import RouteSpec
+from services.api_gateway.spec import FILE_TYPES, RouteSpec
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
@@ -41,7 +41,7 @@ ROUTES = [
         static_file,
         "UI assets",
         "ui",
-        produces="text/plain",
+        produces=FILE_TYPES,
         public=True,
         errors=(404,),
     ),

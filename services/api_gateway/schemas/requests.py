@@ -3,26 +3,127 @@ JSON integer); query strings are lax because every value arrives as text."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    WithJsonSchema,
+    field_validator,
+)
 
-from services.api_gateway.schemas.names import BareFileName, DbName, SchemaName, TableName
+from services.api_gateway.schemas.names import (
+    NOT_BLANK_PATTERN,
+    PY_SPACE,
+    TABLE_NAME_PATTERN,
+    TABLE_NAMES_TEXT_PATTERN,
+    BareFileName,
+    DbName,
+    SchemaName,
+    TableName,
+    TaskId,
+)
+from shared.steps import LEGACY_STEP_NAMES, STEP_ORDER
+from shared.training_store import KINDS
 from shared.vocabulary import TASK_STATUSES, LogLevel
 
 # PostgreSQL's bigint (log ids, event sequence numbers).
 BIGINT_MAX = 2**63 - 1
 
 
+def _integral_float(value: object) -> object:
+    """JSON has one number type: 22.0 is the integer 22 (as JSON Schema's `integer` says)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_integers(cls, value: object) -> object:
+        # Strict, so "22" and true are no integers; but 22.0 is one, as JSON Schema's `integer` says.
+        return _integral_float(value)
+
+
+def _step_names(number: int) -> list[str]:
+    """Every spelling of step `number` the server reads (parse_step; case and spaces aside)."""
+    step = STEP_ORDER[number - 1]
+    return [step.value, *(old for old, new in LEGACY_STEP_NAMES.items() if new is step), str(number)]
+
+
+_STEP_SPELLINGS = [name for n in range(1, len(STEP_ORDER) + 1) for name in _step_names(n)]
+_NULL = {"type": "null"}
+
+# The rules between fields that handlers enforce, stated in the document (JSON Schema conditionals).
+_CREATE_RULES: dict[str, Any] = {
+    "allOf": [
+        {  # single mode names its step; complete mode (the default) must not
+            "if": {"required": ["execution_mode"], "properties": {"execution_mode": {"const": "single"}}},
+            "then": {"required": ["single_step"], "properties": {"single_step": {"type": "integer"}}},
+            "else": {"properties": {"single_step": _NULL}},
+        },
+        {  # a table list by file or by names, exactly one of them
+            "oneOf": [
+                {
+                    "required": ["table_list_file"],
+                    "properties": {"table_list_file": {"type": "string"}, "table_list": _NULL},
+                },
+                {
+                    "required": ["table_list"],
+                    "properties": {"table_list": {"type": "array"}, "table_list_file": _NULL},
+                },
+            ]
+        },
+    ]
+}
+_BOTH_STEPS_GIVEN = {
+    "required": ["single_step", "step_name"],
+    "properties": {"single_step": {"type": "integer"}, "step_name": {"type": "string"}},
+}
+_EXECUTE_RULES: dict[str, Any] = {
+    "allOf": [
+        {  # complete mode runs every step: naming one is refused
+            "if": {"required": ["execution_mode"], "properties": {"execution_mode": {"const": "complete"}}},
+            "then": {"properties": {"single_step": _NULL, "step_name": _NULL}},
+        },
+        {  # single (or step) mode needs a step, by number or by name
+            "if": {
+                "required": ["execution_mode"],
+                "properties": {"execution_mode": {"enum": ["single", "step"]}},
+            },
+            "then": {
+                "anyOf": [
+                    {"required": ["single_step"], "properties": {"single_step": {"type": "integer"}}},
+                    {"required": ["step_name"], "properties": {"step_name": {"type": "string"}}},
+                ]
+            },
+        },
+        {  # given both, they name the same step
+            "if": _BOTH_STEPS_GIVEN,
+            "then": {
+                "anyOf": [
+                    {"properties": {"single_step": {"const": n}, "step_name": {"enum": _step_names(n)}}}
+                    for n in range(1, len(STEP_ORDER) + 1)
+                ]
+            },
+        },
+    ]
+}
+
 
 class CreateTaskParameters(_Body):
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_CREATE_RULES)
+
     db_connection: str = Field(
         min_length=1,
         max_length=2000,
+        json_schema_extra={"pattern": NOT_BLANK_PATTERN},  # blank reads as missing (400)
         description="A PostgreSQL URL (postgresql://user:password@host:port/db) or the name of a "
         "connection configured on the server. The password is encrypted at rest and always masked.",
     )
@@ -37,7 +138,9 @@ class CreateTaskParameters(_Body):
         max_length=5000,
         description="Table names; required unless table_list_file.",
     )
-    business_context: str = Field(min_length=1, max_length=20_000)
+    business_context: str = Field(
+        min_length=1, max_length=20_000, json_schema_extra={"pattern": NOT_BLANK_PATTERN}
+    )
     task_name: str | None = Field(default=None, max_length=200)
     db_name: DbName | None = Field(default=None, description="Defaults to the database of db_connection.")
     execution_mode: Literal["complete", "single"] = "complete"
@@ -62,14 +165,16 @@ class CreateTaskRequest(_Body):
 
 
 class ExecuteTaskRequest(_Body):
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_EXECUTE_RULES)
+
     execution_mode: Literal["complete", "single", "step"] | None = Field(
         default=None, description="`step` is a synonym of `single`; default: single if a step is named."
     )
     single_step: StrictInt | None = Field(default=None, ge=1, le=4)
-    step_name: str | None = Field(
+    # The server reads these case-insensitively, with surrounding spaces; the document lists them as written.
+    step_name: Annotated[str, Field(max_length=50), WithJsonSchema({"enum": _STEP_SPELLINGS})] | None = Field(
         default=None,
-        max_length=50,
-        description="ddl_generation, qa_generation, sql_validation, training_load",
+        description="A step's name (or the earlier implementation's name, or its number as text).",
     )
     force: StrictBool = False
 
@@ -79,13 +184,26 @@ class CancelTaskRequest(_Body):
 
 
 class DeleteTasksRequest(_Body):
-    task_ids: list[str] = Field(min_length=1, max_length=100)
-    confirm: StrictBool = Field(description="Must be true.")
+    task_ids: list[TaskId] = Field(min_length=1, max_length=100)
+    confirm: StrictBool = Field(description="Must be true.", json_schema_extra={"const": True})
+
+
+# An empty list is refused (missing `tables`); the server checks each name after the request is read.
+_TABLE_NAMES_ARRAY = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": 5000,
+    "items": {"type": "string", "pattern": TABLE_NAME_PATTERN, "maxLength": 127},
+}
 
 
 class TableListRequest(_Body):
-    tables: list[TableName] | str = Field(
-        description="Table names, as an array or as one string separated by commas or new lines."
+    tables: (
+        Annotated[list[TableName], WithJsonSchema(_TABLE_NAMES_ARRAY)]
+        | Annotated[str, WithJsonSchema({"type": "string", "pattern": TABLE_NAMES_TEXT_PATTERN})]
+    ) = Field(
+        description="Table names, as an array or as one string separated by commas or new lines "
+        "(the server also skips blank entries and `#` comments in the string)."
     )
 
 
@@ -102,7 +220,9 @@ class DatabaseTablesRequest(_Body):
 class TrainingSearchRequest(_Body):
     question: str = Field(min_length=1, max_length=4000)
     limit: StrictInt = Field(default=5, ge=1, le=50)
-    kinds: list[str] | None = Field(default=None, max_length=10)
+    kinds: list[Annotated[str, WithJsonSchema({"enum": list(KINDS)})]] | None = Field(
+        default=None, max_length=10
+    )
 
 
 class _Query(BaseModel):
@@ -115,9 +235,21 @@ def _as_utc(value: datetime | None) -> datetime | None:
     return value
 
 
+def _spaced(alternatives: list[str]) -> str:
+    return f"[{PY_SPACE}]*({'|'.join(re.escape(a) for a in alternatives)})[{PY_SPACE}]*"
+
+
+# One status or several, comma-separated, spaces around each allowed; empty means none.
+_STATUS_LIST_PATTERN = f"^(?!.*\\n$)({_spaced(list(TASK_STATUSES))}(,{_spaced(list(TASK_STATUSES))})*)?$"
+
+
 class TaskListQuery(_Query):
     limit: int = Field(default=50, ge=1, le=100, description="Page size (default 50, as the seed).")
-    status: str | None = Field(default=None, description="One status or several, comma-separated.")
+    status: str | None = Field(
+        default=None,
+        description="One status or several, comma-separated.",
+        json_schema_extra={"pattern": _STATUS_LIST_PATTERN},
+    )
     created_by: str | None = Field(default=None, max_length=50)
     db_name: str | None = Field(default=None, max_length=100)
     search: str | None = Field(
@@ -139,12 +271,16 @@ class TaskListQuery(_Query):
 
 class LogQuery(_Query):
     level: LogLevel | None = Field(default=None, description="Minimum level.")
-    step: str | None = Field(default=None, max_length=50, description="Step name or number.")
+    step: Annotated[str, Field(max_length=50), WithJsonSchema({"enum": _STEP_SPELLINGS})] | None = Field(
+        default=None, description="Step name or number (read case-insensitively)."
+    )
     q: str | None = Field(
         default=None, max_length=500, description="Text the message contains (case-insensitive)."
     )
-    since: datetime | None = None
-    until: datetime | None = None
+    since: datetime | None = Field(
+        default=None, description="From this time on; not after `until` (else 400)."
+    )
+    until: datetime | None = Field(default=None, description="Up to this time.")
     limit: int = Field(default=100, ge=1, le=1000)
     cursor: str | None = Field(default=None, max_length=500)
     after: int | None = Field(

@@ -1,0 +1,74 @@
+"""Schemathesis hooks for the contract tests (loaded through SCHEMATHESIS_HOOKS).
+
+Some values are valid only against the server's state, which no schema can state: a paging cursor is
+one the server issued, a connection URL names a database that answers, `since` is not after `until`.
+In *positive* cases (the component is valid by the document) such values
+are swapped for realistic ones, as schemathesis recommends for test data; negative cases are sent as
+generated, so the server still has to refuse what the document forbids.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import schemathesis
+from schemathesis import GenerationMode
+
+DB_URL = os.environ.get("CONTRACT_DB_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+_CURSOR_KINDS = {"/tasks": "tasks", "/events": "events", "/logs": "logs"}
+
+
+def _cursor(kind: str) -> str:
+    position: dict[str, Any] = (
+        {"t": datetime.now(UTC).isoformat(), "i": "task_20260101_000000_zzzzzz"}
+        if kind == "tasks"
+        else {"v": 0}
+    )
+    raw = json.dumps({"k": kind, **position}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _positive(case: Any) -> bool:
+    return case.meta is not None and case.meta.generation.mode == GenerationMode.POSITIVE
+
+
+@schemathesis.hook
+def before_call(ctx: Any, case: Any, **kwargs: Any) -> None:
+    if not _positive(case):
+        return
+    path: str = case.operation.path
+    # New containers, never edits in place: schemathesis derives other cases from the same objects.
+    if isinstance(case.query, dict):
+        query = dict(case.query)
+        kind = next((k for suffix, k in _CURSOR_KINDS.items() if path.endswith(suffix)), None)
+        if "cursor" in query and kind is not None:
+            query["cursor"] = _cursor(kind)
+        if isinstance(query.get("since"), str) and isinstance(query.get("until"), str):
+            # The document says it in words only (no schema relates two parameters): since <= until.
+            since, until = _instant(query["since"]), _instant(query["until"])
+            if since is not None and until is not None and since > until:
+                query["since"], query["until"] = query["until"], query["since"]
+        case.query = query
+    body = copy.deepcopy(case.body)
+    if path.endswith("/database/tables") and isinstance(body, dict) and "db_connection" in body:
+        body["db_connection"] = DB_URL
+    elif path.endswith("/tasks") and case.method.upper() == "POST" and isinstance(body, dict):
+        parameters = body.get("parameters")
+        if isinstance(parameters, dict) and "db_connection" in parameters:
+            parameters["db_connection"] = DB_URL
+    else:
+        return
+    case.body = body
+
+
+def _instant(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
