@@ -52,6 +52,8 @@ class RunStep(_Command):
     attempt: int = Field(ge=1)
     parameters: TaskParameters
     force: bool = False
+    # LLM tokens the run's earlier executions spent, so the runner can hold the task to max_llm_tokens.
+    llm_tokens_used: int = Field(default=0, ge=0)
 
 
 CommandPayload = Annotated[

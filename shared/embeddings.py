@@ -17,6 +17,7 @@ import aiohttp
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared import llm_usage
 from shared.openai_http import OpenAIEndpoint, OpenAIHTTPError, RetryPolicy
 
 
@@ -115,6 +116,8 @@ class OfflineEmbedder:
         self.dimensions = dimensions
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
+        llm_usage.before_call()
+        llm_usage.record_call("offline-embedding", 0, 0, 0.0)  # no tokens, but a call like any other
         return [hash_embedding(t, self.dimensions) for t in texts]
 
     async def aclose(self) -> None:

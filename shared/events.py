@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.llm_usage import LlmUsage
 from shared.parameters import TaskParameters
 from shared.vocabulary import FinalTaskStatus, LogLevel, StepName
 
@@ -23,6 +24,7 @@ class FailureCode(StrEnum):
     DISPATCH_TIMEOUT = "dispatch_timeout"  # no runner started the step in time
     TASK_TIMEOUT = "task_timeout"  # the whole task ran out of time
     VALIDATION_BELOW_THRESHOLD = "validation_below_threshold"  # SQL validation passed too few pairs
+    LLM_BUDGET_EXCEEDED = "llm_budget_exceeded"  # the task's max_llm_tokens is spent (never retried)
 
 
 class _Event(BaseModel):
@@ -129,6 +131,8 @@ class StepSucceeded(_Event):
     step: StepName
     execution_id: str
     summary: dict[str, Any] = Field(default_factory=dict)
+    # Added later: events stored before it decode with no usage.
+    llm_usage: list[LlmUsage] = Field(default_factory=list)
 
 
 class StepFailed(_Event):
@@ -141,6 +145,7 @@ class StepFailed(_Event):
     retryable: bool = False
     runner_id: str | None = None
     code: str | None = None  # a FailureCode (runners may send kinds of their own)
+    llm_usage: list[LlmUsage] = Field(default_factory=list)  # what the execution spent before it failed
 
 
 class StepCancelled(_Event):

@@ -9,6 +9,7 @@ never appears in an error message or a log line.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from shared import llm_usage
 from shared.retry import backoff
 
 log = structlog.get_logger(__name__)
@@ -145,11 +147,19 @@ class OpenAIEndpoint:
         self._owns_session = session is None
 
     async def post(self, path: str, payload: dict[str, Any]) -> Any:
+        """The answer's JSON; the call's tokens (its `usage`) and latency go to the step's usage meter."""
+        llm_usage.before_call()
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        return await post_json(
+        began = time.monotonic()
+        body = await post_json(
             self._session, f"{self._base_url}{path}", payload, headers=self._headers, policy=self._policy
         )
+        prompt, completion = llm_usage.tokens_of(body)
+        llm_usage.record_call(
+            str(payload.get("model") or "unknown"), prompt, completion, time.monotonic() - began
+        )
+        return body
 
     async def aclose(self) -> None:
         if self._session is not None and self._owns_session:

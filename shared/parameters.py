@@ -32,6 +32,8 @@ class TaskParameters(BaseModel):
     theme_count: int | None = Field(default=None, ge=1, le=50)
     questions_per_theme: int | None = Field(default=None, ge=1, le=100)
     llm_repair_rounds: int | None = Field(default=None, ge=0, le=10)
+    # The run's LLM token budget (prompt + completion, all steps); crossing it fails the step for good.
+    max_llm_tokens: int | None = Field(default=None, ge=1)
 
     def public(self) -> dict[str, object]:
         """What responses show: everything but the encrypted secret."""

@@ -359,6 +359,14 @@ class RunnerSettings(CommonSettings):
         default="services.step_runner.registry:default_registry",
         description="module:function returning the step registry (tests point it at their own executors).",
     )
+    llm_price_per_1k_prompt_tokens: float | None = Field(
+        default=None,
+        ge=0,
+        description="Price of 1,000 prompt tokens (any currency): with it, results and metrics show LLM cost.",
+    )
+    llm_price_per_1k_completion_tokens: float | None = Field(
+        default=None, ge=0, description="Price of 1,000 completion tokens (same currency as the prompt price)."
+    )
 
 
 class CollectorSettings(CommonSettings):

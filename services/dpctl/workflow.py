@@ -34,6 +34,7 @@ from shared.broker import Publisher, Topology, connect, declare_topology, open_c
 from shared.commands import CreateTask
 from shared.events import FailureCode, StepScheduled, TaskFinished
 from shared.ids import TASK_ID_RE, new_task_id
+from shared.llm_usage import Prices, UsageMeter
 from shared.messages import EventEnvelope
 from shared.parameters import TaskParameters
 from shared.secrets import SecretBox, mask_url, strip_password, url_password
@@ -183,7 +184,11 @@ async def _run(args: argparse.Namespace, settings: RunnerSettings, tables: list[
     connections = {k: v.get_secret_value() for k, v in settings.connections.items()}
     print(f"manual run {task_id} -> {task_dir}")
 
+    prices = Prices(settings.llm_price_per_1k_prompt_tokens, settings.llm_price_per_1k_completion_tokens)
+    spent = 0  # LLM tokens of the run so far, as the scheduler counts them for max_llm_tokens
+
     async def run_step(scheduled: StepScheduled, emit: Emit) -> None:
+        nonlocal spent
         ctx = RunnerContext(
             emit=emit,
             task_id=task_id,
@@ -195,14 +200,16 @@ async def _run(args: argparse.Namespace, settings: RunnerSettings, tables: list[
             secrets=box,
             connections=connections,
         )
-        await execute_step(
+        terminal = await execute_step(
             registry[scheduled.step],
             ctx,
             emit,
             runner_id="dpctl",
             heartbeat_interval=60,
             cancelled=lambda: False,
+            meter=UsageMeter(params.max_llm_tokens, spent, prices),
         )
+        spent += sum(u.total_tokens for u in getattr(terminal, "llm_usage", []))
 
     sink = _local_sink(task_dir) if args.no_db_tracking else _tracked_sink(settings)
     async with sink as publish:

@@ -14,8 +14,9 @@ from typing import Any
 
 import asyncpg
 
-from services.log_collector.adapters.event_store import purge_task
+from services.log_collector.adapters.event_store import purge_task, task_events_through
 from shared.events import StepName
+from shared.final_report import REPORT_EVENT_TYPES, final_report
 from shared.messages import EventEnvelope
 from shared.secrets import mask_secrets
 from shared.steps import STEP_ORDER
@@ -177,12 +178,19 @@ class Projector:
             "status": e.status,
             "completed_at": env.occurred_at,
             "error_message": mask_secrets(e.error_message) if e.error_message else None,
-            "result": e.result,
+            "result": await self._final_report(env.task_id, seq),
             "current_step": None,
         }
         if e.status == "completed":
             fields["progress"] = 100
         await self._save_task(env.task_id, seq, env, **fields)
+
+    async def _final_report(self, task_id: str, seq: int) -> dict[str, Any]:
+        """The run's final report (shared.final_report) from the task's events up to this one, secrets
+        masked: the same on the live path and in a rebuild."""
+        events = await task_events_through(self.conn, task_id, seq, REPORT_EVENT_TYPES)
+        report = final_report(events)
+        return json.loads(mask_secrets(json.dumps(report, default=str)))
 
     async def on_task_deleted(self, env: EventEnvelope, e: Any, seq: int) -> None:
         await purge_task(self.conn, env, seq)

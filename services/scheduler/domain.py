@@ -78,6 +78,7 @@ class StepRun:
     code: str | None = None  # the FailureCode of the last failure
     retryable: bool = False
     partial: bool = False
+    llm_tokens: int = 0  # LLM tokens this run's executions of the step spent (retries included)
 
 
 @dataclass(frozen=True)
@@ -227,12 +228,19 @@ def evolve(state: TaskState | None, envelope: EventEnvelope) -> TaskState | None
                 error=None,
                 code=None,
                 partial=bool(e.summary.get("partial")),
+                llm_tokens=state.step(e.step).llm_tokens + sum(u.total_tokens for u in e.llm_usage),
             )
         case "step_failed":
             if not _current(state, e.step, e.execution_id):
                 return state
             return _with_step(
-                state, e.step, status="failed", error=e.error, code=e.code, retryable=e.retryable
+                state,
+                e.step,
+                status="failed",
+                error=e.error,
+                code=e.code,
+                retryable=e.retryable,
+                llm_tokens=state.step(e.step).llm_tokens + sum(u.total_tokens for u in e.llm_usage),
             )
         case "step_cancelled":
             run = state.step(e.step)
@@ -288,6 +296,11 @@ def step_disabled_reason(parameters: TaskParameters, step: StepName) -> str | No
     if step is StepName.TRAINING_LOAD and not parameters.enable_training_data_load:
         return "disabled by enable_training_data_load=false"
     return None
+
+
+def llm_tokens_used(state: TaskState) -> int:
+    """LLM tokens this run has spent so far: what the next step may still spend is max_llm_tokens minus this."""
+    return sum(state.step(s).llm_tokens for s in state.plan)
 
 
 def retry_delay(policy: Policy, attempt: int) -> float:

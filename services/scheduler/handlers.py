@@ -26,6 +26,7 @@ from services.scheduler.domain import (
     admit,
     decide,
     evolve,
+    llm_tokens_used,
     needs_fresh_events,
     scheduler_drives,
     scheduler_owns,
@@ -146,6 +147,7 @@ class Scheduler:
                     attempt=event.attempt,
                     parameters=state.parameters,
                     force=event.force,
+                    llm_tokens_used=llm_tokens_used(state),
                 ),
                 state.task_id,
             )

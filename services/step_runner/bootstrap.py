@@ -19,6 +19,7 @@ from services.step_runner.metrics import RunnerMetrics
 from shared.broker import Publisher, Topology, connect, declare_topology, handle_delivery, open_channel
 from shared.connection_url import HostPolicy
 from shared.db import pool_context
+from shared.llm_usage import Prices
 from shared.logging import get_logger
 from shared.secrets import SecretBox, load_or_create_key
 from shared.settings import RunnerSettings
@@ -59,6 +60,9 @@ async def running_runner(settings: RunnerSettings) -> AsyncIterator[StepRunner]:
             channel=channel,
             metrics=RunnerMetrics.build(CollectorRegistry()),
             db_policy=HostPolicy(tuple(settings.allowed_db_hosts), settings.allow_adhoc_connections),
+            prices=Prices(
+                settings.llm_price_per_1k_prompt_tokens, settings.llm_price_per_1k_completion_tokens
+            ),
         )
 
         control_channel = await connection.channel()

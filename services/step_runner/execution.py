@@ -14,7 +14,15 @@ from pydantic import BaseModel
 from services.step_runner.context import RunnerContext
 from services.step_runner.executors.base import StepError, StepExecutor
 from shared.broker import RequeueMessage
-from shared.events import StepCancelled, StepFailed, StepHeartbeat, StepStarted, StepSucceeded
+from shared.events import (
+    FailureCode,
+    StepCancelled,
+    StepFailed,
+    StepHeartbeat,
+    StepStarted,
+    StepSucceeded,
+)
+from shared.llm_usage import LlmBudgetExceeded, UsageMeter, metering
 from shared.logging import get_logger
 from shared.secrets import mask_secrets
 
@@ -35,6 +43,40 @@ async def _heartbeats(emit: Emit, ctx: RunnerContext, runner_id: str, interval: 
             log.warning("heartbeat not published", error=repr(exc))
 
 
+def _failure(ctx: RunnerContext, exc: Exception, meter: UsageMeter, runner_id: str) -> StepFailed:
+    """The StepFailed for an exception out of the executor (a budget crossed wins over what it became)."""
+    usage = meter.usage()
+    if meter.exceeded:
+        return StepFailed(
+            step=ctx.step,
+            execution_id=ctx.execution_id,
+            error=meter.exceeded,
+            retryable=False,
+            runner_id=runner_id,
+            code=FailureCode.LLM_BUDGET_EXCEEDED,
+            llm_usage=usage,
+        )
+    if isinstance(exc, StepError):
+        return StepFailed(
+            step=ctx.step,
+            execution_id=ctx.execution_id,
+            error=mask_secrets(str(exc)),
+            retryable=exc.retryable,
+            runner_id=runner_id,
+            code=exc.code,
+            llm_usage=usage,
+        )
+    log.exception("step executor crashed", step=ctx.step.value, task_id=ctx.task_id)
+    return StepFailed(
+        step=ctx.step,
+        execution_id=ctx.execution_id,
+        error=mask_secrets(f"{type(exc).__name__}: {exc}"),
+        retryable=False,
+        runner_id=runner_id,
+        llm_usage=usage,
+    )
+
+
 async def execute_step(
     executor: StepExecutor,
     ctx: RunnerContext,
@@ -43,42 +85,35 @@ async def execute_step(
     runner_id: str,
     heartbeat_interval: float,
     cancelled: Callable[[], bool],
+    meter: UsageMeter | None = None,
 ) -> BaseModel:
     """Runs the executor and returns the terminal event it emitted.
 
     A CancelledError means either a user cancel (`cancelled()` is true: StepCancelled is emitted) or a
-    shutdown (StepInterrupted is raised and nothing terminal is emitted).
+    shutdown (StepInterrupted is raised and nothing terminal is emitted). Every LLM call the executor makes
+    is recorded in `meter` and reported on the terminal event; a crossed token budget fails the step for
+    good, whatever the executor made of the exception (some catch errors per table or per pair).
     """
+    meter = meter or UsageMeter()
     await emit(
         StepStarted(step=ctx.step, execution_id=ctx.execution_id, attempt=ctx.attempt, runner_id=runner_id)
     )
     beat = asyncio.create_task(_heartbeats(emit, ctx, runner_id, heartbeat_interval))
     terminal: BaseModel
     try:
-        summary = await executor.run(ctx)
-        terminal = StepSucceeded(step=ctx.step, execution_id=ctx.execution_id, summary=summary or {})
+        with metering(meter):
+            summary = await executor.run(ctx)
+        if meter.exceeded:
+            raise LlmBudgetExceeded(meter.exceeded)
+        terminal = StepSucceeded(
+            step=ctx.step, execution_id=ctx.execution_id, summary=summary or {}, llm_usage=meter.usage()
+        )
     except asyncio.CancelledError:
         if not cancelled():
             raise StepInterrupted(f"{ctx.step.value} interrupted by runner shutdown") from None
         terminal = StepCancelled(step=ctx.step, execution_id=ctx.execution_id, reason="cancelled by user")
-    except StepError as exc:
-        terminal = StepFailed(
-            step=ctx.step,
-            execution_id=ctx.execution_id,
-            error=mask_secrets(str(exc)),
-            retryable=exc.retryable,
-            runner_id=runner_id,
-            code=exc.code,
-        )
     except Exception as exc:
-        log.exception("step executor crashed", step=ctx.step.value, task_id=ctx.task_id)
-        terminal = StepFailed(
-            step=ctx.step,
-            execution_id=ctx.execution_id,
-            error=mask_secrets(f"{type(exc).__name__}: {exc}"),
-            retryable=False,
-            runner_id=runner_id,
-        )
+        terminal = _failure(ctx, exc, meter, runner_id)
     finally:
         beat.cancel()
         with contextlib.suppress(asyncio.CancelledError):

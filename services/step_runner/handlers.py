@@ -20,6 +20,7 @@ from shared.commands import RunStep
 from shared.connection_url import HostPolicy
 from shared.events import StepFailed
 from shared.ids import is_valid_task_id
+from shared.llm_usage import Prices, UsageMeter
 from shared.logging import get_logger
 from shared.messages import CommandEnvelope, EventEnvelope
 from shared.secrets import SecretBox
@@ -42,6 +43,7 @@ class StepRunner:
     cancel_requested: set[str] = field(default_factory=set)
     metrics: RunnerMetrics = field(default_factory=RunnerMetrics.build)
     db_policy: HostPolicy = field(default_factory=HostPolicy)
+    prices: Prices = field(default_factory=Prices)
 
     async def on_run_step(self, envelope: EventEnvelope | CommandEnvelope) -> None:
         if not isinstance(envelope, CommandEnvelope) or not isinstance(envelope.payload, RunStep):
@@ -95,6 +97,7 @@ class StepRunner:
                 runner_id=self.runner_id,
                 heartbeat_interval=self.heartbeat_interval,
                 cancelled=lambda: task_id in self.cancel_requested,
+                meter=UsageMeter(command.parameters.max_llm_tokens, command.llm_tokens_used, self.prices),
             )
         )
         self.running[task_id] = work
@@ -105,6 +108,7 @@ class StepRunner:
         try:
             terminal = await asyncio.shield(work)
             outcome = terminal.type.removeprefix("step_")  # type: ignore[attr-defined]
+            self.metrics.count_llm_usage(getattr(terminal, "llm_usage", []))
             self.metrics.duration.labels(command.step.value).observe(time.perf_counter() - began)
         except (StepInterrupted, asyncio.CancelledError):
             outcome = "interrupted"

@@ -65,6 +65,11 @@ async def test_generated_sql_passes_and_broken_sql_is_repaired_or_removed(
     remaining = json.loads(pair_file.read_text())
     by_question = {p["question"]: p["sql"] for p in remaining}
     assert "customer_id" in by_question["Orders per customer"]
+    # The report lists each repaired statement before and after, with its question; the rest are dropped.
+    (listed,) = summary["repaired_statements"]
+    assert listed["question"] == "Orders per customer" and "custmer_id" in listed["before"]
+    assert listed["after"].rstrip(";") == by_question["Orders per customer"].rstrip(";")
+    assert summary["dropped"] == 3 and not summary["repaired_statements_truncated"]
     assert not {"Delete everything", "Two at once", "Nonsense"} & set(by_question)
     await _explain_all(demo_db_url, remaining)
     backup = tmp_path / f"{pair_file.name}.backup"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -83,3 +84,26 @@ async def replay(conn: asyncpg.Connection, batch: int = 1000) -> AsyncIterator[t
                     {k: row[k] for k in ("event_id", "type", "task_id", "occurred_at", "producer", "payload")}
                 ),
             )
+
+
+async def task_events_through(
+    conn: asyncpg.Connection, task_id: str, seq: int, types: tuple[str, ...]
+) -> list[EventEnvelope]:
+    """A task's events of the given types stored up to and including `seq`, in store order: what was
+    known when that event happened, on the live path and in a rebuild alike."""
+    rows = await conn.fetch(
+        "SELECT event_id, type, task_id, occurred_at, producer, payload FROM data_pipeline_events"
+        " WHERE task_id = $1 AND seq <= $2 AND type = ANY($3::text[]) ORDER BY seq",
+        task_id,
+        seq,
+        list(types),
+    )
+    return [
+        EVENT_ADAPTER.validate_python(
+            {
+                **{k: row[k] for k in ("event_id", "type", "task_id", "occurred_at", "producer")},
+                "payload": json.loads(row["payload"]) if isinstance(row["payload"], str) else row["payload"],
+            }
+        )
+        for row in rows
+    ]

@@ -33,6 +33,7 @@ from services.step_runner.pipeline.validation_report import (
     PairResult,
     RepairAttempt,
     render_summary,
+    repaired_statements,
     report_document,
     totals,
 )
@@ -206,7 +207,7 @@ class SqlValidationExecutor:
                 result.repairs.append(RepairAttempt(round_no, None, False, BUDGET_SPENT.format(budget.limit)))
                 return
             try:
-                candidate = await llm.repair_sql(sql, error, ddl, tables)
+                candidate = await llm.repair_sql(sql, error, ddl, tables, result.question)
             except LLMError as exc:
                 if exc.retryable:
                     raise StepError(f"the LLM is unavailable: {exc}", retryable=True) from None
@@ -255,7 +256,9 @@ class SqlValidationExecutor:
             "llm_repair_calls": budget.used,
             "llm_repair_max_calls": budget.limit,
             "files_rewritten": rewritten,
+            "dropped": t.invalid_after if rewritten else 0,
             "threshold": self._settings.validation_success_threshold,
+            **repaired_statements(results),
         }
         for old in [
             *ctx.task_dir.glob("sql_validation_*_summary.log"),

@@ -61,8 +61,10 @@ class TextToSQLModel(Protocol):
         self, theme: Theme, tables: list[TableInfo], business_context: str, count: int
     ) -> list[QuestionSQL]: ...
 
-    async def repair_sql(self, sql: str, error: str, ddl: str, tables: list[TableInfo]) -> str | None:
-        """A corrected statement, or None when the model cannot repair it."""
+    async def repair_sql(
+        self, sql: str, error: str, ddl: str, tables: list[TableInfo], question: str = ""
+    ) -> str | None:
+        """A corrected statement that still answers `question`, or None when the model cannot repair it."""
         ...
 
     async def summarize_scope(self, tables: list[TableInfo], business_context: str) -> str: ...

@@ -18,6 +18,7 @@ from services.step_runner.llm.offline_sql import Candidate, QueryWriter
 from services.step_runner.llm.offline_themes import importance, propose
 from services.step_runner.llm.sqltext import normalize_statement, sql_fingerprint
 from services.step_runner.pipeline.catalog import TableInfo
+from shared import llm_usage
 
 # Words in a theme that say which kinds of question it is about (English and Chinese).
 _FOCUS = {
@@ -34,26 +35,39 @@ _FOCUS = {
 }
 
 
+def _metered() -> None:
+    """An offline call costs no tokens, but counts as a call (and obeys a spent budget) like any other."""
+    llm_usage.before_call()
+    llm_usage.record_call("offline", 0, 0, 0.0)
+
+
 class OfflineTextToSQLModel:
     """TextToSQLModel that answers from the catalog alone."""
 
     name = "offline"
 
     async def describe_table(self, table: TableInfo, business_context: str) -> TableDescription:
+        _metered()
         return describe(table, SchemaModel([table]), has_cjk(business_context))
 
     async def propose_themes(self, tables: list[TableInfo], business_context: str, count: int) -> list[Theme]:
+        _metered()
         return propose(SchemaModel(tables), count, has_cjk(business_context))
 
     async def generate_pairs(
         self, theme: Theme, tables: list[TableInfo], business_context: str, count: int
     ) -> list[QuestionSQL]:
+        _metered()
         return generate(theme, tables, has_cjk(business_context), count)
 
-    async def repair_sql(self, sql: str, error: str, ddl: str, tables: list[TableInfo]) -> str | None:
-        return repair(sql, error, tables)
+    async def repair_sql(
+        self, sql: str, error: str, ddl: str, tables: list[TableInfo], question: str = ""
+    ) -> str | None:
+        _metered()
+        return repair(sql, error, tables)  # fixes names and casts only, so the meaning stays
 
     async def summarize_scope(self, tables: list[TableInfo], business_context: str) -> str:
+        _metered()
         return summarize(tables, business_context)
 
     async def aclose(self) -> None:

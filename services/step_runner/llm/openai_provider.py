@@ -157,7 +157,9 @@ class OpenAIChatModel:
             "generate_pairs", prompts.generate_pairs(theme, tables, business_context, count), parse
         )
 
-    async def repair_sql(self, sql: str, error: str, ddl: str, tables: list[TableInfo]) -> str | None:
+    async def repair_sql(
+        self, sql: str, error: str, ddl: str, tables: list[TableInfo], question: str = ""
+    ) -> str | None:
         def parse(content: str) -> str | None:
             data = as_object(extract_json(content))
             if "sql" not in data:
@@ -172,7 +174,7 @@ class OpenAIChatModel:
                 raise UnusableAnswer('"sql" must be one SELECT/WITH statement')
             return statement
 
-        return await self._ask("repair_sql", prompts.repair_sql(sql, error, ddl, tables), parse)
+        return await self._ask("repair_sql", prompts.repair_sql(sql, error, ddl, tables, question), parse)
 
     async def summarize_scope(self, tables: list[TableInfo], business_context: str) -> str:
         def parse(content: str) -> str:

@@ -120,11 +120,13 @@ def generate_pairs(theme: Theme, tables: list[TableInfo], business_context: str,
     )
 
 
-def repair_sql(sql: str, error: str, ddl: str, tables: list[TableInfo]) -> Messages:
+def repair_sql(sql: str, error: str, ddl: str, tables: list[TableInfo], question: str = "") -> Messages:
     schema = ddl.strip() or render_schema(tables)
+    # The question is what the statement means: without it a "repair" may run yet answer something else.
+    asked = f"It must answer this question:\n{question.strip()}\n\n" if question.strip() else ""
     return _messages(
         "Task: repair_sql\n"
-        f"This PostgreSQL statement fails:\n{sql}\n\nError:\n{error}\n\nSchema:\n{schema}\n\n"
+        f"{asked}This PostgreSQL statement fails:\n{sql}\n\nError:\n{error}\n\nSchema:\n{schema}\n\n"
         "Correct it so that it runs and still answers the same question: one SELECT/WITH statement ending "
         "with ';', only existing tables and columns. If it cannot be corrected, answer null for sql.\n"
         'Answer as JSON: {"sql": "SELECT ...;"}'

@@ -53,6 +53,26 @@ def totals(results: list[PairResult]) -> ValidationTotals:
     return ValidationTotals(len(results), valid, repaired, len(results) - valid - repaired)
 
 
+MAX_LISTED_REPAIRS = 200  # the list travels in an event and sits in the task's result
+
+
+def repaired_statements(results: list[PairResult]) -> dict[str, Any]:
+    """Each repaired statement before and after, with the question it answers, so a user can check that
+    the repair kept the meaning; at most MAX_LISTED_REPAIRS (the report file has them all)."""
+    repaired = [r for r in results if r.repaired]
+    listed = [
+        {
+            "file": r.file,
+            "index": r.index,
+            "question": r.question,
+            "before": r.original_sql,
+            "after": r.final_sql,
+        }
+        for r in repaired[:MAX_LISTED_REPAIRS]
+    ]
+    return {"repaired_statements": listed, "repaired_statements_truncated": len(repaired) > len(listed)}
+
+
 def report_document(results: list[PairResult], summary: dict[str, Any]) -> dict[str, Any]:
     return {
         "summary": summary,
@@ -106,5 +126,7 @@ def render_summary(results: list[PairResult], summary: dict[str, Any]) -> str:
             sql = " ".join((attempt.sql or "(no answer)").split())
             lines.append(f"  repair {attempt.round}: {state}")
             lines.append(f"    {sql}")
+        if r.repaired and r.final_sql is not None:
+            lines.append(f"  after:    {' '.join(r.final_sql.split())}")
         lines.append("")
     return "\n".join(lines) + "\n"

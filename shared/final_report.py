@@ -1,0 +1,245 @@
+"""The final report of a task's run (the seed's `_generate_final_report`), as a pure fold over its events.
+
+It is what a finished task's `result` holds: per step its status, attempts, times and duration, the
+counts that matter (tables ok/failed, themes and pairs, SQL valid/invalid/repaired/dropped with each
+repaired statement before and after, training rows inserted/already present/removed) and its LLM usage;
+then the primary files, the run's total duration and LLM usage. The collector's projection builds it
+when it applies `task_finished`, from the task's events up to that one, so a rebuild from the store
+gives the same report; `dpctl workflow run` folds the same events in memory. Only the latest run counts
+(a re-run starts a new report); output files accumulate, as they do in the task directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shared.llm_usage import LlmUsage, summarize
+from shared.messages import EventEnvelope
+
+REPORT_VERSION = 1
+
+# The event types the report reads (the collector loads only these from the store).
+REPORT_EVENT_TYPES: tuple[str, ...] = (
+    "task_created",
+    "task_started",
+    "task_rerun_requested",
+    "step_scheduled",
+    "step_skipped",
+    "step_started",
+    "step_succeeded",
+    "step_failed",
+    "step_cancelled",
+    "output_registered",
+    "task_finished",
+)
+
+
+@dataclass
+class _Step:
+    status: str = "pending"
+    executions: int = 0
+    attempt: int = 0
+    execution_id: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    code: str | None = None
+    reason: str | None = None  # why it was skipped
+    summary: dict[str, Any] = field(default_factory=dict)
+    usage: list[LlmUsage] = field(default_factory=list)
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return round(max(0.0, (end - start).total_seconds()), 3) if start and end else None
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
+def _int(summary: dict[str, Any], key: str) -> int | None:
+    value = summary.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _names(items: Any, key: str) -> list[str]:
+    if not isinstance(items, list):
+        return []
+    return [str(i.get(key)) if isinstance(i, dict) else str(i) for i in items]
+
+
+def step_counts(step: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """The counts a user reads first, from what the step's executor returned (absent keys are left out)."""
+    if not summary or summary.get("skipped") is True:
+        return {}
+    s = summary
+    counts: dict[str, Any]
+    match step:
+        case "ddl_generation":
+            failed = _names(s.get("tables_failed"), "table")
+            counts = {
+                "tables_requested": _int(s, "tables_requested"),
+                "tables_ok": _int(s, "tables_succeeded"),
+                "tables_failed": len(failed),
+                "failed_tables": failed,
+                "descriptions_filled": _int(s, "descriptions_filled"),
+            }
+        case "qa_generation":
+            counts = {
+                "themes": _int(s, "themes"),
+                "theme_names": s.get("theme_names") if isinstance(s.get("theme_names"), list) else None,
+                "failed_themes": _int(s, "failed_themes"),
+                "pairs": _int(s, "pairs"),
+            }
+        case "sql_validation":
+            counts = {
+                "sql_total": _int(s, "total"),
+                "sql_valid": _int(s, "valid_before_repair"),
+                "sql_invalid": _int(s, "invalid_after_repair"),
+                "sql_repaired": _int(s, "repaired"),
+                "sql_dropped": _int(s, "dropped"),
+                "sql_rejected_not_read_only": _int(s, "rejected_not_read_only"),
+                "success_rate_after": s.get("success_rate_after"),
+                "repaired_statements": s.get("repaired_statements"),
+            }
+        case "training_load":
+            counts = {
+                "training_items": _int(s, "items"),
+                "training_inserted": _int(s, "inserted"),
+                "training_already_present": _int(s, "already_present"),
+                "training_removed": _int(s, "removed"),
+                "pairs_refused": len(s["refused_pairs"])
+                if isinstance(s.get("refused_pairs"), list)
+                else None,
+            }
+        case _:
+            counts = {}
+    if isinstance(s.get("partial_reason"), str):
+        counts["partial_reason"] = s["partial_reason"]
+    return {k: v for k, v in counts.items() if v is not None}
+
+
+class _Fold:
+    def __init__(self) -> None:
+        self.plan: list[str] = []
+        self.steps: dict[str, _Step] = {}
+        self.not_in_plan: dict[str, str] = {}
+        self.outputs: dict[str, dict[str, Any]] = {}
+        self.started_at: datetime | None = None
+        self.finished_at: datetime | None = None
+        self.status: str | None = None
+        self.error: str | None = None
+
+    def _new_run(self, plan: list[str], skipped: dict[str, str]) -> None:
+        self.plan = plan
+        self.steps = {s: _Step() for s in plan}
+        self.not_in_plan = skipped
+        self.started_at = self.finished_at = None
+        self.status = self.error = None
+
+    def _current(self, step: str, execution_id: str | None) -> _Step | None:
+        run = self.steps.get(step)
+        if run is None or (execution_id and run.execution_id and execution_id != run.execution_id):
+            return None
+        return run
+
+    def apply(self, env: EventEnvelope) -> None:
+        e: Any = env.payload
+        at = env.occurred_at
+        match e.type:
+            case "task_created" | "task_rerun_requested":
+                skipped = {
+                    str(getattr(k, "value", k)): v for k, v in (getattr(e, "skipped", None) or {}).items()
+                }
+                self._new_run([s.value for s in e.steps], skipped)
+            case "task_started":
+                self.started_at = at
+            case "step_scheduled":
+                run = self.steps.setdefault(e.step.value, _Step())
+                if run.execution_id != e.execution_id:
+                    run.executions += 1
+                run.status, run.attempt, run.execution_id = "scheduled", e.attempt, e.execution_id
+            case "step_skipped":
+                run = self.steps.setdefault(e.step.value, _Step())
+                run.status, run.reason = "skipped", e.reason
+            case "step_started":
+                if run := self._current(e.step.value, e.execution_id):
+                    run.status, run.started_at, run.finished_at = "running", at, None
+            case "step_succeeded" | "step_failed" | "step_cancelled":
+                if run := self._current(e.step.value, e.execution_id):
+                    run.finished_at = at
+                    run.usage.extend(getattr(e, "llm_usage", []))
+                    if e.type == "step_succeeded":
+                        run.status, run.summary, run.error, run.code = (
+                            "completed",
+                            dict(e.summary),
+                            None,
+                            None,
+                        )
+                    elif e.type == "step_failed":
+                        run.status, run.error, run.code = "failed", e.error, e.code
+                    else:
+                        run.status, run.error = "cancelled", e.reason
+            case "output_registered":
+                self.outputs[e.relative_path] = {
+                    "file_name": e.file_name,
+                    "file_type": e.file_type,
+                    "relative_path": e.relative_path,
+                    "size": e.size,
+                    "step": e.step.value if e.step else None,
+                    "is_primary": e.is_primary,
+                    "description": e.description,
+                }
+            case "task_finished":
+                self.status, self.error, self.finished_at = e.status, e.error_message, at
+
+    def report(self) -> dict[str, Any]:
+        steps: dict[str, Any] = {}
+        for name in [*self.plan, *[s for s in self.steps if s not in self.plan]]:
+            run = self.steps[name]
+            entry: dict[str, Any] = {
+                "status": run.status,
+                "attempts": run.executions,
+                "started_at": _iso(run.started_at),
+                "finished_at": _iso(run.finished_at),
+                "duration_seconds": _seconds(run.started_at, run.finished_at),
+                **step_counts(name, run.summary),
+                "llm_usage": summarize(run.usage),
+            }
+            if run.error:
+                entry["error"] = run.error
+            if run.code:
+                entry["code"] = run.code
+            if run.reason:
+                entry["reason"] = run.reason
+            steps[name] = entry
+        for name, reason in self.not_in_plan.items():
+            steps.setdefault(name, {"status": "skipped", "reason": reason, "attempts": 0})
+        return {
+            "report_version": REPORT_VERSION,
+            "status": self.status,
+            "error_message": self.error,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "duration_seconds": _seconds(self.started_at, self.finished_at),
+            "plan": self.plan,
+            "steps": steps,
+            "primary_files": [
+                {k: v for k, v in o.items() if k != "is_primary"}
+                for o in self.outputs.values()
+                if o["is_primary"]
+            ],
+            "files_registered": len(self.outputs),
+            "llm_usage": summarize(u for run in self.steps.values() for u in run.usage),
+        }
+
+
+def final_report(events: Iterable[EventEnvelope]) -> dict[str, Any]:
+    """The report of the task's latest run, from its events in store order (any types; others are ignored)."""
+    fold = _Fold()
+    for env in events:
+        fold.apply(env)
+    return fold.report()
