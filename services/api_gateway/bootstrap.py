@@ -27,6 +27,7 @@ from services.api_gateway.routes import (
     files,
     health,
     logs,
+    queries,
     streams,
     table_list,
     tasks,
@@ -71,6 +72,7 @@ async def _with_retries(what: str, connect_once: Callable[[], Awaitable[T]]) -> 
 def all_routes() -> list[RouteSpec]:
     # Fixed paths before parameterised ones (/tasks/active before /tasks/{task_id}).
     return [
+        *queries.ROUTES,  # POST /tasks/query before the /tasks/{task_id} paths
         *tasks.ROUTES,
         *commands.ROUTES,
         *logs.ROUTES,

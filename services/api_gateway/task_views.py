@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from services.api_gateway.envelope import scrub
 from services.api_gateway.schemas.responses import (
+    CurrentExecution,
     EventView,
     ExecutionView,
     FileView,
@@ -96,11 +97,14 @@ def steps_view(
     for step in STEP_ORDER:
         history = by_step.get(step.value, [])
         latest = history[-1] if history else None
+        status = step_status.get(step.value, "pending")
         steps.append(
             StepView(
                 step=step.value,
+                step_name=step.value,
                 step_number=step_number(step),
-                status=step_status.get(step.value, "pending"),
+                status=status,
+                step_status=status,
                 started_at=latest.started_at if latest else None,
                 completed_at=latest.completed_at if latest else None,
                 duration=latest.duration_seconds if latest else None,
@@ -111,6 +115,20 @@ def steps_view(
             )
         )
     return steps
+
+
+def current_execution(execution_rows: Sequence[Mapping[str, Any]]) -> CurrentExecution | None:
+    """The execution running now (the latest started, if several), as the earlier `current_step` object."""
+    running = [r for r in execution_rows if r["status"] == "running"]
+    if not running:
+        return None
+    latest = running[-1]  # rows come ordered by start time
+    return CurrentExecution(
+        execution_id=latest["execution_id"],
+        step=latest["execution_step"],
+        status=latest["status"],
+        started_at=latest["started_at"],
+    )
 
 
 def task_detail(
@@ -125,6 +143,8 @@ def task_detail(
         step_stats=dict(row["step_stats"] or {}),
         steps=steps,
         step_details=steps,
+        total_steps=len(STEP_ORDER),
+        current_execution=current_execution(execution_rows),
     )
 
 

@@ -220,7 +220,7 @@ class Follower:
         """Log lines stored before the stream was opened (the task's start, or while reconnecting)."""
         if not self.show_logs:
             return
-        params: dict[str, Any] = {"after": self._log_after, "limit": 1000}
+        params: dict[str, Any] = {"after": self._log_after, "limit": 1000, "order": "asc"}
         if self.min_level:
             params["level"] = LOG_LEVELS[self.min_level]
         while True:
@@ -364,7 +364,10 @@ def follow_logs(
         task = client.get_task(task_id)
         if task.get("status") in TERMINAL_TASK_STATUSES:
             # Lines stored after the stream's backlog was read but never streamed.
-            for line in client.logs(task_id, **{**params, "after": after, "limit": 1000}).get("logs") or []:
+            for line in (
+                client.logs(task_id, **{**params, "after": after, "limit": 1000, "order": "asc"}).get("logs")
+                or []
+            ):
                 if not (isinstance(line.get("id"), int) and after is not None and line["id"] <= after):
                     show(line)
             return

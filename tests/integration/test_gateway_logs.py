@@ -108,7 +108,7 @@ async def test_log_total_is_counted_once_and_capped(make_gateway: ClientFactory,
     assert data["total"] == 2 and data["total_exact"] is True
 
     gateway = await make_gateway()
-    first = await call(gateway, "GET", url, 200, params={"limit": "2"})
+    first = await call(gateway, "GET", url, 200, params={"limit": "2", "order": "asc"})
     assert first["total"] == 5 and first["total_exact"] is True
     await rows.log(task_id, "a line written after the first page")
     second = await call(gateway, "GET", url, 200, params={"limit": "2", "cursor": first["next_cursor"]})
@@ -119,6 +119,25 @@ async def test_log_total_is_counted_once_and_capped(make_gateway: ClientFactory,
     assert other["total"] == 1 and [line["message"] for line in other["logs"]] == [
         "a line written after the first page"
     ]
+
+
+async def test_limit_alone_is_the_newest_lines_in_time_order(gateway: TestClient, rows: ReadModels) -> None:
+    """Issue #14, item 6: the earlier implementation's `logs?limit=N` is the tail of the log. Before,
+    the first N lines came back. Each page is in time order; next_cursor continues to older lines."""
+    task_id, ids = await _task_with_logs(rows)
+    url = f"{API}/tasks/{task_id}/logs"
+    first = await call(gateway, "GET", url, 200, params={"limit": "2"})
+    assert [line["id"] for line in first["logs"]] == ids[3:5] and first["total"] == 5
+    second = await call(gateway, "GET", url, 200, params={"limit": "2", "cursor": first["next_cursor"]})
+    assert [line["id"] for line in second["logs"]] == ids[1:3]
+    third = await call(gateway, "GET", url, 200, params={"limit": "2", "cursor": second["next_cursor"]})
+    assert [line["id"] for line in third["logs"]] == ids[:1] and third["next_cursor"] is None
+    # With a level, the newest lines of that level or higher (the seed's minimum level).
+    data = await call(gateway, "GET", url, 200, params={"limit": "2", "level": "WARNING"})
+    assert [line["level"] for line in data["logs"]] == ["ERROR", "CRITICAL"]
+    # An explicit order keeps its meaning: asc is the oldest first.
+    data = await call(gateway, "GET", url, 200, params={"limit": "2", "order": "asc"})
+    assert [line["id"] for line in data["logs"]] == ids[:2]
 
 
 @pytest.mark.parametrize(

@@ -112,18 +112,24 @@ def _task_where(filters: TaskFilters) -> _Where:
 
 
 async def list_tasks(
-    pool: asyncpg.Pool, filters: TaskFilters, *, before: tuple[datetime, str] | None, limit: int
+    pool: asyncpg.Pool,
+    filters: TaskFilters,
+    *,
+    before: tuple[datetime, str] | None,
+    limit: int,
+    offset: int = 0,
 ) -> tuple[list[asyncpg.Record], int]:
-    """Newest first; `limit + 1` rows are fetched so the caller knows whether there is a next page."""
+    """Newest first; `limit + 1` rows are fetched so the caller knows whether there is a next page.
+    `offset` skips rows (the earlier implementation's paging); `before` is the keyset position."""
     where = _task_where(filters)
     count_sql = f"SELECT count(*) FROM data_pipeline_tasks{where.sql()}"
     total = await pool.fetchval(count_sql, *where.args)
     if before is not None:
         where.add("(created_at, id) < ({}, {})", before[0], before[1])
-    where_args = [*where.args, limit + 1]
+    where_args = [*where.args, limit + 1, offset]
     rows = await pool.fetch(
         f"SELECT {_TASK_COLUMNS} FROM data_pipeline_tasks{where.sql()}"
-        f" ORDER BY created_at DESC, id DESC LIMIT ${len(where_args)}",
+        f" ORDER BY created_at DESC, id DESC LIMIT ${len(where_args) - 1} OFFSET ${len(where_args)}",
         *where_args,
     )
     return list(rows), int(total)

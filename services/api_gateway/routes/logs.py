@@ -58,18 +58,24 @@ def _carried_total(query: LogQuery, key: str) -> tuple[int, bool] | None:
     return total, exact is True
 
 
-def log_position(query: LogQuery, last_event_id: str | None = None) -> tuple[int | None, bool]:
-    """(after id, descending) from `cursor`, else `after`, else a stream's Last-Event-ID."""
+def log_position(query: LogQuery, last_event_id: str | None = None) -> tuple[int | None, bool, bool]:
+    """(after id, descending, tail) from `cursor`, else `after`, else a stream's Last-Event-ID.
+
+    `tail`: no order, cursor or after given, so the page is the newest `limit` lines, shown in time
+    order (the earlier implementation's `logs?limit=N`); its cursor keeps paging back to older lines.
+    """
     if query.cursor:
         data = decode_id_cursor("logs", query.cursor)
-        return data["v"], bool(data.get("d"))
+        return data["v"], bool(data.get("d")), bool(data.get("r"))
     if query.after is not None:
-        return query.after, query.order == "desc"
+        return query.after, query.order == "desc", False
     if last_event_id and last_event_id.isascii() and last_event_id.isdigit():
         if len(last_event_id) > 19 or int(last_event_id) > BIGINT_MAX:
             raise InvalidParams("Last-Event-ID is not a log id", invalid=["Last-Event-ID"])
-        return int(last_event_id), False
-    return None, query.order == "desc"
+        return int(last_event_id), False, False
+    if query.order is None:
+        return None, True, True
+    return None, query.order == "desc", False
 
 
 async def get_logs(request: web.Request) -> web.StreamResponse:
@@ -77,7 +83,7 @@ async def get_logs(request: web.Request) -> web.StreamResponse:
     query = parse_query(LogQuery, request)
     filters = log_filters(query)
     follow = query.follow or wants_event_stream(request)
-    after_id, descending = log_position(query, request.headers.get("Last-Event-ID") if follow else None)
+    after_id, descending, tail = log_position(query, request.headers.get("Last-Event-ID") if follow else None)
     pool = request.app[POOL]
     if await read_models.task_status(pool, task_id) is None:
         raise task_not_found(task_id)
@@ -97,7 +103,11 @@ async def get_logs(request: web.Request) -> web.StreamResponse:
             pool, task_id, filters, cap=request.app[SETTINGS].log_count_limit
         )
     total, exact = counted
-    next_cursor = id_cursor("logs", page[-1]["id"], d=descending, t=total, x=exact, f=key) if more else None
+    next_cursor = (
+        id_cursor("logs", page[-1]["id"], d=descending, r=tail, t=total, x=exact, f=key) if more else None
+    )
+    if tail:
+        page = page[::-1]
     data = LogPage(
         logs=[log_line_from_row(r) for r in page], next_cursor=next_cursor, total=total, total_exact=exact
     )

@@ -158,15 +158,26 @@ async def create_task(request: web.Request) -> web.Response:
 
 async def list_tasks(request: web.Request) -> web.Response:
     query = parse_query(TaskListQuery, request)
+    if query.cursor and query.offset:
+        raise InvalidParams("page by cursor or by offset, not both", invalid=["cursor", "offset"])
     before = decode_task_cursor(query.cursor) if query.cursor else None
     filters = read_models.TaskFilters(
         status=query.status, created_by=query.created_by, db_name=query.db_name, search=query.search
     )
-    rows, total = await read_models.list_tasks(request.app[POOL], filters, before=before, limit=query.limit)
+    offset = None if query.cursor else (query.offset or 0)
+    rows, total = await read_models.list_tasks(
+        request.app[POOL], filters, before=before, limit=query.limit, offset=offset or 0
+    )
     now = datetime.now(UTC)
     page = rows[: query.limit]
     next_cursor = task_cursor(page[-1]["created_at"], page[-1]["id"]) if len(rows) > query.limit else None
-    data = TaskList(tasks=[task_summary(r, now) for r in page], next_cursor=next_cursor, total=total)
+    data = TaskList(
+        tasks=[task_summary(r, now) for r in page],
+        next_cursor=next_cursor,
+        total=total,
+        limit=query.limit,
+        offset=offset,
+    )
     return ok(f"{len(page)} of {total} tasks", data.model_dump(mode="json"))
 
 

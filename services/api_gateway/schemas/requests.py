@@ -256,6 +256,13 @@ class TaskListQuery(_Query):
         default=None, max_length=200, description="Text in task name or business context."
     )
     cursor: str | None = Field(default=None, max_length=500, description="next_cursor of the previous page.")
+    offset: int | None = Field(
+        default=None,
+        ge=0,
+        le=100_000,
+        description="Skip this many tasks (the earlier implementation's paging; not with `cursor`). "
+        "The keyset `cursor` is the recommended way: it neither skips nor repeats tasks created meanwhile.",
+    )
 
     @field_validator("status")
     @classmethod
@@ -286,7 +293,11 @@ class LogQuery(_Query):
     after: int | None = Field(
         default=None, ge=0, le=BIGINT_MAX, description="Only lines with a larger log id."
     )
-    order: Literal["asc", "desc"] = "asc"
+    order: Literal["asc", "desc"] | None = Field(
+        default=None,
+        description="asc: oldest first; desc: newest first. Without order, cursor or after, a page is the "
+        "newest `limit` lines in time order, and next_cursor continues with older lines.",
+    )
     follow: bool = Field(
         default=False, description="Stream as server-sent events (also: Accept: text/event-stream)."
     )

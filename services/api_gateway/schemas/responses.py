@@ -51,6 +51,8 @@ class TaskList(_Out):
     tasks: list[TaskSummary]
     next_cursor: str | None
     total: int
+    limit: int = Field(description="The page size used (echoed).")
+    offset: int | None = Field(description="The offset used (echoed; null when paging by cursor).")
 
 
 class ExecutionView(_Out):
@@ -69,8 +71,10 @@ class ExecutionView(_Out):
 
 class StepView(_Out):
     step: str
+    step_name: str = Field(description="The earlier implementation's name for `step` (same value).")
     step_number: int
     status: str
+    step_status: str = Field(description="The earlier implementation's name for `status` (same value).")
     started_at: datetime | None
     completed_at: datetime | None
     duration: float | None
@@ -80,12 +84,24 @@ class StepView(_Out):
     executions: list[ExecutionView]
 
 
+class CurrentExecution(_Out):
+    execution_id: str | None
+    step: str
+    status: str
+    started_at: datetime | None
+
+
 class TaskDetail(TaskSummary):
     result: dict[str, Any] | None
     error_step: str | None
     step_stats: dict[str, Any]
     steps: list[StepView]
     step_details: list[StepView] = Field(description="The seed's name for `steps` (same content).")
+    total_steps: int = Field(description="Steps in the workflow (4).")
+    current_execution: CurrentExecution | None = Field(
+        description="The execution running now (the earlier implementation's `current_step` object); "
+        "null when none runs. `current_step` stays the step's name."
+    )
 
 
 class ActiveTasks(_Out):

@@ -240,6 +240,7 @@ def task_logs(client: GatewayClient, args: argparse.Namespace) -> int:
         follow_logs(client, args.task_id, params, sys.stdout, as_json=args.json)
         return 0
     params["limit"] = args.limit
+    params["order"] = "asc"  # every line, oldest first (without an order a page is the newest lines)
     lines: list[dict[str, Any]] = []
     while True:
         page = client.logs(args.task_id, **params)
