@@ -6,6 +6,8 @@ Directives (space separated) in business_context:
   sleep:<step>=<secs>    the step works that long (async, heartbeats keep flowing)
   block:<step>=<secs>    the first attempt blocks the event loop that long (no heartbeats: a zombie)
   partial:<step>         the step succeeds with summary partial=true
+  llm:<step>=<n>         the step makes one LLM call of n prompt and n/2 completion tokens ("scripted-model"),
+                         metered like a provider's call (so max_llm_tokens holds)
 Every step writes a file, registers it, logs a few lines (one of them tries to log the connection URL
 with its password, which must arrive masked) and reports progress.
 """
@@ -17,6 +19,7 @@ import time
 from typing import Any, ClassVar
 
 from services.step_runner.executors.base import StepContext, StepError, StepRegistry
+from shared import llm_usage
 from shared.settings import RunnerSettings
 from shared.steps import STEP_ORDER, StepName
 
@@ -49,6 +52,9 @@ class ScriptedExecutor:
             for i in range(steps):
                 await asyncio.sleep(total / steps)
                 await ctx.progress(100 * (i + 1) / steps, f"working {i + 1}/{steps}")
+        if "llm" in d:
+            llm_usage.before_call()
+            llm_usage.record_call("scripted-model", int(d["llm"]), int(d["llm"]) // 2, 0.01)
         if "transient" in d and ctx.attempt == 1:
             raise StepError("temporary outage (scripted)", retryable=True)
         if "fail" in d:

@@ -92,6 +92,7 @@ def build_parameters(
         theme_count=p.theme_count,
         questions_per_theme=p.questions_per_theme,
         llm_repair_rounds=p.llm_repair_rounds,
+        max_llm_tokens=p.max_llm_tokens,
     )
 
 

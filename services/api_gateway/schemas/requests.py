@@ -154,6 +154,12 @@ class CreateTaskParameters(_Body):
     theme_count: StrictInt | None = Field(default=None, ge=1, le=50)
     questions_per_theme: StrictInt | None = Field(default=None, ge=1, le=100)
     llm_repair_rounds: StrictInt | None = Field(default=None, ge=0, le=10)
+    max_llm_tokens: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        description="LLM token budget of a run (prompt + completion tokens of every LLM and embedding call, "
+        "all steps); the step that crosses it fails, not retried, with code llm_budget_exceeded.",
+    )
     output_dir: str | None = Field(
         default=None, description="Accepted for compatibility with the seed and ignored: the server decides."
     )
