@@ -24,6 +24,7 @@ from services.api_gateway.metrics import HttpMetrics, metrics_middleware
 from services.api_gateway.routes import (
     commands,
     database,
+    database_tools,
     files,
     health,
     logs,
@@ -80,6 +81,7 @@ def all_routes() -> list[RouteSpec]:
         *files.ROUTES,
         *table_list.ROUTES,
         *database.ROUTES,
+        *database_tools.ROUTES,
         *training_data.ROUTES,
         *health.ROUTES,
         *ui.ROUTES,

@@ -23,6 +23,7 @@ from tests.integration.gateway_fixtures import (  # noqa: F401
     rows,
 )
 from tests.integration.test_gateway_tasks import call
+from tests.support.demo_db import demo_db_url  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -220,3 +221,102 @@ async def test_task_detail_has_the_earlier_keys_beside_the_seeds(
     assert [s["step_status"] for s in data["steps"][:2]] == ["completed", "running"]
     idle = await rows.task(status="completed")
     assert (await call(gateway, "GET", f"{API}/tasks/{idle}", 200))["current_execution"] is None
+
+
+async def test_database_tools_at_the_old_paths(gateway: TestClient, demo_db_url: str) -> None:
+    """Issue #14, item 8: before, both paths were 404 and the new path refused `table_name_pattern`
+    and comma-separated schemas (400)."""
+    data = await call(
+        gateway,
+        "POST",
+        "/api/v0/database/tables",
+        200,
+        json={"db_connection": demo_db_url, "schema": "public, nowhere", "table_name_pattern": "order*"},
+    )
+    assert data["tables"] == ["public.order_items", "public.orders"]
+    assert [t["name"] for t in data["table_details"]] == ["order_items", "orders"]
+    assert data["schemas"] == ["public", "nowhere"] and data["table_name_pattern"] == "order*"
+    assert data["total"] == 2 and data["db_connection_info"]["database"] == demo_db_url.rsplit("/", 1)[1]
+    data = await call(
+        gateway,
+        "POST",
+        "/api/v0/database/tables",
+        200,
+        json={"db_connection": demo_db_url, "table_name_pattern": "%ments"},  # SQL LIKE spelling
+    )
+    assert data["tables"] == ["public.payments", "public.shipments"]
+    # The seed-side path takes the earlier fields too (its `tables` stay objects).
+    data = await call(
+        gateway,
+        "POST",
+        f"{API}/database/tables",
+        200,
+        json={"db_connection": demo_db_url, "schema": "public,nowhere", "table_name_pattern": "ods_*"},
+    )
+    assert data["tables"] == []
+    data = await call(
+        gateway,
+        "POST",
+        f"{API}/database/tables",
+        200,
+        json={"db_connection": demo_db_url, "schema": "public", "table_name_pattern": "stor%"},
+    )
+    assert [t["name"] for t in data["tables"]] == ["stores"]
+    for bad, field in (({"schema": "x;y"}, "schema"), ({"unknown": True}, "unknown")):
+        error = await call(
+            gateway, "POST", "/api/v0/database/tables", 400, json={"db_connection": demo_db_url, **bad}
+        )
+        assert error["invalid_params"] == [field]
+    error = await call(gateway, "POST", "/api/v0/database/tables", 400, json={})
+    assert error["missing_params"] == ["db_connection"]  # no DP_DEFAULT_CONNECTION on this server
+
+    data = await call(
+        gateway,
+        "POST",
+        "/api/v0/database/table/ddl",
+        200,
+        json={"db_connection": demo_db_url, "table": "public.orders", "business_context": "一个网上商店"},
+    )
+    assert "create table" in data["ddl"].lower() and "orders" in data["ddl"]
+    assert data["md"].startswith("#") and "orders" in data["md"]
+    assert data["table_info"]["full_name"] == "public.orders"
+    assert data["table_info"]["field_count"] == len(data["fields"]) > 0
+    assert any(f["is_primary_key"] for f in data["fields"])
+    assert data["generation_info"]["llm"] == "offline" and data["generation_info"]["output_type"] == "both"
+    data = await call(
+        gateway,
+        "POST",
+        "/api/v0/database/table/ddl",
+        200,
+        json={"db_connection": demo_db_url, "table": "customers", "type": "ddl"},
+    )
+    assert data["md"] is None and "customers" in data["ddl"]
+    assert data["generation_info"]["has_llm_comments"] is False  # no business context: no descriptions
+    error = await call(
+        gateway,
+        "POST",
+        "/api/v0/database/table/ddl",
+        404,
+        json={"db_connection": demo_db_url, "table": "nope"},
+    )
+    assert "nope" in error["response"]
+    error = await call(
+        gateway,
+        "POST",
+        "/api/v0/database/table/ddl",
+        400,
+        json={"db_connection": demo_db_url, "table": "orders; drop table x"},
+    )
+    assert error["invalid_params"] == ["table"]
+    error = await call(
+        gateway, "POST", "/api/v0/database/table/ddl", 400, json={"db_connection": demo_db_url}
+    )
+    assert error["missing_params"] == ["table"]
+    error = await call(
+        gateway,
+        "POST",
+        "/api/v0/database/table/ddl",
+        400,
+        json={"db_connection": "postgresql://u:S3cret@127.0.0.1:1/x", "table": "orders"},
+    )
+    assert error["invalid_params"] == ["db_connection"] and "S3cret" not in str(error)

@@ -15,8 +15,8 @@ from services.api_gateway.adapters.read_models import (
     LogFilters,
     TaskFilters,
     _log_where,
-    _Where,
     _task_where,
+    _Where,
     like_pattern,
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
@@ -11,6 +12,7 @@ from services.api_gateway.connections import host_policy, resolve_connection
 from services.api_gateway.envelope import ok
 from services.api_gateway.errors import InvalidParams, MissingParams
 from services.api_gateway.keys import SETTINGS
+from services.api_gateway.schemas.earlier_routes import schema_list
 from services.api_gateway.schemas.requests import DatabaseTablesRequest
 from services.api_gateway.schemas.responses import DatabaseTables
 from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
@@ -23,16 +25,28 @@ async def list_database_tables(request: web.Request) -> web.Response:
     if missing_fields(body, ["db_connection"]):
         raise MissingParams("missing required parameters: db_connection", missing=["db_connection"])
     req = parse_model(DatabaseTablesRequest, body)
+    if req.pattern and req.table_name_pattern:
+        raise InvalidParams(
+            "give pattern or table_name_pattern, not both", invalid=["pattern", "table_name_pattern"]
+        )
+    pattern = req.pattern or (req.table_name_pattern or "").replace("%", "*") or None
+    try:
+        # Several schemas, comma-separated, as the earlier implementation took them; none: every schema.
+        schemas: list[str | None] = [*schema_list(req.schema_name)] if req.schema_name else [None]
+    except ValueError as exc:
+        raise InvalidParams(f"schema: {exc}", invalid=["schema"]) from None
     settings = request.app[SETTINGS]
     connection = resolve_connection(
         req.db_connection, usable_connections(request, req.db_connection.strip()), settings=settings
     )
     deadline = settings.database_tables_timeout_seconds
+    tables: list[dict[str, Any]] = []
     try:
         async with asyncio.timeout(deadline):
-            tables = await business_db.list_tables(
-                connection.url, req.schema_name, req.pattern, policy=host_policy(settings)
-            )
+            for schema in schemas:
+                tables += await business_db.list_tables(
+                    connection.url, schema, pattern, policy=host_policy(settings)
+                )
     except TimeoutError:
         # A server that accepted the connection and then stalled: the caller's database to fix, so 400.
         reason = f"the business database did not answer within {deadline:g} s"

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictInt, WithJsonSchema, field_validator
 
-from services.api_gateway.schemas.names import PY_SPACE, TABLE_NAME_PATTERN
+from services.api_gateway.schemas.names import PY_SPACE, SCHEMA_LIST_PATTERN, TABLE_NAME_PATTERN
 from services.api_gateway.schemas.requests import _STEP_SPELLINGS, _Body, _spaced
 from services.api_gateway.schemas.responses import LogLine, TaskSummary, _Out
 from shared.vocabulary import TASK_STATUSES, LogLevel
@@ -25,10 +25,6 @@ MAX_SCHEMAS = 20
 _STATUSES = [*TASK_STATUSES, "running"]
 # One status or several, comma-separated, spaces around each; empty or blank means none.
 STATUS_LIST_PATTERN = f"^(?!.*\\n$)(({_spaced(_STATUSES)}(,{_spaced(_STATUSES)})*)|[{PY_SPACE}]*)$"
-_SCHEMA = r"[^\W\d][\w$]{0,62}"
-_SCHEMA_ITEM = f"[ \\t]*{_SCHEMA}[ \\t]*"
-# Schema names separated by commas, spaces around them; empty means public.
-SCHEMA_LIST_PATTERN = f"^(?!.*\\n$)({_SCHEMA_ITEM}(,{_SCHEMA_ITEM})*)?$"
 _SCHEMA_LIST = re.compile(SCHEMA_LIST_PATTERN)
 
 

@@ -63,3 +63,6 @@ TaskId = Annotated[
 ]
 DbName = Annotated[str, StringConstraints(pattern=r"^[\w$.-]{1,100}$")]
 SchemaName = Annotated[str, StringConstraints(pattern=r"^[^\W\d][\w$]{0,62}$")]
+# Schema names separated by commas, spaces around them; empty means the default (public).
+_SCHEMA_ITEM = "[ \\t]*[^\\W\\d][\\w$]{0,62}[ \\t]*"
+SCHEMA_LIST_PATTERN = f"^(?!.*\\n$)({_SCHEMA_ITEM}(,{_SCHEMA_ITEM})*)?$"
