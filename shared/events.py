@@ -176,6 +176,24 @@ class TaskDeleted(_Event):
     type: Literal["task_deleted"] = "task_deleted"
 
 
+class TaskLogsPurged(_Event):
+    """Log retention: the log text of a finished task is removed (log rows, the log events before this
+    one, data_pipeline.log); the task record, its steps and outputs stay."""
+
+    type: Literal["task_logs_purged"] = "task_logs_purged"
+    reason: str
+    retention_days: float
+
+
+class TaskFilesCleaned(_Event):
+    """File retention: a finished task's directory is removed; its executions get `files_cleaned` and
+    its outputs stop being downloadable. The task record and its log rows stay."""
+
+    type: Literal["task_files_cleaned"] = "task_files_cleaned"
+    reason: str
+    retention_days: float
+
+
 EventPayload = Annotated[
     TaskCreated
     | TaskStarted
@@ -193,6 +211,8 @@ EventPayload = Annotated[
     | StepCancelled
     | TaskCancelRequested
     | TaskFinished
-    | TaskDeleted,
+    | TaskDeleted
+    | TaskLogsPurged
+    | TaskFilesCleaned,
     Field(discriminator="type"),
 ]

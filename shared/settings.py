@@ -271,6 +271,17 @@ class GatewaySettings(CommonSettings):
         gt=0,
         description="Comment lines sent on idle event streams to keep proxies from closing them.",
     )
+    enable_file_download: bool = Field(
+        default=True,
+        description="Serve task files on the download routes; false: they answer 403 with the reason"
+        " (listing files still works).",
+    )
+    max_download_bytes: int = Field(
+        default=100 * 1024 * 1024,
+        ge=1,
+        description="Largest file the download routes serve (100 MiB); a larger one answers 413 with its"
+        " size and the limit.",
+    )
     public_base_url: str | None = Field(
         default=None,
         description="Base URL shown in links when the gateway sits behind a proxy; its origin is also "
@@ -337,6 +348,30 @@ class SchedulerSettings(CommonSettings):
         default=10.0,
         ge=0,
         description="On take-over, how long the scheduler waits for the collector to catch up before rebuilding its state.",
+    )
+    log_retention_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="Log text (log rows, log events, data_pipeline.log) of a task finished longer ago than"
+        " this is removed by the scheduler; the task record stays. 0: keep for ever. Fractions allowed.",
+    )
+    file_retention_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="The files of a task finished longer ago than this are removed by the scheduler and"
+        " its executions marked files_cleaned; the task record stays. 0: keep for ever. Fractions allowed.",
+    )
+    retention_interval_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often the scheduler looks for finished tasks past DP_LOG_RETENTION_DAYS or"
+        " DP_FILE_RETENTION_DAYS.",
+    )
+    retention_batch_size: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Tasks one retention pass acts on at most (the next pass goes on with the rest).",
     )
 
 

@@ -77,7 +77,7 @@ class BatchCollector:
             if not batch:
                 return
             try:
-                deleted, logged = await self._store_patiently(batch)
+                removed = await self._store_patiently(batch)
             except TRANSIENT_ERRORS as exc:
                 log.warning("batch not stored before shutdown; requeued", size=len(batch), error=repr(exc))
                 self.metrics.requeued.inc(len(batch))
@@ -88,14 +88,12 @@ class BatchCollector:
                 log.exception("batch failed; storing events one by one", error=repr(exc))
                 await self._one_by_one(batch)
                 return
-            await self._after_commit(deleted, logged)
+            await self._after_commit(removed)
             for message, _ in batch:
                 await message.ack()
             self.stored += len(batch)
 
-    async def _store_patiently(
-        self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]
-    ) -> tuple[set[str], set[str]]:
+    async def _store_patiently(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> Projector:
         """Store the batch, waiting out transient failures (database down) with bounded backoff.
 
         Requeueing instead would spend the quorum queue's delivery limit within moments, dead-lettering
@@ -119,36 +117,37 @@ class BatchCollector:
             self.metrics.committed([envelope.type for _, envelope in batch], time.perf_counter() - started)
             return result
 
-    async def _store(
-        self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]
-    ) -> tuple[set[str], set[str]]:
+    async def _store(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> Projector:
         async with self.pool.acquire() as conn, conn.transaction():
             projector = Projector(conn)
             for _, envelope in batch:
                 seq = await append(conn, envelope)
                 if seq is not None:
                     await projector.apply(envelope, seq)
-        return projector.deleted_tasks, projector.logged_tasks
+        return projector
 
     async def _one_by_one(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> None:
         for message, envelope in batch:
             try:
-                deleted, logged = await self._store_patiently([(message, envelope)])
+                removed = await self._store_patiently([(message, envelope)])
             except Exception as exc:
                 log.exception("event not stored; requeued", type=envelope.type, error=repr(exc))
                 self.metrics.requeued.inc()
                 await message.nack(requeue=True)
                 continue
-            await self._after_commit(deleted, logged)
+            await self._after_commit(removed)
             await message.ack()
             self.stored += 1
 
-    async def _after_commit(self, deleted: set[str], logged: set[str]) -> None:
+    async def _after_commit(self, committed: Projector) -> None:
         """Bring the task directories up to date. Never raises: the rows are committed, so the batch is
         acked regardless, and a log file that cannot be written now catches up after a later commit."""
-        self._behind = (self._behind | logged) - deleted
-        for task_id in deleted:
+        gone = committed.deleted_tasks | committed.files_cleaned_tasks
+        self._behind = (self._behind | committed.logged_tasks) - gone
+        for task_id in gone:
             self.files.remove_task(task_id)
+        for task_id in committed.logs_purged_tasks - gone:
+            self.files.remove_log(task_id)
         try:
             async with self.pool.acquire() as conn:
                 for task_id in sorted(self._behind):

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from services.log_collector.adapters.event_store import purge_task, task_events_through
+from services.log_collector.adapters.event_store import purge_logs, purge_task, task_events_through
 from shared.events import StepName
 from shared.final_report import REPORT_EVENT_TYPES, final_report
 from shared.messages import EventEnvelope
@@ -42,6 +42,8 @@ class Projector:
         self.conn = conn
         self.deleted_tasks: set[str] = set()
         self.logged_tasks: set[str] = set()
+        self.logs_purged_tasks: set[str] = set()  # data_pipeline.log goes (log retention)
+        self.files_cleaned_tasks: set[str] = set()  # the task directory goes (file retention)
 
     async def apply(self, env: EventEnvelope, seq: int) -> None:
         handler = getattr(self, f"on_{env.type}", None)
@@ -195,6 +197,23 @@ class Projector:
     async def on_task_deleted(self, env: EventEnvelope, e: Any, seq: int) -> None:
         await purge_task(self.conn, env, seq)
         self.deleted_tasks.add(env.task_id)
+
+    async def on_task_logs_purged(self, env: EventEnvelope, e: Any, seq: int) -> None:
+        """Log retention: the log rows made before this event go, and so do the log events' text in the
+        store. Lines derived from task events (started, finished) are rows only: a rebuild makes them
+        again and then deletes them here again, so it ends with the same rows."""
+        await purge_logs(self.conn, env.task_id, seq)
+        self.logs_purged_tasks.add(env.task_id)
+
+    async def on_task_files_cleaned(self, env: EventEnvelope, e: Any, seq: int) -> None:
+        """File retention: the files go (after the commit); the records say so."""
+        await self.conn.execute(
+            "UPDATE data_pipeline_task_executions SET files_cleaned = TRUE WHERE task_id = $1", env.task_id
+        )
+        await self.conn.execute(
+            "UPDATE data_pipeline_task_outputs SET is_downloadable = FALSE WHERE task_id = $1", env.task_id
+        )
+        self.files_cleaned_tasks.add(env.task_id)
 
     # ---- step events -----------------------------------------------------------------------------
 

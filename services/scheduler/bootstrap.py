@@ -44,7 +44,13 @@ def policy_from(settings: SchedulerSettings) -> Policy:
         cancel_grace=timedelta(seconds=settings.cancel_grace_seconds),
         dispatch_timeout=timedelta(seconds=settings.dispatch_timeout_seconds),
         output_root=str(settings.data_root.resolve()),
+        log_retention=_days(settings.log_retention_days),
+        file_retention=_days(settings.file_retention_days),
     )
+
+
+def _days(days: float) -> timedelta | None:
+    return timedelta(days=days) if days > 0 else None
 
 
 @asynccontextmanager
@@ -66,6 +72,8 @@ async def running_scheduler(settings: SchedulerSettings) -> AsyncIterator[Schedu
             queues=BrokerQueueProbe(inspect_channel, topology),
             sync_timeout=settings.startup_sync_timeout_seconds,
             tick_interval=settings.tick_interval_seconds,
+            retention_interval=settings.retention_interval_seconds,
+            retention_batch=settings.retention_batch_size,
             metrics=SchedulerMetrics.build(CollectorRegistry()),
         )
         queue = await channel.get_queue(topology.scheduler_queue)

@@ -29,7 +29,9 @@ from shared.events import (
     TaskCancelRequested,
     TaskCreated,
     TaskDeleted,
+    TaskFilesCleaned,
     TaskFinished,
+    TaskLogsPurged,
     TaskRerunRequested,
     TaskStarted,
 )
@@ -61,6 +63,9 @@ class Policy:
     cancel_grace: timedelta = timedelta(seconds=15)
     dispatch_timeout: timedelta = timedelta(minutes=30)
     output_root: str = "."  # task directories are `{output_root}/{task_id}`
+    # Retention of finished tasks' log text and files (None: keep for ever).
+    log_retention: timedelta | None = None
+    file_retention: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -489,6 +494,51 @@ def waiting_for_a_runner(
         for step, run in state.steps.items()
         if run.status == "scheduled" and run.scheduled_at is not None and now - run.scheduled_at > longer_than
     ]
+
+
+# ---- retention ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A finished task as retention sees it: when it finished, and what retention already removed since."""
+
+    task_id: str
+    finished_at: datetime
+    logs_purged: bool = False
+    files_cleaned: bool = False
+
+
+def retention(
+    finished: Iterable[Finished],
+    now: datetime,
+    policy: Policy,
+    *,
+    busy: Iterable[str] = (),
+    limit: int = 100,
+) -> list[tuple[str, Decision]]:
+    """(task_id, decision) for finished tasks past a retention period: purge the log text, clean the files.
+
+    A task counts from its last finish (a re-run starts the clock again). `busy` tasks (running again,
+    or being deleted) are left alone; at most `limit` decisions, oldest first, so one pass stays bounded.
+    """
+    skip = set(busy)
+    out: list[tuple[str, Decision]] = []
+    for task in sorted(finished, key=lambda t: (t.finished_at, t.task_id)):
+        if task.task_id in skip:
+            continue
+        age = now - task.finished_at
+        if policy.log_retention is not None and not task.logs_purged and age > policy.log_retention:
+            days = policy.log_retention.total_seconds() / 86400
+            reason = f"log retention: finished {task.finished_at.isoformat()}, more than {days:g} days ago"
+            out.append((task.task_id, Decision(TaskLogsPurged(reason=reason, retention_days=days))))
+        if policy.file_retention is not None and not task.files_cleaned and age > policy.file_retention:
+            days = policy.file_retention.total_seconds() / 86400
+            reason = f"file retention: finished {task.finished_at.isoformat()}, more than {days:g} days ago"
+            out.append((task.task_id, Decision(TaskFilesCleaned(reason=reason, retention_days=days))))
+        if len(out) >= limit:
+            break
+    return out[:limit]
 
 
 # ---- commands -------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from services.scheduler.domain import (
     evolve,
     llm_tokens_used,
     needs_fresh_events,
+    retention,
     scheduler_drives,
     scheduler_owns,
     start,
@@ -60,6 +61,9 @@ class Scheduler:
     finished_at: dict[str, datetime] = field(default_factory=dict)
     synced: bool = False
     warned: set[tuple[str, str | None]] = field(default_factory=set)
+    retention_interval: float = 3600.0
+    retention_batch: int = 100
+    retention_due: datetime | None = None  # None: at the first tick after a start or take-over
     metrics: SchedulerMetrics = field(default_factory=SchedulerMetrics.build)
 
     # ---- state -----------------------------------------------------------------------------------
@@ -201,6 +205,7 @@ class Scheduler:
             await self.reconcile(task_id)
         await self.admit_waiting()
         await self._warn_if_no_runner()
+        await self._apply_retention()
         self._evict()
         self.metrics.ticks.inc()
         self.metrics.count_tasks(self.states.values())
@@ -220,6 +225,27 @@ class Scheduler:
             await self._warn(
                 task_id, f"{step.value} is waiting: no step runner is connected to {self.queues.steps_queue}"
             )
+
+    async def _apply_retention(self) -> None:
+        """Every `retention_interval`: purge the log text and clean the files of tasks finished long ago.
+
+        The decisions are events like any other (the collector applies them to the read models, the
+        store and the task directories), so a rebuild reproduces what retention removed.
+        """
+        periods = [p for p in (self.policy.log_retention, self.policy.file_retention) if p is not None]
+        now = self.clock()
+        if not periods or (self.retention_due is not None and now < self.retention_due):
+            return
+        self.retention_due = now + timedelta(seconds=self.retention_interval)
+        candidates = await self.store.finished_tasks(now - min(periods))
+        # Tasks this replica knows to be running again or being deleted: their finish in the store is old news.
+        busy = [t for t, s in self.states.items() if not s.terminal or s.delete_requested or s.deleted]
+        decisions = retention(candidates, now, self.policy, busy=busy, limit=self.retention_batch)
+        for task_id, decision in decisions:
+            await self.emit(task_id, decision.event)
+            self.finished_at.setdefault(task_id, now)  # so _evict forgets the event ids it saw
+        if decisions:
+            log.info("retention applied", decisions=len(decisions), candidates=len(candidates))
 
     def _evict(self) -> None:
         now = self.clock()

@@ -6,10 +6,12 @@ The service plugs in the event store (PostgreSQL), the broker publisher and a qu
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from pydantic import BaseModel
 
+from services.scheduler.domain import Finished
 from shared.messages import CommandEnvelope, EventEnvelope
 
 
@@ -19,6 +21,10 @@ class EventSource(Protocol):
     async def open_task_ids(self) -> list[str]: ...
 
     async def task_events(self, task_id: str) -> list[EventEnvelope]: ...
+
+    async def finished_tasks(self, finished_before: datetime) -> list[Finished]:
+        """Finished tasks (last finish before `finished_before`) that retention may still act on."""
+        ...
 
 
 class MessagePublisher(Protocol):

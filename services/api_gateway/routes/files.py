@@ -20,7 +20,7 @@ from services.api_gateway.adapters.task_files import (
     table_list_target,
 )
 from services.api_gateway.envelope import ok
-from services.api_gateway.errors import InvalidParams, NotFound
+from services.api_gateway.errors import Forbidden, InvalidParams, NotFound, PayloadTooLarge
 from services.api_gateway.keys import POOL, SETTINGS
 from services.api_gateway.schemas.responses import FileList
 from services.api_gateway.spec import DATA_PIPELINE, FILE_TYPES, RouteSpec
@@ -46,6 +46,13 @@ def content_disposition(file_name: str) -> str:
 
 async def download_file(request: web.Request) -> web.StreamResponse:
     task_id = require_task_id(request)
+    settings = request.app[SETTINGS]
+    if not settings.enable_file_download:
+        raise Forbidden(
+            "file downloads are disabled on this gateway (DP_ENABLE_FILE_DOWNLOAD=false); "
+            "GET /tasks/{task_id}/files still lists them",
+            extra={"reason": "downloads_disabled"},
+        )
     file_name = request.match_info.get("filename", "")
     if not is_safe_file_name(file_name):
         raise InvalidParams("invalid file name: a bare name without separators or '..'", invalid=["filename"])
@@ -60,9 +67,16 @@ async def download_file(request: web.Request) -> web.StreamResponse:
         allowed = True
     else:
         allowed = await read_models.output_downloadable(pool, task_id, file_name) is True
-    path = resolve_task_file(request.app[SETTINGS].data_root, task_id, file_name) if allowed else None
+    path = resolve_task_file(settings.data_root, task_id, file_name) if allowed else None
     if path is None:
         raise NotFound(f"file not found: {file_name}")
+    size = path.stat().st_size
+    if size > settings.max_download_bytes:
+        raise PayloadTooLarge(
+            f"{file_name} has {size} bytes, more than the download limit of {settings.max_download_bytes}"
+            " bytes (DP_MAX_DOWNLOAD_BYTES)",
+            extra={"file_size": size, "max_download_bytes": settings.max_download_bytes},
+        )
     content_type = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
     return web.FileResponse(
         path,
@@ -92,6 +106,7 @@ ROUTES = [
         "Download an output file (attachment)",
         "files",
         produces=FILE_TYPES,
+        errors=(400, 401, 403, 404, 413),  # 403 downloads disabled, 413 over the size limit
         role="operator",
     ),
     RouteSpec(
@@ -101,6 +116,7 @@ ROUTES = [
         "Download an output file (ext; same as /files/download/{filename})",
         "files",
         produces=FILE_TYPES,
+        errors=(400, 401, 403, 404, 413),  # 403 downloads disabled, 413 over the size limit
         name="download_file_short",
         role="operator",
     ),

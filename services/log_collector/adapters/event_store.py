@@ -1,4 +1,5 @@
-"""The event store: insert-if-new, replay in order, and purge a deleted task's events."""
+"""The event store: insert-if-new, replay in order, purge a deleted task's events and an old task's
+log text (log retention)."""
 
 from __future__ import annotations
 
@@ -63,6 +64,17 @@ async def purge_task(conn: asyncpg.Connection, env: EventEnvelope, seq: int) -> 
     )
     await conn.execute("DELETE FROM data_pipeline_tasks WHERE id = $1", env.task_id)  # rows cascade
     await conn.execute("DELETE FROM data_pipeline_events WHERE task_id = $1", env.task_id)
+
+
+async def purge_logs(conn: asyncpg.Connection, task_id: str, seq: int) -> None:
+    """Log retention for one task: its log rows and the `log_emitted` events stored before `seq` go
+    (the store keeps the task's other events, so the task record survives a rebuild)."""
+    await conn.execute("DELETE FROM data_pipeline_task_logs WHERE task_id = $1 AND id < $2", task_id, seq)
+    await conn.execute(
+        "DELETE FROM data_pipeline_events WHERE task_id = $1 AND type = 'log_emitted' AND seq < $2",
+        task_id,
+        seq,
+    )
 
 
 async def replay(conn: asyncpg.Connection, batch: int = 1000) -> AsyncIterator[tuple[int, EventEnvelope]]:

@@ -1,4 +1,5 @@
-"""The task directory side of the collector: data_pipeline.log and removal of deleted tasks' files.
+"""The task directory side of the collector: data_pipeline.log, and removal of deleted tasks' files
+(and of old tasks' files and logs by retention).
 
 The log file is a projection of the log table: each line ends with the row id, and a catch-up appends
 every row newer than the file's last id. So a crash between commit and write loses nothing and a
@@ -76,6 +77,13 @@ class TaskLogFiles:
             last = rows[-1]["id"]
         self._last[task_id] = last
         return len(rows)
+
+    def remove_log(self, task_id: str) -> None:
+        """Log retention: the file goes with the rows; lines logged later start a new file."""
+        self._last.pop(task_id, None)
+        directory = task_dir(self.data_root, task_id)
+        if directory is not None:
+            (directory / LOG_FILE).unlink(missing_ok=True)
 
     def remove_task(self, task_id: str) -> None:
         self._last.pop(task_id, None)
