@@ -152,6 +152,8 @@ class FakeOpenAI:
     requests: list[RecordedRequest] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
+    # (model, prompt_tokens, completion_tokens) of every answer that carried a `usage`, in order.
+    usage_sent: list[tuple[str, int, int]] = field(default_factory=list)
     _scripts: dict[str, deque[_Script]] = field(
         default_factory=lambda: {"chat": deque(), "embeddings": deque()}
     )
@@ -251,6 +253,10 @@ class FakeOpenAI:
                 content = json.dumps(reply.body, ensure_ascii=False)
             else:
                 content = json.dumps(generic_answer(task, prompt), ensure_ascii=False)
+            usage = {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(content) // 4}
+            self.usage_sent.append(
+                (str(body.get("model", "fake")), usage["prompt_tokens"], usage["completion_tokens"])
+            )
             return web.json_response(
                 {
                     "id": f"chatcmpl-{len(self.requests)}",
@@ -263,7 +269,7 @@ class FakeOpenAI:
                             "finish_reason": "stop",
                         }
                     ],
-                    "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(content) // 4},
+                    "usage": usage,
                 }
             )
         finally:
@@ -287,10 +293,13 @@ class FakeOpenAI:
             inputs = body.get("input", [])
             inputs = [inputs] if isinstance(inputs, str) else inputs
             dims = int(body.get("dimensions") or self.embedding_dimensions)
+            tokens = sum(len(str(t)) // 4 + 1 for t in inputs)
+            self.usage_sent.append((str(body.get("model", "fake")), tokens, 0))
             return web.json_response(
                 {
                     "object": "list",
                     "model": body.get("model", "fake"),
+                    "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
                     "data": [
                         {"object": "embedding", "index": i, "embedding": fake_vector(str(t), dims)}
                         for i, t in enumerate(inputs)
