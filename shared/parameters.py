@@ -34,6 +34,12 @@ class TaskParameters(BaseModel):
     llm_repair_rounds: int | None = Field(default=None, ge=0, le=10)
     # The run's LLM token budget (prompt + completion, all steps); crossing it fails the step for good.
     max_llm_tokens: int | None = Field(default=None, ge=1)
+    # The earlier implementation's create (a flat body): the task waits for POST /execute, uncounted
+    # against the concurrency limit, instead of starting now (docs/api_gateway.md, "Earlier clients").
+    wait_for_execute: bool = False
+    # Step 4 of this run: copy the training rows of db_name to a file first / remove them before loading.
+    backup_vector_tables: bool = False
+    truncate_vector_tables: bool = False
 
     def public(self) -> dict[str, object]:
         """What responses show: everything but the encrypted secret."""

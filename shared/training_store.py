@@ -86,6 +86,8 @@ CREATE TABLE IF NOT EXISTS {s}.{SOURCES_TABLE} (
     PRIMARY KEY (data_id, task_id)
 );
 CREATE INDEX IF NOT EXISTS {SOURCES_TABLE}_task_idx ON {s}.{SOURCES_TABLE} (task_id);
+ALTER TABLE {s}.{SOURCES_TABLE} ADD COLUMN IF NOT EXISTS db_name text;
+CREATE INDEX IF NOT EXISTS {SOURCES_TABLE}_db_idx ON {s}.{SOURCES_TABLE} (db_name);
 """
 
 
@@ -170,14 +172,19 @@ async def insert_items(
 
 
 async def sync_links(
-    conn: asyncpg.Connection, schema: str, task_id: str, items: Iterable[TrainingItem]
+    conn: asyncpg.Connection,
+    schema: str,
+    task_id: str,
+    items: Iterable[TrainingItem],
+    db_name: str | None = None,
 ) -> dict[str, dict[str, int]]:
     """Make `items` exactly the rows linked to `task_id`, deleting rows nobody links any more.
 
     Every item must already be stored. Call inside the transaction that holds `lock`, so no other load
     links or prunes meanwhile. Returns per kind how many rows were `unlinked` from the task and how many
     of those were `deleted` (the others are still linked by other tasks). Rows that never had a link are
-    not touched.
+    not touched. `db_name`: the business database the task's items describe, noted on its links
+    (`database_rows`, `remove_database_rows`).
     """
     s = quote_ident(schema)
     keys = {(i.kind, i.content_hash) for i in items}
@@ -194,10 +201,12 @@ async def sync_links(
     if len(ids) != len(keys):
         raise ValueError(f"{len(keys) - len(ids)} of the task's items are not stored; insert them first")
     await conn.execute(
-        f"INSERT INTO {s}.{SOURCES_TABLE} (data_id, task_id) SELECT unnest($1::bigint[]), $2 "
-        "ON CONFLICT (data_id, task_id) DO NOTHING",
+        f"INSERT INTO {s}.{SOURCES_TABLE} AS l (data_id, task_id, db_name) SELECT unnest($1::bigint[]), $2, $3 "
+        "ON CONFLICT (data_id, task_id) DO UPDATE SET db_name = coalesce(EXCLUDED.db_name, l.db_name) "
+        "WHERE l.db_name IS DISTINCT FROM coalesce(EXCLUDED.db_name, l.db_name)",
         ids,
         task_id,
+        db_name,
     )
     unlinked = await conn.fetch(
         f"DELETE FROM {s}.{SOURCES_TABLE} AS l USING {s}.{TABLE} AS d "
@@ -207,6 +216,38 @@ async def sync_links(
         ids,
     )
     # A separate statement, so that it sees the links the one above removed as gone.
+    deleted = await conn.fetch(
+        f"DELETE FROM {s}.{TABLE} AS d WHERE d.id = ANY($1::bigint[]) "
+        f"AND NOT EXISTS (SELECT 1 FROM {s}.{SOURCES_TABLE} AS l WHERE l.data_id = d.id) RETURNING d.kind",
+        [r["id"] for r in unlinked],
+    )
+    return {"unlinked": _count_kinds(unlinked), "deleted": _count_kinds(deleted)}
+
+
+async def database_rows(conn: asyncpg.Connection, schema: str, db_name: str) -> list[dict[str, Any]]:
+    """The stored rows some task of the business database `db_name` loaded (linked with its name)."""
+    s = quote_ident(schema)
+    rows = await conn.fetch(
+        f"SELECT d.id, d.kind, d.content, d.question, d.sql, d.table_name, d.source_task_id, d.source_file, "
+        f"d.content_hash, d.dimensions, d.embedding, d.created_at FROM {s}.{TABLE} AS d "
+        f"WHERE EXISTS (SELECT 1 FROM {s}.{SOURCES_TABLE} AS l WHERE l.data_id = d.id AND l.db_name = $1) "
+        "ORDER BY d.id",
+        db_name,
+    )
+    return [dict(r) for r in rows]
+
+
+async def remove_database_rows(
+    conn: asyncpg.Connection, schema: str, db_name: str
+) -> dict[str, dict[str, int]]:
+    """Unlink every row from the tasks of `db_name` and delete the rows no other link keeps (a row that
+    another database's task loaded too stays for that one). Call inside the transaction holding `lock`."""
+    s = quote_ident(schema)
+    unlinked = await conn.fetch(
+        f"WITH gone AS (DELETE FROM {s}.{SOURCES_TABLE} WHERE db_name = $1 RETURNING data_id) "
+        f"SELECT d.id, d.kind FROM {s}.{TABLE} AS d WHERE d.id IN (SELECT data_id FROM gone)",
+        db_name,
+    )
     deleted = await conn.fetch(
         f"DELETE FROM {s}.{TABLE} AS d WHERE d.id = ANY($1::bigint[]) "
         f"AND NOT EXISTS (SELECT 1 FROM {s}.{SOURCES_TABLE} AS l WHERE l.data_id = d.id) RETURNING d.kind",

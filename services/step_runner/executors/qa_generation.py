@@ -98,7 +98,7 @@ class QaGenerationExecutor:
             await model.aclose()
 
         generated_at = self._clock()
-        pair_name = f"qs_{_file_part(db_name)}_{generated_at:%Y%m%d_%H%M%S}_pair.json"
+        pair_name = _pair_name(ctx.task_dir, db_name, generated_at)
         files = {
             pair_name: render_pairs([{"question": p.question, "sql": p.sql} for p in pairs]),
             METADATA_SQL_FILE: metadata_sql(themes, db_name, context, generated_at),
@@ -204,6 +204,15 @@ def _clean(per_theme: list[list[QuestionSQL]]) -> list[QuestionSQL]:
 
 def _file_part(db_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", db_name).strip("_") or "db"
+
+
+def _pair_name(task_dir: Path, db_name: str, generated_at: datetime) -> str:
+    """A re-run keeps the name of the pair file it replaces, so the task has one registered pair file
+    (registering a new name would leave the old one listed as primary too); a first run names it."""
+    previous = sorted(p.name for p in task_dir.glob(PAIR_GLOB) if p.is_file())
+    if previous:
+        return previous[-1]
+    return f"qs_{_file_part(db_name)}_{generated_at:%Y%m%d_%H%M%S}_pair.json"
 
 
 def _write_outputs(task_dir: Path, files: dict[str, str]) -> None:

@@ -12,6 +12,7 @@ refuses is left out and listed, with its reason, in the step's summary."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ from services.step_runner.pipeline.pair_files import PairFileError, load_pairs, 
 from services.step_runner.pipeline.sql_gate import PlanLimits, SqlGate
 from services.step_runner.pipeline.task_files import read_mapping
 from shared import training_store
+from shared.atomic_files import atomic_write_text
 from shared.business_db import BusinessDbError, create_pool, describe_error
 from shared.embeddings import Embedder, EmbeddingError
 from shared.pipeline_settings import PipelineSettings
@@ -164,8 +166,10 @@ class TrainingLoadExecutor:
 
         backup_table = None
         inserted = dict.fromkeys(KINDS, 0)
+        options: dict[str, Any] = {}
         async with conn.transaction():
             await training_store.lock(conn, schema)
+            options = await self._store_options(ctx, conn, schema)
             # Another task's load may have pruned a row we found above; embed it again (rare and small).
             present = await training_store.existing_hashes(conn, schema, items)
             pruned = [i for i in items if _key(i) not in present and _key(i) not in vectors]
@@ -181,7 +185,9 @@ class TrainingLoadExecutor:
                 inserted = await training_store.insert_items(
                     conn, schema, missing, [vectors[_key(i)] for i in missing], ctx.task_id
                 )
-            removed = await training_store.sync_links(conn, schema, ctx.task_id, items)
+            removed = await training_store.sync_links(
+                conn, schema, ctx.task_id, items, db_name=ctx.parameters.db_name
+            )
             # Rows a writer outside the lock inserted between our check and our insert count as present.
             per_kind = Counter(i.kind for i in items)
             already_present = {k: per_kind[k] - inserted[k] for k in KINDS}
@@ -208,7 +214,52 @@ class TrainingLoadExecutor:
             "removed": removed,
             "backup_table": backup_table,
             "store_by_kind": store["by_kind"],
+            **options,
         }
+
+    async def _store_options(self, ctx: StepContext, conn: asyncpg.Connection, schema: str) -> dict[str, Any]:
+        """The run's backup_vector_tables / truncate_vector_tables, inside the store's lock: copy the rows
+        of the task's database to a file in the task directory (an output), then remove them."""
+        params = ctx.parameters
+        if not (params.backup_vector_tables or params.truncate_vector_tables):
+            return {}
+        db_name = params.db_name
+        if not db_name:
+            await ctx.log(
+                "WARNING", "backup/truncate of the training rows skipped: the task names no db_name"
+            )
+            return {}
+        summary: dict[str, Any] = {}
+        if params.backup_vector_tables:
+            rows = await training_store.database_rows(conn, schema, db_name)
+            name = f"training_backup_{_file_part(db_name)}_{dt.datetime.now(dt.UTC):%Y%m%d_%H%M%S}.json"
+            await ctx.run_blocking(_write_backup, ctx.task_dir / name, rows)
+            await ctx.output(
+                name, file_type="json", description=f"training rows of {db_name} before this load"
+            )
+            await ctx.log("INFO", f"backed up {len(rows)} training rows of {db_name} to {name}")
+            summary["backup_file"], summary["backed_up_rows"] = name, len(rows)
+        if params.truncate_vector_tables:
+            gone = await training_store.remove_database_rows(conn, schema, db_name)
+            deleted = sum(gone["deleted"].values())
+            await ctx.log(
+                "INFO",
+                f"removed the training rows of {db_name} before loading: {deleted} deleted, "
+                f"{sum(gone['unlinked'].values()) - deleted} kept for other databases' tasks",
+            )
+            summary["truncated"] = gone
+        return summary
+
+
+def _file_part(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60] or "db"
+
+
+def _write_backup(path: Path, rows: list[dict[str, Any]]) -> None:
+    payload = [
+        {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in row.items()} for row in rows
+    ]
+    atomic_write_text(path, json.dumps(payload, ensure_ascii=False) + "\n")
 
 
 def _key(item: TrainingItem) -> tuple[str, str]:
