@@ -79,11 +79,11 @@ def step_counts(step: str, summary: dict[str, Any]) -> dict[str, Any]:
     counts: dict[str, Any]
     match step:
         case "ddl_generation":
-            failed = _names(s.get("tables_failed"), "table")
+            failed = _names(s["tables_failed"], "table") if "tables_failed" in s else None
             counts = {
                 "tables_requested": _int(s, "tables_requested"),
                 "tables_ok": _int(s, "tables_succeeded"),
-                "tables_failed": len(failed),
+                "tables_failed": len(failed) if failed is not None else None,
                 "failed_tables": failed,
                 "descriptions_filled": _int(s, "descriptions_filled"),
             }
@@ -243,3 +243,65 @@ def final_report(events: Iterable[EventEnvelope]) -> dict[str, Any]:
     for env in events:
         fold.apply(env)
     return fold.report()
+
+
+def _usage_text(usage: dict[str, Any]) -> str:
+    if not usage or not usage.get("calls"):
+        return "no LLM calls"
+    text = (
+        f"{usage['calls']} LLM calls, {usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion"
+        f" = {usage['total_tokens']} tokens, {usage.get('latency_seconds', 0):g}s waiting"
+    )
+    return text + (f", cost {usage['cost']:g}" if usage.get("cost") is not None else "")
+
+
+def _counts_text(step: dict[str, Any]) -> str:
+    parts: list[str] = []
+    if "tables_ok" in step or "tables_failed" in step:
+        text = f"tables ok {step.get('tables_ok', 0)}, failed {step.get('tables_failed', 0)}"
+        if step.get("failed_tables"):
+            shown = step["failed_tables"][:5]
+            text += " (" + ", ".join(shown) + (", ..." if len(step["failed_tables"]) > 5 else "") + ")"
+        parts.append(text)
+    if "themes" in step or "pairs" in step:
+        parts.append(f"themes {step.get('themes', 0)}, pairs {step.get('pairs', 0)}")
+    if "sql_total" in step:
+        parts.append(
+            f"SQL valid {step.get('sql_valid', 0)}, invalid {step.get('sql_invalid', 0)},"
+            f" repaired {step.get('sql_repaired', 0)}, dropped {step.get('sql_dropped', 0)}"
+        )
+    if "training_inserted" in step:
+        parts.append(
+            f"rows inserted {step.get('training_inserted', 0)}, already present"
+            f" {step.get('training_already_present', 0)}, removed {step.get('training_removed', 0)}"
+        )
+    return "; ".join(parts)
+
+
+def report_lines(report: dict[str, Any]) -> list[str]:
+    """The report as text, for `dpctl task show` and the end of `dpctl workflow run`."""
+    if not report or "steps" not in report:
+        return []
+    steps: dict[str, Any] = report["steps"]
+    order = [*report.get("plan", []), *sorted(s for s in steps if s not in report.get("plan", []))]
+    lines = []
+    for name in order:
+        step = steps[name]
+        seconds = step.get("duration_seconds")
+        head = f"  {name:16} {step.get('status', ''):10} attempts {step.get('attempts', 0)}"
+        head += f"  {seconds:g}s" if seconds is not None else ""
+        detail = step.get("error") or step.get("reason") or _counts_text(step)
+        lines.append(head + (f"  {detail}" if detail else ""))
+        if step.get("partial_reason"):
+            lines.append(f"      partial: {step['partial_reason']}")
+        for fix in step.get("repaired_statements") or []:
+            lines.append(f"      repaired [{fix.get('file')} #{fix.get('index')}] {fix.get('question')}")
+            lines.append(f"        before: {' '.join(str(fix.get('before')).split())}")
+            lines.append(f"        after:  {' '.join(str(fix.get('after')).split())}")
+    files = report.get("primary_files") or []
+    if files:
+        lines.append("  primary files: " + ", ".join(f"{f['file_name']} ({f['size']} B)" for f in files))
+    total = report.get("duration_seconds")
+    lines.append(f"  total: {total:g}s; " if total is not None else "  total: ")
+    lines[-1] += _usage_text(report.get("llm_usage") or {})
+    return lines

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from shared import vocabulary
+from shared.final_report import report_lines
 
 STEP_ORDER: tuple[str, ...] = tuple(step.value for step in vocabulary.STEP_ORDER)
 TERMINAL_TASK_STATUSES = vocabulary.TASK_TERMINAL
@@ -148,6 +149,11 @@ def task_detail(task: dict[str, Any], out: TextIO | None = None) -> None:
             ],
             out,
         )
+    report = report_lines(task.get("result") or {})
+    if report:
+        print("\nFinal report:", file=out)
+        for line in report:
+            print(line, file=out)
     parameters = task.get("parameters")
     if parameters:
         print("\nParameters:", file=out)

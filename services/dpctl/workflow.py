@@ -33,6 +33,7 @@ from services.step_runner.execution import execute_step
 from shared.broker import Publisher, Topology, connect, declare_topology, open_channel
 from shared.commands import CreateTask
 from shared.events import FailureCode, StepScheduled, TaskFinished
+from shared.final_report import final_report, report_lines
 from shared.ids import TASK_ID_RE, new_task_id
 from shared.llm_usage import Prices, UsageMeter
 from shared.messages import EventEnvelope
@@ -212,12 +213,20 @@ async def _run(args: argparse.Namespace, settings: RunnerSettings, tables: list[
         spent += sum(u.total_tokens for u in getattr(terminal, "llm_usage", []))
 
     sink = _local_sink(task_dir) if args.no_db_tracking else _tracked_sink(settings)
+    events: list[EventEnvelope] = []  # the run's events, for the final report printed at the end
     async with sink as publish:
+
+        async def keep(envelope: EventEnvelope) -> None:
+            events.append(envelope)
+            await publish(envelope)
+
         state, finished = await drive(
-            task_id, CreateTask(parameters=params, created_by="manual"), str(data_root), publish, run_step
+            task_id, CreateTask(parameters=params, created_by="manual"), str(data_root), keep, run_step
         )
     error = finished.error_message if finished else "the run did not finish"
     print(f"{task_id}: {state.status}" + (f" ({error})" if error else ""))
+    for line in report_lines(final_report(events)):
+        print(line)
     return exit_code(state)
 
 

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import asyncpg
 import pytest
 
 from tests.e2e.conftest import DB_URL
+from tests.e2e.test_dpctl_cli import _clean_env, dpctl
 from tests.support.api import Api
 
 pytestmark = pytest.mark.e2e
@@ -113,3 +115,19 @@ async def test_a_budget_out_of_range_is_a_400(api: Api) -> None:
     status, data = await api.call("POST", "/api/v0/data_pipeline/tasks", json=body)
     assert status == 400, data
     assert "max_llm_tokens" in str(data)
+
+
+async def test_dpctl_task_show_prints_the_report(api: Api, stack_env: dict[str, str]) -> None:
+    task_id = await api.create(DB_URL, "llm:ddl_generation=100 fail:sql_validation")
+    await _finished(api, task_id)
+    env = _clean_env(DP_GATEWAY_URL=f"http://127.0.0.1:{stack_env['DP_HTTP_PORT']}")
+    shown = await dpctl("task", "show", task_id, env=env)
+    assert shown.code == 0, shown
+    report = shown.out.split("Final report:\n", 1)[1]
+    assert re.search(r"^  ddl_generation\s+completed\s+attempts 1\s+[\d.]+s$", report, re.MULTILINE), shown
+    assert re.search(r"^  sql_validation\s+failed\s+attempts 1 .*scripted failure", report, re.MULTILINE), (
+        shown
+    )
+    assert re.search(r"^  training_load\s+pending\s+attempts 0$", report, re.MULTILINE), shown
+    assert "primary files: qa_generation.txt (" in report
+    assert "1 LLM calls, 100 prompt + 50 completion = 150 tokens" in report
