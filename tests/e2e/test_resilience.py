@@ -206,8 +206,9 @@ async def _snapshot(pg: asyncpg.Connection) -> dict[str, list[dict]]:
 async def test_rebuild_yields_the_live_read_model(
     api: Api, pg: asyncpg.Connection, stack: Stack, stack_env
 ) -> None:  # type: ignore[no-untyped-def]
-    task_id = await api.create(DB_URL, business_context="transient:qa_generation")
-    await api.wait(task_id)
+    task_id = await api.create(DB_URL, business_context="transient:qa_generation llm:ddl_generation=10")
+    report = (await api.wait(task_id))["result"]  # the final report is part of what must come back
+    assert report["steps"]["qa_generation"]["attempts"] == 2 and report["llm_usage"]["total_tokens"] == 15
     stack.stop("collector")  # nothing changes the read models while we compare
     try:
         live = await _snapshot(pg)
