@@ -7,6 +7,13 @@ comes next (create, start, schedule or skip each step, finish); a scheduled step
 `--no-db-tracking` it needs neither broker nor pipeline database: log lines go to the terminal and to
 the task directory's data_pipeline.log.
 
+Like the seed, a tracked run degrades instead of failing: when the broker or the pipeline database
+cannot be reached at the start, or the broker stops confirming during the run, dpctl warns once on
+stderr and carries on untracked (files and data_pipeline.log are still written). `--task-id` takes the
+seed's forms: `manual_YYYYMMDD_HHMMSS[_suffix]`, and `task_YYYYMMDD_HHMMSS[_suffix]`, which names a task
+the scheduler would own, so such a run is never tracked (and never writes into an existing task's
+directory: re-run those with `dpctl task run-step`).
+
 Exit codes: 0 completed; 3 SQL validation below its threshold (or another step completed only in
 part); 1 a step failed; 2 bad arguments.
 """
@@ -24,9 +31,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aio_pika
+import asyncpg
 from pydantic import BaseModel, ValidationError
 
-from services.scheduler.domain import Policy, TaskState, admit, decide, evolve, start
+from services.scheduler.domain import Policy, TaskState, admit, decide, evolve, scheduler_owns, start
 from services.step_runner.bootstrap import load_registry, secret_box
 from services.step_runner.context import RunnerContext
 from services.step_runner.execution import execute_step
@@ -38,7 +47,8 @@ from shared.ids import TASK_ID_RE, new_task_id
 from shared.llm_usage import Prices, UsageMeter
 from shared.messages import EventEnvelope
 from shared.parameters import TaskParameters
-from shared.secrets import SecretBox, mask_url, strip_password, url_password
+from shared.retry import TRANSIENT_ERRORS
+from shared.secrets import SecretBox, mask_secrets, mask_url, strip_password, url_password
 from shared.settings import RunnerSettings, settings_error_text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
@@ -54,6 +64,11 @@ MANUAL_POLICY = Policy(
     retry_max_attempts=1,
 )
 _MAX_DECISIONS = 64
+# How long a tracked run waits for the pipeline database or the broker before it goes on untracked.
+TRACKING_CONNECT_TIMEOUT = 5.0
+TRACKING_PUBLISH_TIMEOUT = 10.0
+_DB_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, asyncpg.PostgresError)
+_BROKER_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, aio_pika.exceptions.AMQPError)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -65,7 +80,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--business-context", required=True, help="what the business is about")
     run.add_argument("--db-name", help="name used in output file names (default: from the URL)")
     run.add_argument("--output-dir", type=Path, help="where task directories go (default DP_DATA_ROOT)")
-    run.add_argument("--task-id", help="manual_YYYYMMDD_HHMMSS[_suffix] (default: generated)")
+    run.add_argument(
+        "--task-id",
+        help="manual_YYYYMMDD_HHMMSS[_suffix] (default: generated), or the seed's task_YYYYMMDD_HHMMSS"
+        "[_suffix] (never tracked: such ids belong to the scheduler)",
+    )
     run.add_argument("--no-db-tracking", action="store_true", help="no broker, no pipeline database")
     run.add_argument("--execution-mode", choices=["complete", "single"], default="complete")
     run.add_argument("--single-step", type=int, choices=[1, 2, 3, 4])
@@ -83,8 +102,12 @@ def run_command(_: object, args: argparse.Namespace) -> int:
     if args.execution_mode == "complete" and args.single_step is not None:
         print("dpctl: --single-step only goes with --execution-mode single", file=sys.stderr)
         return EXIT_USAGE
-    if args.task_id and not (TASK_ID_RE.fullmatch(args.task_id) and args.task_id.startswith("manual_")):
-        print("dpctl: --task-id must look like manual_YYYYMMDD_HHMMSS[_suffix]", file=sys.stderr)
+    if args.task_id and not TASK_ID_RE.fullmatch(args.task_id):
+        print(
+            "dpctl: --task-id must look like manual_YYYYMMDD_HHMMSS[_suffix] or task_YYYYMMDD_HHMMSS[_suffix]"
+            " (suffix: up to 10 lower-case letters and digits)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         settings = RunnerSettings()
@@ -102,6 +125,20 @@ def run_command(_: object, args: argparse.Namespace) -> int:
         print(f"dpctl: the table list is empty ({args.table_list})", file=sys.stderr)
         return EXIT_USAGE
     data_root = (args.output_dir or settings.data_root).resolve()
+    if args.task_id and scheduler_owns(args.task_id):  # the seed's task_... form
+        if (data_root / args.task_id).exists():
+            print(
+                f"dpctl: {data_root / args.task_id} exists: {args.task_id} is a task of the API; re-run its"
+                " steps with `dpctl task run-step`, or choose another --task-id or --output-dir",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        if not args.no_db_tracking:
+            _warn(
+                f"{args.task_id} is not tracked: task_... ids belong to tasks the scheduler runs (manual_... ids"
+                " are tracked); the files and data_pipeline.log are written as usual"
+            )
+            args.no_db_tracking = True
     if not args.no_db_tracking and data_root != settings.data_root.resolve():
         print(
             "dpctl: with tracking, task files live under DP_DATA_ROOT so the API can serve them;"
@@ -133,22 +170,92 @@ def _parameters(args: argparse.Namespace, tables: list[str], box: SecretBox) -> 
     )
 
 
+def _warn(message: str) -> None:
+    print(f"dpctl: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _reason(exc: BaseException) -> str:
+    """A failure in a few words, without any URL's password."""
+    text = str(exc).strip()
+    return mask_secrets(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:300]
+
+
+async def pipeline_db_problem(
+    settings: RunnerSettings, timeout: float = TRACKING_CONNECT_TIMEOUT
+) -> str | None:
+    """Why the pipeline database cannot record this run (unreachable, or no event store), or None."""
+    try:
+        conn = await asyncpg.connect(settings.database_url.get_secret_value(), timeout=timeout)
+    except _DB_ERRORS as exc:
+        return f"the pipeline database is unreachable ({_reason(exc)})"
+    try:
+        table = await conn.fetchval(
+            "SELECT to_regclass($1)::text", f"{settings.db_schema}.data_pipeline_events"
+        )
+    except _DB_ERRORS as exc:
+        return f"the pipeline database does not answer ({_reason(exc)})"
+    finally:
+        with contextlib.suppress(Exception):
+            await conn.close()
+    if table is None:
+        return f"the pipeline database has no event store in schema {settings.db_schema} (migrations not run)"
+    return None
+
+
 @asynccontextmanager
-async def _tracked_sink(settings: RunnerSettings) -> AsyncIterator[Sink]:
-    connection = await connect(settings.rabbitmq_url.get_secret_value())
-    async with connection:
-        channel = await open_channel(connection, prefetch=1)
-        publisher = Publisher(await declare_topology(channel, Topology(settings.broker_prefix)), "dpctl")
-        yield publisher.publish_event
+async def tracked_or_local(settings: RunnerSettings, task_dir: Path) -> AsyncIterator[Sink]:
+    """The broker when the run can be tracked; otherwise, or from the moment the broker stops confirming,
+    the task directory only. Says so once on stderr, like the seed's manual runs."""
+    problem = await pipeline_db_problem(settings)
+    connection: aio_pika.abc.AbstractRobustConnection | None = None
+    tracked: Publisher | None = None
+    if problem is None:
+        try:
+            connection = await asyncio.wait_for(
+                connect(settings.rabbitmq_url.get_secret_value(), f"dp:dpctl:{settings.broker_prefix}"),
+                TRACKING_CONNECT_TIMEOUT,
+            )
+            channel = await open_channel(connection, prefetch=1)
+            tracked = Publisher(await declare_topology(channel, Topology(settings.broker_prefix)), "dpctl")
+        except _BROKER_ERRORS as exc:
+            problem = f"the broker is unreachable ({_reason(exc)})"
+    if tracked is None:
+        _warn(f"this run is not tracked: {problem}; the files and data_pipeline.log are written as usual")
+    async with _local_sink(task_dir) as local:
+
+        async def publish(envelope: EventEnvelope) -> None:
+            nonlocal tracked
+            if tracked is not None:
+                try:
+                    await asyncio.wait_for(tracked.publish_event(envelope), TRACKING_PUBLISH_TIMEOUT)
+                    return
+                except _BROKER_ERRORS as exc:
+                    tracked = None
+                    _warn(
+                        f"tracking stopped: the broker did not confirm an event ({_reason(exc)}); the run goes"
+                        f" on untracked (its record keeps the last state it reached), writing to {task_dir}"
+                    )
+            await local(envelope)
+
+        try:
+            yield publish
+        finally:
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(connection.close(), TRACKING_CONNECT_TIMEOUT)
 
 
 @asynccontextmanager
 async def _local_sink(task_dir: Path) -> AsyncIterator[Sink]:
-    log_file = (task_dir / "data_pipeline.log").open("a", encoding="utf-8")
+    """Log lines to the task directory's data_pipeline.log (opened at the first line)."""
+    log_file = None
 
     async def write(envelope: EventEnvelope) -> None:
+        nonlocal log_file
         payload: Any = envelope.payload
         if payload.type == "log_emitted":
+            if log_file is None:
+                log_file = (task_dir / "data_pipeline.log").open("a", encoding="utf-8")
             ts = datetime.now(UTC).isoformat(timespec="milliseconds")
             step = payload.step.value if payload.step else "task"
             log_file.write(f"{ts} {payload.level:<8} [{step}] {payload.message}\n")
@@ -157,7 +264,8 @@ async def _local_sink(task_dir: Path) -> AsyncIterator[Sink]:
     try:
         yield write
     finally:
-        log_file.close()
+        if log_file is not None:
+            log_file.close()
 
 
 def _print_event(payload: BaseModel) -> None:
@@ -212,7 +320,7 @@ async def _run(args: argparse.Namespace, settings: RunnerSettings, tables: list[
         )
         spent += sum(u.total_tokens for u in getattr(terminal, "llm_usage", []))
 
-    sink = _local_sink(task_dir) if args.no_db_tracking else _tracked_sink(settings)
+    sink = _local_sink(task_dir) if args.no_db_tracking else tracked_or_local(settings, task_dir)
     events: list[EventEnvelope] = []  # the run's events, for the final report printed at the end
     async with sink as publish:
 
