@@ -92,7 +92,11 @@ class CurrentExecution(_Out):
 
 
 class TaskDetail(TaskSummary):
-    result: dict[str, Any] | None
+    result: dict[str, Any] | None = Field(
+        description="The final report of the latest run once it has finished (null before): per step its "
+        "status, attempts, duration, counts and LLM usage; the primary files; the run's duration and LLM "
+        "usage (tokens by model, cost when priced). See docs/API.md, 'The final report'."
+    )
     error_step: str | None
     step_stats: dict[str, Any]
     steps: list[StepView]
