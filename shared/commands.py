@@ -28,6 +28,9 @@ class ExecuteTask(_Command):
     execution_mode: Literal["complete", "single"]
     step: StepName | None = None
     force: bool = False
+    # Step 4 of this run backs up / removes the database's training rows first (None: as the task says).
+    backup_vector_tables: bool | None = None
+    truncate_vector_tables: bool | None = None
 
 
 class CancelTask(_Command):

@@ -47,12 +47,16 @@ class TaskStarted(_Event):
 
 
 class TaskRerunRequested(_Event):
-    """An existing task runs again (all requested steps, or one), keeping its history."""
+    """An existing task runs again (all requested steps, or one), keeping its history; or a task created
+    to wait for execute (the earlier implementation's create) runs for the first time."""
 
     type: Literal["task_rerun_requested"] = "task_rerun_requested"
     steps: list[StepName]
     execution_mode: Literal["complete", "single"]
     force: bool = False
+    # The run's training-store options (None: the task's own, as created).
+    backup_vector_tables: bool | None = None
+    truncate_vector_tables: bool | None = None
 
 
 class StepScheduled(_Event):

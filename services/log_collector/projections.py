@@ -54,7 +54,7 @@ class Projector:
 
     async def _task(self, task_id: str) -> dict[str, Any] | None:
         row = await self.conn.fetchrow(
-            "SELECT status, step_status, step_stats FROM data_pipeline_tasks WHERE id = $1 FOR UPDATE",
+            "SELECT status, step_status, step_stats, parameters FROM data_pipeline_tasks WHERE id = $1 FOR UPDATE",
             task_id,
         )
         return dict(row) if row else None
@@ -150,7 +150,8 @@ class Projector:
 
     async def on_task_rerun_requested(self, env: EventEnvelope, e: Any, seq: int) -> None:
         task = await self._task(env.task_id)
-        if task is None or task["status"] not in TASK_TERMINAL:
+        waiting = task is not None and task["status"] == "pending" and _waits_for_execute(task["parameters"])
+        if task is None or not (task["status"] in TASK_TERMINAL or waiting):
             return
         plan = [s.value for s in e.steps]
         step_status = {**task["step_status"], **dict.fromkeys(plan, "pending")}
@@ -170,6 +171,7 @@ class Projector:
             step_status=step_status,
             step_stats=stats,
             progress=_progress(stats, step_status),
+            **({"parameters": {**task["parameters"], "wait_for_execute": False}} if waiting else {}),
         )
 
     async def on_task_finished(self, env: EventEnvelope, e: Any, seq: int) -> None:
@@ -381,3 +383,8 @@ class Projector:
             e.step.value if e.step else None,
             seq,
         )
+
+
+def _waits_for_execute(parameters: object) -> bool:
+    """A task of the earlier implementation's create, not released by an execute yet."""
+    return isinstance(parameters, dict) and parameters.get("wait_for_execute") is True

@@ -102,6 +102,8 @@ class TaskState:
     cancel_reason: str | None = None
     delete_requested: bool = False
     deleted: bool = False
+    # Created by the earlier implementation's create: pending until an execute, never admitted before.
+    waiting: bool = False
 
     def step(self, name: StepName) -> StepRun:
         return self.steps.get(name, StepRun())
@@ -149,6 +151,7 @@ def evolve(state: TaskState | None, envelope: EventEnvelope) -> TaskState | None
             plan=tuple(e.steps),
             steps={s: StepRun() for s in e.steps},
             queued_at=at,
+            waiting=e.parameters.wait_for_execute,
         )
     if state is None or state.deleted:
         return state
@@ -156,7 +159,7 @@ def evolve(state: TaskState | None, envelope: EventEnvelope) -> TaskState | None
         case "task_started":
             return replace(state, status="in_progress", started_at=at) if state.status == "pending" else state
         case "task_rerun_requested":
-            if not state.terminal:
+            if not (state.terminal or state.waiting):
                 return state
             steps = {**state.steps, **{s: StepRun() for s in e.steps}}
             # The rerun's mode decides what runs: single runs what was asked, complete skips disabled steps.
@@ -169,8 +172,9 @@ def evolve(state: TaskState | None, envelope: EventEnvelope) -> TaskState | None
             )
             return replace(
                 state,
-                parameters=parameters,
+                parameters=run_options(parameters, e, first_run=state.waiting),
                 status="pending",
+                waiting=False,
                 plan=tuple(e.steps),
                 steps=steps,
                 queued_at=at,
@@ -474,7 +478,11 @@ def admit(states: Iterable[TaskState], limit: int) -> list[str]:
     states = list(states)
     running = sum(1 for s in states if s.status == "in_progress" and not s.deleted)
     waiting = sorted(
-        (s for s in states if s.status == "pending" and not s.deleted and s.cancel_requested_at is None),
+        (
+            s
+            for s in states
+            if s.status == "pending" and not s.deleted and not s.waiting and s.cancel_requested_at is None
+        ),
         key=lambda s: (s.queued_at or s.created_at, s.task_id),
     )
     return [s.task_id for s in waiting[: max(limit - running, 0)]]
@@ -549,6 +557,22 @@ def plan(execution_mode: str, step: StepName | None) -> list[StepName]:
     return list(STEP_ORDER) if execution_mode == "complete" else [step or STEP_ORDER[0]]
 
 
+def run_options(parameters: TaskParameters, event: TaskRerunRequested, *, first_run: bool) -> TaskParameters:
+    """The training-store options of a run: as the execute says; else, on a waiting task's first run,
+    as its create said, and on a re-run off (removing or copying the store is asked for each time)."""
+
+    def option(given: bool | None, created: bool) -> bool:
+        return given if given is not None else (created and first_run)
+
+    return parameters.model_copy(
+        update={
+            "wait_for_execute": False,
+            "backup_vector_tables": option(event.backup_vector_tables, parameters.backup_vector_tables),
+            "truncate_vector_tables": option(event.truncate_vector_tables, parameters.truncate_vector_tables),
+        }
+    )
+
+
 def _decide_command(
     state: TaskState | None, command: TaskCommand, task_id: str | None, policy: Policy
 ) -> list[Decision]:
@@ -572,7 +596,7 @@ def _decide_command(
         case ExecuteTask():
             if state is None or state.deleted:
                 return []
-            if not state.terminal:
+            if not (state.terminal or state.waiting):
                 return [_warning(f"execute ignored: the task is {state.status}")]
             if not scheduler_owns(state.task_id):
                 return [_warning("execute ignored: manual runs are re-run with dpctl")]
@@ -580,7 +604,11 @@ def _decide_command(
             return [
                 Decision(
                     TaskRerunRequested(
-                        steps=steps, execution_mode=command.execution_mode, force=command.force
+                        steps=steps,
+                        execution_mode=command.execution_mode,
+                        force=command.force,
+                        backup_vector_tables=command.backup_vector_tables,
+                        truncate_vector_tables=command.truncate_vector_tables,
                     )
                 )
             ]
