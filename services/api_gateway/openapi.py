@@ -236,7 +236,8 @@ def build_openapi(routes: list[RouteSpec], *, auth: bool = True) -> dict[str, An
             operation["requestBody"] = {
                 "required": True,
                 "content": {
-                    "multipart/form-data": {
+                    "multipart/form-data": route.form_schema
+                    or {
                         "schema": {
                             "type": "object",
                             "required": ["file"],

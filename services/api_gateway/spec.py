@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -31,6 +31,8 @@ class RouteSpec:
     body: type[BaseModel] | None = None
     body_kind: Literal["json", "multipart"] = "json"
     body_required: bool = True
+    # A multipart route's form as the document states it (media type object); default: a table-list upload.
+    form_schema: dict[str, Any] | None = None
     query: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     statuses: tuple[int, ...] = (200,)

@@ -7,6 +7,7 @@ other miss is the same 404, so a request never tells whether something exists ou
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 from urllib.parse import quote
 
@@ -22,6 +23,7 @@ from services.api_gateway.adapters.task_files import (
 from services.api_gateway.envelope import ok
 from services.api_gateway.errors import Forbidden, InvalidParams, NotFound, PayloadTooLarge
 from services.api_gateway.keys import POOL, SETTINGS
+from services.api_gateway.routes.output_uploads import listed_on_disk
 from services.api_gateway.schemas.responses import FileList
 from services.api_gateway.spec import DATA_PIPELINE, FILE_TYPES, RouteSpec
 from services.api_gateway.task_views import file_view
@@ -31,11 +33,17 @@ from services.api_gateway.validation import require_task_id, task_not_found
 async def list_files(request: web.Request) -> web.Response:
     task_id = require_task_id(request)
     pool = request.app[POOL]
-    if await read_models.task_status(pool, task_id) is None:
+    task = await read_models.get_task(pool, task_id)
+    if task is None:
         raise task_not_found(task_id)
     rows = await read_models.outputs(pool, task_id)
     base = f"{DATA_PIPELINE}/tasks/{task_id}/files/download/"
     files = [file_view(r, base + quote(r["file_name"])) for r in rows]
+    parameters = task["parameters"] if isinstance(task["parameters"], dict) else {}
+    table_list = table_list_target(parameters.get("table_list_file"))
+    files = await asyncio.to_thread(
+        listed_on_disk, request.app[SETTINGS].data_root, task_id, files, table_list, base
+    )
     return ok(f"{len(files)} files", FileList(files=files, total=len(files)).model_dump(mode="json"))
 
 

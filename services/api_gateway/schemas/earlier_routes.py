@@ -201,6 +201,7 @@ class OutputUploaded(_Out):
     task_id: str
     uploaded_file: UploadedFile
     backup_info: BackupInfo | None
+    written: bool = Field(description="False: overwrite_mode skip and the file exists (nothing written).")
 
 
 def schema_list(value: str | None) -> list[str]:

@@ -20,11 +20,11 @@ from pydantic import (
 from services.api_gateway.schemas.names import (
     NOT_BLANK_PATTERN,
     PY_SPACE,
+    SCHEMA_LIST_PATTERN,
     TABLE_NAME_PATTERN,
     TABLE_NAMES_TEXT_PATTERN,
     BareFileName,
     DbName,
-    SchemaName,
     TableName,
     TaskId,
 )
@@ -215,9 +215,20 @@ class TableListRequest(_Body):
 
 class DatabaseTablesRequest(_Body):
     db_connection: str = Field(min_length=1, max_length=2000)
-    schema_name: SchemaName | None = Field(default=None, alias="schema", description="Default: public.")
+    schema_name: str | None = Field(
+        default=None,
+        alias="schema",
+        max_length=2000,
+        description="A schema, or several comma-separated (the earlier implementation's form). Default: public.",
+        json_schema_extra={"pattern": SCHEMA_LIST_PATTERN},
+    )
     pattern: str | None = Field(
         default=None, max_length=200, description="Name filter; `*` and `?` are wildcards, else substring."
+    )
+    table_name_pattern: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The earlier implementation's name for `pattern` (`%` also matches any text).",
     )
 
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)

@@ -1,0 +1,407 @@
+"""Uploading an edited output (ext, issue #14 item 4): `POST /tasks/{id}/files`, multipart `file` and
+`overwrite_mode` (`backup`, the default; `replace`; `rename`; `skip`) — the earlier guide's "download,
+edit, re-upload, then run the next step".
+
+What may be written, and why it is safe:
+- only a file the pipeline registered as an output of this task, by its exact name (a bare name,
+  checked like every client file name), and only of an editable text kind (.ddl, .md, .json, .txt,
+  .sql): nothing else in the task directory, and no new kind of file, can be created;
+- the content is checked like every upload: size limit (413), UTF-8 text without NUL bytes, JSON that
+  parses for .json, and for a question/SQL pair file the shape step 3 reads;
+- never while the task runs (409); the table list has its own routes (/upload-table-list);
+- the written file (and a backup) is registered again (OutputRegistered), so the list shows its new
+  size and hash, it downloads, and the later steps, which read their inputs from the task directory
+  by name, use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, get_args
+from urllib.parse import quote
+
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from services.api_gateway.adapters import read_models
+from services.api_gateway.adapters.task_files import (
+    LOG_FILE,
+    is_safe_file_name,
+    resolve_task_file,
+    table_list_target,
+    task_dir,
+)
+from services.api_gateway.envelope import ok
+from services.api_gateway.errors import (
+    UNAVAILABLE_ERRORS,
+    Conflict,
+    InvalidParams,
+    MissingParams,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+)
+from services.api_gateway.keys import BROKER, POOL, SETTINGS
+from services.api_gateway.schemas.earlier_routes import BackupInfo, OutputUploaded, UploadedFile
+from services.api_gateway.schemas.responses import FileView, format_size
+from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
+from services.api_gateway.validation import require_task_id, task_not_found
+from shared.atomic_files import atomic_write_text
+from shared.events import LogEmitted, OutputRegistered
+from shared.steps import StepName
+
+OverwriteMode = Literal["backup", "replace", "rename", "skip"]
+OVERWRITE_MODES: tuple[str, ...] = get_args(OverwriteMode)
+EDITABLE_SUFFIXES = (".ddl", ".md", ".json", ".txt", ".sql")
+# Kinds whose name carries a compound suffix the steps select files by (qs_*_pair.json, *_detail.md):
+# a renamed copy keeps it, so it stays a file of the same kind.
+_KIND_SUFFIXES = ("_pair.json", "_detail.md")
+_PAIR_FILE = re.compile(r"^qs_.*_pair\.json$")
+MAX_PARTS = 20
+MAX_VERSIONS = 1000
+
+
+async def _read_part(part: BodyPartReader, limit: int, what: str) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await part.read_chunk(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the {what} is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_form(reader: MultipartReader, limit: int) -> tuple[str | None, bytes | None, str | None]:
+    """(file name, file content, overwrite_mode) from the form; other fields are read and dropped, all of
+    them counted against `limit`. The whole body is read to its closing boundary before use."""
+    file_name = content = mode = None
+    parts = other = 0
+    while (part := await reader.next()) is not None:
+        parts += 1
+        if parts > MAX_PARTS or not isinstance(part, BodyPartReader):
+            raise InvalidParams(
+                f"at most {MAX_PARTS} form fields, none of them nested multipart", invalid=["body"]
+            )
+        if part.name == "file" and part.filename is not None and content is None:
+            file_name, content = part.filename, await _read_part(part, limit, "file")
+        elif part.name == "overwrite_mode" and mode is None:
+            raw = await _read_part(part, 100, "overwrite_mode field")
+            mode = raw.decode("utf-8", errors="replace").strip()
+        else:
+            other += len(await _read_part(part, limit, "form's other fields"))
+            if other > limit:
+                raise PayloadTooLarge(f"the form's other fields are larger than {limit} bytes")
+    if not reader.at_eof():
+        raise ValueError("multipart body without its closing boundary")
+    return file_name, content, mode
+
+
+def check_content(file_name: str, content: bytes) -> str:
+    """The upload as text, refused (400) unless it is UTF-8 text of the kind its name says."""
+    if b"\x00" in content:
+        raise InvalidParams("the file is not text", invalid=["file"])
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidParams("the file is not UTF-8 text", invalid=["file"]) from None
+    if file_name.lower().endswith(".json"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise InvalidParams(f"the file is not valid JSON: {exc}", invalid=["file"]) from None
+        if _PAIR_FILE.match(file_name) and not (
+            isinstance(data, list)
+            and all(
+                isinstance(p, dict) and isinstance(p.get("question"), str) and isinstance(p.get("sql"), str)
+                for p in data
+            )
+        ):
+            raise InvalidParams(
+                "a question/SQL pair file is a JSON list of objects with string `question` and `sql`",
+                invalid=["file"],
+            )
+    return text
+
+
+def versioned_name(file_name: str, version: int, *, backup: bool) -> str:
+    """`x.ddl_bak1` (a backup: no step reads it), or `x_1.ddl` / `qs_a_1_pair.json` (a renamed copy that
+    stays a file of its kind)."""
+    if backup:
+        return f"{file_name}_bak{version}"
+    for suffix in _KIND_SUFFIXES:
+        if file_name.endswith(suffix) and len(file_name) > len(suffix):
+            return f"{file_name.removesuffix(suffix)}_{version}{suffix}"
+    path = Path(file_name)
+    return f"{path.stem}_{version}{path.suffix}"
+
+
+def _free_name(directory: Path, file_name: str, taken: set[str], *, backup: bool) -> tuple[str, int]:
+    for version in range(1, MAX_VERSIONS + 1):
+        candidate = versioned_name(file_name, version, backup=backup)
+        if candidate not in taken and not (directory / candidate).exists() and is_safe_file_name(candidate):
+            return candidate, version
+    raise Conflict(f"{file_name} has {MAX_VERSIONS} versions already; delete some first")
+
+
+def _store(
+    directory: Path, file_name: str, text: str, mode: str, taken: set[str]
+) -> tuple[str, tuple[str, int] | None, bool]:
+    """Write the upload (blocking; run in a thread). (stored as, (backup name, version) or None, written)."""
+    existing = directory / file_name
+    exists = existing.is_file()
+    if mode == "skip" and exists:
+        return file_name, None, False
+    if mode == "rename" and exists:
+        stored, _ = _free_name(directory, file_name, taken, backup=False)
+        atomic_write_text(directory / stored, text, mode=None)
+        return stored, None, True
+    backup = None
+    if mode == "backup" and exists:
+        backup = _free_name(directory, file_name, taken, backup=True)
+        atomic_write_text(
+            directory / backup[0], existing.read_text(encoding="utf-8", errors="replace"), mode=None
+        )
+    atomic_write_text(existing, text, mode=None)
+    return file_name, backup, True
+
+
+async def _register(
+    request: web.Request,
+    task_id: str,
+    row: Any,
+    name: str,
+    text: str,
+    *,
+    primary: bool,
+    file_type: str,
+    description: str | None,
+) -> None:
+    data = text.encode("utf-8")
+    step = row["step_name"]
+    event = OutputRegistered(
+        step=StepName(step) if step in {s.value for s in StepName} else None,
+        execution_id=row["execution_id"],
+        file_name=name,
+        file_type=file_type,
+        relative_path=name,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        is_primary=primary,
+        description=description,
+    )
+    broker = request.app[BROKER]
+    await asyncio.wait_for(broker.publisher.event(task_id, event), timeout=broker.publish_timeout)
+
+
+async def upload_output(request: web.Request) -> web.Response:
+    task_id = require_task_id(request)
+    settings = request.app[SETTINGS]
+    limit = settings.max_upload_bytes
+    if not request.content_type.startswith("multipart/form-data"):
+        raise UnsupportedMediaType(
+            "upload as multipart/form-data with a `file` field", invalid=["content_type"]
+        )
+    if request.content_length is not None and request.content_length > limit + 64 * 1024:
+        raise PayloadTooLarge(f"the upload is larger than {limit} bytes")
+    try:
+        file_name, content, mode = await read_form(await request.multipart(), limit)
+    except (ValueError, HttpProcessingError):
+        raise InvalidParams(
+            "malformed multipart/form-data body (truncated, or no closing boundary)", invalid=["body"]
+        ) from None
+    if content is None or file_name is None:
+        raise MissingParams("no file in the upload (form field `file`)", missing=["file"])
+    mode = mode or "backup"
+    if mode not in OVERWRITE_MODES:
+        raise InvalidParams(
+            f"overwrite_mode must be one of {', '.join(OVERWRITE_MODES)}", invalid=["overwrite_mode"]
+        )
+    if not is_safe_file_name(file_name):
+        raise InvalidParams("the file name must be a bare name without separators or '..'", invalid=["file"])
+    pool = request.app[POOL]
+    task = await read_models.get_task(pool, task_id)
+    if task is None:
+        raise task_not_found(task_id)
+    parameters = task["parameters"] if isinstance(task["parameters"], dict) else {}
+    if file_name == table_list_target(parameters.get("table_list_file")):
+        raise InvalidParams(
+            f"{file_name} is the task's table list: give it with POST /tasks/{{task_id}}/upload-table-list",
+            invalid=["file"],
+        )
+    outputs = await read_models.outputs(pool, task_id)
+    row = next((r for r in outputs if r["file_name"] == file_name), None)
+    if row is None:
+        raise InvalidParams(
+            f"{file_name} is not an output of this task: only the files GET /tasks/{{task_id}}/files lists "
+            "can be replaced by an edited upload",
+            invalid=["file"],
+        )
+    if not file_name.lower().endswith(EDITABLE_SUFFIXES):
+        raise InvalidParams(
+            f"only text outputs ({', '.join(EDITABLE_SUFFIXES)}) can be replaced by an upload",
+            invalid=["file"],
+        )
+    if task["status"] == "in_progress":
+        raise Conflict("the task is running; upload after it stops", extra={"task_status": "in_progress"})
+    text = check_content(file_name, content)
+    directory = task_dir(settings.data_root, task_id)
+    taken = {r["file_name"] for r in outputs}
+    stored, backup, written = await asyncio.to_thread(_store, directory, file_name, text, mode, taken)
+    now = datetime.now(UTC)
+    try:
+        if backup is not None and (path := resolve_task_file(settings.data_root, task_id, backup[0])):
+            backup_text = await asyncio.to_thread(path.read_text, encoding="utf-8", errors="replace")
+            await _register(
+                request,
+                task_id,
+                row,
+                backup[0],
+                backup_text,
+                primary=False,
+                file_type="backup",
+                description=f"{file_name} before the upload of {now:%Y-%m-%d %H:%M:%S} UTC",
+            )
+        if written:
+            renamed = stored != file_name
+            await _register(
+                request,
+                task_id,
+                row,
+                stored,
+                text,
+                primary=row["is_primary"] and not renamed,
+                file_type=row["file_type"],
+                description=f"upload kept beside {file_name}" if renamed else row["description"],
+            )
+            message = (
+                f"{file_name} replaced by an upload ({mode})"
+                if not renamed
+                else f"{file_name} uploaded as {stored}"
+            )
+            broker = request.app[BROKER]
+            await asyncio.wait_for(
+                broker.publisher.event(
+                    task_id, LogEmitted(level="INFO", message=message, module="api_gateway")
+                ),
+                timeout=broker.publish_timeout,
+            )
+    except (TimeoutError, *UNAVAILABLE_ERRORS) as exc:
+        raise ServiceUnavailable(
+            "the file is written but could not be registered (the message broker did not confirm); "
+            "upload it again",
+            extra={"retryable": True},
+        ) from exc
+    size = len(text.encode("utf-8"))
+    data = OutputUploaded(
+        task_id=task_id,
+        uploaded_file=UploadedFile(
+            filename=file_name,
+            overwrite_mode=mode,
+            size=size,
+            size_formatted=format_size(size),
+            uploaded_at=now,
+            stored_as=stored,
+        ),
+        backup_info=BackupInfo(
+            had_existing_file=True, backup_filename=backup[0], backup_version=backup[1], backup_created_at=now
+        )
+        if backup
+        else None,
+        written=written,
+    )
+    text_out = "file uploaded" if written else f"{file_name} exists; skipped (overwrite_mode skip)"
+    return ok(text_out, data.model_dump(mode="json"))
+
+
+UPLOAD_FORM: dict[str, Any] = {
+    "schema": {
+        "type": "object",
+        "required": ["file"],
+        "properties": {
+            "file": {
+                "type": "string",
+                "format": "binary",
+                "description": "The edited output under the name GET /tasks/{task_id}/files lists "
+                f"({', '.join(EDITABLE_SUFFIXES)}; UTF-8 text; JSON for .json).",
+            },
+            "overwrite_mode": {
+                "type": "string",
+                "enum": list(OVERWRITE_MODES),
+                "default": "backup",
+                "description": "backup: keep the current file as <name>_bak<N> (no step reads it), then "
+                "replace it; replace: replace it; rename: keep it and store the upload as <stem>_<N> of "
+                "the same kind (the steps read both); skip: write nothing when the file exists.",
+            },
+        },
+    },
+    "encoding": {
+        "file": {"contentType": "application/octet-stream"},
+        "overwrite_mode": {"contentType": "text/plain"},
+    },
+}
+
+
+def listed_on_disk(
+    data_root: Path, task_id: str, files: list[FileView], table_list_file: str, base_url: str
+) -> list[FileView]:
+    """The file list as the earlier clients knew it (blocking: it reads the directory): each entry says
+    whether its file is readable now, and the task's log and table list are listed when they exist
+    without being registered (the log never is; the table list until step 1 registers its copy)."""
+    shown = []
+    for entry in files:
+        path = resolve_task_file(data_root, task_id, entry.file_name)
+        shown.append(entry.model_copy(update={"is_readable": path is not None and os.access(path, os.R_OK)}))
+    listed = {f.file_name for f in files}
+    extra = ((LOG_FILE, "log", "the task's log"), (table_list_file, "txt", "the task's table list"))
+    for name, file_type, description in extra:
+        path = None if name in listed else resolve_task_file(data_root, task_id, name)
+        if path is None:
+            continue
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+        listed.add(name)
+        shown.append(
+            FileView(
+                file_name=name,
+                file_type=file_type,
+                file_path=name,
+                size=stat.st_size,
+                file_size=stat.st_size,
+                sha256=None,
+                is_primary=False,
+                is_downloadable=True,
+                step=None,
+                description=description,
+                created_at=modified,
+                modified_at=modified,
+                download_url=base_url + quote(name),
+                is_readable=os.access(path, os.R_OK),
+            )
+        )
+    return shown
+
+
+ROUTES = [
+    RouteSpec(
+        "POST",
+        f"{DATA_PIPELINE}/tasks/{{task_id}}/files",
+        upload_output,
+        "Replace an output with an edited upload (ext): the later steps read the uploaded file",
+        "files",
+        body_kind="multipart",
+        form_schema=UPLOAD_FORM,
+        response=OutputUploaded,
+        errors=(400, 401, 404, 409, 413, 415, 503),
+        role="operator",
+    ),
+]
