@@ -5,11 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class _Out(BaseModel):
     pass
+
+
+def format_size(size: int) -> str:
+    """`284.0 B`, `2.8 KB`, `1.5 MB`: sizes as the earlier implementation wrote them."""
+    value = float(size)
+    for unit in ("B", "KB", "MB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
 
 
 class TaskCreated(_Out):
@@ -186,6 +196,10 @@ class FileView(_Out):
     file_path: str
     size: int
     file_size: int = Field(description="The seed's name for `size`.")
+    file_size_formatted: str = Field(
+        default="", description="The size for people (`2.8 KB`), as the earlier implementation showed it."
+    )
+    is_readable: bool = Field(default=True, description="The file is in the task directory and readable now.")
     sha256: str | None
     is_primary: bool
     is_downloadable: bool
@@ -194,6 +208,13 @@ class FileView(_Out):
     created_at: datetime
     modified_at: datetime | None
     download_url: str
+
+
+    @model_validator(mode="after")
+    def _formatted_size(self) -> FileView:
+        if not self.file_size_formatted:
+            self.file_size_formatted = format_size(self.size)
+        return self
 
 
 class FileList(_Out):
