@@ -304,7 +304,8 @@ async def test_create_sends_every_api_parameter(gateway: tuple[FakeGateway, str]
     result = await dpctl(
         url, "task", "create", "--db-connection", "postgresql://u:p@h/shop", "--table-list", str(table_list),
         "--business-context", "a shop", "--task-name", "nightly", "--db-name", "shop", "--single-step", "2",
-        "--skip-validation", "--disable-llm-repair", "--no-modify-file", "--skip-training-load", "--json",
+        "--skip-validation", "--disable-llm-repair", "--no-modify-file", "--skip-training-load",
+        "--max-llm-tokens", "5000", "--json",
     )  # fmt: skip
     assert result.code == 0, result.err
     assert result.json()["task_id"].startswith("task_")
@@ -324,6 +325,7 @@ async def test_create_sends_every_api_parameter(gateway: tuple[FakeGateway, str]
             "enable_llm_repair": False,
             "modify_original_file": False,
             "enable_training_data_load": False,
+            "max_llm_tokens": 5000,
         },
     }
 

@@ -54,6 +54,9 @@ def add_parser(subparsers: Any) -> None:
     create.add_argument("--questions-per-theme", type=int)
     create.add_argument("--llm-repair-rounds", type=int)
     create.add_argument(
+        "--max-llm-tokens", type=int, help="LLM token budget of a run; the step that crosses it fails"
+    )
+    create.add_argument(
         "--follow", "-f", action="store_true", help="watch progress and logs until the task ends"
     )
     create.add_argument("--no-logs", action="store_true", help="with --follow: progress only")
@@ -149,6 +152,7 @@ def build_parameters(args: argparse.Namespace) -> dict[str, Any]:
         "theme_count": args.theme_count,
         "questions_per_theme": args.questions_per_theme,
         "llm_repair_rounds": args.llm_repair_rounds,
+        "max_llm_tokens": args.max_llm_tokens,
     }
     params.update({k: v for k, v in optional.items() if v is not None})
     for flag, key in (
