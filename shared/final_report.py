@@ -166,23 +166,23 @@ class _Fold:
                 run = self.steps.setdefault(e.step.value, _Step())
                 run.status, run.reason = "skipped", e.reason
             case "step_started":
-                if run := self._current(e.step.value, e.execution_id):
-                    run.status, run.started_at, run.finished_at = "running", at, None
+                if current := self._current(e.step.value, e.execution_id):
+                    current.status, current.started_at, current.finished_at = "running", at, None
             case "step_succeeded" | "step_failed" | "step_cancelled":
-                if run := self._current(e.step.value, e.execution_id):
-                    run.finished_at = at
-                    run.usage.extend(getattr(e, "llm_usage", []))
+                if done := self._current(e.step.value, e.execution_id):
+                    done.finished_at = at
+                    done.usage.extend(getattr(e, "llm_usage", []))
                     if e.type == "step_succeeded":
-                        run.status, run.summary, run.error, run.code = (
+                        done.status, done.summary, done.error, done.code = (
                             "completed",
                             dict(e.summary),
                             None,
                             None,
                         )
                     elif e.type == "step_failed":
-                        run.status, run.error, run.code = "failed", e.error, e.code
+                        done.status, done.error, done.code = "failed", e.error, e.code
                     else:
-                        run.status, run.error = "cancelled", e.reason
+                        done.status, done.error = "cancelled", e.reason
             case "output_registered":
                 self.outputs[e.relative_path] = {
                     "file_name": e.file_name,
