@@ -81,6 +81,7 @@ def _execution(row: Mapping[str, Any], now: datetime) -> ExecutionView:
         error_message=row["error_message"],
         runner_id=row["runner_id"],
         force_executed=row["force_executed"],
+        files_cleaned=bool(row.get("files_cleaned", False)),
         progress=row["progress"],
         result=row["execution_result"],
     )

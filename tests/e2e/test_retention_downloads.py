@@ -267,6 +267,8 @@ async def test_retention_removes_old_logs_and_files_and_keeps_the_young(
     assert not (data_root / ancient).exists()
     detail = await api.task(ancient)
     assert detail["status"] == "completed"
+    executions = [e for step in detail["steps"] for e in step["executions"]]
+    assert executions and all(e["files_cleaned"] for e in executions)
     assert await db.fetchval(
         "SELECT bool_and(files_cleaned) FROM data_pipeline_task_executions WHERE task_id = $1", ancient
     )
@@ -286,6 +288,8 @@ async def test_retention_removes_old_logs_and_files_and_keeps_the_young(
     assert await _log_counts(db, old) == (0, 0, 0)
     assert not (data_root / old / "data_pipeline.log").exists()
     assert (data_root / old / "ddl_generation.txt").exists()
+    old_detail = await api.task(old)
+    assert not any(e["files_cleaned"] for step in old_detail["steps"] for e in step["executions"])
     assert not await db.fetchval(
         "SELECT bool_or(files_cleaned) FROM data_pipeline_task_executions WHERE task_id = $1", old
     )

@@ -153,7 +153,7 @@ async def executions(pool: asyncpg.Pool, task_id: str) -> list[asyncpg.Record]:
         await pool.fetch(
             """SELECT execution_id, execution_step, status, started_at, completed_at, error_message,
                       execution_result, force_executed, duration_seconds, attempt, runner_id, progress,
-                      scheduled_at
+                      scheduled_at, files_cleaned
                FROM data_pipeline_task_executions WHERE task_id = $1
                ORDER BY coalesce(started_at, scheduled_at) NULLS LAST, id""",
             task_id,

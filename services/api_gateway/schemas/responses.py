@@ -75,6 +75,9 @@ class ExecutionView(_Out):
     error_message: str | None
     runner_id: str | None
     force_executed: bool
+    files_cleaned: bool = Field(
+        default=False, description="The task's files were removed by file retention (DP_FILE_RETENTION_DAYS)."
+    )
     progress: int
     result: dict[str, Any] | None
 
