@@ -65,6 +65,15 @@ def _int(summary: dict[str, Any], key: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _total(value: Any) -> int | None:
+    """A count, or the sum of a by-kind breakdown (step 4 counts per kind: ddl, documentation, pairs)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, dict) and all(isinstance(v, int) for v in value.values()):
+        return sum(value.values())
+    return None
+
+
 def _names(items: Any, key: str) -> list[str]:
     if not isinstance(items, list):
         return []
@@ -106,11 +115,16 @@ def step_counts(step: str, summary: dict[str, Any]) -> dict[str, Any]:
                 "repaired_statements": s.get("repaired_statements"),
             }
         case "training_load":
+            removed = s.get("removed") if isinstance(s.get("removed"), dict) else {}
             counts = {
                 "training_items": _int(s, "items"),
-                "training_inserted": _int(s, "inserted"),
-                "training_already_present": _int(s, "already_present"),
-                "training_removed": _int(s, "removed"),
+                "training_inserted": _total(s.get("inserted")),
+                "training_already_present": _total(s.get("already_present")),
+                "training_removed": _total(removed.get("deleted", s.get("removed"))),
+                "training_unlinked": _total(removed.get("unlinked")),
+                "training_inserted_by_kind": s.get("inserted")
+                if isinstance(s.get("inserted"), dict)
+                else None,
                 "pairs_refused": len(s["refused_pairs"])
                 if isinstance(s.get("refused_pairs"), list)
                 else None,

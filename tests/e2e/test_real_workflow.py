@@ -53,6 +53,24 @@ async def test_real_workflow_on_the_demo_database(
     loaded = await _store_count(real_env)
     assert loaded >= len(tables) + len(pairs)
 
+    # The final report counts what the steps did; the offline provider's calls cost no tokens.
+    report = detail["result"]
+    steps = report["steps"]
+    assert (steps["ddl_generation"]["tables_ok"], steps["ddl_generation"]["tables_failed"]) == (
+        len(tables),
+        0,
+    )
+    assert steps["qa_generation"]["pairs"] == len(pairs) and steps["qa_generation"]["themes"] >= 1
+    sql = steps["sql_validation"]
+    assert sql["sql_total"] == len(pairs) and sql["sql_valid"] + sql["sql_repaired"] == len(pairs)
+    assert steps["training_load"]["training_inserted"] == loaded
+    assert all(steps[s]["status"] == "completed" and steps[s]["attempts"] == 1 for s in report["plan"])
+    primary = {f["file_name"] for f in report["primary_files"]}
+    assert {"schema_catalog.json", pair_files[0].name} <= primary
+    usage = report["llm_usage"]
+    assert usage["calls"] > 0 and usage["total_tokens"] == 0 and usage["cost"] is None
+    assert set(usage["by_model"]) == {"offline", "offline-embedding"}
+
     # Running the load step again adds nothing to the store.
     status, body = await real_api.call(
         "POST", f"{BASE}/tasks/{task_id}/execute", json={"execution_mode": "single", "single_step": 4}

@@ -148,7 +148,13 @@ def test_a_completed_run_reports_each_steps_counts_files_durations_and_usage() -
             StepSucceeded(
                 step=LOAD,
                 execution_id="e4",
-                summary={"items": 12, "inserted": 9, "already_present": 3, "removed": 0, "refused_pairs": []},
+                summary={
+                    "items": 12,
+                    "inserted": {"ddl": 2, "documentation": 2, "question_sql": 5},
+                    "already_present": {"ddl": 0, "documentation": 0, "question_sql": 3},
+                    "removed": {"unlinked": {"question_sql": 2}, "deleted": {"question_sql": 1}},
+                    "refused_pairs": [],
+                },
                 llm_usage=[usage("emb-1", 40, 0)],
             ),
         ),
@@ -173,8 +179,9 @@ def test_a_completed_run_reports_each_steps_counts_files_durations_and_usage() -
     assert (load["training_inserted"], load["training_already_present"], load["training_removed"]) == (
         9,
         3,
-        0,
+        1,
     )
+    assert load["training_unlinked"] == 2 and load["training_inserted_by_kind"]["question_sql"] == 5
     assert report["primary_files"] == [
         {
             "file_name": "schema_catalog.json",
