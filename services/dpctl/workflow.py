@@ -331,10 +331,10 @@ async def _run(args: argparse.Namespace, settings: RunnerSettings, tables: list[
         state, finished = await drive(
             task_id, CreateTask(parameters=params, created_by="manual"), str(data_root), keep, run_step
         )
-    error = finished.error_message if finished else "the run did not finish"
-    print(f"{task_id}: {state.status}" + (f" ({error})" if error else ""))
-    for line in report_lines(final_report(events)):
+    for line in ["final report:", *report_lines(final_report(events))]:
         print(line)
+    error = finished.error_message if finished else "the run did not finish"
+    print(f"{task_id}: {state.status}" + (f" ({error})" if error else ""))  # the verdict stays the last line
     return exit_code(state)
 
 

@@ -352,6 +352,14 @@ async def test_manual_run_without_tracking(
     for step in STEPS:
         assert f"<== {step} completed" in result.out, result
     assert result.out.rstrip().endswith(f"{task_id}: completed")
+    report = result.out.split("final report:\n", 1)[1]
+    assert re.search(r"^  sql_validation\s+completed\s+attempts 1 .*SQL valid \d+", report, re.MULTILINE), (
+        result
+    )
+    # the offline provider: calls, no tokens
+    assert re.search(
+        r"^  total: [\d.]+s; [1-9]\d* LLM calls, 0 prompt \+ 0 completion = 0 tokens", report, re.M
+    ), result
 
     task_dir = tmp_path / task_id
     tables = demo_tables()
