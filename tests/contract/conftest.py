@@ -44,7 +44,7 @@ class ContractStack:
 
 @pytest.fixture(scope="module")
 def contract_env(
-    stack_env: dict[str, str],  # noqa: F811
+    stack_env: dict[str, str],
     run_id: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, str]:
