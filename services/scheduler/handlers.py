@@ -236,8 +236,9 @@ class Scheduler:
         now = self.clock()
         if not periods or (self.retention_due is not None and now < self.retention_due):
             return
-        self.retention_due = now + timedelta(seconds=self.retention_interval)
         candidates = await self.store.finished_tasks(now - min(periods))
+        # Due again only after a pass that could read the store: a failed one is retried with the tick.
+        self.retention_due = now + timedelta(seconds=self.retention_interval)
         # Tasks this replica knows to be running again or being deleted: their finish in the store is old news.
         busy = [t for t, s in self.states.items() if not s.terminal or s.delete_requested or s.deleted]
         decisions = retention(candidates, now, self.policy, busy=busy, limit=self.retention_batch)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
 from services.scheduler.domain import Finished, retention
 from shared.commands import CreateTask, ExecuteTask
 from shared.events import TaskFilesCleaned, TaskLogsPurged
@@ -134,3 +136,25 @@ async def test_a_rerun_starts_the_clock_again() -> None:
     h.now += timedelta(hours=1)
     await h.tick()
     assert "task_logs_purged" not in h.types()
+
+
+class FlakyStore(RetentionStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    async def finished_tasks(self, finished_before):  # type: ignore[no-untyped-def]
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("database gone")
+        return await super().finished_tasks(finished_before)
+
+
+async def test_a_pass_that_could_not_read_the_store_runs_again_with_the_next_tick() -> None:
+    h = Harness(policy=KEEP, store=FlakyStore())
+    await _finished_task(h, TASK)
+    h.now += 40 * DAY
+    with pytest.raises(ConnectionError):
+        await h.tick()
+    await h.tick()  # the message wrapper retries; here, the next tick
+    assert "task_files_cleaned" in h.types()
