@@ -153,9 +153,13 @@ def _free_name(directory: Path, file_name: str, taken: set[str], *, backup: bool
 def _store(
     directory: Path, file_name: str, text: str, mode: str, taken: set[str]
 ) -> tuple[str, tuple[str, int] | None, bool]:
-    """Write the upload (blocking; run in a thread). (stored as, (backup name, version) or None, written)."""
+    """Write the upload (blocking; run in a thread). (stored as, (backup name, version) or None, written).
+
+    The current file is read only as a regular file directly in the task directory (a link is never
+    followed); writes replace the name atomically (a temporary file renamed over it)."""
     existing = directory / file_name
-    exists = existing.is_file()
+    found = resolve_task_file(directory.parent, directory.name, file_name)
+    exists = found is not None and found == existing
     if mode == "skip" and exists:
         return file_name, None, False
     if mode == "rename" and exists:
@@ -166,7 +170,7 @@ def _store(
     if mode == "backup" and exists:
         backup = _free_name(directory, file_name, taken, backup=True)
         atomic_write_text(
-            directory / backup[0], existing.read_text(encoding="utf-8", errors="replace"), mode=None
+            directory / backup[0], existing.read_bytes().decode("utf-8", errors="replace"), mode=None
         )
     atomic_write_text(existing, text, mode=None)
     return file_name, backup, True
@@ -210,6 +214,10 @@ async def upload_output(request: web.Request) -> web.Response:
         )
     if request.content_length is not None and request.content_length > limit + 64 * 1024:
         raise PayloadTooLarge(f"the upload is larger than {limit} bytes")
+    pool = request.app[POOL]
+    task = await read_models.get_task(pool, task_id)
+    if task is None:
+        raise task_not_found(task_id)
     try:
         file_name, content, mode = await read_form(await request.multipart(), limit)
     except (ValueError, HttpProcessingError):
@@ -225,10 +233,6 @@ async def upload_output(request: web.Request) -> web.Response:
         )
     if not is_safe_file_name(file_name):
         raise InvalidParams("the file name must be a bare name without separators or '..'", invalid=["file"])
-    pool = request.app[POOL]
-    task = await read_models.get_task(pool, task_id)
-    if task is None:
-        raise task_not_found(task_id)
     parameters = task["parameters"] if isinstance(task["parameters"], dict) else {}
     if file_name == table_list_target(parameters.get("table_list_file")):
         raise InvalidParams(
@@ -323,6 +327,7 @@ async def upload_output(request: web.Request) -> web.Response:
 UPLOAD_FORM: dict[str, Any] = {
     "schema": {
         "type": "object",
+        "additionalProperties": False,
         "required": ["file"],
         "properties": {
             "file": {

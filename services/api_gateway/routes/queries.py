@@ -73,6 +73,9 @@ async def query_tasks(request: web.Request) -> web.Response:
 
 async def query_logs(request: web.Request) -> web.Response:
     task_id = require_task_id(request)
+    pool = request.app[POOL]
+    if await read_models.task_status(pool, task_id) is None:
+        raise task_not_found(task_id)
     body = await read_json_object(request, optional=True)
     req = parse_model(LogQueryRequest, body)
     if req.start_time and req.end_time and req.start_time > req.end_time:
@@ -83,9 +86,6 @@ async def query_logs(request: web.Request) -> web.Response:
             step = parse_step(req.step_name).value
         except ValueError:
             raise InvalidParams(f"unknown step {req.step_name!r}", invalid=["step_name"]) from None
-    pool = request.app[POOL]
-    if await read_models.task_status(pool, task_id) is None:
-        raise task_not_found(task_id)
     query = paged_queries.LogQuery(
         filters=read_models.LogFilters(
             min_level=read_models.LEVEL_NUMBERS[req.min_level] if req.min_level else None,

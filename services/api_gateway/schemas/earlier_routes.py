@@ -28,6 +28,13 @@ STATUS_LIST_PATTERN = f"^(?!.*\\n$)(({_spaced(_STATUSES)}(,{_spaced(_STATUSES)})
 _SCHEMA_LIST = re.compile(SCHEMA_LIST_PATTERN)
 
 
+def _text_time(value: object) -> object:
+    """A time is ISO 8601 text in JSON; a number (a Unix time to pydantic's lax mode) is refused."""
+    if value is not None and not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO 8601 date-time string")
+    return value
+
+
 def _utc(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
@@ -76,6 +83,11 @@ class TaskQueryRequest(_Body):
             raise ValueError(f"must be one or more of {list(TASK_STATUSES)}, comma-separated")
         return ",".join(parts)
 
+    @field_validator("created_time_start", "created_time_end", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        return _text_time(value)
+
     @field_validator("created_time_start", "created_time_end")
     @classmethod
     def _as_utc(cls, value: datetime | None) -> datetime | None:
@@ -117,6 +129,11 @@ class LogQueryRequest(_Body):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("start_time", "end_time", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        return _text_time(value)
 
     @field_validator("start_time", "end_time")
     @classmethod
