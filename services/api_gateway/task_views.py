@@ -21,7 +21,9 @@ from services.api_gateway.schemas.responses import (
 )
 from shared.messages import EventEnvelope
 from shared.parameters import TaskParameters
+from shared.secrets import mask_secrets
 from shared.steps import STEP_ORDER, step_number
+from shared.task_log import task_log_line
 
 
 def public_parameters(raw: object) -> dict[str, Any]:
@@ -165,9 +167,25 @@ def log_line_from_row(row: Mapping[str, Any]) -> LogLine:
 
 
 def log_line_from_event(event: EventEnvelope) -> LogLine | None:
+    """The log line an event carries, or the task-level line it implies (shared/task_log.py), as the
+    collector stores it (the stream lacks the read model's context: see `Context`)."""
     payload = event.payload
     if payload.type != "log_emitted":
-        return None
+        derived = task_log_line(payload, event.producer)
+        if derived is None:
+            return None
+        return LogLine(
+            id=None,
+            event_id=str(event.event_id),
+            timestamp=event.occurred_at,
+            level=derived.level,
+            message=mask_secrets(derived.message),
+            step_name=derived.step_name,
+            execution_id=getattr(payload, "execution_id", None),
+            module=derived.module,
+            function=derived.function,
+            extra=derived.extra,
+        )
     return LogLine(
         id=None,
         event_id=str(event.event_id),

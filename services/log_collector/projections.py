@@ -20,6 +20,7 @@ from shared.final_report import REPORT_EVENT_TYPES, final_report
 from shared.messages import EventEnvelope
 from shared.secrets import mask_secrets
 from shared.steps import STEP_ORDER
+from shared.task_log import Context, task_log_line
 from shared.vocabulary import LEVEL_NUMBERS, TASK_TERMINAL
 
 EXEC_TERMINAL = ("completed", "failed", "cancelled")
@@ -147,6 +148,7 @@ class Projector:
         task = await self._task(env.task_id)
         if task and task["status"] == "pending":
             await self._save_task(env.task_id, seq, env, status="in_progress", started_at=env.occurred_at)
+            await self._task_line(env, seq)
 
     async def on_task_rerun_requested(self, env: EventEnvelope, e: Any, seq: int) -> None:
         task = await self._task(env.task_id)
@@ -187,7 +189,11 @@ class Projector:
         }
         if e.status == "completed":
             fields["progress"] = 100
+        failed_step = await self.conn.fetchval(
+            "SELECT error_step FROM data_pipeline_tasks WHERE id = $1", env.task_id
+        )
         await self._save_task(env.task_id, seq, env, **fields)
+        await self._task_line(env, seq, Context(failed_step=failed_step))
 
     async def _final_report(self, task_id: str, seq: int) -> dict[str, Any]:
         """The run's final report (shared.final_report) from the task's events up to this one, secrets
@@ -310,7 +316,18 @@ class Projector:
             await self._set_step(env, seq, e.step, "completed", execution_id=e.execution_id)
 
     async def on_step_failed(self, env: EventEnvelope, e: Any, seq: int) -> None:
+        before = await self.conn.fetchrow(
+            "SELECT runner_id, last_heartbeat_at FROM data_pipeline_task_executions WHERE execution_id = $1",
+            e.execution_id,
+        )
         if await self._finish_execution(env, e, "failed", e.error, {"retryable": e.retryable}):
+            if before is not None:
+                context = Context(
+                    runner_id=before["runner_id"],
+                    last_heartbeat=before["last_heartbeat_at"],
+                    execution_known=True,
+                )
+                await self._task_line(env, seq, context, execution_id=e.execution_id)
             await self._set_step(
                 env,
                 seq,
@@ -327,7 +344,39 @@ class Projector:
 
     # ---- logs and outputs ------------------------------------------------------------------------
 
-    async def on_log_emitted(self, env: EventEnvelope, e: Any, seq: int) -> None:
+    async def _task_line(
+        self, env: EventEnvelope, seq: int, context: Context | None = None, execution_id: str | None = None
+    ) -> None:
+        """The task-level log line a task fact implies (shared.task_log), stored once with the fact's
+        event id and seq as its row id, so redelivery and rebuild reproduce it exactly."""
+        line = task_log_line(env.payload, env.producer, context)
+        if line is None:
+            return
+        await self._insert_log(
+            env,
+            seq,
+            execution_id=execution_id,
+            level=line.level,
+            message=line.message,
+            step_name=line.step_name,
+            module=line.module,
+            function=line.function,
+            extra=line.extra,
+        )
+
+    async def _insert_log(
+        self,
+        env: EventEnvelope,
+        seq: int,
+        *,
+        execution_id: str | None,
+        level: str,
+        message: str,
+        step_name: str | None,
+        module: str | None,
+        function: str | None,
+        extra: dict[str, Any],
+    ) -> None:
         status = await self.conn.execute(
             """
             INSERT INTO data_pipeline_task_logs (task_id, execution_id, log_level, message, step_name,
@@ -339,20 +388,33 @@ class Projector:
             ON CONFLICT (event_id) DO NOTHING
             """,
             env.task_id,
-            e.execution_id,
-            e.level,
-            mask_secrets(e.message),
-            e.step.value if e.step else None,
-            e.module,
-            e.function,
+            execution_id,
+            level,
+            mask_secrets(message),
+            step_name,
+            module,
+            function,
             env.occurred_at,
-            json.loads(mask_secrets(json.dumps(e.extra, default=str))),
+            json.loads(mask_secrets(json.dumps(extra, default=str))),
             env.event_id,
-            LEVEL_NUMBERS[e.level],
+            LEVEL_NUMBERS[level],
             seq,
         )
         if status != "INSERT 0 0":
             self.logged_tasks.add(env.task_id)
+
+    async def on_log_emitted(self, env: EventEnvelope, e: Any, seq: int) -> None:
+        await self._insert_log(
+            env,
+            seq,
+            execution_id=e.execution_id,
+            level=e.level,
+            message=e.message,
+            step_name=e.step.value if e.step else None,
+            module=e.module,
+            function=e.function,
+            extra=e.extra,
+        )
 
     async def on_output_registered(self, env: EventEnvelope, e: Any, seq: int) -> None:
         await self.conn.execute(

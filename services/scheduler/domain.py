@@ -83,6 +83,7 @@ class StepRun:
     code: str | None = None  # the FailureCode of the last failure
     retryable: bool = False
     partial: bool = False
+    partial_reason: str | None = None  # what the step could not do (its summary's `partial_reason`)
     llm_tokens: int = 0  # LLM tokens this run's executions of the step spent (retries included)
 
 
@@ -237,6 +238,7 @@ def evolve(state: TaskState | None, envelope: EventEnvelope) -> TaskState | None
                 error=None,
                 code=None,
                 partial=bool(e.summary.get("partial")),
+                partial_reason=_text_or_none(e.summary.get("partial_reason")),
                 llm_tokens=state.step(e.step).llm_tokens + sum(u.total_tokens for u in e.llm_usage),
             )
         case "step_failed":
@@ -281,7 +283,7 @@ def derive_status(state: TaskState) -> tuple[FinalTaskStatus, str | None]:
     """The terminal status a task ends with, from its plan's step outcomes, and the error to show."""
     runs = [(s, state.step(s)) for s in state.plan]
     failed = [(s, r) for s, r in runs if r.status == "failed"]
-    completed = [r for _, r in runs if r.status == "completed"]
+    completed = [(s, r) for s, r in runs if r.status == "completed"]
     if state.cancel_requested_at is not None or any(r.status == "cancelled" for _, r in runs):
         return "cancelled", state.cancel_reason or "cancelled"
     if failed:
@@ -291,9 +293,17 @@ def derive_status(state: TaskState) -> tuple[FinalTaskStatus, str | None]:
     if any(r.status in ("pending", "waiting_retry") for _, r in runs):
         # Steps that could not run because an earlier one did not complete.
         return ("partial_completed" if completed else "failed"), "not every step ran"
-    if any(r.partial for r in completed):
-        return "partial_completed", "a step completed only in part (see its summary)"
+    partial = [(s, r) for s, r in completed if r.partial]
+    if partial:
+        # docs/decisions.md: a step that did its job for only part of its inputs (step 1: a listed table
+        # missing or unreadable) makes the task partial_completed, and the reason names what is missing.
+        reasons = "; ".join(f"{s.value}: {r.partial_reason or 'completed only in part'}" for s, r in partial)
+        return "partial_completed", reasons
     return "completed", None
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def step_disabled_reason(parameters: TaskParameters, step: StepName) -> str | None:
@@ -624,7 +634,7 @@ def _decide_command(
 
 
 def _warning(message: str) -> Decision:
-    return Decision(LogEmitted(level="WARNING", message=message, module="scheduler"))
+    return Decision(LogEmitted(level="WARNING", message=message, module="scheduler", function="decide"))
 
 
 # ---- who drives a task ----------------------------------------------------------------------------

@@ -116,7 +116,9 @@ class Scheduler:
         return envelope
 
     async def _warn(self, task_id: str, message: str) -> None:
-        await self.emit(task_id, LogEmitted(level="WARNING", message=message, module="scheduler"))
+        await self.emit(
+            task_id, LogEmitted(level="WARNING", message=message, module="scheduler", function="_warn")
+        )
 
     # ---- decisions -------------------------------------------------------------------------------
 

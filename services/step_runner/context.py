@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -101,7 +102,8 @@ class RunnerContext:
                 step=self.step,
                 execution_id=self.execution_id,
                 module=extra.pop("module", None) or self.step.value,
-                function=extra.pop("function", None),
+                # The caller's function, as the seed's logging recorded it (funcName).
+                function=extra.pop("function", None) or sys._getframe(1).f_code.co_name,
                 extra={k: mask_secrets(v) if isinstance(v, str) else v for k, v in extra.items()},
             )
         )

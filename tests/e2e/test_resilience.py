@@ -72,11 +72,16 @@ async def _exactly_once(pg: asyncpg.Connection, task_id: str, data_dir) -> None:
     events = await pg.fetchval(
         "SELECT count(*) FROM data_pipeline_events WHERE task_id = $1 AND type = 'log_emitted'", task_id
     )
-    rows = await pg.fetchval("SELECT count(*) FROM data_pipeline_task_logs WHERE task_id = $1", task_id)
-    assert events == rows == 12
+    rows = await pg.fetch("SELECT step_name FROM data_pipeline_task_logs WHERE task_id = $1", task_id)
+    # 12 lines logged by the steps, plus the task-level workflow_start and workflow_complete (issue 9, item 4)
+    assert events == 12 and len(rows) == 14
+    assert sorted(r["step_name"] for r in rows if r["step_name"].startswith("workflow_")) == [
+        "workflow_complete",
+        "workflow_start",
+    ]
     lines = (data_dir / task_id / "data_pipeline.log").read_text().splitlines()
-    assert len(lines) == 12
-    assert len({line.rsplit("(#", 1)[1] for line in lines}) == 12
+    assert len(lines) == 14
+    assert len({line.rsplit("(#", 1)[1] for line in lines}) == 14
 
 
 @pytest.mark.parametrize("how", ["stop", "kill"])

@@ -49,6 +49,7 @@ async def test_demo_tables_documented_and_every_ddl_runs(tmp_path: Path, demo_db
     summary = await _executor().run(ctx)
 
     assert summary["tables_succeeded"] == len(TABLES) and summary["tables_failed"] == []
+    assert summary["partial"] is False and summary["partial_reason"] is None
     assert summary["descriptions_filled"] > 0
     assert (tmp_path / "table_list.txt").read_text().splitlines() == [f"public.{t}" for t in TABLES]
     mapping = (tmp_path / "filename_mapping.txt").read_text()
@@ -118,6 +119,10 @@ async def test_missing_table_is_reported_by_name(tmp_path: Path, demo_db_url: st
     summary = await _executor().run(ctx)
     assert summary["tables_succeeded"] == 1
     assert summary["tables_failed"][0]["table"] == "public.no_such_table"
+    # Issue 9, item 10: one listed table missing makes the step partial, and the reason names it.
+    assert summary["partial"] is True
+    assert summary["partial_reason"].startswith("1 of 2 tables not documented")
+    assert "public.no_such_table" in summary["partial_reason"]
     assert any("public.no_such_table" in m for m in ctx.messages("WARNING"))
     assert "no_such_table" not in (tmp_path / "filename_mapping.txt").read_text()
 

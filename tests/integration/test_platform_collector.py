@@ -201,8 +201,9 @@ async def test_log_file_failure_neither_stalls_nor_loses_lines(
     await _deliver(collector, [later])
     await collector.drain()
     lines = (tmp_path / task_id / LOG_FILE).read_text().splitlines()
-    assert len(lines) == 1 and "working" in lines[0]
-    assert await pg.fetchval("SELECT count(*) FROM data_pipeline_task_logs WHERE task_id = $1", task_id) == 1
+    # task_started also gives the task-level `workflow_start` line (shared/task_log.py).
+    assert len(lines) == 2 and "[workflow_start]" in lines[0] and "working" in lines[1]
+    assert await pg.fetchval("SELECT count(*) FROM data_pipeline_task_logs WHERE task_id = $1", task_id) == 2
 
 
 READ_MODELS = {
@@ -237,11 +238,12 @@ async def test_after_a_failed_batch_a_rebuild_reproduces_the_rows_and_ids(
     live = {name: [dict(r) for r in await pg.fetch(q)] for name, q in READ_MODELS.items()}
     # Row ids are the sequence numbers of the events that made the rows, whatever rolled back before.
     log_seqs = await pg.fetch(
-        "SELECT seq FROM data_pipeline_events WHERE type = 'log_emitted' AND event_id = ANY($1::uuid[]) ORDER BY seq",
+        "SELECT seq FROM data_pipeline_events WHERE type IN ('log_emitted', 'task_started')"
+        " AND event_id = ANY($1::uuid[]) ORDER BY seq",
         [r["event_id"] for r in live["logs"]],
     )
     assert [r["id"] for r in live["logs"]] == [r["seq"] for r in log_seqs]
-    assert len(live["logs"]) == 2
+    assert len(live["logs"]) == 4  # per task: the line logged and the derived workflow_start
     await rebuild_read_models(pool)
     rebuilt = {name: [dict(r) for r in await pg.fetch(q)] for name, q in READ_MODELS.items()}
     assert rebuilt == live
@@ -268,7 +270,8 @@ async def test_delete_purges_the_store_and_late_events_stay_out(
     assert await pg.fetchval("SELECT count(*) FROM data_pipeline_events WHERE task_id = $1", deleted) == 0
     assert await pg.fetchval("SELECT count(*) FROM data_pipeline_task_logs WHERE task_id = $1", deleted) == 0
     tomb = await pg.fetchrow("SELECT * FROM task_tombstones WHERE task_id = $1", deleted)
-    assert (tomb["event_count"], tomb["execution_count"], tomb["log_count"]) == (5, 1, 0)
+    # log_count 1: the workflow_start line derived from task_started
+    assert (tomb["event_count"], tomb["execution_count"], tomb["log_count"]) == (5, 1, 1)
     assert await TaskRecords(pool).obsolete_reason(deleted, "any") == "the task was deleted"
     assert await TaskRecords(pool).obsolete_reason(kept, "any") is None
     live = {name: [dict(r) for r in await pg.fetch(q)] for name, q in READ_MODELS.items()}

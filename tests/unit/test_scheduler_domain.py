@@ -262,6 +262,22 @@ def test_evolve_step_succeeded_records_partial_from_the_summary() -> None:
     assert (full.step(DDL).status, full.step(DDL).partial) == ("completed", False)
 
 
+def test_a_partial_step_names_what_it_could_not_do_in_the_task_error() -> None:
+    """Issue 9, item 10: 700 of 701 tables missing ends partial_completed, naming the tables."""
+    state = running_step(DDL)
+    reason = "700 of 701 tables not documented (missing or unreadable): public.t1, public.t2"
+    state = apply(
+        state,
+        StepSucceeded(
+            step=DDL, execution_id=exec_id(state, DDL), summary={"partial": True, "partial_reason": reason}
+        ),
+    )
+    assert state.step(DDL).partial_reason == reason
+    for step in (QA, SQL, LOAD):
+        state = apply(state, StepSkipped(step=step, reason="test"))
+    assert derive_status(state) == ("partial_completed", f"ddl_generation: {reason}")
+
+
 @pytest.mark.parametrize(
     "payload",
     [
@@ -535,7 +551,7 @@ def test_a_step_that_completed_only_in_part_makes_the_task_partial() -> None:
     assert emitted == [
         TaskFinished(
             status="partial_completed",
-            error_message="a step completed only in part (see its summary)",
+            error_message="qa_generation: completed only in part",
             result={s.value: "completed" for s in STEP_ORDER},
         )
     ]

@@ -22,6 +22,7 @@ from services.api_gateway.sse import wants_event_stream
 from services.api_gateway.task_views import event_from_row, log_line_from_row
 from services.api_gateway.validation import parse_query, require_task_id, task_not_found
 from shared.steps import parse_step
+from shared.task_log import TASK_LOG_STEPS
 
 
 def log_filters(query: LogQuery) -> read_models.LogFilters:
@@ -30,7 +31,9 @@ def log_filters(query: LogQuery) -> read_models.LogFilters:
         try:
             step = parse_step(query.step).value
         except ValueError:
-            raise InvalidParams(f"unknown step {query.step!r}", invalid=["step"]) from None
+            step = query.step.strip().lower()
+            if step not in TASK_LOG_STEPS:  # the task-level lines' names (workflow_start, system_check...)
+                raise InvalidParams(f"unknown step {query.step!r}", invalid=["step"]) from None
     if query.since and query.until and query.since > query.until:
         raise InvalidParams("since is after until", invalid=["since", "until"])
     return read_models.LogFilters(

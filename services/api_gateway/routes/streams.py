@@ -32,6 +32,7 @@ from services.api_gateway.validation import require_task_id, task_not_found
 from shared.logging import get_logger
 from shared.messages import EventEnvelope
 from shared.secrets import mask_secrets
+from shared.task_log import DERIVING_EVENTS
 
 END_EVENTS = ("task_finished", "task_deleted")
 BACKLOG_PAGE = 500
@@ -122,7 +123,8 @@ async def _follow_logs(
     filters: read_models.LogFilters,
     after_id: int | None,
 ) -> web.StreamResponse:
-    subscription = broker.subscribe(task_id, ["log_emitted", *END_EVENTS])
+    # Task facts too: they imply the task-level lines (workflow_start, workflow_complete, system_check...).
+    subscription = broker.subscribe(task_id, ["log_emitted", *DERIVING_EVENTS, *END_EVENTS])
     try:
         async with subscription, _streaming(request) as writer:
             seen = _Seen()
@@ -151,6 +153,7 @@ async def _follow_logs(
                 if event.type in END_EVENTS:
                     for pending in subscription.pending():
                         await send_line(pending)
+                    await send_line(event)  # task_finished's workflow_complete / workflow_error line
                     await writer.send("end", {"task_id": task_id, "status": _end_status(event)})
                     return "end"
                 await send_line(event)

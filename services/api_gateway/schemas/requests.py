@@ -29,6 +29,7 @@ from services.api_gateway.schemas.names import (
     TaskId,
 )
 from shared.steps import LEGACY_STEP_NAMES, STEP_ORDER
+from shared.task_log import TASK_LOG_STEPS
 from shared.training_store import KINDS
 from shared.vocabulary import TASK_STATUSES, LogLevel
 
@@ -256,15 +257,18 @@ def _spaced(alternatives: list[str]) -> str:
     return f"[{PY_SPACE}]*({'|'.join(re.escape(a) for a in alternatives)})[{PY_SPACE}]*"
 
 
+# The seed's workflow wrote `running` where we say `in_progress`; its clients filter by it.
+STATUS_ALIASES = {"running": "in_progress"}
+_STATUS_WORDS = [*TASK_STATUSES, *STATUS_ALIASES]
 # One status or several, comma-separated, spaces around each allowed; empty means none.
-_STATUS_LIST_PATTERN = f"^(?!.*\\n$)({_spaced(list(TASK_STATUSES))}(,{_spaced(list(TASK_STATUSES))})*)?$"
+_STATUS_LIST_PATTERN = f"^(?!.*\\n$)({_spaced(_STATUS_WORDS)}(,{_spaced(_STATUS_WORDS)})*)?$"
 
 
 class TaskListQuery(_Query):
     limit: int = Field(default=50, ge=1, le=100, description="Page size (default 50, as the seed).")
     status: str | None = Field(
         default=None,
-        description="One status or several, comma-separated.",
+        description="One status or several, comma-separated; `running` (the seed's word) means `in_progress`.",
         json_schema_extra={"pattern": _STATUS_LIST_PATTERN},
     )
     created_by: str | None = Field(default=None, max_length=50)
@@ -287,16 +291,21 @@ class TaskListQuery(_Query):
         if value is None or value == "":
             return None
         known = set(TASK_STATUSES)
-        parts = [p.strip() for p in value.split(",")]
+        parts = [STATUS_ALIASES.get(p.strip(), p.strip()) for p in value.split(",")]
         if not parts or any(p not in known for p in parts):
-            raise ValueError(f"must be one or more of {sorted(known)}, comma-separated")
-        return ",".join(parts)
+            raise ValueError(f"must be one or more of {sorted(known)} (or running), comma-separated")
+        return ",".join(dict.fromkeys(parts))
 
 
 class LogQuery(_Query):
     level: LogLevel | None = Field(default=None, description="Minimum level.")
-    step: Annotated[str, Field(max_length=50), WithJsonSchema({"enum": _STEP_SPELLINGS})] | None = Field(
-        default=None, description="Step name or number (read case-insensitively)."
+    step: (
+        Annotated[str, Field(max_length=50), WithJsonSchema({"enum": [*_STEP_SPELLINGS, *TASK_LOG_STEPS]})]
+        | None
+    ) = Field(
+        default=None,
+        description="Step name or number (read case-insensitively), or a task-level line's name"
+        " (workflow_start, workflow_complete, workflow_error, workflow_cancelled, system_check).",
     )
     q: str | None = Field(
         default=None, max_length=500, description="Text the message contains (case-insensitive)."

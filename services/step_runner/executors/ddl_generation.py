@@ -65,6 +65,20 @@ def _render_mapping(tables: list[IntrospectedTable]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_NAMED_IN_REASON = 20
+
+
+def _missing_tables_reason(failed: list[dict[str, Any]], requested: int) -> str:
+    names = [f["table"] for f in failed]
+    shown = ", ".join(names[:_NAMED_IN_REASON])
+    more = (
+        f" and {len(names) - _NAMED_IN_REASON} more (all in tables_failed)"
+        if len(names) > _NAMED_IN_REASON
+        else ""
+    )
+    return f"{len(names)} of {requested} tables not documented (missing or unreadable): {shown}{more}"
+
+
 class DdlGenerationExecutor:
     name: ClassVar[StepName] = StepName.DDL_GENERATION
 
@@ -238,6 +252,9 @@ class DdlGenerationExecutor:
             message += f"; failed: {', '.join(f['table'] for f in failed)}"
         await ctx.log("WARNING" if failed else "INFO", message)
         return {
+            # docs/decisions.md: any listed table left undocumented makes the step (and the task) partial.
+            "partial": bool(failed),
+            "partial_reason": _missing_tables_reason(failed, len(refs)) if failed else None,
             "db_name": db_name,
             "tables_requested": len(refs),
             "tables_succeeded": len(succeeded),
