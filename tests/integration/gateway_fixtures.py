@@ -24,7 +24,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.api_gateway.bootstrap import create_app
-from shared.broker import Publisher, Topology, declare_topology, delete_topology
+from shared.broker import SCHEDULER_KEY, Publisher, Topology, declare_topology, delete_topology
 from shared.commands import CommandPayload
 from shared.embeddings import EmbeddingSettings
 from shared.ids import new_task_id
@@ -258,39 +258,67 @@ async def rows(pg: asyncpg.Connection, data_root: Path) -> AsyncIterator[ReadMod
 # --- the broker: commands the gateway publishes, events the tests publish ------------------------
 
 
+MARKER_HEADER = "x-test-marker"
+
+
 class CommandProbe:
     """Consumes the scheduler's queue (purged when the test starts); events bound there are skipped.
 
     (The queue is single-active-consumer, so basic.get is refused: a consumer feeds a local buffer.)
     """
 
-    def __init__(self) -> None:
-        self.buffer: asyncio.Queue[CommandEnvelope] = asyncio.Queue()
+    def __init__(self, commands_exchange: aio_pika.abc.AbstractExchange | None = None) -> None:
+        self.buffer: asyncio.Queue[CommandEnvelope | str] = asyncio.Queue()
+        self._exchange = commands_exchange
 
     async def on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        marker = (message.headers or {}).get(MARKER_HEADER)
+        if marker is not None:
+            self.buffer.put_nowait(str(marker))
+            return
         decoded = decode_message(message.body)
         if isinstance(decoded, CommandEnvelope):
             self.buffer.put_nowait(decoded)
 
     async def next(self, timeout: float = 5.0) -> CommandEnvelope:
         try:
-            return await asyncio.wait_for(self.buffer.get(), timeout)
+            item = await asyncio.wait_for(self.buffer.get(), timeout)
         except TimeoutError:
             raise AssertionError(f"no command on the scheduler queue within {timeout}s") from None
+        assert isinstance(item, CommandEnvelope), f"expected a command, the queue held only marker {item}"
+        return item
 
-    async def none(self, wait: float = 0.3) -> None:
-        await asyncio.sleep(wait)
-        assert self.buffer.empty(), f"unexpected command {self.buffer.get_nowait().type}"
+    async def none(self, _unused_wait: float | None = None, *, timeout: float = 10.0) -> None:
+        """Assert that nothing published so far put a command on the scheduler's queue.
+
+        Not "sleep, then look" (a late command would pass unseen): a marker is published now on the
+        same exchange and routing key as the gateway's commands, and must be the next thing the queue
+        delivers. The gateway waits for the broker's confirm before it answers, and the queue is
+        ordered, so any command from the request under test is queued before the marker.
+        (`_unused_wait`, the old fixed wait, is still accepted from callers not yet updated; it is ignored.)
+        """
+        assert self._exchange is not None, "CommandProbe.none needs the commands exchange"
+        marker = uuid.uuid4().hex
+        await self._exchange.publish(
+            aio_pika.Message(b"{}", headers={MARKER_HEADER: marker}), SCHEDULER_KEY, mandatory=True
+        )
+        try:
+            item = await asyncio.wait_for(self.buffer.get(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"the probe's marker did not come back within {timeout}s") from None
+        assert not isinstance(item, CommandEnvelope), f"unexpected command {item.type}: {item}"
+        assert item == marker, f"a stale marker {item} was still queued"
 
 
 @pytest.fixture
 async def commands(gw_topology: Topology) -> AsyncIterator[CommandProbe]:
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
-        channel = await connection.channel()
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        exchanges = await declare_topology(channel, gw_topology)
         queue = await channel.get_queue(gw_topology.scheduler_queue, ensure=True)
         await queue.purge()
-        probe = CommandProbe()
+        probe = CommandProbe(exchanges.commands)
         await queue.consume(probe.on_message, no_ack=True)
         yield probe
 
