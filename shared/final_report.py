@@ -113,6 +113,9 @@ def step_counts(step: str, summary: dict[str, Any]) -> dict[str, Any]:
                 "sql_rejected_not_read_only": _int(s, "rejected_not_read_only"),
                 "success_rate_after": s.get("success_rate_after"),
                 "repaired_statements": s.get("repaired_statements"),
+                # DP_LLM_REPAIR_MAX_CALLS (the repair cap per run of step 3) beside what was used of it
+                "llm_repair_calls": _int(s, "llm_repair_calls"),
+                "llm_repair_max_calls": _int(s, "llm_repair_max_calls"),
             }
         case "training_load":
             removed = s.get("removed") if isinstance(s.get("removed"), dict) else {}

@@ -127,6 +127,8 @@ def test_a_completed_run_reports_each_steps_counts_files_durations_and_usage() -
                     "repaired": 1,
                     "invalid_after_repair": 1,
                     "dropped": 1,
+                    "llm_repair_calls": 2,
+                    "llm_repair_max_calls": 200,
                     "repaired_statements": [
                         {
                             "question": "Q?",
@@ -171,6 +173,7 @@ def test_a_completed_run_reports_each_steps_counts_files_durations_and_usage() -
     assert (qa["themes"], qa["theme_names"], qa["pairs"]) == (2, ["A", "B"], 10)
     sql = report["steps"]["sql_validation"]
     assert (sql["sql_valid"], sql["sql_invalid"], sql["sql_repaired"], sql["sql_dropped"]) == (8, 1, 1, 1)
+    assert (sql["llm_repair_calls"], sql["llm_repair_max_calls"]) == (2, 200)
     assert (
         sql["repaired_statements"][0]["before"] == "SELECT x"
         and sql["repaired_statements"][0]["after"] == "SELECT y;"
