@@ -47,7 +47,6 @@ from shared.ids import TASK_ID_RE, new_task_id
 from shared.llm_usage import Prices, UsageMeter
 from shared.messages import EventEnvelope
 from shared.parameters import TaskParameters
-from shared.retry import TRANSIENT_ERRORS
 from shared.secrets import SecretBox, mask_secrets, mask_url, strip_password, url_password
 from shared.settings import RunnerSettings, settings_error_text
 
@@ -67,8 +66,6 @@ _MAX_DECISIONS = 64
 # How long a tracked run waits for the pipeline database or the broker before it goes on untracked.
 TRACKING_CONNECT_TIMEOUT = 5.0
 TRACKING_PUBLISH_TIMEOUT = 10.0
-_DB_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, asyncpg.PostgresError)
-_BROKER_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, aio_pika.exceptions.AMQPError)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -186,17 +183,17 @@ async def pipeline_db_problem(
     """Why the pipeline database cannot record this run (unreachable, or no event store), or None."""
     try:
         conn = await asyncpg.connect(settings.database_url.get_secret_value(), timeout=timeout)
-    except _DB_ERRORS as exc:
+    except Exception as exc:  # like the seed: any failure to track means untracked
         return f"the pipeline database is unreachable ({_reason(exc)})"
     try:
         table = await conn.fetchval(
-            "SELECT to_regclass($1)::text", f"{settings.db_schema}.data_pipeline_events"
+            "SELECT to_regclass($1)::text", f"{settings.db_schema}.data_pipeline_events", timeout=timeout
         )
-    except _DB_ERRORS as exc:
+    except Exception as exc:  # like the seed: any failure to track means untracked
         return f"the pipeline database does not answer ({_reason(exc)})"
     finally:
         with contextlib.suppress(Exception):
-            await conn.close()
+            await conn.close(timeout=timeout)
     if table is None:
         return f"the pipeline database has no event store in schema {settings.db_schema} (migrations not run)"
     return None
@@ -217,7 +214,7 @@ async def tracked_or_local(settings: RunnerSettings, task_dir: Path) -> AsyncIte
             )
             channel = await open_channel(connection, prefetch=1)
             tracked = Publisher(await declare_topology(channel, Topology(settings.broker_prefix)), "dpctl")
-        except _BROKER_ERRORS as exc:
+        except Exception as exc:  # like the seed: any failure to track means untracked
             problem = f"the broker is unreachable ({_reason(exc)})"
     if tracked is None:
         _warn(f"this run is not tracked: {problem}; the files and data_pipeline.log are written as usual")
@@ -229,7 +226,7 @@ async def tracked_or_local(settings: RunnerSettings, task_dir: Path) -> AsyncIte
                 try:
                     await asyncio.wait_for(tracked.publish_event(envelope), TRACKING_PUBLISH_TIMEOUT)
                     return
-                except _BROKER_ERRORS as exc:
+                except Exception as exc:  # like the seed: any failure to track means untracked
                     tracked = None
                     _warn(
                         f"tracking stopped: the broker did not confirm an event ({_reason(exc)}); the run goes"
