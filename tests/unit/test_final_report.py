@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from pydantic import BaseModel
 
 from services.scheduler.domain import evolve, llm_tokens_used
+from services.step_runner.context import RunnerContext
+from services.step_runner.execution import execute_step
+from shared import llm_usage
 from shared.events import (
+    FailureCode,
     OutputRegistered,
     StepFailed,
     StepScheduled,
@@ -25,6 +31,7 @@ from shared.final_report import final_report
 from shared.llm_usage import LlmBudgetExceeded, LlmUsage, Prices, UsageMeter, metering, record_call, tokens_of
 from shared.messages import EventEnvelope
 from shared.parameters import TaskParameters
+from shared.secrets import SecretBox
 from shared.steps import STEP_ORDER
 
 DDL, QA, SQL, LOAD = STEP_ORDER
@@ -325,3 +332,80 @@ async def test_the_current_meter_follows_into_tasks_and_threads() -> None:
             group.create_task(in_a_task())
     record_call("t", 100, 100, 0.0)  # outside: nobody records
     assert meter.usage()[0].calls == 2 and meter.total_tokens == 4
+
+
+# ---- the runner turns a crossed budget into a non-retryable failure -------------------------------
+
+
+class _SwallowingExecutor:
+    """Catches every LLM error per item, as step 1 does per table, and would report success."""
+
+    name = STEP_ORDER[0]
+
+    async def run(self, ctx: object) -> dict[str, object]:
+        for _ in range(3):
+            try:
+                llm_usage.before_call()
+                llm_usage.record_call("m", 40, 10, 0.01)
+            except LlmBudgetExceeded:
+                pass
+        return {"tables_succeeded": 3}
+
+
+def _context(tmp_path: Path, emitted: list[BaseModel]) -> RunnerContext:
+    async def emit(payload: BaseModel) -> None:
+        emitted.append(payload)
+
+    return RunnerContext(
+        emit=emit,
+        task_id="task_20240101_000000_abc",
+        step=STEP_ORDER[0],
+        execution_id="e1",
+        attempt=1,
+        task_dir=tmp_path,
+        parameters=PARAMS.model_copy(update={"max_llm_tokens": 100}),
+        secrets=SecretBox(Fernet.generate_key()),
+        connections={},
+    )
+
+
+async def test_a_crossed_budget_fails_the_step_even_when_the_executor_swallowed_it(tmp_path: Path) -> None:
+    emitted: list[BaseModel] = []
+    terminal = await execute_step(
+        _SwallowingExecutor(),  # type: ignore[arg-type]
+        _context(tmp_path, emitted),
+        emitted_sink(emitted),
+        runner_id="r",
+        heartbeat_interval=60,
+        cancelled=lambda: False,
+        meter=UsageMeter(budget=100, used_before=30),
+    )
+    assert isinstance(terminal, StepFailed) and terminal.code == FailureCode.LLM_BUDGET_EXCEEDED
+    assert not terminal.retryable and "max_llm_tokens=100" in terminal.error
+    # 30 before + 50 = 80 (allowed), + 50 = 130 crosses it; the third call is refused before it starts
+    (usage,) = terminal.llm_usage
+    assert (usage.calls, usage.total_tokens) == (2, 100)
+
+
+async def test_a_step_within_budget_reports_its_usage_on_success(tmp_path: Path) -> None:
+    emitted: list[BaseModel] = []
+    terminal = await execute_step(
+        _SwallowingExecutor(),  # type: ignore[arg-type]
+        _context(tmp_path, emitted),
+        emitted_sink(emitted),
+        runner_id="r",
+        heartbeat_interval=60,
+        cancelled=lambda: False,
+        meter=UsageMeter(prices=Prices(per_1k_prompt=1.0)),
+    )
+    assert isinstance(terminal, StepSucceeded) and terminal.summary == {"tables_succeeded": 3}
+    (usage,) = terminal.llm_usage
+    assert (usage.model, usage.calls, usage.prompt_tokens, usage.completion_tokens) == ("m", 3, 120, 30)
+    assert usage.cost == pytest.approx(0.12)
+
+
+def emitted_sink(emitted: list[BaseModel]):  # type: ignore[no-untyped-def]
+    async def emit(payload: BaseModel) -> None:
+        emitted.append(payload)
+
+    return emit
