@@ -65,6 +65,8 @@ _KIND_SUFFIXES = ("_pair.json", "_detail.md")
 _PAIR_FILE = re.compile(r"^qs_.*_pair\.json$")
 MAX_PARTS = 20
 MAX_VERSIONS = 1000
+# The broker did not take the registration: the file is written, the caller may upload it again.
+_NOT_REGISTERED: tuple[type[BaseException], ...] = (TimeoutError, *UNAVAILABLE_ERRORS)
 
 
 async def _read_part(part: BodyPartReader, limit: int, what: str) -> bytes:
@@ -296,7 +298,7 @@ async def upload_output(request: web.Request) -> web.Response:
                 ),
                 timeout=broker.publish_timeout,
             )
-    except (TimeoutError, *UNAVAILABLE_ERRORS) as exc:
+    except _NOT_REGISTERED as exc:
         raise ServiceUnavailable(
             "the file is written but could not be registered (the message broker did not confirm); "
             "upload it again",
