@@ -1,7 +1,7 @@
 """Schemathesis hooks for the contract tests (loaded through SCHEMATHESIS_HOOKS).
 
 Some values are valid only against the server's state, which no schema can state: a paging cursor is
-one the server issued, a connection URL names a database that answers, `since` is not after `until`.
+one the server issued, a connection URL names a database that answers, a range starts before it ends.
 In *positive* cases (the component is valid by the document) such values
 are swapped for realistic ones, as schemathesis recommends for test data; negative cases are sent as
 generated, so the server still has to refuse what the document forbids.
@@ -37,6 +37,20 @@ def _positive(case: Any) -> bool:
     return case.meta is not None and case.meta.generation.mode == GenerationMode.POSITIVE
 
 
+# Pairs of a range that no schema can order (JSON Schema does not compare two values): start <= end.
+_RANGES = (("since", "until"), ("start_time", "end_time"), ("created_time_start", "created_time_end"))
+
+
+def _ordered(values: dict[str, Any]) -> dict[str, Any]:
+    values = dict(values)
+    for low, high in _RANGES:
+        if isinstance(values.get(low), str) and isinstance(values.get(high), str):
+            start, end = _instant(values[low]), _instant(values[high])
+            if start is not None and end is not None and start > end:
+                values[low], values[high] = values[high], values[low]
+    return values
+
+
 @schemathesis.hook
 def before_call(ctx: Any, case: Any, **kwargs: Any) -> None:
     if not _positive(case):
@@ -44,26 +58,30 @@ def before_call(ctx: Any, case: Any, **kwargs: Any) -> None:
     path: str = case.operation.path
     # New containers, never edits in place: schemathesis derives other cases from the same objects.
     if isinstance(case.query, dict):
-        query = dict(case.query)
+        query = _ordered(case.query)
         kind = next((k for suffix, k in _CURSOR_KINDS.items() if path.endswith(suffix)), None)
         if "cursor" in query and kind is not None:
             query["cursor"] = _cursor(kind)
-        if isinstance(query.get("since"), str) and isinstance(query.get("until"), str):
-            # The document says it in words only (no schema relates two parameters): since <= until.
-            since, until = _instant(query["since"]), _instant(query["until"])
-            if since is not None and until is not None and since > until:
-                query["since"], query["until"] = query["until"], query["since"]
+            query.pop("offset", None)  # paging by cursor or by offset, not both (two parameters again)
         case.query = query
     body = copy.deepcopy(case.body)
-    if path.endswith("/database/tables") and isinstance(body, dict) and "db_connection" in body:
+    if isinstance(body, dict):
+        body = _ordered(body)
+    if (
+        path.endswith(("/database/tables", "/table/ddl"))
+        and isinstance(body, dict)
+        and "db_connection" in body
+    ):
         body["db_connection"] = DB_URL
     elif path.endswith("/tasks") and case.method.upper() == "POST" and isinstance(body, dict):
         parameters = body.get("parameters")
         if isinstance(parameters, dict) and "db_connection" in parameters:
             parameters["db_connection"] = DB_URL
-    else:
-        return
-    case.body = body
+        elif "parameters" not in body and "task_type" not in body:
+            # The earlier flat create: db_connection is optional only where DP_DEFAULT_CONNECTION is set.
+            body["db_connection"] = DB_URL
+    if body != case.body:
+        case.body = body
 
 
 def _instant(text: str) -> datetime | None:

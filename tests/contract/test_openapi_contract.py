@@ -27,7 +27,7 @@ pytestmark = pytest.mark.e2e
 HERE = Path(__file__).resolve().parent
 OPENAPI_PATH = "/api/v0/openapi.json"
 SEED = 20261129
-MAX_EXAMPLES = 20
+MAX_EXAMPLES = 15
 CHECKS = ",".join(
     [
         "not_a_server_error",

@@ -122,4 +122,22 @@ def test_streams_are_documented_as_events_and_downloads_as_any_type() -> None:
 
 
 def test_a_fixed_path_shadowed_by_a_parameterised_one_gets_405_guards() -> None:
-    assert shadowed_methods(all_routes()) == {f"{API}/tasks/active": (["GET"], ["DELETE"])}
+    assert shadowed_methods(all_routes()) == {
+        f"{API}/tasks/active": (["GET"], ["DELETE"]),
+        f"{API}/tasks/query": (["POST"], ["GET", "DELETE"]),  # the earlier clients' query route
+    }
+
+
+def test_field_rules_say_what_they_mean() -> None:
+    import jsonschema  # openapi-spec-validator's dependency
+
+    from services.api_gateway.schemas.rules import at_most_one_of, merge, requires
+
+    schema = {"type": "object", **merge(at_most_one_of("a", "b", "c"), requires("d", "a"))}
+    valid = [{}, {"a": 1}, {"a": 1, "b": None}, {"c": 1, "d": None}, {"a": 1, "d": 2}]
+    invalid = [{"a": 1, "b": 2}, {"b": 1, "c": 2}, {"d": 1}, {"d": 1, "a": None}]
+    for body in valid:
+        jsonschema.validate(body, schema)
+    for body in invalid:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(body, schema)
