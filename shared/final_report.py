@@ -118,7 +118,8 @@ def step_counts(step: str, summary: dict[str, Any]) -> dict[str, Any]:
                 "llm_repair_max_calls": _int(s, "llm_repair_max_calls"),
             }
         case "training_load":
-            removed = s.get("removed") if isinstance(s.get("removed"), dict) else {}
+            raw_removed = s.get("removed")
+            removed: dict[str, Any] = raw_removed if isinstance(raw_removed, dict) else {}
             counts = {
                 "training_items": _int(s, "items"),
                 "training_inserted": _total(s.get("inserted")),
