@@ -132,16 +132,16 @@ async def test_download_edit_upload_then_the_next_step_uses_it(
         assert resp.status == 200
 
     # What cannot be written: unregistered names, the log, other kinds, bad JSON, a traversal.
-    for name, content, reason in (
-        ("notes.txt", b"x", "not an output"),
-        ("data_pipeline.log", b"x", "not an output"),
-        ("../escape.json", b"[]", "bare name"),
-        (pair_name, b"{not json", "not valid JSON"),
-        (pair_name, b'[{"question": 1}]', "pair file"),
-        (pair_name, b"\x00\x01", "not text"),
+    for name, content, refused, reason in (
+        ("notes.txt", b"x", 404, "not an output"),
+        ("data_pipeline.log", b"x", 404, "not an output"),
+        ("../escape.json", b"[]", 400, "bare name"),
+        (pair_name, b"{not json", 400, "not valid JSON"),
+        (pair_name, b'[{"question": 1}]', 400, "pair file"),
+        (pair_name, b"\x00\x01", 400, "not text"),
     ):
         status, body = await _upload(real_api, task_id, name, content, "replace")
-        assert status == 400 and reason in body["data"]["response"], (name, body)
+        assert status == refused and reason in body["data"]["response"], (name, body)
     status, body = await _upload(real_api, task_id, pair_name, edited, "sideways")
     assert status == 400 and body["data"]["invalid_params"] == ["overwrite_mode"]
     status, body = await _upload(real_api, task_id, pair_name, edited, "skip")

@@ -44,18 +44,18 @@ async def test_only_registered_outputs_of_the_task_can_be_written(
     await rows.output(task_id, "orders.ddl", file_type="ddl")
     (rows.task_dir(other) / "secret.ddl").write_text("theirs\n")
     await rows.output(other, "secret.ddl", file_type="ddl")
-    for name in (
-        "../" + other + "/secret.ddl",  # another task's output through a traversal
-        "secret.ddl",  # another task's output by name
-        "..",
-        ".env",
-        "orders.ddl/../../x.ddl",
-        "new_table.ddl",  # a file the pipeline never registered
-        "data_pipeline.log",
-        "table_list.txt",
+    for name, refused in (
+        ("../" + other + "/secret.ddl", 400),  # another task's output through a traversal
+        ("secret.ddl", 404),  # another task's output by name: no such output of this task
+        ("..", 400),
+        (".env", 400),
+        ("orders.ddl/../../x.ddl", 400),
+        ("new_table.ddl", 404),  # a file the pipeline never registered
+        ("data_pipeline.log", 404),
+        ("table_list.txt", 400),  # the table list has its own route
     ):
         status, body = await _upload(gateway, task_id, name, b"create table x ();")
-        assert status == 400, (name, body)
+        assert status == refused, (name, body)
     assert (rows.task_dir(other) / "secret.ddl").read_text() == "theirs\n"
     assert sorted(p.name for p in directory.iterdir()) == ["orders.ddl"]
     # A registered output of a kind that is not editable text stays as it is.

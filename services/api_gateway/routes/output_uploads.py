@@ -43,6 +43,7 @@ from services.api_gateway.errors import (
     Conflict,
     InvalidParams,
     MissingParams,
+    NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
     UnsupportedMediaType,
@@ -244,10 +245,10 @@ async def upload_output(request: web.Request) -> web.Response:
     outputs = await read_models.outputs(pool, task_id)
     row = next((r for r in outputs if r["file_name"] == file_name), None)
     if row is None:
-        raise InvalidParams(
+        raise NotFound(
             f"{file_name} is not an output of this task: only the files GET /tasks/{{task_id}}/files lists "
             "can be replaced by an edited upload",
-            invalid=["file"],
+            extra={"file": file_name},
         )
     if not file_name.lower().endswith(EDITABLE_SUFFIXES):
         raise InvalidParams(
