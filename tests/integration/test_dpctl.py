@@ -1,6 +1,10 @@
 """dpctl against a small in-test gateway that speaks the API's envelope: arguments, formatting, --json,
 error reasons and exit codes, and following a task over server-sent events. The end-to-end test
-against the real gateway lives with the e2e tier."""
+against the real gateway lives with the e2e tier.
+
+The fake is held to the real gateway's OpenAPI document: every response it sends is validated against
+the operation's schema, and a request the document refuses must not get a 2xx from it
+(tests/support/openapi_contract.py); the `gateway` fixture fails the test on any drift."""
 
 from __future__ import annotations
 
@@ -19,44 +23,84 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from services.api_gateway.envelope import envelope as gateway_envelope
 from services.dpctl.client import parse_sse
 from services.dpctl.main import run
+from tests.support.openapi_contract import ContractChecker, gateway_document
 
 PREFIX = "/api/v0/data_pipeline"
 TOKEN = "s3cret"
 STEPS = ["ddl_generation", "qa_generation", "sql_validation", "training_load"]
+T1, T2 = "task_20250101_000000_t1", "task_20250101_000000_t2"  # ids the gateway accepts
+# Every response the fake sends is checked against the document the real gateway serves.
+CONTRACT = ContractChecker(gateway_document())
 
 
-def envelope(status: int, message: str, /, **data: Any) -> web.Response:
-    body = {
-        "code": status,
-        "success": status < 400,
-        "message": message,
-        "data": {"timestamp": datetime.now(UTC).isoformat(), **data},
-    }
-    return web.json_response(body, status=status)
+def envelope(status: int, response: str, /, **data: Any) -> web.Response:
+    """The real gateway's envelope (services/api_gateway/envelope.py) around `data`."""
+    return web.json_response(gateway_envelope(status, response, data), status=status)
 
 
 def error(status: int, error_type: str, reason: str, **extra: Any) -> web.Response:
-    return envelope(status, "request failed", response=reason, error_type=error_type, **extra)
+    return envelope(status, reason, error_type=error_type, **extra)
 
 
 def task_record(
     task_id: str, status: str = "pending", *, age_days: float = 0, **extra: Any
 ) -> dict[str, Any]:
+    """A task as GET /tasks/{task_id} shows it (TaskDetail); the list shows the same (TaskSummary + more)."""
     moment = (datetime.now(UTC) - timedelta(days=age_days)).isoformat()
+    finished = status in {"completed", "failed", "cancelled"}
+    step_state = "completed" if status == "completed" else "pending"
+    steps = [
+        {
+            "step": step,
+            "step_name": step,
+            "step_number": number,
+            "status": step_state,
+            "step_status": step_state,
+            "started_at": None,
+            "completed_at": None,
+            "duration": None,
+            "error_message": None,
+            "attempts": 0,
+            "progress": 100 if step_state == "completed" else 0,
+            "executions": [],
+        }
+        for number, step in enumerate(STEPS, start=1)
+    ]
     return {
         "task_id": task_id,
         "task_name": extra.pop("task_name", None),
+        "task_type": "complete_workflow",
         "status": status,
         "progress": 100 if status == "completed" else 0,
         "current_step": None,
-        "step_status": {s: "completed" if status == "completed" else "pending" for s in STEPS},
+        "step_status": {s: step_state for s in STEPS},
+        "execution_mode": "complete",
+        "single_step": None,
         "db_name": "shop",
+        "business_context": "a shop",
         "created_by": "api",
         "created_at": moment,
-        "completed_at": moment if status in {"completed", "failed", "cancelled"} else None,
+        "started_at": None if status == "pending" else moment,
+        "completed_at": moment if finished else None,
+        "updated_at": moment,
+        "duration": 0.0 if finished else None,
+        "error_message": None,
+        "output_directory": f"/data/tasks/{task_id}",
         "parameters": {"db_connection": "postgresql://u:***@h/shop"},
+        "result": None,
+        "error_step": None,
+        "step_stats": {},
+        "plan": [
+            {"step": step, "step_number": number, "runs": True, "status": step_state, "reason": None}
+            for number, step in enumerate(STEPS, start=1)
+        ],
+        "steps": steps,
+        "step_details": steps,
+        "total_steps": len(STEPS),
+        "current_execution": None,
         **extra,
     }
 
@@ -69,9 +113,10 @@ class FakeGateway:
     deleted: list[str] = field(default_factory=list)
     next_id: int = 0
     watched: dict[str, asyncio.Event] = field(default_factory=dict)  # the client has read the task
+    violations: list[str] = field(default_factory=list)  # where the fake strayed from the OpenAPI document
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self.auth])
+        app = web.Application(middlewares=[self.contract, self.auth])
         r = app.router
         r.add_post(f"{PREFIX}/tasks", self.create)
         r.add_get(f"{PREFIX}/tasks", self.list)
@@ -87,8 +132,33 @@ class FakeGateway:
         return app
 
     @web.middleware
+    async def contract(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Check every exchange against the real gateway's OpenAPI document (see `gateway` below)."""
+        sent = await request.json() if request.body_exists else None
+        refused = CONTRACT.request_problems(
+            request.method, request.path, dict(request.query), sent, request.body_exists
+        )
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:  # the router's own 404/405: the real gateway never sends those
+            response = exc
+        if refused and response.status < 400:
+            self.violations.extend(f"accepted what the gateway refuses: {p}" for p in refused)
+        body = response.body if isinstance(response, web.Response) else None  # streams: status and type
+        self.violations.extend(
+            CONTRACT.response_problems(
+                request.method,
+                request.path,
+                response.status,
+                response.content_type,
+                body if isinstance(body, bytes) else None,
+            )
+        )
+        return response
+
+    @web.middleware
     async def auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        body = await request.json() if request.can_read_body else None
+        body = await request.json() if request.body_exists else None
         self.requests.append((request.method, request.path_qs, body))
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
             return error(401, "unauthorized", "a valid bearer token is required")
@@ -109,13 +179,19 @@ class FakeGateway:
                 f"missing parameters: {', '.join(missing)}",
                 missing_params=missing,
             )
+        if not str(params["business_context"]).strip():  # as the real gateway: a blank context is refused
+            return error(
+                400,
+                "invalid_params",
+                "business_context: must not be blank",
+                invalid_params=["business_context"],
+            )
         self.next_id += 1
         task_id = f"task_20250101_000000_{self.next_id:04d}"
         self.tasks[task_id] = task_record(task_id, task_name=params.get("task_name"))
         return envelope(
             201,
-            "created",
-            response="task created",
+            "task created",
             task_id=task_id,
             status="pending",
             created_at=datetime.now(UTC).isoformat(),
@@ -131,11 +207,12 @@ class FakeGateway:
         more = start + limit < len(tasks)
         return envelope(
             200,
-            "ok",
-            response="tasks",
+            "tasks",
             tasks=page,
             next_cursor=str(start + limit) if more else None,
             total=len(tasks),
+            limit=limit,
+            offset=None,  # paged by cursor
         )
 
     async def show(self, request: web.Request) -> web.Response:
@@ -143,14 +220,14 @@ class FakeGateway:
         if task is None:
             return error(404, "resource_not_found", f"task {request.match_info['id']} does not exist")
         self.watched.setdefault(task["task_id"], asyncio.Event()).set()
-        return envelope(200, "ok", response="task", **task)
+        return envelope(200, "task", **task)
 
     async def delete(self, request: web.Request) -> web.Response:
         task_id = request.match_info["id"]
         if self.tasks.pop(task_id, None) is None:
             return error(404, "resource_not_found", f"task {task_id} does not exist")
         self.deleted.append(task_id)
-        return envelope(200, "ok", response="deleted", task_id=task_id, deleted=True)
+        return envelope(200, "deleted", task_id=task_id, deleted=True)
 
     async def execute(self, request: web.Request) -> web.Response:
         task = self._task(request)
@@ -161,8 +238,7 @@ class FakeGateway:
         body = await request.json()
         return envelope(
             202,
-            "accepted",
-            response="scheduled",
+            "scheduled",
             task_id=task["task_id"],
             command="run_step",
             command_id="c1",
@@ -202,17 +278,27 @@ class FakeGateway:
         lines = [
             {
                 "id": 1,
+                "event_id": "00000000-0000-0000-0000-000000000001",
                 "timestamp": "2025-01-01T00:00:01+00:00",
                 "level": "INFO",
                 "message": "started",
                 "step_name": "ddl_generation",
+                "execution_id": None,
+                "module": None,
+                "function": None,
+                "extra": {},
             },
             {
                 "id": 2,
+                "event_id": "00000000-0000-0000-0000-000000000002",
                 "timestamp": "2025-01-01T00:00:02+00:00",
                 "level": "ERROR",
                 "message": "boom",
                 "step_name": "qa_generation",
+                "execution_id": None,
+                "module": None,
+                "function": None,
+                "extra": {},
             },
         ]
         if request.query.get("follow") == "true":
@@ -223,21 +309,28 @@ class FakeGateway:
             self.tasks[request.match_info["id"]]["status"] = "completed"
             return response
         if "cursor" not in request.query:
-            return envelope(200, "ok", response="logs", logs=lines[:1], next_cursor="c2", total=2)
-        return envelope(200, "ok", response="logs", logs=lines[1:], next_cursor=None, total=2)
+            return envelope(200, "logs", logs=lines[:1], next_cursor="c2", total=2)
+        return envelope(200, "logs", logs=lines[1:], next_cursor=None, total=2)
 
     async def files(self, request: web.Request) -> web.Response:
         files = [
             {
                 "file_name": "orders.ddl",
                 "file_type": "ddl",
+                "file_path": "orders.ddl",
                 "size": 2048,
+                "file_size": 2048,
+                "sha256": None,
                 "is_primary": False,
+                "is_downloadable": True,
                 "step": "ddl_generation",
+                "description": None,
                 "created_at": "2025-01-01T00:00:00+00:00",
+                "modified_at": None,
+                "download_url": f"{PREFIX}/tasks/{request.match_info['id']}/files/download/orders.ddl",
             }
         ]
-        return envelope(200, "ok", response="files", files=files, total=1)
+        return envelope(200, "files", files=files, total=1)
 
     async def download(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["name"] != "orders.ddl":
@@ -249,7 +342,7 @@ class FakeGateway:
             {"schema": "public", "table_name": "orders", "row_count": 10},
             {"schema": "public", "table_name": "users", "row_count": 3},
         ]
-        return envelope(200, "ok", response="tables", tables=tables, total=2, schema="public")
+        return envelope(200, "tables", tables=tables, total=2, schema="public")
 
 
 @dataclass
@@ -271,6 +364,9 @@ async def gateway() -> AsyncIterator[tuple[FakeGateway, str]]:
         yield fake, str(server.make_url("")).rstrip("/")
     finally:
         await server.close()
+    assert not fake.violations, "the fake gateway strayed from the OpenAPI document:\n" + "\n".join(
+        fake.violations
+    )
 
 
 async def dpctl(url: str, *argv: str, token: str | None = TOKEN) -> Result:
@@ -345,10 +441,11 @@ async def test_api_error_reason_and_exit_code_2(gateway: tuple[FakeGateway, str]
     result = await dpctl(
         url, "task", "create", "--db-connection", "x", "--tables", "a", "--business-context", ""
     )
-    assert result.code == 0  # the fake accepts an empty context; now a real refusal:
-    result = await dpctl(url, "task", "show", "task_nope")
+    assert result.code == 2  # refused with its reason, as the real gateway refuses it
+    assert "business_context: must not be blank" in result.err
+    result = await dpctl(url, "task", "show", "task_20250101_000000_nope")
     assert result.code == 2
-    assert "task task_nope does not exist" in result.err
+    assert "task task_20250101_000000_nope does not exist" in result.err
 
 
 async def test_missing_params_are_listed(gateway: tuple[FakeGateway, str]) -> None:
@@ -371,8 +468,8 @@ async def test_unauthorized_without_token(gateway: tuple[FakeGateway, str]) -> N
 
 async def test_server_error_is_exit_1_and_json_errors_go_to_stderr(gateway: tuple[FakeGateway, str]) -> None:
     fake, url = gateway
-    fake.tasks["t1"] = task_record("t1", "in_progress")
-    result = await dpctl(url, "task", "cancel", "t1", "--json")
+    fake.tasks[T1] = task_record(T1, "in_progress")
+    result = await dpctl(url, "task", "cancel", T1, "--json")
     assert result.code == 1
     assert json.loads(result.err) == {
         "error": "the broker did not confirm the command",
@@ -397,21 +494,27 @@ async def test_usage_errors_exit_2(gateway: tuple[FakeGateway, str]) -> None:
 async def test_list_table_pages_and_json(gateway: tuple[FakeGateway, str]) -> None:
     fake, url = gateway
     for i in range(3):
-        fake.tasks[f"task_{i}"] = task_record(f"task_{i}", "completed", task_name=f"name {i}")
+        fake.tasks[f"task_20250101_000000_{i}"] = task_record(
+            f"task_20250101_000000_{i}", "completed", task_name=f"name {i}"
+        )
     result = await dpctl(url, "task", "list", "--limit", "2")
     assert result.code == 0
     lines = result.out.splitlines()
     assert lines[0].split()[:3] == ["TASK", "STATUS", "PROGRESS"]
-    assert "task_0" in lines[1] and "100%" in lines[1] and "name 0" in lines[1]
+    assert "task_20250101_000000_0" in lines[1] and "100%" in lines[1] and "name 0" in lines[1]
     assert "--cursor 2" in result.out
     everything = await dpctl(url, "task", "list", "--limit", "2", "--all", "--json")
-    assert [t["task_id"] for t in everything.json()["tasks"]] == ["task_0", "task_1", "task_2"]
+    assert [t["task_id"] for t in everything.json()["tasks"]] == [
+        "task_20250101_000000_0",
+        "task_20250101_000000_1",
+        "task_20250101_000000_2",
+    ]
 
 
 async def test_show_prints_steps_and_masked_parameters(gateway: tuple[FakeGateway, str]) -> None:
     fake, url = gateway
-    fake.tasks["t1"] = task_record("t1", "completed")
-    result = await dpctl(url, "task", "show", "t1")
+    fake.tasks[T1] = task_record(T1, "completed")
+    result = await dpctl(url, "task", "show", T1)
     assert result.code == 0
     assert "Status:" in result.out and "completed" in result.out
     assert "ddl_generation" in result.out
@@ -420,12 +523,12 @@ async def test_show_prints_steps_and_masked_parameters(gateway: tuple[FakeGatewa
 
 async def test_logs_follow_cursor_and_json(gateway: tuple[FakeGateway, str]) -> None:
     fake, url = gateway
-    fake.tasks["t1"] = task_record("t1", "in_progress")
-    result = await dpctl(url, "task", "logs", "t1", "--level", "info", "--step", "2")
+    fake.tasks[T1] = task_record(T1, "in_progress")
+    result = await dpctl(url, "task", "logs", T1, "--level", "info", "--step", "2")
     assert result.code == 0
     assert result.out.splitlines()[1].split()[2:] == ["ERROR", "[qa_generation]", "boom"]
     assert "level=INFO" in fake.requests[-1][1] and "step=2" in fake.requests[-1][1]
-    streamed = await dpctl(url, "task", "logs", "t1", "--follow", "--json")
+    streamed = await dpctl(url, "task", "logs", T1, "--follow", "--json")
     assert streamed.code == 0
     assert [json.loads(line)["message"] for line in streamed.out.splitlines()] == ["started", "boom"]
     followed = [path for _, path, _ in fake.requests if "follow=true" in path]
@@ -436,51 +539,59 @@ async def test_logs_follow_cursor_and_json(gateway: tuple[FakeGateway, str]) -> 
 
 async def test_files_and_download(gateway: tuple[FakeGateway, str], tmp_path: Path) -> None:
     fake, url = gateway
-    fake.tasks["t1"] = task_record("t1", "completed")
-    listed = await dpctl(url, "task", "files", "t1")
+    fake.tasks[T1] = task_record(T1, "completed")
+    listed = await dpctl(url, "task", "files", T1)
     assert "orders.ddl" in listed.out and "2.0 KiB" in listed.out
     target = tmp_path / "out.sql"
-    got = await dpctl(url, "task", "download", "t1", "orders.ddl", "-o", str(target))
+    got = await dpctl(url, "task", "download", T1, "orders.ddl", "-o", str(target))
     assert got.code == 0
     assert target.read_text() == "CREATE TABLE orders (id int);\n"
-    missing = await dpctl(url, "task", "download", "t1", "nope.txt", "-o", str(tmp_path / "nope.txt"))
+    missing = await dpctl(url, "task", "download", T1, "nope.txt", "-o", str(tmp_path / "nope.txt"))
     assert missing.code == 2 and "no such file" in missing.err
     assert not list(tmp_path.glob("nope*"))
 
 
 async def test_run_step_by_number_and_name_and_conflict(gateway: tuple[FakeGateway, str]) -> None:
     fake, url = gateway
-    fake.tasks["t1"] = task_record("t1", "completed")
-    by_number = await dpctl(url, "task", "run-step", "t1", "3", "--force")
+    fake.tasks[T1] = task_record(T1, "completed")
+    by_number = await dpctl(url, "task", "run-step", T1, "3", "--force")
     assert by_number.code == 0 and "sql_validation" in by_number.out
     assert fake.requests[-1][2] == {"execution_mode": "single", "force": True, "single_step": 3}
-    await dpctl(url, "task", "run-step", "t1", "training_load")
+    await dpctl(url, "task", "run-step", T1, "training_load")
     assert fake.requests[-1][2] == {"execution_mode": "single", "force": False, "step_name": "training_load"}
-    fake.tasks["t1"]["status"] = "in_progress"
-    busy = await dpctl(url, "task", "run-step", "t1", "1")
+    fake.tasks[T1]["status"] = "in_progress"
+    busy = await dpctl(url, "task", "run-step", T1, "1")
     assert busy.code == 2 and "already running" in busy.err
 
 
 async def test_delete_several_reports_each(gateway: tuple[FakeGateway, str]) -> None:
     fake, url = gateway
-    fake.tasks["t1"] = task_record("t1", "completed")
-    result = await dpctl(url, "task", "delete", "t1", "t2")
+    fake.tasks[T1] = task_record(T1, "completed")
+    result = await dpctl(url, "task", "delete", T1, T2)
     assert result.code == 2
-    assert "t1: deleted" in result.out and "t2: error" in result.out
-    assert fake.deleted == ["t1"]
+    assert f"{T1}: deleted" in result.out and f"{T2}: error" in result.out
+    assert fake.deleted == [T1]
 
 
 async def test_prune_deletes_only_old_finished_tasks(gateway: tuple[FakeGateway, str]) -> None:
     fake, url = gateway
-    fake.tasks["old_done"] = task_record("old_done", "completed", age_days=40)
-    fake.tasks["old_failed"] = task_record("old_failed", "failed", age_days=31)
-    fake.tasks["new_done"] = task_record("new_done", "completed", age_days=1)
-    fake.tasks["old_running"] = task_record("old_running", "in_progress", age_days=50)
+    fake.tasks["task_20250101_000000_olddone"] = task_record(
+        "task_20250101_000000_olddone", "completed", age_days=40
+    )
+    fake.tasks["task_20250101_000000_oldfailed"] = task_record(
+        "task_20250101_000000_oldfailed", "failed", age_days=31
+    )
+    fake.tasks["task_20250101_000000_newdone"] = task_record(
+        "task_20250101_000000_newdone", "completed", age_days=1
+    )
+    fake.tasks["task_20250101_000000_oldrunning"] = task_record(
+        "task_20250101_000000_oldrunning", "in_progress", age_days=50
+    )
     dry = await dpctl(url, "task", "prune", "--older-than-days", "30")
     assert dry.code == 0 and "would delete" in dry.out and fake.deleted == []
     done = await dpctl(url, "task", "prune", "--older-than-days", "30", "--yes", "--json")
     assert done.code == 0
-    assert sorted(fake.deleted) == ["old_done", "old_failed"]
+    assert sorted(fake.deleted) == ["task_20250101_000000_olddone", "task_20250101_000000_oldfailed"]
     assert done.json()["deleted"] == 2
 
 
