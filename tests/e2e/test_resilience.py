@@ -13,24 +13,24 @@ import asyncpg
 import pytest
 
 from shared.broker import SCHEDULER_KEY, STEPS_KEY, Topology, queue_depth
+from shared.messages import EventEnvelope, decode_message
 from tests.conftest import AMQP_URL
 from tests.e2e.conftest import DB_URL
 from tests.support.api import Api
+from tests.support.eventually import eventually
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
 
 async def _running_runner(pg: asyncpg.Connection, task_id: str) -> str:
-    for _ in range(200):
-        runner = await pg.fetchval(
+    async def runner() -> str | None:
+        return await pg.fetchval(
             "SELECT runner_id FROM data_pipeline_task_executions WHERE task_id = $1 AND status = 'running'",
             task_id,
         )
-        if runner:
-            return runner
-        await asyncio.sleep(0.05)
-    raise AssertionError("no running execution")
+
+    return await eventually(runner, timeout=10, interval=0.05, what=f"a running execution of {task_id}")
 
 
 async def test_runner_killed_mid_step_another_runner_finishes(
@@ -84,16 +84,40 @@ async def _exactly_once(pg: asyncpg.Connection, task_id: str, data_dir) -> None:
     assert len({line.rsplit("(#", 1)[1] for line in lines}) == 14
 
 
+async def _finished_on_the_broker(queue: aio_pika.abc.AbstractQueue, task_id: str) -> bool:
+    """Whether the scheduler's task_finished for `task_id` has passed the events exchange."""
+    while (message := await queue.get(no_ack=True, fail=False)) is not None:
+        event = decode_message(message.body)
+        if isinstance(event, EventEnvelope) and event.task_id == task_id:
+            return True
+    return False
+
+
 @pytest.mark.parametrize("how", ["stop", "kill"])
 async def test_collector_down_while_events_flow(
-    api: Api, pg: asyncpg.Connection, stack: Stack, data_dir, how: str
+    api: Api, pg: asyncpg.Connection, stack: Stack, stack_env: dict[str, str], data_dir, how: str
 ) -> None:  # type: ignore[no-untyped-def]
-    stack.stop("collector") if how == "stop" else stack.kill("collector")
-    try:
-        task_id = await api.create(DB_URL, business_context="sleep:qa_generation=0.5")
-        await asyncio.sleep(3)  # the task runs to the end while nothing is collected
-    finally:
-        stack.start("collector")
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        # A queue of our own sees the task's last event pass the broker: the positive marker that the
+        # task ran to the end while the collector was away (not a fixed wait that may be too short).
+        channel = await connection.channel()
+        events = await channel.get_exchange(Topology(stack_env["DP_BROKER_PREFIX"]).events_exchange)
+        finished = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await finished.bind(events, routing_key="task.*.task_finished")
+        stack.stop("collector") if how == "stop" else stack.kill("collector")
+        try:
+            task_id = await api.create(DB_URL, business_context="sleep:qa_generation=0.5")
+            await eventually(
+                lambda: _finished_on_the_broker(finished, task_id),
+                timeout=30,
+                what=f"task_finished of {task_id} on the broker",
+            )
+            # Nothing was collected meanwhile: the read model has not seen the end.
+            status = await pg.fetchval("SELECT status FROM data_pipeline_tasks WHERE id = $1", task_id)
+            assert status != "completed", status
+        finally:
+            stack.start("collector")
     detail = await api.wait(task_id, timeout=30)
     assert detail["status"] == "completed"
     await _exactly_once(pg, task_id, data_dir)
@@ -149,10 +173,11 @@ async def test_malformed_messages_are_dead_lettered(api: Api, stack_env: dict[st
         )
         # Routed to both the scheduler's and the collector's queue.
         await events.publish(aio_pika.Message(b'{"kind": "event"}'), routing_key="task.task_x.bogus")
-        for _ in range(100):
-            if await queue_depth(channel, topology.dead_letter_queue) >= before + 4:
-                break
-            await asyncio.sleep(0.1)
+
+        async def dead_lettered() -> bool:
+            return await queue_depth(channel, topology.dead_letter_queue) >= before + 4
+
+        await eventually(dead_lettered, timeout=10, what="the four malformed messages dead-lettered")
         assert await queue_depth(channel, topology.dead_letter_queue) == before + 4
     task_id = await api.create(DB_URL)
     assert (await api.wait(task_id))["status"] == "completed"
@@ -186,12 +211,12 @@ async def test_services_reconnect_when_the_broker_drops_them(api: Api, stack_env
     assert len(before) >= 6  # gateway, two schedulers, two runners, collector
     # What a broker restart does to clients: every connection is closed under them.
     await _rabbitmqctl("close_all_connections", "test: simulated broker failure")
-    for _ in range(150):
+
+    async def reconnected() -> list[str] | None:
         after = await _service_connections(prefix)
-        if len(after) >= len(before) and not set(after) & set(before):
-            break
-        await asyncio.sleep(0.2)
-    assert len(after) >= len(before) and not set(after) & set(before)
+        return after if len(after) >= len(before) and not set(after) & set(before) else None
+
+    await eventually(reconnected, timeout=30, interval=0.2, what=f"{len(before)} new connections")
     task_id = await api.create(DB_URL, business_context="transient:qa_generation")
     assert (await api.wait(task_id, timeout=60))["status"] == "completed"
 
@@ -240,16 +265,15 @@ async def test_a_step_waits_for_a_runner_and_says_so(api: Api, pg: asyncpg.Conne
         stack.stop(runner)
     try:
         task_id = await api.create(DB_URL)
-        for _ in range(100):
-            warned = await pg.fetchval(
+
+        async def warnings() -> int:
+            return await pg.fetchval(
                 "SELECT count(*) FROM data_pipeline_task_logs WHERE task_id = $1 AND log_level = 'WARNING'"
                 " AND message LIKE '%no step runner is connected%'",
                 task_id,
             )
-            if warned:
-                break
-            await asyncio.sleep(0.1)
-        assert warned == 1
+
+        assert await eventually(warnings, timeout=10, what="the no-runner warning") == 1
         assert (await api.task(task_id))["status"] == "in_progress"
     finally:
         for runner in ("runner-a", "runner-b"):
