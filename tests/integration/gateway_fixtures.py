@@ -394,6 +394,18 @@ class SseReader:
             elif line.startswith("id:"):
                 event_id = line[3:].strip()
 
+    async def comment(self, timeout: float = 5.0) -> None:
+        """Read up to the next comment line (a keep-alive); an event arriving first fails the test."""
+        seen = self.comments
+        while self.comments == seen:
+            raw = await asyncio.wait_for(self.response.content.readline(), timeout)
+            assert raw, "the stream ended before a comment"
+            line = raw.decode().rstrip("\n")
+            if line.startswith(":"):
+                self.comments += 1
+            else:
+                assert line == "", f"an event before the keep-alive: {line}"
+
     async def until(self, event: str, timeout: float = 5.0) -> SseEvent:
         while True:
             got = await self.next(timeout)
