@@ -1,0 +1,203 @@
+"""Each quality flag on hand-written pairs: the pair a Text2SQL lead would drop or fix is flagged, the
+pair they would keep is not (issue #13, item 1)."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.step_runner.pipeline.pair_quality import (
+    SchemaIndex,
+    assess,
+    assess_all,
+    deterministic_fix,
+    find_duplicates,
+)
+from tests.support.highway_catalog import highway_tables
+from tests.support.shop_catalog import shop_tables
+
+HW = SchemaIndex(highway_tables())
+SHOP = SchemaIndex(shop_tables())
+LIVE_DAY = "d.delete_ts IS NULL"
+
+
+def codes(question: str, sql: str, schema: SchemaIndex = HW) -> set[str]:
+    return {f.code for f in assess(question, sql, schema)}
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT created_by, count(*) FROM bss_company WHERE delete_ts IS NULL GROUP BY created_by",
+        "SELECT count(*) FROM bss_business_day_data d WHERE d.create_ts >= now() - interval '30 days' AND "
+        + LIVE_DAY,
+        "SELECT avg(d.pay_sum) FROM bss_business_day_data d WHERE d.updated_by = 'admin' AND " + LIVE_DAY,
+        "SELECT count(*) FROM bss_company WHERE delete_ts IS NOT NULL",
+        "SELECT deleted_by, count(*) FROM bss_company GROUP BY 1",
+    ],
+)
+def test_bookkeeping_subject(sql: str) -> None:
+    assert "bookkeeping_subject" in codes("q", sql)
+
+
+@pytest.mark.parametrize(
+    "sql,schema",
+    [
+        ("SELECT sum(d.pay_sum) FROM bss_business_day_data d WHERE " + LIVE_DAY, HW),
+        # orders.created_at is the only business time of... no: customers has only created_at -> event time
+        (
+            "SELECT count(*) FROM customers WHERE created_at >= now() - interval '7 days' AND NOT is_deleted",
+            SHOP,
+        ),
+        (
+            "SELECT a.service_area_name, sum(d.pay_sum) FROM bss_business_day_data d JOIN bss_service_area a "
+            "ON a.id = d.service_area_id AND a.delete_ts IS NULL WHERE " + LIVE_DAY + " GROUP BY 1",
+            HW,
+        ),
+    ],
+)
+def test_business_subject_is_not_bookkeeping(sql: str, schema: SchemaIndex) -> None:
+    assert "bookkeeping_subject" not in codes("q", sql, schema)
+
+
+@pytest.mark.parametrize(
+    "sql,schema",
+    [
+        ("SELECT sum(pay_sum) FROM bss_business_day_data", HW),
+        (
+            "SELECT a.service_area_name, sum(d.pay_sum) FROM bss_business_day_data d JOIN bss_service_area a "
+            "ON a.id = d.service_area_id WHERE " + LIVE_DAY + " GROUP BY 1",
+            HW,
+        ),
+        ("SELECT count(*) FROM customers", SHOP),
+        ("SELECT count(*) FROM orders WHERE deleted_at IS NOT NULL", SHOP),
+    ],
+)
+def test_missing_soft_delete_filter(sql: str, schema: SchemaIndex) -> None:
+    assert "missing_soft_delete_filter" in codes("q", sql, schema)
+
+
+@pytest.mark.parametrize(
+    "sql,schema",
+    [
+        ("SELECT sum(pay_sum) FROM bss_business_day_data WHERE delete_ts IS NULL", HW),
+        ("SELECT count(*) FROM customers c WHERE c.is_deleted = false", SHOP),
+        ("SELECT count(*) FROM customers WHERE is_deleted IS NOT TRUE", SHOP),
+        ("SELECT count(*) FROM customers WHERE NOT is_deleted", SHOP),
+        ("SELECT count(*) FROM products", SHOP),  # no soft-delete column
+    ],
+)
+def test_soft_delete_filter_present(sql: str, schema: SchemaIndex) -> None:
+    assert "missing_soft_delete_filter" not in codes("q", sql, schema)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT count(*) FROM bss_company c, bss_service_area a WHERE c.delete_ts IS NULL AND a.delete_ts IS NULL",
+        "SELECT count(*) FROM bss_company c CROSS JOIN bss_service_area a",
+    ],
+)
+def test_unjoined_multi_table(sql: str) -> None:
+    assert "unjoined_multi_table" in codes("q", sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT count(*) FROM bss_company c, bss_service_area a WHERE a.company_id = c.id",
+        "SELECT count(*) FROM bss_company c JOIN bss_service_area a ON a.company_id = c.id",
+        "SELECT d.pay_sum / s.total FROM bss_business_day_data d, (SELECT sum(pay_sum) AS total "
+        "FROM bss_business_day_data) s",
+    ],
+)
+def test_joined_tables(sql: str) -> None:
+    assert "unjoined_multi_table" not in codes("q", sql)
+
+
+def test_listing_without_limit() -> None:
+    assert "listing_without_limit" in codes(
+        "q", "SELECT company_name FROM bss_company WHERE delete_ts IS NULL"
+    )
+    for sql in (
+        "SELECT company_name FROM bss_company WHERE delete_ts IS NULL LIMIT 10",
+        "SELECT count(*) FROM bss_company",
+        "SELECT service_state, count(*) FROM bss_service_area GROUP BY 1",
+        "SELECT DISTINCT service_state FROM bss_service_area",
+        "SELECT name FROM customers WHERE id = 42",
+    ):
+        assert "listing_without_limit" not in codes("q", sql, HW if "bss" in sql else SHOP), sql
+
+
+def test_select_star() -> None:
+    assert "select_star" in codes("q", "SELECT * FROM bss_company LIMIT 5")
+    assert "select_star" in codes("q", "SELECT c.* FROM bss_company c LIMIT 5")
+    assert "select_star" not in codes("q", "SELECT count(*) FROM bss_company")
+    assert "select_star" not in codes(
+        "q",
+        "SELECT company_name FROM bss_company c WHERE EXISTS (SELECT * FROM bss_service_area a "
+        "WHERE a.company_id = c.id) LIMIT 5",
+    )
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "最近30天内bss business day data有多少个?",
+        "按bss company的created by的分布",
+        "What is the total pay_sum per day?",
+        "How many rows are in bss_company?",
+    ],
+)
+def test_raw_identifier_in_question(question: str) -> None:
+    assert "raw_identifier_in_question" in codes(question, "SELECT 1")
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["各服务区最近30天的营收合计是多少?", "Which service areas had the highest revenue last month?"],
+)
+def test_business_words_are_not_raw_identifiers(question: str) -> None:
+    assert "raw_identifier_in_question" not in codes(question, "SELECT 1")
+
+
+def test_duplicates_and_near_duplicates() -> None:
+    qs = [
+        "各服务区最近30天的营收合计是多少?",
+        "各服务区最近30天的营收合计是多少？",  # full-width punctuation
+        "How many companies are there?",
+        "how many companies are there",
+        "各服务区最近7天的营收合计是多少?",  # another number: another question
+        "Which service areas had the highest revenue last month, by payment channel?",
+        "Which service areas had the highest revenue last month by payment channels?",
+    ]
+    assert find_duplicates(qs) == {1: 0, 3: 2, 6: 5}
+    flags = assess_all([(q, "SELECT 1") for q in qs], HW)
+    assert [any(f.code == "duplicate_question" for f in fl) for fl in flags] == [
+        False,
+        True,
+        False,
+        True,
+        False,
+        False,
+        True,
+    ]
+
+
+def test_deterministic_fixes_clear_their_flag() -> None:
+    listing = "SELECT company_name FROM bss_company WHERE delete_ts IS NULL"
+    fixed = deterministic_fix(listing, "listing_without_limit", HW)
+    assert fixed and "listing_without_limit" not in codes("q", fixed)
+
+    unfiltered = (
+        "SELECT a.service_area_name, sum(d.pay_sum) FROM bss_business_day_data d JOIN bss_service_area a "
+        "ON a.id = d.service_area_id WHERE d.oper_date > '2024-01-01' GROUP BY 1"
+    )
+    fixed = deterministic_fix(unfiltered, "missing_soft_delete_filter", HW)
+    assert fixed and "missing_soft_delete_filter" not in codes("q", fixed), fixed
+    assert "oper_date" in fixed
+
+    star = deterministic_fix("SELECT * FROM bss_company WHERE delete_ts IS NULL LIMIT 5", "select_star", HW)
+    assert star and "select_star" not in codes("q", star) and "company_name" in star
+    assert "created_by" not in star and "bookkeeping_subject" not in codes("q", star)
+
+    assert deterministic_fix("SELECT created_by FROM bss_company", "bookkeeping_subject", HW) is None
