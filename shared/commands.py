@@ -22,11 +22,14 @@ class CreateTask(_Command):
 
 
 class ExecuteTask(_Command):
-    """Run an existing task again: the whole workflow, or one step."""
+    """Run an existing task again: the whole workflow, a range of its steps, or one step."""
 
     type: Literal["execute_task"] = "execute_task"
     execution_mode: Literal["complete", "single"]
     step: StepName | None = None
+    # Complete mode only: the first and last step of the range (default: the whole workflow).
+    from_step: StepName | None = None
+    to_step: StepName | None = None
     force: bool = False
     # Step 4 of this run backs up / removes the database's training rows first (None: as the task says).
     backup_vector_tables: bool | None = None

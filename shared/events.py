@@ -40,6 +40,8 @@ class TaskCreated(_Event):
     created_by: str = "api"
     output_directory: str
     steps: list[StepName]
+    # Why each step of the workflow this run does not do is not done (outside the range, disabled).
+    skipped: dict[StepName, str] = Field(default_factory=dict)
 
 
 class TaskStarted(_Event):
@@ -54,6 +56,7 @@ class TaskRerunRequested(_Event):
     steps: list[StepName]
     execution_mode: Literal["complete", "single"]
     force: bool = False
+    skipped: dict[StepName, str] = Field(default_factory=dict)  # as in TaskCreated
     # The run's training-store options (None: the task's own, as created).
     backup_vector_tables: bool | None = None
     truncate_vector_tables: bool | None = None

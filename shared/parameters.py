@@ -20,11 +20,16 @@ class TaskParameters(BaseModel):
     db_connection_name: str | None = None
     table_list: list[str] | None = None
     table_list_file: str | None = None
+    # Where the gateway took the table-list file from: "upload" or its path under DP_TABLE_LISTS_DIR.
+    table_list_source: str | None = None
     business_context: str
     task_name: str | None = None
     db_name: str | None = None
     execution_mode: Literal["complete", "single"] = "complete"
     single_step: int | None = Field(default=None, ge=1, le=4)
+    # A range of steps in complete mode (both default to the whole workflow); single mode is from = to.
+    from_step: int | None = Field(default=None, ge=1, le=4)
+    to_step: int | None = Field(default=None, ge=1, le=4)
     enable_sql_validation: bool = True
     enable_llm_repair: bool = True
     modify_original_file: bool = True

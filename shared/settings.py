@@ -232,6 +232,13 @@ class GatewaySettings(CommonSettings):
     max_upload_bytes: int = Field(
         default=262_144, ge=1024, description="Largest table-list upload (413 above)."
     )
+    table_lists_dir: Path | None = Field(
+        default=None,
+        description="Operator-provisioned directory of table-list files: POST /tasks may name one in JSON "
+        "`table_list_file` (a bare name or a relative path inside it; no absolute paths, no `..`, no "
+        "links out of it) and it is copied into the task directory. Unset: that way is off (400); "
+        "uploading the file with the create (multipart) or `table_list` always work.",
+    )
     create_visibility_timeout_seconds: float = Field(
         default=5.0,
         ge=0,

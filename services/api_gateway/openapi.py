@@ -178,6 +178,17 @@ def _reachable(names: set[str], components: dict[str, Any]) -> set[str]:
     return seen
 
 
+def _form(model: type[BaseModel], refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
+    """A multipart/form-data request body: the model's schema, and how each part is encoded."""
+    encoding: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        if field.annotation is bytes:
+            encoding[name] = {"contentType": "text/plain"}
+        elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            encoding[name] = {"contentType": "application/json"}
+    return {"schema": refs[model], "encoding": encoding}
+
+
 def _media(produces: str) -> dict[str, Any]:
     if produces == "text/event-stream":
         return {"schema": _SSE_EVENT}
@@ -190,7 +201,7 @@ def build_openapi(routes: list[RouteSpec], *, auth: bool = True) -> dict[str, An
     """The document for a gateway whose routes are `routes`; `auth`: bearer tokens are configured."""
     models: set[type[BaseModel]] = set()
     for route in routes:
-        for model in (route.body, route.response):
+        for model in (route.body, route.response, route.form):
             if model is not None:
                 models.add(model)
     ordered = sorted(models, key=lambda m: m.__name__)
@@ -199,7 +210,8 @@ def build_openapi(routes: list[RouteSpec], *, auth: bool = True) -> dict[str, An
     )
     components = {**defs.get("$defs", {}), **_static_components()}
     refs = {model: ref for (model, _), ref in keys.items()}
-    for name in _reachable({r.body.__name__ for r in routes if r.body is not None}, components):
+    bodies = {m.__name__ for r in routes for m in (r.body, r.form) if m is not None}
+    for name in _reachable(bodies, components):
         _refuse_nul(components[name])
 
     paths: dict[str, dict[str, Any]] = {}
@@ -232,6 +244,8 @@ def build_openapi(routes: list[RouteSpec], *, auth: bool = True) -> dict[str, An
                 "required": route.body_required,
                 "content": {"application/json": {"schema": refs[route.body]}},
             }
+            if route.form is not None:
+                operation["requestBody"]["content"]["multipart/form-data"] = _form(route.form, refs)
         elif route.body_kind == "multipart":
             operation["requestBody"] = {
                 "required": True,

@@ -30,6 +30,9 @@ class RouteSpec:
     tag: str
     body: type[BaseModel] | None = None
     body_kind: Literal["json", "multipart"] = "json"
+    # The same request as multipart/form-data too: the model's fields are the form's parts (object
+    # fields travel as JSON parts, bytes fields as file parts).
+    form: type[BaseModel] | None = None
     body_required: bool = True
     # A multipart route's form as the document states it (media type object); default: a table-list upload.
     form_schema: dict[str, Any] | None = None

@@ -15,10 +15,12 @@ from services.api_gateway.schemas.responses import (
     ExecutionView,
     FileView,
     LogLine,
+    PlanStep,
     StepView,
     TaskDetail,
     TaskSummary,
 )
+from services.api_gateway.step_plans import plan_view
 from shared.messages import EventEnvelope
 from shared.parameters import TaskParameters
 from shared.secrets import mask_secrets
@@ -144,6 +146,7 @@ def task_detail(
         result=row["result"],
         error_step=row["error_step"],
         step_stats=dict(row["step_stats"] or {}),
+        plan=[PlanStep(**p) for p in plan_view(summary.step_status, dict(row["step_stats"] or {}))],
         steps=steps,
         step_details=steps,
         total_steps=len(STEP_ORDER),

@@ -116,10 +116,9 @@ class Projector:
     async def on_task_created(self, env: EventEnvelope, e: Any, seq: int) -> None:
         params = e.parameters
         plan = [s.value for s in e.steps]
-        single = params.execution_mode == "single"
-        step_status = {
-            s.value: ("pending" if s.value in plan or not single else "skipped") for s in STEP_ORDER
-        }
+        # Steps outside the plan (single mode, a range) are skipped; why is in step_stats["skipped"].
+        step_status = {s.value: ("pending" if s.value in plan else "skipped") for s in STEP_ORDER}
+        skipped = {s.value: reason for s, reason in e.skipped.items()}
         await self.conn.execute(
             """
             INSERT INTO data_pipeline_tasks (id, task_type, task_name, status, parameters, step_status, step_stats,
@@ -133,7 +132,7 @@ class Projector:
             params.task_name,
             params.public(),
             step_status,
-            {"plan": plan, "progress": {}, "executions": {}},
+            {"plan": plan, "skipped": skipped, "progress": {}, "executions": {}},
             params.execution_mode,
             params.single_step,
             env.occurred_at,
@@ -157,7 +156,12 @@ class Projector:
             return
         plan = [s.value for s in e.steps]
         step_status = {**task["step_status"], **dict.fromkeys(plan, "pending")}
-        stats = {"plan": plan, "progress": {}, "executions": task["step_stats"].get("executions", {})}
+        stats = {
+            "plan": plan,
+            "skipped": {s.value: reason for s, reason in e.skipped.items()},
+            "progress": {},
+            "executions": task["step_stats"].get("executions", {}),
+        }
         await self._save_task(
             env.task_id,
             seq,

@@ -164,16 +164,11 @@ def evolve(state: TaskState | None, envelope: EventEnvelope) -> TaskState | None
                 return state
             steps = {**state.steps, **{s: StepRun() for s in e.steps}}
             # The rerun's mode decides what runs: single runs what was asked, complete skips disabled steps.
-            single = e.execution_mode == "single" and len(e.steps) == 1
-            parameters = state.parameters.model_copy(
-                update={
-                    "execution_mode": e.execution_mode,
-                    "single_step": step_number(e.steps[0]) if single else None,
-                }
-            )
             return replace(
                 state,
-                parameters=run_options(parameters, e, first_run=state.waiting),
+                parameters=run_options(
+                    rerun_parameters(state.parameters, e.execution_mode, e.steps), e, first_run=state.waiting
+                ),
                 status="pending",
                 waiting=False,
                 plan=tuple(e.steps),
@@ -562,9 +557,73 @@ def retention(
 # ---- commands -------------------------------------------------------------------------------------
 
 
-def plan(execution_mode: str, step: StepName | None) -> list[StepName]:
-    """The steps a run covers: all of them in complete mode, the one asked for (default the first) in single."""
-    return list(STEP_ORDER) if execution_mode == "complete" else [step or STEP_ORDER[0]]
+def plan(
+    execution_mode: str,
+    step: StepName | None = None,
+    *,
+    first: StepName | None = None,
+    last: StepName | None = None,
+) -> list[StepName]:
+    """The steps a run covers: in complete mode the range `first`..`last` (default: every step), in
+    single mode the one asked for (default the first; single is the range from = to).
+
+    Raises ValueError when `first` comes after `last`.
+    """
+    if execution_mode != "complete":
+        return [step or first or STEP_ORDER[0]]
+    lo = step_number(first) if first else 1
+    hi = step_number(last) if last else len(STEP_ORDER)
+    if lo > hi:
+        raise ValueError(
+            f"from_step {lo} ({STEP_ORDER[lo - 1].value}) comes after to_step {hi} ({STEP_ORDER[hi - 1].value})"
+        )
+    return list(STEP_ORDER[lo - 1 : hi])
+
+
+def plan_for(parameters: TaskParameters) -> list[StepName]:
+    """The plan a task is created with, from its parameters (single_step, or from_step..to_step)."""
+    if parameters.execution_mode == "single":
+        return plan("single", step_by_number(parameters.single_step or parameters.from_step or 1))
+    return plan(
+        "complete",
+        first=step_by_number(parameters.from_step) if parameters.from_step else None,
+        last=step_by_number(parameters.to_step) if parameters.to_step else None,
+    )
+
+
+def skip_reasons(parameters: TaskParameters, steps: list[StepName]) -> dict[StepName, str]:
+    """Why each step of the workflow that a run with this plan does not do is left out.
+
+    Steps outside the plan are not run at all; steps in it that parameters disable are skipped when
+    their turn comes (`step_disabled_reason`), and are named here too so the plan shows it up front.
+    """
+    reasons: dict[StepName, str] = {}
+    planned = [step_number(s) for s in steps]
+    for s in STEP_ORDER:
+        if s not in steps:
+            if parameters.execution_mode == "single" and len(steps) == 1:
+                reasons[s] = f"single mode runs step {planned[0]} ({steps[0].value}) only"
+            else:
+                reasons[s] = f"outside the requested range: steps {planned[0]}-{planned[-1]}"
+        elif disabled := step_disabled_reason(parameters, s):
+            reasons[s] = disabled
+    return reasons
+
+
+def rerun_parameters(
+    parameters: TaskParameters, execution_mode: str, steps: list[StepName]
+) -> TaskParameters:
+    """A task's parameters for a run of `steps` in `execution_mode` (what TaskRerunRequested changes)."""
+    single = execution_mode == "single" and len(steps) == 1
+    whole = single or list(steps) == list(STEP_ORDER)
+    return parameters.model_copy(
+        update={
+            "execution_mode": execution_mode,
+            "single_step": step_number(steps[0]) if single else None,
+            "from_step": None if whole else step_number(steps[0]),
+            "to_step": None if whole else step_number(steps[-1]),
+        }
+    )
 
 
 def run_options(parameters: TaskParameters, event: TaskRerunRequested, *, first_run: bool) -> TaskParameters:
@@ -591,7 +650,10 @@ def _decide_command(
             if task_id is None or state is not None:
                 return []  # a redelivered create: the task exists already
             params = command.parameters
-            single = step_by_number(params.single_step or 1) if params.execution_mode == "single" else None
+            try:
+                steps = plan_for(params)
+            except ValueError as exc:
+                return [_warning(f"create ignored: {exc}")]
             return [
                 Decision(
                     TaskCreated(
@@ -599,7 +661,8 @@ def _decide_command(
                         parameters=params,
                         created_by=command.created_by,
                         output_directory=f"{policy.output_root}/{task_id}",
-                        steps=plan(params.execution_mode, single),
+                        steps=steps,
+                        skipped=skip_reasons(params, steps),
                     )
                 )
             ]
@@ -610,13 +673,20 @@ def _decide_command(
                 return [_warning(f"execute ignored: the task is {state.status}")]
             if not scheduler_owns(state.task_id):
                 return [_warning("execute ignored: manual runs are re-run with dpctl")]
-            steps = plan(command.execution_mode, command.step)
+            try:
+                steps = plan(
+                    command.execution_mode, command.step, first=command.from_step, last=command.to_step
+                )
+            except ValueError as exc:
+                return [_warning(f"execute ignored: {exc}")]
+            parameters = rerun_parameters(state.parameters, command.execution_mode, steps)
             return [
                 Decision(
                     TaskRerunRequested(
                         steps=steps,
                         execution_mode=command.execution_mode,
                         force=command.force,
+                        skipped=skip_reasons(parameters, steps),
                         backup_vector_tables=command.backup_vector_tables,
                         truncate_vector_tables=command.truncate_vector_tables,
                     )

@@ -52,11 +52,28 @@ async def test_complete_run(api: Api, pg: asyncpg.Connection, data_dir: Path) ->
 
 
 async def test_single_step_run(api: Api, pg: asyncpg.Connection) -> None:
-    task_id = await api.create(DB_URL, execution_mode="single", single_step=2)
+    task_id = await api.create(DB_URL, execution_mode="single", single_step=1)
     detail = await api.wait(task_id)
     assert detail["status"] == "completed"
-    assert detail["step_status"]["qa_generation"] == "completed"
-    assert [r["execution_step"] for r in await _executions(pg, task_id)] == ["qa_generation"]
+    assert detail["step_status"]["ddl_generation"] == "completed"
+    assert detail["step_status"]["qa_generation"] == "skipped"
+    assert [r["execution_step"] for r in await _executions(pg, task_id)] == ["ddl_generation"]
+    assert detail["plan"][1]["reason"] == "single mode runs step 1 (ddl_generation) only"
+    # A new task has nothing but its table list: a single step past the first is refused (409).
+    status, body = await api.call(
+        "POST",
+        f"{BASE}/tasks",
+        json={
+            "parameters": {
+                "db_connection": DB_URL,
+                "business_context": "plain",
+                "table_list": ["public.orders"],
+                "execution_mode": "single",
+                "single_step": 2,
+            }
+        },
+    )
+    assert status == 409 and body["data"]["step"] == "qa_generation", body
 
 
 async def test_steps_disabled_by_parameters_are_skipped(api: Api, pg: asyncpg.Connection) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -171,8 +172,11 @@ async def test_create_names_invalid_parameters(
 
 
 async def test_create_with_table_list_file_and_optional_fields(
-    gateway: TestClient, commands: CommandProbe, rows: ReadModels
+    make_gateway: Any, commands: CommandProbe, rows: ReadModels, tmp_path: Path
 ) -> None:
+    # table_list_file names a file under DP_TABLE_LISTS_DIR (tests/integration/test_gateway_table_lists.py).
+    (tmp_path / "tables.txt").write_text("public.orders\n")
+    gateway = await make_gateway(table_lists_dir=str(tmp_path))
     collector = serve_creates(commands, rows)
     await call(
         gateway,

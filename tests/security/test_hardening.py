@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import multiprocessing
 import re
 import tempfile
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -32,14 +34,23 @@ from tests.support.stack import wait_until
 pytestmark = pytest.mark.e2e
 
 
+async def _create(api: Api, **parameters: Any) -> tuple[int, dict[str, Any]]:
+    """POST /tasks; a `table_list_file` is sent as the form's file part (the task gets it at creation)."""
+    params = {"db_connection": DB_URL, "business_context": "plain", **parameters}
+    file_name = params.pop("table_list_file", None)
+    if file_name is None:
+        params.setdefault("table_list", ["public.orders"])
+        return await api.call(
+            "POST", f"{BASE}/tasks", json={"task_type": "complete_workflow", "parameters": params}
+        )
+    form = aiohttp.FormData()
+    form.add_field("parameters", json.dumps(params), content_type="application/json")
+    form.add_field("table_list_file", b"public.orders\n", filename=file_name, content_type="text/plain")
+    return await api.call("POST", f"{BASE}/tasks", data=form)
+
+
 async def _finished_task(api: Api, **parameters: Any) -> str:
-    body = {
-        "task_type": "complete_workflow",
-        "parameters": {"db_connection": DB_URL, "business_context": "plain", **parameters},
-    }
-    if "table_list_file" not in parameters:
-        body["parameters"].setdefault("table_list", ["public.orders"])
-    status, data = await api.call("POST", f"{BASE}/tasks", json=body)
+    status, data = await _create(api, **parameters)
     assert status in (201, 202), data
     task_id = data["data"]["task_id"]
     await api.wait(task_id)
@@ -220,18 +231,16 @@ async def test_only_registered_files_the_log_and_the_table_list_download(api: Ap
 
 async def test_a_table_list_cannot_overwrite_a_pipeline_output(api: Api, data_dir: Path) -> None:
     # A task whose table_list_file names step 1's catalog: the upload used to replace the catalog.
-    task_id = await _finished_task(api, table_list_file="schema_catalog.json")
-    catalog = data_dir / task_id / "schema_catalog.json"
-    catalog.write_text('{"tables": []}\n', encoding="utf-8")
-    for kwargs in (
-        {"json": {"tables": ["public.orders"]}},
-        dict(zip(("data", "headers"), _multipart(b"public.orders\n"), strict=True)),
-    ):
-        route = "table-list" if "json" in kwargs else "upload-table-list"
-        status, data = await api.call("POST", f"{BASE}/tasks/{task_id}/{route}", **kwargs)
-        assert status == 409, data
+    # The table list now comes with the create, and such a name is refused there, by either way.
+    for name in ("schema_catalog.json", "metadata.txt"):
+        status, data = await _create(api, table_list_file=name)
+        assert status == 400, data
         assert data["data"]["invalid_params"] == ["table_list_file"]
-        assert catalog.read_text() == '{"tables": []}\n'
+    status, data = await api.call(
+        "POST", f"{BASE}/tasks", json={"parameters": {"db_connection": DB_URL, "business_context": "x",
+                                                      "table_list_file": "schema_catalog.json"}}
+    )  # fmt: skip
+    assert status == 400 and data["data"]["invalid_params"] == ["table_list_file"], data
 
     # A registered output by another name (the scripted step 1 registers ddl_generation.txt).
     task_id = await _finished_task(api, table_list_file="ddl_generation.txt")

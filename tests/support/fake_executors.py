@@ -59,6 +59,15 @@ class ScriptedExecutor:
             raise StepError("temporary outage (scripted)", retryable=True)
         if "fail" in d:
             raise StepError(f"scripted failure of {ctx.step.value}")
+        if ctx.step is StepName.DDL_GENERATION and ctx.parameters.table_list_file:
+            # As the real step 1: the task's table-list file must be in its directory when it runs.
+            listed = ctx.task_dir / ctx.parameters.table_list_file
+            if not listed.is_file():
+                raise StepError(
+                    f"table list file {ctx.parameters.table_list_file!r} is not in the task directory"
+                )
+            tables = [t for t in listed.read_text(encoding="utf-8").splitlines() if t.strip()]
+            await ctx.log("INFO", f"table list {listed.name}: {len(tables)} tables ({', '.join(tables)})")
         out = ctx.task_dir / f"{ctx.step.value}.txt"
         out.write_text(f"{ctx.step.value} output for {ctx.task_id}\n", encoding="utf-8")
         await ctx.output(

@@ -220,7 +220,11 @@ def test_create_decides_the_task_with_its_plan_and_directory() -> None:
     command = CreateTask(parameters=params(execution_mode="single", single_step=3), created_by="manual")
     (decision,) = decide(None, T0, POLICY, command, task_id=TASK)
     assert decision.event == TaskCreated(
-        parameters=command.parameters, created_by="manual", output_directory=f"{ROOT}/{TASK}", steps=[SQL]
+        parameters=command.parameters,
+        created_by="manual",
+        output_directory=f"{ROOT}/{TASK}",
+        steps=[SQL],
+        skipped={s: "single mode runs step 3 (sql_validation) only" for s in (DDL, QA, LOAD)},
     )
     # A redelivered create finds the task and decides nothing.
     assert decide(_created_state(), T0, POLICY, command, task_id=TASK) == []
@@ -235,7 +239,12 @@ def test_execute_is_refused_while_the_task_runs_and_for_manual_runs() -> None:
 
     finished = _fold(running, TaskFinished(status="failed"))
     assert [d.event for d in decide(finished, T0, POLICY, rerun)] == [
-        TaskRerunRequested(steps=[QA], execution_mode="single", force=True)
+        TaskRerunRequested(
+            steps=[QA],
+            execution_mode="single",
+            force=True,
+            skipped={s: "single mode runs step 2 (qa_generation) only" for s in (DDL, SQL, LOAD)},
+        )
     ]
     manual = _fold(_created_state(MANUAL), TaskStarted(), TaskFinished(status="completed"))
     (refused,) = decide(manual, T0, POLICY, rerun)

@@ -17,10 +17,11 @@ from services.api_gateway.routes.tasks import wait_until
 from services.api_gateway.schemas.requests import CancelTaskRequest, DeleteTasksRequest, ExecuteTaskRequest
 from services.api_gateway.schemas.responses import CommandAccepted, DeleteResult, TaskDeleted, TasksDeleted
 from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
+from services.api_gateway.step_plans import require_inputs, step_range
 from services.api_gateway.validation import parse_model, read_json_object, require_task_id, task_not_found
 from shared.commands import CancelTask, DeleteTask, ExecuteTask
 from shared.ids import is_valid_task_id
-from shared.steps import StepName, missing_inputs, parse_step, step_by_number
+from shared.steps import StepName, parse_step, step_by_number
 
 
 def resolve_execution(req: ExecuteTaskRequest) -> tuple[str, StepName | None]:
@@ -52,7 +53,17 @@ def resolve_execution(req: ExecuteTaskRequest) -> tuple[str, StepName | None]:
 async def execute_task(request: web.Request) -> web.Response:
     task_id = require_task_id(request)
     req = parse_model(ExecuteTaskRequest, await read_json_object(request, optional=True))
+    steps = step_range(req.from_step, req.to_step)
+    if steps is not None and (
+        req.single_step is not None or req.step_name is not None or req.execution_mode in ("single", "step")
+    ):
+        raise InvalidParams(
+            "give one step (single_step, step_name) or a range (from_step, to_step), not both",
+            invalid=["from_step", "to_step"],
+        )
     mode, step = resolve_execution(req)
+    if steps is not None and steps[0] is steps[1]:
+        mode, step, steps = "single", steps[0], None  # single mode is the range from = to
     row = await read_models.get_task(request.app[POOL], task_id)
     if row is None:
         raise task_not_found(task_id)
@@ -66,14 +77,16 @@ async def execute_task(request: web.Request) -> web.Response:
         raise Conflict(
             "manual runs are re-run with `dpctl workflow run --task-id ...`", extra={"task_status": status}
         )
-    first = step or StepName.DDL_GENERATION
-    missing = missing_inputs(first, task_dir(request.app[SETTINGS].data_root, task_id))
-    if missing:
-        raise Conflict(
-            f"step {first.value} cannot run: its inputs are missing",
-            extra={"missing_inputs": missing, "step": first.value},
-        )
-    command = ExecuteTask(execution_mode=mode, step=step, force=req.force)  # type: ignore[arg-type]
+    first = step or (steps[0] if steps else StepName.DDL_GENERATION)
+    parameters = row["parameters"] if isinstance(row["parameters"], dict) else {}
+    require_inputs(first, task_dir(request.app[SETTINGS].data_root, task_id), parameters)
+    command = ExecuteTask(
+        execution_mode=mode,  # type: ignore[arg-type]
+        step=step,
+        from_step=steps[0] if steps else None,
+        to_step=steps[1] if steps else None,
+        force=req.force,
+    )
     envelope = await request.app[BROKER].send_to_scheduler(command, task_id)
     request.app[METRICS].commands.labels(command.type).inc()
     data = CommandAccepted(

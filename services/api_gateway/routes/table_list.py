@@ -40,10 +40,11 @@ MAX_PARTS = 20
 _SPLIT = re.compile(r"[,\n]")
 
 
-def parse_table_names(text: str) -> list[str]:
+def parse_table_names(text: str, field: str = "tables") -> list[str]:
     """Names from text (one per line or comma-separated; blank lines and `#` comments skipped), de-duplicated.
 
-    Raises InvalidParams listing (up to 20 of) the entries that are not table names.
+    Raises InvalidParams listing (up to 20 of) the entries that are not table names; `field` is the
+    request field the errors name.
     """
     names: list[str] = []
     for line in text.splitlines():
@@ -53,14 +54,28 @@ def parse_table_names(text: str) -> list[str]:
     if bad:
         shown = [n[:80] for n in bad[:20]]
         raise InvalidParams(
-            f"not table names: {', '.join(shown)}", invalid=["tables"], extra={"invalid_tables": shown}
+            f"not table names: {', '.join(shown)}", invalid=[field], extra={"invalid_tables": shown}
         )
     unique = list(dict.fromkeys(names))
     if not unique:
-        raise MissingParams("the table list is empty", missing=["tables"])
+        raise MissingParams("the table list is empty", missing=[field])
     if len(unique) > MAX_TABLES:
-        raise InvalidParams(f"at most {MAX_TABLES} tables", invalid=["tables"])
+        raise InvalidParams(f"at most {MAX_TABLES} tables", invalid=[field])
     return unique
+
+
+def decode_table_list(content: bytes, field: str = "file", names_field: str = "tables") -> list[str]:
+    """The table names in an uploaded or provisioned file: UTF-8 text (a BOM allowed), no NUL bytes.
+
+    Errors name `field` for the file and `names_field` for its entries.
+    """
+    if b"\x00" in content:
+        raise InvalidParams("the file is not text", invalid=[field])
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidParams("the file is not UTF-8 text", invalid=[field]) from None
+    return parse_table_names(text, names_field)
 
 
 async def _write_table_list(request: web.Request, task_id: str, tables: list[str]) -> web.Response:
@@ -96,7 +111,8 @@ async def set_table_list(request: web.Request) -> web.Response:
     return await _write_table_list(request, task_id, parse_table_names(text))
 
 
-async def _read_upload(part: BodyPartReader, limit: int) -> bytes:
+async def read_upload(part: BodyPartReader, limit: int) -> bytes:
+    """A file part's content, refused (413) past `limit` bytes."""
     chunks: list[bytes] = []
     size = 0
     while chunk := await part.read_chunk(64 * 1024):
@@ -131,7 +147,7 @@ async def _first_file(reader: MultipartReader, limit: int) -> bytes | None:
             continue
         if not part.filename.lower().endswith(".txt"):
             raise InvalidParams("the file must be a .txt file", invalid=["file"])
-        content = await _read_upload(part, limit)
+        content = await read_upload(part, limit)
     if not reader.at_eof():
         raise ValueError("multipart body without its closing boundary")
     return content
@@ -156,13 +172,7 @@ async def upload_table_list(request: web.Request) -> web.Response:
         ) from None
     if content is None:
         raise MissingParams("no file in the upload (form field `file`)", missing=["file"])
-    if b"\x00" in content:
-        raise InvalidParams("the file is not text", invalid=["file"])
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidParams("the file is not UTF-8 text", invalid=["file"]) from None
-    return await _write_table_list(request, task_id, parse_table_names(text))
+    return await _write_table_list(request, task_id, decode_table_list(content))
 
 
 ROUTES = [

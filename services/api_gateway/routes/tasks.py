@@ -19,9 +19,19 @@ from services.api_gateway.cursors import decode_task_cursor, task_cursor
 from services.api_gateway.envelope import ok
 from services.api_gateway.errors import InvalidParams, MissingParams
 from services.api_gateway.keys import BROKER, METRICS, POOL, SECRET_BOX, SETTINGS
-from services.api_gateway.schemas.requests import CreateTaskRequest, TaskListQuery
+from services.api_gateway.schemas.requests import CreateTaskForm, CreateTaskRequest, TaskListQuery
 from services.api_gateway.schemas.responses import ActiveTasks, TaskCreated, TaskDetail, TaskList
 from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
+from services.api_gateway.step_plans import first_step, require_inputs, step_range
+from services.api_gateway.table_list_intake import (
+    TableListFile,
+    from_lists_dir,
+    is_multipart,
+    read_create_form,
+    remove_task_dir,
+    require_form_data,
+    write_into_task,
+)
 from services.api_gateway.task_views import task_detail, task_summary
 from services.api_gateway.validation import (
     missing_fields,
@@ -37,6 +47,7 @@ from shared.parameters import TaskParameters
 from shared.retry import delays
 from shared.secrets import SecretBox
 from shared.settings import GatewaySettings
+from shared.steps import STEP_ORDER, step_number
 
 
 def _check_required(body: dict[str, Any]) -> dict[str, Any]:
@@ -62,8 +73,10 @@ def build_parameters(
     settings: GatewaySettings,
     box: SecretBox,
     connections: Mapping[str, SecretStr] | None = None,
+    table_list: TableListFile | None = None,
 ) -> TaskParameters:
-    """`connections`: the named connections the caller may use (default: every configured one)."""
+    """`connections`: the named connections the caller may use (default: every configured one);
+    `table_list`: the checked table-list file the task is created with (its name in the task directory)."""
     p = request.parameters
     if p.execution_mode == "complete" and p.single_step is not None:
         raise InvalidParams("single_step is only allowed with execution_mode single", invalid=["single_step"])
@@ -71,6 +84,16 @@ def build_parameters(
         raise InvalidParams(
             "give table_list_file or table_list, not both", invalid=["table_list", "table_list_file"]
         )
+    execution_mode, single_step = p.execution_mode, p.single_step
+    steps = step_range(p.from_step, p.to_step)
+    if steps is not None and execution_mode == "single":
+        raise InvalidParams(
+            "single mode runs single_step; a range (from_step, to_step) is complete mode's",
+            invalid=["from_step", "to_step"],
+        )
+    if steps is not None and steps[0] is steps[1]:
+        # Single mode is the range from = to; it is stored and shown as single mode.
+        execution_mode, single_step, steps = "single", step_number(steps[0]), None
     connection = resolve_connection(
         p.db_connection, settings.connections if connections is None else connections, settings=settings
     )
@@ -79,12 +102,15 @@ def build_parameters(
         db_connection_secret=None if connection.name else box.encrypt(connection.url),
         db_connection_name=connection.name,
         table_list=list(dict.fromkeys(p.table_list)) if p.table_list else None,
-        table_list_file=p.table_list_file,
+        table_list_file=table_list.file_name if table_list else None,
+        table_list_source=table_list.source if table_list else None,
         business_context=p.business_context.strip(),
         task_name=p.task_name,
         db_name=p.db_name or connection.database,
-        execution_mode=p.execution_mode,
-        single_step=p.single_step,
+        execution_mode=execution_mode,
+        single_step=single_step,
+        from_step=step_number(steps[0]) if steps and steps[0] is not STEP_ORDER[0] else None,
+        to_step=step_number(steps[1]) if steps and steps[1] is not STEP_ORDER[-1] else None,
         enable_sql_validation=p.enable_sql_validation,
         enable_llm_repair=p.enable_llm_repair,
         modify_original_file=p.modify_original_file,
@@ -113,23 +139,46 @@ async def create_task(request: web.Request) -> web.Response:
     task shows in the read model: 201. Past the wait: 202, and the task is addressable all the same
     (GET shows it `pending`, cancel and delete act on it) through the gateway's intake journal."""
     settings = request.app[SETTINGS]
-    body = await read_json_object(request)
+    # The table list comes with the create (a file part, or a file under DP_TABLE_LISTS_DIR) and is
+    # written into the task directory before the command is published: step 1 always finds it.
+    table_list: TableListFile | None = None
+    if is_multipart(request):
+        require_form_data(request)
+        body, table_list = await read_create_form(request, settings.max_upload_bytes)
+    else:
+        body = await read_json_object(request)
     _check_required(body)
     parsed = parse_model(CreateTaskRequest, body)
+    if table_list is None and parsed.parameters.table_list_file and not parsed.parameters.table_list:
+        table_list = await asyncio.to_thread(
+            from_lists_dir,
+            settings.table_lists_dir,
+            parsed.parameters.table_list_file,
+            settings.max_upload_bytes,
+        )
     usable = usable_connections(request, parsed.parameters.db_connection.strip())
-    parameters = build_parameters(parsed, settings, request.app[SECRET_BOX], usable)
+    parameters = build_parameters(parsed, settings, request.app[SECRET_BOX], usable, table_list)
     await check_hosts(parameters.db_connection, settings)
     task_id = new_task_id(datetime.now(UTC))
+    # A new task directory holds nothing but the table list: a run that starts past step 1 cannot run.
+    require_inputs(first_step(parameters), settings.data_root / task_id)
     command = CreateTask(task_type=parsed.task_type, parameters=parameters, created_by="api")
     pool: asyncpg.Pool = request.app[POOL]
-    accepted_at = await accepted.record(
-        pool, task_id, parsed.task_type, parameters.execution_mode, parameters.single_step
-    )
+    if table_list is not None:
+        await asyncio.to_thread(write_into_task, settings.data_root, task_id, table_list)
     try:
-        await request.app[BROKER].send_to_scheduler(command, task_id)
+        accepted_at = await accepted.record(
+            pool, task_id, parsed.task_type, parameters.execution_mode, parameters.single_step
+        )
+        try:
+            await request.app[BROKER].send_to_scheduler(command, task_id)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await accepted.forget(pool, task_id)
+            raise
     except BaseException:
-        with contextlib.suppress(Exception):
-            await accepted.forget(pool, task_id)
+        if table_list is not None:
+            await asyncio.to_thread(remove_task_dir, settings.data_root, task_id)
         raise
     request.app[METRICS].commands.labels(command.type).inc()
 
@@ -215,6 +264,7 @@ ROUTES = [
         "Create and schedule a task",
         "tasks",
         body=CreateTaskRequest,
+        form=CreateTaskForm,
         response=TaskCreated,
         statuses=(201, 202),
         errors=(400, 401, 413, 415, 503),

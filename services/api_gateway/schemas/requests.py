@@ -17,13 +17,13 @@ from pydantic import (
     field_validator,
 )
 
+from services.api_gateway.schemas.intake import StepRef, TableListPath
 from services.api_gateway.schemas.names import (
     NOT_BLANK_PATTERN,
     PY_SPACE,
     SCHEMA_LIST_PATTERN,
     TABLE_NAME_PATTERN,
     TABLE_NAMES_TEXT_PATTERN,
-    BareFileName,
     DbName,
     TableName,
     TaskId,
@@ -69,6 +69,10 @@ _CREATE_RULES: dict[str, Any] = {
             "then": {"required": ["single_step"], "properties": {"single_step": {"type": "integer"}}},
             "else": {"properties": {"single_step": _NULL}},
         },
+        {  # a range is complete mode's; single mode is the range from = to already
+            "if": {"required": ["execution_mode"], "properties": {"execution_mode": {"const": "single"}}},
+            "then": {"properties": {"from_step": _NULL, "to_step": _NULL}},
+        },
         {  # a table list by file or by names, exactly one of them
             "oneOf": [
                 {
@@ -105,6 +109,21 @@ _EXECUTE_RULES: dict[str, Any] = {
                 ]
             },
         },
+        {  # a range (from_step/to_step) is complete mode's, and names no single step
+            "if": {
+                "anyOf": [
+                    {"required": [end], "properties": {end: {"not": _NULL}}}
+                    for end in ("from_step", "to_step")
+                ]
+            },
+            "then": {
+                "properties": {
+                    "execution_mode": {"not": {"enum": ["single", "step"]}},
+                    "single_step": _NULL,
+                    "step_name": _NULL,
+                }
+            },
+        },
         {  # given both, they name the same step
             "if": _BOTH_STEPS_GIVEN,
             "then": {
@@ -128,10 +147,12 @@ class CreateTaskParameters(_Body):
         description="A PostgreSQL URL (postgresql://user:password@host:port/db) or the name of a "
         "connection configured on the server. The password is encrypted at rest and always masked.",
     )
-    table_list_file: BareFileName | None = Field(
+    table_list_file: TableListPath | None = Field(
         default=None,
-        description="Name of the table-list file in the task directory (see /table-list, "
-        "/upload-table-list). Required unless table_list is given.",
+        description="A table-list file under the server's DP_TABLE_LISTS_DIR: a bare name or a relative "
+        "path inside it (no absolute path, no `..`); it is copied into the task directory at creation "
+        "(400 when the server has no such directory or file). To send the file itself, create the task "
+        "as multipart/form-data. Required unless table_list is given.",
     )
     table_list: list[TableName] | None = Field(
         default=None,
@@ -147,6 +168,14 @@ class CreateTaskParameters(_Body):
     execution_mode: Literal["complete", "single"] = "complete"
     single_step: StrictInt | None = Field(
         default=None, ge=1, le=4, description="1-4; required in single mode, forbidden in complete mode."
+    )
+    from_step: StepRef | None = Field(
+        default=None,
+        description="Complete mode: run steps from this one (default 1) to to_step; from_step <= to_step. "
+        "A range whose first step lacks its inputs is a 409 (a new task has only its table list).",
+    )
+    to_step: StepRef | None = Field(
+        default=None, description="Complete mode: the last step to run (default 4)."
     )
     enable_sql_validation: StrictBool = True
     enable_llm_repair: StrictBool = True
@@ -171,6 +200,31 @@ class CreateTaskRequest(_Body):
     parameters: CreateTaskParameters
 
 
+# The mode and range rules of a create; the multipart form carries its table list as a file part.
+_FORM_RULES: dict[str, Any] = {"allOf": _CREATE_RULES["allOf"][:2]}
+
+
+class CreateTaskFormParameters(CreateTaskParameters):
+    """The `parameters` part of a multipart create: a JSON create's parameters without a table list."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_FORM_RULES)
+
+    table_list_file: None = Field(default=None, description="Sent as the form's file part.")
+    table_list: None = Field(default=None, description="The form's file part is the table list.")
+
+
+class CreateTaskForm(BaseModel):
+    """POST /tasks as multipart/form-data (the document's description; the handler reads the parts)."""
+
+    task_type: Literal["complete_workflow"] = "complete_workflow"
+    parameters: CreateTaskFormParameters = Field(description="A JSON object, as a JSON create's parameters.")
+    table_list_file: bytes = Field(
+        description="The table list: a `.txt` file in UTF-8, table names one per line or comma-separated "
+        "(blank lines and `#` comments skipped), with a plain file name; at most DP_MAX_UPLOAD_BYTES. "
+        "It is written into the task directory under that name before the task is scheduled."
+    )
+
+
 class ExecuteTaskRequest(_Body):
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_EXECUTE_RULES)
 
@@ -183,6 +237,11 @@ class ExecuteTaskRequest(_Body):
         default=None,
         description="A step's name (or the earlier implementation's name, or its number as text).",
     )
+    from_step: StepRef | None = Field(
+        default=None,
+        description="Run the steps from this one (default 1) to to_step (complete mode); from_step <= to_step.",
+    )
+    to_step: StepRef | None = Field(default=None, description="The last step of the range (default 4).")
     force: StrictBool = False
 
 

@@ -104,6 +104,17 @@ class CurrentExecution(_Out):
     started_at: datetime | None
 
 
+class PlanStep(_Out):
+    step: str
+    step_number: int
+    runs: bool = Field(description="Whether the task's current run does this step.")
+    status: str
+    reason: str | None = Field(
+        description="Why the step is not run: outside the requested range, single mode, or disabled by a "
+        "parameter (enable_sql_validation, enable_training_data_load)."
+    )
+
+
 class TaskDetail(TaskSummary):
     result: dict[str, Any] | None = Field(
         description="The final report of the latest run once it has finished (null before): per step its "
@@ -112,6 +123,9 @@ class TaskDetail(TaskSummary):
     )
     error_step: str | None
     step_stats: dict[str, Any]
+    plan: list[PlanStep] = Field(
+        description="Every step of the workflow in order: whether this run does it, and why not."
+    )
     steps: list[StepView]
     step_details: list[StepView] = Field(description="The seed's name for `steps` (same content).")
     total_steps: int = Field(description="Steps in the workflow (4).")
