@@ -22,6 +22,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from shared.broker import Topology
+
 ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var"
 RUN_DIR = VAR / "run"
@@ -99,6 +101,7 @@ def ensure_infrastructure() -> None:
     if not missing:
         return
     print(f"[run] not running: {', '.join(missing)}")
+    started_local_rabbitmq = False
     if shutil.which("docker") and subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
         print("[run] starting them with docker compose (deploy/compose.yaml)")
         subprocess.run(
@@ -127,10 +130,13 @@ def ensure_infrastructure() -> None:
         if "RabbitMQ" in missing and shutil.which("rabbitmq-server"):
             print("[run] starting the local RabbitMQ server")
             subprocess.run(["rabbitmq-server", "-detached"], check=False)
+            started_local_rabbitmq = True
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         missing = [name for name, port in need.items() if not tcp_open("127.0.0.1", port)]
         if not missing:
+            if started_local_rabbitmq:
+                enable_rabbitmq_console()
             return
         time.sleep(1)
     sys.exit(
@@ -141,6 +147,37 @@ def ensure_infrastructure() -> None:
         "or install Docker and re-run `make run` (it uses deploy/compose.yaml),\n"
         "or point DP_DATABASE_URL / DP_RABBITMQ_URL at servers you already have."
     )
+
+
+RABBITMQ_CONSOLE = "http://127.0.0.1:15672"
+ENABLE_CONSOLE = ["rabbitmq-plugins", "enable", "rabbitmq_management"]
+
+
+def enable_rabbitmq_console() -> None:
+    """The management console is how operators look at this system: enable it on a server we started
+    (the plugin is part of every RabbitMQ install), and apply the shipped policy (deploy/rabbitmq)."""
+    done = subprocess.run(ENABLE_CONSOLE, capture_output=True, text=True, check=False)
+    if done.returncode == 0:
+        print(f"[run] RabbitMQ console enabled: {RABBITMQ_CONSOLE} (guest/guest on a local server)")
+    else:
+        reason = ((done.stderr or done.stdout).strip().splitlines() or ["no reason given"])[-1]
+        print(f"[run] could not enable the RabbitMQ console ({reason})")
+        print(f"      enable it with: sudo {' '.join(ENABLE_CONSOLE)}  then open {RABBITMQ_CONSOLE}")
+    prefix = env_value("DP_BROKER_PREFIX", "dp")
+    for policy in Topology(prefix).policies():
+        command = [
+            "rabbitmqctl",
+            "set_policy",
+            "--apply-to",
+            policy.apply_to,
+            "--priority",
+            str(policy.priority),
+            policy.name,
+            policy.pattern,
+            json.dumps(policy.definition),
+        ]
+        if subprocess.run(command, capture_output=True, check=False).returncode != 0:
+            print(f"[run] policy {policy.name} not set; see README, RabbitMQ console")
 
 
 def migrate_and_seed(demo_url: str) -> None:
@@ -239,6 +276,13 @@ def follow_task(task_id: str) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     ensure_infrastructure()
+    if tcp_open("127.0.0.1", 15672):
+        print(f"[run] RabbitMQ console: {RABBITMQ_CONSOLE}")
+    else:
+        print(
+            f"[run] the RabbitMQ console is off; on the broker's host: sudo {' '.join(ENABLE_CONSOLE)}"
+            f" (then {RABBITMQ_CONSOLE})"
+        )
     demo_url = env_value("DP_DEMO_DATABASE_URL", DEMO_URL_DEFAULT)
     migrate_and_seed(demo_url)
     tty = sys.stdout.isatty()

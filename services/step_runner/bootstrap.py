@@ -66,7 +66,9 @@ async def running_runner(settings: RunnerSettings) -> AsyncIterator[StepRunner]:
         )
 
         control_channel = await connection.channel()
-        control = await control_channel.declare_queue(exclusive=True, auto_delete=True)
+        control = await control_channel.declare_queue(
+            topology.runner_control_queue(runner_id), exclusive=True, auto_delete=True
+        )
         events = await control_channel.get_exchange(topology.events_exchange)
         for event_type in ("task_cancel_requested", "task_deleted"):
             await control.bind(events, routing_key=f"task.*.{event_type}")

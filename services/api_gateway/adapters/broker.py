@@ -37,7 +37,9 @@ class EventSubscription:
         routing_keys: Iterable[str],
         *,
         maxsize: int,
+        name: str = "",
     ) -> None:
+        self._name = name  # "" lets the broker name it (amq.gen-...)
         self._connection = connection
         self._exchange = exchange
         self._keys = list(routing_keys)
@@ -47,7 +49,7 @@ class EventSubscription:
 
     async def __aenter__(self) -> EventSubscription:
         self._channel = await self._connection.channel(publisher_confirms=False)
-        queue = await self._channel.declare_queue(None, exclusive=True, auto_delete=True)
+        queue = await self._channel.declare_queue(self._name or None, exclusive=True, auto_delete=True)
         for key in self._keys:
             await queue.bind(self._exchange, routing_key=key)
         await queue.consume(self._on_message, no_ack=True)
@@ -122,7 +124,11 @@ class GatewayBroker:
     def subscribe(self, task_id: str, event_types: Iterable[str] | None = None) -> EventSubscription:
         keys = [f"task.{task_id}.{t}" for t in event_types] if event_types else [f"task.{task_id}.#"]
         subscription = EventSubscription(
-            self.connection, self.topology.events_exchange, keys, maxsize=self.stream_buffer
+            self.connection,
+            self.topology.events_exchange,
+            keys,
+            maxsize=self.stream_buffer,
+            name=self.topology.stream_queue(task_id),
         )
         self.subscriptions.add(subscription)
         return subscription

@@ -1,0 +1,60 @@
+"""deploy/rabbitmq/definitions.json is the Topology of shared/broker.py (issue 9, item 11)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from scripts.rabbitmq_definitions import render
+from shared.broker import Topology
+
+DEFINITIONS = Path(__file__).resolve().parents[2] / "deploy/rabbitmq/definitions.json"
+
+
+def test_shipped_definitions_are_the_topology() -> None:
+    text = DEFINITIONS.read_text(encoding="utf-8")
+    assert json.loads(text) == Topology("dp").definitions(), (
+        "regenerate: python scripts/rabbitmq_definitions.py > deploy/rabbitmq/definitions.json"
+    )
+    assert text == render("dp", "/")
+
+
+def test_every_queue_and_exchange_is_described_and_bound_where_it_is_declared() -> None:
+    topology = Topology("dp")
+    definitions = topology.definitions()
+    assert [q["name"] for q in definitions["queues"]] == [q.name for q in topology.queue_specs()]
+    assert sorted(q["name"] for q in definitions["queues"]) == sorted(topology.work_queues())
+    assert sorted(x["name"] for x in definitions["exchanges"]) == sorted(topology.exchanges())
+    assert all(spec.purpose for spec in [*topology.queue_specs(), *topology.exchange_specs()])
+    bound = {(b["source"], b["destination"], b["routing_key"]) for b in definitions["bindings"]}
+    assert bound == {
+        ("dp.dlx", "dp.dead_letter", "dp.dead_letter"),
+        ("dp.commands", "dp.scheduler", "scheduler"),
+        ("dp.events", "dp.scheduler", "task.#"),
+        ("dp.commands", "dp.steps", "steps"),
+        ("dp.events", "dp.collector", "task.#"),
+    }
+
+
+def test_the_policy_covers_the_work_queues_only_and_escapes_the_prefix() -> None:
+    topology = Topology("a.b")
+    [policy] = topology.policies()
+    pattern = re.compile(policy.pattern)
+    assert [q for q in topology.work_queues() if pattern.search(q)] == [
+        "a.b.scheduler",
+        "a.b.steps",
+        "a.b.collector",
+    ]
+    assert not pattern.search("axb.steps") and not pattern.search("a.b.steps2")
+    assert policy.definition == {"dead-letter-strategy": "at-least-once", "overflow": "reject-publish"}
+
+
+def test_per_connection_queues_are_named_by_owner() -> None:
+    topology = Topology("dp")
+    assert re.fullmatch(
+        r"dp\.runner-control\.runner-a\.[0-9a-f]{8}", topology.runner_control_queue("runner-a")
+    )
+    assert re.fullmatch(
+        r"dp\.stream\.task_20260101_000000\.[0-9a-f]{8}", topology.stream_queue("task_20260101_000000")
+    )
