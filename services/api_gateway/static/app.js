@@ -36,6 +36,7 @@ async function api(method, path, body) {
     throw new Error(`gateway unreachable: ${err.message}`);
   }
   setConn(true);
+  if (resp.status === 401) askForToken();
   const envelope = await resp.json().catch(() => ({ success: false, data: { response: `HTTP ${resp.status}` } }));
   if (!envelope.success) {
     const d = envelope.data || {};
@@ -47,6 +48,17 @@ async function api(method, path, body) {
 
 function setConn(ok) {
   $("conn").textContent = ok ? "" : "gateway unreachable";
+}
+
+// A 401 means this gateway has tokens configured: say so next to the token field and put the cursor there
+// (once, so a later 401 never pulls focus away from what the user is typing).
+function askForToken() {
+  const had = Boolean(sessionStorage.getItem(TOKEN_KEY));
+  const msg = $("token-msg");
+  msg.textContent = had ? "This token was refused: enter a valid API token." : "This gateway needs an API token: enter it here.";
+  msg.hidden = false;
+  $("token").setAttribute("aria-invalid", "true");
+  if (document.activeElement === document.body) $("token").focus();
 }
 
 // --- small DOM helpers (text only: nothing from the server is inserted as HTML) ---------------
@@ -423,7 +435,10 @@ function handleFrame(frame) {
 $("token").value = sessionStorage.getItem(TOKEN_KEY) || "";
 $("token").addEventListener("change", () => {
   sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
+  $("token-msg").hidden = true;
+  $("token").removeAttribute("aria-invalid");
   loadTasks();
+  if (state.selected) selectTask(state.selected); // the open detail is fetched again with the new token
 });
 $("filter-status").addEventListener("change", () => loadTasks());
 $("filter-search").addEventListener("input", () => { clearTimeout(state.searchTimer); state.searchTimer = setTimeout(loadTasks, 300); });
