@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.quality_flags import DEFAULT_QUALITY_ACTIONS, QualityAction, QualityFlag
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 
@@ -84,6 +87,22 @@ class PipelineSettings(BaseSettings):
             "are valid after repair."
         ),
     )
+    quality_actions: dict[QualityFlag, QualityAction] = Field(
+        default_factory=lambda: dict(DEFAULT_QUALITY_ACTIONS),
+        description=(
+            "What step 3's quality pass does with a pair per flag, as a JSON object flag -> drop, repair or "
+            "keep; flags left out keep their default (bookkeeping_subject, unjoined_multi_table and "
+            "duplicate_question: drop; missing_soft_delete_filter, listing_without_limit, select_star: "
+            "repair; raw_identifier_in_question: keep). See shared/quality_flags.py."
+        ),
+    )
+    quality_unrepaired: Literal["drop", "keep"] = Field(
+        default="drop",
+        description=(
+            "What step 3 does with a pair whose quality flag is set to repair when neither the LLM nor a "
+            "mechanical fix removed the flag: drop it, or keep it and report the flag."
+        ),
+    )
     training_database_url: SecretStr | None = Field(
         default=None,
         description="PostgreSQL URL of the training-data store; unset: the pipeline database (DP_DATABASE_URL).",
@@ -93,6 +112,12 @@ class PipelineSettings(BaseSettings):
         default=False,
         description="Step 4 snapshots the training table (CREATE TABLE ... AS) before it loads.",
     )
+
+    @field_validator("quality_actions", mode="before")
+    @classmethod
+    def _quality_defaults(cls, value: Any) -> Any:
+        # a partial object overrides only the flags it names
+        return {**DEFAULT_QUALITY_ACTIONS, **value} if isinstance(value, dict) else value
 
     @field_validator("training_schema")
     @classmethod

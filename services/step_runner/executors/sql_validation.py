@@ -3,9 +3,11 @@
 Each statement goes through the SQL gate (pipeline/sql_gate.py: parse tree, function allow-list, EXPLAIN
 in a READ ONLY transaction with a statement timeout, plan cost/rows limits); its own error is its
 verdict, never a step failure. Failing SQL may be repaired by the LLM, within DP_LLM_REPAIR_MAX_CALLS
-calls per run, and is checked again. With
-modify_original_file the pair files are rewritten (repaired SQL in, unusable pairs out), the very first
-original kept as `<file>.backup`.
+calls per run, and is checked again. Then the quality pass (executors/sql_quality.py) flags every valid
+pair (bookkeeping subjects, missing soft-delete filters, cartesian reads, listings without LIMIT,
+SELECT *, duplicates, raw identifiers in the question) and drops, repairs or keeps it per
+DP_QUALITY_ACTIONS. With modify_original_file the pair files are rewritten (repaired SQL in, unusable and
+dropped pairs out), the very first original kept as `<file>.backup`; step 4 loads the rewritten files.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from services.step_runner.executors.base import VALIDATION_BELOW_THRESHOLD, StepContext, StepError
+from services.step_runner.executors.sql_quality import QualityPass, quality_summary
 from services.step_runner.llm.base import LLMError, TextToSQLModel
 from services.step_runner.pipeline.catalog import TableInfo
 from services.step_runner.pipeline.files import atomic_write_json, atomic_write_text
@@ -27,6 +30,7 @@ from services.step_runner.pipeline.pair_files import (
     pair_files,
     render_pairs,
 )
+from services.step_runner.pipeline.pair_quality import SchemaIndex
 from services.step_runner.pipeline.sql_gate import PlanLimits, SqlGate, referenced_names
 from services.step_runner.pipeline.task_files import load_catalog, read_mapping
 from services.step_runner.pipeline.validation_report import (
@@ -74,6 +78,7 @@ class _RepairContext:
     def __init__(self, task_dir: Path) -> None:
         catalog = load_catalog(task_dir)
         self._tables: list[TableInfo] = catalog.tables if catalog else []
+        self.schema = SchemaIndex(self._tables)
         mapping = read_mapping(task_dir)
         self._ddl: dict[str, str] = {}
         for table in self._tables:
@@ -142,6 +147,11 @@ class SqlValidationExecutor:
         try:
             gate = SqlGate(pool, plan_limits(self._settings))
             await self._validate_all(ctx, gate, llm, budget, results, rounds if repair else 0)
+            context = _RepairContext(ctx.task_dir)
+            quality = QualityPass(
+                self._settings, context.schema, gate, llm, budget, context, rounds if repair else 0
+            )
+            await quality.run(results)
         finally:
             if llm is not None:
                 await llm.aclose()
@@ -237,8 +247,10 @@ class SqlValidationExecutor:
         t = totals(results)
         below = t.success_rate_after < self._settings.validation_success_threshold
         rewritten: list[str] = []
-        if ctx.parameters.modify_original_file and not below:
+        applied = ctx.parameters.modify_original_file and not below
+        if applied:
             rewritten = await self._rewrite_files(ctx, pairs_by_file, results)
+        quality = quality_summary(results, self._settings, applied)
 
         now = dt.datetime.now(dt.UTC)
         summary: dict[str, Any] = {
@@ -259,6 +271,7 @@ class SqlValidationExecutor:
             "dropped": t.invalid_after if rewritten else 0,
             "threshold": self._settings.validation_success_threshold,
             **repaired_statements(results),
+            "quality": quality,
         }
         for old in [
             *ctx.task_dir.glob("sql_validation_*_summary.log"),
@@ -292,6 +305,14 @@ class SqlValidationExecutor:
                 code=VALIDATION_BELOW_THRESHOLD,
             )
         await ctx.log("WARNING" if t.invalid_after else "INFO", message)
+        flagged = {code: n for code, n in quality["flags"].items() if n}
+        await ctx.log(
+            "INFO",
+            f"quality: {quality['pairs_flagged']} of {quality['checked']} valid pairs flagged "
+            f"({', '.join(f'{c} {n}' for c, n in flagged.items()) or 'none'}); {quality['dropped']} dropped, "
+            f"{quality['repaired']} repaired, {quality['kept']} kept with flags"
+            + ("" if applied else " (reported only: pair files unchanged)"),
+        )
         return summary
 
     async def _rewrite_files(
@@ -303,16 +324,16 @@ class SqlValidationExecutor:
         rewritten: list[str] = []
         for path, pairs in pairs_by_file.items():
             file_results = by_file.get(path.name, [])
-            if all(r.valid_before for r in file_results):
+            if all(r.kept and not r.changed for r in file_results):
                 continue
             backup = path.with_name(path.name + BACKUP_SUFFIX)
             if not backup.exists():
                 # The first original is what a user may want back; later runs only see repaired files.
                 await ctx.run_blocking(atomic_write_text, backup, path.read_text(encoding="utf-8"))
             kept = [
-                pair if result.valid_before else {**pair, "sql": f"{result.final_sql};"}
+                {**pair, "sql": f"{result.final_sql};"} if result.changed else pair
                 for pair, result in zip(pairs, file_results, strict=True)
-                if result.final_sql is not None
+                if result.kept
             ]
             await ctx.run_blocking(atomic_write_text, path, render_pairs(kept))
             await ctx.output(

@@ -3,7 +3,7 @@
 Step 3 asks this module about every pair, whatever the provider, after the SQL gate; the offline
 generator and `make quality` ask it too. It is pure: the pair and the catalog in, flags out.
 
-Flags (`QualityFlag`):
+Flags (`QualityFlag`, in shared/quality_flags.py with the default action of each):
 - `bookkeeping_subject`: the statement selects, groups, orders or filters by an audit or technical column
   (who created/updated/deleted a row, change times, ETL columns; see column_roles) or reads a soft-delete
   column other than to keep live rows. Nobody asks a Text2SQL assistant who created a row.
@@ -33,7 +33,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any
 
 from pglast import ast, enums
 from pglast.parser import ParseError, parse_sql
@@ -48,17 +48,8 @@ from services.step_runner.pipeline.column_roles import (
     soft_delete_column,
 )
 from services.step_runner.pipeline.sql_gate import MAX_STATEMENT_CHARS, _children, _names
+from shared.quality_flags import QUALITY_FLAGS, QualityFlag
 
-QualityFlag = Literal[
-    "bookkeeping_subject",
-    "missing_soft_delete_filter",
-    "unjoined_multi_table",
-    "listing_without_limit",
-    "select_star",
-    "duplicate_question",
-    "raw_identifier_in_question",
-]
-QUALITY_FLAGS: tuple[QualityFlag, ...] = get_args(QualityFlag)
 # rows a repaired listing returns
 LISTING_LIMIT = 100
 AGGREGATES = frozenset(

@@ -25,10 +25,24 @@ class PairResult:
     rejected: bool = False  # not a single read-only statement: never repaired
     final_sql: str | None = None  # the statement that passed (original or repaired); None: unusable
     repairs: list[RepairAttempt] = field(default_factory=list)
+    # the quality pass (pipeline/pair_quality.py): flags found on the valid statement, each with its action
+    flags: list[dict[str, str]] = field(default_factory=list)
+    quality: str | None = None  # "dropped" | "repaired" | "kept" (flags reported) | None: no flag
+    quality_repairs: list[RepairAttempt] = field(default_factory=list)
+    sql_before_quality: str | None = None  # the valid statement before a quality repair changed it
 
     @property
     def repaired(self) -> bool:
         return not self.valid_before and self.final_sql is not None
+
+    @property
+    def kept(self) -> bool:
+        """Whether the pair stays in the pair file (and so reaches the training store)."""
+        return self.final_sql is not None and self.quality != "dropped"
+
+    @property
+    def changed(self) -> bool:
+        return self.kept and (not self.valid_before or self.sql_before_quality is not None)
 
 
 @dataclass(frozen=True)
@@ -73,9 +87,23 @@ def repaired_statements(results: list[PairResult]) -> dict[str, Any]:
     return {"repaired_statements": listed, "repaired_statements_truncated": len(repaired) > len(listed)}
 
 
+def quality_entry(r: PairResult) -> dict[str, Any]:
+    return {
+        "file": r.file,
+        "index": r.index,
+        "question": r.question,
+        "sql": r.sql_before_quality or r.final_sql,
+        "flags": r.flags,
+        "outcome": r.quality,
+        "final_sql": r.final_sql if r.kept else None,
+        "repairs": [vars(a) for a in r.quality_repairs],
+    }
+
+
 def report_document(results: list[PairResult], summary: dict[str, Any]) -> dict[str, Any]:
     return {
         "summary": summary,
+        "quality": [quality_entry(r) for r in results if r.flags],
         "failures": [
             {
                 "file": r.file,
@@ -129,4 +157,32 @@ def render_summary(results: list[PairResult], summary: dict[str, Any]) -> str:
         if r.repaired and r.final_sql is not None:
             lines.append(f"  after:    {' '.join(r.final_sql.split())}")
         lines.append("")
+    lines += _quality_lines(results, summary.get("quality") or {})
     return "\n".join(lines) + "\n"
+
+
+def _quality_lines(results: list[PairResult], quality: dict[str, Any]) -> list[str]:
+    flagged = [r for r in results if r.flags]
+    lines = ["Quality", "-------"]
+    counts = quality.get("flags") or {}
+    actions = quality.get("actions") or {}
+    for code, action in actions.items():
+        lines.append(f"{code + ':':<28}{counts.get(code, 0):>5} pairs, {action}")
+    lines.append(
+        f"dropped {quality.get('dropped', 0)}, repaired {quality.get('repaired', 0)}, "
+        f"kept with flags {quality.get('kept', 0)}"
+    )
+    if quality.get("note"):
+        lines.append(str(quality["note"]))
+    lines.append("")
+    for r in flagged:
+        lines += [
+            f"[{r.file} #{r.index}] {r.quality}: {', '.join(f['code'] for f in r.flags)}",
+            f"  question: {r.question}",
+            f"  sql:      {' '.join((r.sql_before_quality or r.final_sql or '').split())}",
+        ]
+        lines += [f"  {f['code']} ({f['action']}): {f['detail']}" for f in r.flags]
+        if r.quality == "repaired" and r.final_sql:
+            lines.append(f"  after:    {' '.join(r.final_sql.split())}")
+        lines.append("")
+    return lines

@@ -1,0 +1,207 @@
+"""Step 3's quality pass: after the SQL gate, every valid pair is judged by pipeline/pair_quality.py and
+dropped, repaired or kept per flag (DP_QUALITY_ACTIONS), whatever the provider.
+
+A repair is accepted only when the new statement passes the SQL gate again and no longer carries the
+flag, without gaining a flag whose action is drop. Where a mechanical fix is exact (`LIMIT` for a
+listing, the live-rows condition for a missing soft-delete filter) it is used first, for every provider.
+Other flags go to the LLM repair path with the flag as the reason (the question travels with it), within
+the run's DP_LLM_REPAIR_MAX_CALLS; the offline provider only fixes names, so for it the mechanical fix
+(the business columns for `SELECT *`) is the only repair. A pair still flagged after repair is dropped or
+kept by DP_QUALITY_UNREPAIRED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from services.step_runner.executors.base import StepError
+from services.step_runner.llm.base import LLMError, TextToSQLModel
+from services.step_runner.pipeline.pair_quality import (
+    Flag,
+    SchemaIndex,
+    assess,
+    deterministic_fix,
+    find_duplicates,
+)
+from services.step_runner.pipeline.sql_gate import SqlGate
+from services.step_runner.pipeline.validation_report import PairResult, RepairAttempt
+from shared.pipeline_settings import PipelineSettings
+from shared.quality_flags import QUALITY_FLAGS, QualityFlag, quality_reason
+
+if TYPE_CHECKING:
+    from services.step_runner.executors.sql_validation import _CallBudget, _RepairContext
+
+MECHANICAL_FIRST: frozenset[QualityFlag] = frozenset({"listing_without_limit", "missing_soft_delete_filter"})
+MAX_LISTED_DROPS = 200  # the list travels in an event and sits in the task's result
+OFFLINE = "offline"
+
+
+class QualityPass:
+    def __init__(
+        self,
+        settings: PipelineSettings,
+        schema: SchemaIndex,
+        gate: SqlGate,
+        llm: TextToSQLModel | None,
+        budget: _CallBudget,
+        repair_context: _RepairContext,
+        rounds: int,
+    ) -> None:
+        self._actions = settings.quality_actions
+        self._unrepaired = settings.quality_unrepaired
+        self._concurrency = settings.sql_validation_concurrency
+        self._schema = schema
+        self._gate = gate
+        self._llm = llm if llm is not None and getattr(llm, "name", "") != OFFLINE else None
+        self._budget = budget
+        self._context = repair_context
+        self._rounds = rounds
+
+    def _flags(self, question: str, sql: str) -> list[Flag]:
+        return assess(question, sql, self._schema)
+
+    async def run(self, results: list[PairResult]) -> None:
+        """Sets each valid pair's flags and outcome; a repaired pair's `final_sql` is the repaired one."""
+        valid = [r for r in results if r.final_sql is not None]
+        found = {id(r): self._flags(r.question, r.final_sql or "") for r in valid}
+        # duplicates among the pairs that survive their own flags: the first of them is kept
+        survivors = [r for r in valid if not any(self._actions[f.code] == "drop" for f in found[id(r)])]
+        for i, j in find_duplicates([r.question for r in survivors]).items():
+            first = survivors[j]
+            found[id(survivors[i])].append(
+                Flag("duplicate_question", f"repeats [{first.file} #{first.index}]: {first.question[:80]}")
+            )
+        semaphore = asyncio.Semaphore(self._concurrency)
+
+        async def one(r: PairResult) -> None:
+            flags = found[id(r)]
+            if not flags:
+                return
+            r.flags = [{"code": f.code, "detail": f.detail, "action": self._actions[f.code]} for f in flags]
+            actions = {self._actions[f.code] for f in flags}
+            if "drop" in actions:
+                r.quality = "dropped"
+            elif "repair" in actions:
+                async with semaphore:
+                    await self._repair(r, [f for f in flags if self._actions[f.code] == "repair"])
+            else:
+                r.quality = "kept"
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for r in valid:
+                    group.create_task(one(r))
+        except* StepError as errors:
+            raise errors.exceptions[0] from None
+
+    async def _repair(self, r: PairResult, flags: list[Flag]) -> None:
+        original = r.final_sql or ""
+        sql = original
+        for flag in flags:
+            current = {f.code: f for f in self._flags(r.question, sql)}
+            if flag.code not in current:
+                continue  # an earlier fix took this one away too
+            fixed = await self._fix(r, sql, current[flag.code], set(current))
+            if fixed is not None:
+                sql = fixed
+        left = [f for f in self._flags(r.question, sql) if self._actions[f.code] != "keep"]
+        if sql != original:
+            r.sql_before_quality, r.final_sql = original, sql
+        if not left:
+            r.quality = "repaired"
+        else:
+            r.quality = "dropped" if self._unrepaired == "drop" else "kept"
+
+    async def _accept(self, r: PairResult, candidate: str, code: QualityFlag, before: set[str]) -> str | None:
+        verdict = await self._gate.check(candidate)
+        if verdict.statement is None:
+            return None
+        after = {f.code for f in self._flags(r.question, verdict.statement)}
+        gained_drop = any(self._actions[c] == "drop" for c in after - before)  # type: ignore[index]
+        return verdict.statement if code not in after and not gained_drop else None
+
+    async def _fix(self, r: PairResult, sql: str, flag: Flag, before: set[str]) -> str | None:
+        tries: list[str] = ["mechanical", "llm"] if flag.code in MECHANICAL_FIRST else ["llm", "mechanical"]
+        for how in tries:
+            if how == "mechanical":
+                candidate = deterministic_fix(sql, flag.code, self._schema)
+                if candidate is None:
+                    continue
+                accepted = await self._accept(r, candidate, flag.code, before)
+                r.quality_repairs.append(
+                    RepairAttempt(
+                        0, candidate, accepted is not None, None if accepted else "flag not cleared"
+                    )
+                )
+                if accepted is not None:
+                    return accepted
+            elif self._llm is not None:
+                accepted = await self._ask_llm(r, sql, flag, before)
+                if accepted is not None:
+                    return accepted
+        return None
+
+    async def _ask_llm(self, r: PairResult, sql: str, flag: Flag, before: set[str]) -> str | None:
+        assert self._llm is not None
+        ddl, tables = self._context.for_sql(sql)
+        reason = quality_reason(flag.code, flag.detail)
+        for round_no in range(1, self._rounds + 1):
+            if not self._budget.take():
+                r.quality_repairs.append(
+                    RepairAttempt(round_no, None, False, "the LLM repair budget is spent")
+                )
+                return None
+            try:
+                candidate = await self._llm.repair_sql(sql, reason, ddl, tables, r.question)
+            except LLMError as exc:
+                if exc.retryable:
+                    raise StepError(f"the LLM is unavailable: {exc}", retryable=True) from None
+                r.quality_repairs.append(RepairAttempt(round_no, None, False, f"LLM error: {exc}"))
+                return None
+            if not candidate or not candidate.strip():
+                r.quality_repairs.append(RepairAttempt(round_no, None, False, "the LLM gave no repair"))
+                return None
+            accepted = await self._accept(r, candidate, flag.code, before)
+            r.quality_repairs.append(
+                RepairAttempt(
+                    round_no, candidate, accepted is not None, None if accepted else "flag not cleared"
+                )
+            )
+            if accepted is not None:
+                return accepted
+        return None
+
+
+def quality_summary(
+    results: list[PairResult], settings: PipelineSettings, files_changed: bool
+) -> dict[str, Any]:
+    """The quality section of step 3's summary (and so of the task's result and final report)."""
+    counts = {code: 0 for code in QUALITY_FLAGS}
+    for r in results:
+        for f in r.flags:
+            counts[f["code"]] += 1  # type: ignore[index]
+    dropped = [r for r in results if r.quality == "dropped"]
+    listed = [
+        {"file": r.file, "index": r.index, "question": r.question, "flags": [f["code"] for f in r.flags]}
+        for r in dropped[:MAX_LISTED_DROPS]
+    ]
+    section: dict[str, Any] = {
+        "actions": dict(settings.quality_actions),
+        "unrepaired": settings.quality_unrepaired,
+        "checked": sum(r.final_sql is not None for r in results),
+        "pairs_flagged": sum(bool(r.flags) for r in results),
+        "flags": counts,
+        "dropped": len(dropped),
+        "repaired": sum(r.quality == "repaired" for r in results),
+        "kept": sum(r.quality == "kept" for r in results),
+        "dropped_pairs": listed,
+        "dropped_pairs_truncated": len(dropped) > len(listed),
+        "applied": files_changed,
+    }
+    if not files_changed and (section["dropped"] or section["repaired"]):
+        section["note"] = (
+            "the pair files were not rewritten (modify_original_file is off, or too few pairs are valid): "
+            "drops and repairs are reported only"
+        )
+    return section
