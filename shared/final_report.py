@@ -80,6 +80,25 @@ def _names(items: Any, key: str) -> list[str]:
     return [str(i.get(key)) if isinstance(i, dict) else str(i) for i in items]
 
 
+def _quality(section: Any) -> dict[str, Any] | None:
+    """Step 3's quality pass (issue #13): per flag its count and action, the pairs dropped, repaired and
+    kept with flags, and the dropped pairs (file, index, question, flags) as step 3 listed them."""
+    if not isinstance(section, dict):
+        return None
+    flags = section.get("flags") if isinstance(section.get("flags"), dict) else {}
+    actions = section.get("actions") if isinstance(section.get("actions"), dict) else {}
+    return {
+        "flags": {code: {"count": flags.get(code, 0), "action": actions.get(code)} for code in actions},
+        "dropped": _int(section, "dropped"),
+        "repaired": _int(section, "repaired"),
+        "kept": _int(section, "kept"),
+        "applied": bool(section.get("applied")),
+        "dropped_pairs": section.get("dropped_pairs")
+        if isinstance(section.get("dropped_pairs"), list)
+        else [],
+    }
+
+
 def step_counts(step: str, summary: dict[str, Any]) -> dict[str, Any]:
     """The counts a user reads first, from what the step's executor returned (absent keys are left out)."""
     if not summary or summary.get("skipped") is True:
@@ -116,6 +135,7 @@ def step_counts(step: str, summary: dict[str, Any]) -> dict[str, Any]:
                 # DP_LLM_REPAIR_MAX_CALLS (the repair cap per run of step 3) beside what was used of it
                 "llm_repair_calls": _int(s, "llm_repair_calls"),
                 "llm_repair_max_calls": _int(s, "llm_repair_max_calls"),
+                "quality": _quality(s.get("quality")),
             }
         case "training_load":
             raw_removed = s.get("removed")
@@ -312,6 +332,23 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         lines.append(head + (f"  {detail}" if detail else ""))
         if step.get("partial_reason"):
             lines.append(f"      partial: {step['partial_reason']}")
+        quality = step.get("quality") or {}
+        if quality:
+            found = ", ".join(
+                f"{code} {v['count']} ({v['action']})"
+                for code, v in quality["flags"].items()
+                if v.get("count")
+            )
+            lines.append(
+                f"      quality: dropped {quality.get('dropped', 0)}, repaired {quality.get('repaired', 0)},"
+                f" kept with flags {quality.get('kept', 0)}; {found or 'no flags'}"
+                + ("" if quality.get("applied") else " (reported only: pair files unchanged)")
+            )
+            for pair in quality.get("dropped_pairs") or []:
+                lines.append(
+                    f"      dropped [{pair.get('file')} #{pair.get('index')}] {pair.get('question')}"
+                    f" ({', '.join(pair.get('flags') or [])})"
+                )
         for fix in step.get("repaired_statements") or []:
             lines.append(f"      repaired [{fix.get('file')} #{fix.get('index')}] {fix.get('question')}")
             lines.append(f"        before: {' '.join(str(fix.get('before')).split())}")
