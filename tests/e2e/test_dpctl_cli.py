@@ -7,7 +7,6 @@ import json
 import os
 import re
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from tests.conftest import PG_URL
 from tests.e2e.conftest import DB_URL
 from tests.support.api import BASE, Api
 from tests.support.demo_db import demo_db_url  # noqa: F401  (fixture)
+from tests.support.eventually import eventually
 from tests.support.real_stack import (  # noqa: F401  (fixtures)
     DEMO_TABLES,
     demo_tables,
@@ -73,14 +73,7 @@ async def dpctl(*args: str, env: dict[str, str], timeout: float = 30) -> Result:
     return Result(proc.returncode or 0, out.decode(), err.decode())
 
 
-async def poll(check, timeout: float = 20, interval: float = 0.1, what: str = "condition"):  # type: ignore[no-untyped-def]
-    """Await `check()` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := await check():
-            return value
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+poll = eventually  # the suite's one polling helper, under the name this module's callers use
 
 
 # --- the session stack (scripted executors) through the gateway ---

@@ -7,9 +7,7 @@ by the collector from the scheduler's task facts: each must be in the log table 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,19 +17,14 @@ import pytest
 
 from tests.e2e.conftest import DB_URL
 from tests.support.api import BASE, Api
+from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.e2e
 T = TypeVar("T")
 
 
 async def _until(probe: Callable[[], Awaitable[T | None]], what: str, timeout: float = 30) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await probe()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return await eventually(probe, timeout=timeout, what=what)  # type: ignore[arg-type]
 
 
 async def _task_lines(pg: asyncpg.Connection, task_id: str) -> list[asyncpg.Record]:

@@ -5,7 +5,6 @@ nor stall events. Messages are stand-ins that record how they were settled; the 
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import uuid
 from collections.abc import AsyncIterator
@@ -37,6 +36,7 @@ from shared.parameters import TaskParameters
 from shared.settings import CommonSettings
 from shared.steps import STEP_ORDER, StepName
 from tests.conftest import PG_URL
+from tests.support.eventually import eventually
 
 _counter = itertools.count()
 
@@ -136,10 +136,9 @@ async def _deliver(collector: BatchCollector, messages: list[FakeMessage]) -> No
 
 
 async def _wait_settled(messages: list[FakeMessage], timeout: float = 10) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if all(m.settled for m in messages):
-            return
-        await asyncio.sleep(0.02)
+    await eventually(
+        lambda: all(m.settled for m in messages), timeout=timeout, interval=0.02, what="every message settled"
+    )
 
 
 async def test_database_outage_is_waited_out_not_requeued(

@@ -23,6 +23,7 @@ from shared.parameters import TaskParameters
 from shared.settings import CommonSettings, SchedulerSettings
 from shared.steps import STEP_ORDER
 from tests.conftest import AMQP_URL
+from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl")
 
@@ -67,19 +68,11 @@ async def settings(
         await delete_topology(await connection.channel(), Topology(own.broker_prefix))
 
 
-async def _until(predicate, timeout: float = 20) -> bool:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout / 0.1)):
-        if predicate():
-            return True
-        await asyncio.sleep(0.1)
-    return False
-
-
 async def test_replica_that_lost_its_connection_rebuilds_when_it_is_active_again(
     settings: SchedulerSettings,
 ) -> None:
     async with running_scheduler(settings) as scheduler:
-        assert await _until(lambda: scheduler.synced)  # its own ticks made it active and rebuild
+        await eventually(lambda: scheduler.synced, what="active and rebuilt")  # by its own ticks
         # The broker drops the replica; while it reconnects, the other replica is the active consumer
         # and creates a task (its events reach the store through the collector).
         name = f"dp:scheduler:{settings.broker_prefix}"
@@ -98,10 +91,12 @@ async def test_replica_that_lost_its_connection_rebuilds_when_it_is_active_again
         )
         async with pool_context(settings, max_size=1) as pool, pool.acquire() as conn:
             await append(conn, created)
-        for _ in range(100):
-            if (after := await _connections_named(name)) and after != before:
-                break
-            await asyncio.sleep(0.2)
+
+        async def reconnected() -> list[str] | None:
+            after = await _connections_named(name)
+            return after if after and after != before else None
+
+        await eventually(reconnected, timeout=60, interval=0.2, what=f"{name} to reconnect")
         # Active again, it must not decide from the state it had before: the task is known and admitted.
-        assert await _until(lambda: task_id in scheduler.states), "stale state after take-over"
-        assert await _until(lambda: scheduler.states[task_id].status == "in_progress")
+        await eventually(lambda: task_id in scheduler.states, what="the task known (no stale state)")
+        await eventually(lambda: scheduler.states[task_id].status == "in_progress", what="the task admitted")

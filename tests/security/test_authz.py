@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -18,6 +17,7 @@ import pytest
 
 from tests.e2e.conftest import DB_URL
 from tests.support.api import BASE, Api
+from tests.support.composed_stack import _wait_ready as wait_ready
 from tests.support.stack import Stack, free_port
 
 pytestmark = pytest.mark.e2e
@@ -61,17 +61,7 @@ def authz_gateway(stack: Stack, stack_env: dict[str, str]) -> Iterator[str]:
 
 
 async def _wait_ready(url: str, stack: Stack, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            try:
-                async with session.get(f"{url}/readyz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError("gateway not ready:\n" + stack.logs("gateway-authz")[-3000:])
+    await wait_ready(url, stack, timeout, name="gateway-authz")
 
 
 @pytest.fixture

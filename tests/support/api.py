@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+
+from tests.support.eventually import eventually
 
 BASE = "/api/v0/data_pipeline"
 TERMINAL = ("completed", "partial_completed", "failed", "cancelled")
@@ -46,25 +46,18 @@ class Api:
     async def wait(
         self, task_id: str, statuses: tuple[str, ...] = TERMINAL, timeout: float = 60
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        detail: dict[str, Any] = {}
-        while time.monotonic() < deadline:
+        async def reached() -> dict[str, Any]:
             status, data = await self.call("GET", f"{BASE}/tasks/{task_id}")
-            if status == 200:
-                detail = data["data"]
-                if detail["status"] in statuses:
-                    return detail
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"task {task_id} did not reach {statuses} in {timeout}s; last: {detail}")
+            assert status == 200, data  # 404 until the read model has the task
+            assert data["data"]["status"] in statuses, data["data"]
+            return data["data"]
+
+        return await eventually(reached, timeout=timeout, interval=0.2, what=f"task {task_id} in {statuses}")
 
     async def wait_step(self, task_id: str, step: str, status: str, timeout: float = 30) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        detail: dict[str, Any] = {}
-        while time.monotonic() < deadline:
+        async def reached() -> dict[str, Any]:
             detail = await self.task(task_id)
-            if detail["step_status"].get(step) == status:
-                return detail
-            await asyncio.sleep(0.1)
-        raise AssertionError(
-            f"{task_id} step {step} never became {status}; last: {detail.get('step_status')}"
-        )
+            assert detail["step_status"].get(step) == status, detail.get("step_status")
+            return detail
+
+        return await eventually(reached, timeout=timeout, what=f"{task_id} step {step} {status}")

@@ -8,7 +8,6 @@ would define them once per file and start a second stack on the same schema and 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,8 +17,8 @@ import pytest
 from shared.broker import Topology
 from shared.settings import CommonSettings
 from tests.support.api import Api
+from tests.support.eventually import eventually
 from tests.support.stack import Stack, free_port
-
 
 SECRET = "S3cr3t-Pw!x"
 DB_URL = f"postgresql://pipeline_user:{SECRET}@127.0.0.1:5432/business"
@@ -68,18 +67,18 @@ def stack(
     stack.stop_all()
 
 
-async def _wait_ready(url: str, stack: Stack, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+async def _wait_ready(url: str, stack: Stack, timeout: float = 60, name: str = "gateway") -> None:
+    """Until the gateway at `url` answers /readyz with 200; on time-out, the log of `stack`'s `name`."""
     async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            try:
-                async with session.get(f"{url}/readyz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError("gateway not ready:\n" + stack.logs("gateway")[-3000:])
+
+        async def ready() -> bool:
+            async with session.get(f"{url}/readyz") as resp:
+                return resp.status == 200
+
+        try:
+            await eventually(ready, timeout=timeout, interval=0.2, retry_on=(aiohttp.ClientError,))
+        except AssertionError as exc:
+            raise AssertionError(f"gateway not ready ({exc}):\n" + stack.logs(name)[-3000:]) from None
 
 
 @pytest.fixture

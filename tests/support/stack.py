@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.support.eventually import eventually
 
 SERVICE_MODULES = {
     "gateway": "services.api_gateway.main",
@@ -71,10 +73,5 @@ class Stack:
 
 
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    """`eventually` for code outside an event loop (e.g. under asyncio.to_thread)."""
+    return asyncio.run(eventually(predicate, timeout=timeout, interval=interval, what=what))
