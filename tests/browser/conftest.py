@@ -24,6 +24,7 @@ from playwright.async_api import (
     Request,
     Response,
     async_playwright,
+    expect,
 )
 
 from tests.support.stack import Stack
@@ -31,6 +32,8 @@ from tests.support.stack import Stack
 CHROMIUM = Path("/usr/bin/chromium")
 AXE_JS = Path(__file__).parent / "vendor" / "axe.min.js"
 DESKTOP = {"width": 1366, "height": 900}
+# Two cores shared by the whole stack: an assertion waits up to 10 s for the page to get there.
+expect.set_options(timeout=10_000)
 
 # Recorded in the page before any of its scripts run: a CSP violation fires this DOM event (besides the
 # console message), so a refused inline style or script is caught even when nothing is logged.

@@ -17,6 +17,7 @@ from playwright.async_api import expect
 from tests.browser.conftest import OpenUi, run_axe
 from tests.e2e.conftest import DB_URL, SECRET
 from tests.support.api import Api
+from tests.support.eventually import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -45,7 +46,8 @@ async def test_create_through_the_form_and_watch_the_run_complete(
     title = page.locator("#detail-title")
     await expect(title).to_contain_text("browser form run")
     await expect(page.locator("#live")).to_have_text("● live")
-    await expect(page.locator("#steps")).to_contain_text("running")
+    # Another test's task may hold the one concurrency slot for a while before this one starts.
+    await expect(page.locator("#steps")).to_contain_text("running", timeout=30_000)
     await page.screenshot(path=screenshots / "run-live.png", full_page=True)
 
     await expect(title.locator(".status")).to_have_text("completed", timeout=30_000)
@@ -113,3 +115,31 @@ async def test_main_views_have_no_serious_accessibility_violations(
     page, _ = await open_ui(f"{ui_url}/#{task_id}", bypass_csp=True)
     await expect(page.locator("#report")).to_contain_text("final report")
     assert await run_axe(page) == []
+
+
+async def test_the_page_probe_catches_what_it_must(open_ui: OpenUi, ui_url: str) -> None:
+    """The checks every test relies on can fail: an inline style (refused by the CSP), a console error,
+    an uncaught exception and a 404 are all reported."""
+    page, probe = await open_ui(ui_url, allowed_statuses=(404,))
+    await expect(page.get_by_role("heading", name="Tasks")).to_be_visible()
+    await page.evaluate("""() => {
+      document.body.append(Object.assign(document.createElement("div"), { innerHTML: '<p style="color:red">x</p>' }));
+      console.error("provoked console error");
+      setTimeout(() => { throw new Error("provoked uncaught error"); }, 0);
+    }""")
+    await eventually(lambda: probe.page_errors, what="the uncaught error reported")
+    await eventually(lambda: page.evaluate("window.__cspViolations.length"), what="the CSP violation event")
+    with pytest.raises(AssertionError) as caught:
+        await probe.assert_clean(page)
+    report = str(caught.value)
+    assert "provoked console error" in report and "provoked uncaught error" in report
+    assert "style-src" in report
+    probe.allowed_statuses.clear()
+    status = await page.evaluate("fetch('/static/nothing.css').then((r) => r.status)")
+    assert status == 404
+    assert any("nothing.css -> 404" in failed for failed in probe.failed_requests)
+    # Cleared, so the fixture's own check at teardown passes.
+    probe.console_errors.clear()
+    probe.page_errors.clear()
+    probe.failed_requests.clear()
+    await page.evaluate("window.__cspViolations = []")
