@@ -228,6 +228,11 @@ class GatewaySettings(CommonSettings):
     rate_limit_burst: int = Field(
         default=20, ge=1, description="Expensive requests a client may make at once before the rate applies."
     )
+    default_connection: str | None = Field(
+        default=None,
+        description="Name of one of DP_CONNECTIONS used by the earlier implementation's create (a flat POST"
+        " /tasks body) when it gives no db_connection. Unset: such a create must name its connection (400).",
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest request body (413 above).")
     max_upload_bytes: int = Field(
         default=262_144, ge=1024, description="Largest table-list upload (413 above)."
@@ -301,6 +306,14 @@ class GatewaySettings(CommonSettings):
         if isinstance(value, list):
             return [{"token": item, "role": "admin"} if isinstance(item, str) else item for item in value]
         return value
+
+    @model_validator(mode="after")
+    def _default_connection_configured(self) -> GatewaySettings:
+        if self.default_connection is not None and self.default_connection not in self.connections:
+            raise ValueError(
+                f"DP_DEFAULT_CONNECTION names {self.default_connection!r}, which DP_CONNECTIONS does not define"
+            )
+        return self
 
     @model_validator(mode="after")
     def _secure_by_default(self) -> GatewaySettings:

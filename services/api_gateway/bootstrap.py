@@ -15,6 +15,7 @@ import aio_pika
 import asyncpg
 from aiohttp import web
 
+from services.api_gateway import earlier_clients
 from services.api_gateway.adapters.broker import GatewayBroker
 from services.api_gateway.auth import auth_middleware
 from services.api_gateway.errors import error_middleware
@@ -82,6 +83,7 @@ def all_routes() -> list[RouteSpec]:
         *files.ROUTES,
         *output_uploads.ROUTES,
         *table_list.ROUTES,
+        *earlier_clients.ROUTES,
         *database.ROUTES,
         *database_tools.ROUTES,
         *training_data.ROUTES,

@@ -37,7 +37,7 @@ async def test_execute_a_single_step_publishes_execute_task(
         202,
         json={"execution_mode": "step", "step_name": "sql_validation", "force": True},
     )
-    assert data["step"] == "sql_validation" and data["execution_mode"] == "single"
+    assert data["step"] == "sql_validation" and data["execution_mode"] == "step"  # as sent (issue #14)
     command = await commands.next()
     assert command.task_id == task_id and command.type == "execute_task"
     payload: Any = command.payload
@@ -195,12 +195,13 @@ async def test_bulk_delete_rejects_bad_requests(
     await commands.none(0.05)
 
 
-async def test_bulk_delete_of_only_unknown_ids_is_404(gateway: TestClient, commands: CommandProbe) -> None:
-    await call(
-        gateway,
-        "DELETE",
-        f"{API}/tasks",
-        404,
-        json={"task_ids": ["task_20200101_000000_nothere"], "confirm": True},
-    )
+async def test_bulk_delete_of_only_unknown_ids_reports_each(
+    gateway: TestClient, commands: CommandProbe
+) -> None:
+    # Issue #14 item 9: ids already gone are reported per id, not a 404 for the whole call.
+    gone = "task_20200101_000000_nothere"
+    data = await call(gateway, "DELETE", f"{API}/tasks", 200, json={"task_ids": [gone], "confirm": True})
+    assert data["results"] == [{"task_id": gone, "status": "not_found"}]
+    assert data["failed_tasks"] == [{"task_id": gone, "error": "task not found", "error_code": "NOT_FOUND"}]
+    assert data["summary"] == {"total_requested": 1, "successfully_deleted": 0, "failed": 1}
     await commands.none(0.05)

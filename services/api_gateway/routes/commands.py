@@ -6,8 +6,11 @@ publishes a confirmed command; the scheduler decides, and the collector updates 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from aiohttp import web
 
+from services.api_gateway import earlier_clients
 from services.api_gateway.adapters import read_models
 from services.api_gateway.adapters.task_files import task_dir
 from services.api_gateway.envelope import ok
@@ -70,7 +73,7 @@ async def execute_task(request: web.Request) -> web.Response:
     # Running the task again connects to its database: the auth middleware has checked that the caller
     # may use the task's connection (auth.check_task_scope).
     status = row["status"]
-    if status in read_models.RUNNING_STATUSES:
+    if status in read_models.RUNNING_STATUSES and not earlier_clients.waits_for_execute(row):
         raise Conflict(f"task is {status}; wait for it to finish or cancel it", extra={"task_status": status})
     if task_id.startswith("manual_"):
         # The command line that started a manual run drives it; the scheduler does not re-run it.
@@ -80,12 +83,19 @@ async def execute_task(request: web.Request) -> web.Response:
     first = step or (steps[0] if steps else StepName.DDL_GENERATION)
     parameters = row["parameters"] if isinstance(row["parameters"], dict) else {}
     require_inputs(first, task_dir(request.app[SETTINGS].data_root, task_id), parameters)
+    if req.clean_existing_files:
+        await earlier_clients.clean_step_outputs(
+            request, task_id, earlier_clients.run_steps(mode, step, steps)
+        )
+    force = req.force or req.force_execution
     command = ExecuteTask(
         execution_mode=mode,  # type: ignore[arg-type]
         step=step,
         from_step=steps[0] if steps else None,
         to_step=steps[1] if steps else None,
-        force=req.force,
+        force=force,
+        backup_vector_tables=req.backup_vector_tables,
+        truncate_vector_tables=req.truncate_vector_tables,
     )
     envelope = await request.app[BROKER].send_to_scheduler(command, task_id)
     request.app[METRICS].commands.labels(command.type).inc()
@@ -93,9 +103,10 @@ async def execute_task(request: web.Request) -> web.Response:
         task_id=task_id,
         command=command.type,
         command_id=str(envelope.command_id),
-        execution_mode=mode,
+        execution_mode=req.execution_mode or mode,
         step=step.value if step else None,
-        force=req.force,
+        step_name=req.step_name,
+        force=force,
     )
     return ok("execution requested", data.model_dump(mode="json"), status=202)
 
@@ -157,15 +168,17 @@ async def delete_tasks(request: web.Request) -> web.Response:
             f"invalid task ids: {', '.join(bad[:10])}", invalid=["task_ids"], extra={"invalid_task_ids": bad}
         )
     task_ids = list(dict.fromkeys(req.task_ids))
+    if req.delete_database_records is False:
+        return await earlier_clients.delete_files_only(request, task_ids, req.continue_on_error)
     outcomes = await _delete(request, task_ids)
     counts = {k: sum(1 for v in outcomes.values() if v == k) for k in ("deleted", "deleting", "not_found")}
-    if counts["not_found"] == len(task_ids):
-        raise task_not_found(", ".join(task_ids[:10]))
+    # Ids already gone are reported per id (not_found), never a 404 for the whole call.
     data = TasksDeleted(
         results=[DeleteResult(task_id=t, status=s) for t, s in outcomes.items()],
         deleted_count=counts["deleted"],
         pending_count=counts["deleting"],
         not_found_count=counts["not_found"],
+        **earlier_clients.earlier_delete_fields(outcomes, datetime.now(UTC)),
     )
     status = 202 if counts["deleting"] else 200
     text = f"{counts['deleted']} deleted, {counts['deleting']} being deleted, {counts['not_found']} not found"

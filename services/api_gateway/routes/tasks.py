@@ -13,12 +13,14 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from services.api_gateway.adapters import accepted, read_models
+from services.api_gateway.adapters.task_files import task_dir
 from services.api_gateway.auth import usable_connections
 from services.api_gateway.connections import check_hosts, masked_url, resolve_connection
 from services.api_gateway.cursors import decode_task_cursor, task_cursor
 from services.api_gateway.envelope import ok
 from services.api_gateway.errors import InvalidParams, MissingParams
 from services.api_gateway.keys import BROKER, METRICS, POOL, SECRET_BOX, SETTINGS
+from services.api_gateway.schemas.earlier_create import CreateTaskBody, TaskCreatedAny
 from services.api_gateway.schemas.requests import CreateTaskForm, CreateTaskRequest, TaskListQuery
 from services.api_gateway.schemas.responses import ActiveTasks, TaskCreated, TaskDetail, TaskList
 from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
@@ -147,6 +149,10 @@ async def create_task(request: web.Request) -> web.Response:
         body, table_list = await read_create_form(request, settings.max_upload_bytes)
     else:
         body = await read_json_object(request)
+        from services.api_gateway import earlier_clients  # it builds on this module's helpers
+
+        if earlier_clients.is_flat_create(body):
+            return await earlier_clients.create_waiting_task(request, body)
     _check_required(body)
     parsed = parse_model(CreateTaskRequest, body)
     if table_list is None and parsed.parameters.table_list_file and not parsed.parameters.table_list:
@@ -251,6 +257,8 @@ async def get_task(request: web.Request) -> web.Response:
     if row is None:
         raise task_not_found(task_id)
     detail = task_detail(row, await read_models.executions(pool, task_id), datetime.now(UTC))
+    directory = task_dir(request.app[SETTINGS].data_root, task_id)
+    detail.directory_exists = await asyncio.to_thread(directory.is_dir)
     if not detail.recorded:
         return ok("task accepted, not recorded yet (pending)", detail.model_dump(mode="json"))
     return ok("task detail", detail.model_dump(mode="json"))
@@ -261,11 +269,11 @@ ROUTES = [
         "POST",
         f"{DATA_PIPELINE}/tasks",
         create_task,
-        "Create and schedule a task",
+        "Create and schedule a task (with `parameters`), or create one that waits for execute (flat body)",
         "tasks",
-        body=CreateTaskRequest,
+        body=CreateTaskBody,
         form=CreateTaskForm,
-        response=TaskCreated,
+        response=TaskCreatedAny,
         statuses=(201, 202),
         errors=(400, 401, 413, 415, 503),
         role="operator",

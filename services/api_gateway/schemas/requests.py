@@ -243,6 +243,23 @@ class ExecuteTaskRequest(_Body):
     )
     to_step: StepRef | None = Field(default=None, description="The last step of the range (default 4).")
     force: StrictBool = False
+    # The earlier implementation's execute options (docs/api_gateway.md, "Earlier clients").
+    force_execution: StrictBool = Field(default=False, description="The earlier name of `force`.")
+    clean_existing_files: StrictBool = Field(
+        default=False,
+        description="Remove the files the run's steps produced before (never the table list or the log).",
+    )
+    backup_vector_tables: StrictBool | None = Field(
+        default=None,
+        description="Step 4 of this run first copies the training rows of the task's database to a file"
+        " in the task directory (registered as an output). Default: as the task was created, on its"
+        " first run; else off.",
+    )
+    truncate_vector_tables: StrictBool | None = Field(
+        default=None,
+        description="Step 4 of this run removes the training rows of the task's database before loading"
+        " (operator role or above, as execute itself). Default: as for backup_vector_tables.",
+    )
 
 
 class CancelTaskRequest(_Body):
@@ -252,6 +269,14 @@ class CancelTaskRequest(_Body):
 class DeleteTasksRequest(_Body):
     task_ids: list[TaskId] = Field(min_length=1, max_length=100)
     confirm: StrictBool = Field(description="Must be true.", json_schema_extra={"const": True})
+    delete_database_records: StrictBool | None = Field(
+        default=None,
+        description="false: remove only the task directories and keep the records (the earlier "
+        "implementation's default; send it explicitly). Absent or true: remove records and files.",
+    )
+    continue_on_error: StrictBool = Field(
+        default=True, description="With delete_database_records false: go on after a task that fails."
+    )
 
 
 # An empty list is refused (missing `tables`); the server checks each name after the request is read.

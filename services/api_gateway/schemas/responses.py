@@ -133,6 +133,11 @@ class TaskDetail(TaskSummary):
         description="The execution running now (the earlier implementation's `current_step` object); "
         "null when none runs. `current_step` stays the step's name."
     )
+    directory_exists: bool | None = Field(
+        default=None,
+        description="Whether the task directory is there (false after a delete with "
+        "delete_database_records false, or before a waiting task has its table list).",
+    )
 
 
 class ActiveTasks(_Out):
@@ -145,8 +150,9 @@ class CommandAccepted(_Out):
     task_id: str
     command: str
     command_id: str
-    execution_mode: str | None = None
+    execution_mode: str | None = Field(default=None, description="As sent (`step` stays `step`).")
     step: str | None = None
+    step_name: str | None = Field(default=None, description="As sent, when the request named the step so.")
     force: bool | None = None
 
 
@@ -157,7 +163,34 @@ class TaskDeleted(_Out):
 
 class DeleteResult(_Out):
     task_id: str
-    status: str = Field(description="deleted | deleting | not_found")
+    status: str = Field(
+        description="deleted | deleting | not_found; with delete_database_records false: files_deleted |"
+        " failed | skipped | not_found"
+    )
+
+
+class DeletedTask(_Out):
+    """The earlier implementation's entry for a deleted task."""
+
+    success: bool
+    task_id: str
+    directory_deleted: bool
+    database_records_deleted: bool = Field(description="False while the records are still being removed.")
+    deleted_files_count: int | None = None
+    deleted_size: str | None = None
+    deleted_at: datetime
+
+
+class FailedTask(_Out):
+    task_id: str
+    error: str
+    error_code: str = Field(description="NOT_FOUND | TASK_RUNNING | DELETE_FAILED | SKIPPED")
+
+
+class DeleteSummary(_Out):
+    total_requested: int
+    successfully_deleted: int
+    failed: int
 
 
 class TasksDeleted(_Out):
@@ -165,6 +198,11 @@ class TasksDeleted(_Out):
     deleted_count: int
     pending_count: int
     not_found_count: int
+    # The earlier implementation's keys, beside the seed's.
+    deleted_at: datetime | None = None
+    deleted_tasks: list[DeletedTask] = Field(default_factory=list)
+    failed_tasks: list[FailedTask] = Field(default_factory=list)
+    summary: DeleteSummary | None = None
 
 
 class LogLine(_Out):
@@ -225,7 +263,6 @@ class FileView(_Out):
     created_at: datetime
     modified_at: datetime | None
     download_url: str
-
 
     @model_validator(mode="after")
     def _formatted_size(self) -> FileView:
