@@ -58,7 +58,8 @@ async def test_generated_sql_passes_and_broken_sql_is_repaired_or_removed(
     original_text = json.dumps(generated + BROKEN, indent=2)
     pair_file.write_text(original_text)
     (tmp_path / f"{pair_file.name}.backup").unlink(missing_ok=True)
-    summary = await validation_step().run(ctx.for_step(StepName.SQL_VALIDATION))
+    repairing = ctx.for_step(StepName.SQL_VALIDATION)
+    summary = await validation_step().run(repairing)
     assert summary["total"] == len(generated) + 4
     assert summary["repaired"] == 1 and summary["rejected_not_read_only"] == 2
     assert summary["success_rate_after"] > summary["success_rate_before"]
@@ -74,6 +75,8 @@ async def test_generated_sql_passes_and_broken_sql_is_repaired_or_removed(
     await _explain_all(demo_db_url, remaining)
     backup = tmp_path / f"{pair_file.name}.backup"
     assert backup.read_text() == original_text
+    # Registered like every output, so GET /tasks/{id}/files lists it with its size (issue 9, item 4).
+    assert repairing.outputs[backup.name]["file_type"] == "backup"
 
     report = json.loads((tmp_path / summary["report_file"]).read_text())
     failures = {f["question"]: f for f in report["failures"]}
