@@ -12,7 +12,10 @@ from services.step_runner.llm.base import Theme
 from services.step_runner.llm.offline_schema import has_cjk
 from services.step_runner.llm.sqltext import quote_ident, quote_literal, table_ref
 from services.step_runner.pipeline.catalog import TableInfo
+from services.step_runner.pipeline.column_roles import column_marker
+from services.step_runner.pipeline.relations import infer_relations
 from services.step_runner.pipeline.text_escape import sql_comment
+from shared.quality_flags import QUALITY_REASON_PREFIX
 
 Messages = list[dict[str, str]]
 
@@ -26,9 +29,33 @@ def _language(business_context: str) -> str:
     return "Simplified Chinese" if has_cjk(business_context) else "English"
 
 
+# What the quality pass of step 3 (pipeline/pair_quality.py) flags, said to the model up front.
+QUALITY_RULES = (
+    "Quality rules (pairs that break them are dropped or repaired): "
+    "1. Ask about the business: measures (amounts, counts, rates) by entities and periods; never about "
+    "columns marked [audit] or [technical] (who created or updated a row, when it was changed, load "
+    "batches): not as the answer, not grouped by, not filtered on. "
+    "2. A table with a column marked [soft-delete] is always read with the condition shown there, for "
+    "every alias of it. "
+    "3. Join tables along the relations listed under the schema (declared or inferred); never a "
+    "cartesian product; when relations exist, at least one question in five spans two or more tables. "
+    "4. A listing of rows ends with LIMIT; never SELECT *: name the columns the question asks for. "
+    "5. No two questions alike. "
+    "6. Word questions in business terms taken from the comments: never spell table or column names, "
+    "underscores or a prefix the tables share."
+)
+
+
+def render_relations(tables: list[TableInfo]) -> str:
+    """The joins between these tables, declared and inferred (pipeline/relations.py), one per line."""
+    rels = infer_relations(tables)
+    return "\n".join(f"- {sql_comment(r.describe())}" for r in rels)
+
+
 def render_table(table: TableInfo) -> str:
     """Compact DDL with comments, enum values and samples: what a model needs to write correct SQL.
-    Names are quoted and comments kept on their `--` line, whatever the catalog holds."""
+    Names are quoted and comments kept on their `--` line, whatever the catalog holds. Audit, technical
+    and soft-delete columns carry their marker (pipeline/column_roles.py)."""
     comment = f"  -- {sql_comment(table.comment)}" if table.comment else ""
     lines = [f"CREATE TABLE {table_ref(table)} (" + comment]
     fks = {c: fk for fk in table.foreign_keys for c in fk.columns}
@@ -43,6 +70,9 @@ def render_table(table: TableInfo) -> str:
             ref_columns = ", ".join(quote_ident(c) for c in fk.ref_columns)
             parts.append(f"REFERENCES {quote_ident(fk.ref_table)}({ref_columns})")
         notes = []
+        marker = column_marker(col, table)
+        if marker:
+            notes.append(marker)
         if col.comment:
             notes.append(col.comment)
         if col.enum_values:
@@ -59,7 +89,9 @@ def render_table(table: TableInfo) -> str:
 
 
 def render_schema(tables: list[TableInfo]) -> str:
-    return "\n\n".join(render_table(t) for t in tables)
+    text = "\n\n".join(render_table(t) for t in tables)
+    relations = render_relations(tables)
+    return text + (f"\n\nRelations (join along these):\n{relations}" if relations else "")
 
 
 def _messages(user: str) -> Messages:
@@ -97,7 +129,9 @@ def propose_themes(tables: list[TableInfo], business_context: str, count: int) -
         f"Business context: {business_context}\n\nSchema:\n{render_schema(tables)}\n\n"
         f"Propose exactly {count} distinct business analysis themes that this data can answer, in "
         f"{_language(business_context)}. related_tables must be table names from the schema; entities are "
-        "business objects, metrics the numbers people ask about.\n"
+        "business objects, metrics the numbers people ask about. Name each theme after the business (e.g. "
+        "'Service-area revenue'), never after a column or a table name, and never about [audit] or "
+        "[technical] columns; group related tables (joined along the relations) in one theme.\n"
         f"Answer as JSON: {json.dumps(shape)}"
     )
 
@@ -113,9 +147,8 @@ def generate_pairs(theme: Theme, tables: list[TableInfo], business_context: str,
         f"Write exactly {count} distinct question/SQL pairs for this theme. Questions are what a business "
         f"user would ask, in {_language(business_context)}. Each SQL is one PostgreSQL SELECT (or WITH) "
         "statement ending with ';' that answers its question using only the tables and columns above; "
-        "double-quote identifiers that are not plain lower case; join along the REFERENCES; when a table "
-        "has a soft-delete column (deleted_at, is_deleted) keep only live rows; use CURRENT_DATE for "
-        "relative dates; add LIMIT to listings.\n"
+        "double-quote identifiers that are not plain lower case; use CURRENT_DATE for relative dates.\n"
+        f"{QUALITY_RULES}\n"
         f"Answer as JSON: {json.dumps(shape)}"
     )
 
@@ -124,6 +157,18 @@ def repair_sql(sql: str, error: str, ddl: str, tables: list[TableInfo], question
     schema = ddl.strip() or render_schema(tables)
     # The question is what the statement means: without it a "repair" may run yet answer something else.
     asked = f"It must answer this question:\n{question.strip()}\n\n" if question.strip() else ""
+    if error.startswith(QUALITY_REASON_PREFIX):
+        # a quality repair: the statement runs; the flagged problem must go, the meaning must stay
+        return _messages(
+            "Task: repair_sql\n"
+            f"{asked}This PostgreSQL statement runs, but as Text2SQL training data it has a quality problem:"
+            f"\n{sql}\n\nProblem to fix:\n{error.removeprefix(QUALITY_REASON_PREFIX)}\n\n"
+            f"Schema:\n{render_schema(tables) if tables else schema}\n\n{QUALITY_RULES}\n\n"
+            "Rewrite it so that the problem is gone and it still answers the same question: one SELECT/WITH "
+            "statement ending with ';', only existing tables and columns. If the question itself is about "
+            "bookkeeping and cannot be answered without it, answer null for sql.\n"
+            'Answer as JSON: {"sql": "SELECT ...;"}'
+        )
     return _messages(
         "Task: repair_sql\n"
         f"{asked}This PostgreSQL statement fails:\n{sql}\n\nError:\n{error}\n\nSchema:\n{schema}\n\n"
