@@ -8,7 +8,6 @@ is written in Chinese, in English otherwise.
 from __future__ import annotations
 
 import hashlib
-import re
 
 from services.step_runner.llm.base import QuestionSQL, TableDescription, Theme
 from services.step_runner.llm.offline_describe import describe
@@ -18,6 +17,7 @@ from services.step_runner.llm.offline_sql import Candidate, QueryWriter
 from services.step_runner.llm.offline_themes import importance, propose
 from services.step_runner.llm.sqltext import normalize_statement, sql_fingerprint
 from services.step_runner.pipeline.catalog import TableInfo
+from services.step_runner.pipeline.pair_quality import find_duplicates
 from shared import llm_usage
 
 # Words in a theme that say which kinds of question it is about (English and Chinese).
@@ -46,6 +46,12 @@ class OfflineTextToSQLModel:
 
     name = "offline"
 
+    def __init__(self) -> None:
+        # Questions and statements already given in this run (one step 2): a later theme never repeats
+        # them, nor nearly repeats a question (pair_quality's duplicate rule). Themes are asked in order.
+        self._given_questions: list[str] = []
+        self._given_sql: set[str] = set()
+
     async def describe_table(self, table: TableInfo, business_context: str) -> TableDescription:
         _metered()
         return describe(table, SchemaModel([table]), has_cjk(business_context))
@@ -58,7 +64,12 @@ class OfflineTextToSQLModel:
         self, theme: Theme, tables: list[TableInfo], business_context: str, count: int
     ) -> list[QuestionSQL]:
         _metered()
-        return generate(theme, tables, has_cjk(business_context), count)
+        pairs = generate(
+            theme, tables, has_cjk(business_context), count, self._given_questions, self._given_sql
+        )
+        self._given_questions += [p.question for p in pairs]
+        self._given_sql.update(sql_fingerprint(p.sql) for p in pairs)
+        return pairs
 
     async def repair_sql(
         self, sql: str, error: str, ddl: str, tables: list[TableInfo], question: str = ""
@@ -85,10 +96,23 @@ def _candidates(model: SchemaModel, keys: list[str], chinese: bool) -> list[Cand
     inside = set(keys)
     out: list[Candidate] = []
     for key in keys:
-        out += writer.for_table(key)
+        if not model.is_link(key):
+            out += writer.for_table(key)
     rels = [r for r in model.relations if r.child in inside and r.parent in inside]
     for rel in rels:
-        out += writer.for_relation(rel)
+        if not model.is_link(rel.child):
+            out += writer.for_relation(rel)
+    for link in (k for k in keys if model.is_link(k)):
+        ends = [r for r in model.parents_of(link) if r.parent in inside]
+        for to_a in ends:
+            for to_b in ends:
+                if to_a.parent == to_b.parent:
+                    continue
+                unders = [r for r in model.children_of(to_b.parent) if not model.is_link(r.child)]
+                for under in [None, *unders]:
+                    out += [
+                        c for c in writer.for_bridge(to_a, to_b, under) if under is None or len(c.tables) > 3
+                    ]
     for first in rels:
         for second in rels:
             if first.parent == second.child and first.child != second.parent:
@@ -110,15 +134,28 @@ def _tiebreak(theme: Theme, candidate: Candidate) -> str:
     return hashlib.sha256(f"{theme.name}\n{candidate.sql}".encode()).hexdigest()
 
 
-def generate(theme: Theme, tables: list[TableInfo], chinese: bool, count: int) -> list[QuestionSQL]:
+def _repeats(question: str, earlier: list[str]) -> bool:
+    """Whether `question` repeats (or nearly repeats) one of `earlier`, by the quality pass's rule."""
+    return len(earlier) in find_duplicates([*earlier, question])
+
+
+def generate(
+    theme: Theme,
+    tables: list[TableInfo],
+    chinese: bool,
+    count: int,
+    given_questions: list[str] | None = None,
+    given_sql: set[str] | None = None,
+) -> list[QuestionSQL]:
+    """Up to `count` pairs for `theme`, none repeating `given_questions` / `given_sql` (earlier themes')."""
     model = SchemaModel(tables)
     keys = _related(theme, model)
     hub = keys[0]
     # The theme's own tables first; when they cannot carry `count` questions, their neighbours too.
     widened = list(dict.fromkeys([*keys, *(n for k in keys for n in model.neighbours(k))]))
     out: list[QuestionSQL] = []
-    seen_q: set[str] = set()
-    seen_sql: set[str] = set()
+    asked: list[str] = list(given_questions or [])
+    seen_sql: set[str] = set(given_sql or ())
     for scope in (keys, widened):
         ranked = sorted(
             _candidates(model, scope, chinese), key=lambda c: (-_score(c, theme, hub), _tiebreak(theme, c))
@@ -129,10 +166,10 @@ def generate(theme: Theme, tables: list[TableInfo], chinese: bool, count: int) -
             sql = normalize_statement(cand.sql)
             if sql is None:
                 continue
-            q_key, s_key = re.sub(r"\s+", " ", cand.question.lower()), sql_fingerprint(sql)
-            if q_key in seen_q or s_key in seen_sql:
+            s_key = sql_fingerprint(sql)
+            if s_key in seen_sql or _repeats(cand.question, asked):
                 continue
-            seen_q.add(q_key)
+            asked.append(cand.question)
             seen_sql.add(s_key)
             out.append(QuestionSQL(question=cand.question, sql=sql))
     return out
@@ -144,7 +181,7 @@ def summarize(tables: list[TableInfo], business_context: str) -> str:
     themes = propose(model, 5, chinese)
     ranked = sorted(model.profiles.values(), key=lambda p: -importance(model, p))
     sep = "、" if chinese else ", "
-    entities = sep.join(entity_names(p.table, chinese).one for p in ranked[:8])
+    entities = sep.join(entity_names(p.table, chinese, model.prefix).one for p in ranked[:8])
     metrics = sep.join(dict.fromkeys(m for t in themes for m in t.metrics[:2]))
     lines = []
     if chinese:

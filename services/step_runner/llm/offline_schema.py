@@ -10,23 +10,31 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from services.step_runner.llm.offline_names import humanise_en, humanise_zh, shared_prefix
 from services.step_runner.pipeline.catalog import ColumnInfo, TableInfo
+from services.step_runner.pipeline.column_roles import is_bookkeeping, live_condition, soft_delete_column
+from services.step_runner.pipeline.relations import Relation, infer_relations
+
+__all__ = ["Relation"]
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_SOFT_DELETE_TIME = {"deleted_at", "deleted_time", "delete_time", "removed_at", "deleted_on"}
-_SOFT_DELETE_FLAG = {"is_deleted", "deleted", "is_removed", "del_flag", "is_del", "delete_flag"}
 _CATEGORY_WORDS = re.compile(
     r"(^|_)(status|state|type|kind|category|level|tier|grade|gender|sex|channel|source|region|city|"
     r"country|province|segment|method|mode|stage|priority|role|brand|currency|platform|department)$"
 )
 _NOT_MEASURE = re.compile(
-    r"(^|_)(id|uuid|no|code|number|year|month|day|week|hour|sort|sort_order|seq|sequence|version|"
+    r"(^|_)(id|uuid|no|code|number|year|month|day|week|hour|sort|sort_order|seq|sequence|version|type|kind|"
+    r"status|state|flag|category|"
     r"lat|lng|lon|latitude|longitude|zip|zipcode|postcode|phone|mobile|port|pid)$"
 )
 _MEASURE_WORDS = re.compile(
     r"(amount|price|total|cost|fee|revenue|sales|profit|qty|quantity|count|balance|weight|score|"
     r"rating|discount|tax|income|salary|stock|duration|distance|volume|value|paid|spend)"
 )
+_TOTAL_WORDS = re.compile(r"(^|_)(total|sum|revenue|sales)(_|$)|总|营收|营业额")
+_MONEY_WORDS = re.compile(r"amount|pay|price|revenue|sales|cost|fee|income|金额|营收|收入|费用|价")
+# identifying or free-form text: never a category to group by
+_NOT_CATEGORY = re.compile(r"(^|_)(no|code|number|uuid|sku|email|phone|mobile|position|address|lat|lng|url)$")
 _LABEL_NAMES = ("name", "title", "full_name", "display_name", "username", "user_name", "nickname")
 _LABEL_SUFFIX = re.compile(r"_(name|title)$")
 _CODE_LABEL = re.compile(r"(^|_)(email|code|sku|no)$")
@@ -101,112 +109,13 @@ def plural(phrase: str) -> str:
     return f"{head} {w}".strip()
 
 
-_ZH = {
-    "order": "订单",
-    "orders": "订单",
-    "item": "明细",
-    "items": "明细",
-    "customer": "客户",
-    "customers": "客户",
-    "product": "商品",
-    "products": "商品",
-    "user": "用户",
-    "users": "用户",
-    "account": "账户",
-    "payment": "支付",
-    "invoice": "发票",
-    "shop": "店铺",
-    "store": "门店",
-    "employee": "员工",
-    "department": "部门",
-    "supplier": "供应商",
-    "category": "类别",
-    "amount": "金额",
-    "total": "总",
-    "price": "价格",
-    "unit": "单",
-    "quantity": "数量",
-    "qty": "数量",
-    "status": "状态",
-    "type": "类型",
-    "name": "名称",
-    "city": "城市",
-    "region": "地区",
-    "country": "国家",
-    "segment": "客户分群",
-    "channel": "渠道",
-    "date": "日期",
-    "created": "创建",
-    "create": "创建",
-    "updated": "更新",
-    "at": "时间",
-    "time": "时间",
-    "level": "等级",
-    "group": "分组",
-    "email": "邮箱",
-    "phone": "电话",
-    "cost": "成本",
-    "discount": "折扣",
-    "revenue": "收入",
-    "sales": "销售额",
-    "stock": "库存",
-    "score": "评分",
-    "rating": "评分",
-    "gender": "性别",
-    "age": "年龄",
-    "service": "服务",
-    "area": "区",
-    "branch": "分支",
-    "highway": "高速公路",
-    "car": "车辆",
-    "vehicle": "车辆",
-    "trip": "行程",
-    "fee": "费用",
-    "paid": "支付",
-}
-
-
-_ZH_PHRASES = {
-    "unit price": "单价",
-    "order date": "下单日期",
-    "created at": "创建时间",
-    "updated at": "更新时间",
-    "deleted at": "删除时间",
-    "total amount": "总金额",
-    "order items": "订单明细",
-    "order item": "订单明细",
-}
-
-
-def _zh_words(identifier: str) -> str:
-    """A Chinese name for an identifier when every word of it is in the small glossary, else the words."""
-    phrase = words(identifier)
-    if phrase in _ZH_PHRASES:
-        return _ZH_PHRASES[phrase]
-    parts = phrase.split()
-    if parts and all(p in _ZH for p in parts):
-        return "".join(_ZH[p] for p in parts)
-    return words(identifier)
-
-
 def _cjk_label(comment: str | None) -> str | None:
     if not has_cjk(comment):
         return None
     # Split on punctuation only: an untranslated name keeps all its words ("shipment item表").
     first = re.split(r"[，,。.;；:：(（]", comment or "", maxsplit=1)[0].strip()
-    first = re.sub(r"(信息表|记录表|明细表|数据表|表)$", "", first)
+    first = re.sub(r"(信息表|记录表|表)$", "", first)
     return first or None
-
-
-@dataclass(frozen=True)
-class Relation:
-    """child.child_columns -> parent.parent_columns, declared in the catalog or inferred from names."""
-
-    child: str
-    child_columns: tuple[str, ...]
-    parent: str
-    parent_columns: tuple[str, ...]
-    inferred: bool = False
 
 
 @dataclass
@@ -229,16 +138,14 @@ class TableProfile:
 
     @cached_property
     def soft_delete(self) -> tuple[ColumnInfo, str] | None:
-        """The soft-delete column and the condition (without alias) that keeps live rows."""
-        for col in self.table.columns:
-            name, family = col.name.lower(), type_family(col.data_type)
-            if name in _SOFT_DELETE_TIME and family == "time":
-                return col, "IS NULL"
-            if name in _SOFT_DELETE_FLAG and family == "bool":
-                return col, "= false"
-            if name in _SOFT_DELETE_FLAG and family == "numeric":
-                return col, "= 0"
-        return None
+        """The soft-delete column and the condition (without alias) that keeps live rows (column_roles)."""
+        col = soft_delete_column(self.table)
+        cond = live_condition(col) if col is not None else None
+        return (col, cond) if col is not None and cond is not None else None
+
+    def bookkeeping(self, col: ColumnInfo) -> bool:
+        """An audit, technical or soft-delete column: never a question's subject."""
+        return is_bookkeeping(col.name, self.table)
 
     def _is_id_like(self, col: ColumnInfo) -> bool:
         name = col.name.lower()
@@ -253,7 +160,11 @@ class TableProfile:
     @cached_property
     def time_columns(self) -> list[ColumnInfo]:
         sd = self.soft_delete[0].name if self.soft_delete else None
-        cols = [c for c in self.table.columns if type_family(c.data_type) == "time" and c.name != sd]
+        cols = [
+            c
+            for c in self.table.columns
+            if type_family(c.data_type) == "time" and c.name != sd and not self.bookkeeping(c)
+        ]
 
         def rank(c: ColumnInfo) -> int:
             n = c.name.lower()
@@ -270,10 +181,18 @@ class TableProfile:
             name = col.name.lower()
             if type_family(col.data_type) != "numeric" or self._is_id_like(col) or _NOT_MEASURE.search(name):
                 continue
+            if self.bookkeeping(col):
+                continue
             if col.enum_values and not _MEASURE_WORDS.search(name):
                 continue
             out.append(col)
-        return out
+
+        # the totals a business reads first (pay_sum "支付总金额" before wx "微信支付金额"), then catalog order
+        def rank(c: ColumnInfo) -> tuple[bool, bool]:
+            text = f"{c.name.lower()} {c.comment or ''}"
+            return (not _TOTAL_WORDS.search(text), not _MONEY_WORDS.search(text))
+
+        return sorted(out, key=rank)
 
     @cached_property
     def categories(self) -> list[ColumnInfo]:
@@ -281,12 +200,14 @@ class TableProfile:
         measures = {c.name for c in self.measures}
         out = []
         for col in self.table.columns:
-            if col.name == sd or col.name in measures or self._is_id_like(col):
+            if col.name == sd or col.name in measures or self._is_id_like(col) or self.bookkeeping(col):
                 continue
             family = type_family(col.data_type)
-            if family in {"time", "array"}:
+            if family in {"time", "array"} or _NOT_CATEGORY.search(col.name.lower()):
                 continue
-            if col.enum_values is not None and 1 <= len(col.enum_values) <= 30:
+            if col.enum_values is not None and len(col.enum_values) == 1:
+                continue  # one value says nothing about the rows
+            if col.enum_values is not None and 2 <= len(col.enum_values) <= 30:
                 out.append(col)  # also a column of a PostgreSQL enum type (family "other")
             elif family == "other":
                 continue
@@ -299,7 +220,9 @@ class TableProfile:
     @cached_property
     def label(self) -> ColumnInfo | None:
         """The column a person would use to name a row (name, title, code...)."""
-        texts = [c for c in self.table.columns if type_family(c.data_type) == "text"]
+        texts = [
+            c for c in self.table.columns if type_family(c.data_type) == "text" and not self.bookkeeping(c)
+        ]
         for wanted in _LABEL_NAMES:
             for c in texts:
                 if c.name.lower() == wanted:
@@ -326,60 +249,24 @@ class SchemaModel:
         self.profiles: dict[str, TableProfile] = {}
         for t in tables:
             self.profiles.setdefault(t.qualified_name, TableProfile(t))
-        self.relations: list[Relation] = self._explicit()
+        # the prefix every table shares (`bss_`), dropped from the names questions use
+        self.prefix = shared_prefix([p.table.name for p in self.profiles.values()])
+        # declared foreign keys and the ones `<thing>_id` names imply (pipeline/relations.py)
+        self.relations: list[Relation] = [
+            r
+            for r in infer_relations([p.table for p in self.profiles.values()])
+            if r.child in self.profiles and r.parent in self.profiles
+        ]
         for rel in self.relations:
             self.profiles[rel.child].fk_columns.update(rel.child_columns)
-        self.relations += self._inferred()
 
-    def _by_schema_name(self, schema: str, name: str) -> TableProfile | None:
-        for p in self.profiles.values():
-            if p.table.schema_name == schema and p.table.name == name:
-                return p
-        return None
-
-    def _explicit(self) -> list[Relation]:
-        rels = []
-        for p in self.profiles.values():
-            for fk in p.table.foreign_keys:
-                parent = self._by_schema_name(fk.ref_schema, fk.ref_table)
-                if parent is None or not fk.columns or len(fk.columns) != len(fk.ref_columns):
-                    continue
-                if all(p.column(c) for c in fk.columns) and all(parent.column(c) for c in fk.ref_columns):
-                    rels.append(Relation(p.key, tuple(fk.columns), parent.key, tuple(fk.ref_columns)))
-        return rels
-
-    def _inferred(self) -> list[Relation]:
-        """customer_id -> customers.id when no foreign key says so (many business databases declare none)."""
-        rels = []
-        for p in self.profiles.values():
-            for col in p.table.columns:
-                name = col.name.lower()
-                if not name.endswith("_id") or col.name in p.fk_columns or col.name in p.pk:
-                    continue
-                stem = name[:-3]
-                for parent in self._candidates(stem, p.table.schema_name):
-                    if parent.key == p.key:
-                        continue
-                    ref = parent.pk[0] if len(parent.pk) == 1 else ("id" if parent.column("id") else None)
-                    ref_col = parent.column(ref) if ref else None
-                    if ref_col is None or type_family(ref_col.data_type) != type_family(col.data_type):
-                        continue
-                    rels.append(Relation(p.key, (col.name,), parent.key, (ref_col.name,), inferred=True))
-                    p.fk_columns.add(col.name)
-                    break
-        return rels
-
-    def _candidates(self, stem: str, schema: str) -> list[TableProfile]:
-        names = [stem, stem + "s", stem + "es", plural(stem).replace(" ", "_")]
-        if stem.endswith("y"):
-            names.append(stem[:-1] + "ies")
-        found = []
-        for n in dict.fromkeys(names):
-            for p in self.profiles.values():
-                if p.table.name.lower() == n and p not in found:
-                    found.append(p)
-        found.sort(key=lambda p: p.table.schema_name != schema)
-        return found
+    def is_link(self, key: str) -> bool:
+        """A bridge table (route <-> service area): two relations or more and nothing else to ask about."""
+        p = self.profiles[key]
+        if len(self.parents_of(key)) < 2:
+            return False
+        business = [c for c in p.table.columns if not p.bookkeeping(c) and not p._is_id_like(c)]
+        return not business
 
     def parents_of(self, key: str) -> list[Relation]:
         return [r for r in self.relations if r.child == key]
@@ -417,11 +304,20 @@ class Names:
     many: str
 
 
-def entity_names(table: TableInfo, chinese: bool) -> Names:
+def _short_english(comment: str | None) -> str | None:
+    """An English comment short enough to be a name ("Unit price"), else None."""
+    text = (comment or "").strip().rstrip(".")
+    if not text or not text.isascii() or len(text.split()) > 3 or re.search(r"[,;:()]| of the ", text):
+        return None
+    return text.lower()
+
+
+def entity_names(table: TableInfo, chinese: bool, prefix: str | None = None) -> Names:
+    """A table's rows by name: its comment first, else its humanised identifier (offline_names)."""
     if chinese:
-        label = _cjk_label(table.comment) or _zh_words(table.name)
+        label = _cjk_label(table.comment) or humanise_zh(table.name, prefix)
         return Names(label, label)
-    base = words(table.name)
+    base = _short_english(table.comment) or humanise_en(table.name, prefix) or words(table.name)
     one = singular(base)
     return Names(one, plural(one))
 
@@ -429,11 +325,12 @@ def entity_names(table: TableInfo, chinese: bool) -> Names:
 def total_of(label: str, chinese: bool) -> str:
     """ "total amount" stays as it is; "price" becomes "total price"."""
     if chinese:
-        return label if label.endswith(("合计", "总额", "总计")) else f"{label}合计"
+        return label if label.endswith(("合计", "总额", "总计", "总数", "总金额")) else f"{label}合计"
     return label if label.startswith("total") else f"total {label}"
 
 
 def column_label(col: ColumnInfo, chinese: bool) -> str:
+    """A column by name: its comment first, else its humanised identifier (offline_names)."""
     if chinese:
-        return _cjk_label(col.comment) or _zh_words(col.name)
-    return words(col.name)
+        return _cjk_label(col.comment) or humanise_zh(col.name)
+    return _short_english(col.comment) or humanise_en(col.name) or words(col.name)

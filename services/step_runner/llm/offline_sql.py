@@ -91,7 +91,7 @@ class QueryWriter:
         return zh_text(zh.format(**kw)) if self.zh else en.format(**kw)
 
     def _names(self, p: TableProfile) -> tuple[str, str]:
-        n = entity_names(p.table, self.zh)
+        n = entity_names(p.table, self.zh, self.model.prefix)
         return n.one, n.many
 
     def _label(self, col: ColumnInfo) -> str:
@@ -465,6 +465,79 @@ class QueryWriter:
                 tables,
             )
         )
+        return out
+
+    def for_bridge(self, to_a: Relation, to_b: Relation, under_b: Relation | None) -> list[Candidate]:
+        """A <- link -> B, e.g. the service areas of each route; with `under_b` (C -> B, C with a measure),
+        the total of C's measure per A across its B (each route's revenue across its service areas)."""
+        link = self.model.profiles[to_a.child]
+        a, b = self.model.profiles[to_a.parent], self.model.profiles[to_b.parent]
+        if len({a.key, b.key, link.key}) < 3:
+            return []
+        aa, la, ba = self._aliases(a, link, b)
+        source = (
+            f"{table_ref(a.table)} {aa}\nJOIN {table_ref(link.table)} {la} ON {self._on(to_a, la, aa)}"
+            f"\nJOIN {table_ref(b.table)} {ba} ON {self._on(to_b, la, ba)}"
+        )
+        live = self._live(a, aa) + self._live(link, la) + self._live(b, ba)
+        ident = [f"{aa}.{quote_ident(col)}" for col in a.identity]
+        a_one, a_many = self._names(a)
+        b_one, b_many = self._names(b)
+        b_key = ", ".join(f"{ba}.{quote_ident(col)}" for col in b.pk) or f"{ba}.*"
+        n_alias = _alias_name(f"{b.table.name}_count")
+        out = [
+            Candidate(
+                self._t(
+                    "Which {n} {am} have the most {bm}?",
+                    "{bo}最多的前{n}个{ao}是哪些?",
+                    n=_TOP,
+                    am=a_many,
+                    bm=b_many,
+                    ao=a_one,
+                    bo=b_one,
+                ),
+                self._sql(
+                    [*ident, f"COUNT(DISTINCT ({b_key})) AS {n_alias}"],
+                    source,
+                    live,
+                    ident,
+                    f"{n_alias} DESC",
+                    _TOP,
+                ),
+                "join",
+                (a.key, link.key, b.key),
+            )
+        ]
+        if under_b is not None:
+            c = self.model.profiles[under_b.child]
+            if c.measures and c.key not in {a.key, b.key, link.key}:
+                ca = self._aliases(a, link, b, c)[3]
+                m = c.measures[0]
+                total = _alias_name(f"total_{m.name}")
+                out.append(
+                    Candidate(
+                        self._t(
+                            "Which {n} {am} have the highest {m} across their {bm}?",
+                            "按{bo}汇总,{m}最高的前{n}个{ao}是哪些?",
+                            n=_TOP,
+                            am=a_many,
+                            bm=b_many,
+                            ao=a_one,
+                            bo=b_one,
+                            m=total_of(self._label(m), self.zh),
+                        ),
+                        self._sql(
+                            [*ident, f"SUM({ca}.{quote_ident(m.name)}) AS {total}"],
+                            f"{source}\nJOIN {table_ref(c.table)} {ca} ON {self._on(under_b, ca, ba)}",
+                            live + self._live(c, ca),
+                            ident,
+                            f"{total} DESC NULLS LAST",
+                            _TOP,
+                        ),
+                        "join",
+                        (a.key, link.key, b.key, c.key),
+                    )
+                )
         return out
 
     def for_path(self, first: Relation, second: Relation) -> list[Candidate]:

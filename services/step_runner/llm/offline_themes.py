@@ -84,7 +84,7 @@ def _option(
     metrics: list[str],
 ) -> _Option:
     tables = list(dict.fromkeys([p.key, *related]))
-    entities = [entity_names(model.profiles[k].table, chinese).one for k in tables]
+    entities = [entity_names(model.profiles[k].table, chinese, model.prefix).one for k in tables]
     theme = Theme(
         name=title,
         description=description,
@@ -102,7 +102,7 @@ def _options(model: SchemaModel, chinese: bool) -> list[_Option]:
         return zh_text(zh.format(**kw)) if chinese else en.format(**kw)
 
     for p in model.profiles.values():
-        n = entity_names(p.table, chinese)
+        n = entity_names(p.table, chinese, model.prefix)
         one, many = n.one, n.many
         parents = [r.parent for r in model.parents_of(p.key)]
         neigh = model.neighbours(p.key)
@@ -111,7 +111,7 @@ def _options(model: SchemaModel, chinese: bool) -> list[_Option]:
         times = [column_label(d, chinese) for d in p.time_columns[:1]]
         count_metric = t("{one} count", "{one}数量", one=one)
         total_metrics = [total_of(m, chinese) for m in measures]
-        neigh_ones = [entity_names(model.profiles[k].table, chinese).one for k in neigh]
+        neigh_ones = [entity_names(model.profiles[k].table, chinese, model.prefix).one for k in neigh]
 
         def add(kind: str, title: str, description: str, related: list[str], metrics: list[str]) -> None:
             out.append(_option(model, p, chinese, kind, title, description, related, metrics))  # noqa: B023
@@ -184,7 +184,7 @@ def _options(model: SchemaModel, chinese: bool) -> list[_Option]:
             child = model.profiles[rel.child]
             if child.key == p.key:
                 continue
-            c_names = entity_names(child.table, chinese)
+            c_names = entity_names(child.table, chinese, model.prefix)
             score_kind = "relation"
             add(
                 score_kind,
