@@ -69,8 +69,9 @@ class PageProbe:
 
     def on_request_failed(self, request: Request) -> None:
         failure = request.failure or ""
-        # A stream the UI closes on purpose (another task selected, page closed) is aborted, not failed.
-        if "ERR_ABORTED" in failure and request.url.endswith("/stream"):
+        # Aborted by the page itself (a stream closed when another task is chosen, a fetch cut short by
+        # leaving the page), not refused or dropped by the server.
+        if "ERR_ABORTED" in failure:
             return
         self.failed_requests.append(f"{request.method} {request.url}: {failure}")
 

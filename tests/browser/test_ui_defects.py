@@ -1,0 +1,71 @@
+"""Defects of issue #10 reproduced in the browser, before they are fixed.
+
+Each test states what the UI must do and is marked as a strict expected failure naming the issue's
+item: it fails today, and the day the defect is fixed it passes, which fails the run (XPASS strict)
+until whoever fixed it removes the marker. They use the composed stack with auth off.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import expect
+
+from tests.browser.conftest import OpenUi
+from tests.e2e.conftest import DB_URL
+from tests.support.api import Api
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+PHONE = {"width": 390, "height": 844}
+
+
+def defect(item: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(strict=True, reason=f"issue #10 item {item}, not fixed yet")
+
+
+@defect("11 (layout): at 390x844 the page is wider than the screen")
+async def test_a_phone_viewport_has_no_horizontal_scroll(open_ui: OpenUi, ui_url: str, api: Api) -> None:
+    await api.wait(await api.create(DB_URL, "phone", task_name="phone layout"))
+    page, _ = await open_ui(ui_url, viewport=PHONE)
+    await expect(page.locator("#task-rows tr.task").first).to_be_visible()
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page is {width} px wide on a {PHONE['width']} px screen"
+
+
+@defect("14 (accessibility): task rows cannot be reached or opened with the keyboard")
+async def test_a_task_opens_from_the_keyboard(open_ui: OpenUi, ui_url: str, api: Api) -> None:
+    task_id = await api.create(DB_URL, "keyboard", task_name="keyboard user")
+    await api.wait(task_id)
+    page, _ = await open_ui(ui_url)
+    row = page.locator(f'#task-rows tr.task[data-id="{task_id}"]')
+    await expect(row).to_be_visible()
+    await row.focus()
+    await expect(row).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#detail-title")).to_contain_text("keyboard user")
+
+
+@defect("13 (history): choosing a task replaces the history entry, so Back leaves the app")
+async def test_back_returns_to_the_previous_task(open_ui: OpenUi, ui_url: str, api: Api) -> None:
+    first = await api.create(DB_URL, "history", task_name="history first")
+    second = await api.create(DB_URL, "history", task_name="history second")
+    await api.wait(first)
+    await api.wait(second)
+    page, _ = await open_ui(ui_url)
+    await page.locator(f'#task-rows tr.task[data-id="{first}"]').click()
+    await expect(page).to_have_url(f"{ui_url}/#{first}")
+    await page.locator(f'#task-rows tr.task[data-id="{second}"]').click()
+    await expect(page).to_have_url(f"{ui_url}/#{second}")
+    await page.go_back()
+    await expect(page).to_have_url(f"{ui_url}/#{first}")
+    await expect(page.locator("#detail-title")).to_contain_text("history first")
+
+
+@defect("9 (missing task): a deep link to a deleted task keeps Run again, Cancel and Delete enabled")
+async def test_a_deep_link_to_a_missing_task_offers_no_actions(open_ui: OpenUi, ui_url: str) -> None:
+    page, _ = await open_ui(f"{ui_url}/#task_20000101_000000_gone00", allowed_statuses=(404,))
+    await expect(page.locator("#detail-section")).to_contain_text("not found")
+    for name in ("Run again", "Cancel", "Delete"):
+        button = page.get_by_role("button", name=name, exact=True)
+        assert not (await button.is_visible() and await button.is_enabled()), f"{name} is offered"
+    await expect(page.locator("#logs")).not_to_contain_text("not found")
