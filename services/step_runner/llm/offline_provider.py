@@ -8,6 +8,7 @@ is written in Chinese, in English otherwise.
 from __future__ import annotations
 
 import hashlib
+import math
 
 from services.step_runner.llm.base import QuestionSQL, TableDescription, Theme
 from services.step_runner.llm.offline_describe import describe
@@ -20,6 +21,8 @@ from services.step_runner.pipeline.catalog import TableInfo
 from services.step_runner.pipeline.pair_quality import find_duplicates
 from shared import llm_usage
 
+# the share of a theme's pairs that read two tables or more, when the theme's tables are related
+JOIN_SHARE = 0.3
 # Words in a theme that say which kinds of question it is about (English and Chinese).
 _FOCUS = {
     "trend": ("trend", "month", "over time", "recent", "daily", "趋势", "每月", "变化", "近期"),
@@ -156,22 +159,36 @@ def generate(
     out: list[QuestionSQL] = []
     asked: list[str] = list(given_questions or [])
     seen_sql: set[str] = set(given_sql or ())
-    for scope in (keys, widened):
-        ranked = sorted(
+
+    def take(cand: Candidate) -> bool:
+        sql = normalize_statement(cand.sql)
+        if sql is None:
+            return False
+        s_key = sql_fingerprint(sql)
+        if s_key in seen_sql or _repeats(cand.question, asked):
+            return False
+        asked.append(cand.question)
+        seen_sql.add(s_key)
+        out.append(QuestionSQL(question=cand.question, sql=sql))
+        return True
+
+    scopes = [
+        sorted(
             _candidates(model, scope, chinese), key=lambda c: (-_score(c, theme, hub), _tiebreak(theme, c))
         )
+        for scope in (keys, widened)
+    ]
+    # Business questions span tables: a share of every theme's pairs joins, when the schema allows it.
+    quota, joined = math.ceil(count * JOIN_SHARE), 0
+    for cand in (c for ranked in scopes for c in ranked if len(c.tables) > 1):
+        if joined >= quota or len(out) >= count:
+            break
+        joined += take(cand)
+    for ranked in scopes:
         for cand in ranked:
             if len(out) >= count:
                 return out
-            sql = normalize_statement(cand.sql)
-            if sql is None:
-                continue
-            s_key = sql_fingerprint(sql)
-            if s_key in seen_sql or _repeats(cand.question, asked):
-                continue
-            asked.append(cand.question)
-            seen_sql.add(s_key)
-            out.append(QuestionSQL(question=cand.question, sql=sql))
+            take(cand)
     return out
 
 

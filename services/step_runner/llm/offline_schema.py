@@ -24,7 +24,7 @@ _CATEGORY_WORDS = re.compile(
 )
 _NOT_MEASURE = re.compile(
     r"(^|_)(id|uuid|no|code|number|year|month|day|week|hour|sort|sort_order|seq|sequence|version|type|kind|"
-    r"status|state|flag|category|"
+    r"status|state|flag|category|^order|"
     r"lat|lng|lon|latitude|longitude|zip|zipcode|postcode|phone|mobile|port|pid)$"
 )
 _MEASURE_WORDS = re.compile(
@@ -32,7 +32,7 @@ _MEASURE_WORDS = re.compile(
     r"rating|discount|tax|income|salary|stock|duration|distance|volume|value|paid|spend)"
 )
 _TOTAL_WORDS = re.compile(r"(^|_)(total|sum|revenue|sales)(_|$)|总|营收|营业额")
-_MONEY_WORDS = re.compile(r"amount|pay|price|revenue|sales|cost|fee|income|金额|营收|收入|费用|价")
+_MONEY_WORDS = re.compile(r"amount|pay|revenue|sales|income|金额|营收|收入|营业额")
 # identifying or free-form text: never a category to group by
 _NOT_CATEGORY = re.compile(r"(^|_)(no|code|number|uuid|sku|email|phone|mobile|position|address|lat|lng|url)$")
 _LABEL_NAMES = ("name", "title", "full_name", "display_name", "username", "user_name", "nickname")
@@ -327,6 +327,11 @@ def total_of(label: str, chinese: bool) -> str:
     if chinese:
         return label if label.endswith(("合计", "总额", "总计", "总数", "总金额")) else f"{label}合计"
     return label if label.startswith("total") else f"total {label}"
+
+
+def is_money(col: ColumnInfo) -> bool:
+    """A measure of money (amount, pay_sum "支付总金额", revenue ...), for themes named after revenue."""
+    return bool(_MONEY_WORDS.search(f"{col.name.lower()} {col.comment or ''}"))
 
 
 def column_label(col: ColumnInfo, chinese: bool) -> str:

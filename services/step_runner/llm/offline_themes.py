@@ -16,6 +16,7 @@ from services.step_runner.llm.offline_schema import (
     TableProfile,
     column_label,
     entity_names,
+    is_money,
     total_of,
     zh_text,
 )
@@ -102,16 +103,27 @@ def _options(model: SchemaModel, chinese: bool) -> list[_Option]:
         return zh_text(zh.format(**kw)) if chinese else en.format(**kw)
 
     for p in model.profiles.values():
+        if model.is_link(p.key):
+            continue  # a bridge table is no business subject; its ends' themes use it
         n = entity_names(p.table, chinese, model.prefix)
         one, many = n.one, n.many
         parents = [r.parent for r in model.parents_of(p.key)]
         neigh = model.neighbours(p.key)
         measures = [column_label(m, chinese) for m in p.measures[:3]]
-        cats = [column_label(c, chinese) for c in p.categories[:3]]
+        # a described column reads "服务区映射的来源系统类型": the owner is already in the theme's name
+        cats = [column_label(c, chinese).removeprefix(f"{one}的") for c in p.categories[:3]]
         times = [column_label(d, chinese) for d in p.time_columns[:1]]
         count_metric = t("{one} count", "{one}数量", one=one)
         total_metrics = [total_of(m, chinese) for m in measures]
         neigh_ones = [entity_names(model.profiles[k].table, chinese, model.prefix).one for k in neigh]
+        # Themes are named after the business: whose revenue, whose ranking (the parent a row belongs to).
+        parent_one = (
+            entity_names(model.profiles[parents[0]].table, chinese, model.prefix).one if parents else one
+        )
+        money = any(is_money(m) for m in p.measures)
+        children_money = any(
+            is_money(m) for r in model.children_of(p.key) for m in model.profiles[r.child].measures
+        )
 
         def add(kind: str, title: str, description: str, related: list[str], metrics: list[str]) -> None:
             out.append(_option(model, p, chinese, kind, title, description, related, metrics))  # noqa: B023
@@ -119,7 +131,9 @@ def _options(model: SchemaModel, chinese: bool) -> list[_Option]:
         if neigh:
             add(
                 "analysis",
-                t("{Many} analysis", "{one}综合分析", Many=many.capitalize(), one=one),
+                t("{One} revenue analysis", "{one}营收分析", One=one.capitalize(), one=one)
+                if children_money
+                else t("{Many} analysis", "{one}综合分析", Many=many.capitalize(), one=one),
                 t(
                     "Volumes, amounts and distribution of {many} together with the related {others}.",
                     "结合{others}分析{one}的规模、金额与分布。",
@@ -133,7 +147,9 @@ def _options(model: SchemaModel, chinese: bool) -> list[_Option]:
         if times:
             add(
                 "trend",
-                t("{One} trends over time", "{one}趋势分析", One=one.capitalize(), one=one),
+                t("{P} revenue trends", "{p}营收趋势分析", P=parent_one.capitalize(), p=parent_one)
+                if money and parents
+                else t("{One} trends over time", "{one}趋势分析", One=one.capitalize(), one=one),
                 t(
                     "How the number of {many}{amounts} changes month by month and over recent days, by {d}.",
                     "按{d}观察{one}数量{amounts_zh}按月和近期的变化趋势。",
@@ -152,7 +168,7 @@ def _options(model: SchemaModel, chinese: bool) -> list[_Option]:
         if measures:
             add(
                 "ranking",
-                t("Top {many} by {m}", "{m}排名靠前的{one}", many=many, one=one, m=measures[0]),
+                t("{P} ranking by {m}", "{p}{m}排名", P=parent_one.capitalize(), p=parent_one, m=measures[0]),
                 t(
                     "Which {many} rank highest by {ms}, and the spread of those values.",
                     "按{ms}对{one}排名,并查看其最小、最大和平均值。",
@@ -167,7 +183,7 @@ def _options(model: SchemaModel, chinese: bool) -> list[_Option]:
         if cats:
             add(
                 "breakdown",
-                t("{One} breakdown by {c}", "按{c}的{one}分布", One=one.capitalize(), one=one, c=cats[0]),
+                t("{One} breakdown by {c}", "{one}{c}分布", One=one.capitalize(), one=one, c=cats[0]),
                 t(
                     "How {many} are distributed across {cs}{amounts}.",
                     "{one}在{cs}上的分布{amounts_zh}。",
