@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lock migrate demo-db up down run test test-unit test-integration test-e2e lint format bench clean
+.PHONY: help install lock migrate demo-db up down run test test-unit test-integration test-e2e lint format bench quality clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -73,6 +73,9 @@ format: install
 bench: install  ## benchmarks that print ratios against a baseline measured in the same run
 	$(PY) -m bench.bench_steps
 	$(PY) -m bench.bench_collector
+
+quality: install  ## quality of the offline provider's pairs on three schemas, before and after step 3 (issue #13)
+	$(PY) -m bench.quality
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
