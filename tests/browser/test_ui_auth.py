@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import OpenUi
+from tests.browser.conftest import OpenUi, run_axe
 from tests.e2e.conftest import DB_URL, _wait_ready
 from tests.support.api import Api
 from tests.support.stack import Stack, free_port
@@ -101,3 +101,11 @@ async def test_a_new_tab_has_no_token_and_a_wrong_one_is_refused_visibly(
     await expect(page.get_by_role("alert")).to_have_text("This token was refused: enter a valid API token.")
     await expect(page.locator("#task-rows tr.task")).to_have_count(0)
     await probe.assert_clean(page)
+
+
+async def test_the_token_prompt_has_no_serious_accessibility_violations(
+    open_ui: OpenUi, auth_ui_url: str
+) -> None:
+    page, _ = await open_ui(auth_ui_url, bypass_csp=True, allowed_statuses=(401,))
+    await expect(page.get_by_role("alert")).to_be_visible()
+    assert await run_axe(page) == []
