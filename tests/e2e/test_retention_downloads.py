@@ -33,6 +33,7 @@ from shared.settings import CommonSettings
 from tests.conftest import AMQP_URL, PG_URL
 from tests.e2e.conftest import _wait_ready
 from tests.support.api import BASE, Api
+from tests.support.eventually import eventually
 from tests.support.stack import Stack, free_port
 
 pytestmark = pytest.mark.e2e
@@ -120,10 +121,7 @@ async def db(stack: Stack, env: dict[str, str]) -> AsyncIterator[asyncpg.Connect
 
 
 async def _eventually(predicate: Any, timeout: float = 30, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
+    await eventually(predicate, timeout=timeout, what=what)
 
 
 async def _completed_task(api: Api) -> str:

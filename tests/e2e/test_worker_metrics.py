@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
 
 import aio_pika
@@ -19,6 +18,7 @@ from shared.settings import CommonSettings
 from tests.conftest import AMQP_URL, PG_URL
 from tests.e2e.conftest import DB_URL, _wait_ready
 from tests.support.api import Api
+from tests.support.eventually import eventually
 from tests.support.stack import Stack, free_port
 
 pytestmark = pytest.mark.e2e
@@ -96,13 +96,12 @@ def _value(samples: Samples, name: str, **labels: str) -> float:
 async def _eventually(
     session: aiohttp.ClientSession, port: str, name: str, at_least: float, timeout: float = 10, **labels: str
 ) -> Samples:
-    deadline = time.monotonic() + timeout
-    while True:
+    async def reached() -> Samples:
         samples = await _scrape(session, port)
-        if _value(samples, name, **labels) >= at_least or time.monotonic() > deadline:
-            assert _value(samples, name, **labels) >= at_least, (name, labels, samples)
-            return samples
-        await asyncio.sleep(0.1)
+        assert _value(samples, name, **labels) >= at_least, (name, labels, samples)
+        return samples
+
+    return await eventually(reached, timeout=timeout, what=f"{name}{labels} >= {at_least}")
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
@@ -18,6 +17,7 @@ import pytest
 from tests.e2e.conftest import DB_URL
 from tests.security.test_authz import _wait_ready
 from tests.support.api import BASE, Api
+from tests.support.eventually import eventually
 from tests.support.stack import Stack, free_port
 
 pytestmark = pytest.mark.e2e
@@ -98,9 +98,15 @@ async def test_event_streams_are_capped_per_client_and_in_total(
         # A stream whose client leaves gives its slot back (seen at its next keep-alive).
         held.pop(0).close()
         await _open_streams_drop_to(alice, 2)
-        resp = await sessions["alice"].get(url)
-        assert resp.status == 200
-        held.append(resp)
+
+        async def reopened() -> aiohttp.ClientResponse | None:
+            resp = await sessions["alice"].get(url)
+            if resp.status == 200:
+                return resp
+            resp.close()  # the slot is released just after the gauge drops
+            return None
+
+        held.append(await eventually(reopened, timeout=10, what="alice's stream slot given back"))
     finally:
         for resp in held:
             resp.close()
@@ -108,14 +114,12 @@ async def test_event_streams_are_capped_per_client_and_in_total(
 
 
 async def _open_streams_drop_to(api: Api, count: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    async def dropped() -> bool:
         _, body = await api.call("GET", "/metrics")
-        if f"dp_gateway_open_streams {float(count)}" in body["raw"]:
-            await asyncio.sleep(0.1)  # the slot is released just after the gauge drops
-            return
-        assert time.monotonic() < deadline, body["raw"][-2000:]
-        await asyncio.sleep(0.1)
+        assert f"dp_gateway_open_streams {float(count)}" in body["raw"], body["raw"][-2000:]
+        return True
+
+    await eventually(dropped, timeout=timeout, what=f"{count} open streams")
 
 
 async def test_expensive_routes_are_rate_limited_per_token(

@@ -26,6 +26,7 @@ from shared.steps import StepName
 from tests.conftest import AMQP_URL, PG_URL
 from tests.e2e.conftest import _wait_ready
 from tests.support.api import BASE, Api
+from tests.support.eventually import eventually
 from tests.support.stack import Stack, free_port
 
 pytestmark = pytest.mark.e2e
@@ -87,10 +88,7 @@ async def _publish_late_events(env: dict[str, str], task_id: str, execution_id: 
 
 
 async def _eventually(predicate, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await asyncio.sleep(0.1)
+    await eventually(predicate, timeout=timeout)
 
 
 async def test_a_deleted_task_leaves_no_events_secret_or_log_text(
