@@ -40,7 +40,7 @@ async def test_a_task_opens_from_the_keyboard(open_ui: OpenUi, ui_url: str, api:
     row = page.locator(f'#task-rows tr.task[data-id="{task_id}"]')
     await expect(row).to_be_visible()
     await row.focus()
-    await expect(row).to_be_focused()
+    await expect(row).to_be_focused(timeout=2_000)  # focus is synchronous: no need to wait long
     await page.keyboard.press("Enter")
     await expect(page.locator("#detail-title")).to_contain_text("keyboard user")
 
@@ -57,7 +57,7 @@ async def test_back_returns_to_the_previous_task(open_ui: OpenUi, ui_url: str, a
     await page.locator(f'#task-rows tr.task[data-id="{second}"]').click()
     await expect(page).to_have_url(f"{ui_url}/#{second}")
     await page.go_back()
-    await expect(page).to_have_url(f"{ui_url}/#{first}")
+    await expect(page).to_have_url(f"{ui_url}/#{first}", timeout=3_000)
     await expect(page.locator("#detail-title")).to_contain_text("history first")
 
 
