@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from services.step_runner.llm.base import TableDescription
+from services.step_runner.llm.offline_names import humanise_en, humanise_zh
 from services.step_runner.llm.offline_schema import (
     Names,
     SchemaModel,
@@ -143,10 +144,11 @@ def _column_comment(
     if col.name in profile.pk and len(profile.pk) == 1:
         return f"{one}的唯一标识(主键)" if chinese else f"Unique identifier of the {one} (primary key)"
     if ref is not None:
-        target = singular(words(ref.split(".")[0]))
+        ref_table = ref.split(".")[0]
+        target = humanise_zh(ref_table) if chinese else singular(humanise_en(ref_table))
         return f"引用 {ref}({target})" if chinese else f"References {ref} (the {target} of this {one})"
     if name.endswith("_id") and family in {"numeric", "text", "uuid"}:
-        target = words(name[:-3])
+        target = humanise_zh(name[:-3]) if chinese else humanise_en(name[:-3])
         return f"关联的{target}的标识" if chinese else f"Identifier of the related {target}"
     if profile.soft_delete and profile.soft_delete[0].name == col.name:
         if family == "time":
@@ -163,7 +165,8 @@ def _column_comment(
     if family == "time":
         return _time_comment(name, one, family, chinese)
     if family == "bool":
-        subject = words(re.sub(r"^(is|has|can)_", "", name))
+        bare = re.sub(r"^(is|has|can)_", "", name)
+        subject = humanise_zh(bare) if chinese else humanise_en(bare)
         return f"{one}是否{subject}" if chinese else f"Whether the {one} is {subject}"
     known = (_KNOWN_ZH if chinese else _KNOWN_EN).get(name)
     if known:
@@ -171,7 +174,7 @@ def _column_comment(
     elif chinese:
         base = f"{one}的{column_label(col, True)}"
     else:
-        base = f"{words(col.name).capitalize()} of the {one}"
+        base = f"{humanise_en(col.name).capitalize()} of the {one}"
     return base + _values_hint(col, chinese)
 
 
@@ -181,7 +184,11 @@ def _time_comment(name: str, one: str, family: str, chinese: bool) -> str:
     if stem in table:
         return f"{one}的{table[stem]}" if chinese else f"{table[stem]} of the {one}"
     if name.endswith("_at") or name.endswith("_time"):
-        return f"{one}{words(stem)}的时间" if chinese else f"Time the {one} was {words(stem)}"
+        return f"{one}{humanise_zh(stem)}的时间" if chinese else f"Time the {one} was {words(stem)}"
     if name.endswith("_date"):
-        return f"{one}的{words(stem)}日期" if chinese else f"{words(stem).capitalize()} date of the {one}"
-    return f"{one}的{words(name)}" if chinese else f"{words(name).capitalize()} of the {one}"
+        return (
+            f"{one}的{humanise_zh(stem)}日期"
+            if chinese
+            else f"{humanise_en(stem).capitalize()} date of the {one}"
+        )
+    return f"{one}的{humanise_zh(name)}" if chinese else f"{humanise_en(name).capitalize()} of the {one}"
