@@ -10,6 +10,7 @@ from services.step_runner.pipeline.pair_quality import (
     assess,
     assess_all,
     deterministic_fix,
+    drop_verdicts,
     find_duplicates,
 )
 from tests.support.highway_catalog import highway_tables
@@ -201,3 +202,22 @@ def test_deterministic_fixes_clear_their_flag() -> None:
     assert "created_by" not in star and "bookkeeping_subject" not in codes("q", star)
 
     assert deterministic_fix("SELECT created_by FROM bss_company", "bookkeeping_subject", HW) is None
+
+
+def test_drop_verdicts_for_step_4() -> None:
+    from shared.quality_flags import DEFAULT_QUALITY_ACTIONS
+
+    pairs = [
+        ("各服务区营收合计?", "SELECT sum(pay_sum) FROM bss_business_day_data WHERE delete_ts IS NULL"),
+        (
+            "谁创建的公司最多?",
+            "SELECT created_by, count(*) FROM bss_company WHERE delete_ts IS NULL GROUP BY 1",
+        ),
+        ("各服务区营收合计？", "SELECT sum(pay_sum) FROM bss_business_day_data WHERE delete_ts IS NULL"),
+        ("公司名单", "SELECT company_name FROM bss_company"),  # repair flags only: not refused here
+    ]
+    verdicts = drop_verdicts(pairs, HW, DEFAULT_QUALITY_ACTIONS)
+    assert verdicts == {1: ["bookkeeping_subject"], 2: ["duplicate_question"]}
+    assert drop_verdicts(pairs, HW, {**DEFAULT_QUALITY_ACTIONS, "bookkeeping_subject": "keep"}) == {
+        2: ["duplicate_question"]
+    }

@@ -77,3 +77,16 @@ def test_column_roles() -> None:
     assert column_marker(sd, company) == "[soft-delete: keep rows where delete_ts IS NULL]"
     by = next(c for c in company.columns if c.name == "updated_by")
     assert column_marker(by, company) == "[audit: never a question's subject]"
+
+
+def test_creation_time_is_bookkeeping_only_beside_an_actor_column() -> None:
+    customers = _t("customers", ("id", "integer"), ("birth_date", "date"), ("created_at", "timestamptz"))
+    assert column_role("created_at", customers) is None  # the sign-up: "new customers per month"
+    audited = _t(
+        "bss_x", ("id", "integer"), ("oper_date", "date"), ("create_ts", "timestamp"), ("created_by", "text")
+    )
+    assert column_role("create_ts", audited) == "creation_time"
+    assert (
+        column_role("updated_at", customers) == "change_time"
+        and column_role("etl_batch_id", None) == "technical"
+    )

@@ -7,7 +7,9 @@ task still links it; rows this step never loaded are never removed.
 
 Every question/SQL pair passes the SQL gate (pipeline/sql_gate.py) again before anything is written,
 whether or not step 3 ran (`enable_sql_validation: false` does not open the store): a pair the gate
-refuses is left out and listed, with its reason, in the step's summary."""
+refuses is left out and listed, with its reason, in the step's summary. So is a pair carrying a quality
+flag whose DP_QUALITY_ACTIONS action is `drop` (pipeline/pair_quality.py: bookkeeping subject, cartesian
+read, duplicate, ...), which step 3 drops from the pair files unless modify_original_file is off."""
 
 from __future__ import annotations
 
@@ -23,8 +25,9 @@ import asyncpg
 from services.step_runner.executors.base import StepContext, StepError
 from services.step_runner.pipeline.doc_chunks import chunk_markdown
 from services.step_runner.pipeline.pair_files import PairFileError, load_pairs, pair_files
+from services.step_runner.pipeline.pair_quality import SchemaIndex, drop_verdicts
 from services.step_runner.pipeline.sql_gate import PlanLimits, SqlGate
-from services.step_runner.pipeline.task_files import read_mapping
+from services.step_runner.pipeline.task_files import load_catalog, read_mapping
 from shared import training_store
 from shared.atomic_files import atomic_write_text
 from shared.business_db import BusinessDbError, create_pool, describe_error
@@ -84,7 +87,9 @@ class TrainingLoadExecutor:
             raise StepError(str(exc)) from None
         items, refused = await self._gate_pairs(ctx, items)
         if not items and refused:
-            raise StepError(f"nothing to load: the SQL gate refused all {len(refused)} question/SQL pairs")
+            raise StepError(
+                f"nothing to load: the SQL gate or the quality flags refused all {len(refused)} question/SQL pairs"
+            )
         if not items:
             raise StepError("nothing to load: no .ddl, _detail.md or qs_*_pair.json in the task directory")
         schema = self._settings.training_schema
@@ -137,10 +142,23 @@ class TrainingLoadExecutor:
                     refused.append({"file": item.source_file, "question": question, "reason": verdict.error})
         finally:
             await pool.close()
+        passed = [i for i in pairs if id(i) not in rejected]
+        catalog = await ctx.run_blocking(load_catalog, ctx.task_dir)
+        schema = SchemaIndex(catalog.tables if catalog else [])
+        verdicts = drop_verdicts(
+            [(i.question or "", i.sql or "") for i in passed], schema, self._settings.quality_actions
+        )
+        for index, codes in verdicts.items():
+            item = passed[index]
+            rejected.add(id(item))
+            question = (item.question or "")[:MAX_SHOWN_QUESTION]
+            reason = f"quality flags set to drop (DP_QUALITY_ACTIONS): {', '.join(codes)}"
+            refused.append({"file": item.source_file, "question": question, "reason": reason})
         if refused:
             await ctx.log(
                 "WARNING",
-                f"{len(refused)} of {len(pairs)} question/SQL pairs refused by the SQL gate and not loaded: "
+                f"{len(refused)} of {len(pairs)} question/SQL pairs refused by the SQL gate or the quality flags "
+                "and not loaded: "
                 + "; ".join(f"{r['file']}: {r['reason']}" for r in refused[:5])
                 + (" …" if len(refused) > 5 else ""),
             )

@@ -6,9 +6,10 @@ quality pass flags and the same column the prompt marks `[audit]`.
 
 - An *audit* column records who or when a row was written (`create_ts`, `created_by`, `updated_at`, ...).
   Nobody asks a Text2SQL assistant who created a row: as a question's subject it is bookkeeping.
-  A *creation time* (`created_at`, `create_ts`, ...) is the exception when the table has no other time
-  column and no actor column (`created_by`, ...): then it is the row's event time (an order's `created_at`
-  is when it was placed); beside `created_by` it is the audit trail.
+  A *creation time* (`created_at`, `create_ts`, ...) is bookkeeping only in a table that records who wrote
+  its rows (an actor column: `created_by`, `updated_by`, ...): there it is the audit trail. Elsewhere it is
+  the row's event time (a customer's `created_at` is the sign-up, an order's when it was placed), so
+  "new customers per month" stays a business question.
 - A *technical* column is bookkeeping of the loading machinery (`etl_batch_id`, `row_version`, ...).
 - A *soft-delete* column marks deleted rows that are still stored (`deleted_at`, `delete_ts`, `is_deleted`,
   `del_flag`, ...): every read of such a table keeps live rows only (`live_condition`).
@@ -107,13 +108,6 @@ def soft_delete_column(table: TableInfo) -> ColumnInfo | None:
     return next((c for c in table.columns if live_condition(c) is not None), None)
 
 
-def _has_other_time(table: TableInfo) -> bool:
-    return any(
-        _family(c.data_type) == "time" and column_role(c.name, None) is None and live_condition(c) is None
-        for c in table.columns
-    )
-
-
 def _audited(table: TableInfo) -> bool:
     return any(c.name.lower() in ACTOR_COLUMNS for c in table.columns)
 
@@ -130,7 +124,7 @@ def column_role(name: str, table: TableInfo | None) -> ColumnRole | None:
     if n in ACTOR_COLUMNS:
         return "actor"
     if n in CREATION_TIME_COLUMNS:
-        if table is not None and not _has_other_time(table) and not _audited(table):
+        if table is not None and not _audited(table):
             return None
         return "creation_time"
     if n in CHANGE_TIME_COLUMNS:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -555,3 +555,19 @@ def deterministic_fix(sql: str, code: QualityFlag, schema: SchemaIndex) -> str |
         stmt.targetList = tuple(targets[:at]) + tuple(listed.targetList) + tuple(targets[at + 1 :])
         return RawStream()(stmt)
     return None
+
+
+def drop_verdicts(
+    pairs: list[tuple[str, str]], schema: SchemaIndex, actions: Mapping[str, str]
+) -> dict[int, list[str]]:
+    """index -> the flags whose action is `drop`, for the pairs that must not reach the training store.
+    Duplicates are judged among the pairs no other drop flag removes (the first occurrence stays), as in
+    step 3, so a pair file step 3 rewrote gives no verdict here."""
+    flags = [assess(q, s, schema) for q, s in pairs]
+    out = {i: [f.code for f in fl if actions.get(f.code) == "drop"] for i, fl in enumerate(flags)}
+    out = {i: codes for i, codes in out.items() if codes}
+    if actions.get("duplicate_question") == "drop":
+        survivors = [i for i in range(len(pairs)) if i not in out]
+        for i, _ in find_duplicates([pairs[k][0] for k in survivors]).items():
+            out[survivors[i]] = ["duplicate_question"]
+    return out
