@@ -85,8 +85,8 @@ def _quality(section: Any) -> dict[str, Any] | None:
     kept with flags, and the dropped pairs (file, index, question, flags) as step 3 listed them."""
     if not isinstance(section, dict):
         return None
-    flags = section.get("flags") if isinstance(section.get("flags"), dict) else {}
-    actions = section.get("actions") if isinstance(section.get("actions"), dict) else {}
+    flags: dict[str, Any] = section["flags"] if isinstance(section.get("flags"), dict) else {}
+    actions: dict[str, Any] = section["actions"] if isinstance(section.get("actions"), dict) else {}
     return {
         "flags": {code: {"count": flags.get(code, 0), "action": actions.get(code)} for code in actions},
         "dropped": _int(section, "dropped"),

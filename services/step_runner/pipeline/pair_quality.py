@@ -128,6 +128,13 @@ def _walk(node: ast.Node, skip: Any = None) -> Iterator[ast.Node]:
         stack.extend(_children(current))
 
 
+def _walk_any(value: Any) -> Iterator[ast.Node]:
+    """Every node under a node or a tuple of nodes (`x IN (a, b)` holds a tuple)."""
+    for item in value if isinstance(value, tuple | list) else (value,):
+        if isinstance(item, ast.Node):
+            yield from _walk(item)
+
+
 def _selects(stmt: ast.SelectStmt) -> Iterator[ast.SelectStmt]:
     for node in _walk(stmt):
         if isinstance(node, ast.SelectStmt):
@@ -168,7 +175,7 @@ class _Tree:
                         table = self.schema.table(node.schemaname, node.relname)
                         if table is not None:
                             alias = node.alias.aliasname if node.alias else node.relname
-                            self.ranges.append(_Range(alias, table, node, sel))
+                            self.ranges.append(_Range(str(alias), table, node, sel))
 
     def resolve(self, qualifier: str | None, column: str) -> TableInfo | None:
         low = column.lower()
@@ -203,9 +210,11 @@ def _live_predicate(node: ast.Node) -> tuple[str | None, str] | None:
     ):
         ref, kinds = node.arg, SOFT_DELETE_FLAG_COLUMNS
     elif (
-        isinstance(node, ast.BoolExpr) and node.boolop == enums.BoolExprType.NOT_EXPR and len(node.args) == 1
+        isinstance(node, ast.BoolExpr)
+        and node.boolop == enums.BoolExprType.NOT_EXPR
+        and len(node.args or ()) == 1
     ):
-        ref, kinds = node.args[0], SOFT_DELETE_FLAG_COLUMNS
+        ref, kinds = (node.args or (None,))[0], SOFT_DELETE_FLAG_COLUMNS
     elif isinstance(node, ast.A_Expr) and node.kind == enums.A_Expr_Kind.AEXPR_OP:
         op = "".join(_names(node.name))
         for side, other in ((node.lexpr, node.rexpr), (node.rexpr, node.lexpr)):
@@ -288,8 +297,8 @@ def _unit_names(item: ast.Node, tree: _Tree) -> set[str] | None:
     names: set[str] = set()
     for node in _walk(item, skip=lambda n: isinstance(n, ast.RangeSubselect)):
         if isinstance(node, ast.RangeVar):
-            names.add((node.alias.aliasname if node.alias else node.relname).lower())
-            names.add(node.relname.lower())
+            names.add(str(node.alias.aliasname if node.alias else node.relname).lower())
+            names.add(str(node.relname).lower())
     return names
 
 
@@ -303,7 +312,9 @@ def _unjoined(tree: _Tree) -> list[Flag]:
                 and not node.usingClause
                 and not node.isNatural
             ):
-                sides = [_unit_names(side, tree) for side in (node.larg, node.rarg)]
+                sides = [
+                    _unit_names(side, tree) if side is not None else None for side in (node.larg, node.rarg)
+                ]
                 if all(s for s in sides):
                     shown = " and ".join(sorted(next(iter(sorted(s))) for s in sides if s))
                     flags.append(
@@ -340,8 +351,8 @@ def _unjoined(tree: _Tree) -> list[Flag]:
 
         for node in _walk(sel.whereClause) if sel.whereClause is not None else ():
             if isinstance(node, ast.A_Expr) and node.lexpr is not None and node.rexpr is not None:
-                left = {unit_of(n) for n in _walk(node.lexpr) if isinstance(n, ast.ColumnRef)} - {None}
-                right = {unit_of(n) for n in _walk(node.rexpr) if isinstance(n, ast.ColumnRef)} - {None}
+                left = {unit_of(n) for n in _walk_any(node.lexpr) if isinstance(n, ast.ColumnRef)} - {None}
+                right = {unit_of(n) for n in _walk_any(node.rexpr) if isinstance(n, ast.ColumnRef)} - {None}
                 for a in left:
                     for b in right:
                         if a is not None and b is not None:
@@ -544,7 +555,7 @@ def deterministic_fix(sql: str, code: QualityFlag, schema: SchemaIndex) -> str |
         star = [
             t
             for t in targets
-            if isinstance(t.val, ast.ColumnRef) and isinstance(t.val.fields[-1], ast.A_Star)
+            if isinstance(t.val, ast.ColumnRef) and isinstance((t.val.fields or (None,))[-1], ast.A_Star)
         ]
         if r.select is not stmt or not cols or len(star) != 1:
             return None
@@ -552,14 +563,14 @@ def deterministic_fix(sql: str, code: QualityFlag, schema: SchemaIndex) -> str |
         if listed is None:
             return None
         at = targets.index(star[0])
-        stmt.targetList = tuple(targets[:at]) + tuple(listed.targetList) + tuple(targets[at + 1 :])
+        stmt.targetList = tuple(targets[:at]) + tuple(listed.targetList or ()) + tuple(targets[at + 1 :])
         return RawStream()(stmt)
     return None
 
 
 def drop_verdicts(
-    pairs: list[tuple[str, str]], schema: SchemaIndex, actions: Mapping[str, str]
-) -> dict[int, list[str]]:
+    pairs: list[tuple[str, str]], schema: SchemaIndex, actions: Mapping[QualityFlag, str]
+) -> dict[int, list[QualityFlag]]:
     """index -> the flags whose action is `drop`, for the pairs that must not reach the training store.
     Duplicates are judged among the pairs no other drop flag removes (the first occurrence stays), as in
     step 3, so a pair file step 3 rewrote gives no verdict here."""
