@@ -9,9 +9,7 @@ file_size_formatted/is_readable.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ import pytest
 from tests.conftest import PG_URL
 from tests.support.api import BASE, Api
 from tests.support.demo_db import demo_db_url  # noqa: F401  (fixture)
+from tests.support.eventually import eventually
 from tests.support.real_stack import real_api, real_env, real_stack  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
@@ -55,12 +54,7 @@ async def _executions(env: dict[str, str], task_id: str, step: str) -> list[str]
 
 
 async def _eventually(check: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.2)
+    return await eventually(check, timeout=timeout, interval=0.2)
 
 
 async def _store_questions(env: dict[str, str], task_id: str) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from tests.conftest import PG_URL
 from tests.support.api import BASE, Api
 from tests.support.demo_db import demo_db_url  # noqa: F401  (fixture)
+from tests.support.eventually import eventually
 from tests.support.real_stack import demo_tables, real_api, real_env, real_stack  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
@@ -78,15 +78,16 @@ async def test_real_workflow_on_the_demo_database(
     assert status == 202, body
     conn = await asyncpg.connect(PG_URL)
     try:
-        for _ in range(600):
+
+        async def second_load_ended() -> list[asyncpg.Record] | None:
             runs = await conn.fetch(
                 f"SELECT status FROM {real_env['DP_DB_SCHEMA']}.data_pipeline_task_executions"
                 " WHERE task_id = $1 AND execution_step = 'training_load' ORDER BY id",
                 task_id,
             )
-            if len(runs) == 2 and runs[1]["status"] in ("completed", "failed"):
-                break
-            await asyncio.sleep(0.2)
+            return runs if len(runs) == 2 and runs[1]["status"] in ("completed", "failed") else None
+
+        runs = await eventually(second_load_ended, timeout=120, interval=0.2, what="the second training_load")
     finally:
         await conn.close()
     assert [r["status"] for r in runs] == ["completed", "completed"]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
 from tests.e2e.conftest import DB_URL
 from tests.support.api import BASE, Api
+from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.e2e
 STEPS = ["ddl_generation", "qa_generation", "sql_validation", "training_load"]
@@ -114,14 +115,17 @@ async def test_transient_failure_is_retried(api: Api, pg: asyncpg.Connection) ->
 async def test_concurrency_limit_queues_tasks(api: Api, pg: asyncpg.Connection) -> None:
     ids = [await api.create(DB_URL, business_context="sleep:ddl_generation=0.8") for _ in range(3)]
     most = 0
-    while True:
+
+    async def all_completed() -> bool:
+        nonlocal most
         rows = await pg.fetch("SELECT status FROM data_pipeline_tasks WHERE id = ANY($1)", ids)
         statuses = [r["status"] for r in rows]
-        most = max(most, statuses.count("in_progress"))
-        if all(s == "completed" for s in statuses):
-            break
-        assert "failed" not in statuses
-        await asyncio.sleep(0.05)
+        most = max(most, statuses.count("in_progress"))  # sampled on every check
+        if "failed" in statuses:
+            pytest.fail(f"a queued task failed: {statuses}")
+        return len(statuses) == len(ids) and all(s == "completed" for s in statuses)
+
+    await eventually(all_completed, timeout=60, interval=0.05, what="the three tasks completed")
     assert most == 1  # DP_MAX_CONCURRENT_TASKS=1: the others waited as pending, none was rejected
 
 
@@ -144,17 +148,13 @@ async def test_delete_running_task(api: Api, pg: asyncpg.Connection, data_dir: P
     assert (data_dir / task_id).exists()
     status, _ = await api.call("DELETE", f"{BASE}/tasks/{task_id}")
     assert status in (200, 202)
-    for _ in range(150):
+
+    async def gone() -> bool:
         status, _ = await api.call("GET", f"{BASE}/tasks/{task_id}")
-        if status == 404:
-            break
-        await asyncio.sleep(0.1)
-    assert status == 404
-    for _ in range(50):
-        if not (data_dir / task_id).exists():
-            break
-        await asyncio.sleep(0.1)
-    assert not (data_dir / task_id).exists()
+        return status == 404
+
+    await eventually(gone, timeout=15, what=f"{task_id} to be gone")
+    await eventually(lambda: not (data_dir / task_id).exists(), timeout=5, what="the task directory removed")
     assert await pg.fetchval("SELECT count(*) FROM data_pipeline_task_logs WHERE task_id = $1", task_id) == 0
     # The task's events are purged; a tombstone with counts remains (issue 7, finding 3).
     assert await pg.fetchval("SELECT count(*) FROM data_pipeline_events WHERE task_id = $1", task_id) == 0
@@ -185,11 +185,12 @@ async def test_execute_one_step_again(api: Api, pg: asyncpg.Connection) -> None:
         "POST", f"{BASE}/tasks/{task_id}/execute", json={"execution_mode": "single", "single_step": 1}
     )
     assert status == 202, body
-    for _ in range(100):
+
+    async def ran_again() -> list[Any] | None:
         qa = [r for r in await _executions(pg, task_id) if r["execution_step"] == "ddl_generation"]
-        if len(qa) == 2 and qa[-1]["status"] == "completed":
-            break
-        await asyncio.sleep(0.1)
+        return qa if len(qa) == 2 and qa[-1]["status"] == "completed" else None
+
+    qa = await eventually(ran_again, timeout=10, what="ddl_generation to run a second time")
     assert [r["status"] for r in qa] == ["completed", "completed"]
     assert len({r["execution_id"] for r in qa}) == 2
     detail = await api.wait(task_id)

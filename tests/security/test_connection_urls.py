@@ -278,7 +278,7 @@ async def not_postgres(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
 
 
 async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await asyncio.sleep(3600)
+    await asyncio.sleep(3600)  # a silent port that never answers: the gateway's timeout is under test
 
 
 async def timed_tables(api: Api, url: str) -> tuple[int, dict[str, Any], float]:

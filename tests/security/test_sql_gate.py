@@ -11,9 +11,7 @@ and nothing hostile reaches the store.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ import pytest
 from tests.conftest import PG_URL
 from tests.support.api import BASE, Api
 from tests.support.demo_db import demo_db_url  # noqa: F401  (fixture)
+from tests.support.eventually import eventually
 from tests.support.real_stack import real_api, real_env, real_stack  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
@@ -78,14 +77,14 @@ async def _run_step(api: Api, env: dict[str, str], task_id: str, number: int, st
         "POST", f"{BASE}/tasks/{task_id}/execute", json={"execution_mode": "single", "single_step": number}
     )
     assert status == 202, body
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+
+    async def ended() -> list[Any] | None:
         runs = await _runs(env, task_id, step)
-        if len(runs) > before and runs[-1]["status"] in ("completed", "failed"):
-            await api.wait(task_id, timeout=60)
-            return list(runs)
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{step} of {task_id} did not finish")
+        return list(runs) if len(runs) > before and runs[-1]["status"] in ("completed", "failed") else None
+
+    runs = await eventually(ended, timeout=120, interval=0.2, what=f"{step} of {task_id} to finish")
+    await api.wait(task_id, timeout=60)
+    return runs
 
 
 async def _task_with_pairs(api: Api, env: dict[str, str], url: str, pairs: str, **params: Any) -> Path:

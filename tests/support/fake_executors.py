@@ -50,7 +50,7 @@ class ScriptedExecutor:
             total = float(d["sleep"])
             steps = max(int(total / 0.25), 1)
             for i in range(steps):
-                await asyncio.sleep(total / steps)
+                await asyncio.sleep(total / steps)  # the scripted step's working time (`sleep:<step>=s`)
                 await ctx.progress(100 * (i + 1) / steps, f"working {i + 1}/{steps}")
         if "llm" in d:
             llm_usage.before_call()

@@ -225,11 +225,11 @@ class FakeOpenAI:
 
     async def _respond(self, reply: Reply | None) -> web.StreamResponse | None:
         if self.delay_seconds:
-            await asyncio.sleep(self.delay_seconds)
+            await asyncio.sleep(self.delay_seconds)  # simulated provider latency, set by the test
         if reply is None:
             return None
         if reply.kind == "hang":
-            await asyncio.sleep(reply.seconds)
+            await asyncio.sleep(reply.seconds)  # a provider that hangs: the client's timeout is under test
             return web.json_response({"error": "hung"}, status=504)
         if reply.kind == "status":
             headers = {"Retry-After": reply.retry_after} if reply.retry_after is not None else {}

@@ -322,7 +322,7 @@ def test_crossing_the_budget_raises_and_marks_the_meter_and_a_spent_budget_refus
 
 async def test_the_current_meter_follows_into_tasks_and_threads() -> None:
     async def in_a_task() -> None:
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # yield to the loop once (not a wait): the meter must survive the switch
         record_call("t", 2, 0, 0.0)
 
     meter = UsageMeter()
