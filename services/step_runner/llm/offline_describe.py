@@ -183,12 +183,10 @@ def _time_comment(name: str, one: str, family: str, chinese: bool) -> str:
     table = _TIME_WORDS_ZH if chinese else _TIME_WORDS_EN
     if stem in table:
         return f"{one}的{table[stem]}" if chinese else f"{table[stem]} of the {one}"
+    if chinese:
+        return f"{one}的{humanise_zh(name)}"  # birth_date "出生日期", delivered_at "送达时间"
     if name.endswith("_at") or name.endswith("_time"):
-        return f"{one}{humanise_zh(stem)}的时间" if chinese else f"Time the {one} was {words(stem)}"
+        return f"Time the {one} was {words(stem)}"
     if name.endswith("_date"):
-        return (
-            f"{one}的{humanise_zh(stem)}日期"
-            if chinese
-            else f"{humanise_en(stem).capitalize()} date of the {one}"
-        )
+        return f"{humanise_en(stem).capitalize()} date of the {one}"
     return f"{one}的{humanise_zh(name)}" if chinese else f"{humanise_en(name).capitalize()} of the {one}"

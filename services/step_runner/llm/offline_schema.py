@@ -34,7 +34,10 @@ _MEASURE_WORDS = re.compile(
 _TOTAL_WORDS = re.compile(r"(^|_)(total|sum|revenue|sales)(_|$)|总|营收|营业额")
 _MONEY_WORDS = re.compile(r"amount|pay|revenue|sales|income|金额|营收|收入|营业额")
 # identifying or free-form text: never a category to group by
-_NOT_CATEGORY = re.compile(r"(^|_)(no|code|number|uuid|sku|email|phone|mobile|position|address|lat|lng|url)$")
+_NOT_CATEGORY = re.compile(
+    r"(^|_)(no|code|number|uuid|sku|email|phone|mobile|position|address|lat|lng|url|title|body|description|"
+    r"comment|remark|remarks|note|notes|content|text|message|summary)$"
+)
 _LABEL_NAMES = ("name", "title", "full_name", "display_name", "username", "user_name", "nickname")
 _LABEL_SUFFIX = re.compile(r"_(name|title)$")
 _CODE_LABEL = re.compile(r"(^|_)(email|code|sku|no)$")

@@ -94,8 +94,19 @@ class QueryWriter:
         n = entity_names(p.table, self.zh, self.model.prefix)
         return n.one, n.many
 
-    def _label(self, col: ColumnInfo) -> str:
-        return column_label(col, self.zh)
+    def _label(self, col: ColumnInfo, owner: TableProfile | None = None) -> str:
+        """A column's label; with its table, without the table's name a described column starts with
+        ("每日车流量的客流量" -> "客流量"), since the question names the table itself."""
+        label = column_label(col, self.zh)
+        if owner is not None and self.zh:
+            label = label.removeprefix(f"{self._names(owner)[0]}的") or label
+        return label
+
+    def _owned(self, label: str, owner: str) -> str:
+        """A column's label with its table's name ("服务区的类型"), unless it already says it ("服务区类型")."""
+        if self.zh:
+            return label if label.startswith(owner) else f"{owner}的{label}"
+        return label if label.lower().startswith(owner.lower() + " ") else f"{owner} {label}"
 
     @staticmethod
     def _col(alias: str | None, name: str) -> str:
@@ -168,7 +179,7 @@ class QueryWriter:
             self._sql(["COUNT(*) AS " + count_alias], src, live),
         )
         for cat in p.categories[:3]:
-            c, lab = quote_ident(cat.name), self._label(cat)
+            c, lab = quote_ident(cat.name), self._label(cat, p)
             if type_family(cat.data_type) == "bool":
                 q = self._t(
                     "How many {many} are {lab} and how many are not?",
@@ -206,7 +217,7 @@ class QueryWriter:
                     self._sql(["COUNT(*) AS " + count_alias], src, [*live, f"{c} = {lit}"]),
                 )
         for m in p.measures[:2]:
-            mc, mlab = quote_ident(m.name), self._label(m)
+            mc, mlab = quote_ident(m.name), self._label(m, p)
             total, avg = _alias_name(f"total_{m.name}"), _alias_name(f"avg_{m.name}")
             add(
                 "stats",
@@ -241,7 +252,7 @@ class QueryWriter:
                 self._sql([*ident, mc], src, [*live, f"{mc} IS NOT NULL"], None, f"{mc} DESC", _TOP),
             )
             for cat in p.categories[:2]:
-                c, lab = quote_ident(cat.name), self._label(cat)
+                c, lab = quote_ident(cat.name), self._label(cat, p)
                 add(
                     "amount",
                     self._t(
@@ -273,7 +284,7 @@ class QueryWriter:
                     ),
                 )
         for d in p.time_columns[:2]:
-            dc, dlab, verb = quote_ident(d.name), self._label(d), _participle(d)
+            dc, dlab, verb = quote_ident(d.name), self._label(d, p), _participle(d)
             by_when = f"{verb}" if verb else f"by {dlab}"
             month = "date_trunc('month', " + dc + ") AS month"
             add(
@@ -300,7 +311,7 @@ class QueryWriter:
                     one=one,
                     many=many,
                     d=dlab,
-                    when=f"were {verb}" if verb else f"have their {words(d.name)}",
+                    when=f"were {verb}" if verb else f"have their {dlab}",
                 ),
                 self._sql(
                     ["COUNT(*) AS " + count_alias], src, [*live, f"{dc} >= CURRENT_DATE - INTERVAL '30 days'"]
@@ -320,7 +331,7 @@ class QueryWriter:
                 self._sql([*ident, dc], src, live, None, f"{dc} DESC NULLS LAST", _TOP),
             )
             for m in p.measures[:1]:
-                mc, mlab, total = quote_ident(m.name), self._label(m), _alias_name(f"total_{m.name}")
+                mc, mlab, total = quote_ident(m.name), self._label(m, p), _alias_name(f"total_{m.name}")
                 add(
                     "trend",
                     self._t(
@@ -382,7 +393,7 @@ class QueryWriter:
         ]
         for m in child.measures[:1]:
             mc, total = f"{ca}.{quote_ident(m.name)}", _alias_name(f"total_{m.name}")
-            mlab = total_of(self._label(m), self.zh)
+            mlab = total_of(self._label(m, child), self.zh)
             out.append(
                 Candidate(
                     self._t(
@@ -403,17 +414,16 @@ class QueryWriter:
                 )
             )
             for cat in parent.categories[:1]:
-                pc, lab = f"{pa}.{quote_ident(cat.name)}", self._label(cat)
+                pc, lab = f"{pa}.{quote_ident(cat.name)}", self._label(cat, parent)
                 out.append(
                     Candidate(
                         self._t(
-                            "What is the {m} of {cm} for each {po} {lab}?",
-                            "按{po}的{lab}统计{co}的{m}是多少?",
+                            "What is the {m} of {cm} for each {olab}?",
+                            "按{olab}统计{co}的{m}是多少?",
                             cm=c_many,
                             co=c_one,
-                            po=p_one,
                             m=mlab,
-                            lab=lab,
+                            olab=self._owned(lab, p_one),
                         ),
                         self._sql(
                             [pc, f"SUM({mc}) AS {total}"], join, live, [pc], f"{total} DESC NULLS LAST"
@@ -423,16 +433,15 @@ class QueryWriter:
                     )
                 )
         for cat in parent.categories[:1]:
-            pc, lab = f"{pa}.{quote_ident(cat.name)}", self._label(cat)
+            pc, lab = f"{pa}.{quote_ident(cat.name)}", self._label(cat, parent)
             out.append(
                 Candidate(
                     self._t(
-                        "How many {cm} are there for each {po} {lab}?",
-                        "按{po}的{lab}统计有多少个{co}?",
+                        "How many {cm} are there for each {olab}?",
+                        "按{olab}统计有多少个{co}?",
                         cm=c_many,
                         co=c_one,
-                        po=p_one,
-                        lab=lab,
+                        olab=self._owned(lab, p_one),
                     ),
                     self._sql([pc, f"COUNT(*) AS {n_alias}"], join, live, [pc], f"{n_alias} DESC"),
                     "join",
