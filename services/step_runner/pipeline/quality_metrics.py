@@ -67,7 +67,8 @@ class _Tables(Visitor):  # type: ignore[misc]
         self.found: list[tuple[str | None, str]] = []
 
     def visit_RangeVar(self, ancestors: object, node: ast.RangeVar) -> None:
-        self.found.append((node.schemaname, node.relname))
+        if node.relname:
+            self.found.append((node.schemaname, node.relname))
 
 
 def tables_read(sql: str, schema: SchemaIndex) -> list[TableInfo]:
