@@ -20,7 +20,7 @@ from shared.pipeline_settings import PipelineSettings
 from shared.steps import StepName
 from tests.support.demo_db import demo_db_url, scratch_db_url  # noqa: F401
 from tests.support.highway_catalog import HIGHWAY_DDL, highway_tables
-from tests.support.pipeline_steps import demo_context, run_steps_1_and_2, validation_step
+from tests.support.pipeline_steps import ddl_step, demo_context, run_steps_1_and_2, validation_step
 from tests.support.step_context import RecordingContext
 
 pytestmark = pytest.mark.integration
@@ -57,6 +57,11 @@ def _assert_store_clean(task_dir: Path, summary: dict[str, Any]) -> None:
     ]
     assert not dirty, dirty
     assert not find_duplicates([p["question"] for p in pairs])
+
+
+async def ddl_only(ctx: RecordingContext) -> None:
+    """Step 1 only: the catalog the quality pass reads."""
+    await ddl_step().run(ctx.for_step(StepName.DDL_GENERATION))
 
 
 async def _explain_all(url: str, pairs: list[dict[str, str]]) -> None:
@@ -207,3 +212,52 @@ async def test_report_only_and_settings(tmp_path: Path, demo_db_url: str) -> Non
     assert summary["quality"]["dropped"] == 0 and summary["quality"]["kept"] == 2
     assert summary["quality"]["actions"]["bookkeeping_subject"] == "drop"  # defaults for flags left out
     assert json.loads(pair_file.read_text()) == pairs
+
+
+async def test_llm_provider_repairs_a_flag_with_the_flag_as_the_reason(
+    tmp_path: Path,
+    demo_db_url: str,  # noqa: F811
+) -> None:
+    """An OpenAI-compatible provider gets the quality repair prompt (flag, question, marked schema); its
+    answer is kept only when the flag is gone; a refused answer falls back to the mechanical fix."""
+    from services.step_runner.executors.sql_validation import SqlValidationExecutor
+    from services.step_runner.llm.factory import create_llm
+    from services.step_runner.llm.settings import LLMSettings
+    from tests.support.fake_openai import FakeOpenAI, Reply
+
+    ctx = demo_context(tmp_path, demo_db_url)
+    await ddl_only(ctx)
+    pair_file = tmp_path / "qs_demo_20240101_000000_pair.json"
+    pairs = [
+        {
+            "question": "Name and price of five products",
+            "sql": "SELECT * FROM products WHERE NOT is_deleted LIMIT 5",
+        },
+        {"question": "Five stores", "sql": "SELECT * FROM stores LIMIT 5"},
+    ]
+    pair_file.write_text(json.dumps(pairs))
+    async with FakeOpenAI(api_key="k") as server:
+        server.script(
+            Reply.json({"sql": "SELECT name, unit_price FROM products WHERE NOT is_deleted LIMIT 5"}),
+            Reply.json({"sql": "SELECT * FROM stores LIMIT 5"}),  # still SELECT *: not accepted
+            Reply.json({"sql": "SELECT * FROM stores LIMIT 5"}),
+            task="repair_sql",
+        )
+        settings = LLMSettings(provider="openai", base_url=server.base_url, api_key="k", model="m")  # type: ignore[arg-type]
+        one_at_a_time = PipelineSettings(sql_validation_concurrency=1)  # the scripted answers in order
+        step = SqlValidationExecutor(one_at_a_time, lambda: create_llm(settings))
+        summary = await step.run(ctx.for_step(StepName.SQL_VALIDATION))
+        prompts_sent = [r.body["messages"][1]["content"] for r in server.chat_requests("repair_sql")]
+    assert summary["quality"]["repaired"] == 2 and summary["llm_repair_calls"] == 3
+    first = prompts_sent[0]
+    assert "It must answer this question:\nName and price of five products" in first
+    assert "Problem to fix:\nselect_star: " in first and "quality problem" in first
+    assert "[soft-delete: keep rows where is_deleted = false]" in first
+    remaining = {p["question"]: p["sql"] for p in json.loads(pair_file.read_text())}
+    assert (
+        remaining["Name and price of five products"]
+        == "SELECT name, unit_price FROM products WHERE NOT is_deleted LIMIT 5;"
+    )
+    assert (
+        "*" not in remaining["Five stores"] and "stores.name" in remaining["Five stores"]
+    )  # mechanical fallback
