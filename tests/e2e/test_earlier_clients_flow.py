@@ -7,7 +7,6 @@ DP_CONNECTIONS), as the earlier implementation took its connection from its conf
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -18,6 +17,7 @@ import pytest
 from tests.conftest import PG_URL
 from tests.support.api import BASE, TERMINAL, Api
 from tests.support.demo_db import demo_db_url  # noqa: F401  (fixture)
+from tests.support.eventually import eventually
 from tests.support.real_stack import demo_tables, real_api, real_env, real_stack  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
@@ -66,14 +66,13 @@ async def _wait_new_run(
     api: Api, task_id: str, step: str, before: int, timeout: float = 240
 ) -> dict[str, Any]:
     """The task's detail once a run of `step` after the `before` earlier ones is over and the task too."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    detail: dict[str, Any] = {}
-    while asyncio.get_running_loop().time() < deadline:
+
+    async def ended() -> dict[str, Any]:
         detail = await api.task(task_id)
-        if len(_runs(detail, step)) > before and detail["status"] in TERMINAL:
-            return detail
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"no new run of {step} ended in {timeout}s: {detail.get('step_status')}")
+        assert len(_runs(detail, step)) > before and detail["status"] in TERMINAL, detail.get("step_status")
+        return detail
+
+    return await eventually(ended, timeout=timeout, interval=0.2, what=f"a new run of {step} to end")
 
 
 async def test_flat_create_upload_execute_complete_then_delete_files_only(

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ import pytest
 
 from tests.e2e.conftest import DB_URL
 from tests.support.api import BASE, TERMINAL, Api
+from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.e2e
 STEPS = ["ddl_generation", "qa_generation", "sql_validation", "training_load"]
@@ -41,15 +40,14 @@ def _plan(detail: dict[str, Any]) -> dict[str, tuple[bool, str | None]]:
 
 async def _rerun_finished(api: Api, pg: asyncpg.Connection, task_id: str, executions: int) -> dict[str, Any]:
     """The detail once the rerun's executions exist and the task is terminal again."""
-    deadline = time.monotonic() + 60
-    detail: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        if len(await _executions(pg, task_id)) >= executions:
-            detail = await api.task(task_id)
-            if detail["status"] in TERMINAL:
-                return detail
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the rerun of {task_id} did not finish; last: {detail}")
+
+    async def finished() -> dict[str, Any]:
+        assert len(await _executions(pg, task_id)) >= executions, "the rerun's executions are not there yet"
+        detail = await api.task(task_id)
+        assert detail["status"] in TERMINAL, detail
+        return detail
+
+    return await eventually(finished, timeout=60, what=f"the rerun of {task_id} to finish")
 
 
 def _give_step_outputs(directory: Path) -> None:

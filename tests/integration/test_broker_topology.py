@@ -14,6 +14,7 @@ import pytest
 
 from shared.broker import Topology, declare_topology, delete_topology
 from tests.conftest import AMQP_URL
+from tests.support.eventually import eventually
 
 
 async def _rabbitmqctl(*args: str) -> str:
@@ -81,15 +82,16 @@ async def test_the_policy_applies_to_running_queues_and_redeclaring_still_works(
         json.dumps(policy.definition),
     )
     expected = {topology.scheduler_queue, topology.steps_queue, topology.collector_queue}
-    for _ in range(50):
+
+    async def policed() -> dict[str, str] | None:
         queues = {
             q["name"]: q["policy"]
             for q in await _listed("queues", "name", "policy")
             if q["name"] in topology.work_queues()
         }
-        if {name for name, p in queues.items() if p == policy.name} == expected:
-            break
-        await asyncio.sleep(0.2)
+        return queues if {name for name, p in queues.items() if p == policy.name} == expected else None
+
+    queues = await eventually(policed, timeout=30, interval=0.2, what=f"the policy {policy.name} applied")
     assert queues == {**dict.fromkeys(expected, policy.name), topology.dead_letter_queue: ""}
     # A service starting against the policed queues declares them as before: no PRECONDITION_FAILED.
     connection = await aio_pika.connect(AMQP_URL)
