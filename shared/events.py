@@ -8,7 +8,7 @@ progress, log lines, outputs, and exactly one terminal event per execution).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -223,3 +223,8 @@ EventPayload = Annotated[
     | TaskFilesCleaned,
     Field(discriminator="type"),
 ]
+
+EVENT_CLASSES: tuple[type[BaseModel], ...] = get_args(get_args(EventPayload)[0])
+"""The catalog: every event class, in the order of the union above."""
+EVENT_TYPES: tuple[str, ...] = tuple(c.model_fields["type"].default for c in EVENT_CLASSES)
+"""Every event's `type` tag; consumers that dispatch on events check their tables against it."""

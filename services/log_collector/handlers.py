@@ -13,10 +13,10 @@ import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pydantic import ValidationError
 
-from services.log_collector.adapters.event_store import append
 from services.log_collector.adapters.task_files import TaskLogFiles
 from services.log_collector.metrics import CollectorMetrics
 from services.log_collector.projections import Projector
+from shared.event_store import append
 from shared.logging import get_logger
 from shared.messages import EventEnvelope, decode_message
 from shared.retry import TRANSIENT_ERRORS, delays

@@ -10,20 +10,43 @@ nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel
 
-from services.log_collector.adapters.event_store import purge_logs, purge_task, task_events_through
-from shared.events import StepName
+from shared.event_store import purge_logs, purge_task, task_events
+from shared.events import (
+    EVENT_CLASSES,
+    LogEmitted,
+    OutputRegistered,
+    StepCancelled,
+    StepFailed,
+    StepHeartbeat,
+    StepName,
+    StepProgress,
+    StepRetryScheduled,
+    StepScheduled,
+    StepSkipped,
+    StepStarted,
+    StepSucceeded,
+    TaskCancelRequested,
+    TaskCreated,
+    TaskDeleted,
+    TaskFilesCleaned,
+    TaskFinished,
+    TaskLogsPurged,
+    TaskRerunRequested,
+    TaskStarted,
+)
 from shared.final_report import REPORT_EVENT_TYPES, final_report
+from shared.lifecycle import EXECUTION_FINISHED, is_old_execution, task_finished
 from shared.messages import EventEnvelope
 from shared.secrets import mask_secrets
 from shared.steps import STEP_ORDER
 from shared.task_log import Context, task_log_line
-from shared.vocabulary import LEVEL_NUMBERS, TASK_TERMINAL
-
-EXEC_TERMINAL = ("completed", "failed", "cancelled")
+from shared.vocabulary import LEVEL_NUMBERS
 
 
 def _progress(stats: dict[str, Any], step_status: dict[str, str]) -> int:
@@ -37,7 +60,7 @@ def _progress(stats: dict[str, Any], step_status: dict[str, str]) -> int:
 
 
 class Projector:
-    """One instance per transaction; `apply` dispatches on the event type."""
+    """One instance per transaction; `apply` dispatches on the event's class through `HANDLERS`."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
@@ -47,9 +70,9 @@ class Projector:
         self.files_cleaned_tasks: set[str] = set()  # the task directory goes (file retention)
 
     async def apply(self, env: EventEnvelope, seq: int) -> None:
-        handler = getattr(self, f"on_{env.type}", None)
+        handler = HANDLERS.get(type(env.payload))
         if handler is not None:
-            await handler(env, env.payload, seq)
+            await handler(self, env, env.payload, seq)
 
     # ---- helpers ---------------------------------------------------------------------------------
 
@@ -81,11 +104,10 @@ class Projector:
     ) -> None:
         """Move a step of a running task, unless the event belongs to an execution that is no longer current."""
         task = await self._task(env.task_id)
-        if task is None or task["status"] in TASK_TERMINAL:
+        if task is None or task_finished(task["status"]):
             return
         stats = task["step_stats"]
-        current = stats.get("executions", {}).get(step.value)
-        if execution_id is not None and current is not None and current != execution_id:
+        if is_old_execution(stats.get("executions", {}).get(step.value), execution_id):
             return
         step_status = {**task["step_status"], step.value: status}
         if status == "completed":
@@ -106,14 +128,14 @@ class Projector:
         result = await self.conn.execute(
             f"UPDATE data_pipeline_task_executions SET {sets} WHERE execution_id = $1 AND status <> ALL($2::text[])",
             execution_id,
-            list(EXEC_TERMINAL),
+            list(EXECUTION_FINISHED),
             *args,
         )
         return result != "UPDATE 0"
 
     # ---- task events -----------------------------------------------------------------------------
 
-    async def on_task_created(self, env: EventEnvelope, e: Any, seq: int) -> None:
+    async def on_task_created(self, env: EventEnvelope, e: TaskCreated, seq: int) -> None:
         params = e.parameters
         plan = [s.value for s in e.steps]
         # Steps outside the plan (single mode, a range) are skipped; why is in step_stats["skipped"].
@@ -143,16 +165,16 @@ class Projector:
             seq,
         )
 
-    async def on_task_started(self, env: EventEnvelope, e: Any, seq: int) -> None:
+    async def on_task_started(self, env: EventEnvelope, e: TaskStarted, seq: int) -> None:
         task = await self._task(env.task_id)
         if task and task["status"] == "pending":
             await self._save_task(env.task_id, seq, env, status="in_progress", started_at=env.occurred_at)
             await self._task_line(env, seq)
 
-    async def on_task_rerun_requested(self, env: EventEnvelope, e: Any, seq: int) -> None:
+    async def on_task_rerun_requested(self, env: EventEnvelope, e: TaskRerunRequested, seq: int) -> None:
         task = await self._task(env.task_id)
         waiting = task is not None and task["status"] == "pending" and _waits_for_execute(task["parameters"])
-        if task is None or not (task["status"] in TASK_TERMINAL or waiting):
+        if task is None or not (task_finished(task["status"]) or waiting):
             return
         plan = [s.value for s in e.steps]
         step_status = {**task["step_status"], **dict.fromkeys(plan, "pending")}
@@ -180,9 +202,9 @@ class Projector:
             **({"parameters": {**task["parameters"], "wait_for_execute": False}} if waiting else {}),
         )
 
-    async def on_task_finished(self, env: EventEnvelope, e: Any, seq: int) -> None:
+    async def on_task_finished(self, env: EventEnvelope, e: TaskFinished, seq: int) -> None:
         task = await self._task(env.task_id)
-        if task is None or task["status"] in TASK_TERMINAL:
+        if task is None or task_finished(task["status"]):
             return
         fields: dict[str, Any] = {
             "status": e.status,
@@ -202,22 +224,22 @@ class Projector:
     async def _final_report(self, task_id: str, seq: int) -> dict[str, Any]:
         """The run's final report (shared.final_report) from the task's events up to this one, secrets
         masked: the same on the live path and in a rebuild."""
-        events = await task_events_through(self.conn, task_id, seq, REPORT_EVENT_TYPES)
+        events = await task_events(self.conn, task_id, through_seq=seq, types=REPORT_EVENT_TYPES)
         report = final_report(events)
         return json.loads(mask_secrets(json.dumps(report, default=str)))
 
-    async def on_task_deleted(self, env: EventEnvelope, e: Any, seq: int) -> None:
+    async def on_task_deleted(self, env: EventEnvelope, e: TaskDeleted, seq: int) -> None:
         await purge_task(self.conn, env, seq)
         self.deleted_tasks.add(env.task_id)
 
-    async def on_task_logs_purged(self, env: EventEnvelope, e: Any, seq: int) -> None:
+    async def on_task_logs_purged(self, env: EventEnvelope, e: TaskLogsPurged, seq: int) -> None:
         """Log retention: the log rows made before this event go, and so do the log events' text in the
         store. Lines derived from task events (started, finished) are rows only: a rebuild makes them
         again and then deletes them here again, so it ends with the same rows."""
         await purge_logs(self.conn, env.task_id, seq)
         self.logs_purged_tasks.add(env.task_id)
 
-    async def on_task_files_cleaned(self, env: EventEnvelope, e: Any, seq: int) -> None:
+    async def on_task_files_cleaned(self, env: EventEnvelope, e: TaskFilesCleaned, seq: int) -> None:
         """File retention: the files go (after the commit); the records say so."""
         await self.conn.execute(
             "UPDATE data_pipeline_task_executions SET files_cleaned = TRUE WHERE task_id = $1", env.task_id
@@ -229,9 +251,9 @@ class Projector:
 
     # ---- step events -----------------------------------------------------------------------------
 
-    async def on_step_scheduled(self, env: EventEnvelope, e: Any, seq: int) -> None:
+    async def on_step_scheduled(self, env: EventEnvelope, e: StepScheduled, seq: int) -> None:
         task = await self._task(env.task_id)
-        if task is None or task["status"] in TASK_TERMINAL:
+        if task is None or task_finished(task["status"]):
             return
         await self.conn.execute(
             """
@@ -265,13 +287,13 @@ class Projector:
             progress=_progress(stats, step_status),
         )
 
-    async def on_step_skipped(self, env: EventEnvelope, e: Any, seq: int) -> None:
+    async def on_step_skipped(self, env: EventEnvelope, e: StepSkipped, seq: int) -> None:
         await self._set_step(env, seq, e.step, "skipped", execution_id=None)
 
-    async def on_step_retry_scheduled(self, env: EventEnvelope, e: Any, seq: int) -> None:
+    async def on_step_retry_scheduled(self, env: EventEnvelope, e: StepRetryScheduled, seq: int) -> None:
         await self._set_step(env, seq, e.step, "pending", execution_id=None)
 
-    async def on_step_started(self, env: EventEnvelope, e: Any, seq: int) -> None:
+    async def on_step_started(self, env: EventEnvelope, e: StepStarted, seq: int) -> None:
         if await self._exec_update(
             e.execution_id,
             "status = 'running', started_at = $3, runner_id = $4, last_heartbeat_at = $3",
@@ -282,19 +304,19 @@ class Projector:
                 env, seq, e.step, "running", execution_id=e.execution_id, current_step=e.step.value
             )
 
-    async def on_step_heartbeat(self, env: EventEnvelope, e: Any, seq: int) -> None:
+    async def on_step_heartbeat(self, env: EventEnvelope, e: StepHeartbeat, seq: int) -> None:
         await self._exec_update(e.execution_id, "last_heartbeat_at = $3", env.occurred_at)
 
-    async def on_step_progress(self, env: EventEnvelope, e: Any, seq: int) -> None:
+    async def on_step_progress(self, env: EventEnvelope, e: StepProgress, seq: int) -> None:
         if not await self._exec_update(
             e.execution_id, "progress = $3, last_heartbeat_at = $4", int(e.percent), env.occurred_at
         ):
             return
         task = await self._task(env.task_id)
-        if task is None or task["status"] in TASK_TERMINAL:
+        if task is None or task_finished(task["status"]):
             return
         stats = task["step_stats"]
-        if stats.get("executions", {}).get(e.step.value) != e.execution_id:
+        if stats.get("executions", {}).get(e.step.value) != e.execution_id:  # not the current execution
             return
         stats = {**stats, "progress": {**stats.get("progress", {}), e.step.value: float(e.percent)}}
         await self._save_task(
@@ -302,7 +324,12 @@ class Projector:
         )
 
     async def _finish_execution(
-        self, env: EventEnvelope, e: Any, status: str, error: str | None, result: Any
+        self,
+        env: EventEnvelope,
+        e: StepSucceeded | StepFailed | StepCancelled,
+        status: str,
+        error: str | None,
+        result: Any,
     ) -> bool:
         return await self._exec_update(
             e.execution_id,
@@ -315,11 +342,11 @@ class Projector:
             result,
         )
 
-    async def on_step_succeeded(self, env: EventEnvelope, e: Any, seq: int) -> None:
+    async def on_step_succeeded(self, env: EventEnvelope, e: StepSucceeded, seq: int) -> None:
         if await self._finish_execution(env, e, "completed", None, e.summary):
             await self._set_step(env, seq, e.step, "completed", execution_id=e.execution_id)
 
-    async def on_step_failed(self, env: EventEnvelope, e: Any, seq: int) -> None:
+    async def on_step_failed(self, env: EventEnvelope, e: StepFailed, seq: int) -> None:
         before = await self.conn.fetchrow(
             "SELECT runner_id, last_heartbeat_at FROM data_pipeline_task_executions WHERE execution_id = $1",
             e.execution_id,
@@ -342,7 +369,7 @@ class Projector:
                 error_step=e.step.value,
             )
 
-    async def on_step_cancelled(self, env: EventEnvelope, e: Any, seq: int) -> None:
+    async def on_step_cancelled(self, env: EventEnvelope, e: StepCancelled, seq: int) -> None:
         await self._finish_execution(env, e, "cancelled", e.reason, None)
         await self._set_step(env, seq, e.step, "cancelled", execution_id=e.execution_id)
 
@@ -407,7 +434,7 @@ class Projector:
         if status != "INSERT 0 0":
             self.logged_tasks.add(env.task_id)
 
-    async def on_log_emitted(self, env: EventEnvelope, e: Any, seq: int) -> None:
+    async def on_log_emitted(self, env: EventEnvelope, e: LogEmitted, seq: int) -> None:
         await self._insert_log(
             env,
             seq,
@@ -420,7 +447,7 @@ class Projector:
             extra=e.extra,
         )
 
-    async def on_output_registered(self, env: EventEnvelope, e: Any, seq: int) -> None:
+    async def on_output_registered(self, env: EventEnvelope, e: OutputRegistered, seq: int) -> None:
         await self.conn.execute(
             """
             INSERT INTO data_pipeline_task_outputs (task_id, execution_id, file_type, file_name, file_path,
@@ -454,3 +481,50 @@ class Projector:
 def _waits_for_execute(parameters: object) -> bool:
     """A task of the earlier implementation's create, not released by an execute yet."""
     return isinstance(parameters, dict) and parameters.get("wait_for_execute") is True
+
+
+Handler = Callable[[Projector, EventEnvelope, Any, int], Awaitable[None]]
+
+HANDLERS: dict[type[BaseModel], Handler] = {
+    TaskCreated: Projector.on_task_created,
+    TaskStarted: Projector.on_task_started,
+    TaskRerunRequested: Projector.on_task_rerun_requested,
+    TaskFinished: Projector.on_task_finished,
+    TaskDeleted: Projector.on_task_deleted,
+    TaskLogsPurged: Projector.on_task_logs_purged,
+    TaskFilesCleaned: Projector.on_task_files_cleaned,
+    StepScheduled: Projector.on_step_scheduled,
+    StepSkipped: Projector.on_step_skipped,
+    StepRetryScheduled: Projector.on_step_retry_scheduled,
+    StepStarted: Projector.on_step_started,
+    StepHeartbeat: Projector.on_step_heartbeat,
+    StepProgress: Projector.on_step_progress,
+    StepSucceeded: Projector.on_step_succeeded,
+    StepFailed: Projector.on_step_failed,
+    StepCancelled: Projector.on_step_cancelled,
+    LogEmitted: Projector.on_log_emitted,
+    OutputRegistered: Projector.on_output_registered,
+}
+"""What each event does to the read models; checked against the catalog below, at import."""
+
+IGNORED: frozenset[type[BaseModel]] = frozenset({TaskCancelRequested})
+"""Events with no effect on the read models: a cancel request shows through the scheduler's answer to it
+(step_cancelled, task_finished), never by itself."""
+
+
+def check_handlers(handlers: dict[type[BaseModel], Handler], ignored: frozenset[type[BaseModel]]) -> None:
+    """Every event of the catalog is handled or ignored on purpose, and nothing else is in the table:
+    a new event type, or a handler registered for the wrong class, stops the collector at import."""
+    catalog = set(EVENT_CLASSES)
+    problems = []
+    if missing := catalog - handlers.keys() - ignored:
+        problems.append(f"no handler and not ignored: {sorted(c.__name__ for c in missing)}")
+    if unknown := (handlers.keys() | ignored) - catalog:
+        problems.append(f"not in the event catalog: {sorted(c.__name__ for c in unknown)}")
+    if both := handlers.keys() & ignored:
+        problems.append(f"handled and ignored: {sorted(c.__name__ for c in both)}")
+    if problems:
+        raise TypeError("projector handler table: " + "; ".join(problems))
+
+
+check_handlers(HANDLERS, IGNORED)

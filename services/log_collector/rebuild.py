@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from services.log_collector.adapters.event_store import replay
 from services.log_collector.projections import Projector
+from shared.event_store import replay
 
 READ_MODELS = (
     "data_pipeline_task_logs",

@@ -11,7 +11,6 @@ from datetime import timedelta
 from aio_pika.abc import AbstractIncomingMessage
 from prometheus_client import CollectorRegistry
 
-from services.scheduler.adapters.event_store import EventStore
 from services.scheduler.adapters.queues import BrokerQueueProbe
 from services.scheduler.domain import Policy
 from services.scheduler.handlers import Scheduler
@@ -27,6 +26,7 @@ from shared.broker import (
 )
 from shared.commands import Tick
 from shared.db import pool_context
+from shared.event_store import EventStore
 from shared.logging import get_logger
 from shared.settings import SchedulerSettings
 

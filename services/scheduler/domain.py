@@ -36,15 +36,15 @@ from shared.events import (
     TaskStarted,
 )
 from shared.ids import execution_id as make_execution_id
+from shared.lifecycle import Finished, is_old_execution, step_finished, task_finished
 from shared.messages import EventEnvelope
 from shared.parameters import TaskParameters
 from shared.retry import backoff
 from shared.steps import step_by_number, step_number
 from shared.vocabulary import (
     STEP_ACTIVE,
-    STEP_DONE,
     STEP_ORDER,
-    TASK_TERMINAL,
+    TASK_TERMINAL,  # noqa: F401 (re-exported: tests name the terminal set through the domain)
     FinalTaskStatus,
     StepName,
     StepStatus,
@@ -111,7 +111,7 @@ class TaskState:
 
     @property
     def terminal(self) -> bool:
-        return self.status in TASK_TERMINAL
+        return task_finished(self.status)
 
     def active_steps(self) -> list[StepName]:
         return [s for s in self.plan if self.step(s).status in STEP_ACTIVE]
@@ -132,11 +132,12 @@ def _with_step(state: TaskState, name: StepName, **changes: Any) -> TaskState:
 
 
 def _current(state: TaskState, name: StepName, execution_id: str | None) -> bool:
-    """Does an outcome event belong to the step's current, unfinished execution?"""
+    """Does an outcome event belong to the step's current, unfinished execution? (shared.lifecycle's rules;
+    a scheduled or running step always has its execution id.)"""
     run = state.step(name)
-    if run.status in STEP_DONE or run.status in ("pending", "waiting_retry"):
+    if step_finished(run.status) or run.status in ("pending", "waiting_retry"):
         return False
-    return execution_id is None or execution_id == run.execution_id
+    return not is_old_execution(run.execution_id, execution_id)
 
 
 def evolve(state: TaskState | None, envelope: EventEnvelope) -> TaskState | None:
@@ -182,7 +183,7 @@ def evolve(state: TaskState | None, envelope: EventEnvelope) -> TaskState | None
             )
         case "step_scheduled":
             run = state.step(e.step)
-            if state.terminal or run.status in STEP_DONE or run.execution_id == e.execution_id:
+            if state.terminal or step_finished(run.status) or run.execution_id == e.execution_id:
                 return state  # a redelivered step_scheduled must not move a running step back
             runs = {**state.runs, e.step: state.runs.get(e.step, 0) + 1}
             return replace(
@@ -202,7 +203,7 @@ def evolve(state: TaskState | None, envelope: EventEnvelope) -> TaskState | None
                 runs=runs,
             )
         case "step_skipped":
-            if state.step(e.step).status in STEP_DONE:
+            if step_finished(state.step(e.step).status):
                 return state
             return _with_step(state, e.step, status="skipped", error=e.reason)
         case "step_retry_scheduled":
@@ -250,7 +251,9 @@ def evolve(state: TaskState | None, envelope: EventEnvelope) -> TaskState | None
             )
         case "step_cancelled":
             run = state.step(e.step)
-            if run.status in STEP_DONE or (e.execution_id is not None and e.execution_id != run.execution_id):
+            if step_finished(run.status) or (
+                e.execution_id is not None and e.execution_id != run.execution_id
+            ):
                 return state
             return _with_step(state, e.step, status="cancelled", error=e.reason)
         case "task_cancel_requested":
@@ -510,16 +513,6 @@ def waiting_for_a_runner(
 
 
 # ---- retention ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Finished:
-    """A finished task as retention sees it: when it finished, and what retention already removed since."""
-
-    task_id: str
-    finished_at: datetime
-    logs_purged: bool = False
-    files_cleaned: bool = False
 
 
 def retention(

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from services.scheduler.domain import Finished
+from shared.lifecycle import Finished
 from shared.messages import CommandEnvelope, EventEnvelope
 
 

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 import aio_pika
 import pytest
 
-from services.log_collector.adapters.event_store import append
 from services.scheduler.bootstrap import running_scheduler
 from shared.broker import Topology, delete_topology
 from shared.db import pool_context
+from shared.event_store import append
 from shared.events import TaskCreated
 from shared.ids import new_task_id
 from shared.messages import EventEnvelope

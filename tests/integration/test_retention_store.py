@@ -11,10 +11,9 @@ import asyncpg
 import pytest
 from pydantic import BaseModel
 
-from services.log_collector.adapters.event_store import append
 from services.log_collector.projections import Projector
-from services.scheduler.adapters.event_store import EventStore
 from shared.db import pool_context
+from shared.event_store import EventStore, append
 from shared.events import (
     LogEmitted,
     TaskCancelRequested,

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from services.api_gateway.adapters import accepted
-from shared import vocabulary
+from shared import event_store, vocabulary
 
 RUNNING_STATUSES = ("pending", "in_progress")
 LEVEL_NUMBERS = vocabulary.LEVEL_NUMBERS
@@ -82,9 +82,7 @@ async def existing_task_ids(pool: asyncpg.Pool, task_ids: Sequence[str]) -> set[
 
 
 async def has_events(pool: asyncpg.Pool, task_id: str) -> bool:
-    return bool(
-        await pool.fetchval("SELECT EXISTS (SELECT 1 FROM data_pipeline_events WHERE task_id = $1)", task_id)
-    )
+    return await event_store.has_events(pool, task_id)
 
 
 @dataclass(frozen=True)
@@ -227,21 +225,9 @@ async def count_logs(pool: asyncpg.Pool, task_id: str, filters: LogFilters, *, c
 
 async def events(
     pool: asyncpg.Pool, task_id: str, *, after_seq: int | None, limit: int, types: Sequence[str] = ()
-) -> list[asyncpg.Record]:
-    where = _Where()
-    where.add("task_id = {}", task_id)
-    if after_seq is not None:
-        where.add("seq > {}", after_seq)
-    if types:
-        where.add("type = ANY({}::text[])", list(types))
-    args = [*where.args, limit + 1]
-    return list(
-        await pool.fetch(
-            f"""SELECT seq, event_id, type, task_id, occurred_at, producer, payload, recorded_at
-                FROM data_pipeline_events{where.sql()} ORDER BY seq LIMIT ${len(args)}""",
-            *args,
-        )
-    )
+) -> list[dict[str, Any]]:
+    """The task's event history page from the event store (payloads in their current shape)."""
+    return await event_store.event_page(pool, task_id, after_seq=after_seq, limit=limit, types=types)
 
 
 async def outputs(pool: asyncpg.Pool, task_id: str) -> list[asyncpg.Record]:
