@@ -288,14 +288,13 @@ class CommandProbe:
         assert isinstance(item, CommandEnvelope), f"expected a command, the queue held only marker {item}"
         return item
 
-    async def none(self, _unused_wait: float | None = None, *, timeout: float = 10.0) -> None:
+    async def none(self, *, timeout: float = 10.0) -> None:
         """Assert that nothing published so far put a command on the scheduler's queue.
 
         Not "sleep, then look" (a late command would pass unseen): a marker is published now on the
         same exchange and routing key as the gateway's commands, and must be the next thing the queue
         delivers. The gateway waits for the broker's confirm before it answers, and the queue is
         ordered, so any command from the request under test is queued before the marker.
-        (`_unused_wait`, the old fixed wait, is still accepted from callers not yet updated; it is ignored.)
         """
         assert self._exchange is not None, "CommandProbe.none needs the commands exchange"
         marker = uuid.uuid4().hex

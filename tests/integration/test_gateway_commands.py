@@ -192,7 +192,7 @@ async def test_bulk_delete_rejects_bad_requests(
 ) -> None:
     data = await call(gateway, "DELETE", f"{API}/tasks", 400, json=payload)
     assert data[kind] == names
-    await commands.none(0.05)
+    await commands.none()
 
 
 async def test_bulk_delete_of_only_unknown_ids_reports_each(
@@ -204,4 +204,4 @@ async def test_bulk_delete_of_only_unknown_ids_reports_each(
     assert data["results"] == [{"task_id": gone, "status": "not_found"}]
     assert data["failed_tasks"] == [{"task_id": gone, "error": "task not found", "error_code": "NOT_FOUND"}]
     assert data["summary"] == {"total_requested": 1, "successfully_deleted": 0, "failed": 1}
-    await commands.none(0.05)
+    await commands.none()

@@ -119,7 +119,7 @@ async def test_multipart_create_refuses_bad_files(
     assert reason in data["response"]
     if field is not None:
         assert field in (data.get("invalid_params") or data.get("missing_params") or [])
-    await commands.none(0.05)
+    await commands.none()
     after = set(os.listdir(data_root)) if data_root.exists() else set()
     assert after == before  # no task directory was left behind
     assert not (data_root.parent / "escape.txt").exists()
@@ -150,7 +150,7 @@ async def test_multipart_create_refuses_bad_forms(
     status, data = await post(gateway, f"{API}/tasks", data=build())
     assert status == 400, data
     assert reason in data["response"]
-    await commands.none(0.05)
+    await commands.none()
 
 
 async def test_a_truncated_form_is_a_400(gateway: TestClient, commands: CommandProbe) -> None:
@@ -162,7 +162,7 @@ async def test_a_truncated_form_is_a_400(gateway: TestClient, commands: CommandP
         gateway, f"{API}/tasks", data=body, headers={"Content-Type": "multipart/form-data; boundary=b"}
     )
     assert status == 400 and "malformed multipart" in data["response"], data
-    await commands.none(0.05)
+    await commands.none()
 
 
 # ---- DP_TABLE_LISTS_DIR ---------------------------------------------------------------------------
@@ -177,7 +177,7 @@ async def test_naming_a_file_without_the_directory_is_a_400_saying_so(
     assert status == 400, data
     assert "DP_TABLE_LISTS_DIR is not set" in data["response"]
     assert data["invalid_params"] == ["table_list_file"]
-    await commands.none(0.05)
+    await commands.none()
 
 
 @pytest.fixture
@@ -257,7 +257,7 @@ async def test_traversal_and_bad_files_in_the_directory_are_refused(
     body = json.loads(text)["data"]
     if status == 400:
         assert "table_list_file" in body["invalid_params"]
-    await commands.none(0.05)
+    await commands.none()
     assert (set(os.listdir(data_root)) if data_root.exists() else set()) == before
 
 
@@ -321,7 +321,7 @@ async def test_create_refuses_impossible_ranges(
     else:
         assert data["missing_inputs"] and data["step"] != "ddl_generation"
         assert "cannot run: its inputs are missing" in data["response"]
-    await commands.none(0.05)
+    await commands.none()
     assert (set(os.listdir(data_root)) if data_root.exists() else set()) == before
 
 
@@ -336,7 +336,7 @@ async def test_execute_a_range(gateway: TestClient, commands: CommandProbe, rows
     assert status == 409, data
     assert data["missing_inputs"] == ["qs_*_pair.json (run qa_generation first)"]
     assert data["step"] == "sql_validation"
-    await commands.none(0.05)
+    await commands.none()
 
     status, data = await post(
         gateway, f"{API}/tasks/{task_id}/execute", json={"from_step": "question_sql_generation", "to_step": 3}
@@ -368,7 +368,7 @@ async def test_execute_refuses_bad_ranges(
     status, data = await post(gateway, f"{API}/tasks/{task_id}/execute", json=given)
     assert status == 400, data
     assert data["invalid_params"] == fields
-    await commands.none(0.05)
+    await commands.none()
 
 
 async def test_execute_from_step_one_needs_the_table_list(
@@ -381,4 +381,4 @@ async def test_execute_from_step_one_needs_the_table_list(
     status, data = await post(gateway, f"{API}/tasks/{task_id}/execute", json={"to_step": 2})
     assert status == 409, data
     assert data["missing_inputs"] == ["gone.txt (give the task its table list first)"]
-    await commands.none(0.05)
+    await commands.none()

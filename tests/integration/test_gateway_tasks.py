@@ -168,7 +168,7 @@ async def test_create_names_invalid_parameters(
     assert data["error_type"] == "invalid_params"
     assert data["invalid_params"] == invalid
     assert "S3cretPw" not in text
-    await commands.none(0.05)
+    await commands.none()
 
 
 async def test_create_with_table_list_file_and_optional_fields(
