@@ -210,8 +210,9 @@ def build_openapi(routes: list[RouteSpec], *, auth: bool = True) -> dict[str, An
     )
     components = {**defs.get("$defs", {}), **_static_components()}
     refs = {model: ref for (model, _), ref in keys.items()}
-    bodies = {m.__name__ for r in routes for m in (r.body, r.form) if m is not None}
-    for name in _reachable(bodies, components):
+    # Not the multipart forms: schemathesis's coverage phase fails on a `not` beside a binary part
+    # ("Unsupported type: 'Binary'"); the gateway refuses NUL in a form's JSON part all the same.
+    for name in _reachable({r.body.__name__ for r in routes if r.body is not None}, components):
         _refuse_nul(components[name])
 
     paths: dict[str, dict[str, Any]] = {}

@@ -75,6 +75,11 @@ def before_call(ctx: Any, case: Any, **kwargs: Any) -> None:
         body["db_connection"] = DB_URL
     elif path.endswith("/tasks") and case.method.upper() == "POST" and isinstance(body, dict):
         parameters = body.get("parameters")
+        multipart = str(getattr(case, "media_type", "")).startswith("multipart/")
+        if isinstance(parameters, dict):
+            _runnable_create(parameters, multipart=multipart)
+        if multipart:  # the multipart create: its file part is a table list
+            body["table_list_file"] = b"public.orders\n"
         if isinstance(parameters, dict) and "db_connection" in parameters:
             parameters["db_connection"] = DB_URL
         elif "parameters" not in body and "task_type" not in body:
@@ -82,6 +87,27 @@ def before_call(ctx: Any, case: Any, **kwargs: Any) -> None:
             body["db_connection"] = DB_URL
     if body != case.body:
         case.body = body
+
+
+def _runnable_create(parameters: dict[str, Any], *, multipart: bool) -> None:
+    """What only the server's state decides for a create: a table-list file named in JSON must exist
+    under DP_TABLE_LISTS_DIR (the contract stack has none), and a new task's directory holds nothing but
+    its table list, so its run must start at step 1 (a later first step is a 409 naming its inputs)."""
+    if not multipart and parameters.get("table_list_file") is not None:
+        parameters.pop("table_list_file")
+        parameters["table_list"] = ["public.orders"]
+    if parameters.get("from_step") is not None:
+        parameters["from_step"] = 1
+    if parameters.get("single_step") is not None:
+        parameters["single_step"] = 1
+    if multipart:
+        # The form's parameters part states its mode rules in words only (CreateTaskFormParameters).
+        if parameters.get("execution_mode") == "single":
+            parameters["single_step"] = 1
+            parameters.pop("from_step", None)
+            parameters.pop("to_step", None)
+        else:
+            parameters.pop("single_step", None)
 
 
 def _instant(text: str) -> datetime | None:

@@ -242,7 +242,7 @@ class FakeGateway:
             task_id=task["task_id"],
             command="run_step",
             command_id="c1",
-            step=body.get("step_name") or STEPS[body["single_step"] - 1],
+            step=body.get("step_name") or (STEPS[body["single_step"] - 1] if "single_step" in body else None),
         )
 
     async def cancel(self, request: web.Request) -> web.Response:
@@ -562,6 +562,27 @@ async def test_run_step_by_number_and_name_and_conflict(gateway: tuple[FakeGatew
     fake.tasks[T1]["status"] = "in_progress"
     busy = await dpctl(url, "task", "run-step", T1, "1")
     assert busy.code == 2 and "already running" in busy.err
+
+
+async def test_run_step_takes_a_range_and_create_takes_from_and_to(gateway: tuple[FakeGateway, str]) -> None:
+    fake, url = gateway
+    fake.tasks[T1] = task_record(T1, "completed")
+    result = await dpctl(url, "task", "run-step", T1, "2-3")
+    assert result.code == 0, result.err
+    assert fake.requests[-1][2] == {"from_step": 2, "to_step": 3, "force": False}
+    await dpctl(url, "task", "run-step", T1, "sql_validation-training_data_load", "--force")
+    assert fake.requests[-1][2] == {
+        "from_step": "sql_validation",
+        "to_step": "training_data_load",
+        "force": True,
+    }
+    result = await dpctl(
+        url, "task", "create", "--db-connection", "x", "--tables", "a", "--business-context", "ctx",
+        "--from-step", "1", "--to-step", "qa_generation",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert fake.requests[-1][2]["parameters"]["from_step"] == 1
+    assert fake.requests[-1][2]["parameters"]["to_step"] == "qa_generation"
 
 
 async def test_delete_several_reports_each(gateway: tuple[FakeGateway, str]) -> None:

@@ -29,10 +29,10 @@ StepRef = Annotated[
     ),
 ]
 
-# A relative path of plain file names: no leading `/` or dot, no `..` (the server also resolves links
-# and checks the result lies inside DP_TABLE_LISTS_DIR).
-_SEGMENT = r"\w[\w.\- ()+]{0,254}"
-RELATIVE_PATH_PATTERN = rf"^(?!.*\n)(?!.*\.\.){_SEGMENT}(/{_SEGMENT}){{0,15}}$"
+# A relative path of plain file names: no leading `/` or dot, no `..`, no empty or hidden segment
+# (the server also resolves links and checks the result lies inside DP_TABLE_LISTS_DIR). Lookaheads
+# rather than a repeated group, so schemathesis can generate from it.
+RELATIVE_PATH_PATTERN = r"^(?!.*\n)(?!.*\.\.)(?!.*//)(?!.*/\.)(?!.*/$)\w[\w.\- ()+/]*$"
 
 TableListPath = Annotated[
     str,

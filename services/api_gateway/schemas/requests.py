@@ -200,14 +200,16 @@ class CreateTaskRequest(_Body):
     parameters: CreateTaskParameters
 
 
-# The mode and range rules of a create; the multipart form carries its table list as a file part.
-_FORM_RULES: dict[str, Any] = {"allOf": _CREATE_RULES["allOf"][:2]}
-
-
 class CreateTaskFormParameters(CreateTaskParameters):
-    """The `parameters` part of a multipart create: a JSON create's parameters without a table list."""
+    """The `parameters` part of a multipart create: a JSON create's parameters without a table list.
 
-    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_FORM_RULES)
+    The mode and range rules between its fields (single mode names its step, a range is complete
+    mode's) hold as for a JSON create, but are stated in words only: schemathesis cannot generate a
+    form whose JSON part carries JSON Schema conditionals beside a binary part (its coverage phase
+    fails with "Unsupported type: 'Binary'").
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=None)
 
     table_list_file: None = Field(default=None, description="Sent as the form's file part.")
     table_list: None = Field(default=None, description="The form's file part is the table list.")
@@ -217,7 +219,10 @@ class CreateTaskForm(BaseModel):
     """POST /tasks as multipart/form-data (the document's description; the handler reads the parts)."""
 
     task_type: Literal["complete_workflow"] = "complete_workflow"
-    parameters: CreateTaskFormParameters = Field(description="A JSON object, as a JSON create's parameters.")
+    parameters: CreateTaskFormParameters = Field(
+        description="A JSON object, as a JSON create's parameters (single mode needs single_step and takes no "
+        "from_step/to_step; complete mode takes no single_step)."
+    )
     table_list_file: bytes = Field(
         description="The table list: a `.txt` file in UTF-8, table names one per line or comma-separated "
         "(blank lines and `#` comments skipped), with a plain file name; at most DP_MAX_UPLOAD_BYTES. "

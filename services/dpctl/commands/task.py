@@ -39,13 +39,19 @@ def add_parser(subparsers: Any) -> None:
     tables.add_argument("--tables", help="comma-separated table names (schema.table or table)")
     tables.add_argument("--table-list", type=Path, metavar="FILE", help="file with one table name per line")
     tables.add_argument(
-        "--table-list-file", metavar="NAME", help="name of a table list file already on the server"
+        "--table-list-file",
+        metavar="NAME",
+        help="a table list file under the server's DP_TABLE_LISTS_DIR (name or relative path)",
     )
     create.add_argument("--business-context", required=True, help="what the business database is about")
     create.add_argument("--task-name")
     create.add_argument("--db-name", help="default: the database of --db-connection")
     create.add_argument("--execution-mode", choices=("complete", "single"), default=None)
     create.add_argument("--single-step", type=int, choices=(1, 2, 3, 4), help="step to run in single mode")
+    create.add_argument(
+        "--from-step", metavar="STEP", help="first step of a range (number or name; default 1)"
+    )
+    create.add_argument("--to-step", metavar="STEP", help="last step of a range (number or name; default 4)")
     create.add_argument("--skip-validation", action="store_true", help="enable_sql_validation=false")
     create.add_argument("--disable-llm-repair", action="store_true", help="enable_llm_repair=false")
     create.add_argument("--no-modify-file", action="store_true", help="modify_original_file=false")
@@ -101,7 +107,7 @@ def add_parser(subparsers: Any) -> None:
         "run-step", parents=[COMMON], help="run one step of an existing task again"
     )
     run_step.add_argument("task_id")
-    run_step.add_argument("step", help="step name or number 1-4")
+    run_step.add_argument("step", help="step name or number 1-4, or a range FROM-TO (2-3, 3-4)")
     run_step.add_argument("--force", action="store_true", help="run even if it already completed")
     run_step.add_argument("--follow", "-f", action="store_true", help="watch until the task ends")
     run_step.set_defaults(func=run_step_command)
@@ -153,6 +159,8 @@ def build_parameters(args: argparse.Namespace) -> dict[str, Any]:
         "questions_per_theme": args.questions_per_theme,
         "llm_repair_rounds": args.llm_repair_rounds,
         "max_llm_tokens": args.max_llm_tokens,
+        "from_step": _step_ref(args.from_step) if args.from_step else None,
+        "to_step": _step_ref(args.to_step) if args.to_step else None,
     }
     params.update({k: v for k, v in optional.items() if v is not None})
     for flag, key in (
@@ -309,7 +317,14 @@ def download_file(client: GatewayClient, args: argparse.Namespace) -> int:
 # --- commands ---
 
 
+def _step_ref(step: str) -> int | str:
+    return int(step) if step.strip().isdigit() else step.strip()
+
+
 def _step_body(step: str, force: bool) -> dict[str, Any]:
+    if "-" in step:
+        first, _, last = step.partition("-")
+        return {"from_step": _step_ref(first), "to_step": _step_ref(last), "force": force}
     body: dict[str, Any] = {"execution_mode": "single", "force": force}
     if step.isdigit():
         body["single_step"] = int(step)
