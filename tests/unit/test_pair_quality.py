@@ -221,3 +221,14 @@ def test_drop_verdicts_for_step_4() -> None:
     assert drop_verdicts(pairs, HW, {**DEFAULT_QUALITY_ACTIONS, "bookkeeping_subject": "keep"}) == {
         2: ["duplicate_question"]
     }
+
+
+def test_soft_delete_fix_on_the_nullable_side_goes_into_the_join() -> None:
+    sql = (
+        "SELECT c.name, count(o.id) FROM customers c LEFT JOIN orders o ON o.customer_id = c.id "
+        "WHERE NOT c.is_deleted GROUP BY c.name"
+    )
+    fixed = deterministic_fix(sql, "missing_soft_delete_filter", SHOP)
+    assert fixed is not None and "missing_soft_delete_filter" not in codes("q", fixed, SHOP)
+    # customers without live orders still count (zero): the condition is part of the LEFT JOIN
+    assert "ON o.customer_id = c.id AND o.deleted_at IS NULL WHERE" in fixed, fixed

@@ -517,6 +517,27 @@ def _where_of(sql: str) -> Any:
     return stmt.whereClause if stmt is not None else None
 
 
+def _and(left: Any, right: Any) -> Any:
+    return right if left is None else ast.BoolExpr(boolop=enums.BoolExprType.AND_EXPR, args=(left, right))
+
+
+def _outer_join_of(r: _Range) -> ast.JoinExpr | None:
+    """The innermost outer join whose nullable side holds the table reference, if any."""
+    found = None
+    for item in r.select.fromClause or ():
+        for node in _walk(item, skip=lambda n: isinstance(n, ast.RangeSubselect | ast.SubLink)):
+            if not isinstance(node, ast.JoinExpr):
+                continue
+            nullable = {
+                enums.JoinType.JOIN_LEFT: (node.rarg,),
+                enums.JoinType.JOIN_RIGHT: (node.larg,),
+                enums.JoinType.JOIN_FULL: (node.larg, node.rarg),
+            }.get(node.jointype, ())
+            if any(side is not None and any(n is r.node for n in _walk(side)) for side in nullable):
+                found = node  # the walk reaches inner joins after outer ones
+    return found
+
+
 def deterministic_fix(sql: str, code: QualityFlag, schema: SchemaIndex) -> str | None:
     """The statement with `code` fixed without an LLM, or None when no mechanical fix exists."""
     stmt = parse(sql)
@@ -540,12 +561,11 @@ def deterministic_fix(sql: str, code: QualityFlag, schema: SchemaIndex) -> str |
             pred = _where_of(f'"{r.alias}"."{col.name}" {live_condition(col)}')
             if pred is None or r.select.op != enums.SetOperation.SETOP_NONE:
                 return None
-            where = r.select.whereClause
-            r.select.whereClause = (
-                pred
-                if where is None
-                else ast.BoolExpr(boolop=enums.BoolExprType.AND_EXPR, args=(where, pred))
-            )
+            join = _outer_join_of(r)
+            if join is not None:  # the nullable side of an outer join: in ON, or WHERE would drop its NULLs
+                join.quals = _and(join.quals, pred)
+            else:
+                r.select.whereClause = _and(r.select.whereClause, pred)
             changed = True
         return RawStream()(stmt) if changed else None
     if code == "select_star" and len(tree.ranges) == 1 and stmt.op == enums.SetOperation.SETOP_NONE:
