@@ -16,21 +16,43 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
 _NOTHING = object()
 
 
+@overload
 async def eventually(
-    check: Callable[[], T | Awaitable[T]],
+    check: Callable[[], Awaitable[T]],
+    *,
+    timeout: float = ...,
+    interval: float = ...,
+    what: str | None = ...,
+    retry_on: tuple[type[BaseException], ...] = ...,
+) -> T: ...
+
+
+@overload
+async def eventually(
+    check: Callable[[], T],
+    *,
+    timeout: float = ...,
+    interval: float = ...,
+    what: str | None = ...,
+    retry_on: tuple[type[BaseException], ...] = ...,
+) -> T: ...
+
+
+async def eventually(
+    check: Callable[[], Any],
     *,
     timeout: float = 20.0,
     interval: float = 0.1,
     what: str | None = None,
     retry_on: tuple[type[BaseException], ...] = (AssertionError,),
-) -> T:
+) -> Any:
     """Poll `check()` every `interval` seconds until it returns something truthy; return that value."""
     deadline = time.monotonic() + timeout
     last_value: object = _NOTHING
@@ -46,7 +68,7 @@ async def eventually(
             last_error, last_value = error, _NOTHING
         else:
             if value:
-                return value  # type: ignore[return-value]
+                return value
             last_value, last_error = value, None
         if time.monotonic() >= deadline:
             break
