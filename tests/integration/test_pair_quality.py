@@ -261,3 +261,28 @@ async def test_llm_provider_repairs_a_flag_with_the_flag_as_the_reason(
     assert (
         "*" not in remaining["Five stores"] and "stores.name" in remaining["Five stores"]
     )  # mechanical fallback
+
+
+async def test_a_repeat_of_a_dropped_pair_is_kept(tmp_path: Path, demo_db_url: str) -> None:  # noqa: F811
+    """Duplicates are judged among the pairs that survive their own flags: when the first pair is dropped
+    (here: a two-table SELECT * the offline provider cannot repair), its repeat with good SQL stays."""
+    ctx = demo_context(tmp_path, demo_db_url)
+    await ddl_only(ctx)
+    pair_file = tmp_path / "qs_demo_20240101_000000_pair.json"
+    question = "Which five orders were placed by which customers?"
+    pairs = [
+        {
+            "question": question,
+            "sql": "SELECT * FROM orders o JOIN customers c ON c.id = o.customer_id "
+            "WHERE o.deleted_at IS NULL AND c.deleted_at IS NULL LIMIT 5",
+        },
+        {
+            "question": question,
+            "sql": "SELECT o.id, c.first_name FROM orders o JOIN customers c ON c.id = o.customer_id "
+            "WHERE o.deleted_at IS NULL AND c.deleted_at IS NULL LIMIT 5",
+        },
+    ]
+    pair_file.write_text(json.dumps(pairs))
+    summary = await validation_step().run(ctx.for_step(StepName.SQL_VALIDATION))
+    assert summary["quality"]["dropped"] == 1 and summary["quality"]["flags"]["duplicate_question"] == 0
+    assert [p["sql"] for p in json.loads(pair_file.read_text())] == [pairs[1]["sql"]]

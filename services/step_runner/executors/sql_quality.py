@@ -65,13 +65,6 @@ class QualityPass:
         """Sets each valid pair's flags and outcome; a repaired pair's `final_sql` is the repaired one."""
         valid = [r for r in results if r.final_sql is not None]
         found = {id(r): self._flags(r.question, r.final_sql or "") for r in valid}
-        # duplicates among the pairs that survive their own flags: the first of them is kept
-        survivors = [r for r in valid if not any(self._actions[f.code] == "drop" for f in found[id(r)])]
-        for i, j in find_duplicates([r.question for r in survivors]).items():
-            first = survivors[j]
-            found[id(survivors[i])].append(
-                Flag("duplicate_question", f"repeats [{first.file} #{first.index}]: {first.question[:80]}")
-            )
         semaphore = asyncio.Semaphore(self._concurrency)
 
         async def one(r: PairResult) -> None:
@@ -94,6 +87,20 @@ class QualityPass:
                     group.create_task(one(r))
         except* StepError as errors:
             raise errors.exceptions[0] from None
+        self._duplicates([r for r in valid if r.quality != "dropped"])
+
+    def _duplicates(self, kept: list[PairResult]) -> None:
+        """Duplicates among the pairs that survived their own flags: the first of them stays. No repair
+        of the SQL makes a repeated question new, so `repair` here means what DP_QUALITY_UNREPAIRED says."""
+        action = self._actions["duplicate_question"]
+        for i, j in find_duplicates([r.question for r in kept]).items():
+            r, first = kept[i], kept[j]
+            detail = f"repeats [{first.file} #{first.index}]: {first.question[:80]}"
+            r.flags.append({"code": "duplicate_question", "detail": detail, "action": action})
+            if action == "drop" or (action == "repair" and self._unrepaired == "drop"):
+                r.quality = "dropped"
+            elif r.quality is None:
+                r.quality = "kept"
 
     async def _repair(self, r: PairResult, flags: list[Flag]) -> None:
         original = r.final_sql or ""
