@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -178,7 +179,7 @@ def _reachable(names: set[str], components: dict[str, Any]) -> set[str]:
     return seen
 
 
-def _form(model: type[BaseModel], refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
+def _form(model: type[BaseModel], refs: Mapping[Any, dict[str, Any]]) -> dict[str, Any]:
     """A multipart/form-data request body: the model's schema, and how each part is encoded."""
     encoding: dict[str, Any] = {}
     for name, field in model.model_fields.items():

@@ -149,6 +149,11 @@ def task_detail(task: dict[str, Any], out: TextIO | None = None) -> None:
             ],
             out,
         )
+    left_out = [p for p in task.get("plan") or [] if not p.get("runs")]
+    if left_out:
+        print("\nNot in this run:", file=out)
+        for step in left_out:
+            print(f"  {step.get('step')}: {cell(step.get('reason'), limit=200)}", file=out)
     report = report_lines(task.get("result") or {})
     if report:
         print("\nFinal report:", file=out)

@@ -585,6 +585,19 @@ async def test_run_step_takes_a_range_and_create_takes_from_and_to(gateway: tupl
     assert fake.requests[-1][2]["parameters"]["to_step"] == "qa_generation"
 
 
+async def test_show_names_the_steps_a_run_leaves_out(gateway: tuple[FakeGateway, str]) -> None:
+    fake, url = gateway
+    record = task_record(T1, "completed")
+    for entry in record["plan"][2:]:
+        entry.update(runs=False, status="skipped", reason="outside the requested range: steps 1-2")
+    fake.tasks[T1] = record
+    result = await dpctl(url, "task", "show", T1)
+    assert result.code == 0, result.err
+    assert "Not in this run:" in result.out
+    assert "  sql_validation: outside the requested range: steps 1-2" in result.out
+    assert "  ddl_generation:" not in result.out
+
+
 async def test_delete_several_reports_each(gateway: tuple[FakeGateway, str]) -> None:
     fake, url = gateway
     fake.tasks[T1] = task_record(T1, "completed")
