@@ -232,3 +232,14 @@ def test_soft_delete_fix_on_the_nullable_side_goes_into_the_join() -> None:
     assert fixed is not None and "missing_soft_delete_filter" not in codes("q", fixed, SHOP)
     # customers without live orders still count (zero): the condition is part of the LEFT JOIN
     assert "ON o.customer_id = c.id AND o.deleted_at IS NULL WHERE" in fixed, fixed
+
+
+def test_a_prefix_only_some_tables_share_is_a_word() -> None:
+    from services.step_runner.pipeline.catalog import ColumnInfo, TableInfo
+
+    def table(name: str) -> TableInfo:
+        return TableInfo(name=name, columns=[ColumnInfo(name="id", data_type="integer")])
+
+    schema = SchemaIndex([table("order_items"), table("order_history"), table("customers")])
+    assert "raw_identifier_in_question" not in codes("Which order has the most items?", "SELECT 1", schema)
+    assert "raw_identifier_in_question" in codes("How many order_items are there?", "SELECT 1", schema)

@@ -81,7 +81,8 @@ class SchemaIndex:
             self._by_name.setdefault(f"{t.schema_name}.{t.name}".lower(), t)
             self._by_name.setdefault(t.name.lower(), t)
         prefixes = [t.name.split("_", 1)[0].lower() for t in tables if "_" in t.name]
-        common = {p for p in prefixes if prefixes.count(p) >= 2 and prefixes.count(p) * 2 >= len(tables)}
+        # a prefix every table carries (`bss_`, `t_`): `order` of order_items/order_status is a word
+        common = {p for p in prefixes if len(tables) >= 2 and prefixes.count(p) == len(tables)}
         self.shared_prefixes = frozenset(p for p in common if len(p) <= 5)
         names = {t.name for t in tables} | {c.name for t in tables for c in t.columns}
         self.identifiers = frozenset(n.lower() for n in names if "_" in n or re.search(r"[a-z][A-Z]", n))
