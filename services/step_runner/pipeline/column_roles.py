@@ -27,9 +27,9 @@ ColumnRole = Literal["actor", "creation_time", "change_time", "technical", "soft
 # who wrote the row
 ACTOR_COLUMNS = frozenset(
     """
-    created_by create_by creator create_user create_user_id created_user creator_id create_by_id
+    created_by create_by creator create_user create_user_id created_user create_by_id
     updated_by update_by updater update_user update_user_id updated_user modifier modified_by modify_by
-    modify_user last_modified_by last_updated_by deleted_by delete_by delete_user deleter operator_id
+    modify_user last_modified_by last_updated_by deleted_by delete_by delete_user deleter
     create_emp update_emp
     """.split()
 )
@@ -37,7 +37,7 @@ ACTOR_COLUMNS = frozenset(
 CREATION_TIME_COLUMNS = frozenset(
     """
     created_at create_ts create_time created_time created_on creation_time creation_date create_date
-    created_date gmt_create insert_time inserted_at insert_ts record_time
+    created_date gmt_create insert_time inserted_at insert_ts
     """.split()
 )
 # when the row was changed or deleted
@@ -49,12 +49,13 @@ CHANGE_TIME_COLUMNS = frozenset(
     removed_at
     """.split()
 )
-# loading machinery
+# loading machinery. Names that are business facts somewhere (a production `batch_id`, a SaaS `tenant_id`, a
+# telecom `operator_id`, a content `creator_id`, a measurement's `record_time`) are left out on purpose.
 TECHNICAL_COLUMNS = frozenset(
     """
-    row_version record_version lock_version optimistic_lock revision etl_time etl_ts etl_batch_id
-    etl_date batch_id load_ts load_time loaded_at sync_time sync_ts synced_at dw_insert_time
-    dw_update_time data_source_sys hash_diff row_hash tenant_id
+    row_version record_version lock_version optimistic_lock etl_time etl_ts etl_batch_id
+    etl_date load_ts load_time loaded_at sync_time sync_ts synced_at dw_insert_time
+    dw_update_time data_source_sys hash_diff row_hash
     """.split()
 )
 _TECHNICAL_PREFIX = re.compile(r"^(etl|dw|ods|sys)_")
