@@ -7,6 +7,7 @@ progress, log lines, outputs, and exactly one terminal event per execution).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
 
@@ -228,3 +229,21 @@ EVENT_CLASSES: tuple[type[BaseModel], ...] = get_args(get_args(EventPayload)[0])
 """The catalog: every event class, in the order of the union above."""
 EVENT_TYPES: tuple[str, ...] = tuple(c.model_fields["type"].default for c in EVENT_CLASSES)
 """Every event's `type` tag; consumers that dispatch on events check their tables against it."""
+
+
+def check_dispatch_table(
+    owner: str, handled: Iterable[type[BaseModel]], ignored: Iterable[type[BaseModel]]
+) -> None:
+    """A consumer's handler table against the catalog: every event is handled or ignored on purpose, and
+    nothing else is named. Called at import, so a new event type or a handler registered for the wrong
+    class stops the service at start-up instead of dropping events silently."""
+    catalog, handled, ignored = set(EVENT_CLASSES), set(handled), set(ignored)
+    problems = []
+    if missing := catalog - handled - ignored:
+        problems.append(f"no handler and not ignored: {sorted(c.__name__ for c in missing)}")
+    if unknown := (handled | ignored) - catalog:
+        problems.append(f"not in the event catalog: {sorted(c.__name__ for c in unknown)}")
+    if both := handled & ignored:
+        problems.append(f"handled and ignored: {sorted(c.__name__ for c in both)}")
+    if problems:
+        raise TypeError(f"{owner} handler table: " + "; ".join(problems))

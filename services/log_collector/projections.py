@@ -11,42 +11,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import Any
 
 import asyncpg
 from pydantic import BaseModel
 
+from services.log_collector.rows import finish_execution, insert_log, update_execution, upsert_output
+from shared import events as ev
 from shared.event_store import purge_logs, purge_task, task_events
-from shared.events import (
-    EVENT_CLASSES,
-    LogEmitted,
-    OutputRegistered,
-    StepCancelled,
-    StepFailed,
-    StepHeartbeat,
-    StepName,
-    StepProgress,
-    StepRetryScheduled,
-    StepScheduled,
-    StepSkipped,
-    StepStarted,
-    StepSucceeded,
-    TaskCancelRequested,
-    TaskCreated,
-    TaskDeleted,
-    TaskFilesCleaned,
-    TaskFinished,
-    TaskLogsPurged,
-    TaskRerunRequested,
-    TaskStarted,
-)
+from shared.events import StepName, check_dispatch_table
 from shared.final_report import REPORT_EVENT_TYPES, final_report
-from shared.lifecycle import EXECUTION_FINISHED, is_old_execution, task_finished
+from shared.lifecycle import is_old_execution, task_finished
 from shared.messages import EventEnvelope
 from shared.secrets import mask_secrets
 from shared.steps import STEP_ORDER
 from shared.task_log import Context, task_log_line
-from shared.vocabulary import LEVEL_NUMBERS
 
 
 def _progress(stats: dict[str, Any], step_status: dict[str, str]) -> int:
@@ -122,20 +102,9 @@ class Projector:
             **extra,
         )
 
-    async def _exec_update(self, execution_id: str | None, sets: str, *args: Any) -> bool:
-        if not execution_id:
-            return False
-        result = await self.conn.execute(
-            f"UPDATE data_pipeline_task_executions SET {sets} WHERE execution_id = $1 AND status <> ALL($2::text[])",
-            execution_id,
-            list(EXECUTION_FINISHED),
-            *args,
-        )
-        return result != "UPDATE 0"
-
     # ---- task events -----------------------------------------------------------------------------
 
-    async def on_task_created(self, env: EventEnvelope, e: TaskCreated, seq: int) -> None:
+    async def on_task_created(self, env: EventEnvelope, e: ev.TaskCreated, seq: int) -> None:
         params = e.parameters
         plan = [s.value for s in e.steps]
         # Steps outside the plan (single mode, a range) are skipped; why is in step_stats["skipped"].
@@ -165,13 +134,13 @@ class Projector:
             seq,
         )
 
-    async def on_task_started(self, env: EventEnvelope, e: TaskStarted, seq: int) -> None:
+    async def on_task_started(self, env: EventEnvelope, e: ev.TaskStarted, seq: int) -> None:
         task = await self._task(env.task_id)
         if task and task["status"] == "pending":
             await self._save_task(env.task_id, seq, env, status="in_progress", started_at=env.occurred_at)
             await self._task_line(env, seq)
 
-    async def on_task_rerun_requested(self, env: EventEnvelope, e: TaskRerunRequested, seq: int) -> None:
+    async def on_task_rerun_requested(self, env: EventEnvelope, e: ev.TaskRerunRequested, seq: int) -> None:
         task = await self._task(env.task_id)
         waiting = task is not None and task["status"] == "pending" and _waits_for_execute(task["parameters"])
         if task is None or not (task_finished(task["status"]) or waiting):
@@ -202,7 +171,7 @@ class Projector:
             **({"parameters": {**task["parameters"], "wait_for_execute": False}} if waiting else {}),
         )
 
-    async def on_task_finished(self, env: EventEnvelope, e: TaskFinished, seq: int) -> None:
+    async def on_task_finished(self, env: EventEnvelope, e: ev.TaskFinished, seq: int) -> None:
         task = await self._task(env.task_id)
         if task is None or task_finished(task["status"]):
             return
@@ -228,18 +197,18 @@ class Projector:
         report = final_report(events)
         return json.loads(mask_secrets(json.dumps(report, default=str)))
 
-    async def on_task_deleted(self, env: EventEnvelope, e: TaskDeleted, seq: int) -> None:
+    async def on_task_deleted(self, env: EventEnvelope, e: ev.TaskDeleted, seq: int) -> None:
         await purge_task(self.conn, env, seq)
         self.deleted_tasks.add(env.task_id)
 
-    async def on_task_logs_purged(self, env: EventEnvelope, e: TaskLogsPurged, seq: int) -> None:
+    async def on_task_logs_purged(self, env: EventEnvelope, e: ev.TaskLogsPurged, seq: int) -> None:
         """Log retention: the log rows made before this event go, and so do the log events' text in the
         store. Lines derived from task events (started, finished) are rows only: a rebuild makes them
         again and then deletes them here again, so it ends with the same rows."""
         await purge_logs(self.conn, env.task_id, seq)
         self.logs_purged_tasks.add(env.task_id)
 
-    async def on_task_files_cleaned(self, env: EventEnvelope, e: TaskFilesCleaned, seq: int) -> None:
+    async def on_task_files_cleaned(self, env: EventEnvelope, e: ev.TaskFilesCleaned, seq: int) -> None:
         """File retention: the files go (after the commit); the records say so."""
         await self.conn.execute(
             "UPDATE data_pipeline_task_executions SET files_cleaned = TRUE WHERE task_id = $1", env.task_id
@@ -251,7 +220,7 @@ class Projector:
 
     # ---- step events -----------------------------------------------------------------------------
 
-    async def on_step_scheduled(self, env: EventEnvelope, e: StepScheduled, seq: int) -> None:
+    async def on_step_scheduled(self, env: EventEnvelope, e: ev.StepScheduled, seq: int) -> None:
         task = await self._task(env.task_id)
         if task is None or task_finished(task["status"]):
             return
@@ -287,14 +256,15 @@ class Projector:
             progress=_progress(stats, step_status),
         )
 
-    async def on_step_skipped(self, env: EventEnvelope, e: StepSkipped, seq: int) -> None:
+    async def on_step_skipped(self, env: EventEnvelope, e: ev.StepSkipped, seq: int) -> None:
         await self._set_step(env, seq, e.step, "skipped", execution_id=None)
 
-    async def on_step_retry_scheduled(self, env: EventEnvelope, e: StepRetryScheduled, seq: int) -> None:
+    async def on_step_retry_scheduled(self, env: EventEnvelope, e: ev.StepRetryScheduled, seq: int) -> None:
         await self._set_step(env, seq, e.step, "pending", execution_id=None)
 
-    async def on_step_started(self, env: EventEnvelope, e: StepStarted, seq: int) -> None:
-        if await self._exec_update(
+    async def on_step_started(self, env: EventEnvelope, e: ev.StepStarted, seq: int) -> None:
+        if await update_execution(
+            self.conn,
             e.execution_id,
             "status = 'running', started_at = $3, runner_id = $4, last_heartbeat_at = $3",
             env.occurred_at,
@@ -304,12 +274,16 @@ class Projector:
                 env, seq, e.step, "running", execution_id=e.execution_id, current_step=e.step.value
             )
 
-    async def on_step_heartbeat(self, env: EventEnvelope, e: StepHeartbeat, seq: int) -> None:
-        await self._exec_update(e.execution_id, "last_heartbeat_at = $3", env.occurred_at)
+    async def on_step_heartbeat(self, env: EventEnvelope, e: ev.StepHeartbeat, seq: int) -> None:
+        await update_execution(self.conn, e.execution_id, "last_heartbeat_at = $3", env.occurred_at)
 
-    async def on_step_progress(self, env: EventEnvelope, e: StepProgress, seq: int) -> None:
-        if not await self._exec_update(
-            e.execution_id, "progress = $3, last_heartbeat_at = $4", int(e.percent), env.occurred_at
+    async def on_step_progress(self, env: EventEnvelope, e: ev.StepProgress, seq: int) -> None:
+        if not await update_execution(
+            self.conn,
+            e.execution_id,
+            "progress = $3, last_heartbeat_at = $4",
+            int(e.percent),
+            env.occurred_at,
         ):
             return
         task = await self._task(env.task_id)
@@ -323,35 +297,18 @@ class Projector:
             env.task_id, seq, env, step_stats=stats, progress=_progress(stats, task["step_status"])
         )
 
-    async def _finish_execution(
-        self,
-        env: EventEnvelope,
-        e: StepSucceeded | StepFailed | StepCancelled,
-        status: str,
-        error: str | None,
-        result: Any,
-    ) -> bool:
-        return await self._exec_update(
-            e.execution_id,
-            "status = $3, completed_at = $4, error_message = $5, execution_result = $6,"
-            " duration_seconds = CASE WHEN started_at IS NULL THEN NULL"
-            " ELSE GREATEST(0, EXTRACT(EPOCH FROM ($4 - started_at)))::int END",
-            status,
-            env.occurred_at,
-            mask_secrets(error) if error else None,
-            result,
-        )
-
-    async def on_step_succeeded(self, env: EventEnvelope, e: StepSucceeded, seq: int) -> None:
-        if await self._finish_execution(env, e, "completed", None, e.summary):
+    async def on_step_succeeded(self, env: EventEnvelope, e: ev.StepSucceeded, seq: int) -> None:
+        if await finish_execution(self.conn, env, e.execution_id, "completed", None, e.summary):
             await self._set_step(env, seq, e.step, "completed", execution_id=e.execution_id)
 
-    async def on_step_failed(self, env: EventEnvelope, e: StepFailed, seq: int) -> None:
+    async def on_step_failed(self, env: EventEnvelope, e: ev.StepFailed, seq: int) -> None:
         before = await self.conn.fetchrow(
             "SELECT runner_id, last_heartbeat_at FROM data_pipeline_task_executions WHERE execution_id = $1",
             e.execution_id,
         )
-        if await self._finish_execution(env, e, "failed", e.error, {"retryable": e.retryable}):
+        if await finish_execution(
+            self.conn, env, e.execution_id, "failed", e.error, {"retryable": e.retryable}
+        ):
             if before is not None:
                 context = Context(
                     runner_id=before["runner_id"],
@@ -369,8 +326,8 @@ class Projector:
                 error_step=e.step.value,
             )
 
-    async def on_step_cancelled(self, env: EventEnvelope, e: StepCancelled, seq: int) -> None:
-        await self._finish_execution(env, e, "cancelled", e.reason, None)
+    async def on_step_cancelled(self, env: EventEnvelope, e: ev.StepCancelled, seq: int) -> None:
+        await finish_execution(self.conn, env, e.execution_id, "cancelled", e.reason, None)
         await self._set_step(env, seq, e.step, "cancelled", execution_id=e.execution_id)
 
     # ---- logs and outputs ------------------------------------------------------------------------
@@ -381,60 +338,14 @@ class Projector:
         """The task-level log line a task fact implies (shared.task_log), stored once with the fact's
         event id and seq as its row id, so redelivery and rebuild reproduce it exactly."""
         line = task_log_line(env.payload, env.producer, context)
-        if line is None:
-            return
-        await self._insert_log(
-            env,
-            seq,
-            execution_id=execution_id,
-            level=line.level,
-            message=line.message,
-            step_name=line.step_name,
-            module=line.module,
-            function=line.function,
-            extra=line.extra,
-        )
+        if line is not None:
+            await self._insert_log(env, seq, execution_id=execution_id, **asdict(line))
 
-    async def _insert_log(
-        self,
-        env: EventEnvelope,
-        seq: int,
-        *,
-        execution_id: str | None,
-        level: str,
-        message: str,
-        step_name: str | None,
-        module: str | None,
-        function: str | None,
-        extra: dict[str, Any],
-    ) -> None:
-        status = await self.conn.execute(
-            """
-            INSERT INTO data_pipeline_task_logs (task_id, execution_id, log_level, message, step_name,
-                module_name, function_name, timestamp, extra_data, event_id, level_no, id)
-            SELECT $1::varchar,
-                   (SELECT execution_id FROM data_pipeline_task_executions WHERE execution_id = $2::varchar),
-                   $3, $4, $5, $6, $7, $8, $9, $10, $11, $12
-            WHERE EXISTS (SELECT 1 FROM data_pipeline_tasks WHERE id = $1::varchar)
-            ON CONFLICT (event_id) DO NOTHING
-            """,
-            env.task_id,
-            execution_id,
-            level,
-            mask_secrets(message),
-            step_name,
-            module,
-            function,
-            env.occurred_at,
-            json.loads(mask_secrets(json.dumps(extra, default=str))),
-            env.event_id,
-            LEVEL_NUMBERS[level],
-            seq,
-        )
-        if status != "INSERT 0 0":
+    async def _insert_log(self, env: EventEnvelope, seq: int, **row: Any) -> None:
+        if await insert_log(self.conn, env, seq, **row):
             self.logged_tasks.add(env.task_id)
 
-    async def on_log_emitted(self, env: EventEnvelope, e: LogEmitted, seq: int) -> None:
+    async def on_log_emitted(self, env: EventEnvelope, e: ev.LogEmitted, seq: int) -> None:
         await self._insert_log(
             env,
             seq,
@@ -447,35 +358,8 @@ class Projector:
             extra=e.extra,
         )
 
-    async def on_output_registered(self, env: EventEnvelope, e: OutputRegistered, seq: int) -> None:
-        await self.conn.execute(
-            """
-            INSERT INTO data_pipeline_task_outputs (task_id, execution_id, file_type, file_name, file_path,
-                file_size, content_hash, description, created_at, modified_at, is_primary, step_name, id)
-            SELECT $1::varchar,
-                   (SELECT execution_id FROM data_pipeline_task_executions WHERE execution_id = $2::varchar),
-                   $3, $4, $5, $6, $7, $8, $9::timestamptz, $9::timestamptz, $10, $11, $12
-            WHERE EXISTS (SELECT 1 FROM data_pipeline_tasks WHERE id = $1::varchar)
-            ON CONFLICT (task_id, file_path) DO UPDATE SET
-                execution_id = EXCLUDED.execution_id, file_type = EXCLUDED.file_type,
-                file_name = EXCLUDED.file_name, file_size = EXCLUDED.file_size,
-                content_hash = EXCLUDED.content_hash, description = EXCLUDED.description,
-                modified_at = EXCLUDED.modified_at, is_primary = EXCLUDED.is_primary,
-                step_name = EXCLUDED.step_name
-            """,
-            env.task_id,
-            e.execution_id,
-            e.file_type,
-            e.file_name,
-            e.relative_path,
-            e.size,
-            e.sha256,
-            e.description,
-            env.occurred_at,
-            e.is_primary,
-            e.step.value if e.step else None,
-            seq,
-        )
+    async def on_output_registered(self, env: EventEnvelope, e: ev.OutputRegistered, seq: int) -> None:
+        await upsert_output(self.conn, env, e, seq)
 
 
 def _waits_for_execute(parameters: object) -> bool:
@@ -486,45 +370,30 @@ def _waits_for_execute(parameters: object) -> bool:
 Handler = Callable[[Projector, EventEnvelope, Any, int], Awaitable[None]]
 
 HANDLERS: dict[type[BaseModel], Handler] = {
-    TaskCreated: Projector.on_task_created,
-    TaskStarted: Projector.on_task_started,
-    TaskRerunRequested: Projector.on_task_rerun_requested,
-    TaskFinished: Projector.on_task_finished,
-    TaskDeleted: Projector.on_task_deleted,
-    TaskLogsPurged: Projector.on_task_logs_purged,
-    TaskFilesCleaned: Projector.on_task_files_cleaned,
-    StepScheduled: Projector.on_step_scheduled,
-    StepSkipped: Projector.on_step_skipped,
-    StepRetryScheduled: Projector.on_step_retry_scheduled,
-    StepStarted: Projector.on_step_started,
-    StepHeartbeat: Projector.on_step_heartbeat,
-    StepProgress: Projector.on_step_progress,
-    StepSucceeded: Projector.on_step_succeeded,
-    StepFailed: Projector.on_step_failed,
-    StepCancelled: Projector.on_step_cancelled,
-    LogEmitted: Projector.on_log_emitted,
-    OutputRegistered: Projector.on_output_registered,
+    ev.TaskCreated: Projector.on_task_created,
+    ev.TaskStarted: Projector.on_task_started,
+    ev.TaskRerunRequested: Projector.on_task_rerun_requested,
+    ev.TaskFinished: Projector.on_task_finished,
+    ev.TaskDeleted: Projector.on_task_deleted,
+    ev.TaskLogsPurged: Projector.on_task_logs_purged,
+    ev.TaskFilesCleaned: Projector.on_task_files_cleaned,
+    ev.StepScheduled: Projector.on_step_scheduled,
+    ev.StepSkipped: Projector.on_step_skipped,
+    ev.StepRetryScheduled: Projector.on_step_retry_scheduled,
+    ev.StepStarted: Projector.on_step_started,
+    ev.StepHeartbeat: Projector.on_step_heartbeat,
+    ev.StepProgress: Projector.on_step_progress,
+    ev.StepSucceeded: Projector.on_step_succeeded,
+    ev.StepFailed: Projector.on_step_failed,
+    ev.StepCancelled: Projector.on_step_cancelled,
+    ev.LogEmitted: Projector.on_log_emitted,
+    ev.OutputRegistered: Projector.on_output_registered,
 }
 """What each event does to the read models; checked against the catalog below, at import."""
 
-IGNORED: frozenset[type[BaseModel]] = frozenset({TaskCancelRequested})
+IGNORED: frozenset[type[BaseModel]] = frozenset({ev.TaskCancelRequested})
 """Events with no effect on the read models: a cancel request shows through the scheduler's answer to it
 (step_cancelled, task_finished), never by itself."""
 
 
-def check_handlers(handlers: dict[type[BaseModel], Handler], ignored: frozenset[type[BaseModel]]) -> None:
-    """Every event of the catalog is handled or ignored on purpose, and nothing else is in the table:
-    a new event type, or a handler registered for the wrong class, stops the collector at import."""
-    catalog = set(EVENT_CLASSES)
-    problems = []
-    if missing := catalog - handlers.keys() - ignored:
-        problems.append(f"no handler and not ignored: {sorted(c.__name__ for c in missing)}")
-    if unknown := (handlers.keys() | ignored) - catalog:
-        problems.append(f"not in the event catalog: {sorted(c.__name__ for c in unknown)}")
-    if both := handlers.keys() & ignored:
-        problems.append(f"handled and ignored: {sorted(c.__name__ for c in both)}")
-    if problems:
-        raise TypeError("projector handler table: " + "; ".join(problems))
-
-
-check_handlers(HANDLERS, IGNORED)
+check_dispatch_table("projector", HANDLERS.keys(), IGNORED)

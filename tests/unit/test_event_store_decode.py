@@ -13,7 +13,7 @@ from pydantic import ValidationError
 import shared.event_store as store
 from services.log_collector import projections
 from shared.event_store import EVENT_VERSIONS, UPCASTERS, UndecodableEvent, decode, upcast
-from shared.events import EVENT_CLASSES, EVENT_TYPES, StepHeartbeat, TaskCancelRequested
+from shared.events import EVENT_CLASSES, EVENT_TYPES, StepHeartbeat, TaskCancelRequested, check_dispatch_table
 from shared.lifecycle import execution_finished, is_old_execution, step_finished, task_finished
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "stored_events_v1.jsonl"
@@ -93,19 +93,18 @@ def test_the_projector_table_covers_the_catalog() -> None:
 def test_a_table_missing_an_event_or_naming_a_stranger_is_refused() -> None:
     handlers = dict(projections.HANDLERS)
     del handlers[StepHeartbeat]
-    with pytest.raises(TypeError, match="no handler and not ignored: \\['StepHeartbeat'\\]"):
-        projections.check_handlers(handlers, projections.IGNORED)
+    with pytest.raises(
+        TypeError, match="projector handler table: no handler and not ignored: \\['StepHeartbeat'\\]"
+    ):
+        check_dispatch_table("projector", handlers, projections.IGNORED)
 
     class Stray(StepHeartbeat):
         pass
 
     with pytest.raises(TypeError, match="not in the event catalog: \\['Stray'\\]"):
-        projections.check_handlers(
-            {**projections.HANDLERS, Stray: projections.Projector.on_step_heartbeat},
-            frozenset({TaskCancelRequested}),
-        )
+        check_dispatch_table("projector", [*projections.HANDLERS, Stray], projections.IGNORED)
     with pytest.raises(TypeError, match="handled and ignored"):
-        projections.check_handlers(projections.HANDLERS, frozenset({TaskCancelRequested, StepHeartbeat}))
+        check_dispatch_table("projector", projections.HANDLERS, {TaskCancelRequested, StepHeartbeat})
 
 
 def test_a_finished_state_never_moves_back() -> None:
