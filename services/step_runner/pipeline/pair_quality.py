@@ -529,11 +529,12 @@ def _outer_join_of(r: _Range) -> ast.JoinExpr | None:
         for node in _walk(item, skip=lambda n: isinstance(n, ast.RangeSubselect | ast.SubLink)):
             if not isinstance(node, ast.JoinExpr):
                 continue
-            nullable = {
+            sides: dict[Any, tuple[Any, ...]] = {
                 enums.JoinType.JOIN_LEFT: (node.rarg,),
                 enums.JoinType.JOIN_RIGHT: (node.larg,),
                 enums.JoinType.JOIN_FULL: (node.larg, node.rarg),
-            }.get(node.jointype, ())
+            }
+            nullable = sides.get(node.jointype, ())
             if any(side is not None and any(n is r.node for n in _walk(side)) for side in nullable):
                 found = node  # the walk reaches inner joins after outer ones
     return found
