@@ -53,10 +53,6 @@ async def _executions(env: dict[str, str], task_id: str, step: str) -> list[str]
     return [r["status"] for r in rows]
 
 
-async def _eventually(check: Any, timeout: float = 30) -> Any:
-    return await eventually(check, timeout=timeout, interval=0.2)
-
-
 async def _store_questions(env: dict[str, str], task_id: str) -> list[str]:
     conn = await asyncpg.connect(PG_URL)
     try:
@@ -116,7 +112,9 @@ async def test_download_edit_upload_then_the_next_step_uses_it(
             return shown
         return None
 
-    shown = await _eventually(registered)
+    shown = await eventually(
+        registered, timeout=30, interval=0.2, what="the upload and its backup registered"
+    )
     assert shown, "the upload and its backup were never registered"
     assert shown[pair_name]["is_primary"] == files[pair_name]["is_primary"]
     assert (
@@ -155,7 +153,7 @@ async def test_download_edit_upload_then_the_next_step_uses_it(
         runs = await _executions(real_env, task_id, "training_load")
         return len(runs) == 2 and runs[-1] in ("completed", "failed")
 
-    assert await _eventually(loaded, timeout=120)
+    await eventually(loaded, timeout=120, interval=0.2, what="the second training_load to end")
     assert (await _executions(real_env, task_id, "training_load"))[-1] == "completed"
     assert EDITED_QUESTION in await _store_questions(real_env, task_id)
 

@@ -8,9 +8,8 @@ by the collector from the scheduler's task facts: each must be in the log table 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import pytest
@@ -20,11 +19,6 @@ from tests.support.api import BASE, Api
 from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.e2e
-T = TypeVar("T")
-
-
-async def _until(probe: Callable[[], Awaitable[T | None]], what: str, timeout: float = 30) -> T:
-    return await eventually(probe, timeout=timeout, what=what)  # type: ignore[arg-type]
 
 
 async def _task_lines(pg: asyncpg.Connection, task_id: str) -> list[asyncpg.Record]:
@@ -47,7 +41,7 @@ async def _file_lines(data_dir: Path, task_id: str, last_row_id: int) -> list[st
         lines = path.read_text(encoding="utf-8").splitlines()
         return lines if lines and lines[-1].endswith(f"(#{last_row_id})") else None
 
-    return await _until(written, "data_pipeline.log to catch up")
+    return await eventually(written, timeout=30, what="data_pipeline.log to catch up")
 
 
 def _steps(rows: list[asyncpg.Record]) -> list[str | None]:
@@ -59,7 +53,7 @@ async def _finished_lines(pg: asyncpg.Connection, task_id: str, last_step: str) 
         rows = await _task_lines(pg, task_id)
         return rows if rows and rows[-1]["step_name"] == last_step else None
 
-    return await _until(done, f"the {last_step} line of {task_id}")
+    return await eventually(done, timeout=30, what=f"the {last_step} line of {task_id}")
 
 
 async def test_completed_task_tells_its_story_once_in_table_and_file(

@@ -120,10 +120,6 @@ async def db(stack: Stack, env: dict[str, str]) -> AsyncIterator[asyncpg.Connect
     await conn.close()
 
 
-async def _eventually(predicate: Any, timeout: float = 30, what: str = "condition") -> None:
-    await eventually(predicate, timeout=timeout, what=what)
-
-
 async def _completed_task(api: Api) -> str:
     task_id = await api.create(URL)
     assert (await api.wait(task_id))["status"] == "completed"
@@ -258,7 +254,7 @@ async def test_retention_removes_old_logs_and_files_and_keeps_the_young(
             (old, "task_logs_purged"),
         } and not (data_root / ancient).exists()
 
-    await _eventually(retained, what="the scheduler's retention pass")
+    await eventually(retained, timeout=30, what="the scheduler's retention pass")
 
     # The ancient task: no log text anywhere, no files, the record says so; the task itself stays.
     assert await _log_counts(db, ancient) == (0, 0, 0)
@@ -365,4 +361,4 @@ async def test_dpctl_prune_still_deletes_through_the_api(api: Api, env: dict[str
         status, _ = await api.call("GET", f"{BASE}/tasks/{task_id}")
         return status == 404
 
-    await _eventually(gone, what="the pruned task to disappear")
+    await eventually(gone, timeout=30, what="the pruned task to disappear")

@@ -87,10 +87,6 @@ async def _publish_late_events(env: dict[str, str], task_id: str, execution_id: 
             await exchange.publish(aio_pika.Message(encode(envelope)), envelope.routing_key)
 
 
-async def _eventually(predicate, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
-    await eventually(predicate, timeout=timeout)
-
-
 async def test_a_deleted_task_leaves_no_events_secret_or_log_text(
     api: Api, pg: asyncpg.Connection, stack: Stack, stack_env: dict[str, str], data_dir: Path
 ) -> None:
@@ -119,8 +115,10 @@ async def test_a_deleted_task_leaves_no_events_secret_or_log_text(
 
     status, body = await api.call("DELETE", f"{BASE}/tasks/{task_id}")
     assert status in (200, 202), body
-    await _eventually(
-        lambda: pg.fetchval("SELECT EXISTS (SELECT 1 FROM task_tombstones WHERE task_id = $1)", task_id)
+    await eventually(
+        lambda: pg.fetchval("SELECT EXISTS (SELECT 1 FROM task_tombstones WHERE task_id = $1)", task_id),
+        timeout=30,
+        what="the task's tombstone",
     )
     await _assert_gone(api, task_id)
     assert await _tables_containing(pg, needles) == {}
@@ -272,7 +270,7 @@ async def test_an_accepted_task_is_addressable_while_the_collector_is_stalled(
             status, body = await _readyz(api)
             return status == 503 and "collector lagging" in body["data"]["response"]
 
-        await _eventually(not_ready, timeout=LAG_LIMIT + 10)
+        await eventually(not_ready, timeout=LAG_LIMIT + 10, what="readiness to fail on lag")
         status, body = await _readyz(api)
         assert body["data"]["checks"]["collector"] is False
         assert body["data"]["collector_lag_seconds"] > LAG_LIMIT
@@ -284,11 +282,11 @@ async def test_an_accepted_task_is_addressable_while_the_collector_is_stalled(
     async def gone() -> bool:
         return (await api.call("GET", f"{BASE}/tasks/{doomed}"))[0] == 404
 
-    await _eventually(gone, timeout=30)
+    await eventually(gone, timeout=30, what="the task gone")
 
     async def ready() -> bool:
         return (await _readyz(api))[0] == 200
 
-    await _eventually(ready, timeout=30)
+    await eventually(ready, timeout=30, what="ready again")
     detail = await api.task(task_id)
     assert detail["recorded"] is True and detail["parameters"]["db_connection"].startswith("postgresql://u:")
