@@ -12,6 +12,7 @@ and nothing hostile reaches the store.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,9 @@ REASONS = {
     "Update in a CTE": "contains UPDATE",
     "Order by parameter": "parameter $1",
 }
+# live rows only (orders has deleted_at): step 3's quality pass would otherwise add the filter (issue #13)
 VALID = {
-    f"How many orders have an id above {i}?": f"SELECT count(*) FROM orders WHERE id > {i};"
+    f"How many orders have an id above {i}?": f"SELECT count(*) FROM orders WHERE id > {i} AND deleted_at IS NULL;"
     for i in range(40)
 }
 PAIR_FILE = "qs_shop_20240101_000000_pair.json"
@@ -119,7 +121,8 @@ async def _stored_sql(env: dict[str, str]) -> set[str]:
 def _assert_nothing_hostile(stored: set[str]) -> None:
     hostile = {s.rstrip(";") for s in [*HOSTILE.values(), *PARAMETER.values()]}
     assert not {s.rstrip(";") for s in stored} & hostile
-    assert not any(word in s.lower() for s in stored for word in ("pg_sleep", "query_to_xml", "delete"))
+    words = re.compile(r"pg_sleep|query_to_xml|\bdelete\b")  # the statement, not the deleted_at column
+    assert not any(words.search(s.lower()) for s in stored)
 
 
 async def test_hostile_statements_are_invalid_verdicts_and_never_reach_the_store(
