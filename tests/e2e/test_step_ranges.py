@@ -41,13 +41,14 @@ def _plan(detail: dict[str, Any]) -> dict[str, tuple[bool, str | None]]:
 async def _rerun_finished(api: Api, pg: asyncpg.Connection, task_id: str, executions: int) -> dict[str, Any]:
     """The detail once the rerun's executions exist and the task is terminal again."""
 
-    async def finished() -> dict[str, Any]:
-        assert len(await _executions(pg, task_id)) >= executions, "the rerun's executions are not there yet"
+    async def finished() -> dict[str, Any] | None:
+        if len(await _executions(pg, task_id)) < executions:
+            return None
         detail = await api.task(task_id)
-        assert detail["status"] in TERMINAL, detail
-        return detail
+        return detail if detail["status"] in TERMINAL else None
 
-    return await eventually(finished, timeout=60, what=f"the rerun of {task_id} to finish")
+    result: dict[str, Any] = await eventually(finished, timeout=60, what=f"the rerun of {task_id} to finish")
+    return result
 
 
 def _give_step_outputs(directory: Path) -> None:
