@@ -101,6 +101,19 @@ async def test_deep_link_opens_a_finished_task_with_its_report_and_files(
     await probe.assert_clean(page)
 
 
+async def test_the_steps_a_range_leaves_out_say_why(open_ui: OpenUi, ui_url: str, api: Api) -> None:
+    task_id = await api.create(DB_URL, "range", task_name="range run", to_step=2)
+    assert (await api.wait(task_id))["status"] == "completed"
+    page, probe = await open_ui(f"{ui_url}/#{task_id}")
+    steps = page.locator("#steps tr")
+    await expect(steps).to_have_count(4)
+    await expect(steps.nth(0).locator(".status")).to_have_text("completed")
+    await expect(steps.nth(2)).to_contain_text("not in this run: outside the requested range: steps 1-2")
+    await expect(steps.nth(3)).to_contain_text("not in this run: outside the requested range: steps 1-2")
+    await expect(steps.nth(1)).not_to_contain_text("not in this run")
+    await probe.assert_clean(page)
+
+
 async def test_main_views_have_no_serious_accessibility_violations(
     open_ui: OpenUi, ui_url: str, api: Api
 ) -> None:

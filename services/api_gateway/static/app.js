@@ -189,6 +189,8 @@ async function refreshDetail() {
   const running = !TERMINAL.includes(t.status);
   $("cancel").disabled = !running;
   $("rerun").disabled = running;
+  // The plan: why a step is not part of this run (outside the range, single mode, disabled).
+  const notRun = Object.fromEntries((t.plan || []).filter((p) => !p.runs).map((p) => [p.step, p.reason]));
   $("steps").replaceChildren(
     ...t.steps.map((s) =>
       el(
@@ -199,7 +201,9 @@ async function refreshDetail() {
         el("td", {}, badge(s.status), s.status === "running" ? ` ${s.progress}%` : ""),
         el("td", {}, String(s.attempts)),
         el("td", {}, fmtDur(s.duration)),
-        el("td", { class: "err" }, s.error_message || ""),
+        s.error_message || !notRun[s.step]
+          ? el("td", { class: "err" }, s.error_message || "")
+          : el("td", { class: "muted" }, `not in this run: ${notRun[s.step]}`),
         el("td", {}, el("button", { class: "ghost", onclick: () => execute({ single_step: s.step_number }), ...(running ? { disabled: "" } : {}) }, "run")),
       ),
     ),
