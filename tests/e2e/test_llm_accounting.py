@@ -28,8 +28,9 @@ from tests.support.stack import Stack, free_port
 pytestmark = pytest.mark.e2e
 
 QUESTION = "How many orders did each customer place?"
-BROKEN = "SELECT custmer_id, count(*) FROM orders GROUP BY custmer_id;"
-FIXED = "SELECT customer_id, count(*) FROM orders GROUP BY customer_id;"
+# live orders only (orders has deleted_at), so step 3's quality pass leaves the repaired statement as is
+BROKEN = "SELECT custmer_id, count(*) FROM orders WHERE deleted_at IS NULL GROUP BY custmer_id;"
+FIXED = "SELECT customer_id, count(*) FROM orders WHERE deleted_at IS NULL GROUP BY customer_id;"
 PROMPT_PRICE, COMPLETION_PRICE = 0.5, 2.0
 
 
