@@ -121,3 +121,19 @@ def test_an_old_execution_is_ignored() -> None:
     assert not is_old_execution("exec_2", "exec_2")
     assert not is_old_execution("exec_2", None)  # a skip or a retry decision names no execution
     assert not is_old_execution(None, "exec_1")  # no execution known yet
+
+
+async def test_the_projector_dispatches_through_the_table_and_touches_nothing_for_an_ignored_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[tuple[str, int]] = []
+
+    async def record(p: projections.Projector, env: Any, e: Any, seq: int) -> None:
+        seen.append((e.type, seq))
+
+    monkeypatch.setitem(projections.HANDLERS, StepHeartbeat, record)
+    projector = projections.Projector(conn=None)  # type: ignore[arg-type]  # any query would fail
+    by_type = {row["type"]: decode(row) for row in _rows()}
+    await projector.apply(by_type["step_heartbeat"], 7)
+    await projector.apply(by_type["task_cancel_requested"], 8)
+    assert seen == [("step_heartbeat", 7)]
