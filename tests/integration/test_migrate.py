@@ -21,7 +21,11 @@ async def test_migrate_twice_and_concurrently() -> None:
     try:
         first, second = await asyncio.gather(migrate(settings), migrate(settings))
         every = sorted(p.name for p in (Path(__file__).parents[2] / "shared" / "migrations").glob("*.sql"))
-        assert every[:3] == ["0001_pipeline_tables.sql", "0002_task_tombstones.sql", "0003_event_versions.sql"]
+        assert every[:3] == [
+            "0001_pipeline_tables.sql",
+            "0002_task_tombstones.sql",
+            "0003_event_versions.sql",
+        ]
         assert sorted([first, second], key=len) == [[], every]
         assert await migrate(settings) == []
         conn = await asyncpg.connect(PG_URL)
