@@ -55,13 +55,13 @@ def _task_dir(tmp_path: Path, *, with_catalog: bool = True) -> Path:
 
 
 def _context(task_dir: Path, **params: object) -> RecordingContext:
-    parameters = TaskParameters(
-        db_connection="postgresql://app@db.example/shop",
-        business_context=CONTEXT,
-        theme_count=3,
-        questions_per_theme=6,
-        **params,  # type: ignore[arg-type]
-    )
+    defaults: dict[str, object] = {
+        "db_connection": "postgresql://app@db.example/shop",
+        "business_context": CONTEXT,
+        "theme_count": 3,
+        "questions_per_theme": 6,
+    }
+    parameters = TaskParameters.model_validate(defaults | params)
     return RecordingContext(task_dir, parameters, "postgresql://unused", step=StepName.QA_GENERATION)
 
 
@@ -107,14 +107,35 @@ async def test_writes_pairs_and_theme_files_whose_sql_runs(
 async def test_rerun_leaves_exactly_one_pair_file(tmp_path: Path) -> None:
     task_dir = _task_dir(tmp_path)
     await QaGenerationExecutor(LLMSettings(), clock=_clock(1)).run(_context(task_dir))
-    first = sorted(task_dir.glob("qs_*_pair.json"))
-    (task_dir / (first[0].name + ".backup")).write_text("[]", encoding="utf-8")  # as step 3 leaves it
-    (task_dir / "qs_other_20240101_000000_pair.json").write_text("[]", encoding="utf-8")
+    first = "qs_shop_20250304_050601_pair.json"
+    assert [p.name for p in task_dir.glob("qs_*_pair.json*")] == [first]
+    (task_dir / (first + ".backup")).write_text("[]", encoding="utf-8")  # as step 3 leaves it
+    (task_dir / "qs_other_20990101_000000_pair.json").write_text("[]", encoding="utf-8")  # a stray copy
+    (task_dir / first).write_text("[]", encoding="utf-8")  # so the re-run's pairs are seen to replace it
 
-    ctx = _context(task_dir, db_name="shop db")
+    # The re-run writes under the registered name, so the task lists one pair file, primary, with the new
+    # pairs: a new name would leave the first one registered as primary too (issue #14, item 10).
+    ctx = _context(task_dir, questions_per_theme=4)
     summary = await QaGenerationExecutor(LLMSettings(), clock=_clock(2)).run(ctx)
-    assert [p.name for p in task_dir.glob("qs_*_pair.json*")] == ["qs_shop_db_20250304_050602_pair.json"]
+    assert [p.name for p in task_dir.glob("qs_*_pair.json*")] == [first]
+    assert summary["pair_file"] == first
+    assert [n for n in ctx.outputs if n.startswith("qs_")] == [first] and ctx.outputs[first]["is_primary"]
+    pairs = json.loads((task_dir / first).read_text(encoding="utf-8"))
+    assert len(pairs) == summary["pairs"] > 0
+
+    # The registered name stays even when the task's db_name changed since: one pair file, not two.
+    ctx = _context(task_dir, db_name="shop db")
+    summary = await QaGenerationExecutor(LLMSettings(), clock=_clock(3)).run(ctx)
+    assert [p.name for p in task_dir.glob("qs_*_pair.json*")] == [first] == [summary["pair_file"]]
+
+
+async def test_first_run_names_the_pair_file_by_database_and_time(tmp_path: Path) -> None:
+    task_dir = _task_dir(tmp_path)
+    summary = await QaGenerationExecutor(LLMSettings(), clock=_clock(2)).run(
+        _context(task_dir, db_name="shop db")
+    )
     assert summary["pair_file"] == "qs_shop_db_20250304_050602_pair.json"
+    assert [p.name for p in task_dir.glob("qs_*_pair.json*")] == [summary["pair_file"]]
 
 
 class _TrickyThemes(OfflineTextToSQLModel):

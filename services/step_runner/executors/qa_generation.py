@@ -2,7 +2,8 @@
 
 Inputs: `schema_catalog.json` (plus the `.ddl` / `_detail.md` files) from ddl_generation. Outputs:
 `qs_<db>_<timestamp>_pair.json`, `metadata.txt`, `metadata_detail.md`, `db_query_decision_prompt.txt`.
-A re-run replaces the previous pair file (and its `.backup`), so the directory holds exactly one.
+A re-run writes its pairs under the name of the pair file it replaces (and removes any other pair file
+and the `.backup`), so the directory holds exactly one, registered once as primary.
 """
 
 from __future__ import annotations
@@ -208,11 +209,15 @@ def _file_part(db_name: str) -> str:
 
 def _pair_name(task_dir: Path, db_name: str, generated_at: datetime) -> str:
     """A re-run keeps the name of the pair file it replaces, so the task has one registered pair file
-    (registering a new name would leave the old one listed as primary too); a first run names it."""
-    previous = sorted(p.name for p in task_dir.glob(PAIR_GLOB) if p.is_file())
+    (registering a new name would leave the old one listed as primary too); a first run names it.
+
+    Of several pair files (a stray copy beside the registered one), the newest of this database's is
+    the one replaced, else the newest of any: names end with the run's timestamp."""
+    prefix = f"qs_{_file_part(db_name)}_"
+    previous = [p.name for p in task_dir.glob(PAIR_GLOB) if p.is_file()]
     if previous:
-        return previous[-1]
-    return f"qs_{_file_part(db_name)}_{generated_at:%Y%m%d_%H%M%S}_pair.json"
+        return max(previous, key=lambda n: (n.startswith(prefix), n[-len("00000000_000000_pair.json") :], n))
+    return f"{prefix}{generated_at:%Y%m%d_%H%M%S}_pair.json"
 
 
 def _write_outputs(task_dir: Path, files: dict[str, str]) -> None:
