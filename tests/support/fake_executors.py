@@ -6,6 +6,7 @@ Directives (space separated) in business_context:
   sleep:<step>=<secs>    the step works that long (async, heartbeats keep flowing)
   block:<step>=<secs>    the first attempt blocks the event loop that long (no heartbeats: a zombie)
   partial:<step>         the step succeeds with summary partial=true
+  logs:<step>=<n>        the step logs n more lines, their levels cycling DEBUG, INFO, WARNING, ERROR, CRITICAL
   llm:<step>=<n>         the step makes one LLM call of n prompt and n/2 completion tokens ("scripted-model"),
                          metered like a provider's call (so max_llm_tokens holds)
 Every step writes a file, registers it, logs a few lines (one of them tries to log the connection URL
@@ -52,6 +53,9 @@ class ScriptedExecutor:
             for i in range(steps):
                 await asyncio.sleep(total / steps)  # the scripted step's working time (`sleep:<step>=s`)
                 await ctx.progress(100 * (i + 1) / steps, f"working {i + 1}/{steps}")
+        for i in range(int(d.get("logs", 0))):
+            level = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")[i % 5]
+            await ctx.log(level, f"{ctx.step.value} scripted line {i} ({level.lower()})")
         if "llm" in d:
             llm_usage.before_call()
             llm_usage.record_call("scripted-model", int(d["llm"]), int(d["llm"]) // 2, 0.01)

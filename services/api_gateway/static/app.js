@@ -6,7 +6,14 @@ const API = "/api/v0/data_pipeline";
 const TERMINAL = ["completed", "partial_completed", "failed", "cancelled"];
 const $ = (id) => document.getElementById(id);
 
-const state = { selected: null, cursor: null, stream: null, refreshTimer: null, seenLogs: new Set() };
+const state = {
+  selected: null, // the task whose detail is open
+  task: null, // its latest detail (the snapshot, then updated by events and refreshes)
+  cursor: null, listRows: 0, // the task list's next page and how many rows the user has loaded
+  stream: null, watch: 0, // the open event stream's AbortController; the generation of the detail being watched
+  refreshTimer: null, pollTimer: null,
+  log: { seen: new Set(), older: null, total: 0, live: 0, loading: null, buffer: [], maxId: null },
+};
 
 // --- HTTP ---------------------------------------------------------------------------------------
 
@@ -41,7 +48,10 @@ async function api(method, path, body) {
   if (!envelope.success) {
     const d = envelope.data || {};
     const names = [...(d.missing_params || []), ...(d.invalid_params || [])];
-    throw new Error((d.response || `HTTP ${resp.status}`) + (names.length && !d.response.includes(names[0]) ? ` (${names.join(", ")})` : ""));
+    const text = d.response || `HTTP ${resp.status}`;
+    const error = new Error(text + (names.length && !text.includes(names[0]) ? ` (${names.join(", ")})` : ""));
+    error.status = resp.status;
+    throw error;
   }
   return envelope.data;
 }
@@ -49,6 +59,8 @@ async function api(method, path, body) {
 function setConn(ok) {
   $("conn").textContent = ok ? "" : "gateway unreachable";
 }
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // A 401 means this gateway has tokens configured: say so next to the token field and put the cursor there
 // (once, so a later 401 never pulls focus away from what the user is typing).
@@ -89,35 +101,61 @@ function flash(id, text, good) {
 
 // --- task list ----------------------------------------------------------------------------------
 
-async function loadTasks(append = false) {
-  const params = new URLSearchParams({ limit: "20" });
+function listParams() {
+  const params = new URLSearchParams();
   if ($("filter-status").value) params.set("status", $("filter-status").value);
   if ($("filter-search").value.trim()) params.set("search", $("filter-search").value.trim());
-  if (append && state.cursor) params.set("cursor", state.cursor);
+  return params;
+}
+
+function taskRow(t) {
+  const open = () => openTask(t.task_id);
+  const row = el(
+    "tr",
+    {
+      class: `task${t.task_id === state.selected ? " sel" : ""}`, tabindex: "0", onclick: open,
+      onkeydown: (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); open(); } },
+    },
+    el("td", {}, el("div", {}, t.task_name || t.task_id), el("div", { class: "muted" }, t.task_name ? t.task_id : t.db_name || "")),
+    el("td", {}, badge(t.status)),
+    el("td", { class: "pct" }, `${t.progress}%`),
+    el("td", { class: "muted" }, fmtTime(t.created_at)),
+  );
+  row.dataset.id = t.task_id;
+  if (t.task_id === state.selected) row.setAttribute("aria-current", "true");
+  return row;
+}
+
+// `append`: the next page ("more"). Otherwise the list is fetched again from the top, as many rows as the
+// user has loaded (so the auto-refresh never takes back what "more" showed).
+async function loadTasks(append = false) {
+  const want = append ? 20 : Math.max(20, state.listRows);
+  const rows = [];
+  let cursor = append ? state.cursor : null;
   let data;
   try {
-    data = await api("GET", `/tasks?${params}`);
+    do {
+      const params = listParams();
+      params.set("limit", String(Math.min(100, want - rows.length)));
+      if (cursor) params.set("cursor", cursor);
+      data = await api("GET", `/tasks?${params}`);
+      rows.push(...data.tasks);
+      cursor = data.next_cursor;
+    } while (cursor && rows.length < want);
   } catch (err) {
     $("total").textContent = err.message;
     return;
   }
   const body = $("task-rows");
+  const focused = document.activeElement?.closest?.("tr.task")?.dataset.id;
   if (!append) body.replaceChildren();
-  for (const t of data.tasks) {
-    const row = el(
-      "tr",
-      { class: `task${t.task_id === state.selected ? " sel" : ""}`, onclick: () => selectTask(t.task_id) },
-      el("td", {}, el("div", {}, t.task_name || t.task_id), el("div", { class: "muted" }, t.task_name ? t.task_id : t.db_name || "")),
-      el("td", {}, badge(t.status)),
-      el("td", {}, `${t.progress}%`),
-      el("td", { class: "muted" }, fmtTime(t.created_at)),
-    );
-    row.dataset.id = t.task_id;
-    body.append(row);
-  }
-  state.cursor = data.next_cursor;
-  $("more").hidden = !data.next_cursor;
-  $("total").textContent = `${data.total} task(s)`;
+  body.append(...rows.map(taskRow));
+  if (focused) body.querySelector(`tr.task[data-id="${CSS.escape(focused)}"]`)?.focus();
+  state.listRows = body.children.length;
+  state.cursor = cursor;
+  $("more").hidden = !cursor;
+  $("total").textContent = `${state.listRows} of ${data.total} task(s)`;
+  if (state.task) showListProgress(state.task);
 }
 
 // --- create -------------------------------------------------------------------------------------
@@ -143,7 +181,7 @@ $("create").addEventListener("submit", async (ev) => {
     flash("create-msg", `created ${data.task_id}`, true);
     f.db_connection.value = "";
     await loadTasks();
-    selectTask(data.task_id);
+    openTask(data.task_id);
   } catch (err) {
     flash("create-msg", err.message, false);
   }
@@ -151,44 +189,118 @@ $("create").addEventListener("submit", async (ev) => {
 
 // --- detail -------------------------------------------------------------------------------------
 
-async function selectTask(taskId) {
-  state.selected = taskId;
-  if (location.hash.slice(1) !== taskId) history.replaceState(null, "", "#" + taskId);
-  state.seenLogs = new Set();
-  document.querySelectorAll("tr.task").forEach((r) => r.classList.toggle("sel", r.dataset.id === taskId));
-  $("detail").hidden = false;
-  $("logs").replaceChildren();
-  await refreshDetail();
-  await loadLogs();
-  openStream(taskId);
+// A task chosen by the user is a history entry of its own (Back returns to the previous one).
+function openTask(taskId) {
+  if (location.hash.slice(1) !== taskId) history.pushState(null, "", "#" + taskId);
+  selectTask(taskId);
 }
 
+function hashTask() {
+  const id = decodeURIComponent(location.hash.slice(1));
+  return /^(task|manual)_[0-9_a-z]+$/.test(id) ? id : null;
+}
+
+window.addEventListener("popstate", () => {
+  const id = hashTask();
+  if (id && id !== state.selected) selectTask(id);
+  else if (!id && state.selected) clearDetail("Select a task");
+});
+
+function clearDetail(title) {
+  state.watch += 1;
+  closeStream();
+  stopPolling();
+  state.selected = null;
+  state.task = null;
+  $("detail").hidden = true;
+  $("detail-title").textContent = title;
+  document.querySelectorAll("tr.task").forEach((r) => { r.classList.remove("sel"); r.removeAttribute("aria-current"); });
+}
+
+async function selectTask(taskId) {
+  const gen = ++state.watch;
+  closeStream();
+  stopPolling();
+  state.selected = taskId;
+  state.task = null;
+  state.lastEventId = null;
+  document.querySelectorAll("tr.task").forEach((r) => {
+    r.classList.toggle("sel", r.dataset.id === taskId);
+    if (r.dataset.id === taskId) r.setAttribute("aria-current", "true"); else r.removeAttribute("aria-current");
+  });
+  $("missing").hidden = true;
+  $("logs").replaceChildren();
+  state.log = { seen: new Set(), older: null, total: 0, live: 0, loading: null, buffer: [], maxId: null };
+  const t = await refreshDetail();
+  if (gen !== state.watch || !t) return;
+  $("detail").hidden = false;
+  loadLogs();
+  follow(taskId, gen);
+}
+
+// GET the task and show it; null (and the reason shown) when it cannot be read.
 async function refreshDetail() {
   const taskId = state.selected;
-  if (!taskId) return;
+  if (!taskId) return null;
   let t;
   try {
     t = await api("GET", `/tasks/${taskId}`);
   } catch (err) {
-    $("detail-title").textContent = err.message;
-    return;
+    if (taskId !== state.selected) return null;
+    if (err.status === 404) {
+      // Deleted (or never existed): nothing to act on, and nothing more to ask the server.
+      clearDetail("Task not found");
+      $("missing").textContent = `Task ${taskId} was not found: it was deleted, or the link is wrong.`;
+      $("missing").hidden = false;
+      history.replaceState(null, "", location.pathname + location.search);
+      loadTasks();
+    } else {
+      flash("detail-msg", err.message, false);
+    }
+    return null;
   }
-  if (taskId !== state.selected) return;
+  if (taskId !== state.selected) return null;
+  renderDetail(t);
+  loadFiles();
+  return t;
+}
+
+const isRunning = (t) => t && !TERMINAL.includes(t.status);
+
+function renderDetail(t) {
+  const before = state.task;
+  state.task = t;
   $("detail-title").replaceChildren(t.task_name || t.task_id, " ", badge(t.status));
+  if (before && before.task_id === t.task_id && before.status !== t.status) announce(`Task ${t.task_name || t.task_id} is ${t.status}`);
   const p = t.parameters || {};
   const kv = [
     ["task id", t.task_id], ["database", p.db_connection || "—"], ["business context", t.business_context || "—"],
     ["mode", t.execution_mode + (t.single_step ? ` (step ${t.single_step})` : "")],
     ["current step", t.current_step || "—"], ["created", fmtTime(t.created_at)],
-    ["started", fmtTime(t.started_at)], ["completed", fmtTime(t.completed_at)], ["duration", fmtDur(t.duration)],
+    ["started", fmtTime(t.started_at)], ["completed", fmtTime(t.completed_at)],
+    ["duration", el("span", { id: "task-duration" }, fmtDur(t.duration))],
     ["output directory", t.output_directory || "—"],
   ];
-  $("detail-kv").replaceChildren(...kv.flatMap(([k, v]) => [el("div", {}, k), el("div", {}, String(v))]));
+  $("detail-kv").replaceChildren(...kv.flatMap(([k, v]) => [el("div", {}, k), el("div", {}, v instanceof Node ? v : String(v))]));
   if (t.error_message) $("detail-kv").append(el("div", {}, "error"), el("div", { class: "err" }, t.error_message));
-  $("progress").style.width = `${t.progress}%`;
-  const running = !TERMINAL.includes(t.status);
+  const running = isRunning(t);
+  // A refresh that finds the run over ends a stream still open for it (its end may never come if the
+  // stream was opened after the task's last event).
+  if (!running && state.stream && state.stream.taskId === t.task_id) {
+    state.stream.finished = true;
+    state.stream.abort();
+  }
   $("cancel").disabled = !running;
   $("rerun").disabled = running;
+  renderSteps();
+  renderReport(t.result);
+  tick();
+}
+
+// The run's steps from the model in state.task (live events update the model, then this redraws it).
+function renderSteps() {
+  const t = state.task;
+  const running = isRunning(t);
   // The plan: why a step is not part of this run (outside the range, single mode, disabled).
   const notRun = Object.fromEntries((t.plan || []).filter((p) => !p.runs).map((p) => [p.step, p.reason]));
   $("steps").replaceChildren(
@@ -200,16 +312,56 @@ async function refreshDetail() {
         el("td", {}, s.step),
         el("td", {}, badge(s.status), s.status === "running" ? ` ${s.progress}%` : ""),
         el("td", {}, String(s.attempts)),
-        el("td", {}, fmtDur(s.duration)),
+        el("td", { class: "dur" }, fmtDur(s.duration)),
         s.error_message || !notRun[s.step]
           ? el("td", { class: "err" }, s.error_message || "")
           : el("td", { class: "muted" }, `not in this run: ${notRun[s.step]}`),
-        el("td", {}, el("button", { class: "ghost", onclick: () => execute({ single_step: s.step_number }), ...(running ? { disabled: "" } : {}) }, "run")),
+        el("td", {}, el("button", { class: "ghost", "aria-label": `run step ${s.step_number} ${s.step}`, onclick: () => execute({ single_step: s.step_number }), ...(running ? { disabled: "" } : {}) }, "run")),
       ),
     ),
   );
-  renderReport(t.result);
-  await loadFiles();
+  showProgress();
+}
+
+// The overall progress: the steps this run does, each counted by its own progress (a finished one as
+// 100%). The bar and the task's row in the list show the same number.
+function overallProgress(t) {
+  if (!isRunning(t)) return t.progress;
+  const runs = new Set((t.plan || []).filter((p) => p.runs).map((p) => p.step));
+  const steps = t.steps.filter((s) => !runs.size || runs.has(s.step));
+  if (!steps.length) return t.progress;
+  const done = steps.reduce((sum, s) => sum + (["completed", "skipped"].includes(s.status) ? 100 : s.status === "running" ? s.progress : 0), 0);
+  return Math.max(0, Math.min(100, Math.round(done / steps.length)));
+}
+
+function showProgress() {
+  const pct = overallProgress(state.task);
+  $("progress").style.width = `${pct}%`;
+  $("progress-box").setAttribute("aria-valuenow", String(pct));
+  $("progress-text").textContent = `${pct}%`;
+  showListProgress(state.task);
+}
+
+function showListProgress(t) {
+  const cell = document.querySelector(`tr.task[data-id="${CSS.escape(t.task_id)}"] .pct`);
+  if (cell) cell.textContent = `${overallProgress(t)}%`;
+}
+
+// Running durations tick once a second (from started_at), for the task and its running steps.
+function tick() {
+  const t = state.task;
+  if (!t || !isRunning(t)) return;
+  const since = (iso) => (iso ? Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000) : null);
+  if (t.started_at && $("task-duration")) $("task-duration").textContent = fmtDur(since(t.started_at));
+  const rows = $("steps").children;
+  t.steps.forEach((s, i) => {
+    if (s.status === "running" && s.started_at && rows[i]) rows[i].querySelector(".dur").textContent = fmtDur(since(s.started_at));
+  });
+}
+setInterval(tick, 1000);
+
+function announce(text) {
+  $("announce").textContent = text;
 }
 
 // The final report (`result`) of a finished run, compact: a line per step with its counts, then the
@@ -259,28 +411,152 @@ function renderReport(r) {
   box.replaceChildren(...rows.flatMap(([k, v]) => [el("div", {}, k), el("div", {}, v)]));
 }
 
-function appendLog(line) {
-  if (line.event_id && state.seenLogs.has(line.event_id)) return;
-  if (line.event_id) state.seenLogs.add(line.event_id);
-  const min = $("log-level").value;
-  const order = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
-  if (min && order.indexOf(line.level) < order.indexOf(min)) return;
-  const box = $("logs");
-  const stick = box.scrollTop + box.clientHeight >= box.scrollHeight - 20;
-  const time = new Date(line.timestamp).toLocaleTimeString();
-  box.append(el("div", { class: `l-${line.level}` }, `${time} ${line.level.padEnd(8)} ${line.step_name ? `[${line.step_name}] ` : ""}${line.message}`));
-  if (stick) box.scrollTop = box.scrollHeight;
+// --- log viewer ---------------------------------------------------------------------------------
+// The newest page of lines matching the filters (level, step, text: the API's own filters), "load older"
+// pages back with the API's keyset cursor, live lines are appended while "follow" keeps the end in view.
+
+const LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
+const LOG_PAGE = 200;
+
+function logFilters() {
+  return { level: $("log-level").value, step: $("log-step").value, q: $("log-q").value.trim() };
 }
 
-async function loadLogs() {
-  const params = new URLSearchParams({ limit: "500", order: "desc" });
-  if ($("log-level").value) params.set("level", $("log-level").value);
-  try {
-    const data = await api("GET", `/tasks/${state.selected}/logs?${params}`);
-    data.logs.reverse().forEach(appendLog);
-  } catch (err) {
-    $("logs").append(el("div", { class: "l-ERROR" }, err.message));
+function logMatches(line, f) {
+  if (f.level && LEVELS.indexOf(line.level) < LEVELS.indexOf(f.level)) return false;
+  if (f.step && line.step_name !== f.step) return false;
+  return !(f.q && !String(line.message).toLowerCase().includes(f.q.toLowerCase()));
+}
+
+function logNode(line) {
+  const time = new Date(line.timestamp).toLocaleTimeString();
+  return el("div", { class: `l-${line.level}` }, `${time} ${line.level.padEnd(8)} ${line.step_name ? `[${line.step_name}] ` : ""}${line.message}`);
+}
+
+function showLogCount() {
+  const log = state.log;
+  const shown = $("logs").querySelectorAll("div[class^='l-']").length;
+  const total = log.total + log.live;
+  $("log-count").textContent = `${shown} of ${total}${log.exact === false ? "+" : ""} line(s)`;
+  $("log-older").hidden = !log.older;
+  let empty = $("logs").querySelector(".empty");
+  if (!shown && !empty) {
+    const f = logFilters();
+    empty = el("p", { class: "empty" }, f.level || f.step || f.q ? "No log lines match these filters." : "No log lines yet.");
+    $("logs").append(empty);
+  } else if (shown && empty) {
+    empty.remove();
   }
+}
+
+function followEnd() {
+  if ($("log-follow").checked) $("logs").scrollTop = $("logs").scrollHeight;
+}
+
+// A line from the live stream: buffered while a page is loading, dropped when already shown.
+function appendLog(line) {
+  const log = state.log;
+  if (log.loading) {
+    log.buffer.push(line);
+    return;
+  }
+  if (log.seen.has(line.event_id)) return;
+  log.seen.add(line.event_id);
+  if (!logMatches(line, logFilters())) return;
+  log.live += 1;
+  $("logs").append(logNode(line));
+  showLogCount();
+  followEnd();
+}
+
+// (Re)loads the newest page for the open task; lines streamed meanwhile are shown after it.
+async function loadLogs() {
+  const taskId = state.selected;
+  const log = state.log;
+  const params = new URLSearchParams({ limit: String(LOG_PAGE) });
+  const f = logFilters();
+  if (f.level) params.set("level", f.level);
+  if (f.step) params.set("step", f.step);
+  if (f.q) params.set("q", f.q);
+  const loading = api("GET", `/tasks/${taskId}/logs?${params}`);
+  log.loading = loading;
+  let data = null;
+  try {
+    data = await loading;
+  } catch (err) {
+    if (log.loading === loading) flash("detail-msg", `logs: ${err.message}`, false);
+  }
+  if (log.loading !== loading || taskId !== state.selected) return;
+  log.loading = null;
+  const buffered = log.buffer;
+  log.buffer = [];
+  if (data) {
+    log.seen = new Set(data.logs.map((l) => l.event_id));
+    log.maxId = data.logs.reduce((max, l) => (l.id != null && l.id > max ? l.id : max), 0);
+    log.older = data.next_cursor;
+    log.total = data.total;
+    log.exact = data.total_exact;
+    log.live = 0;
+    $("logs").replaceChildren(...data.logs.map(logNode));
+  }
+  buffered.forEach(appendLog);
+  showLogCount();
+  followEnd();
+}
+
+// Lines the page has not seen yet (after a reconnection, or stored after the stream ended), appended in
+// order; the older pages the user loaded stay.
+async function catchUpLogs() {
+  const taskId = state.selected;
+  const log = state.log;
+  if (log.loading) return; // the page being loaded has them
+  if (log.maxId == null) return loadLogs();
+  const params = new URLSearchParams({ limit: "1000", order: "asc", after: String(log.maxId) });
+  const f = logFilters();
+  if (f.level) params.set("level", f.level);
+  if (f.step) params.set("step", f.step);
+  if (f.q) params.set("q", f.q);
+  const loading = api("GET", `/tasks/${taskId}/logs?${params}`);
+  log.loading = loading;
+  let data = null;
+  try {
+    data = await loading;
+  } catch (err) {
+    if (log.loading === loading) flash("detail-msg", `logs: ${err.message}`, false);
+  }
+  if (log.loading !== loading || taskId !== state.selected) return;
+  log.loading = null;
+  const buffered = log.buffer;
+  log.buffer = [];
+  if (data) {
+    const fresh = data.logs.filter((l) => !log.seen.has(l.event_id));
+    fresh.forEach((l) => log.seen.add(l.event_id));
+    data.logs.forEach((l) => { if (l.id != null) log.maxId = Math.max(log.maxId, l.id); });
+    $("logs").append(...fresh.map(logNode));
+    log.live += fresh.length;
+  }
+  buffered.forEach(appendLog);
+  showLogCount();
+  followEnd();
+}
+
+async function loadOlderLogs() {
+  const log = state.log;
+  if (!log.older) return;
+  const box = $("logs");
+  try {
+    const data = await api("GET", `/tasks/${state.selected}/logs?limit=${LOG_PAGE}&cursor=${encodeURIComponent(log.older)}`);
+    const fromBottom = box.scrollHeight - box.scrollTop;
+    const fresh = data.logs.filter((l) => !log.seen.has(l.event_id));
+    fresh.forEach((l) => log.seen.add(l.event_id));
+    box.prepend(...fresh.map(logNode));
+    box.scrollTop = box.scrollHeight - fromBottom; // the lines being read stay in place
+    log.older = data.next_cursor;
+    $("log-follow").checked = false;
+  } catch (err) {
+    flash("detail-msg", `logs: ${err.message}`, false);
+  }
+  showLogCount();
 }
 
 async function loadFiles() {
@@ -319,15 +595,34 @@ async function download(file) {
 
 // --- commands -----------------------------------------------------------------------------------
 
+// Which run the detail shows: a re-run has started when any of these changes.
+const runMark = (t) => JSON.stringify([t.status, t.started_at, t.completed_at, t.steps.map((s) => s.attempts)]);
+
 async function execute(body) {
+  const taskId = state.selected;
+  const gen = ++state.watch; // whatever watched the finished run stops here
+  closeStream();
+  const before = state.task ? runMark(state.task) : null;
   try {
-    openStream(state.selected); // subscribe first, so no event of the new run is missed
-    const data = await api("POST", `/tasks/${state.selected}/execute`, body);
+    const data = await api("POST", `/tasks/${taskId}/execute`, body);
     flash("detail-msg", data.response, true);
-    setTimeout(refreshDetail, 500);
   } catch (err) {
     flash("detail-msg", err.message, false);
+    return;
   }
+  $("rerun").disabled = true;
+  setLive("wait", "starting…");
+  // The command is accepted, not yet applied: wait until the task shows the new run, then follow it live.
+  const deadline = Date.now() + 60000;
+  while (gen === state.watch && Date.now() < deadline) {
+    const t = await refreshDetail();
+    if (gen !== state.watch) return;
+    if (t && runMark(t) !== before) break; // the new run started (or already finished)
+    await sleep(500);
+  }
+  if (gen !== state.watch) return;
+  loadLogs();
+  follow(taskId, gen);
 }
 
 $("rerun").addEventListener("click", () => execute({ execution_mode: "complete" }));
@@ -342,10 +637,8 @@ $("delete").addEventListener("click", async () => {
   if (!confirm(`Delete ${state.selected} with its files and records?`)) return;
   try {
     await api("DELETE", `/tasks/${state.selected}`);
-    closeStream();
-    state.selected = null;
-    $("detail").hidden = true;
-    $("detail-title").textContent = "Select a task";
+    clearDetail("Select a task");
+    history.pushState(null, "", location.pathname + location.search);
     await loadTasks();
   } catch (err) {
     flash("detail-msg", err.message, false);
@@ -364,12 +657,30 @@ $("upload").addEventListener("click", async () => {
 });
 
 // --- live events (SSE read with fetch, so the Authorization header can be sent) ----------------
+// follow() keeps the open task live: it (re)opens the stream while the task runs; when the connection
+// drops it retries with backoff (1, 2, 4 … 15 s), sends the last event id it saw, and polls the task
+// meanwhile, so the page never shows a frozen state as if it were live.
+
+function setLive(kind, text) {
+  const texts = { on: "● live", off: "○ not live", wait: text, lost: text };
+  $("live").textContent = texts[kind];
+  $("live").className = `live ${kind === "on" ? "on" : kind === "lost" ? "lost" : "muted"}`;
+}
 
 function closeStream() {
   if (state.stream) state.stream.abort();
   state.stream = null;
-  $("live").textContent = "○ not live";
-  $("live").className = "live muted";
+  setLive("off");
+}
+
+function stopPolling() {
+  clearInterval(state.pollTimer);
+  state.pollTimer = null;
+}
+
+function startPolling() {
+  if (state.pollTimer) return;
+  state.pollTimer = setInterval(() => { refreshDetail(); loadTasks(); }, 3000);
 }
 
 function scheduleRefresh() {
@@ -377,15 +688,66 @@ function scheduleRefresh() {
   state.refreshTimer = setTimeout(() => { refreshDetail(); loadTasks(); }, 300);
 }
 
-async function openStream(taskId) {
-  closeStream();
+async function follow(taskId, gen) {
+  let failures = 0;
+  while (gen === state.watch) {
+    const outcome = await streamOnce(taskId, gen);
+    if (gen !== state.watch) return;
+    if (outcome.connected) failures = 0;
+    const ended = outcome.end && TERMINAL.includes(outcome.end.status);
+    if (ended || outcome.finished) {
+      // The run is over. The task's row may lag a moment behind the stream's end: ask until it agrees.
+      stopPolling();
+      setLive("off");
+      for (let i = 0; i < 40 && gen === state.watch; i++) {
+        const t = await refreshDetail();
+        if (gen !== state.watch || state.selected !== taskId) return; // gone (404): refreshDetail said so
+        if (t && !isRunning(t)) break;
+        await sleep(750);
+      }
+      catchUpLogs(); // lines stored after the stream's end
+      loadTasks();
+      return;
+    }
+    if (outcome.end && outcome.end.reason !== "shutdown" && outcome.end.reason !== "overflow") {
+      stopPolling();
+      const t = await refreshDetail();
+      if (gen !== state.watch || state.selected !== taskId) return;
+      if (t && !isRunning(t)) {
+        setLive("off");
+        catchUpLogs();
+        loadTasks();
+        return;
+      }
+      if (t) continue; // ended while the task still runs: open it again
+    }
+    failures += 1;
+    const delay = Math.min(15000, 500 * 2 ** (failures - 1));
+    setLive("lost", `○ connection lost: reconnecting in ${Math.ceil(delay / 1000)}s (attempt ${failures}); polling meanwhile`);
+    startPolling();
+    await sleep(delay);
+  }
+}
+
+// One connection: resolves with {connected, end} (end: the server's "end" data, when it sent one).
+async function streamOnce(taskId, gen) {
   const controller = new AbortController();
+  controller.taskId = taskId;
   state.stream = controller;
+  const outcome = { connected: false, end: null, finished: false };
+  const headers = { ...authHeaders(), Accept: "text/event-stream" };
+  if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
   try {
-    const resp = await fetch(`${API}/tasks/${taskId}/stream`, { headers: { ...authHeaders(), Accept: "text/event-stream" }, signal: controller.signal });
+    const resp = await fetch(`${API}/tasks/${taskId}/stream`, { headers, signal: controller.signal });
+    if (resp.status === 404) {
+      refreshDetail(); // shows "not found" and stops watching
+      return { connected: true, end: { reason: "deleted" } };
+    }
     if (!resp.ok || !resp.body) throw new Error(`HTTP ${resp.status}`);
-    $("live").textContent = "● live";
-    $("live").className = "live on";
+    outcome.connected = true;
+    setConn(true);
+    stopPolling();
+    setLive("on");
     const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
     for (;;) {
@@ -396,42 +758,67 @@ async function openStream(taskId) {
       while ((cut = buffer.indexOf("\n\n")) >= 0) {
         const frame = buffer.slice(0, cut);
         buffer = buffer.slice(cut + 2);
-        handleFrame(frame);
+        if (gen !== state.watch) return outcome;
+        const end = handleFrame(frame);
+        if (end) outcome.end = end;
       }
     }
   } catch (err) {
-    if (err.name === "AbortError") return;
+    if (err.name !== "AbortError" && gen === state.watch && !outcome.connected) setConn(false);
+    outcome.finished = Boolean(controller.finished);
+  } finally {
+    if (state.stream === controller) state.stream = null;
   }
-  if (state.stream === controller) {
-    $("live").textContent = "○ not live";
-    $("live").className = "live muted";
-    state.stream = null;
-    scheduleRefresh();
-  }
+  return outcome;
 }
 
+// Applies one SSE frame; returns the "end" event's data.
 function handleFrame(frame) {
   let event = "message";
+  let id = null;
   const data = [];
   for (const line of frame.split("\n")) {
     if (line.startsWith("event:")) event = line.slice(6).trim();
     else if (line.startsWith("data:")) data.push(line.slice(5).trim());
+    else if (line.startsWith("id:")) id = line.slice(3).trim();
   }
-  if (!data.length) return;
+  if (!data.length) return null;
+  if (id) state.lastEventId = id;
   const payload = JSON.parse(data.join("\n"));
-  if (event === "snapshot" || event === "end") return;
-  if (event === "log_emitted") {
-    const p = payload.payload;
-    appendLog({ event_id: payload.event_id, timestamp: payload.occurred_at, level: p.level, message: p.message, step_name: p.step });
-    return;
+  if (event === "end") return payload;
+  if (event === "snapshot") {
+    // The current state on every (re)connection; the log view catches up with what was missed.
+    if (payload.task_id === state.selected) {
+      renderDetail(payload);
+      loadFiles();
+      catchUpLogs();
+    }
+    return null;
   }
-  if (event === "step_progress") {
-    const p = payload.payload;
-    const row = [...$("steps").children].find((r) => r.children[1].textContent === p.step);
-    if (row) row.children[2].replaceChildren(badge("running"), ` ${Math.round(p.percent)}%`);
-    return;
+  const p = payload.payload || {};
+  const t = state.task;
+  if (event === "log_emitted") {
+    appendLog({ event_id: payload.event_id, timestamp: payload.occurred_at, level: p.level, message: p.message, step_name: p.step });
+    return null;
+  }
+  const step = t && t.steps.find((s) => s.step === p.step);
+  if (event === "step_started" && step) {
+    Object.assign(step, { status: "running", progress: 0, started_at: payload.occurred_at, attempts: Math.max(step.attempts, p.attempt || 1) });
+    renderSteps();
+    tick();
+  }
+  if (event === "step_progress" && step) {
+    // Progress of a step that is already finished (a late event) does not make it "running" again.
+    if (!["completed", "failed", "cancelled", "skipped"].includes(step.status)) {
+      step.status = "running";
+      step.progress = Math.round(p.percent);
+      renderSteps();
+      tick();
+    }
+    return null;
   }
   if (event !== "step_heartbeat") scheduleRefresh();
+  return null;
 }
 
 // --- wiring -------------------------------------------------------------------------------------
@@ -444,11 +831,16 @@ $("token").addEventListener("change", () => {
   loadTasks();
   if (state.selected) selectTask(state.selected); // the open detail is fetched again with the new token
 });
-$("filter-status").addEventListener("change", () => loadTasks());
-$("filter-search").addEventListener("input", () => { clearTimeout(state.searchTimer); state.searchTimer = setTimeout(loadTasks, 300); });
+$("filter-status").addEventListener("change", () => { state.listRows = 0; loadTasks(); });
+$("filter-search").addEventListener("input", () => { clearTimeout(state.searchTimer); state.searchTimer = setTimeout(() => { state.listRows = 0; loadTasks(); }, 300); });
 $("more").addEventListener("click", () => loadTasks(true));
-$("log-level").addEventListener("change", () => { $("logs").replaceChildren(); state.seenLogs = new Set(); loadLogs(); });
+$("log-level").addEventListener("change", () => loadLogs());
+$("log-step").addEventListener("change", () => loadLogs());
+$("log-q").addEventListener("input", () => { clearTimeout(state.logTimer); state.logTimer = setTimeout(loadLogs, 300); });
+$("log-follow").addEventListener("change", followEnd);
+$("log-older").addEventListener("click", loadOlderLogs);
+$("logs").addEventListener("wheel", (ev) => { if (ev.deltaY < 0) $("log-follow").checked = false; }, { passive: true });
 loadTasks();
 // A link to /#<task_id> opens that task (make run and dpctl print such links).
-if (/^(task|manual)_[0-9_a-z]+$/.test(location.hash.slice(1))) selectTask(location.hash.slice(1));
+if (hashTask()) selectTask(hashTask());
 setInterval(() => { if (!document.hidden) loadTasks(); }, 10000);
