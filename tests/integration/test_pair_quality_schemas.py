@@ -41,11 +41,14 @@ async def test_hr_schema_meets_the_targets(name: str, tmp_path: Path, scratch_db
     await _run(name, scratch_db_url, tmp_path, seeded=False)
 
 
+# highway-en: an English business context, whose questions quote Chinese values ("service state '关闭'")
+@pytest.mark.parametrize("name", ["highway", "highway-en"])
 async def test_highway_schema_meets_the_targets_and_asks_about_the_business(
+    name: str,
     tmp_path: Path,
     scratch_db_url: str,  # noqa: F811
 ) -> None:
-    await _run("highway", scratch_db_url, tmp_path, seeded=False)
+    await _run(name, scratch_db_url, tmp_path, seeded=False)
     (pair_file,) = tmp_path.glob("qs_*_pair.json")
     pairs = json.loads(pair_file.read_text())
     tables = SchemaCatalog.model_validate_json((tmp_path / CATALOG_FILE).read_text()).tables

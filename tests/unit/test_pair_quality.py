@@ -12,6 +12,7 @@ from services.step_runner.pipeline.pair_quality import (
     deterministic_fix,
     drop_verdicts,
     find_duplicates,
+    is_chinese_question,
 )
 from tests.support.highway_catalog import highway_tables
 from tests.support.shop_catalog import shop_tables
@@ -159,6 +160,38 @@ def test_raw_identifier_in_question(question: str) -> None:
 )
 def test_business_words_are_not_raw_identifiers(question: str) -> None:
     assert "raw_identifier_in_question" not in codes(question, "SELECT 1")
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How many service areas have service state '关闭'?",
+        'Which service areas with service state "开放" had the most revenue?',
+        "How many service areas have service state “关闭” or ‘维修’?",
+        "Count the service areas whose service state is 「关闭」.",
+        "How many service areas have service state ＇关闭＇?",  # full-width quotes, NFKC
+        "What's the revenue of the areas whose service state is '关闭'?",
+    ],
+)
+def test_an_english_question_quoting_a_chinese_value_is_english(question: str) -> None:
+    # "service state" is a plain English phrase here: only a Chinese question's English words are raw
+    assert not is_chinese_question(question)
+    assert "raw_identifier_in_question" not in codes(question, "SELECT 1")
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "服务区的service state为'关闭'的有多少?",
+        "查询 service state 为“关闭”的服务区数量",
+        "关闭的服务区有多少 (service state)?",
+        # the apostrophes of area's / branch's are no quotes: 收费站 stands outside any
+        "Which area's 收费站 branch's service state is open?",
+        "How many service areas have service_state '关闭'?",  # a raw identifier in any language
+    ],
+)
+def test_a_chinese_question_or_a_raw_name_is_still_flagged(question: str) -> None:
+    assert "raw_identifier_in_question" in codes(question, "SELECT 1")
 
 
 def test_duplicates_and_near_duplicates() -> None:

@@ -21,7 +21,8 @@ Flags (`QualityFlag`, in shared/quality_flags.py with the default action of each
   `find_duplicates`. Judged over the whole set, the first occurrence is kept.
 - `raw_identifier_in_question`: the question spells a table or column name verbatim (`customer_id`,
   `bss_company`), the prefix every table shares (`bss`), or, in a Chinese question, the split English words
-  of an identifier of two or more words (`bss business day data`, `created by`).
+  of an identifier of two or more words (`bss business day data`, `created by`). The language is that of
+  the text outside quoted values: "How many service areas have service state '关闭'?" is English.
 
 `deterministic_fix` gives the offline repair where one exists: LIMIT for a listing, the live-rows condition
 for a missing soft-delete filter, the business columns for a single-table `SELECT *`.
@@ -428,6 +429,18 @@ def _select_star(tree: _Tree) -> list[Flag]:
 
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+# A quoted value: '关闭', "关闭", “关闭”, ‘关闭’, 「关闭」, 『关闭』, «关闭». A straight single quote opens or
+# closes one only away from Latin letters and digits, so the apostrophe of "area's" is not a quote.
+_QUOTED = re.compile(
+    r"(?<![A-Za-z0-9])'[^'\n]*'(?![A-Za-z0-9])|\"[^\"\n]*\"|“[^”\n]*”|‘[^’\n]*’|「[^」\n]*」|『[^』\n]*』|«[^»\n]*»"
+)
+
+
+def is_chinese_question(question: str) -> bool:
+    """Whether the question is written in Chinese: a Chinese character outside quoted values (an English
+    question may quote a Chinese value, "... service state '关闭'?")."""
+    return bool(_CJK.search(_QUOTED.sub(" ", unicodedata.normalize("NFKC", question))))
 
 
 def raw_identifiers(question: str, schema: SchemaIndex) -> list[str]:
@@ -435,7 +448,7 @@ def raw_identifiers(question: str, schema: SchemaIndex) -> list[str]:
     text = unicodedata.normalize("NFKC", question)
     found = [w for w in _WORD.findall(text) if w.lower() in schema.identifiers]
     found += [w for w in _WORD.findall(text) if w.lower() in schema.shared_prefixes]
-    if re.search(r"[\u3400-\u9fff]", text):
+    if is_chinese_question(text):
         runs = [" ".join(m.lower().split()) for m in re.findall(r"[A-Za-z][A-Za-z ]*[A-Za-z]", text)]
         for run in runs:
             found += [s for s in schema.split_identifiers if re.search(rf"(^| ){re.escape(s)}( |$)", run)]
