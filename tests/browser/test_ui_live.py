@@ -51,6 +51,8 @@ async def test_a_rerun_and_a_step_run_are_shown_live(open_ui: OpenUi, ui_url: st
     await expect(starting).to_have_count(2)
     await expect(status).to_have_text("completed", timeout=30_000)
     await expect(page.locator("#live")).to_have_text("○ not live")
+    # The change of status is announced to screen readers (a polite live region).
+    await expect(page.get_by_role("status").filter(has_text="is completed")).to_have_count(1)
     await expect(page.locator("#logs div", has_text="training_load done")).to_have_count(2)
 
     # A single step's run, started from its row, is live as well.
@@ -172,6 +174,10 @@ async def test_the_follow_toggle_keeps_the_newest_line_in_view(
     assert await logs.evaluate("e => e.scrollTop") == 0
     await follow.check()
     assert await logs.evaluate(at_end)
+    # Reading back with the keyboard stops following.
+    await logs.focus()
+    await page.keyboard.press("PageUp")
+    await expect(follow).not_to_be_checked()
     await probe.assert_clean(page)
 
 

@@ -723,7 +723,8 @@ async function follow(taskId, gen) {
     }
     failures += 1;
     const delay = Math.min(15000, 500 * 2 ** (failures - 1));
-    setLive("lost", `○ connection lost: reconnecting in ${Math.ceil(delay / 1000)}s (attempt ${failures}); polling meanwhile`);
+    const why = outcome.reason || "connection lost";
+    setLive("lost", `○ ${why}: reconnecting in ${Math.ceil(delay / 1000)}s (attempt ${failures}); polling meanwhile`);
     startPolling();
     await sleep(delay);
   }
@@ -734,7 +735,7 @@ async function streamOnce(taskId, gen) {
   const controller = new AbortController();
   controller.taskId = taskId;
   state.stream = controller;
-  const outcome = { connected: false, end: null, finished: false };
+  const outcome = { connected: false, end: null, finished: false, reason: null };
   const headers = { ...authHeaders(), Accept: "text/event-stream" };
   if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
   try {
@@ -743,7 +744,10 @@ async function streamOnce(taskId, gen) {
       refreshDetail(); // shows "not found" and stops watching
       return { connected: true, end: { reason: "deleted" } };
     }
-    if (!resp.ok || !resp.body) throw new Error(`HTTP ${resp.status}`);
+    if (!resp.ok || !resp.body) {
+      outcome.reason = `live updates refused (HTTP ${resp.status})`;
+      throw new Error(outcome.reason);
+    }
     outcome.connected = true;
     setConn(true);
     stopPolling();
@@ -839,7 +843,9 @@ $("log-step").addEventListener("change", () => loadLogs());
 $("log-q").addEventListener("input", () => { clearTimeout(state.logTimer); state.logTimer = setTimeout(loadLogs, 300); });
 $("log-follow").addEventListener("change", followEnd);
 $("log-older").addEventListener("click", loadOlderLogs);
+// Scrolling up (wheel or keys) to read stops following; ticking "follow" again jumps to the end.
 $("logs").addEventListener("wheel", (ev) => { if (ev.deltaY < 0) $("log-follow").checked = false; }, { passive: true });
+$("logs").addEventListener("keydown", (ev) => { if (["ArrowUp", "PageUp", "Home"].includes(ev.key)) $("log-follow").checked = false; });
 loadTasks();
 // A link to /#<task_id> opens that task (make run and dpctl print such links).
 if (hashTask()) selectTask(hashTask());
