@@ -99,16 +99,21 @@ async def test_more_rows_stay_after_the_auto_refresh(open_ui: OpenUi, ui_url: st
         )
         assert status in (201, 202), data
     page, probe = await open_ui(ui_url)
+    # A controlled clock from the page's start, so its 10 s refresh timer can be run at once.
     await page.clock.install()
+    await page.reload()
     rows = page.locator("#task-rows tr.task")
     await expect(rows).to_have_count(20)
     await page.get_by_role("button", name="more").click()
     await expect(rows).not_to_have_count(20)
     loaded = await rows.count()
     assert loaded > 20
-    await page.clock.run_for(11_000)  # the list refreshes every 10 s
-    await expect(page.locator("#total")).to_contain_text(f"{loaded} of")
+    async with page.expect_response(lambda r: "/data_pipeline/tasks?" in r.url) as refreshed:
+        await page.clock.run_for(11_000)  # the list refreshes every 10 s
+    await (await refreshed.value).finished()
+    await page.evaluate("() => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)))")
     await expect(rows).to_have_count(loaded)
+    await expect(page.locator("#total")).to_contain_text(f"{loaded} of")
     await probe.assert_clean(page)
 
 
