@@ -1,6 +1,6 @@
 """The two lifecycle rules, written once for both sides of the event store.
 
-The scheduler folds events into its in-memory state (services/scheduler/domain.py) and the collector
+The scheduler folds events into its in-memory state (services/scheduler/state.py) and the collector
 projects them into the read models (services/log_collector/projections.py); both must agree on which
 late or stray event changes nothing, or the scheduler and the API tell different stories:
 

@@ -2,7 +2,7 @@
 plan a task's detail shows.
 
 The gateway only reads and checks what was asked; which steps run is the scheduler domain's decision
-(services/scheduler/domain.py `plan`), carried back in TaskCreated/TaskRerunRequested.
+(services/scheduler/plans.py `plan`), carried back in TaskCreated/TaskRerunRequested.
 """
 
 from __future__ import annotations

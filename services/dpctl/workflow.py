@@ -35,7 +35,8 @@ import aio_pika
 import asyncpg
 from pydantic import BaseModel, ValidationError
 
-from services.scheduler.domain import Policy, TaskState, admit, decide, evolve, scheduler_owns, start
+from services.scheduler.domain import admit, decide, scheduler_owns, start
+from services.scheduler.state import Policy, TaskState, evolve
 from services.step_runner.bootstrap import load_registry, secret_box
 from services.step_runner.context import RunnerContext
 from services.step_runner.execution import execute_step

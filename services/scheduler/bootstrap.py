@@ -12,9 +12,9 @@ from aio_pika.abc import AbstractIncomingMessage
 from prometheus_client import CollectorRegistry
 
 from services.scheduler.adapters.queues import BrokerQueueProbe
-from services.scheduler.domain import Policy
 from services.scheduler.handlers import Scheduler
 from services.scheduler.metrics import SchedulerMetrics
+from services.scheduler.state import Policy
 from shared.broker import (
     SCHEDULER_KEY,
     Publisher,

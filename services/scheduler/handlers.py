@@ -20,13 +20,9 @@ from pydantic import BaseModel
 
 from services.scheduler.domain import (
     Decision,
-    Policy,
     TaskCommand,
-    TaskState,
     admit,
     decide,
-    evolve,
-    llm_tokens_used,
     needs_fresh_events,
     retention,
     scheduler_drives,
@@ -36,6 +32,7 @@ from services.scheduler.domain import (
 )
 from services.scheduler.metrics import SchedulerMetrics
 from services.scheduler.ports import EventSource, MessagePublisher, QueueProbe
+from services.scheduler.state import Policy, TaskState, evolve, llm_tokens_used
 from shared.broker import STEPS_KEY
 from shared.commands import RunStep
 from shared.events import LogEmitted, StepScheduled, TaskDeleted, TaskFinished

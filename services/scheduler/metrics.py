@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from services.scheduler.domain import TaskState
+from services.scheduler.state import TaskState
 from shared.vocabulary import TASK_STATUSES
 
 

@@ -10,7 +10,7 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import BaseModel
 
-from services.scheduler.domain import evolve, llm_tokens_used
+from services.scheduler.state import evolve, llm_tokens_used
 from services.step_runner.context import RunnerContext
 from services.step_runner.execution import execute_step
 from shared import llm_usage

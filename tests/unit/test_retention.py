@@ -8,9 +8,10 @@ from datetime import timedelta
 
 import pytest
 
-from services.scheduler.domain import Finished, retention
+from services.scheduler.domain import retention
 from shared.commands import CreateTask, ExecuteTask
 from shared.events import TaskFilesCleaned, TaskLogsPurged
+from shared.lifecycle import Finished
 from tests.unit.test_scheduler_service import (
     LOAD,
     OTHER,

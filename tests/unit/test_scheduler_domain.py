@@ -15,20 +15,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import BaseModel
 
-from services.scheduler.domain import (
-    STEP_ACTIVE,
-    TASK_TERMINAL,
-    Decision,
-    Policy,
-    TaskState,
-    admit,
-    decide,
-    derive_status,
-    evolve,
-    retry_delay,
-    start,
-    step_disabled_reason,
-)
+from services.scheduler.domain import Decision, admit, decide, retry_delay, start
+from services.scheduler.plans import step_disabled_reason
+from services.scheduler.state import Policy, TaskState, derive_status, evolve
 from shared.events import (
     FailureCode,
     StepCancelled,
@@ -50,6 +39,7 @@ from shared.events import (
 from shared.messages import EventEnvelope
 from shared.parameters import TaskParameters
 from shared.steps import STEP_ORDER, StepName
+from shared.vocabulary import STEP_ACTIVE, TASK_TERMINAL
 
 DDL, QA, SQL, LOAD = STEP_ORDER
 T0 = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)

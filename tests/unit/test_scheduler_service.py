@@ -16,16 +16,14 @@ from pydantic import BaseModel
 
 from services.scheduler.domain import (
     Decision,
-    Policy,
-    TaskState,
     decide,
-    evolve,
     needs_fresh_events,
-    plan,
     scheduler_owns,
     waiting_for_a_runner,
 )
 from services.scheduler.handlers import Scheduler
+from services.scheduler.plans import plan
+from services.scheduler.state import Policy, TaskState, evolve
 from shared.broker import STEPS_KEY
 from shared.commands import CancelTask, CreateTask, DeleteTask, ExecuteTask, RunStep, Tick
 from shared.events import (

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 
-from services.scheduler.domain import Policy, TaskState, admit, decide, evolve
+from services.scheduler.domain import admit, decide
+from services.scheduler.state import Policy, TaskState, evolve
 from shared.commands import CancelTask, ExecuteTask
 from shared.events import (
     StepScheduled,

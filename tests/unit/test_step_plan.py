@@ -7,17 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import BaseModel
 
-from services.scheduler.domain import (
-    Policy,
-    TaskState,
-    decide,
-    evolve,
-    plan,
-    plan_for,
-    rerun_parameters,
-    skip_reasons,
-    start,
-)
+from services.scheduler.domain import decide, start
+from services.scheduler.plans import plan, plan_for, rerun_parameters, skip_reasons
+from services.scheduler.state import Policy, TaskState, evolve
 from shared.commands import CreateTask, ExecuteTask
 from shared.events import (
     StepScheduled,

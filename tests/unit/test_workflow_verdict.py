@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from services.dpctl.workflow import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, Emit, drive, exit_code
-from services.scheduler.domain import TaskState
+from services.scheduler.state import TaskState
 from shared.commands import CreateTask
 from shared.events import (
     FailureCode,
