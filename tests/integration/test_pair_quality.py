@@ -13,7 +13,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.step_runner.pipeline.pair_quality import SchemaIndex, assess, find_duplicates
+from services.step_runner.pipeline.pair_quality import assess
+from services.step_runner.pipeline.question_duplicates import find_duplicates
+from services.step_runner.pipeline.schema_index import SchemaIndex
 from services.step_runner.pipeline.task_files import load_catalog
 from shared.parameters import TaskParameters
 from shared.pipeline_settings import PipelineSettings

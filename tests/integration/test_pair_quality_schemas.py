@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from services.step_runner.pipeline.catalog import SchemaCatalog
-from services.step_runner.pipeline.pair_quality import SchemaIndex
 from services.step_runner.pipeline.quality_metrics import tables_read
+from services.step_runner.pipeline.schema_index import SchemaIndex
 from services.step_runner.pipeline.task_files import CATALOG_FILE
 from tests.support.demo_db import demo_db_url, scratch_db_url  # noqa: F401
 from tests.support.quality_run import CASES, prepare, run_case

@@ -10,8 +10,9 @@ import pytest
 
 from services.step_runner.llm.offline_provider import OfflineTextToSQLModel
 from services.step_runner.pipeline.catalog import ColumnInfo, TableInfo
-from services.step_runner.pipeline.pair_quality import SchemaIndex, assess
+from services.step_runner.pipeline.pair_quality import assess
 from services.step_runner.pipeline.quality_metrics import measure, tables_read
+from services.step_runner.pipeline.schema_index import SchemaIndex
 
 
 def _audit() -> list[ColumnInfo]:

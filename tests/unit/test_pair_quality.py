@@ -5,15 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from services.step_runner.pipeline.pair_quality import (
-    SchemaIndex,
-    assess,
-    assess_all,
-    deterministic_fix,
-    drop_verdicts,
-    find_duplicates,
-    is_chinese_question,
-)
+from services.step_runner.pipeline.pair_quality import assess, assess_all, drop_verdicts, is_chinese_question
+from services.step_runner.pipeline.pair_repairs import deterministic_fix
+from services.step_runner.pipeline.question_duplicates import find_duplicates
+from services.step_runner.pipeline.schema_index import SchemaIndex
 from tests.support.highway_catalog import highway_tables
 from tests.support.shop_catalog import shop_tables
 

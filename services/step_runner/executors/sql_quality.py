@@ -17,13 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from services.step_runner.executors.base import StepError
 from services.step_runner.llm.base import LLMError, TextToSQLModel
-from services.step_runner.pipeline.pair_quality import (
-    Flag,
-    SchemaIndex,
-    assess,
-    deterministic_fix,
-    find_duplicates,
-)
+from services.step_runner.pipeline.pair_quality import Flag, assess
+from services.step_runner.pipeline.pair_repairs import deterministic_fix
+from services.step_runner.pipeline.question_duplicates import find_duplicates
+from services.step_runner.pipeline.schema_index import SchemaIndex
 from services.step_runner.pipeline.sql_gate import SqlGate
 from services.step_runner.pipeline.validation_report import PairResult, RepairAttempt
 from shared.pipeline_settings import PipelineSettings

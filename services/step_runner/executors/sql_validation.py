@@ -30,7 +30,7 @@ from services.step_runner.pipeline.pair_files import (
     pair_files,
     render_pairs,
 )
-from services.step_runner.pipeline.pair_quality import SchemaIndex
+from services.step_runner.pipeline.schema_index import SchemaIndex
 from services.step_runner.pipeline.sql_gate import PlanLimits, SqlGate, referenced_names
 from services.step_runner.pipeline.task_files import load_catalog, read_mapping
 from services.step_runner.pipeline.validation_report import (

@@ -25,7 +25,8 @@ import asyncpg
 from services.step_runner.executors.base import StepContext, StepError
 from services.step_runner.pipeline.doc_chunks import chunk_markdown
 from services.step_runner.pipeline.pair_files import PairFileError, load_pairs, pair_files
-from services.step_runner.pipeline.pair_quality import SchemaIndex, drop_verdicts
+from services.step_runner.pipeline.pair_quality import drop_verdicts
+from services.step_runner.pipeline.schema_index import SchemaIndex
 from services.step_runner.pipeline.sql_gate import PlanLimits, SqlGate
 from services.step_runner.pipeline.task_files import load_catalog, read_mapping
 from shared import training_store

@@ -18,7 +18,7 @@ from services.step_runner.llm.offline_sql import Candidate, QueryWriter
 from services.step_runner.llm.offline_themes import importance, propose
 from services.step_runner.llm.sqltext import normalize_statement, sql_fingerprint
 from services.step_runner.pipeline.catalog import TableInfo
-from services.step_runner.pipeline.pair_quality import find_duplicates
+from services.step_runner.pipeline.question_duplicates import find_duplicates
 from shared import llm_usage
 
 # the share of a theme's pairs that read two tables or more, when the theme's tables are related

@@ -20,7 +20,9 @@ from pglast.visitors import Visitor
 
 from services.step_runner.pipeline.catalog import TableInfo
 from services.step_runner.pipeline.column_roles import soft_delete_column
-from services.step_runner.pipeline.pair_quality import SchemaIndex, assess_all, parse
+from services.step_runner.pipeline.pair_quality import assess_all
+from services.step_runner.pipeline.schema_index import SchemaIndex
+from services.step_runner.pipeline.select_tree import parse
 
 # issue #13's targets
 MAX_BOOKKEEPING = 0.05
