@@ -262,6 +262,17 @@ async def test_database_tools_at_the_old_paths(gateway: TestClient, demo_db_url:
         json={"db_connection": demo_db_url, "schema": "public", "table_name_pattern": "stor%"},
     )
     assert [t["name"] for t in data["tables"]] == ["stores"]
+    # One name filter or the other, as the document's at_most_one_of says: given means not null, so
+    # two empty strings are refused too (before, only two non-empty ones were: the document disagreed).
+    for both in (("stor%", "stor*"), ("", "")):
+        error = await call(
+            gateway,
+            "POST",
+            f"{API}/database/tables",
+            400,
+            json={"db_connection": demo_db_url, "table_name_pattern": both[0], "pattern": both[1]},
+        )
+        assert error["invalid_params"] == ["pattern", "table_name_pattern"]
     for bad, field in (({"schema": "x;y"}, "schema"), ({"unknown": True}, "unknown")):
         error = await call(
             gateway, "POST", "/api/v0/database/tables", 400, json={"db_connection": demo_db_url, **bad}

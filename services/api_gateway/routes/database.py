@@ -25,7 +25,7 @@ async def list_database_tables(request: web.Request) -> web.Response:
     if missing_fields(body, ["db_connection"]):
         raise MissingParams("missing required parameters: db_connection", missing=["db_connection"])
     req = parse_model(DatabaseTablesRequest, body)
-    if req.pattern and req.table_name_pattern:
+    if req.pattern is not None and req.table_name_pattern is not None:  # the schema's at_most_one_of
         raise InvalidParams(
             "give pattern or table_name_pattern, not both", invalid=["pattern", "table_name_pattern"]
         )

@@ -275,7 +275,8 @@ ROUTES = [
         form=CreateTaskForm,
         response=TaskCreatedAny,
         statuses=(201, 202),
-        errors=(400, 401, 413, 415, 503),
+        # 409: a new task cannot start past step 1, nor a range whose first step lacks its inputs.
+        errors=(400, 401, 409, 413, 415, 503),
         role="operator",
     ),
     RouteSpec(

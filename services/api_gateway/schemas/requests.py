@@ -28,6 +28,7 @@ from services.api_gateway.schemas.names import (
     TableName,
     TaskId,
 )
+from services.api_gateway.schemas.rules import at_most_one_of
 from shared.steps import LEGACY_STEP_NAMES, STEP_ORDER
 from shared.task_log import TASK_LOG_STEPS
 from shared.training_store import KINDS
@@ -318,10 +319,16 @@ class DatabaseTablesRequest(_Body):
     table_name_pattern: str | None = Field(
         default=None,
         max_length=200,
-        description="The earlier implementation's name for `pattern` (`%` also matches any text).",
+        description="The earlier implementation's name for `pattern` (`%` also matches any text); "
+        "not together with pattern.",
     )
 
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        populate_by_name=True,
+        json_schema_extra=at_most_one_of("pattern", "table_name_pattern"),
+    )
 
 
 class TrainingSearchRequest(_Body):
