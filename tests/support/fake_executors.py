@@ -6,6 +6,10 @@ Directives (space separated) in business_context:
   sleep:<step>=<secs>    the step works that long (async, heartbeats keep flowing)
   block:<step>=<secs>    the first attempt blocks the event loop that long (no heartbeats: a zombie)
   partial:<step>         the step succeeds with summary partial=true
+  missing:<step>=<n>     the step succeeds in part: n of n+1 tables are reported in tables_failed (as the
+                         real step 1 does), so the step and the task are partial
+  failrun:<step>=<n>     the step's n-th run in this task (default: the first) fails, not retryably; its
+                         other runs succeed (runs are counted in a file in the task directory)
   logs:<step>=<n>        the step logs n more lines, their levels cycling DEBUG, INFO, WARNING, ERROR, CRITICAL
   llm:<step>=<n>         the step makes one LLM call of n prompt and n/2 completion tokens ("scripted-model"),
                          metered like a provider's call (so max_llm_tokens holds)
@@ -63,6 +67,12 @@ class ScriptedExecutor:
             raise StepError("temporary outage (scripted)", retryable=True)
         if "fail" in d:
             raise StepError(f"scripted failure of {ctx.step.value}")
+        if "failrun" in d:
+            counter = ctx.task_dir / f".runs_{ctx.step.value}"
+            runs = int(counter.read_text(encoding="utf-8")) + 1 if counter.exists() else 1
+            counter.write_text(str(runs), encoding="utf-8")
+            if runs == int(d["failrun"]):
+                raise StepError(f"scripted failure of run {runs} of {ctx.step.value}")
         if ctx.step is StepName.DDL_GENERATION and ctx.parameters.table_list_file:
             # As the real step 1: the task's table-list file must be in its directory when it runs.
             listed = ctx.task_dir / ctx.parameters.table_list_file
@@ -79,6 +89,18 @@ class ScriptedExecutor:
         )
         await ctx.progress(100)
         await ctx.log("INFO", f"{ctx.step.value} done")
+        if "missing" in d:
+            failed = [
+                {"table": f"public.missing_{i}", "error": "table not found"} for i in range(int(d["missing"]))
+            ]
+            return {
+                "file": out.name,
+                "partial": True,
+                "partial_reason": f"{len(failed)} of {len(failed) + 1} tables not documented",
+                "tables_requested": len(failed) + 1,
+                "tables_succeeded": 1,
+                "tables_failed": failed,
+            }
         return {"file": out.name, "partial": "partial" in d}
 
 

@@ -310,17 +310,46 @@ function renderSteps() {
         {},
         el("td", {}, String(s.step_number)),
         el("td", {}, s.step),
-        el("td", {}, badge(s.status), s.status === "running" ? ` ${s.progress}%` : ""),
+        el("td", {}, stepBadge(s, running), s.status === "running" ? ` ${s.progress}%` : ""),
         el("td", {}, String(s.attempts)),
         el("td", { class: "dur" }, fmtDur(s.duration)),
-        s.error_message || !notRun[s.step]
-          ? el("td", { class: "err" }, s.error_message || "")
-          : el("td", { class: "muted" }, `not in this run: ${notRun[s.step]}`),
+        stepNote(s, notRun[s.step]),
         el("td", {}, el("button", { class: "ghost", "aria-label": `run step ${s.step_number} ${s.step}`, onclick: () => execute({ single_step: s.step_number }), ...(running ? { disabled: "" } : {}) }, "run")),
       ),
     ),
   );
   showProgress();
+}
+
+// What the step's latest execution reported: failed tables (step 1 documents the others) or another
+// partial outcome make a completed step "completed with warnings", never a plain green "completed".
+function stepWarning(s) {
+  if (s.status !== "completed") return null;
+  const r = (s.executions || []).at(-1)?.result || {};
+  const failed = Array.isArray(r.tables_failed) ? r.tables_failed.map((f) => (typeof f === "string" ? f : f.table)) : [];
+  if (failed.length) {
+    const requested = r.tables_requested ?? failed.length + (r.tables_succeeded ?? 0);
+    const names = failed.slice(0, 5).join(", ") + (failed.length > 5 ? ` and ${failed.length - 5} more` : "");
+    return `${failed.length} of ${requested} tables failed: ${names}`;
+  }
+  return r.partial ? r.partial_reason || "completed only in part" : null;
+}
+
+function stepBadge(s, running) {
+  if (stepWarning(s)) return el("span", { class: "status s-partial_completed" }, "completed with warnings");
+  // A finished task's step that never ran is not waiting for anything.
+  if (!running && s.status === "pending") return el("span", { class: "status s-skipped" }, "not run");
+  return badge(s.status);
+}
+
+// The step's last cell: its error while failed, its warning, or why it is not part of this run. Only the
+// latest execution speaks: an old failure is not shown once a later run of the step succeeded.
+function stepNote(s, notRunReason) {
+  const warning = stepWarning(s);
+  if (warning) return el("td", { class: "warn" }, warning);
+  if (s.error_message && ["failed", "cancelled"].includes(s.status)) return el("td", { class: "err" }, s.error_message);
+  if (notRunReason) return el("td", { class: "muted" }, `not in this run: ${notRunReason}`);
+  return el("td", { class: "err" }, "");
 }
 
 // The overall progress: the steps this run does, each counted by its own progress (a finished one as
