@@ -14,7 +14,7 @@ import pytest
 from services.step_runner.executors.base import StepError
 from services.step_runner.executors.qa_generation import QaGenerationExecutor
 from services.step_runner.llm.base import LLMError, QuestionSQL, TableDescription, Theme
-from services.step_runner.llm.offline_provider import OfflineTextToSQLModel
+from services.step_runner.offline.provider import OfflineTextToSQLModel
 from services.step_runner.llm.settings import LLMSettings
 from services.step_runner.pipeline.catalog import TableInfo
 from shared.parameters import TaskParameters

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from services.step_runner.llm.offline_provider import OfflineTextToSQLModel
+from services.step_runner.offline.provider import OfflineTextToSQLModel
 from services.step_runner.pipeline.catalog import ColumnInfo, TableInfo
 from services.step_runner.pipeline.pair_quality import assess
 from services.step_runner.pipeline.quality_metrics import measure, tables_read

@@ -1,17 +1,17 @@
-"""Names humanised from identifiers (offline_names) and read by the generator (offline_schema)."""
+"""Names humanised from identifiers (offline/names.py) and read by the generator (offline/schema.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.step_runner.llm.offline_names import (
+from services.step_runner.offline.names import (
     humanise_en,
     humanise_zh,
     name_words,
     shared_prefix,
     split_words,
 )
-from services.step_runner.llm.offline_schema import SchemaModel, column_label, entity_names
+from services.step_runner.offline.schema import SchemaModel, column_label, entity_names
 from services.step_runner.pipeline.catalog import ColumnInfo, TableInfo
 
 

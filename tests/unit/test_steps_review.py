@@ -8,8 +8,8 @@ import re
 import pytest
 
 from services.step_runner.llm.base import TableDescription
-from services.step_runner.llm.offline_provider import OfflineTextToSQLModel
-from services.step_runner.llm.offline_schema import entity_names
+from services.step_runner.offline.provider import OfflineTextToSQLModel
+from services.step_runner.offline.schema import entity_names
 from services.step_runner.pipeline.catalog import ColumnInfo, TableInfo
 from services.step_runner.pipeline.descriptions import fill_descriptions
 from services.step_runner.pipeline.sql_gate import SqlRejected, check_text

@@ -31,7 +31,7 @@ from services.api_gateway.schemas.earlier_routes import (
 )
 from services.api_gateway.spec import RouteSpec
 from services.api_gateway.validation import blank, parse_model, read_json_object
-from services.step_runner.llm.offline_provider import OfflineTextToSQLModel
+from services.step_runner.offline.provider import OfflineTextToSQLModel
 from services.step_runner.pipeline.one_table import (
     TableDocument,
     TableListError,

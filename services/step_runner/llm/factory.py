@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from services.step_runner.llm.base import TextToSQLModel
-from services.step_runner.llm.offline_provider import OfflineTextToSQLModel
+from services.step_runner.offline.provider import OfflineTextToSQLModel
 from services.step_runner.llm.openai_provider import OpenAIChatModel
 from services.step_runner.llm.settings import LLMSettings
 from shared.embeddings import create_embedder

@@ -8,8 +8,9 @@ from __future__ import annotations
 import re
 
 from services.step_runner.llm.base import TableDescription
-from services.step_runner.llm.offline_names import humanise_en, humanise_zh
-from services.step_runner.llm.offline_schema import (
+from services.step_runner.llm.sqltext import quote_literal
+from services.step_runner.offline.names import humanise_en, humanise_zh
+from services.step_runner.offline.schema import (
     Names,
     SchemaModel,
     TableProfile,
@@ -19,7 +20,6 @@ from services.step_runner.llm.offline_schema import (
     type_family,
     words,
 )
-from services.step_runner.llm.sqltext import quote_literal
 from services.step_runner.pipeline.catalog import ColumnInfo, TableInfo
 
 _TIME_WORDS_EN = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.step_runner.llm.base import Theme
-from services.step_runner.llm.offline_schema import (
+from services.step_runner.offline.schema import (
     SchemaModel,
     TableProfile,
     column_label,

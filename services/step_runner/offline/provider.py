@@ -11,12 +11,13 @@ import hashlib
 import math
 
 from services.step_runner.llm.base import QuestionSQL, TableDescription, Theme
-from services.step_runner.llm.offline_describe import describe
-from services.step_runner.llm.offline_repair import repair
-from services.step_runner.llm.offline_schema import SchemaModel, entity_names, has_cjk
-from services.step_runner.llm.offline_sql import Candidate, QueryWriter
-from services.step_runner.llm.offline_themes import importance, propose
 from services.step_runner.llm.sqltext import normalize_statement, sql_fingerprint
+from services.step_runner.offline.describe import describe
+from services.step_runner.offline.query_pieces import Candidate
+from services.step_runner.offline.query_writer import QueryWriter
+from services.step_runner.offline.repair import repair
+from services.step_runner.offline.schema import SchemaModel, entity_names, has_cjk
+from services.step_runner.offline.themes import importance, propose
 from services.step_runner.pipeline.catalog import TableInfo
 from services.step_runner.pipeline.question_duplicates import find_duplicates
 from shared import llm_usage

@@ -1,6 +1,6 @@
 """Names a business user would say, made from identifiers (offline provider).
 
-A comment, when the catalog has one, always comes first (offline_schema reads it); this module is the
+A comment, when the catalog has one, always comes first (offline/schema.py reads it); this module is the
 fallback for identifiers without one: `bss_business_day_data` -> "daily business data" / "每日营业数据".
 1. Drop the table prefix every table of the schema shares (`bss_`), and the usual technical prefixes
    (`tb_`, `t_`, `ods_`, ...) even when only one table is known (a description is written per table).

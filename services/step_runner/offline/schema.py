@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from services.step_runner.llm.offline_names import humanise_en, humanise_zh, shared_prefix
+from services.step_runner.offline.names import humanise_en, humanise_zh, shared_prefix
 from services.step_runner.pipeline.catalog import ColumnInfo, TableInfo
 from services.step_runner.pipeline.column_roles import is_bookkeeping, live_condition, soft_delete_column
 from services.step_runner.pipeline.relations import Relation, infer_relations
@@ -316,7 +316,7 @@ def _short_english(comment: str | None) -> str | None:
 
 
 def entity_names(table: TableInfo, chinese: bool, prefix: str | None = None) -> Names:
-    """A table's rows by name: its comment first, else its humanised identifier (offline_names)."""
+    """A table's rows by name: its comment first, else its humanised identifier (offline/names.py)."""
     if chinese:
         label = _cjk_label(table.comment) or humanise_zh(table.name, prefix)
         return Names(label, label)
@@ -338,7 +338,7 @@ def is_money(col: ColumnInfo) -> bool:
 
 
 def column_label(col: ColumnInfo, chinese: bool) -> str:
-    """A column by name: its comment first, else its humanised identifier (offline_names)."""
+    """A column by name: its comment first, else its humanised identifier (offline/names.py)."""
     if chinese:
         return _cjk_label(col.comment) or humanise_zh(col.name)
     return _short_english(col.comment) or humanise_en(col.name) or words(col.name)
