@@ -1,25 +1,28 @@
-"""`dpctl task ...`: create, list, show, logs, files, download, run-step, cancel, delete, prune."""
+"""`dpctl task ...`: the parser of every task command, and create.
+
+Reading (list, show, logs, files, download) is in task_views.py, the commands that change tasks
+(run-step, cancel, delete, prune) in task_actions.py.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from services.dpctl.client import ApiError, GatewayClient
+from services.dpctl.client import GatewayClient
 from services.dpctl.commands import leaf_options
-from services.dpctl.follow import Follower, follow_logs
-from services.dpctl.formatting import (
-    TERMINAL_TASK_STATUSES,
-    log_line,
-    print_json,
-    size,
-    table,
-    task_detail,
+from services.dpctl.commands.task_actions import (
+    cancel_task,
+    delete_tasks,
+    prune_tasks,
+    run_step_command,
+    step_ref,
 )
-from shared.vocabulary import FINAL_TASK_STATUSES, LOG_LEVELS, STEP_ORDER, TASK_SUCCEEDED
+from services.dpctl.commands.task_views import download_file, list_tasks, show_task, task_files, task_logs
+from services.dpctl.follow import Follower
+from services.dpctl.formatting import print_json
+from shared.vocabulary import FINAL_TASK_STATUSES, LOG_LEVELS, STEP_ORDER
 
 FINISHED = FINAL_TASK_STATUSES
 STEP_NAMES: tuple[str, ...] = tuple(step.value for step in STEP_ORDER)
@@ -159,8 +162,8 @@ def build_parameters(args: argparse.Namespace) -> dict[str, Any]:
         "questions_per_theme": args.questions_per_theme,
         "llm_repair_rounds": args.llm_repair_rounds,
         "max_llm_tokens": args.max_llm_tokens,
-        "from_step": _step_ref(args.from_step) if args.from_step else None,
-        "to_step": _step_ref(args.to_step) if args.to_step else None,
+        "from_step": step_ref(args.from_step) if args.from_step else None,
+        "to_step": step_ref(args.to_step) if args.to_step else None,
     }
     params.update({k: v for k, v in optional.items() if v is not None})
     for flag, key in (
@@ -188,257 +191,3 @@ def create_task(client: GatewayClient, args: argparse.Namespace) -> int:
         print(f"created {task_id}", flush=True)
     status = Follower(client, as_json=args.json, show_logs=not args.no_logs).run(task_id)
     return 0 if status == "completed" else 1
-
-
-# --- reading ---
-
-
-TASK_COLUMNS = [
-    ("task_id", "task"),
-    ("status", "status"),
-    ("progress_text", "progress"),
-    ("current_step", "step"),
-    ("db_name", "database"),
-    ("task_name", "name"),
-    ("created_by", "by"),
-    ("created_at", "created"),
-]
-
-
-def list_tasks(client: GatewayClient, args: argparse.Namespace) -> int:
-    params = {
-        "status": args.status,
-        "created_by": args.created_by,
-        "db_name": args.db_name,
-        "search": args.search,
-        "limit": args.limit,
-        "cursor": args.cursor,
-    }
-    tasks: list[dict[str, Any]] = []
-    while True:
-        page = client.list_tasks(**params)
-        tasks.extend(page.get("tasks") or [])
-        if not args.all or not page.get("next_cursor"):
-            break
-        params["cursor"] = page["next_cursor"]
-    if args.json:
-        print_json(
-            {
-                "tasks": tasks,
-                "next_cursor": None if args.all else page.get("next_cursor"),
-                "total": page.get("total"),
-            }
-        )
-        return 0
-    rows = [{**t, "progress_text": f"{t.get('progress', 0)}%"} for t in tasks]
-    table(rows, TASK_COLUMNS)
-    if page.get("next_cursor") and not args.all:
-        print(f"\nmore: dpctl task list --cursor {page['next_cursor']}  (or --all)")
-    return 0
-
-
-def show_task(client: GatewayClient, args: argparse.Namespace) -> int:
-    task = client.get_task(args.task_id)
-    if args.json:
-        print_json(task)
-    else:
-        task_detail(task)
-    return 0
-
-
-def task_logs(client: GatewayClient, args: argparse.Namespace) -> int:
-    params: dict[str, Any] = {"level": args.level, "step": args.step, "q": args.q}
-    if args.follow:
-        follow_logs(client, args.task_id, params, sys.stdout, as_json=args.json)
-        return 0
-    params["limit"] = args.limit
-    params["order"] = "asc"  # every line, oldest first (without an order a page is the newest lines)
-    lines: list[dict[str, Any]] = []
-    while True:
-        page = client.logs(args.task_id, **params)
-        lines.extend(page.get("logs") or [])
-        if not page.get("next_cursor") or not page.get("logs"):
-            break
-        params["cursor"] = page["next_cursor"]
-    if args.json:
-        print_json({"logs": lines, "total": len(lines)})
-    else:
-        for line in lines:
-            print(log_line(line))
-    return 0
-
-
-def task_files(client: GatewayClient, args: argparse.Namespace) -> int:
-    result = client.files(args.task_id)
-    files = result.get("files") or []
-    if args.json:
-        print_json(result)
-        return 0
-    rows = [
-        {**f, "size_text": size(f.get("size", f.get("file_size"))), "primary": f.get("is_primary")}
-        for f in files
-    ]
-    table(
-        rows,
-        [
-            ("file_name", "name"),
-            ("file_type", "type"),
-            ("size_text", "size"),
-            ("step", "step"),
-            ("primary", "primary"),
-            ("created_at", "created"),
-        ],
-    )
-    return 0
-
-
-def download_file(client: GatewayClient, args: argparse.Namespace) -> int:
-    if args.output is not None and str(args.output) == "-":
-        client.download_file(args.task_id, args.name, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
-        return 0
-    target = args.output or Path(Path(args.name).name)
-    if target.is_dir():
-        target = target / Path(args.name).name
-    partial = target.with_name(target.name + ".part")
-    try:
-        with partial.open("wb") as sink:
-            written = client.download_file(args.task_id, args.name, sink)
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
-    if args.json:
-        print_json({"task_id": args.task_id, "file_name": args.name, "path": str(target), "size": written})
-    else:
-        print(f"{target} ({size(written)})")
-    return 0
-
-
-# --- commands ---
-
-
-def _step_ref(step: str) -> int | str:
-    return int(step) if step.strip().isdigit() else step.strip()
-
-
-def _step_body(step: str, force: bool) -> dict[str, Any]:
-    if "-" in step:
-        first, _, last = step.partition("-")
-        return {"from_step": _step_ref(first), "to_step": _step_ref(last), "force": force}
-    body: dict[str, Any] = {"execution_mode": "single", "force": force}
-    if step.isdigit():
-        body["single_step"] = int(step)
-    else:
-        body["step_name"] = step
-    return body
-
-
-def run_step_command(client: GatewayClient, args: argparse.Namespace) -> int:
-    accepted = client.execute(args.task_id, _step_body(args.step, args.force))
-    if not args.follow:
-        if args.json:
-            print_json(accepted)
-        else:
-            print(f"{args.task_id}: step {accepted.get('step') or args.step} scheduled")
-        return 0
-    status = Follower(client, as_json=args.json).run(args.task_id)
-    return 0 if status in TASK_SUCCEEDED else 1
-
-
-def cancel_task(client: GatewayClient, args: argparse.Namespace) -> int:
-    result = client.cancel(args.task_id, args.reason)
-    if args.json:
-        print_json(result)
-    else:
-        print(f"{args.task_id}: cancel requested")
-    return 0
-
-
-def delete_tasks(client: GatewayClient, args: argparse.Namespace) -> int:
-    results, worst = [], 0
-    for task_id in args.task_ids:
-        try:
-            result = client.delete(task_id)
-            results.append(
-                {"task_id": task_id, "status": "deleted" if result.get("deleted", True) else "deleting"}
-            )
-        except ApiError as exc:
-            if len(args.task_ids) == 1:
-                raise
-            results.append({"task_id": task_id, "status": "error", "reason": exc.reason})
-            worst = max(worst, 2 if exc.status < 500 else 1)
-    if args.json:
-        print_json({"results": results})
-    else:
-        for r in results:
-            print(f"{r['task_id']}: {r['status']}" + (f" ({r['reason']})" if r.get("reason") else ""))
-    return worst
-
-
-def _finished_at(task: dict[str, Any]) -> datetime | None:
-    for key in ("completed_at", "updated_at", "created_at"):
-        value = task.get(key)
-        if value:
-            try:
-                moment = datetime.fromisoformat(str(value))
-            except ValueError:
-                continue
-            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return None
-
-
-def prune_tasks(client: GatewayClient, args: argparse.Namespace) -> int:
-    """Retention: finished tasks whose completion is older than the cut-off go through the normal delete."""
-    statuses = [s.strip() for s in args.status.split(",") if s.strip()]
-    unknown = [s for s in statuses if s not in TERMINAL_TASK_STATUSES]
-    if unknown:
-        raise SystemExit(f"dpctl: prune only deletes finished tasks; not finished: {', '.join(unknown)}")
-    cutoff = datetime.now(UTC) - timedelta(days=args.older_than_days)
-    params: dict[str, Any] = {"status": ",".join(statuses), "limit": 100}
-    old: list[dict[str, Any]] = []
-    while True:
-        page = client.list_tasks(**params)
-        for task in page.get("tasks") or []:
-            finished = _finished_at(task)
-            if task.get("status") in statuses and finished is not None and finished < cutoff:
-                old.append(task)
-        if not page.get("next_cursor"):
-            break
-        params["cursor"] = page["next_cursor"]
-    results = []
-    failures = 0
-    for task in old:
-        entry = {
-            "task_id": task["task_id"],
-            "status": task.get("status"),
-            "finished_at": str(_finished_at(task)),
-        }
-        if args.yes:
-            try:
-                client.delete(task["task_id"])
-                entry["result"] = "deleted"
-            except ApiError as exc:
-                entry["result"] = "not_found" if exc.status == 404 else f"error: {exc.reason}"
-                failures += exc.status != 404
-        else:
-            entry["result"] = "would delete"
-        results.append(entry)
-    if args.json:
-        print_json(
-            {
-                "cutoff": cutoff.isoformat(),
-                "tasks": results,
-                "deleted": sum(r["result"] == "deleted" for r in results),
-            }
-        )
-    else:
-        table(
-            results,
-            [("task_id", "task"), ("status", "status"), ("finished_at", "finished"), ("result", "result")],
-        )
-        age = f"{args.older_than_days:g} day(s)"
-        print(
-            f"\n{len(results)} finished task(s) older than {age}"
-            + ("" if args.yes else "; run with --yes to delete them")
-        )
-    return 1 if failures else 0
