@@ -38,7 +38,7 @@ migrate: install  ## apply the database migrations (safe to run twice)
 DP_DEMO_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/dp_demo
 
 demo-db: install  ## create and seed the demo business database (DP_DEMO_DATABASE_URL)
-	$(PY) -m services.step_runner.demo --url "$(DP_DEMO_DATABASE_URL)"
+	$(PY) -m services.demo_db --url "$(DP_DEMO_DATABASE_URL)"
 
 up: install migrate  ## start the four services in the background and wait until they are ready
 	$(PY) scripts/devstack.py up

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from services.step_runner.demo.seed import drop_database, ensure_database
+from services.demo_db.generator import drop_database, ensure_database
 from services.step_runner.executors.ddl_generation import DdlGenerationExecutor
 from services.step_runner.executors.sql_validation import SqlValidationExecutor
 from services.step_runner.llm.factory import create_llm

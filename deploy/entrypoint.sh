@@ -33,7 +33,7 @@ case "$cmd" in
     log-collector) exec dp-log-collector "$@" ;;
     migrate) exec dp-migrate "$@" ;;
     rebuild) exec python -m services.log_collector.main rebuild "$@" ;;
-    demo-db) exec python -m services.step_runner.demo --url "${DP_DEMO_DATABASE_URL:?set DP_DEMO_DATABASE_URL}" "$@" ;;
+    demo-db) exec python -m services.demo_db --url "${DP_DEMO_DATABASE_URL:?set DP_DEMO_DATABASE_URL}" "$@" ;;
     dpctl) exec dpctl "$@" ;;
     healthcheck)
         exec python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2]))' \

@@ -182,7 +182,7 @@ def enable_rabbitmq_console() -> None:
 
 def migrate_and_seed(demo_url: str) -> None:
     subprocess.run([PY, "-m", "shared.migrate"], check=True, cwd=ROOT)
-    subprocess.run([PY, "-m", "services.step_runner.demo", "--url", demo_url], check=True, cwd=ROOT)
+    subprocess.run([PY, "-m", "services.demo_db", "--url", demo_url], check=True, cwd=ROOT)
 
 
 # ---- up / down ------------------------------------------------------------------------------------
@@ -310,7 +310,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print("[run] the gateway did not become ready", file=sys.stderr)
             stop_all()
             return 1
-        lines = (ROOT / "services/step_runner/demo/tables.txt").read_text().splitlines()
+        lines = (ROOT / "services/demo_db/tables.txt").read_text().splitlines()
         tables = [t.strip() for t in lines if t.strip() and not t.strip().startswith("#")]
         body = {
             "task_type": "complete_workflow",

@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.step_runner.demo.seed import TABLES
+from services.demo_db.generator import TABLES
 from services.step_runner.executors.base import StepError
 from services.step_runner.executors.ddl_generation import DdlGenerationExecutor
 from services.step_runner.llm.factory import create_llm

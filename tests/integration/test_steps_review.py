@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.step_runner.demo.seed import drop_database, ensure_database
+from services.demo_db.generator import drop_database, ensure_database
 from services.step_runner.executors.ddl_generation import DdlGenerationExecutor
 from services.step_runner.llm.factory import create_llm
 from services.step_runner.llm.settings import LLMSettings

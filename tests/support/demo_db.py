@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from services.step_runner.demo.seed import create_demo_database, drop_database, ensure_database
+from services.demo_db.generator import create_demo_database, drop_database, ensure_database
 
 T = TypeVar("T")
 # Same variable as tests/conftest.py: any database on the server; the test databases are made beside it.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from services.step_runner.demo.seed import TABLES
+from services.demo_db.generator import TABLES
 from services.step_runner.executors.ddl_generation import DdlGenerationExecutor
 from services.step_runner.executors.qa_generation import QaGenerationExecutor
 from services.step_runner.executors.sql_validation import SqlValidationExecutor

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from services.step_runner.demo.seed import TABLES as DEMO_TABLES
-from services.step_runner.demo.seed import create_demo_database, drop_database, ensure_database
+from services.demo_db.generator import TABLES as DEMO_TABLES
+from services.demo_db.generator import create_demo_database, drop_database, ensure_database
 from services.step_runner.pipeline.catalog import SchemaCatalog
 from services.step_runner.pipeline.quality_metrics import QualityMetrics, measure
 from services.step_runner.pipeline.task_files import CATALOG_FILE

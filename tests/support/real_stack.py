@@ -25,7 +25,7 @@ from tests.e2e.conftest import _wait_ready
 from tests.support.api import Api
 from tests.support.stack import Stack, free_port
 
-DEMO_TABLES = Path(__file__).resolve().parents[2] / "services/step_runner/demo/tables.txt"
+DEMO_TABLES = Path(__file__).resolve().parents[2] / "services/demo_db/tables.txt"
 
 
 def demo_tables() -> list[str]:

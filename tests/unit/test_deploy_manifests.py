@@ -347,7 +347,7 @@ def test_dockerfile_is_multi_stage_and_runs_as_non_root() -> None:
         (["log-collector"], "dp-log-collector"),
         (["migrate"], "dp-migrate"),
         (["rebuild"], "python -m services.log_collector.main rebuild"),
-        (["demo-db"], "python -m services.step_runner.demo --url postgresql://db/dp_demo"),
+        (["demo-db"], "python -m services.demo_db --url postgresql://db/dp_demo"),
         (["dpctl", "task", "list"], "dpctl task list"),
     ],
 )

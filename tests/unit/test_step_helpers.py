@@ -1,6 +1,6 @@
 import datetime as dt
 
-from services.step_runner.demo.seed import generate_rows
+from services.demo_db.generator import generate_rows
 from services.step_runner.llm.base import TableDescription
 from services.step_runner.pipeline.catalog import ColumnInfo, TableInfo
 from services.step_runner.pipeline.descriptions import fill_descriptions, needs_description

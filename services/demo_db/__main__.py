@@ -1,6 +1,6 @@
 """Create (if missing) and seed the demo database.
 
-python -m services.step_runner.demo --url postgresql://postgres@127.0.0.1:5432/dp_demo [--recreate]
+python -m services.demo_db --url postgresql://postgres@127.0.0.1:5432/dp_demo [--recreate]
 """
 
 from __future__ import annotations
@@ -9,14 +9,12 @@ import argparse
 import asyncio
 import sys
 
-from services.step_runner.demo.seed import create_demo_database
+from services.demo_db.generator import create_demo_database
 from shared.secrets import mask_url
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m services.step_runner.demo", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m services.demo_db", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--url", required=True, help="PostgreSQL URL of the demo database (created if missing)"
     )
