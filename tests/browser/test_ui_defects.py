@@ -1,8 +1,6 @@
-"""Defects of issue #10 reproduced in the browser, before they are fixed.
-
-Each test states what the UI must do and is marked as a strict expected failure naming the issue's
-item: it fails today, and the day the defect is fixed it passes, which fails the run (XPASS strict)
-until whoever fixed it removes the marker. They use the composed stack with auth off.
+"""Defects of issue #10 reproduced in the browser (items 9, 13, 14), each a strict expected failure
+until its fix; all are fixed now and these tests guard them. The phone layout (item 11) moved to
+test_ui_layout.py with its fix. They use the composed stack with auth off.
 """
 
 from __future__ import annotations
@@ -15,21 +13,6 @@ from tests.e2e.conftest import DB_URL
 from tests.support.api import Api
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-PHONE = {"width": 390, "height": 844}
-
-
-def defect(item: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=f"issue #10 item {item}, not fixed yet")
-
-
-@defect("11 (layout): at 390x844 the page is wider than the screen")
-async def test_a_phone_viewport_has_no_horizontal_scroll(open_ui: OpenUi, ui_url: str, api: Api) -> None:
-    await api.wait(await api.create(DB_URL, "phone", task_name="phone layout"))
-    page, _ = await open_ui(ui_url, viewport=PHONE)
-    await expect(page.locator("#task-rows tr.task").first).to_be_visible()
-    width = await page.evaluate("document.documentElement.scrollWidth")
-    assert width <= PHONE["width"], f"the page is {width} px wide on a {PHONE['width']} px screen"
 
 
 async def test_a_task_opens_from_the_keyboard(open_ui: OpenUi, ui_url: str, api: Api) -> None:

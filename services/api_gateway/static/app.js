@@ -203,7 +203,7 @@ function hashTask() {
 window.addEventListener("popstate", () => {
   const id = hashTask();
   if (id && id !== state.selected) selectTask(id);
-  else if (!id && state.selected) clearDetail("Select a task");
+  else if (!id) clearDetail("Select a task");
 });
 
 function clearDetail(title) {
@@ -214,11 +214,20 @@ function clearDetail(title) {
   state.task = null;
   $("detail").hidden = true;
   $("detail-title").textContent = title;
+  showView(false);
   document.querySelectorAll("tr.task").forEach((r) => { r.classList.remove("sel"); r.removeAttribute("aria-current"); });
+}
+
+// On a phone the list and the detail are separate views (app.css): the body says which one is shown.
+function showView(detail) {
+  const was = document.body.classList.contains("detail-open");
+  document.body.classList.toggle("detail-open", detail);
+  if (was !== detail && window.matchMedia("(max-width: 700px)").matches) window.scrollTo(0, 0);
 }
 
 async function selectTask(taskId) {
   const gen = ++state.watch;
+  showView(true);
   closeStream();
   stopPolling();
   state.selected = taskId;
@@ -250,6 +259,7 @@ async function refreshDetail() {
     if (err.status === 404) {
       // Deleted (or never existed): nothing to act on, and nothing more to ask the server.
       clearDetail("Task not found");
+      showView(true);
       $("missing").textContent = `Task ${taskId} was not found: it was deleted, or the link is wrong.`;
       $("missing").hidden = false;
       history.replaceState(null, "", location.pathname + location.search);
@@ -654,6 +664,10 @@ async function execute(body) {
   follow(taskId, gen);
 }
 
+$("to-list").addEventListener("click", () => {
+  clearDetail("Select a task");
+  history.pushState(null, "", location.pathname + location.search);
+});
 $("rerun").addEventListener("click", () => execute({ execution_mode: "complete" }));
 $("cancel").addEventListener("click", async () => {
   try {
