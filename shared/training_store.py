@@ -10,6 +10,8 @@ existed, or by other tools) are never deleted. Embeddings are stored unit-length
 extension is needed and cosine similarity is a dot product computed in SQL; search scans at most
 `scan_limit` recent rows per kind, which keeps its cost bounded (a vector index such as pgvector is the
 next step for stores far larger than that).
+
+This module holds the schema and the writes; reading (search, stats) is in shared/training_search.py.
 """
 
 from __future__ import annotations
@@ -291,91 +293,3 @@ async def record_load(
         backup_table,
         None if removed is None else json.dumps(removed),
     )
-
-
-async def search(
-    conn: asyncpg.Connection,
-    schema: str,
-    embedding: list[float],
-    limit: int,
-    kinds: Iterable[str] | None = None,
-    *,
-    scan_limit: int = DEFAULT_SCAN_LIMIT,
-) -> dict[str, list[dict[str, Any]]]:
-    """The `limit` stored rows nearest to `embedding` (cosine similarity), per kind, best first.
-
-    Only rows embedded with the same number of dimensions are compared; at most `scan_limit` of the most
-    recent rows of each kind are scanned.
-    """
-    wanted = list(kinds) if kinds else list(KINDS)
-    unknown = set(wanted) - set(KINDS)
-    if unknown:
-        raise ValueError(f"unknown kinds: {', '.join(sorted(unknown))}")
-    limit = max(1, min(int(limit), 100))
-    query = unit(embedding)
-    sql = f"""
-        SELECT t.id, t.kind, t.content, t.question, t.sql, t.table_name, t.source_task_id, t.source_file,
-               t.created_at,
-               (SELECT sum(a * b) FROM unnest(t.embedding, $1::real[]) AS u(a, b)) AS score
-        FROM (SELECT * FROM {quote_ident(schema)}.{TABLE}
-              WHERE kind = $2 AND dimensions = $3 ORDER BY id DESC LIMIT $4) AS t
-        ORDER BY score DESC, t.id
-        LIMIT $5
-    """
-    result: dict[str, list[dict[str, Any]]] = {}
-    for kind in wanted:
-        rows = await conn.fetch(sql, query, kind, len(query), scan_limit, limit)
-        result[kind] = [
-            {
-                **dict(r),
-                "score": round(float(r["score"] or 0.0), 6),
-                "created_at": r["created_at"].isoformat(),
-            }
-            for r in rows
-        ]
-    return result
-
-
-async def stats(conn: asyncpg.Connection, schema: str) -> dict[str, Any]:
-    """Rows per kind, per source task, and the last load; zeros when the store does not exist yet."""
-    s = quote_ident(schema)
-    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{s}.{TABLE}")
-    by_kind = dict.fromkeys(KINDS, 0)
-    if not exists:
-        return {"total": 0, "by_kind": by_kind, "by_task": [], "last_load": None, "last_row_at": None}
-    for row in await conn.fetch(f"SELECT kind, count(*) AS n FROM {s}.{TABLE} GROUP BY kind"):
-        by_kind[row["kind"]] = row["n"]
-    by_task: dict[str, dict[str, Any]] = {}
-    task_rows = await conn.fetch(
-        f"""SELECT source_task_id, kind, count(*) AS n, max(created_at) AS last_at FROM {s}.{TABLE}
-            GROUP BY source_task_id, kind ORDER BY max(created_at) DESC LIMIT 300"""
-    )
-    for row in task_rows:
-        entry = by_task.setdefault(
-            row["source_task_id"] or "", {"task_id": row["source_task_id"], **dict.fromkeys(KINDS, 0)}
-        )
-        entry[row["kind"]] = row["n"]
-    # `*`: a store created before `removed` existed lacks the column until its next load.
-    last = await conn.fetchrow(f"SELECT * FROM {s}.{LOADS_TABLE} ORDER BY id DESC LIMIT 1")
-    last_row_at = await conn.fetchval(f"SELECT max(created_at) FROM {s}.{TABLE}")
-    return {
-        "total": sum(by_kind.values()),
-        "by_kind": by_kind,
-        "by_task": list(by_task.values())[:100],
-        "last_load": None
-        if last is None
-        else {
-            "task_id": last["task_id"],
-            "loaded_at": last["loaded_at"].isoformat(),
-            "inserted": _json(last["inserted"]),
-            "already_present": _json(last["already_present"]),
-            "backup_table": last["backup_table"],
-            "removed": _json(last.get("removed")),
-        },
-        "last_row_at": last_row_at.isoformat() if last_row_at else None,
-    }
-
-
-def _json(value: Any) -> Any:
-    """JSONB comes back decoded on pools with a JSON codec (the services') and as text on plain connections."""
-    return json.loads(value) if isinstance(value, str | bytes) else value

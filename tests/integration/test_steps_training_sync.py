@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from services.step_runner.executors.training_load import TrainingLoadExecutor
-from shared import training_store
+from shared import training_search, training_store
 from shared.embeddings import EmbeddingSettings, OfflineEmbedder, create_embedder
 from shared.parameters import TaskParameters
 from shared.pipeline_settings import PipelineSettings
@@ -120,11 +120,11 @@ async def test_reload_replaces_repaired_pair_and_keeps_everything_else(
     assert {text: after[text] for text in unchanged} == unchanged  # same rows, same ids
 
     query = (await OfflineEmbedder(EmbeddingSettings().dimensions).embed([PAIRS[1]["question"]]))[0]
-    found = await training_store.search(conn, schema, query, 10, kinds=["question_sql"])
+    found = await training_search.search(conn, schema, query, 10, kinds=["question_sql"])
     assert found["question_sql"][0]["sql"] == REPAIRED_SQL
     assert PAIRS[1]["sql"] not in {r["sql"] for r in found["question_sql"]}
 
-    stats = await training_store.stats(conn, schema)
+    stats = await training_search.stats(conn, schema)
     assert stats["last_load"]["removed"] == third["removed"]
     assert stats["total"] == len(before) + 1  # the repaired pair replaced the broken one, plus the legacy row
 

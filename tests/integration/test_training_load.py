@@ -13,7 +13,7 @@ import pytest
 
 from services.step_runner.executors.base import StepError
 from services.step_runner.executors.training_load import TrainingLoadExecutor
-from shared import training_store
+from shared import training_search
 from shared.embeddings import EmbeddingSettings, OfflineEmbedder, create_embedder
 from shared.pipeline_settings import PipelineSettings
 from shared.steps import StepName
@@ -73,7 +73,7 @@ async def test_load_is_idempotent_and_search_finds_nearest(
             f"DROP TABLE {store_schema}.training_data_sources; "
             f"ALTER TABLE {store_schema}.training_loads DROP COLUMN removed"
         )
-        assert (await training_store.stats(conn, store_schema))["last_load"]["removed"] is None
+        assert (await training_search.stats(conn, store_schema))["last_load"]["removed"] is None
     finally:
         await conn.close()
 
@@ -89,21 +89,21 @@ async def test_load_is_idempotent_and_search_finds_nearest(
         assert backup_rows == sum(first["inserted"].values())
 
         query = (await OfflineEmbedder(EmbeddingSettings().dimensions).embed([PAIRS[1]["question"]]))[0]
-        found = await training_store.search(conn, store_schema, query, 2)
+        found = await training_search.search(conn, store_schema, query, 2)
         assert found["question_sql"][0]["sql"] == PAIRS[1]["sql"]
         assert found["question_sql"][0]["score"] == pytest.approx(1.0, abs=1e-4)
         assert found["question_sql"][0]["score"] > found["question_sql"][1]["score"]
         assert len(found["ddl"]) == 2 and len(found["documentation"]) == 2
 
-        only_ddl = await training_store.search(conn, store_schema, query, 1, kinds=["ddl"])
+        only_ddl = await training_search.search(conn, store_schema, query, 1, kinds=["ddl"])
         assert list(only_ddl) == ["ddl"]
         reviews = (await OfflineEmbedder(EmbeddingSettings().dimensions).embed(["reviews rating product"]))[0]
-        nearest_ddl = await training_store.search(conn, store_schema, reviews, 1, kinds=["ddl"])
+        nearest_ddl = await training_search.search(conn, store_schema, reviews, 1, kinds=["ddl"])
         assert nearest_ddl["ddl"][0]["table_name"] == "public.reviews"
         with pytest.raises(ValueError, match="unknown kinds"):
-            await training_store.search(conn, store_schema, query, 1, kinds=["tables"])
+            await training_search.search(conn, store_schema, query, 1, kinds=["tables"])
 
-        stats = await training_store.stats(conn, store_schema)
+        stats = await training_search.stats(conn, store_schema)
         assert stats["by_kind"] == first["store_by_kind"] and stats["total"] == sum(
             first["inserted"].values()
         )
@@ -114,7 +114,7 @@ async def test_load_is_idempotent_and_search_finds_nearest(
             f"SELECT count(DISTINCT data_id) FROM {store_schema}.training_data_sources"
         )
         assert linked == stats["total"]  # the reload linked the rows it loaded before the table existed
-        assert (await training_store.stats(conn, "dp_no_such_store"))["total"] == 0
+        assert (await training_search.stats(conn, "dp_no_such_store"))["total"] == 0
 
         # rows of other sources are never removed by a load
         await conn.execute(

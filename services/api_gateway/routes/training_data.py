@@ -1,7 +1,7 @@
 """The training-data store as the UI sees it: semantic search and counts (issue 3).
 
 The question is embedded with the same embedder the training_load step uses (shared.embeddings), then
-`shared.training_store.search` ranks stored rows by cosine similarity.
+`shared.training_search.search` ranks stored rows by cosine similarity.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from services.api_gateway.schemas.requests import TrainingSearchRequest
 from services.api_gateway.schemas.responses import TrainingSearch, TrainingStats
 from services.api_gateway.spec import TRAINING_DATA, RouteSpec
 from services.api_gateway.validation import parse_model, read_json_object
-from shared import training_store
+from shared import training_search, training_store
 from shared.embeddings import EmbeddingError
 from shared.secrets import mask_secrets
 
@@ -36,7 +36,7 @@ async def search_training_data(request: web.Request) -> web.Response:
         raise ServiceUnavailable(f"cannot embed the question: {mask_secrets(str(exc))}") from None
     try:
         async with extras["training_pool"].acquire() as conn:
-            by_kind = await training_store.search(
+            by_kind = await training_search.search(
                 conn, extras["training_schema"], vector, req.limit, req.kinds
             )
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
@@ -50,7 +50,7 @@ async def search_training_data(request: web.Request) -> web.Response:
 async def training_data_stats(request: web.Request) -> web.Response:
     extras = request.app[EXTRAS]
     async with extras["training_pool"].acquire() as conn:
-        stats = await training_store.stats(conn, extras["training_schema"])
+        stats = await training_search.stats(conn, extras["training_schema"])
     return ok("training data statistics", TrainingStats(stats=stats).model_dump(mode="json"))
 
 

@@ -29,7 +29,7 @@ from services.step_runner.pipeline.pair_quality import drop_verdicts
 from services.step_runner.pipeline.schema_index import SchemaIndex
 from services.step_runner.pipeline.sql_gate import PlanLimits, SqlGate
 from services.step_runner.pipeline.task_files import load_catalog, read_mapping
-from shared import training_store
+from shared import training_search, training_store
 from shared.atomic_files import atomic_write_text
 from shared.business_db import BusinessDbError, create_pool, describe_error
 from shared.embeddings import Embedder, EmbeddingError
@@ -213,7 +213,7 @@ class TrainingLoadExecutor:
             await training_store.record_load(
                 conn, schema, ctx.task_id, inserted, already_present, backup_table, removed
             )
-        store = await training_store.stats(conn, schema)
+        store = await training_search.stats(conn, schema)
         await ctx.progress(100.0, "loaded")
         unlinked, deleted = sum(removed["unlinked"].values()), sum(removed["deleted"].values())
         await ctx.log(
