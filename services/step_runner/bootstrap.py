@@ -8,6 +8,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from aio_pika.abc import AbstractIncomingMessage
 from prometheus_client import CollectorRegistry
@@ -15,16 +16,39 @@ from prometheus_client import CollectorRegistry
 from services.step_runner.adapters.task_records import TaskRecords
 from services.step_runner.executors.base import StepRegistry
 from services.step_runner.handlers import StepRunner
+from services.step_runner.llm.settings import LLMSettings
 from services.step_runner.metrics import RunnerMetrics
 from shared.broker import Publisher, Topology, connect, declare_topology, handle_delivery, open_channel
 from shared.connection_url import HostPolicy
 from shared.db import pool_context
+from shared.embeddings import EmbeddingSettings
 from shared.llm_usage import Prices
 from shared.logging import get_logger
+from shared.pipeline_settings import PipelineSettings
 from shared.secrets import SecretBox, load_or_create_key
-from shared.settings import RunnerSettings
+from shared.settings import RunnerSettings, load_settings
 
 log = get_logger()
+
+PROGRAM = "dp-step-runner"
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """What the real executors read besides RunnerSettings: the pipeline, the LLM and the embedder."""
+
+    pipeline: PipelineSettings
+    llm: LLMSettings
+    embedding: EmbeddingSettings
+
+
+def executor_settings() -> ExecutorSettings:
+    # load_settings: a wrong value (an API key, a URL) is reported by name, never printed.
+    return ExecutorSettings(
+        pipeline=load_settings(PipelineSettings, PROGRAM),
+        llm=load_settings(LLMSettings, PROGRAM),
+        embedding=load_settings(EmbeddingSettings, PROGRAM),
+    )
 
 
 def load_registry(settings: RunnerSettings) -> StepRegistry:

@@ -14,8 +14,8 @@ import pytest
 from services.step_runner.executors.base import StepError
 from services.step_runner.executors.qa_generation import QaGenerationExecutor
 from services.step_runner.llm.base import LLMError, QuestionSQL, TableDescription, Theme
-from services.step_runner.offline.provider import OfflineTextToSQLModel
 from services.step_runner.llm.settings import LLMSettings
+from services.step_runner.offline.provider import OfflineTextToSQLModel
 from services.step_runner.pipeline.catalog import TableInfo
 from shared.parameters import TaskParameters
 from shared.steps import StepName
@@ -155,7 +155,7 @@ class _TrickyThemes(OfflineTextToSQLModel):
 
 async def test_metadata_escapes_text_and_arrays(tmp_path: Path, scratch: asyncpg.Connection) -> None:
     task_dir = _task_dir(tmp_path)
-    executor = QaGenerationExecutor(LLMSettings(), model_factory=lambda _s: _TrickyThemes())
+    executor = QaGenerationExecutor(LLMSettings(), llm_factory=lambda: _TrickyThemes())
     await executor.run(_context(task_dir))
     await scratch.execute((task_dir / "metadata.txt").read_text(encoding="utf-8"))
     row = await scratch.fetchrow("SELECT * FROM metadata")
@@ -199,7 +199,7 @@ class _NoPairs(OfflineTextToSQLModel):
 async def test_no_pairs_is_a_step_error_and_the_model_is_closed(tmp_path: Path) -> None:
     task_dir = _task_dir(tmp_path)
     ctx = _context(task_dir)
-    executor = QaGenerationExecutor(LLMSettings(), model_factory=lambda _s: _NoPairs())
+    executor = QaGenerationExecutor(LLMSettings(), llm_factory=lambda: _NoPairs())
     with pytest.raises(StepError, match="no question/SQL pair") as info:
         await executor.run(ctx)
     assert info.value.retryable

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import asyncpg
 
 from services.step_runner.executors.base import StepContext, StepError
-from services.step_runner.llm.base import LLMError, TextToSQLModel
+from services.step_runner.llm.base import LLMError, LLMFactory, TextToSQLModel
 from services.step_runner.pipeline.catalog import SchemaCatalog
 from services.step_runner.pipeline.ddl_file import render_ddl
 from services.step_runner.pipeline.descriptions import fill_descriptions, needs_description
@@ -46,7 +45,6 @@ from shared.business_db import BusinessDbError, create_pool, describe_error
 from shared.pipeline_settings import PipelineSettings
 from shared.steps import StepName
 
-LLMFactory = Callable[[], TextToSQLModel]
 MAX_TABLE_LIST_BYTES = 1_000_000
 
 

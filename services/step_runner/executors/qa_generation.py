@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 
 from services.step_runner.executors.base import StepContext, StepError
-from services.step_runner.llm.base import LLMError, QuestionSQL, TextToSQLModel, Theme
+from services.step_runner.llm.base import LLMError, LLMFactory, QuestionSQL, TextToSQLModel, Theme
 from services.step_runner.llm.factory import create_llm
 from services.step_runner.llm.settings import LLMSettings
 from services.step_runner.llm.sqltext import normalize_statement, sql_fingerprint
@@ -45,12 +45,12 @@ class QaGenerationExecutor:
     def __init__(
         self,
         llm_settings: LLMSettings,
+        llm_factory: LLMFactory | None = None,
         *,
-        model_factory: Callable[[LLMSettings], TextToSQLModel] = create_llm,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._settings = llm_settings
-        self._model_factory = model_factory
+        self._llm_factory = llm_factory or (lambda: create_llm(llm_settings))
         self._clock = clock
 
     async def run(self, ctx: StepContext) -> dict[str, Any]:
@@ -67,7 +67,7 @@ class QaGenerationExecutor:
         )
         await ctx.progress(5, "schema catalog loaded")
 
-        model = self._model_factory(self._settings)
+        model = self._llm_factory()
         try:
             await ctx.log("INFO", f"asking {model.name} for {theme_count} business themes")
             try:

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 from services.step_runner.executors.base import VALIDATION_BELOW_THRESHOLD, StepContext, StepError
 from services.step_runner.executors.sql_quality import QualityPass, quality_summary
-from services.step_runner.llm.base import LLMError, TextToSQLModel
+from services.step_runner.llm.base import LLMError, LLMFactory, TextToSQLModel
 from services.step_runner.pipeline.catalog import TableInfo
 from services.step_runner.pipeline.files import atomic_write_json, atomic_write_text
 from services.step_runner.pipeline.pair_files import (
@@ -45,7 +44,6 @@ from shared.business_db import BusinessDbError, create_pool
 from shared.pipeline_settings import PipelineSettings
 from shared.steps import StepName
 
-LLMFactory = Callable[[], TextToSQLModel]
 MAX_REPAIR_TABLES = 15
 
 

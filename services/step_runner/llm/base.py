@@ -7,6 +7,7 @@ interface only, never on a provider.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -70,3 +71,7 @@ class TextToSQLModel(Protocol):
     async def summarize_scope(self, tables: list[TableInfo], business_context: str) -> str: ...
 
     async def aclose(self) -> None: ...
+
+
+# How every executor is given its model: a callable it calls when a run needs one (registry.py builds it).
+LLMFactory = Callable[[], TextToSQLModel]
