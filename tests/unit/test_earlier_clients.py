@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from services.api_gateway.errors import InvalidParams
+from services.api_gateway.output_files import check_content, versioned_name
 from services.api_gateway.routes.database_tools import _pattern
 from services.api_gateway.routes.logs import log_position
-from services.api_gateway.routes.output_uploads import check_content, versioned_name
 from services.api_gateway.routes.queries import pagination
 from services.api_gateway.schemas.earlier_routes import TaskQueryRequest, schema_list
 from services.api_gateway.schemas.requests import LogQuery

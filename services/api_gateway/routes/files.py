@@ -23,7 +23,7 @@ from services.api_gateway.adapters.task_files import (
 from services.api_gateway.envelope import ok
 from services.api_gateway.errors import Forbidden, InvalidParams, NotFound, PayloadTooLarge
 from services.api_gateway.keys import POOL, SETTINGS
-from services.api_gateway.routes.output_uploads import listed_on_disk
+from services.api_gateway.output_files import listed_on_disk
 from services.api_gateway.schemas.responses import FileList
 from services.api_gateway.spec import DATA_PIPELINE, FILE_TYPES, RouteSpec
 from services.api_gateway.task_views import file_view
