@@ -26,6 +26,13 @@ NOT_RECORDED = """
 """
 # ... and not given up as lost ($1: the TTL in seconds).
 _WAITING = NOT_RECORDED + " AND a.accepted_at > now() - make_interval(secs => $1)"
+# ... and accepted after the newest task the read model shows. The collector records tasks in the order
+# they were accepted, so an older task still missing behind a newer recorded one was lost on the way
+# (a dead-lettered or refused command), not delayed: it must not keep readiness down until its TTL.
+_BEHIND = (
+    _WAITING
+    + " AND a.accepted_at > coalesce((SELECT max(t.created_at) FROM data_pipeline_tasks t), '-infinity')"
+)
 _STEPS = [step.value for step in STEP_ORDER]
 
 
@@ -118,10 +125,10 @@ class Lag:
 
 
 async def lag(pool: asyncpg.Pool, ttl_seconds: float) -> Lag:
-    """Age of the oldest accepted task not yet recorded (0 when none), and how many there are."""
+    """Age of the oldest accepted task the collector has not reached yet (0 when none), and how many."""
     row = await pool.fetchrow(
         "SELECT coalesce(EXTRACT(EPOCH FROM now() - min(accepted_at)), 0)::float8 AS seconds,"
-        f" count(*) AS waiting FROM accepted_commands a WHERE {_WAITING}",
+        f" count(*) AS waiting FROM accepted_commands a WHERE {_BEHIND}",
         ttl_seconds,
     )
     assert row is not None
