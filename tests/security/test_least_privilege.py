@@ -161,7 +161,7 @@ async def test_the_services_run_a_task_as_the_runtime_role(lp_api: Api, lp_env: 
     detail = await lp_api.wait(task_id)
     assert detail["status"] == "completed", detail
     status, files = await lp_api.call("GET", f"{BASE}/tasks/{task_id}/files")
-    assert status == 200 and files["data"]["total"] == 4
+    assert status == 200 and files["data"]["total"] == 5  # four step outputs and data_pipeline.log
     status, data = await lp_api.call("DELETE", f"{BASE}/tasks/{task_id}", json={"confirm": True})
     assert status in (200, 202), data
 
