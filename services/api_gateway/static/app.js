@@ -127,6 +127,46 @@ function taskRow(t) {
   return row;
 }
 
+// The server's `search` looks at task names and business contexts only; a task id and a database name
+// are found by exact lookups (GET /tasks/{id}, GET /tasks?db_name=) shown above the search's rows.
+// Only a whole id is looked up (a half-typed one would be a 404 on every keystroke).
+const TASK_ID = /^(task|manual)_\d{8}_\d{6}(_[0-9a-z]+)?$/;
+
+async function exactMatches(text) {
+  const found = [];
+  if (TASK_ID.test(text)) {
+    try {
+      found.push(await api("GET", `/tasks/${encodeURIComponent(text)}`));
+    } catch (err) {
+      if (err.status !== 404) throw err;
+    }
+  }
+  if (/^[\w$-]{1,100}$/.test(text)) {
+    const params = listParams();
+    params.delete("search");
+    params.set("db_name", text);
+    params.set("limit", "100");
+    found.push(...(await api("GET", `/tasks?${params}`)).tasks);
+  }
+  const status = $("filter-status").value;
+  return found.filter((t) => !status || t.status === status);
+}
+
+// The list's filters live in the query string (?status=&q=), the open task in the hash.
+function saveListFilters() {
+  const q = new URLSearchParams();
+  if ($("filter-status").value) q.set("status", $("filter-status").value);
+  if ($("filter-search").value.trim()) q.set("q", $("filter-search").value.trim());
+  const search = q.toString() ? `?${q}` : "";
+  if (search !== location.search) history.replaceState(history.state, "", location.pathname + search + location.hash);
+}
+
+function loadListFilters() {
+  const q = new URLSearchParams(location.search);
+  $("filter-status").value = q.get("status") || "";
+  $("filter-search").value = q.get("q") || "";
+}
+
 // `append`: the next page ("more"). Otherwise the list is fetched again from the top, as many rows as the
 // user has loaded (so the auto-refresh never takes back what "more" showed).
 async function loadTasks(append = false) {
@@ -143,6 +183,13 @@ async function loadTasks(append = false) {
       rows.push(...data.tasks);
       cursor = data.next_cursor;
     } while (cursor && rows.length < want);
+    const text = $("filter-search").value.trim();
+    if (text && !append) {
+      const seen = new Set(rows.map((t) => t.task_id));
+      const extra = (await exactMatches(text)).filter((t) => !seen.has(t.task_id) && seen.add(t.task_id));
+      rows.unshift(...extra);
+      data = { ...data, total: data.total + extra.length };
+    }
   } catch (err) {
     $("total").textContent = err.message;
     return;
@@ -1006,8 +1053,13 @@ $("token").addEventListener("change", () => {
   loadTasks();
   if (state.selected) selectTask(state.selected); // the open detail is fetched again with the new token
 });
-$("filter-status").addEventListener("change", () => { state.listRows = 0; loadTasks(); });
-$("filter-search").addEventListener("input", () => { clearTimeout(state.searchTimer); state.searchTimer = setTimeout(() => { state.listRows = 0; loadTasks(); }, 300); });
+loadListFilters();
+window.addEventListener("popstate", loadListFilters);
+$("filter-status").addEventListener("change", () => { state.listRows = 0; saveListFilters(); loadTasks(); });
+$("filter-search").addEventListener("input", () => {
+  clearTimeout(state.searchTimer);
+  state.searchTimer = setTimeout(() => { state.listRows = 0; saveListFilters(); loadTasks(); }, 300);
+});
 $("more").addEventListener("click", () => loadTasks(true));
 $("log-level").addEventListener("change", () => loadLogs());
 $("log-step").addEventListener("change", () => loadLogs());
