@@ -413,6 +413,7 @@ async function selectTask(taskId) {
     if (r.dataset.id === taskId) r.setAttribute("aria-current", "true"); else r.removeAttribute("aria-current");
   });
   $("missing").hidden = true;
+  $("table-list-note").hidden = true;
   $("logs").replaceChildren();
   state.log = { seen: new Set(), older: null, total: 0, live: 0, loading: null, buffer: [], maxId: null };
   const t = await refreshDetail();
@@ -477,9 +478,23 @@ function renderDetail(t) {
   }
   $("cancel").disabled = !running;
   $("rerun").disabled = running;
+  showTableListSource(p);
   renderSteps();
   renderReport(t.result);
   tick();
+}
+
+// A task created with table names runs those names every time (step 1 prefers them to any file), so an
+// upload would change nothing: the control is offered only to tasks whose tables come from a file.
+function showTableListSource(p) {
+  const names = Array.isArray(p.table_list) && p.table_list.length && !p.table_list_file ? p.table_list : null;
+  $("table-list-upload").hidden = Boolean(names);
+  $("table-list-fixed").hidden = !names;
+  if (names) {
+    $("table-list-fixed").textContent =
+      `This task's ${names.length} table(s) were given as names when it was created; every run uses them. ` +
+      "To run other tables, create a task with them (or with a table-list file, which can then be replaced here).";
+  }
 }
 
 // The run's steps from the model in state.task (live events update the model, then this redraws it).
@@ -867,8 +882,15 @@ $("upload").addEventListener("click", async () => {
   if (!file) return flash("detail-msg", "choose a .txt file first", false);
   const form = new FormData();
   form.append("file", file, file.name);
+  const taskId = state.selected;
   try {
-    flash("detail-msg", (await api("POST", `/tasks/${state.selected}/upload-table-list`, form)).response, true);
+    const data = await api("POST", `/tasks/${taskId}/upload-table-list`, form);
+    if (taskId !== state.selected) return;
+    const names = data.tables.slice(0, 5).join(", ") + (data.tables.length > 5 ? ", …" : "");
+    $("table-list-note").textContent =
+      `${data.file_name}: ${data.table_count} tables (${names}). The next run of this task reads it (Run again, or step 1).`;
+    $("table-list-note").hidden = false;
+    $("table-file").value = "";
   } catch (err) {
     flash("detail-msg", err.message, false);
   }
