@@ -7,8 +7,8 @@ import re
 import pytest
 
 from services.step_runner.llm.base import Theme
-from services.step_runner.offline.provider import OfflineTextToSQLModel
 from services.step_runner.llm.sqltext import mask_literals, normalize_statement, quote_ident
+from services.step_runner.offline.provider import OfflineTextToSQLModel
 from services.step_runner.pipeline.catalog import ColumnInfo, TableInfo
 from tests.support.shop_catalog import shop_tables
 

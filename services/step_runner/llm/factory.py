@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from services.step_runner.llm.base import TextToSQLModel
-from services.step_runner.offline.provider import OfflineTextToSQLModel
 from services.step_runner.llm.openai_provider import OpenAIChatModel
 from services.step_runner.llm.settings import LLMSettings
+from services.step_runner.offline.provider import OfflineTextToSQLModel
 from shared.embeddings import create_embedder
 
 __all__ = ["close_llm", "create_embedder", "create_llm", "open_llm"]

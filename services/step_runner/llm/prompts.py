@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 
 from services.step_runner.llm.base import Theme
-from services.step_runner.offline.schema import has_cjk
 from services.step_runner.llm.sqltext import quote_ident, quote_literal, table_ref
+from services.step_runner.offline.schema import has_cjk
 from services.step_runner.pipeline.catalog import TableInfo
 from services.step_runner.pipeline.column_roles import column_marker
 from services.step_runner.pipeline.relations import infer_relations
