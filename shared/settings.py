@@ -114,7 +114,7 @@ class CommonSettings(BaseSettings):
     allowed_db_hosts: list[str] = Field(
         default_factory=list,
         description="Business-database hosts the pipeline may connect to: JSON list of host-name patterns "
-        '(`db.internal`, `*.corp.example`) and IP networks (`10.0.0.0/8`). A name not matched by a pattern is '
+        "(`db.internal`, `*.corp.example`) and IP networks (`10.0.0.0/8`). A name not matched by a pattern is "
         "resolved and every address must lie in a listed network. Empty: every host (the gateway warns at "
         "start-up when it listens beyond loopback). Checked by the gateway and again by the step runner.",
     )
@@ -420,7 +420,9 @@ class RunnerSettings(CommonSettings):
         description="Price of 1,000 prompt tokens (any currency): with it, results and metrics show LLM cost.",
     )
     llm_price_per_1k_completion_tokens: float | None = Field(
-        default=None, ge=0, description="Price of 1,000 completion tokens (same currency as the prompt price)."
+        default=None,
+        ge=0,
+        description="Price of 1,000 completion tokens (same currency as the prompt price).",
     )
 
 
