@@ -252,12 +252,6 @@ class GatewaySettings(CommonSettings):
     delete_visibility_timeout_seconds: float = Field(
         default=5.0, ge=0, description="How long DELETE waits for the task's records to disappear before 202."
     )
-    database_tables_timeout_seconds: float = Field(
-        default=15.0,
-        gt=0,
-        le=120,
-        description="Total deadline of POST /database/tables (connect and list); past it: 400, retryable.",
-    )
     ready_max_collector_lag_seconds: float = Field(
         default=60.0,
         gt=0,
@@ -274,6 +268,12 @@ class GatewaySettings(CommonSettings):
         gt=0,
         description="An accepted task still not recorded after this long is given up as lost: it no longer"
         " holds /readyz at 503 and its placeholder is removed.",
+    )
+    database_tables_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=120,
+        description="Total deadline of POST /database/tables (connect and list); past it: 400, retryable.",
     )
     publish_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Longest wait for the broker's confirm of a command (then 503)."
