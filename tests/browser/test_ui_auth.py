@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -109,3 +110,27 @@ async def test_the_token_prompt_has_no_serious_accessibility_violations(
     page, _ = await open_ui(auth_ui_url, bypass_csp=True, allowed_statuses=(401,))
     await expect(page.get_by_role("alert")).to_be_visible()
     assert await run_axe(page) == []
+
+
+async def test_a_missing_token_is_said_once_and_leaves_nothing_behind(
+    open_ui: OpenUi, auth_ui_url: str, operator: Api
+) -> None:
+    # Issue #10 item 12: the token prompt is the one place that speaks of the token; no grey 401 text in
+    # the list, the detail or the header, and once the token is in, no error of the tokenless tries stays.
+    task_id = await operator.create(DB_URL, "auth leftovers", task_name="auth leftovers")
+    await operator.wait(task_id)
+    page, probe = await open_ui(f"{auth_ui_url}/#{task_id}", allowed_statuses=(401,))
+    await expect(page.get_by_role("alert")).to_have_text("This gateway needs an API token: enter it here.")
+    await expect(page.locator("#total")).to_have_text("enter the API token to see the tasks")
+    for where in ("#detail-msg", "#conn", "#missing"):
+        await expect(page.locator(where)).not_to_contain_text(re.compile("token|401|unauthori", re.I))
+    await expect(page.locator("#detail-section")).to_contain_text("enter the API token")
+
+    token = page.get_by_label("API token")
+    await token.fill(OPERATOR)
+    await token.press("Enter")
+    await expect(page.locator("#detail-title .status")).to_have_text("completed")
+    await expect(page.locator("#total")).to_contain_text("task(s)")
+    await expect(page.locator("#detail-msg")).to_be_hidden()
+    await expect(page.locator("#detail-section")).not_to_contain_text("enter the API token")
+    await probe.assert_clean(page)

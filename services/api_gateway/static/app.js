@@ -92,6 +92,11 @@ const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
 const fmtDur = (s) => (s == null ? "—" : s < 90 ? `${Math.round(s)}s` : `${Math.floor(s / 60)}m ${Math.round(s % 60)}s`);
 const fmtSize = (n) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KB` : `${(n / 1048576).toFixed(1)} MB`);
 
+// An action's failure under the detail; a 401 is left to the token prompt, the one place that asks for it.
+function reportError(err, prefix = "") {
+  if (err.status !== 401) flash("detail-msg", prefix + err.message, false);
+}
+
 function flash(id, text, good) {
   const box = $(id);
   box.textContent = text;
@@ -191,7 +196,7 @@ async function loadTasks(append = false) {
       data = { ...data, total: data.total + extra.length };
     }
   } catch (err) {
-    $("total").textContent = err.message;
+    $("total").textContent = err.status === 401 ? "enter the API token to see the tasks" : err.message;
     return;
   }
   const body = $("task-rows");
@@ -440,8 +445,10 @@ async function refreshDetail() {
       $("missing").hidden = false;
       history.replaceState(null, "", location.pathname + location.search);
       loadTasks();
+    } else if (err.status === 401) {
+      $("detail-title").textContent = `Task ${taskId}: enter the API token to open it`;
     } else {
-      flash("detail-msg", err.message, false);
+      reportError(err);
     }
     return null;
   }
@@ -713,7 +720,7 @@ async function loadLogs() {
   try {
     data = await loading;
   } catch (err) {
-    if (log.loading === loading) flash("detail-msg", `logs: ${err.message}`, false);
+    if (log.loading === loading) reportError(err, "logs: ");
   }
   if (log.loading !== loading || taskId !== state.selected) return;
   log.loading = null;
@@ -751,7 +758,7 @@ async function catchUpLogs() {
   try {
     data = await loading;
   } catch (err) {
-    if (log.loading === loading) flash("detail-msg", `logs: ${err.message}`, false);
+    if (log.loading === loading) reportError(err, "logs: ");
   }
   if (log.loading !== loading || taskId !== state.selected) return;
   log.loading = null;
@@ -783,7 +790,7 @@ async function loadOlderLogs() {
     log.older = data.next_cursor;
     $("log-follow").checked = false;
   } catch (err) {
-    flash("detail-msg", `logs: ${err.message}`, false);
+    reportError(err, "logs: ");
   }
   showLogCount();
 }
@@ -836,7 +843,7 @@ async function execute(body) {
     const data = await api("POST", `/tasks/${taskId}/execute`, body);
     flash("detail-msg", data.response, true);
   } catch (err) {
-    flash("detail-msg", err.message, false);
+    reportError(err);
     return;
   }
   $("rerun").disabled = true;
@@ -863,7 +870,7 @@ $("cancel").addEventListener("click", async () => {
   try {
     flash("detail-msg", (await api("POST", `/tasks/${state.selected}/cancel`, {})).response, true);
   } catch (err) {
-    flash("detail-msg", err.message, false);
+    reportError(err);
   }
 });
 $("delete").addEventListener("click", async () => {
@@ -874,7 +881,7 @@ $("delete").addEventListener("click", async () => {
     history.pushState(null, "", location.pathname + location.search);
     await loadTasks();
   } catch (err) {
-    flash("detail-msg", err.message, false);
+    reportError(err);
   }
 });
 $("upload").addEventListener("click", async () => {
@@ -892,7 +899,7 @@ $("upload").addEventListener("click", async () => {
     $("table-list-note").hidden = false;
     $("table-file").value = "";
   } catch (err) {
-    flash("detail-msg", err.message, false);
+    reportError(err);
   }
 });
 
@@ -1072,6 +1079,7 @@ $("token").addEventListener("change", () => {
   sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
   $("token-msg").hidden = true;
   $("token").removeAttribute("aria-invalid");
+  $("detail-msg").className = "msg"; // what failed without the token is not this token's failure
   loadTasks();
   if (state.selected) selectTask(state.selected); // the open detail is fetched again with the new token
 });
