@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lock migrate demo-db up down run test test-unit test-integration test-e2e lint format bench quality clean
+.PHONY: help install lock migrate demo-db up down run test test-unit test-integration test-e2e lint format bench quality screenshots clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -69,6 +69,9 @@ lint: install  ## ruff (lint + format check) and mypy
 format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+screenshots: install  ## refresh docs/ui/*.png: the web UI's main views at desktop and phone size (needs Chromium)
+	$(PY) -m pytest -q tests/browser/test_ui_screenshots.py --ui-screenshots=docs/ui
 
 bench: install  ## benchmarks that print ratios against a baseline measured in the same run
 	$(PY) -m bench.bench_steps

@@ -104,8 +104,20 @@ def ui_url(stack: Stack, stack_env: dict[str, str]) -> str:
     return f"http://127.0.0.1:{stack_env['DP_HTTP_PORT']}"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--ui-screenshots",
+        default=None,
+        help="directory the browser tests write their screenshots to (`make screenshots`: docs/ui)",
+    )
+
+
 @pytest.fixture(scope="session")
-def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def screenshots(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    chosen = request.config.getoption("--ui-screenshots")
+    if chosen:
+        Path(chosen).mkdir(parents=True, exist_ok=True)
+        return Path(chosen)
     return tmp_path_factory.mktemp("ui-screenshots")
 
 
