@@ -217,6 +217,8 @@ async def test_a_token_budget_stops_the_run_at_the_step_that_crosses_it(
     assert "max_llm_tokens=50" in ddl["error"] and "max_llm_tokens=50" in detail["error_message"]
     # The call that crossed the budget is counted; no call started after it.
     calls, prompt, completion = _sent(fake, "fake-chat", before)
-    assert ddl["llm_usage"]["total_tokens"] == prompt + completion > 50
-    assert ddl["llm_usage"]["calls"] == calls
+    # Calls already in flight when the first answer crossed the budget are cancelled with the step: the
+    # server may have answered them, but their usage never reached the runner (stated in the docs).
+    assert 50 < ddl["llm_usage"]["total_tokens"] <= prompt + completion
+    assert 1 <= ddl["llm_usage"]["calls"] <= calls
     assert calls <= 3  # at most the describe calls already in flight when the first answer crossed it
