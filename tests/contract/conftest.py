@@ -15,14 +15,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import aio_pika
 import pytest
 
-from shared.broker import Topology, delete_topology
-from shared.migrate import drop_schema, migrate
+from shared.migrate import migrate
 from shared.settings import CommonSettings
-from tests.conftest import AMQP_URL, PG_URL
+from tests.conftest import PG_URL
 from tests.support.composed_stack import _wait_ready
+from tests.support.run_state import remove_run_state
 from tests.support.stack import Stack, free_port
 
 CONTRACT_TOKEN = f"contract-{uuid.uuid4().hex}"
@@ -102,11 +101,4 @@ def contract_stack(
         )
     finally:
         stack.stop_all()
-        asyncio.run(_cleanup(settings))
-
-
-async def _cleanup(settings: CommonSettings) -> None:
-    await drop_schema(settings)
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        await delete_topology(await connection.channel(), Topology(settings.broker_prefix))
+        asyncio.run(remove_run_state(settings))

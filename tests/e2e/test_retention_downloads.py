@@ -22,18 +22,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import aiohttp
 import asyncpg
 import pytest
 
-from shared.broker import Topology, delete_topology
-from shared.migrate import drop_schema, migrate
+from shared.migrate import migrate
 from shared.settings import CommonSettings
-from tests.conftest import AMQP_URL, PG_URL
+from tests.conftest import PG_URL
 from tests.e2e.conftest import _wait_ready
 from tests.support.api import BASE, Api
 from tests.support.eventually import eventually
+from tests.support.run_state import remove_run_state
 from tests.support.stack import Stack, free_port
 
 pytestmark = pytest.mark.e2e
@@ -91,14 +90,7 @@ def stack(
         yield stack
     finally:
         stack.stop_all()
-        asyncio.run(_cleanup(settings))
-
-
-async def _cleanup(settings: CommonSettings) -> None:
-    await drop_schema(settings)
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        await delete_topology(await connection.channel(), Topology(settings.broker_prefix))
+        asyncio.run(remove_run_state(settings))
 
 
 @pytest.fixture

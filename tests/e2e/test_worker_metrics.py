@@ -5,20 +5,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 
-import aio_pika
 import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.broker import Topology, delete_topology
 from shared.health import health_server
-from shared.migrate import drop_schema, migrate
+from shared.migrate import migrate
 from shared.settings import CommonSettings
-from tests.conftest import AMQP_URL, PG_URL
+from tests.conftest import PG_URL
 from tests.e2e.conftest import DB_URL, _wait_ready
 from tests.support.api import Api
 from tests.support.eventually import eventually
+from tests.support.run_state import remove_run_state
 from tests.support.stack import Stack, free_port
 
 pytestmark = pytest.mark.e2e
@@ -65,14 +64,7 @@ def metrics_stack(metrics_env: dict[str, str], tmp_path_factory: pytest.TempPath
         yield stack
     finally:
         stack.stop_all()
-        asyncio.run(_cleanup(settings))
-
-
-async def _cleanup(settings: CommonSettings) -> None:
-    await drop_schema(settings)
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        await delete_topology(await connection.channel(), Topology(settings.broker_prefix))
+        asyncio.run(remove_run_state(settings))
 
 
 async def _scrape(session: aiohttp.ClientSession, port: str) -> Samples:

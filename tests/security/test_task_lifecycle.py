@@ -17,16 +17,17 @@ import aiohttp
 import asyncpg
 import pytest
 
-from shared.broker import Topology, delete_topology
+from shared.broker import Topology
 from shared.events import LogEmitted, StepHeartbeat
 from shared.messages import EventEnvelope, encode
-from shared.migrate import drop_schema, migrate
+from shared.migrate import migrate
 from shared.settings import CommonSettings
 from shared.steps import StepName
 from tests.conftest import AMQP_URL, PG_URL
 from tests.e2e.conftest import _wait_ready
 from tests.support.api import BASE, Api
 from tests.support.eventually import eventually
+from tests.support.run_state import remove_run_state
 from tests.support.stack import Stack, free_port
 
 pytestmark = pytest.mark.e2e
@@ -207,14 +208,7 @@ def lag_stack(lag_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
         yield stack
     finally:
         stack.stop_all()
-        asyncio.run(_cleanup(settings))
-
-
-async def _cleanup(settings: CommonSettings) -> None:
-    await drop_schema(settings)
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        await delete_topology(await connection.channel(), Topology(settings.broker_prefix))
+        asyncio.run(remove_run_state(settings))
 
 
 @pytest.fixture
