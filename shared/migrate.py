@@ -9,7 +9,8 @@ from importlib import resources
 import asyncpg
 
 from shared.logging import configure_logging, get_logger
-from shared.settings import CommonSettings, load_settings
+from shared.settings import CommonSettings
+from shared.settings_loading import load_settings
 
 # Any constant works; it only has to be the same for every process that migrates.
 _MIGRATION_LOCK = 7_201_455_311

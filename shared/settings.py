@@ -4,70 +4,17 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import sys
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from pydantic_settings.exceptions import SettingsError
 
+from shared.credentials import MIN_PASSPHRASE_LENGTH, ApiToken, is_placeholder
 from shared.pipeline_settings import schema_name
 from shared.vocabulary import LOG_LEVELS
 
-S = TypeVar("S", bound=BaseSettings)
 _PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
-
-Role = Literal["viewer", "operator", "admin"]
-ROLES: tuple[Role, ...] = ("viewer", "operator", "admin")
-# Secrets shorter than these are refused: a bearer token is compared as is, and a passphrase is only
-# stretched by scrypt (shared.secrets.load_or_create_key), so neither may be guessable.
-MIN_TOKEN_LENGTH = 24
-MIN_PASSPHRASE_LENGTH = 16
-# Values shipped in templates and examples (deploy/, docs): a service that finds one refuses to start,
-# so a copied template never runs with a secret everyone knows.
-_PLACEHOLDER = re.compile(
-    r"change[-_ ]?me|changeme|replace[-_ ]?me|placeholder|example|secret|password|local-compose-only",
-    re.IGNORECASE,
-)
-
-
-def is_placeholder(value: str) -> bool:
-    """True for a template value (CHANGE-ME, local-compose-only-change-me, ...) or a one-character run."""
-    return bool(_PLACEHOLDER.search(value)) or len(set(value)) <= 2
-
-
-class ApiToken(BaseModel):
-    """One accepted bearer token, its role and, optionally, the named connections it may use."""
-
-    model_config = {"frozen": True, "extra": "forbid"}
-
-    token: SecretStr = Field(description="The bearer token (at least 24 characters).")
-    role: Role = Field(
-        default="admin",
-        description="viewer: read; operator: also create, execute, cancel, upload, list tables, "
-        "download files; admin: also delete and every named connection.",
-    )
-    name: str | None = Field(
-        default=None, max_length=64, description="Shown in logs and metrics instead of the token."
-    )
-    connections: list[str] | None = Field(
-        default=None,
-        description="Named connections this token may use (['*']: all). Set, the token may use only "
-        "these and no ad-hoc URL; unset: admin may use all, operator and viewer none (ad-hoc URLs only).",
-    )
-
-    @field_validator("token")
-    @classmethod
-    def _token_is_strong(cls, value: SecretStr) -> SecretStr:
-        secret = value.get_secret_value()
-        if secret != secret.strip() or any(not ch.isprintable() for ch in secret):
-            raise ValueError("a token must not contain spaces or control characters")
-        if is_placeholder(secret):
-            raise ValueError("a token is a template placeholder; generate a random one")
-        if len(secret) < MIN_TOKEN_LENGTH:
-            raise ValueError(f"a token must have at least {MIN_TOKEN_LENGTH} characters")
-        return value
 
 
 def _is_loopback(host: str) -> bool:
@@ -433,28 +380,3 @@ class CollectorSettings(CommonSettings):
     collector_flush_ms: int = Field(
         default=50, ge=1, le=10_000, description="Longest wait before a partial batch is stored."
     )
-
-
-def load_settings(cls: type[S], program: str) -> S:
-    """Build a settings object from the environment, or exit with a readable list of what is wrong."""
-    try:
-        return cls()
-    except (ValidationError, SettingsError) as exc:
-        print(settings_error_text(cls, program, exc), file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-def settings_error_text(cls: type[BaseSettings], program: str, exc: ValidationError | SettingsError) -> str:
-    """What is wrong, per variable, without the values: a wrong value may be a secret (pydantic's own
-    message repeats every `input_value`)."""
-    lines = [f"{program}: invalid settings"]
-    prefix = str(cls.model_config.get("env_prefix", ""))
-    if isinstance(exc, SettingsError):
-        # pydantic-settings names the field it could not parse (as JSON) and nothing else.
-        lines.append(f"  {str(exc).split(' from source')[0]}")
-        return "\n".join(lines)
-    for error in exc.errors(include_input=False, include_url=False, include_context=False):
-        loc = [str(p) for p in error["loc"]]
-        where = f"{prefix}{loc[0].upper()}{''.join(f'[{p}]' for p in loc[1:])}" if loc else "settings"
-        lines.append(f"  {where}: {error['msg']}")
-    return "\n".join(lines)

@@ -23,9 +23,9 @@ from services.api_gateway.errors import Forbidden, TooManyRequests, Unauthorized
 from services.api_gateway.keys import POOL, ROUTES, SETTINGS
 from services.api_gateway.limits import Limits
 from services.api_gateway.spec import RouteSpec
+from shared.credentials import ROLES, ApiToken, Role
 from shared.ids import is_valid_task_id
 from shared.logging import get_logger
-from shared.settings import ROLES, ApiToken, Role
 
 # Probes must answer without credentials; the UI shell is static (it asks for a token and sends it
 # with every API call), so a browser can load it at all.

@@ -9,7 +9,8 @@ from services.api_gateway.connections import policy_warnings
 from shared.embeddings import EmbeddingSettings
 from shared.logging import configure_logging, get_logger
 from shared.pipeline_settings import PipelineSettings
-from shared.settings import GatewaySettings, load_settings
+from shared.settings import GatewaySettings
+from shared.settings_loading import load_settings
 
 SHUTDOWN_GRACE_SECONDS = 10.0
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel
 
-from shared.settings import Role
+from shared.credentials import Role
 
 DATA_PIPELINE = "/api/v0/data_pipeline"
 TRAINING_DATA = "/api/v0/training_data"

@@ -23,7 +23,7 @@ from pydantic_settings.exceptions import SettingsError
 from services.dpctl.client import ApiError, GatewayClient, GatewayUnreachable
 from services.dpctl.commands import db, task
 from services.dpctl.settings import DpctlSettings
-from shared.settings import settings_error_text
+from shared.settings_loading import settings_error_text
 
 EXIT_SERVER_ERROR = 1
 EXIT_REQUEST_REFUSED = 2

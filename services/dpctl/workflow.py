@@ -49,7 +49,8 @@ from shared.llm_usage import Prices, UsageMeter
 from shared.messages import EventEnvelope
 from shared.parameters import TaskParameters
 from shared.secrets import SecretBox, mask_secrets, mask_url, strip_password, url_password
-from shared.settings import RunnerSettings, settings_error_text
+from shared.settings import RunnerSettings
+from shared.settings_loading import settings_error_text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 Emit = Callable[[BaseModel], Awaitable[None]]

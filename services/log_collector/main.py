@@ -11,7 +11,8 @@ from shared.db import pool_context
 from shared.health import health_server
 from shared.logging import configure_logging, get_logger
 from shared.service import run_service, wait_for_stop_signal
-from shared.settings import CollectorSettings, load_settings
+from shared.settings import CollectorSettings
+from shared.settings_loading import load_settings
 
 
 def main(argv: list[str] | None = None) -> None:

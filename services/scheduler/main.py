@@ -6,7 +6,8 @@ from services.scheduler.bootstrap import running_scheduler
 from shared.health import health_server
 from shared.logging import configure_logging
 from shared.service import run_service, wait_for_stop_signal
-from shared.settings import SchedulerSettings, load_settings
+from shared.settings import SchedulerSettings
+from shared.settings_loading import load_settings
 
 
 def main() -> None:

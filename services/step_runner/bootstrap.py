@@ -26,7 +26,8 @@ from shared.llm_usage import Prices
 from shared.logging import get_logger
 from shared.pipeline_settings import PipelineSettings
 from shared.secrets import SecretBox, load_or_create_key
-from shared.settings import RunnerSettings, load_settings
+from shared.settings import RunnerSettings
+from shared.settings_loading import load_settings
 
 log = get_logger()
 

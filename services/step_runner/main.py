@@ -6,7 +6,8 @@ from services.step_runner.bootstrap import running_runner
 from shared.health import health_server
 from shared.logging import configure_logging
 from shared.service import run_service, wait_for_stop_signal
-from shared.settings import RunnerSettings, load_settings
+from shared.settings import RunnerSettings
+from shared.settings_loading import load_settings
 
 
 def main() -> None:

@@ -13,8 +13,10 @@ from services.api_gateway.auth import principal_for
 from services.api_gateway.bootstrap import all_routes
 from services.api_gateway.errors import ServiceUnavailable
 from services.api_gateway.limits import RateLimiter, StreamSlots
+from shared.credentials import ApiToken, is_placeholder
 from shared.secrets import derive_key, load_or_create_key
-from shared.settings import ApiToken, GatewaySettings, is_placeholder, settings_error_text
+from shared.settings import GatewaySettings
+from shared.settings_loading import settings_error_text
 
 TOKEN = "a-real-token-0123456789abcdefghij"
 

@@ -12,7 +12,7 @@ from services.api_gateway.routes.database_tools import _pattern
 from services.api_gateway.routes.logs import log_position
 from services.api_gateway.routes.queries import pagination
 from services.api_gateway.schemas.earlier_routes import TaskQueryRequest, schema_list
-from services.api_gateway.schemas.requests import LogQuery
+from services.api_gateway.schemas.query_strings import LogQuery
 from services.api_gateway.schemas.responses import format_size
 from services.api_gateway.task_views import current_execution
 

@@ -12,7 +12,7 @@ from services.api_gateway.bootstrap import all_routes
 from services.api_gateway.errors import ApiError
 from services.api_gateway.openapi import build_openapi
 from services.api_gateway.schemas.names import FILE_NAME_PATTERN, NOT_BLANK_PATTERN, TASK_ID_PATTERN
-from services.api_gateway.schemas.requests import _STATUS_LIST_PATTERN, TaskListQuery
+from services.api_gateway.schemas.query_strings import _STATUS_LIST_PATTERN, TaskListQuery
 from services.api_gateway.spec import shadowed_methods
 from shared.ids import is_valid_task_id
 

@@ -10,7 +10,7 @@ from services.api_gateway.adapters.accepted import pending_view
 from services.api_gateway.adapters.read_models import LogFilters
 from services.api_gateway.cursors import id_cursor
 from services.api_gateway.routes.logs import _carried_total, _filters_key
-from services.api_gateway.schemas.requests import LogQuery
+from services.api_gateway.schemas.query_strings import LogQuery
 from services.api_gateway.task_views import task_detail
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)

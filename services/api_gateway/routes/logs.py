@@ -15,7 +15,8 @@ from services.api_gateway.envelope import ok
 from services.api_gateway.errors import InvalidParams
 from services.api_gateway.keys import POOL, SETTINGS
 from services.api_gateway.routes.streams import follow_logs
-from services.api_gateway.schemas.requests import BIGINT_MAX, EventQuery, LogQuery
+from services.api_gateway.schemas.query_strings import EventQuery, LogQuery
+from services.api_gateway.schemas.requests import BIGINT_MAX
 from services.api_gateway.schemas.responses import EventPage, LogPage
 from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
 from services.api_gateway.sse import wants_event_stream

@@ -21,7 +21,8 @@ from services.api_gateway.envelope import ok
 from services.api_gateway.errors import InvalidParams, MissingParams
 from services.api_gateway.keys import BROKER, METRICS, POOL, SECRET_BOX, SETTINGS
 from services.api_gateway.schemas.earlier_create import CreateTaskBody, TaskCreatedAny
-from services.api_gateway.schemas.requests import CreateTaskForm, CreateTaskRequest, TaskListQuery
+from services.api_gateway.schemas.query_strings import TaskListQuery
+from services.api_gateway.schemas.requests import CreateTaskForm, CreateTaskRequest
 from services.api_gateway.schemas.responses import ActiveTasks, TaskCreated, TaskDetail, TaskList
 from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
 from services.api_gateway.step_plans import first_step, require_inputs, step_range

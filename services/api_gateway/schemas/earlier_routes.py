@@ -14,8 +14,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictInt, WithJsonSchema, field_validator
 
-from services.api_gateway.schemas.names import PY_SPACE, SCHEMA_LIST_PATTERN, TABLE_NAME_PATTERN
-from services.api_gateway.schemas.requests import _STEP_SPELLINGS, _Body, _spaced
+from services.api_gateway.schemas.names import (
+    PY_SPACE,
+    SCHEMA_LIST_PATTERN,
+    TABLE_NAME_PATTERN,
+    spaced_alternatives,
+)
+from services.api_gateway.schemas.requests import STEP_SPELLINGS, _Body
 from services.api_gateway.schemas.responses import LogLine, TaskSummary, _Out
 from shared.vocabulary import TASK_STATUSES, LogLevel
 
@@ -24,7 +29,9 @@ MAX_PAGE = 1000
 MAX_SCHEMAS = 20
 _STATUSES = [*TASK_STATUSES, "running"]
 # One status or several, comma-separated, spaces around each; empty or blank means none.
-STATUS_LIST_PATTERN = f"^(?!.*\\n$)(({_spaced(_STATUSES)}(,{_spaced(_STATUSES)})*)|[{PY_SPACE}]*)$"
+STATUS_LIST_PATTERN = (
+    f"^(?!.*\\n$)(({spaced_alternatives(_STATUSES)}(,{spaced_alternatives(_STATUSES)})*)|[{PY_SPACE}]*)$"
+)
 _SCHEMA_LIST = re.compile(SCHEMA_LIST_PATTERN)
 
 
@@ -119,7 +126,7 @@ class LogQueryRequest(_Body):
     logger_name: str | None = Field(
         default=None, max_length=200, description="Text in the name of the module that logged the line."
     )
-    step_name: Annotated[str, Field(max_length=50), WithJsonSchema({"enum": _STEP_SPELLINGS})] | None = Field(
+    step_name: Annotated[str, Field(max_length=50), WithJsonSchema({"enum": STEP_SPELLINGS})] | None = Field(
         default=None, description="Step name or number (read case-insensitively)."
     )
     sort_by: Literal["timestamp"] = "timestamp"

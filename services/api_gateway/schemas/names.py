@@ -66,3 +66,7 @@ SchemaName = Annotated[str, StringConstraints(pattern=r"^[^\W\d][\w$]{0,62}$")]
 # Schema names separated by commas, spaces around them; empty means the default (public).
 _SCHEMA_ITEM = "[ \\t]*[^\\W\\d][\\w$]{0,62}[ \\t]*"
 SCHEMA_LIST_PATTERN = f"^(?!.*\\n$)({_SCHEMA_ITEM}(,{_SCHEMA_ITEM})*)?$"
+
+
+def spaced_alternatives(alternatives: list[str]) -> str:
+    return f"[{PY_SPACE}]*({'|'.join(re.escape(a) for a in alternatives)})[{PY_SPACE}]*"

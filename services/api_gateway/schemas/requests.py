@@ -3,8 +3,6 @@ JSON integer); query strings are lax because every value arrives as text."""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -20,7 +18,6 @@ from pydantic import (
 from services.api_gateway.schemas.intake import StepRef, TableListPath
 from services.api_gateway.schemas.names import (
     NOT_BLANK_PATTERN,
-    PY_SPACE,
     SCHEMA_LIST_PATTERN,
     TABLE_NAME_PATTERN,
     TABLE_NAMES_TEXT_PATTERN,
@@ -30,9 +27,7 @@ from services.api_gateway.schemas.names import (
 )
 from services.api_gateway.schemas.rules import at_most_one_of
 from shared.steps import LEGACY_STEP_NAMES, STEP_ORDER
-from shared.task_log import TASK_LOG_STEPS
 from shared.training_store import KINDS
-from shared.vocabulary import TASK_STATUSES, LogLevel
 
 # PostgreSQL's bigint (log ids, event sequence numbers).
 BIGINT_MAX = 2**63 - 1
@@ -59,7 +54,7 @@ def _step_names(number: int) -> list[str]:
     return [step.value, *(old for old, new in LEGACY_STEP_NAMES.items() if new is step), str(number)]
 
 
-_STEP_SPELLINGS = [name for n in range(1, len(STEP_ORDER) + 1) for name in _step_names(n)]
+STEP_SPELLINGS = [name for n in range(1, len(STEP_ORDER) + 1) for name in _step_names(n)]
 _NULL = {"type": "null"}
 
 # The rules between fields that handlers enforce, stated in the document (JSON Schema conditionals).
@@ -239,7 +234,7 @@ class ExecuteTaskRequest(_Body):
     )
     single_step: StrictInt | None = Field(default=None, ge=1, le=4)
     # The server reads these case-insensitively, with surrounding spaces; the document lists them as written.
-    step_name: Annotated[str, Field(max_length=50), WithJsonSchema({"enum": _STEP_SPELLINGS})] | None = Field(
+    step_name: Annotated[str, Field(max_length=50), WithJsonSchema({"enum": STEP_SPELLINGS})] | None = Field(
         default=None,
         description="A step's name (or the earlier implementation's name, or its number as text).",
     )
@@ -337,108 +332,3 @@ class TrainingSearchRequest(_Body):
     kinds: list[Annotated[str, WithJsonSchema({"enum": list(KINDS)})]] | None = Field(
         default=None, max_length=10
     )
-
-
-class _Query(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-def _as_utc(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-def _spaced(alternatives: list[str]) -> str:
-    return f"[{PY_SPACE}]*({'|'.join(re.escape(a) for a in alternatives)})[{PY_SPACE}]*"
-
-
-# The seed's workflow wrote `running` where we say `in_progress`; its clients filter by it.
-STATUS_ALIASES = {"running": "in_progress"}
-_STATUS_WORDS = [*TASK_STATUSES, *STATUS_ALIASES]
-# One status or several, comma-separated, spaces around each allowed; empty means none.
-_STATUS_LIST_PATTERN = f"^(?!.*\\n$)({_spaced(_STATUS_WORDS)}(,{_spaced(_STATUS_WORDS)})*)?$"
-
-
-class TaskListQuery(_Query):
-    limit: int = Field(default=50, ge=1, le=100, description="Page size (default 50, as the seed).")
-    status: str | None = Field(
-        default=None,
-        description="One status or several, comma-separated; `running` (the seed's word) means `in_progress`.",
-        json_schema_extra={"pattern": _STATUS_LIST_PATTERN},
-    )
-    created_by: str | None = Field(default=None, max_length=50)
-    db_name: str | None = Field(default=None, max_length=100)
-    search: str | None = Field(
-        default=None, max_length=200, description="Text in task name or business context."
-    )
-    cursor: str | None = Field(default=None, max_length=500, description="next_cursor of the previous page.")
-    offset: int | None = Field(
-        default=None,
-        ge=0,
-        le=100_000,
-        description="Skip this many tasks (the earlier implementation's paging; not with `cursor`). "
-        "The keyset `cursor` is the recommended way: it neither skips nor repeats tasks created meanwhile.",
-    )
-
-    @field_validator("status")
-    @classmethod
-    def _statuses_known(cls, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        known = set(TASK_STATUSES)
-        parts = [STATUS_ALIASES.get(p.strip(), p.strip()) for p in value.split(",")]
-        if not parts or any(p not in known for p in parts):
-            raise ValueError(f"must be one or more of {sorted(known)} (or running), comma-separated")
-        return ",".join(dict.fromkeys(parts))
-
-
-class LogQuery(_Query):
-    level: LogLevel | None = Field(default=None, description="Minimum level.")
-    step: (
-        Annotated[str, Field(max_length=50), WithJsonSchema({"enum": [*_STEP_SPELLINGS, *TASK_LOG_STEPS]})]
-        | None
-    ) = Field(
-        default=None,
-        description="Step name or number (read case-insensitively), or a task-level line's name"
-        " (workflow_start, workflow_complete, workflow_error, workflow_cancelled, system_check).",
-    )
-    q: str | None = Field(
-        default=None, max_length=500, description="Text the message contains (case-insensitive)."
-    )
-    since: datetime | None = Field(
-        default=None, description="From this time on; not after `until` (else 400)."
-    )
-    until: datetime | None = Field(default=None, description="Up to this time.")
-    limit: int = Field(default=100, ge=1, le=1000)
-    cursor: str | None = Field(default=None, max_length=500)
-    after: int | None = Field(
-        default=None, ge=0, le=BIGINT_MAX, description="Only lines with a larger log id."
-    )
-    order: Literal["asc", "desc"] | None = Field(
-        default=None,
-        description="asc: oldest first; desc: newest first. Without order, cursor or after, a page is the "
-        "newest `limit` lines in time order, and next_cursor continues with older lines.",
-    )
-    follow: bool = Field(
-        default=False, description="Stream as server-sent events (also: Accept: text/event-stream)."
-    )
-
-    @field_validator("level", mode="before")
-    @classmethod
-    def _upper(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
-
-    @field_validator("since", "until")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        return _as_utc(value)
-
-
-class EventQuery(_Query):
-    limit: int = Field(default=100, ge=1, le=1000)
-    after: int | None = Field(
-        default=None, ge=0, le=BIGINT_MAX, description="Only events with a larger sequence number."
-    )
-    cursor: str | None = Field(default=None, max_length=500)
-    type: str | None = Field(default=None, max_length=500, description="Event types, comma-separated.")

@@ -1,0 +1,124 @@
+"""Query strings: lax, because every value arrives as text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
+
+from services.api_gateway.schemas.names import (
+    spaced_alternatives,
+)
+from services.api_gateway.schemas.requests import BIGINT_MAX, STEP_SPELLINGS
+from shared.task_log import TASK_LOG_STEPS
+from shared.vocabulary import TASK_STATUSES, LogLevel
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+# The seed's workflow wrote `running` where we say `in_progress`; its clients filter by it.
+STATUS_ALIASES = {"running": "in_progress"}
+_STATUS_WORDS = [*TASK_STATUSES, *STATUS_ALIASES]
+# One status or several, comma-separated, spaces around each allowed; empty means none.
+_STATUS_LIST_PATTERN = (
+    f"^(?!.*\\n$)({spaced_alternatives(_STATUS_WORDS)}(,{spaced_alternatives(_STATUS_WORDS)})*)?$"
+)
+
+
+class TaskListQuery(_Query):
+    limit: int = Field(default=50, ge=1, le=100, description="Page size (default 50, as the seed).")
+    status: str | None = Field(
+        default=None,
+        description="One status or several, comma-separated; `running` (the seed's word) means `in_progress`.",
+        json_schema_extra={"pattern": _STATUS_LIST_PATTERN},
+    )
+    created_by: str | None = Field(default=None, max_length=50)
+    db_name: str | None = Field(default=None, max_length=100)
+    search: str | None = Field(
+        default=None, max_length=200, description="Text in task name or business context."
+    )
+    cursor: str | None = Field(default=None, max_length=500, description="next_cursor of the previous page.")
+    offset: int | None = Field(
+        default=None,
+        ge=0,
+        le=100_000,
+        description="Skip this many tasks (the earlier implementation's paging; not with `cursor`). "
+        "The keyset `cursor` is the recommended way: it neither skips nor repeats tasks created meanwhile.",
+    )
+
+    @field_validator("status")
+    @classmethod
+    def _statuses_known(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        known = set(TASK_STATUSES)
+        parts = [STATUS_ALIASES.get(p.strip(), p.strip()) for p in value.split(",")]
+        if not parts or any(p not in known for p in parts):
+            raise ValueError(f"must be one or more of {sorted(known)} (or running), comma-separated")
+        return ",".join(dict.fromkeys(parts))
+
+
+class LogQuery(_Query):
+    level: LogLevel | None = Field(default=None, description="Minimum level.")
+    step: (
+        Annotated[str, Field(max_length=50), WithJsonSchema({"enum": [*STEP_SPELLINGS, *TASK_LOG_STEPS]})]
+        | None
+    ) = Field(
+        default=None,
+        description="Step name or number (read case-insensitively), or a task-level line's name"
+        " (workflow_start, workflow_complete, workflow_error, workflow_cancelled, system_check).",
+    )
+    q: str | None = Field(
+        default=None, max_length=500, description="Text the message contains (case-insensitive)."
+    )
+    since: datetime | None = Field(
+        default=None, description="From this time on; not after `until` (else 400)."
+    )
+    until: datetime | None = Field(default=None, description="Up to this time.")
+    limit: int = Field(default=100, ge=1, le=1000)
+    cursor: str | None = Field(default=None, max_length=500)
+    after: int | None = Field(
+        default=None, ge=0, le=BIGINT_MAX, description="Only lines with a larger log id."
+    )
+    order: Literal["asc", "desc"] | None = Field(
+        default=None,
+        description="asc: oldest first; desc: newest first. Without order, cursor or after, a page is the "
+        "newest `limit` lines in time order, and next_cursor continues with older lines.",
+    )
+    follow: bool = Field(
+        default=False, description="Stream as server-sent events (also: Accept: text/event-stream)."
+    )
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("since", "until")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return _as_utc(value)
+
+
+class EventQuery(_Query):
+    limit: int = Field(default=100, ge=1, le=1000)
+    after: int | None = Field(
+        default=None, ge=0, le=BIGINT_MAX, description="Only events with a larger sequence number."
+    )
+    cursor: str | None = Field(default=None, max_length=500)
+    type: str | None = Field(default=None, max_length=500, description="Event types, comma-separated.")
