@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from services.api_gateway.adapters import read_models
 from services.api_gateway.keys import BROKER
-from shared import training_store
+from shared import training_store, training_writer
 from shared.embeddings import OfflineEmbedder
 from shared.settings import CommonSettings
 from tests.conftest import PG_URL
@@ -287,7 +287,7 @@ async def test_training_data_search_and_stats(gateway: TestClient, training_sche
     conn = await asyncpg.connect(PG_URL)
     try:
         await training_store.ensure_schema(conn, training_schema)
-        await training_store.insert_items(
+        await training_writer.insert_items(
             conn, training_schema, items, vectors, "task_20200101_000000_loaded"
         )
     finally:

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from services.step_runner.registry import default_registry
-from shared import training_search
+from shared import training_stats
 from shared.settings import RunnerSettings
 from shared.steps import STEP_ORDER, StepName, missing_inputs
 from tests.support.demo_db import demo_db_url  # noqa: F401
@@ -41,12 +41,12 @@ async def test_four_steps_end_to_end(tmp_path: Path, demo_db_url: str) -> None: 
     schema = loaded["schema"]
     conn = await asyncpg.connect(demo_db_url)
     try:
-        stats = await training_search.stats(conn, schema)
+        stats = await training_stats.stats(conn, schema)
         assert stats["by_kind"]["question_sql"] == len(pairs)
         # step 4 again is a no-op
         again = await registry[StepName.TRAINING_LOAD].run(ctx.for_step(StepName.TRAINING_LOAD))
         assert sum(again["inserted"].values()) == 0
-        assert (await training_search.stats(conn, schema))["total"] == stats["total"]
+        assert (await training_stats.stats(conn, schema))["total"] == stats["total"]
     finally:
         await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await conn.close()

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from services.step_runner.executors.training_load import TrainingLoadExecutor
-from shared import training_search, training_store
+from shared import training_search, training_stats, training_store
 from shared.embeddings import EmbeddingSettings, OfflineEmbedder, create_embedder
 from shared.parameters import TaskParameters
 from shared.pipeline_settings import PipelineSettings
@@ -124,7 +124,7 @@ async def test_reload_replaces_repaired_pair_and_keeps_everything_else(
     assert found["question_sql"][0]["sql"] == REPAIRED_SQL
     assert PAIRS[1]["sql"] not in {r["sql"] for r in found["question_sql"]}
 
-    stats = await training_search.stats(conn, schema)
+    stats = await training_stats.stats(conn, schema)
     assert stats["last_load"]["removed"] == third["removed"]
     assert stats["total"] == len(before) + 1  # the repaired pair replaced the broken one, plus the legacy row
 

@@ -13,7 +13,7 @@ import pytest
 
 from services.step_runner.executors.base import StepError
 from services.step_runner.executors.training_load import TrainingLoadExecutor
-from shared import training_search
+from shared import training_search, training_stats
 from shared.embeddings import EmbeddingSettings, OfflineEmbedder, create_embedder
 from shared.pipeline_settings import PipelineSettings
 from shared.steps import StepName
@@ -66,14 +66,16 @@ async def test_load_is_idempotent_and_search_finds_nearest(
     assert first["inserted"]["ddl"] == 3 and first["inserted"]["question_sql"] == 3
     assert first["inserted"]["documentation"] >= 3 * 3  # several sections per table
 
-    # a store from before the link table: stats still work, and the next load adds what it lacks
+    # a store from before the link table (and so before the store's migrations): stats still work, and
+    # the next load adds what it lacks
     conn = await asyncpg.connect(demo_db_url)
     try:
         await conn.execute(
             f"DROP TABLE {store_schema}.training_data_sources; "
-            f"ALTER TABLE {store_schema}.training_loads DROP COLUMN removed"
+            f"ALTER TABLE {store_schema}.training_loads DROP COLUMN removed; "
+            f"DROP TABLE {store_schema}.training_migrations"
         )
-        assert (await training_search.stats(conn, store_schema))["last_load"]["removed"] is None
+        assert (await training_stats.stats(conn, store_schema))["last_load"]["removed"] is None
     finally:
         await conn.close()
 
@@ -103,7 +105,7 @@ async def test_load_is_idempotent_and_search_finds_nearest(
         with pytest.raises(ValueError, match="unknown kinds"):
             await training_search.search(conn, store_schema, query, 1, kinds=["tables"])
 
-        stats = await training_search.stats(conn, store_schema)
+        stats = await training_stats.stats(conn, store_schema)
         assert stats["by_kind"] == first["store_by_kind"] and stats["total"] == sum(
             first["inserted"].values()
         )
@@ -114,7 +116,7 @@ async def test_load_is_idempotent_and_search_finds_nearest(
             f"SELECT count(DISTINCT data_id) FROM {store_schema}.training_data_sources"
         )
         assert linked == stats["total"]  # the reload linked the rows it loaded before the table existed
-        assert (await training_search.stats(conn, "dp_no_such_store"))["total"] == 0
+        assert (await training_stats.stats(conn, "dp_no_such_store"))["total"] == 0
 
         # rows of other sources are never removed by a load
         await conn.execute(

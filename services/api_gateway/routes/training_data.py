@@ -16,7 +16,7 @@ from services.api_gateway.schemas.requests import TrainingSearchRequest
 from services.api_gateway.schemas.responses import TrainingSearch, TrainingStats
 from services.api_gateway.spec import TRAINING_DATA, RouteSpec
 from services.api_gateway.validation import parse_model, read_json_object
-from shared import training_search, training_store
+from shared import training_search, training_stats, training_store
 from shared.embeddings import EmbeddingError
 from shared.secrets import mask_secrets
 
@@ -50,7 +50,7 @@ async def search_training_data(request: web.Request) -> web.Response:
 async def training_data_stats(request: web.Request) -> web.Response:
     extras = request.app[EXTRAS]
     async with extras["training_pool"].acquire() as conn:
-        stats = await training_search.stats(conn, extras["training_schema"])
+        stats = await training_stats.stats(conn, extras["training_schema"])
     return ok("training data statistics", TrainingStats(stats=stats).model_dump(mode="json"))
 
 

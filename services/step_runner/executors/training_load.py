@@ -29,7 +29,7 @@ from services.step_runner.pipeline.pair_quality import drop_verdicts
 from services.step_runner.pipeline.schema_index import SchemaIndex
 from services.step_runner.pipeline.sql_gate import PlanLimits, SqlGate
 from services.step_runner.pipeline.task_files import load_catalog, read_mapping
-from shared import training_search, training_store
+from shared import training_stats, training_store, training_writer
 from shared.atomic_files import atomic_write_text
 from shared.business_db import BusinessDbError, create_pool, describe_error
 from shared.embeddings import Embedder, EmbeddingError
@@ -174,7 +174,7 @@ class TrainingLoadExecutor:
         items: list[TrainingItem],
     ) -> dict[str, Any]:
         await training_store.ensure_schema(conn, schema)
-        present = await training_store.existing_hashes(conn, schema, items)
+        present = await training_writer.existing_hashes(conn, schema, items)
         new = [i for i in items if _key(i) not in present]
         await ctx.log(
             "INFO", f"{len(items)} items, {len(new)} new, {len(items) - len(new)} already in the store"
@@ -190,7 +190,7 @@ class TrainingLoadExecutor:
             await training_store.lock(conn, schema)
             options = await self._store_options(ctx, conn, schema)
             # Another task's load may have pruned a row we found above; embed it again (rare and small).
-            present = await training_store.existing_hashes(conn, schema, items)
+            present = await training_writer.existing_hashes(conn, schema, items)
             pruned = [i for i in items if _key(i) not in present and _key(i) not in vectors]
             if pruned:
                 await ctx.log(
@@ -198,22 +198,22 @@ class TrainingLoadExecutor:
                 )
                 vectors.update(await _embed(ctx, embedder, pruned, progress=False))
             if self._settings.training_backup:
-                backup_table = await training_store.backup(conn, schema, dt.datetime.now(dt.UTC))
+                backup_table = await training_writer.backup(conn, schema, dt.datetime.now(dt.UTC))
             missing = [i for i in items if _key(i) not in present]
             if missing:
-                inserted = await training_store.insert_items(
+                inserted = await training_writer.insert_items(
                     conn, schema, missing, [vectors[_key(i)] for i in missing], ctx.task_id
                 )
-            removed = await training_store.sync_links(
+            removed = await training_writer.sync_links(
                 conn, schema, ctx.task_id, items, db_name=ctx.parameters.db_name
             )
             # Rows a writer outside the lock inserted between our check and our insert count as present.
             per_kind = Counter(i.kind for i in items)
             already_present = {k: per_kind[k] - inserted[k] for k in KINDS}
-            await training_store.record_load(
+            await training_writer.record_load(
                 conn, schema, ctx.task_id, inserted, already_present, backup_table, removed
             )
-        store = await training_search.stats(conn, schema)
+        store = await training_stats.stats(conn, schema)
         await ctx.progress(100.0, "loaded")
         unlinked, deleted = sum(removed["unlinked"].values()), sum(removed["deleted"].values())
         await ctx.log(
@@ -250,7 +250,7 @@ class TrainingLoadExecutor:
             return {}
         summary: dict[str, Any] = {}
         if params.backup_vector_tables:
-            rows = await training_store.database_rows(conn, schema, db_name)
+            rows = await training_writer.database_rows(conn, schema, db_name)
             name = f"training_backup_{_file_part(db_name)}_{dt.datetime.now(dt.UTC):%Y%m%d_%H%M%S}.json"
             await ctx.run_blocking(_write_backup, ctx.task_dir / name, rows)
             await ctx.output(
@@ -259,7 +259,7 @@ class TrainingLoadExecutor:
             await ctx.log("INFO", f"backed up {len(rows)} training rows of {db_name} to {name}")
             summary["backup_file"], summary["backed_up_rows"] = name, len(rows)
         if params.truncate_vector_tables:
-            gone = await training_store.remove_database_rows(conn, schema, db_name)
+            gone = await training_writer.remove_database_rows(conn, schema, db_name)
             deleted = sum(gone["deleted"].values())
             await ctx.log(
                 "INFO",
