@@ -144,7 +144,9 @@ async def test_rerun_replaces_outputs_and_drops_unlisted_tables(tmp_path: Path, 
     await _executor().run(_ctx(tmp_path, demo_db_url, table_list=["orders", "stores"]))
     first = (tmp_path / "orders.ddl").read_text()
     (tmp_path / "notes.txt").write_text("mine")
-    await _executor(ddl_concurrency=1).run(_ctx(tmp_path, demo_db_url, table_list=["orders"]))
+    # A task's names are fixed at creation; its list changes by a new table_list.txt (an upload).
+    (tmp_path / "table_list.txt").write_text("orders\n")
+    await _executor(ddl_concurrency=1).run(_ctx(tmp_path, demo_db_url, table_list=["orders", "stores"]))
     assert (tmp_path / "orders.ddl").read_text() == first
     assert not (tmp_path / "stores.ddl").exists() and not (tmp_path / "stores_detail.md").exists()
     assert (tmp_path / "notes.txt").read_text() == "mine"
@@ -244,3 +246,23 @@ async def test_large_tables_are_sampled_not_counted(tmp_path: Path, demo_db_url:
     assert "- Size: 8 rows" in (tmp_path / "stores_detail.md").read_text()
     channel = next(c for c in orders["columns"] if c["name"] == "channel")
     assert channel["enum_values"] == ["app", "store", "web"]
+
+
+async def test_a_table_list_uploaded_after_creation_wins_over_the_names(
+    tmp_path: Path, demo_db_url: str
+) -> None:  # noqa: F811
+    """Issue #10 defect 3: a task created with names, then given a list by upload (the gateway writes
+    table_list.txt), introspects the uploaded tables on its next run and says so in its log."""
+    first = _ctx(tmp_path, demo_db_url, table_list=["orders"])
+    await _executor().run(first)
+    assert (tmp_path / "table_list.txt").read_text() == "public.orders\n"
+    assert not any("given since" in m for m in first.messages())
+    (tmp_path / "table_list.txt").write_text("stores\ncustomers\n")
+    again = _ctx(tmp_path, demo_db_url, table_list=["orders"])
+    summary = await _executor().run(again)
+    assert summary["tables_succeeded"] == 2 and summary["tables_failed"] == []
+    catalog = json.loads((tmp_path / "schema_catalog.json").read_text())
+    assert [t["name"] for t in catalog["tables"]] == ["stores", "customers"]
+    assert not (tmp_path / "orders.ddl").exists()
+    assert any("table list from table_list.txt (2 tables)" in m for m in again.messages("INFO"))
+    assert "table_list.txt" in again.outputs
