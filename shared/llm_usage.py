@@ -177,3 +177,28 @@ def summarize(usages: Iterable[LlmUsage]) -> dict[str, Any]:
         "cost": round(sum(costs), 6) if costs else None,
         "by_model": dict(sorted(by_model.items())),
     }
+
+
+class _CountingMeter(UsageMeter):
+    """Counts the calls of one piece of a step's work and passes each on to the step's own meter."""
+
+    def __init__(self, parent: UsageMeter | None) -> None:
+        super().__init__()
+        self._parent = parent
+
+    def before_call(self) -> None:
+        if self._parent is not None:
+            self._parent.before_call()
+
+    def record(self, model: str, prompt_tokens: int, completion_tokens: int, seconds: float) -> None:
+        super().record(model, prompt_tokens, completion_tokens, seconds)
+        if self._parent is not None:
+            self._parent.record(model, prompt_tokens, completion_tokens, seconds)
+
+
+@contextmanager
+def counted() -> Iterator[UsageMeter]:
+    """A meter of the calls made inside the block (e.g. one table's descriptions), which still count, and
+    obey the budget, in the step's meter. Use it inside the asyncio task that makes the calls."""
+    with metering(_CountingMeter(_CURRENT.get())) as meter:
+        yield meter

@@ -45,6 +45,9 @@ class TaskParameters(BaseModel):
     # Step 4 of this run: copy the training rows of db_name to a file first / remove them before loading.
     backup_vector_tables: bool = False
     truncate_vector_tables: bool = False
+    # An incremental run: the earlier task (same database) whose unchanged tables' documents and pairs
+    # this run reuses; the gateway resolves "latest" to a task id at creation.
+    incremental_from: str | None = None
 
     def public(self) -> dict[str, object]:
         """What responses show: everything but the encrypted secret."""

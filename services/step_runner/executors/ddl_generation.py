@@ -23,6 +23,14 @@ from services.step_runner.pipeline.files import (
     atomic_write_text,
     bare_file_name,
 )
+from services.step_runner.pipeline.fingerprint import diff_fingerprints, table_fingerprint
+from services.step_runner.pipeline.incremental import (
+    PLAN_FILE,
+    Baseline,
+    BaselineError,
+    load_baseline,
+    plan_document,
+)
 from services.step_runner.pipeline.introspect import (
     IntrospectedTable,
     IntrospectionOptions,
@@ -42,6 +50,7 @@ from services.step_runner.pipeline.task_files import (
     TABLE_LIST_FILE,
     read_mapping,
 )
+from shared import llm_usage
 from shared.business_db import BusinessDbError, create_pool, describe_error
 from shared.pipeline_settings import PipelineSettings
 from shared.steps import StepName
@@ -56,6 +65,9 @@ class _Outcome:
     error: str | None = None
     filled: int = 0
     llm_error: str | None = None
+    fingerprint: str | None = None
+    reused: bool = False  # documents copied from the incremental run's earlier task
+    tokens: int = 0  # LLM tokens the table's descriptions cost (when reused: what they cost then)
 
 
 def _render_mapping(tables: list[IntrospectedTable]) -> str:
@@ -91,6 +103,7 @@ class DdlGenerationExecutor:
         db_name = ctx.parameters.db_name or urlsplit(url).path.lstrip("/") or "database"
         concurrency = min(self._settings.ddl_concurrency, len(refs))
         await ctx.log("INFO", f"introspecting {len(refs)} tables of {db_name} ({concurrency} at a time)")
+        baseline = await self._baseline(ctx)
         try:
             pool = await create_pool(
                 url,
@@ -102,11 +115,25 @@ class DdlGenerationExecutor:
             raise StepError(str(exc), retryable=exc.retryable) from None
         llm = self._llm_factory()
         try:
-            outcomes = await self._run_tables(ctx, pool, llm, refs, concurrency)
+            outcomes = await self._run_tables(ctx, pool, llm, refs, concurrency, baseline)
         finally:
             await llm.aclose()
             await pool.close()
-        return await self._write_outputs(ctx, db_name, refs, outcomes)
+        return await self._write_outputs(ctx, db_name, refs, outcomes, baseline)
+
+    async def _baseline(self, ctx: StepContext) -> Baseline | None:
+        source = ctx.parameters.incremental_from
+        if not source:
+            return None
+        try:
+            baseline = await ctx.run_blocking(load_baseline, ctx.task_dir.parent, source)
+        except BaselineError as exc:
+            raise StepError(str(exc)) from None
+        await ctx.log(
+            "INFO",
+            f"incremental run: comparing with the {len(baseline.catalog.tables)} tables of task {source}",
+        )
+        return baseline
 
     async def _table_refs(self, ctx: StepContext) -> list[TableRef]:
         params = ctx.parameters
@@ -153,6 +180,7 @@ class DdlGenerationExecutor:
         llm: TextToSQLModel,
         refs: list[TableRef],
         concurrency: int,
+        baseline: Baseline | None,
     ) -> list[_Outcome]:
         options = IntrospectionOptions.from_settings(self._settings)
         context = ctx.parameters.business_context
@@ -162,7 +190,7 @@ class DdlGenerationExecutor:
         async def one(ref: TableRef) -> _Outcome:
             nonlocal done
             async with semaphore:
-                outcome = await self._one_table(ctx, pool, llm, ref, options, context)
+                outcome = await self._one_table(ctx, pool, llm, ref, options, context, baseline)
             done += 1
             await ctx.progress(100.0 * done / len(refs), f"{ref.display} ({done}/{len(refs)})")
             return outcome
@@ -182,6 +210,7 @@ class DdlGenerationExecutor:
         ref: TableRef,
         options: IntrospectionOptions,
         context: str,
+        baseline: Baseline | None = None,
     ) -> _Outcome:
         try:
             async with pool.acquire() as conn:
@@ -196,12 +225,34 @@ class DdlGenerationExecutor:
         except (OSError, asyncpg.InterfaceError) as exc:
             raise StepError(f"lost the business database: {describe_error(exc)}", retryable=True) from None
 
-        outcome = _Outcome(ref, table=table)
+        fingerprint = table_fingerprint(table)
         for warning in table.warnings:
             await ctx.log("WARNING", f"{ref.qualified}: {warning}", table=ref.qualified)
+        if baseline is not None and baseline.reusable(ref.qualified, fingerprint):
+            previous = baseline.table(ref.qualified)
+            assert previous is not None
+            await ctx.run_blocking(baseline.copy_documents, ref.qualified, ctx.task_dir, ref.file_stem)
+            await ctx.log(
+                "INFO",
+                f"{ref.qualified}: unchanged since task {baseline.task_id}, its documents reused (no LLM call)",
+                table=ref.qualified,
+                reused_from=baseline.task_id,
+            )
+            return _Outcome(
+                ref,
+                table=dataclasses.replace(table, info=previous),
+                fingerprint=fingerprint,
+                reused=True,
+                tokens=baseline.catalog.llm_tokens.get(ref.qualified, 0),
+            )
+        outcome = _Outcome(ref, table=table, fingerprint=fingerprint)
         if needs_description(table.info):
             try:
-                described = await llm.describe_table(table.info, context)
+                with llm_usage.counted() as meter:
+                    try:
+                        described = await llm.describe_table(table.info, context)
+                    finally:
+                        outcome.tokens = meter.total_tokens
             except LLMError as exc:
                 if exc.retryable:
                     raise StepError(f"the LLM is unavailable: {exc}", retryable=True) from None
@@ -220,7 +271,12 @@ class DdlGenerationExecutor:
         return outcome
 
     async def _write_outputs(
-        self, ctx: StepContext, db_name: str, refs: list[TableRef], outcomes: list[_Outcome]
+        self,
+        ctx: StepContext,
+        db_name: str,
+        refs: list[TableRef],
+        outcomes: list[_Outcome],
+        baseline: Baseline | None = None,
     ) -> dict[str, Any]:
         succeeded = [o.table for o in outcomes if o.table is not None]
         failed = [{"table": o.ref.qualified, "error": o.error} for o in outcomes if o.error]
@@ -243,6 +299,8 @@ class DdlGenerationExecutor:
             db_name=db_name,
             business_context=ctx.parameters.business_context,
             tables=[t.info for t in succeeded],
+            fingerprints={o.ref.qualified: o.fingerprint for o in outcomes if o.table and o.fingerprint},
+            llm_tokens={o.ref.qualified: o.tokens for o in outcomes if o.table and o.tokens},
         )
         await ctx.run_blocking(atomic_write_text, ctx.task_dir / MAPPING_FILE, _render_mapping(succeeded))
         await ctx.run_blocking(
@@ -257,6 +315,7 @@ class DdlGenerationExecutor:
             )
         await ctx.output(MAPPING_FILE, file_type="txt", description="table -> file name")
         await ctx.output(CATALOG_FILE, file_type="json", is_primary=True, description="schema catalog")
+        incremental = await self._write_plan(ctx, catalog, outcomes, baseline)
 
         filled = sum(o.filled for o in outcomes)
         message = (
@@ -281,4 +340,35 @@ class DdlGenerationExecutor:
                 [f"{t.ref.file_stem}.ddl" for t in succeeded]
                 + [f"{t.ref.file_stem}_detail.md" for t in succeeded]
             ),
+            "fingerprints": catalog.fingerprints,
+            **({"incremental": incremental} if incremental else {}),
+        }
+
+    async def _write_plan(
+        self, ctx: StepContext, catalog: SchemaCatalog, outcomes: list[_Outcome], baseline: Baseline | None
+    ) -> dict[str, Any] | None:
+        """incremental.json for the later steps (removed when a re-run is not incremental)."""
+        if baseline is None:
+            await ctx.run_blocking((ctx.task_dir / PLAN_FILE).unlink, True)
+            return None
+        diff = diff_fingerprints(baseline.fingerprints, catalog.fingerprints)
+        saved = sum(o.tokens for o in outcomes if o.reused)
+        plan = plan_document(baseline, diff, saved)
+        await ctx.run_blocking(atomic_write_json, ctx.task_dir / PLAN_FILE, plan)
+        await ctx.output(
+            PLAN_FILE, file_type="json", description=f"what changed since task {baseline.task_id}"
+        )
+        counts = diff.counts()
+        await ctx.log(
+            "INFO",
+            f"incremental run from task {baseline.task_id}: {counts['unchanged']} tables unchanged (reused), "
+            f"{counts['changed']} changed, {counts['new']} new, {counts['dropped']} dropped"
+            + (f" ({', '.join(diff.dropped[:20])})" if diff.dropped else "")
+            + f"; about {saved} LLM tokens saved",
+        )
+        return {
+            "from_task": baseline.task_id,
+            "tables": counts,
+            "table_names": diff.as_dict(),
+            "llm_tokens_saved": saved,
         }

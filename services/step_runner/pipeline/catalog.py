@@ -54,3 +54,7 @@ class SchemaCatalog(BaseModel):
     db_name: str
     business_context: str
     tables: list[TableInfo]
+    # schema.table -> fingerprint of what its documents are made from (pipeline/fingerprint.py)
+    fingerprints: dict[str, str] = Field(default_factory=dict)
+    # schema.table -> LLM tokens its descriptions cost when they were made (kept when a later run reuses them)
+    llm_tokens: dict[str, int] = Field(default_factory=dict)
