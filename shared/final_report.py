@@ -74,6 +74,11 @@ def _total(value: Any) -> int | None:
     return None
 
 
+def _dict(summary: dict[str, Any], key: str) -> dict[str, Any] | None:
+    value = summary.get(key)
+    return value if isinstance(value, dict) else None
+
+
 def _names(items: Any, key: str) -> list[str]:
     if not isinstance(items, list):
         return []
@@ -114,6 +119,9 @@ def step_counts(step: str, summary: dict[str, Any]) -> dict[str, Any]:
                 "tables_failed": len(failed) if failed is not None else None,
                 "failed_tables": failed,
                 "descriptions_filled": _int(s, "descriptions_filled"),
+                "table_fingerprints": _dict(s, "fingerprints"),
+                # an incremental run: tables {unchanged, changed, new, dropped}, their names, tokens saved
+                "incremental": _dict(s, "incremental"),
             }
         case "qa_generation":
             counts = {
@@ -121,6 +129,7 @@ def step_counts(step: str, summary: dict[str, Any]) -> dict[str, Any]:
                 "theme_names": s.get("theme_names") if isinstance(s.get("theme_names"), list) else None,
                 "failed_themes": _int(s, "failed_themes"),
                 "pairs": _int(s, "pairs"),
+                "incremental": _dict(s, "incremental"),
             }
         case "sql_validation":
             counts = {
@@ -272,7 +281,13 @@ class _Fold:
             ],
             "files_registered": len(self.outputs),
             "llm_usage": summarize(u for run in self.steps.values() for u in run.usage),
+            # An incremental run's tables {unchanged, changed, new, dropped} and the LLM tokens saved.
+            **({"incremental": steps["ddl_generation"]["incremental"]} if _incremental(steps) else {}),
         }
+
+
+def _incremental(steps: dict[str, Any]) -> bool:
+    return isinstance(steps.get("ddl_generation", {}).get("incremental"), dict)
 
 
 def final_report(events: Iterable[EventEnvelope]) -> dict[str, Any]:
@@ -332,6 +347,19 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         lines.append(head + (f"  {detail}" if detail else ""))
         if step.get("partial_reason"):
             lines.append(f"      partial: {step['partial_reason']}")
+        incremental = step.get("incremental") or {}
+        if isinstance(incremental.get("tables"), dict):
+            t = incremental["tables"]
+            lines.append(
+                f"      incremental from {incremental.get('from_task')}: tables unchanged {t.get('unchanged', 0)},"
+                f" changed {t.get('changed', 0)}, new {t.get('new', 0)}, dropped {t.get('dropped', 0)};"
+                f" about {incremental.get('llm_tokens_saved', 0)} LLM tokens saved"
+            )
+        elif incremental:
+            lines.append(
+                f"      incremental: pairs generated for {incremental.get('themes_generated', 0)} themes,"
+                f" {incremental.get('pairs_carried_over', 0)} carried over from {incremental.get('from_task')}"
+            )
         quality = step.get("quality") or {}
         if quality:
             found = ", ".join(

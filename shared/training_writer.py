@@ -129,6 +129,36 @@ async def sync_links(
     return {"unlinked": _count_kinds(unlinked), "deleted": _count_kinds(deleted)}
 
 
+async def supersede(
+    conn: asyncpg.Connection,
+    schema: str,
+    earlier_tasks: Sequence[str],
+    items: Iterable[TrainingItem],
+) -> dict[str, dict[str, int]]:
+    """An incremental run's load: unlink the rows the earlier tasks of its lineage loaded that are not
+    among its `items` (dropped tables, old versions of changed ones, pairs not carried over) and delete
+    those no other task links. Call after `sync_links`, inside the transaction holding `lock`."""
+    s = quote_ident(schema)
+    keys = {(i.kind, i.content_hash) for i in items}
+    if not earlier_tasks:
+        return {"unlinked": dict.fromkeys(KINDS, 0), "deleted": dict.fromkeys(KINDS, 0)}
+    unlinked = await conn.fetch(
+        f"WITH gone AS (DELETE FROM {s}.{SOURCES_TABLE} AS l USING {s}.{TABLE} AS d "
+        "WHERE l.task_id = ANY($1::text[]) AND l.data_id = d.id AND (d.kind, d.content_hash) NOT IN "
+        "(SELECT * FROM unnest($2::text[], $3::text[])) RETURNING d.id, d.kind) "
+        "SELECT DISTINCT ON (id) id, kind FROM gone",
+        list(earlier_tasks),
+        [k for k, _ in keys],
+        [h for _, h in keys],
+    )
+    deleted = await conn.fetch(
+        f"DELETE FROM {s}.{TABLE} AS d WHERE d.id = ANY($1::bigint[]) "
+        f"AND NOT EXISTS (SELECT 1 FROM {s}.{SOURCES_TABLE} AS l WHERE l.data_id = d.id) RETURNING d.kind",
+        [r["id"] for r in unlinked],
+    )
+    return {"unlinked": _count_kinds(unlinked), "deleted": _count_kinds(deleted)}
+
+
 async def database_rows(conn: asyncpg.Connection, schema: str, db_name: str) -> list[dict[str, Any]]:
     """The stored rows some task of the business database `db_name` loaded (linked with its name)."""
     s = quote_ident(schema)

@@ -24,6 +24,7 @@ from services.step_runner.llm.settings import LLMSettings
 from services.step_runner.llm.sqltext import normalize_statement, sql_fingerprint
 from services.step_runner.pipeline.catalog import SchemaCatalog
 from services.step_runner.pipeline.files import atomic_write_text
+from services.step_runner.pipeline.incremental import carried_pairs, read_plan, touches
 from services.step_runner.pipeline.pair_files import BACKUP_SUFFIX, PAIR_GLOB, render_pairs
 from services.step_runner.pipeline.task_files import CATALOG_FILE
 from services.step_runner.pipeline.theme_metadata import (
@@ -66,6 +67,7 @@ class QaGenerationExecutor:
             f"{theme_count} themes x {per_theme} questions",
         )
         await ctx.progress(5, "schema catalog loaded")
+        carried, touched, from_task = await self._carried(ctx)
 
         model = self._llm_factory()
         try:
@@ -78,11 +80,19 @@ class QaGenerationExecutor:
                 raise StepError("the model proposed no business theme")
             await ctx.log("INFO", f"{len(themes)} themes: " + "; ".join(t.name for t in themes))
             await ctx.progress(15, f"{len(themes)} themes proposed")
+            asked = themes
+            if touched is not None:
+                asked = [t for t in themes if touches(t.related_tables, touched)]
+                await ctx.log(
+                    "INFO",
+                    f"incremental run: pairs generated for the {len(asked)} of {len(themes)} themes that touch "
+                    f"changed or new tables; {len(carried)} validated pairs of task {from_task} carried over",
+                )
 
             per_theme_pairs, failures = await self._pairs_for_themes(
-                ctx, model, themes, catalog, context, per_theme
+                ctx, model, asked, catalog, context, per_theme
             )
-            pairs = _clean(per_theme_pairs)
+            pairs = _clean([carried, *per_theme_pairs])
             if not pairs:
                 retryable = bool(failures) and all(f.retryable for f in failures)
                 detail = f": {failures[0]}" if failures else ""
@@ -124,7 +134,36 @@ class QaGenerationExecutor:
             "failed_themes": len(failures),
             "pair_file": pair_name,
             "files": list(files),
+            **(
+                {
+                    "incremental": {
+                        "from_task": from_task,
+                        "themes_generated": len(asked),
+                        "pairs_carried_over": len(_clean([carried])),
+                    }
+                }
+                if touched is not None
+                else {}
+            ),
         }
+
+    async def _carried(self, ctx: StepContext) -> tuple[list[QuestionSQL], set[str] | None, str | None]:
+        """An incremental run's pairs carried over from the earlier task, the changed and new tables (None
+        when the run is not incremental), and the earlier task."""
+        plan = await ctx.run_blocking(read_plan, ctx.task_dir) if ctx.parameters.incremental_from else None
+        if not plan or not isinstance(plan.get("tables"), dict) or not isinstance(plan.get("from_task"), str):
+            return [], None, None
+        names = plan["tables"]
+        touched = {str(t) for key in ("changed", "new") for t in names.get(key, [])}
+        stale = touched | {str(t) for t in names.get("dropped", [])}
+        source = ctx.task_dir.parent / plan["from_task"]
+        pairs, total = await ctx.run_blocking(carried_pairs, source, stale)
+        await ctx.log(
+            "INFO",
+            f"{len(pairs)} of the {total} validated pairs of task {plan['from_task']} read only unchanged "
+            "tables and are carried over (step 3 checks them again)",
+        )
+        return [QuestionSQL(question=p["question"], sql=p["sql"]) for p in pairs], touched, plan["from_task"]
 
     async def _pairs_for_themes(
         self,

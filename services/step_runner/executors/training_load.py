@@ -24,6 +24,7 @@ import asyncpg
 
 from services.step_runner.executors.base import StepContext, StepError
 from services.step_runner.pipeline.doc_chunks import chunk_markdown
+from services.step_runner.pipeline.incremental import add_counts, earlier_tasks
 from services.step_runner.pipeline.pair_files import PairFileError, load_pairs, pair_files
 from services.step_runner.pipeline.pair_quality import drop_verdicts
 from services.step_runner.pipeline.schema_index import SchemaIndex
@@ -207,6 +208,17 @@ class TrainingLoadExecutor:
             removed = await training_writer.sync_links(
                 conn, schema, ctx.task_id, items, db_name=ctx.parameters.db_name
             )
+            # An incremental run replaces its lineage's rows: what they loaded and it does not goes.
+            lineage = earlier_tasks(ctx.task_dir) if ctx.parameters.incremental_from else []
+            if lineage:
+                superseded = await training_writer.supersede(conn, schema, lineage, items)
+                removed = add_counts(removed, superseded)
+                await ctx.log(
+                    "INFO",
+                    f"incremental run: {sum(superseded['unlinked'].values())} rows of earlier tasks "
+                    f"({', '.join(lineage[:5])}) are no longer current, "
+                    f"{sum(superseded['deleted'].values())} of them deleted (no other task uses them)",
+                )
             # Rows a writer outside the lock inserted between our check and our insert count as present.
             per_kind = Counter(i.kind for i in items)
             already_present = {k: per_kind[k] - inserted[k] for k in KINDS}

@@ -137,3 +137,21 @@ def carried_pairs(baseline_dir: Path, stale: set[str]) -> tuple[list[dict[str, A
             if read and not touches(sorted(read), stale):
                 pairs.append({"question": pair["question"], "sql": pair["sql"]})
     return pairs, total
+
+
+def earlier_tasks(task_dir: Path) -> list[str]:
+    """The lineage an incremental run supersedes in the training store (empty when not incremental)."""
+    plan = read_plan(task_dir) or {}
+    lineage = plan.get("lineage")
+    return [t for t in lineage if isinstance(t, str)] if isinstance(lineage, list) else []
+
+
+def add_counts(a: dict[str, dict[str, int]], b: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """Two {unlinked, deleted} by-kind counts of the training store, summed."""
+    return {
+        key: {
+            kind: a.get(key, {}).get(kind, 0) + b.get(key, {}).get(kind, 0)
+            for kind in {**a.get(key, {}), **b.get(key, {})}
+        }
+        for key in {*a, *b}
+    }
