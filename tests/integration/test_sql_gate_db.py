@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from services.step_runner.executors.base import StepError
-from services.step_runner.executors.sql_validation import BUDGET_SPENT
+from services.step_runner.pipeline.sql_repair import BUDGET_SPENT
 from services.step_runner.pipeline.sql_gate import PlanLimits, SqlGate
 from shared.business_db import create_pool
 from shared.pipeline_settings import PipelineSettings

@@ -1,37 +1,27 @@
 """Step 3's quality pass: after the SQL gate, every valid pair is judged by pipeline/pair_quality.py and
 dropped, repaired or kept per flag (DP_QUALITY_ACTIONS), whatever the provider.
 
-A repair is accepted only when the new statement passes the SQL gate again and no longer carries the
-flag, without gaining a flag whose action is drop. Where a mechanical fix is exact (`LIMIT` for a
-listing, the live-rows condition for a missing soft-delete filter) it is used first, for every provider.
-Other flags go to the LLM repair path with the flag as the reason (the question travels with it), within
-the run's DP_LLM_REPAIR_MAX_CALLS; the offline provider only fixes names, so for it the mechanical fix
-(the business columns for `SELECT *`) is the only repair. A pair still flagged after repair is dropped or
-kept by DP_QUALITY_UNREPAIRED.
+How a flag is repaired (mechanical fix or LLM, rounds, budget, when a repair counts) is in
+pipeline/sql_repair.py. A pair still flagged after repair is dropped or kept by DP_QUALITY_UNREPAIRED.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from services.step_runner.executors.base import StepError
-from services.step_runner.llm.base import LLMError, TextToSQLModel
+from services.step_runner.llm.base import TextToSQLModel
 from services.step_runner.pipeline.pair_quality import Flag, assess
-from services.step_runner.pipeline.pair_repairs import deterministic_fix
 from services.step_runner.pipeline.question_duplicates import find_duplicates
 from services.step_runner.pipeline.schema_index import SchemaIndex
 from services.step_runner.pipeline.sql_gate import SqlGate
-from services.step_runner.pipeline.validation_report import PairResult, RepairAttempt
+from services.step_runner.pipeline.sql_repair import FlagRepairer, RepairBudget, RepairContext
+from services.step_runner.pipeline.validation_report import PairResult
 from shared.pipeline_settings import PipelineSettings
-from shared.quality_flags import QUALITY_FLAGS, QualityFlag, quality_reason
+from shared.quality_flags import QUALITY_FLAGS
 
-if TYPE_CHECKING:
-    from services.step_runner.executors.sql_validation import _CallBudget, _RepairContext
-
-MECHANICAL_FIRST: frozenset[QualityFlag] = frozenset({"listing_without_limit", "missing_soft_delete_filter"})
 MAX_LISTED_DROPS = 200  # the list travels in an event and sits in the task's result
-OFFLINE = "offline"
 
 
 class QualityPass:
@@ -41,19 +31,15 @@ class QualityPass:
         schema: SchemaIndex,
         gate: SqlGate,
         llm: TextToSQLModel | None,
-        budget: _CallBudget,
-        repair_context: _RepairContext,
+        budget: RepairBudget,
+        repair_context: RepairContext,
         rounds: int,
     ) -> None:
         self._actions = settings.quality_actions
         self._unrepaired = settings.quality_unrepaired
         self._concurrency = settings.sql_validation_concurrency
         self._schema = schema
-        self._gate = gate
-        self._llm = llm if llm is not None and getattr(llm, "name", "") != OFFLINE else None
-        self._budget = budget
-        self._context = repair_context
-        self._rounds = rounds
+        self._repairer = FlagRepairer(gate, llm, budget, repair_context, rounds, self._actions, self._flags)
 
     def _flags(self, question: str, sql: str) -> list[Flag]:
         return assess(question, sql, self._schema)
@@ -106,7 +92,7 @@ class QualityPass:
             current = {f.code: f for f in self._flags(r.question, sql)}
             if flag.code not in current:
                 continue  # an earlier fix took this one away too
-            fixed = await self._fix(r, sql, current[flag.code], set(current))
+            fixed = await self._repairer.fix(r, sql, current[flag.code], set(current))
             if fixed is not None:
                 sql = fixed
         left = [f for f in self._flags(r.question, sql) if self._actions[f.code] != "keep"]
@@ -116,65 +102,6 @@ class QualityPass:
             r.quality = "repaired"
         else:
             r.quality = "dropped" if self._unrepaired == "drop" else "kept"
-
-    async def _accept(self, r: PairResult, candidate: str, code: QualityFlag, before: set[str]) -> str | None:
-        verdict = await self._gate.check(candidate)
-        if verdict.statement is None:
-            return None
-        after = {f.code for f in self._flags(r.question, verdict.statement)}
-        gained_drop = any(self._actions[c] == "drop" for c in after - before)  # type: ignore[index]
-        return verdict.statement if code not in after and not gained_drop else None
-
-    async def _fix(self, r: PairResult, sql: str, flag: Flag, before: set[str]) -> str | None:
-        tries: list[str] = ["mechanical", "llm"] if flag.code in MECHANICAL_FIRST else ["llm", "mechanical"]
-        for how in tries:
-            if how == "mechanical":
-                candidate = deterministic_fix(sql, flag.code, self._schema)
-                if candidate is None:
-                    continue
-                accepted = await self._accept(r, candidate, flag.code, before)
-                r.quality_repairs.append(
-                    RepairAttempt(
-                        0, candidate, accepted is not None, None if accepted else "flag not cleared"
-                    )
-                )
-                if accepted is not None:
-                    return accepted
-            elif self._llm is not None:
-                accepted = await self._ask_llm(r, sql, flag, before)
-                if accepted is not None:
-                    return accepted
-        return None
-
-    async def _ask_llm(self, r: PairResult, sql: str, flag: Flag, before: set[str]) -> str | None:
-        assert self._llm is not None
-        ddl, tables = self._context.for_sql(sql)
-        reason = quality_reason(flag.code, flag.detail)
-        for round_no in range(1, self._rounds + 1):
-            if not self._budget.take():
-                r.quality_repairs.append(
-                    RepairAttempt(round_no, None, False, "the LLM repair budget is spent")
-                )
-                return None
-            try:
-                candidate = await self._llm.repair_sql(sql, reason, ddl, tables, r.question)
-            except LLMError as exc:
-                if exc.retryable:
-                    raise StepError(f"the LLM is unavailable: {exc}", retryable=True) from None
-                r.quality_repairs.append(RepairAttempt(round_no, None, False, f"LLM error: {exc}"))
-                return None
-            if not candidate or not candidate.strip():
-                r.quality_repairs.append(RepairAttempt(round_no, None, False, "the LLM gave no repair"))
-                return None
-            accepted = await self._accept(r, candidate, flag.code, before)
-            r.quality_repairs.append(
-                RepairAttempt(
-                    round_no, candidate, accepted is not None, None if accepted else "flag not cleared"
-                )
-            )
-            if accepted is not None:
-                return accepted
-        return None
 
 
 def quality_summary(

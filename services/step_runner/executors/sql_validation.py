@@ -3,7 +3,7 @@
 Each statement goes through the SQL gate (pipeline/sql_gate.py: parse tree, function allow-list, EXPLAIN
 in a READ ONLY transaction with a statement timeout, plan cost/rows limits); its own error is its
 verdict, never a step failure. Failing SQL may be repaired by the LLM, within DP_LLM_REPAIR_MAX_CALLS
-calls per run, and is checked again. Then the quality pass (executors/sql_quality.py) flags every valid
+calls per run, and is checked again (the rules of repair: pipeline/sql_repair.py). Then the quality pass (executors/sql_quality.py) flags every valid
 pair (bookkeeping subjects, missing soft-delete filters, cartesian reads, listings without LIMIT,
 SELECT *, duplicates, raw identifiers in the question) and drops, repairs or keeps it per
 DP_QUALITY_ACTIONS. With modify_original_file the pair files are rewritten (repaired SQL in, unusable and
@@ -19,8 +19,7 @@ from typing import Any, ClassVar
 
 from services.step_runner.executors.base import VALIDATION_BELOW_THRESHOLD, StepContext, StepError
 from services.step_runner.executors.sql_quality import QualityPass, quality_summary
-from services.step_runner.llm.base import LLMError, LLMFactory, TextToSQLModel
-from services.step_runner.pipeline.catalog import TableInfo
+from services.step_runner.llm.base import LLMFactory, TextToSQLModel
 from services.step_runner.pipeline.files import atomic_write_json, atomic_write_text
 from services.step_runner.pipeline.pair_files import (
     BACKUP_SUFFIX,
@@ -29,12 +28,16 @@ from services.step_runner.pipeline.pair_files import (
     pair_files,
     render_pairs,
 )
-from services.step_runner.pipeline.schema_index import SchemaIndex
-from services.step_runner.pipeline.sql_gate import PlanLimits, SqlGate, referenced_names
-from services.step_runner.pipeline.task_files import load_catalog, read_mapping
+from services.step_runner.pipeline.sql_gate import PlanLimits, SqlGate
+from services.step_runner.pipeline.sql_repair import (
+    RepairBudget,
+    RepairContext,
+    repair_invalid,
+    repair_rounds,
+    repairable,
+)
 from services.step_runner.pipeline.validation_report import (
     PairResult,
-    RepairAttempt,
     render_summary,
     repaired_statements,
     report_document,
@@ -44,55 +47,9 @@ from shared.business_db import BusinessDbError, create_pool
 from shared.pipeline_settings import PipelineSettings
 from shared.steps import StepName
 
-MAX_REPAIR_TABLES = 15
-
-
-BUDGET_SPENT = "not repaired: this run's LLM repair budget (DP_LLM_REPAIR_MAX_CALLS={}) is spent"
-
 
 def plan_limits(settings: PipelineSettings) -> PlanLimits:
     return PlanLimits(max_cost=settings.sql_max_plan_cost, max_rows=settings.sql_max_plan_rows)
-
-
-class _CallBudget:
-    """LLM repair calls left for this run of the step, shared by every pair."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-        self.denied = 0  # pairs left unrepaired because the budget was spent
-
-    def take(self) -> bool:
-        if self.used >= self.limit:
-            self.denied += 1
-            return False
-        self.used += 1
-        return True
-
-
-class _RepairContext:
-    """The DDL and catalog entries of the tables a statement mentions, for the LLM's repair prompt."""
-
-    def __init__(self, task_dir: Path) -> None:
-        catalog = load_catalog(task_dir)
-        self._tables: list[TableInfo] = catalog.tables if catalog else []
-        self.schema = SchemaIndex(self._tables)
-        mapping = read_mapping(task_dir)
-        self._ddl: dict[str, str] = {}
-        for table in self._tables:
-            stem = mapping.get(f"{table.schema_name}.{table.name}", table.qualified_name.replace(".", "__"))
-            path = task_dir / f"{stem}.ddl"
-            if "/" not in stem and path.is_file():
-                self._ddl[table.qualified_name] = path.read_text(encoding="utf-8")
-
-    def for_sql(self, sql: str) -> tuple[str, list[TableInfo]]:
-        names = referenced_names(sql)
-        tables = [t for t in self._tables if t.name in names or t.qualified_name in names]
-        if not tables:
-            tables = self._tables[:MAX_REPAIR_TABLES]
-        tables = tables[:MAX_REPAIR_TABLES]
-        ddl = "\n".join(self._ddl.get(t.qualified_name, "") for t in tables).strip()
-        return ddl, tables
 
 
 class SqlValidationExecutor:
@@ -123,12 +80,8 @@ class SqlValidationExecutor:
         ]
         if not results:
             raise StepError("the pair files hold no question/SQL pairs")
-        rounds = (
-            params.llm_repair_rounds
-            if params.llm_repair_rounds is not None
-            else self._settings.llm_repair_rounds
-        )
-        repair = params.enable_llm_repair and rounds > 0
+        rounds = repair_rounds(params, self._settings)
+        repair = rounds > 0
         await ctx.log("INFO", f"validating {len(results)} SQL statements from {len(files)} files")
 
         try:
@@ -141,14 +94,12 @@ class SqlValidationExecutor:
         except BusinessDbError as exc:
             raise StepError(str(exc), retryable=exc.retryable) from None
         llm = self._llm_factory() if repair else None
-        budget = _CallBudget(self._settings.llm_repair_max_calls)
+        budget = RepairBudget(self._settings.llm_repair_max_calls)
         try:
             gate = SqlGate(pool, plan_limits(self._settings))
-            await self._validate_all(ctx, gate, llm, budget, results, rounds if repair else 0)
-            context = _RepairContext(ctx.task_dir)
-            quality = QualityPass(
-                self._settings, context.schema, gate, llm, budget, context, rounds if repair else 0
-            )
+            await self._validate_all(ctx, gate, llm, budget, results, rounds)
+            context = RepairContext(ctx.task_dir)
+            quality = QualityPass(self._settings, context.schema, gate, llm, budget, context, rounds)
             await quality.run(results)
         finally:
             if llm is not None:
@@ -167,11 +118,11 @@ class SqlValidationExecutor:
         ctx: StepContext,
         gate: SqlGate,
         llm: TextToSQLModel | None,
-        budget: _CallBudget,
+        budget: RepairBudget,
         results: list[PairResult],
         rounds: int,
     ) -> None:
-        repair_context = _RepairContext(ctx.task_dir) if llm is not None else None
+        repair_context = RepairContext(ctx.task_dir) if llm is not None else None
         semaphore = asyncio.Semaphore(self._settings.sql_validation_concurrency)
         done = 0
         step = max(1, len(results) // 50)
@@ -186,8 +137,8 @@ class SqlValidationExecutor:
                     verdict.error,
                     verdict.rejected,
                 )
-                if not verdict.valid and not verdict.rejected and llm is not None and repair_context:
-                    await self._repair(gate, llm, budget, repair_context, result, rounds)
+                if repairable(verdict) and llm is not None and repair_context:
+                    await repair_invalid(gate, llm, budget, repair_context, result, rounds)
             done += 1
             if done % step == 0 or done == len(results):
                 await ctx.progress(100.0 * done / len(results), f"{done}/{len(results)} statements checked")
@@ -199,40 +150,6 @@ class SqlValidationExecutor:
         except* StepError as errors:
             raise errors.exceptions[0] from None
 
-    async def _repair(
-        self,
-        gate: SqlGate,
-        llm: TextToSQLModel,
-        budget: _CallBudget,
-        repair_context: _RepairContext,
-        result: PairResult,
-        rounds: int,
-    ) -> None:
-        sql, error = result.original_sql, result.error or ""
-        ddl, tables = repair_context.for_sql(sql)
-        for round_no in range(1, rounds + 1):
-            if not budget.take():
-                result.repairs.append(RepairAttempt(round_no, None, False, BUDGET_SPENT.format(budget.limit)))
-                return
-            try:
-                candidate = await llm.repair_sql(sql, error, ddl, tables, result.question)
-            except LLMError as exc:
-                if exc.retryable:
-                    raise StepError(f"the LLM is unavailable: {exc}", retryable=True) from None
-                result.repairs.append(RepairAttempt(round_no, None, False, f"LLM error: {exc}"))
-                return
-            if not candidate or not candidate.strip():
-                result.repairs.append(RepairAttempt(round_no, None, False, "the LLM gave no repair"))
-                return
-            verdict = await gate.check(candidate)
-            result.repairs.append(RepairAttempt(round_no, candidate, verdict.valid, verdict.error))
-            if verdict.statement is not None:
-                result.final_sql = verdict.statement
-                return
-            if verdict.rejected:
-                return  # the LLM answered with something the gate refuses outright: stop here
-            sql, error = candidate, verdict.error or ""
-
     async def _finish(
         self,
         ctx: StepContext,
@@ -240,7 +157,7 @@ class SqlValidationExecutor:
         results: list[PairResult],
         repair: bool,
         rounds: int,
-        budget: _CallBudget,
+        budget: RepairBudget,
     ) -> dict[str, Any]:
         t = totals(results)
         below = t.success_rate_after < self._settings.validation_success_threshold
@@ -262,7 +179,7 @@ class SqlValidationExecutor:
             "success_rate_before": round(t.success_rate_before, 4),
             "success_rate_after": round(t.success_rate_after, 4),
             "llm_repair": repair,
-            "repair_rounds": rounds if repair else 0,
+            "repair_rounds": rounds,
             "llm_repair_calls": budget.used,
             "llm_repair_max_calls": budget.limit,
             "files_rewritten": rewritten,

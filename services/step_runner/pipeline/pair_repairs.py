@@ -1,5 +1,6 @@
-"""Offline repairs of flagged pairs, where a mechanical one exists: LIMIT for a listing, the live-rows
-condition for a missing soft-delete filter, the business columns for a single-table `SELECT *`."""
+"""Mechanical repairs of flagged pairs, where one exists: LIMIT for a listing, the live-rows condition for
+a missing soft-delete filter, the business columns for a single-table `SELECT *`. The rewriting only;
+when they are tried and accepted is decided in sql_repair.py."""
 
 from __future__ import annotations
 
