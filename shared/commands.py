@@ -45,6 +45,26 @@ class DeleteTask(_Command):
     type: Literal["delete_task"] = "delete_task"
 
 
+class CompleteReview(_Command):
+    """A task awaiting review resumes: step 4 loads the approved pairs (the gateway rewrote the files)."""
+
+    type: Literal["complete_review"] = "complete_review"
+    actor: str
+    actor_role: str
+    approved: int = Field(ge=0)
+    rejected: int = Field(ge=0)
+    undecided: int = Field(ge=0)
+    edited: int = Field(ge=0)
+
+
+class AbandonReview(_Command):
+    """A task awaiting review ends without loading anything."""
+
+    type: Literal["abandon_review"] = "abandon_review"
+    actor: str
+    actor_role: str
+
+
 class Tick(_Command):
     """The scheduler's clock: replicas publish it to their own queue, so only the active one acts."""
 
@@ -63,6 +83,6 @@ class RunStep(_Command):
 
 
 CommandPayload = Annotated[
-    CreateTask | ExecuteTask | CancelTask | DeleteTask | Tick | RunStep,
+    CreateTask | ExecuteTask | CancelTask | DeleteTask | CompleteReview | AbandonReview | Tick | RunStep,
     Field(discriminator="type"),
 ]

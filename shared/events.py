@@ -202,6 +202,58 @@ class TaskFilesCleaned(_Event):
     retention_days: float
 
 
+class ReviewRequested(_Event):
+    """The steps before training_load are done and the task waits, as `awaiting_review`, for a person to
+    approve the question/SQL pairs step 4 may load (parameter review_before_load)."""
+
+    type: Literal["review_requested"] = "review_requested"
+    timeout_days: float | None = None  # DP_REVIEW_TIMEOUT_DAYS: after that the review is abandoned
+
+
+ReviewDecision = Literal["approve", "reject", "edit"]
+PairStatus = Literal["pending", "approved", "rejected"]
+
+
+class PairReviewed(_Event):
+    """A person decided on one pair: who (token name and role, never the token), before and after."""
+
+    type: Literal["pair_reviewed"] = "pair_reviewed"
+    pair_id: str
+    decision: ReviewDecision
+    status: PairStatus  # the pair's state after the decision (a failing edit leaves it pending)
+    question_before: str
+    question_after: str
+    sql_before: str
+    sql_after: str
+    sql_valid: bool | None = None  # the SQL gate's and EXPLAIN's verdict on sql_after (None: not checked)
+    sql_error: str | None = None
+    actor: str
+    actor_role: str
+    bulk: bool = False  # one of a bulk decision by filter
+
+
+class ReviewCompleted(_Event):
+    """The review is done: step 4 loads exactly the approved pairs (the pair files were rewritten)."""
+
+    type: Literal["review_completed"] = "review_completed"
+    actor: str
+    actor_role: str
+    approved: int = Field(ge=0)
+    rejected: int = Field(ge=0)
+    undecided: int = Field(ge=0)  # not loaded
+    edited: int = Field(ge=0)
+
+
+class ReviewAbandoned(_Event):
+    """Nothing is loaded: a person abandoned the review, or it waited longer than DP_REVIEW_TIMEOUT_DAYS."""
+
+    type: Literal["review_abandoned"] = "review_abandoned"
+    reason: str
+    actor: str | None = None  # None: the scheduler, for a timed-out review
+    actor_role: str | None = None
+    timed_out: bool = False
+
+
 EventPayload = Annotated[
     TaskCreated
     | TaskStarted
@@ -221,7 +273,11 @@ EventPayload = Annotated[
     | TaskFinished
     | TaskDeleted
     | TaskLogsPurged
-    | TaskFilesCleaned,
+    | TaskFilesCleaned
+    | ReviewRequested
+    | PairReviewed
+    | ReviewCompleted
+    | ReviewAbandoned,
     Field(discriminator="type"),
 ]
 

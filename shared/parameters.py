@@ -48,6 +48,8 @@ class TaskParameters(BaseModel):
     # An incremental run: the earlier task (same database) whose unchanged tables' documents and pairs
     # this run reuses; the gateway resolves "latest" to a task id at creation.
     incremental_from: str | None = None
+    # Before step 4 the task waits as `awaiting_review` until a person approves the pairs to load.
+    review_before_load: bool = False
 
     def public(self) -> dict[str, object]:
         """What responses show: everything but the encrypted secret."""

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.credentials import MIN_PASSPHRASE_LENGTH, ApiToken, is_placeholder
 from shared.pipeline_settings import schema_name
+from shared.review_settings import ReviewGatewaySettings, ReviewSchedulerSettings
 from shared.vocabulary import LOG_LEVELS
 
 _PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
@@ -141,7 +142,7 @@ class CommonSettings(BaseSettings):
         return value
 
 
-class GatewaySettings(CommonSettings):
+class GatewaySettings(CommonSettings, ReviewGatewaySettings):
     http_host: str = Field(
         default="127.0.0.1",
         description="Address the gateway listens on. Beyond loopback (e.g. 0.0.0.0) it needs DP_API_TOKENS "
@@ -278,7 +279,7 @@ class GatewaySettings(CommonSettings):
         return self
 
 
-class SchedulerSettings(CommonSettings):
+class SchedulerSettings(CommonSettings, ReviewSchedulerSettings):
     max_concurrent_tasks: int = Field(
         default=1,
         ge=1,

@@ -28,7 +28,10 @@ STEP_ORDER: tuple[StepName, ...] = (
 
 FinalTaskStatus = Literal["completed", "partial_completed", "failed", "cancelled"]
 """How a task ends (TaskFinished.status)."""
-TaskStatus = Literal["pending", "in_progress", "partial_completed", "completed", "failed", "cancelled"]
+TaskStatus = Literal[
+    "pending", "in_progress", "awaiting_review", "partial_completed", "completed", "failed", "cancelled"
+]
+"""`awaiting_review`: steps 1-3 are done and a person decides which pairs step 4 loads (no step runs)."""
 
 TASK_STATUSES: tuple[str, ...] = get_args(TaskStatus)
 FINAL_TASK_STATUSES: tuple[str, ...] = get_args(FinalTaskStatus)

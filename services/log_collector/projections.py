@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel
 
+from services.log_collector.review_projection import REVIEW_HANDLERS
 from services.log_collector.rows import finish_execution, insert_log, update_execution, upsert_output
 from shared import events as ev
 from shared.event_store import purge_logs, purge_task, task_events
@@ -388,6 +389,7 @@ HANDLERS: dict[type[BaseModel], Handler] = {
     ev.StepCancelled: Projector.on_step_cancelled,
     ev.LogEmitted: Projector.on_log_emitted,
     ev.OutputRegistered: Projector.on_output_registered,
+    **REVIEW_HANDLERS,
 }
 """What each event does to the read models; checked against the catalog below, at import."""
 

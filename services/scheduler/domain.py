@@ -17,9 +17,10 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
+from services.scheduler import review
 from services.scheduler.plans import plan, plan_for, rerun_parameters, skip_reasons, step_disabled_reason
-from services.scheduler.state import Policy, TaskState, derive_status
-from shared.commands import CancelTask, CreateTask, DeleteTask, ExecuteTask
+from services.scheduler.state import Policy, TaskState, finished
+from shared.commands import AbandonReview, CancelTask, CompleteReview, CreateTask, DeleteTask, ExecuteTask
 from shared.events import (
     FailureCode,
     LogEmitted,
@@ -32,7 +33,6 @@ from shared.events import (
     TaskCreated,
     TaskDeleted,
     TaskFilesCleaned,
-    TaskFinished,
     TaskLogsPurged,
     TaskRerunRequested,
     TaskStarted,
@@ -73,13 +73,10 @@ def _fail_active(state: TaskState, reason: str, code: FailureCode) -> list[Decis
 
 
 def _finish(state: TaskState, status: FinalTaskStatus | None = None, error: str | None = None) -> Decision:
-    derived, derived_error = derive_status(state)
-    final = status or derived
-    result = {s.value: state.step(s).status for s in state.plan}
-    return Decision(TaskFinished(status=final, error_message=error or derived_error, result=result))
+    return Decision(finished(state, status, error))
 
 
-TaskCommand = CreateTask | ExecuteTask | CancelTask | DeleteTask
+TaskCommand = CreateTask | ExecuteTask | CancelTask | DeleteTask | CompleteReview | AbandonReview
 
 
 def decide(
@@ -129,8 +126,10 @@ def _next(state: TaskState, now: datetime, policy: Policy) -> list[Decision]:
 
     if state.status == "pending":
         return []  # admission decides when it starts
+    if state.status == "awaiting_review":
+        return [Decision(event) for event in review.while_in_review(state, now, policy)]
 
-    if state.started_at is not None and now - state.started_at > policy.task_timeout:
+    if state.started_at is not None and now - state.started_at - state.paused > policy.task_timeout:
         hours = policy.task_timeout.total_seconds() / 3600
         reason = f"task exceeded task_timeout_hours={hours:g} (started {state.started_at.isoformat()})"
         return [*_fail_active(state, reason, FailureCode.TASK_TIMEOUT), _finish(state, "failed", reason)]
@@ -198,6 +197,8 @@ def _next(state: TaskState, now: datetime, policy: Policy) -> list[Decision]:
             disabled = step_disabled_reason(state.parameters, s)
             if disabled:
                 return [Decision(StepSkipped(step=s, reason=disabled))]
+            if review.needs_review(state, s):
+                return [Decision(review.request(policy))]
             return [_schedule(state, s, now, attempt=1)]
     return [_finish(state)]
 
@@ -341,6 +342,8 @@ def _decide_command(
             if state is None or state.deleted or state.delete_requested:
                 return []
             return [Decision(TaskCancelRequested(reason="task deleted", delete_after=True))]
+        case CompleteReview() | AbandonReview():
+            return [Decision(event) for event in review.decide_review(state, command)]
     return []
 
 

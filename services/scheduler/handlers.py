@@ -1,7 +1,8 @@
 """The scheduler's message handlers: commands from the gateway, every task event, and its own ticks.
 
 State lives in memory as a fold over events (domain.evolve). The scheduler applies its own decisions
-immediately and skips them when they come back through its queue (dedupe by event_id). Its state is
+immediately; its queue brings only the step runners' outcomes and heartbeats
+(shared.topology.SCHEDULER_EVENT_TYPES), deduplicated by event_id (redeliveries, the store). Its state is
 rebuilt from the event store the first time a replica receives a message: with a single-active-
 consumer queue, that is the moment a standby replica takes over.
 
@@ -185,7 +186,8 @@ class Scheduler:
         await handler(self, envelope)
 
     async def on_command(self, command: CommandEnvelope) -> None:
-        """create_task, execute_task, cancel_task, delete_task: the domain checks the guards."""
+        """create_task, execute_task, cancel_task, delete_task, complete/abandon_review: the domain checks
+        the guards."""
         payload: TaskCommand = command.payload  # type: ignore[assignment]  # HANDLERS routes only these
         task_id = command.task_id
         if task_id is None:
@@ -263,5 +265,7 @@ HANDLERS: dict[str, Callable[[Scheduler, CommandEnvelope], Awaitable[None]]] = {
     "execute_task": Scheduler.on_command,
     "cancel_task": Scheduler.on_command,
     "delete_task": Scheduler.on_command,
+    "complete_review": Scheduler.on_command,
+    "abandon_review": Scheduler.on_command,
     "tick": Scheduler.on_tick,
 }

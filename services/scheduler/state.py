@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.scheduler.plans import rerun_parameters, run_options
+from shared.events import TaskFinished
 from shared.lifecycle import is_old_execution, step_finished, task_finished
 from shared.messages import EventEnvelope
 from shared.parameters import TaskParameters
@@ -39,6 +40,8 @@ class Policy:
     # Retention of finished tasks' log text and files (None: keep for ever).
     log_retention: timedelta | None = None
     file_retention: timedelta | None = None
+    # A review waiting longer is abandoned (the task fails, nothing is loaded); None: wait for ever.
+    review_timeout: timedelta | None = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,20 @@ class StepRun:
 
 
 @dataclass(frozen=True)
+class Review:
+    """This run's review before load (parameter review_before_load): asked, then completed or abandoned."""
+
+    requested_at: datetime
+    completed_at: datetime | None = None
+    abandoned: str | None = None  # why nothing is loaded
+    timed_out: bool = False
+
+    @property
+    def open(self) -> bool:
+        return self.completed_at is None and self.abandoned is None
+
+
+@dataclass(frozen=True)
 class TaskState:
     task_id: str
     parameters: TaskParameters
@@ -78,6 +95,9 @@ class TaskState:
     deleted: bool = False
     # Created by the earlier implementation's create: pending until an execute, never admitted before.
     waiting: bool = False
+    review: Review | None = None
+    # Time this run spent awaiting review: DP_TASK_TIMEOUT_HOURS does not count it.
+    paused: timedelta = timedelta(0)
 
     def step(self, name: StepName) -> StepRun:
         return self.steps.get(name, StepRun())
@@ -146,6 +166,8 @@ def evolve(state: TaskState | None, envelope: EventEnvelope) -> TaskState | None
                 cancel_requested_at=None,
                 cancel_reason=None,
                 delete_requested=False,
+                review=None,
+                paused=timedelta(0),
             )
         case "step_scheduled":
             run = state.step(e.step)
@@ -237,7 +259,27 @@ def evolve(state: TaskState | None, envelope: EventEnvelope) -> TaskState | None
             return replace(state, status=e.status)
         case "task_deleted":
             return replace(state, deleted=True)
+        case "review_requested" | "review_completed" | "review_abandoned":
+            return _evolve_review(state, e, at)
     return state
+
+
+def _evolve_review(state: TaskState, e: Any, at: datetime) -> TaskState:
+    review = state.review
+    if e.type == "review_requested":
+        if state.terminal or state.status != "in_progress" or review is not None:
+            return state
+        return replace(state, status="awaiting_review", review=Review(requested_at=at))
+    if state.status != "awaiting_review" or review is None or not review.open:
+        return state
+    if e.type == "review_completed":
+        return replace(
+            state,
+            status="in_progress",
+            review=replace(review, completed_at=at),
+            paused=state.paused + (at - review.requested_at),
+        )
+    return replace(state, review=replace(review, abandoned=e.reason, timed_out=e.timed_out))
 
 
 # ---- outcome ------------------------------------------------------------------------------------
@@ -264,6 +306,15 @@ def derive_status(state: TaskState) -> tuple[FinalTaskStatus, str | None]:
         reasons = "; ".join(f"{s.value}: {r.partial_reason or 'completed only in part'}" for s, r in partial)
         return "partial_completed", reasons
     return "completed", None
+
+
+def finished(
+    state: TaskState, status: FinalTaskStatus | None = None, error: str | None = None
+) -> TaskFinished:
+    """The task's TaskFinished: `status` and `error` as given, else as its step outcomes add up."""
+    derived, derived_error = derive_status(state)
+    result = {s.value: state.step(s).status for s in state.plan}
+    return TaskFinished(status=status or derived, error_message=error or derived_error, result=result)
 
 
 def _text_or_none(value: object) -> str | None:
