@@ -111,7 +111,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _broker(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    topology = Topology(settings.broker_prefix)
+    topology = Topology(settings.broker_prefix, settings.collector_partitions)
     connection = await _with_retries(
         "broker",
         lambda: connect(settings.rabbitmq_url.get_secret_value(), f"dp:api_gateway:{settings.broker_prefix}"),

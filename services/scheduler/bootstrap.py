@@ -57,7 +57,7 @@ def _days(days: float) -> timedelta | None:
 @asynccontextmanager
 async def running_scheduler(settings: SchedulerSettings) -> AsyncIterator[Scheduler]:
     """Connects, rebuilds on first delivery, consumes its queue and publishes ticks until closed."""
-    topology = Topology(settings.broker_prefix)
+    topology = Topology(settings.broker_prefix, settings.collector_partitions)
     connection = await connect(
         settings.rabbitmq_url.get_secret_value(), f"dp:scheduler:{settings.broker_prefix}"
     )

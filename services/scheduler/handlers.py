@@ -1,7 +1,8 @@
 """The scheduler's message handlers: commands from the gateway, every task event, and its own ticks.
 
 State lives in memory as a fold over events (domain.evolve). The scheduler applies its own decisions
-immediately and skips them when they come back through its queue (dedupe by event_id). Its state is
+immediately; its queue brings only the step runners' outcomes and heartbeats
+(shared.topology.SCHEDULER_EVENT_TYPES), deduplicated by event_id (redeliveries, the store). Its state is
 rebuilt from the event store the first time a replica receives a message: with a single-active-
 consumer queue, that is the moment a standby replica takes over.
 
