@@ -164,7 +164,7 @@ def enable_rabbitmq_console() -> None:
         print(f"[run] could not enable the RabbitMQ console ({reason})")
         print(f"      enable it with: sudo {' '.join(ENABLE_CONSOLE)}  then open {RABBITMQ_CONSOLE}")
     prefix = env_value("DP_BROKER_PREFIX", "dp")
-    for policy in Topology(prefix).policies():
+    for policy in Topology(prefix, int(env_value("DP_COLLECTOR_PARTITIONS", "4"))).policies():
         command = [
             "rabbitmqctl",
             "set_policy",

@@ -1,4 +1,4 @@
-"""RabbitMQ topology, publishing with confirms, and the one consumer wrapper every service uses.
+"""RabbitMQ topology (described in shared/topology.py), publishing with confirms, and the one consumer wrapper every service uses.
 
 Every name carries the configured prefix, so test runs and several deployments share one broker.
 Work queues are durable quorum queues that dead-letter to `<prefix>.dead_letter`: a message that
@@ -9,8 +9,6 @@ queue's delivery limit moves it there. Nothing is dropped silently.
 from __future__ import annotations
 
 import asyncio
-import re
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,13 +24,20 @@ from aio_pika.abc import (
 from pydantic import BaseModel, ValidationError
 
 from shared.logging import get_logger
-from shared.messages import CommandEnvelope, EventEnvelope, decode_message, encode
+from shared.messages import PARTITION_SLOTS, CommandEnvelope, EventEnvelope, decode_message, encode
 from shared.retry import TRANSIENT_ERRORS as TRANSIENT_ERRORS  # re-exported for the consumers
 from shared.retry import delays
-
-SCHEDULER_KEY = "scheduler"
-STEPS_KEY = "steps"
-DELIVERY_LIMIT = 10
+from shared.topology import (  # re-exported: the topology's names are part of this module's API
+    DEFAULT_COLLECTOR_PARTITIONS,
+    DELIVERY_LIMIT,
+    SCHEDULER_EVENT_TYPES,
+    SCHEDULER_KEY,
+    STEPS_KEY,
+    BrokerPolicy,
+    ExchangeSpec,
+    QueueSpec,
+    Topology,
+)
 
 
 class PermanentError(Exception):
@@ -43,205 +48,16 @@ class RequeueMessage(Exception):
     """Handing the message back on purpose (e.g. a shutting-down runner): another consumer takes it."""
 
 
-@dataclass(frozen=True)
-class Topology:
-    prefix: str
-
-    @property
-    def commands_exchange(self) -> str:
-        return f"{self.prefix}.commands"
-
-    @property
-    def events_exchange(self) -> str:
-        return f"{self.prefix}.events"
-
-    @property
-    def dead_letter_exchange(self) -> str:
-        return f"{self.prefix}.dlx"
-
-    @property
-    def scheduler_queue(self) -> str:
-        return f"{self.prefix}.scheduler"
-
-    @property
-    def steps_queue(self) -> str:
-        return f"{self.prefix}.steps"
-
-    @property
-    def collector_queue(self) -> str:
-        return f"{self.prefix}.collector"
-
-    @property
-    def dead_letter_queue(self) -> str:
-        return f"{self.prefix}.dead_letter"
-
-    # Per-connection queues (exclusive, auto-delete): named so the console says whose they are.
-
-    def runner_control_queue(self, runner_id: str) -> str:
-        """A step runner's cancel/delete notices (task_cancel_requested, task_deleted)."""
-        return f"{self.prefix}.runner-control.{runner_id}.{uuid.uuid4().hex[:8]}"
-
-    def stream_queue(self, task_id: str) -> str:
-        """One gateway stream's (SSE) copy of a task's events."""
-        return f"{self.prefix}.stream.{task_id}.{uuid.uuid4().hex[:8]}"
-
-    def work_queues(self) -> list[str]:
-        return [self.scheduler_queue, self.steps_queue, self.collector_queue, self.dead_letter_queue]
-
-    def exchanges(self) -> list[str]:
-        return [self.commands_exchange, self.events_exchange, self.dead_letter_exchange]
-
-    # The one description of the topology: `declare_topology` declares it, `definitions` renders it for
-    # the RabbitMQ console (deploy/rabbitmq/definitions.json is that file for the default prefix).
-
-    def exchange_specs(self) -> list[ExchangeSpec]:
-        return [
-            ExchangeSpec(self.commands_exchange, "direct", "commands: `scheduler` and `steps` routing keys"),
-            ExchangeSpec(
-                self.events_exchange, "topic", "every task event, routing key task.<task_id>.<type>"
-            ),
-            ExchangeSpec(self.dead_letter_exchange, "fanout", "dead letters of the work queues"),
-        ]
-
-    def queue_specs(self) -> list[QueueSpec]:
-        return [
-            QueueSpec(
-                self.dead_letter_queue,
-                {"x-queue-type": "quorum"},
-                # fanout: the key routes nothing; it is the queue's name, as aio-pika bound it before
-                ((self.dead_letter_exchange, self.dead_letter_queue),),
-                "messages that did not parse or failed DELIVERY_LIMIT deliveries; should be empty",
-            ),
-            QueueSpec(
-                self.scheduler_queue,
-                _quorum_args(self, **{"x-single-active-consumer": True}),
-                ((self.commands_exchange, SCHEDULER_KEY), (self.events_exchange, "task.#")),
-                "the scheduler's commands and every task event; one replica consumes, the other waits",
-            ),
-            QueueSpec(
-                self.steps_queue,
-                _quorum_args(self),
-                ((self.commands_exchange, STEPS_KEY),),
-                "RunStep commands: steps waiting for a step runner",
-            ),
-            QueueSpec(
-                self.collector_queue,
-                _quorum_args(self),
-                ((self.events_exchange, "task.#"),),
-                "every task event on its way to the event store and read models",
-            ),
-        ]
-
-    def policies(self) -> list[BrokerPolicy]:
-        """Settings added after the queues existed travel as policies: a new queue argument would make
-        every redeclare of a running deployment's queues fail with PRECONDITION_FAILED."""
-        work = "|".join(re.escape(q) for q in (self.scheduler_queue, self.steps_queue, self.collector_queue))
-        return [
-            BrokerPolicy(
-                name=f"{self.prefix}.work-queues.dead-letter-at-least-once",
-                pattern=f"^({work})$",
-                definition={"dead-letter-strategy": "at-least-once", "overflow": "reject-publish"},
-                purpose="a message is removed from a work queue only once the dead-letter queue has it",
-            ),
-        ]
-
-    def definitions(self, vhost: str = "/") -> dict[str, Any]:
-        """The topology as a RabbitMQ definitions document (console: Overview > Import definitions;
-        `rabbitmqctl import_definitions`). No users or permissions: those are the operator's."""
-        return {
-            "rabbit_version": "3.13",
-            "exchanges": [
-                {
-                    "name": x.name,
-                    "vhost": vhost,
-                    "type": x.type,
-                    "durable": True,
-                    "auto_delete": False,
-                    "internal": False,
-                    "arguments": {},
-                }
-                for x in self.exchange_specs()
-            ],
-            "queues": [
-                {
-                    "name": q.name,
-                    "vhost": vhost,
-                    "durable": True,
-                    "auto_delete": False,
-                    "arguments": q.arguments,
-                }
-                for q in self.queue_specs()
-            ],
-            "bindings": [
-                {
-                    "source": exchange,
-                    "vhost": vhost,
-                    "destination": q.name,
-                    "destination_type": "queue",
-                    "routing_key": key,
-                    "arguments": {},
-                }
-                for q in self.queue_specs()
-                for exchange, key in q.bindings
-            ],
-            "policies": [
-                {
-                    "name": p.name,
-                    "vhost": vhost,
-                    "pattern": p.pattern,
-                    "apply-to": p.apply_to,
-                    "priority": p.priority,
-                    "definition": p.definition,
-                }
-                for p in self.policies()
-            ],
-        }
-
-
-@dataclass(frozen=True)
-class ExchangeSpec:
-    name: str
-    type: str  # direct, topic or fanout
-    purpose: str
-
-
-@dataclass(frozen=True)
-class QueueSpec:
-    name: str
-    arguments: dict[str, Any]
-    bindings: tuple[tuple[str, str], ...]  # (exchange, routing key)
-    purpose: str
-
-
-@dataclass(frozen=True)
-class BrokerPolicy:
-    name: str
-    pattern: str
-    definition: dict[str, Any]
-    purpose: str
-    apply_to: str = "queues"
-    priority: int = 0
-
-
 @dataclass
 class Exchanges:
     commands: AbstractExchange
     events: AbstractExchange
 
 
-def _quorum_args(topology: Topology, **extra: Any) -> dict[str, Any]:
-    return {
-        "x-queue-type": "quorum",
-        "x-dead-letter-exchange": topology.dead_letter_exchange,
-        "x-delivery-limit": DELIVERY_LIMIT,
-        **extra,
-    }
-
-
 async def declare_topology(channel: AbstractChannel, topology: Topology) -> Exchanges:
     """Declare every exchange, queue and binding of `topology.*_specs()` (idempotent; each service calls
-    it at start). The scheduler's queue gets every task event: outcomes drive its decisions, heartbeats
-    feed zombie detection. Policies are the operator's (deploy/rabbitmq), not declared here."""
+    it at start). Policies are the operator's (deploy/rabbitmq), not declared here. The scheduler's
+    queue bound every event (`task.#`) before the partitioned routing keys: that binding is removed."""
     exchanges = {
         x.name: await channel.declare_exchange(x.name, aio_pika.ExchangeType(x.type), durable=True)
         for x in topology.exchange_specs()
@@ -250,6 +66,8 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> Exch
         queue = await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments)
         for exchange, key in spec.bindings:
             await queue.bind(exchanges[exchange], routing_key=key)
+        if spec.name == topology.scheduler_queue:
+            await queue.unbind(exchanges[topology.events_exchange], routing_key="task.#")
     return Exchanges(
         commands=exchanges[topology.commands_exchange], events=exchanges[topology.events_exchange]
     )
@@ -368,6 +186,8 @@ async def delete_topology(channel: AbstractChannel, topology: Topology) -> None:
     """Remove every queue and exchange of a prefix (tests clean up after themselves with it)."""
     for name in topology.work_queues():
         await channel.queue_delete(name)
+    for partition in range(topology.collector_partitions, PARTITION_SLOTS):  # of another partition count
+        await channel.queue_delete(topology.collector_partition_queue(partition))
     for name in topology.exchanges():
         await channel.exchange_delete(name)
 
@@ -380,3 +200,4 @@ async def queue_depth(channel: AbstractChannel, name: str) -> int:
 async def queue_consumers(channel: AbstractChannel, name: str) -> int:
     queue: AbstractQueue = await channel.declare_queue(name, passive=True)
     return queue.declaration_result.consumer_count or 0
+

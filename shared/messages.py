@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+import zlib
 from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
 
@@ -10,6 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from shared.commands import CommandPayload
 from shared.events import EventPayload
+
+# Events carry a partition slot as the last word of their routing key: task.<task_id>.<type>.<slot>.
+# The slot depends on the task id only (so one task's events share one collector partition, in order)
+# and on this constant only (so producers need not know DP_COLLECTOR_PARTITIONS: the topology binds
+# slots to partition queues). It bounds the number of partitions.
+PARTITION_SLOTS = 64
+
+
+def partition_slot(task_id: str) -> int:
+    return zlib.crc32(task_id.encode()) % PARTITION_SLOTS
 
 
 def utcnow() -> datetime:
@@ -50,7 +61,7 @@ class EventEnvelope(_Envelope):
 
     @property
     def routing_key(self) -> str:
-        return f"task.{self.task_id}.{self.type}"
+        return f"task.{self.task_id}.{self.type}.{partition_slot(self.task_id)}"
 
 
 class CommandEnvelope(_Envelope):

@@ -45,6 +45,9 @@ class CommonSettings(BaseSettings):
         default=SecretStr("amqp://guest:guest@127.0.0.1:5672/"), description="AMQP URL of RabbitMQ."
     )
     broker_prefix: str = Field(default="dp", description="Prefix of every exchange and queue name.")
+    collector_partitions: int = Field(
+        default=4, ge=1, le=64, description="Event queues; at most one collector replica each (scaling.md)."
+    )
     data_root: Path = Field(
         default=Path("var/tasks"),
         description="Directory holding one sub-directory per task (shared by runners, collector, gateway).",
@@ -380,4 +383,8 @@ class CollectorSettings(CommonSettings):
     )
     collector_flush_ms: int = Field(
         default=50, ge=1, le=10_000, description="Longest wait before a partial batch is stored."
+    )
+    collector_replicas: int = Field(default=1, ge=1, le=64, description="Replicas sharing the partitions.")
+    collector_replica: int | None = Field(
+        default=None, ge=0, description="This replica's number (unset: the host name's last number, or 0)."
     )

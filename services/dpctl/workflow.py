@@ -215,7 +215,12 @@ async def tracked_or_local(settings: RunnerSettings, task_dir: Path) -> AsyncIte
                 TRACKING_CONNECT_TIMEOUT,
             )
             channel = await open_channel(connection, prefetch=1)
-            tracked = Publisher(await declare_topology(channel, Topology(settings.broker_prefix)), "dpctl")
+            tracked = Publisher(
+                await declare_topology(
+                    channel, Topology(settings.broker_prefix, settings.collector_partitions)
+                ),
+                "dpctl",
+            )
         except Exception as exc:  # like the seed: any failure to track means untracked
             problem = f"the broker is unreachable ({_reason(exc)})"
     if tracked is None:

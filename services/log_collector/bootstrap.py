@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import re
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
+from aio_pika.abc import AbstractChannel, AbstractQueue
 
 from prometheus_client import CollectorRegistry
 
@@ -17,11 +22,29 @@ from shared.logging import get_logger
 from shared.settings import CollectorSettings
 
 log = get_logger()
+# Subscribing to the other replicas' partitions waits this long, so replicas started together each
+# become the single active consumer of their own partitions first (RabbitMQ 3.x makes the earliest
+# subscriber of a single-active-consumer queue the active one; later ones wait as standbys).
+STANDBY_DELAY_SECONDS = 1.0
+
+
+def replica_number(settings: CollectorSettings, hostname: str | None = None) -> int:
+    if settings.collector_replica is not None:
+        return settings.collector_replica
+    found = re.search(r"-(\d+)$", hostname if hostname is not None else socket.gethostname())
+    return int(found.group(1)) if found else 0
+
+
+def partition_order(partitions: int, replicas: int, replica: int) -> tuple[list[int], list[int]]:
+    """(this replica's own partitions, the others it stands by for), each in a rotated order."""
+    own = [p for p in range(partitions) if p % replicas == replica % replicas]
+    others = [(replica + i) % partitions for i in range(partitions)]
+    return own, [p for p in others if p not in own]
 
 
 @asynccontextmanager
 async def running_collector(settings: CollectorSettings) -> AsyncIterator[BatchCollector]:
-    topology = Topology(settings.broker_prefix)
+    topology = Topology(settings.broker_prefix, settings.collector_partitions)
     connection = await connect(
         settings.rabbitmq_url.get_secret_value(), f"dp:log_collector:{settings.broker_prefix}"
     )
@@ -36,12 +59,46 @@ async def running_collector(settings: CollectorSettings) -> AsyncIterator[BatchC
             channel=channel,
             metrics=CollectorMetrics.build(CollectorRegistry()),
         )
-        queue = await channel.get_queue(topology.collector_queue)
-        consumer_tag = await queue.consume(collector.on_message)
-        log.info("collector consuming", queue=topology.collector_queue)
+        own, others = partition_order(
+            settings.collector_partitions, settings.collector_replicas, replica_number(settings)
+        )
+        consumers: list[tuple[AbstractQueue, str]] = []
+        await _subscribe(channel, topology, own, collector, consumers)
+        log.info("collector consuming", queues=[topology.collector_partition_queue(p) for p in own])
+        standby = asyncio.create_task(_stand_by(channel, topology, others, collector, consumers))
         try:
             yield collector
         finally:
-            with contextlib.suppress(Exception):
-                await queue.cancel(consumer_tag)
+            standby.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await standby
+            for queue, consumer_tag in consumers:
+                with contextlib.suppress(Exception):
+                    await queue.cancel(consumer_tag)
             await collector.drain()
+
+
+async def _subscribe(
+    channel: AbstractChannel,
+    topology: Topology,
+    partitions: list[int],
+    collector: BatchCollector,
+    consumers: list[tuple[AbstractQueue, str]],
+) -> None:
+    for partition in partitions:
+        queue = await channel.get_queue(topology.collector_partition_queue(partition))
+        consumers.append((queue, await queue.consume(collector.on_message)))
+
+
+async def _stand_by(
+    channel: AbstractChannel,
+    topology: Topology,
+    partitions: list[int],
+    collector: BatchCollector,
+    consumers: list[tuple[AbstractQueue, str]],
+) -> None:
+    if not partitions:
+        return
+    await asyncio.sleep(STANDBY_DELAY_SECONDS)
+    await _subscribe(channel, topology, partitions, collector, consumers)
+    log.info("collector standing by", queues=[topology.collector_partition_queue(p) for p in partitions])

@@ -65,7 +65,7 @@ def secret_box(settings: RunnerSettings) -> SecretBox:
 
 @asynccontextmanager
 async def running_runner(settings: RunnerSettings) -> AsyncIterator[StepRunner]:
-    topology = Topology(settings.broker_prefix)
+    topology = Topology(settings.broker_prefix, settings.collector_partitions)
     runner_id = settings.runner_id or f"{socket.gethostname()}-{os.getpid()}"
     connection = await connect(
         settings.rabbitmq_url.get_secret_value(), f"dp:step_runner:{settings.broker_prefix}"
@@ -96,7 +96,7 @@ async def running_runner(settings: RunnerSettings) -> AsyncIterator[StepRunner]:
         )
         events = await control_channel.get_exchange(topology.events_exchange)
         for event_type in ("task_cancel_requested", "task_deleted"):
-            await control.bind(events, routing_key=f"task.*.{event_type}")
+            await control.bind(events, routing_key=f"task.*.{event_type}.#")
 
         async def on_control(message: AbstractIncomingMessage) -> None:
             await handle_delivery(message, runner.on_control)

@@ -104,7 +104,7 @@ async def test_collector_down_while_events_flow(
         channel = await connection.channel()
         events = await channel.get_exchange(Topology(stack_env["DP_BROKER_PREFIX"]).events_exchange)
         finished = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await finished.bind(events, routing_key="task.*.task_finished")
+        await finished.bind(events, routing_key="task.*.task_finished.#")
         stack.stop("collector") if how == "stop" else stack.kill("collector")
         try:
             task_id = await api.create(DB_URL, business_context="sleep:qa_generation=0.5")

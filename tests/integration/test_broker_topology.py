@@ -81,7 +81,7 @@ async def test_the_policy_applies_to_running_queues_and_redeclaring_still_works(
         policy.pattern,
         json.dumps(policy.definition),
     )
-    expected = {topology.scheduler_queue, topology.steps_queue, topology.collector_queue}
+    expected = {topology.scheduler_queue, topology.steps_queue, *topology.collector_queues}
 
     async def policed() -> dict[str, str] | None:
         queues = {

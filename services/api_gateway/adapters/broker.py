@@ -122,7 +122,7 @@ class GatewayBroker:
         )
 
     def subscribe(self, task_id: str, event_types: Iterable[str] | None = None) -> EventSubscription:
-        keys = [f"task.{task_id}.{t}" for t in event_types] if event_types else [f"task.{task_id}.#"]
+        keys = [f"task.{task_id}.{t}.#" for t in event_types] if event_types else [f"task.{task_id}.#"]
         subscription = EventSubscription(
             self.connection,
             self.topology.events_exchange,

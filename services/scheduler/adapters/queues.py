@@ -17,7 +17,7 @@ class BrokerQueueProbe:
         return not self._channel.is_closed
 
     async def collector_backlog(self) -> int:
-        return await queue_depth(self._channel, self._topology.collector_queue)
+        return sum([await queue_depth(self._channel, q) for q in self._topology.collector_queues])
 
     async def runners_connected(self) -> int:
         return await queue_consumers(self._channel, self._topology.steps_queue)
