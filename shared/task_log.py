@@ -9,6 +9,7 @@ live log stream derives the same line from the same event.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,16 @@ TASK_LOG_STEPS: tuple[str, ...] = (
     SYSTEM_CHECK,
 )
 """The `step_name`s of task-level lines: the log filter accepts them beside the step names."""
+
+
+def log_file_line(row: Mapping[str, Any]) -> str:
+    """A log row as one line of the task's data_pipeline.log (continuation lines indented), ending with
+    the row id: the collector's file and the gateway's download are the same text."""
+    step = row["step_name"] or "task"
+    message = row["message"].replace("\n", "\n    ")
+    ts = row["timestamp"].isoformat(timespec="milliseconds")
+    return f"{ts} {row['log_level']:<8} [{step}] {message} (#{row['id']})\n"
+
 
 # Failures the scheduler decides itself (nobody else saw them happen): they get a system_check line.
 SYSTEM_FAILURES: frozenset[str] = frozenset(

@@ -16,6 +16,7 @@ from pathlib import Path
 import asyncpg
 
 from shared.ids import is_valid_task_id
+from shared.task_log import log_file_line
 
 LOG_FILE = "data_pipeline.log"
 _LAST_ID = re.compile(rb"\(#(\d+)\)\s*$")
@@ -42,13 +43,6 @@ def _last_written_id(path: Path) -> int:
     return 0
 
 
-def _format(row: asyncpg.Record) -> str:
-    step = row["step_name"] or "task"
-    message = row["message"].replace("\n", "\n    ")
-    ts = row["timestamp"].isoformat(timespec="milliseconds")
-    return f"{ts} {row['log_level']:<8} [{step}] {message} (#{row['id']})\n"
-
-
 class TaskLogFiles:
     def __init__(self, data_root: Path) -> None:
         self.data_root = data_root
@@ -71,7 +65,7 @@ class TaskLogFiles:
         if rows:
             directory.mkdir(parents=True, exist_ok=True)
             with path.open("a", encoding="utf-8") as fh:
-                fh.writelines(_format(r) for r in rows)
+                fh.writelines(log_file_line(r) for r in rows)
                 fh.flush()
                 os.fsync(fh.fileno())
             last = rows[-1]["id"]
