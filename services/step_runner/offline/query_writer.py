@@ -1,15 +1,242 @@
-"""Question/SQL candidates built from templates over the catalog's actual columns (offline provider).
+"""Question/SQL candidates from the templates (offline/templates.py) over the catalog's actual columns.
 
-Each template only fires when the columns it needs exist (a measure, a category, a time column, a
-relation), so every statement references real columns. Rows hidden by a soft-delete column are filtered
-out in every query that reads the table.
+A template only fires when its scope can be bound (a measure, a category, a time column, a relation), so
+every statement references real columns. Rows hidden by a soft-delete column are filtered out in every
+query that reads the table. What each scope binds:
+
+- table: one, many, n, source, live, count_alias; category (+ c, lab, is_bool, not_bool); category_value
+  (+ v); measure (+ m, m_total, mc, total, avg, min_alias, max_alias, ident); measure_category (+ c, lab);
+  time (+ d, dc, verb, has_verb, no_verb, when, by_when, ident); time_measure (+ m, m_total, mc, total).
+- relation: pm, po, cm, co, n, pa, ca, source, live, ident, n_alias, p_count, parent_src, parent_live,
+  child_src, inner; relation_measure (+ m_total, mc, total); relation_measure_category and
+  relation_category (+ pc, olab); relation_coverage.
+- bridge: am, ao, bm, bo, n, source, live, ident, b_key, n_alias; bridge_under (+ m_total, mc, total,
+  with source and live extended to C).
+- path: am, bm, bo, cm, co, n, source, live, ident, m_total, mc, total.
 """
 
 from __future__ import annotations
 
-from services.step_runner.offline.join_queries import JoinQueries
-from services.step_runner.offline.table_queries import TableQueries
+from typing import Any
+
+from services.step_runner.llm.sqltext import quote_ident, table_ref
+from services.step_runner.offline.query_pieces import TOP_N, Candidate, QueryPieces, alias_name, participle
+from services.step_runner.offline.schema import Relation, TableProfile, total_of, type_family
+from services.step_runner.offline.templates import BY_SCOPE, Template
+from services.step_runner.pipeline.catalog import ColumnInfo
+
+Bindings = dict[str, Any]
 
 
-class QueryWriter(TableQueries, JoinQueries):
-    """Every template: `for_table` (table_queries.py), `for_relation`, `for_bridge`, `for_path` (join_queries.py)."""
+def _items(parts: tuple[str, ...], b: Bindings) -> list[str]:
+    out: list[str] = []
+    for part in parts:
+        if part.startswith("*") and part[1:].isidentifier():
+            out += b[part[1:]]
+        else:
+            out.append(part.format(**b))
+    return out
+
+
+class QueryWriter(QueryPieces):
+    """Every template: `for_table`, `for_relation`, `for_bridge`, `for_path`."""
+
+    def _emit(self, scope: str, b: Bindings, tables: tuple[str, ...]) -> list[Candidate]:
+        return [self._render(t, b, tables) for t in BY_SCOPE[scope] if t.when is None or b[t.when]]
+
+    def _render(self, t: Template, b: Bindings, tables: tuple[str, ...]) -> Candidate:
+        sql = self._sql(
+            _items(t.select, b),
+            t.source.format(**b),
+            _items(t.where, b),
+            _items(t.group, b),
+            t.order.format(**b) if t.order else None,
+            TOP_N if t.top else None,
+        )
+        return Candidate(self._t(t.en, t.zh, **b), sql, t.kind, tables)
+
+    @staticmethod
+    def _on(rel: Relation, child_alias: str, parent_alias: str) -> str:
+        pairs = zip(rel.child_columns, rel.parent_columns, strict=True)
+        return " AND ".join(
+            f"{child_alias}.{quote_ident(c)} = {parent_alias}.{quote_ident(pc)}" for c, pc in pairs
+        )
+
+    # -- one table ------------------------------------------------------------------------------
+    def _measure(self, m: ColumnInfo, p: TableProfile) -> Bindings:
+        label = self._label(m, p)
+        return {
+            "m": label,
+            "m_total": total_of(label, self.zh),
+            "mc": quote_ident(m.name),
+            "total": alias_name(f"total_{m.name}"),
+            "avg": alias_name(f"avg_{m.name}"),
+        }
+
+    def _category(self, cat: ColumnInfo, p: TableProfile) -> Bindings:
+        is_bool = type_family(cat.data_type) == "bool"
+        return {
+            "c": quote_ident(cat.name),
+            "lab": self._label(cat, p),
+            "is_bool": is_bool,
+            "not_bool": not is_bool,
+        }
+
+    def for_table(self, key: str) -> list[Candidate]:
+        p = self.model.profiles[key]
+        one, many = self._names(p)
+        tables = (key,)
+        b: Bindings = {
+            "one": one,
+            "many": many,
+            "n": TOP_N,
+            "source": table_ref(p.table),
+            "live": self._live(p),
+            "count_alias": alias_name(f"{p.table.name}_count"),
+        }
+        out = self._emit("table", b, tables)
+        for cat in p.categories[:3]:
+            bc = b | self._category(cat, p)
+            out += self._emit("category", bc, tables)
+            values = [v for v in (cat.enum_values or []) if self._literal(cat, v) is not None]
+            for value in values[:2]:
+                out += self._emit("category_value", bc | {"v": self._literal(cat, value)}, tables)
+        for m in p.measures[:2]:
+            bm = b | self._measure(m, p)
+            bm |= {
+                "min_alias": alias_name("min_" + m.name),
+                "max_alias": alias_name("max_" + m.name),
+                "ident": [quote_ident(c) for c in p.identity if c != m.name],
+            }
+            out += self._emit("measure", bm, tables)
+            for cat in p.categories[:2]:
+                out += self._emit("measure_category", bm | self._category(cat, p), tables)
+        for d in p.time_columns[:2]:
+            dlab, verb = self._label(d, p), participle(d)
+            bd = b | {
+                "d": dlab,
+                "dc": quote_ident(d.name),
+                "verb": verb,
+                "has_verb": bool(verb),
+                "no_verb": not verb,
+                "when": f"were {verb}" if verb else f"have their {dlab}",
+                "by_when": f"{verb}" if verb else f"by {dlab}",
+                "ident": [quote_ident(c) for c in p.identity if c != d.name],
+            }
+            out += self._emit("time", bd, tables)
+            for m in p.measures[:1]:
+                out += self._emit("time_measure", bd | self._measure(m, p), tables)
+        return out
+
+    # -- along relations ------------------------------------------------------------------------
+    def for_relation(self, rel: Relation) -> list[Candidate]:
+        child, parent = self.model.profiles[rel.child], self.model.profiles[rel.parent]
+        if child.key == parent.key:
+            return []
+        (co, cm), (po, pm) = self._names(child), self._names(parent)
+        ca, pa = self._aliases(child, parent)
+        parent_src, child_src = table_ref(parent.table), table_ref(child.table)
+        b: Bindings = {
+            "pm": pm,
+            "po": po,
+            "cm": cm,
+            "co": co,
+            "n": TOP_N,
+            "pa": pa,
+            "ca": ca,
+            "source": f"{parent_src} {pa}\nJOIN {child_src} {ca} ON {self._on(rel, ca, pa)}",
+            "live": self._live(parent, pa) + self._live(child, ca),
+            "ident": [f"{pa}.{quote_ident(c)}" for c in parent.identity],
+            "n_alias": alias_name(f"{child.table.name}_count"),
+            "p_count": alias_name(f"{parent.table.name}_count"),
+            "parent_src": parent_src,
+            "parent_live": self._live(parent, pa),
+            "child_src": child_src,
+            "inner": " AND ".join([self._on(rel, ca, pa), *self._live(child, ca)]),
+        }
+        tables = (parent.key, child.key)
+        out = self._emit("relation", b, tables)
+        categories = [
+            {"pc": f"{pa}.{quote_ident(cat.name)}", "olab": self._owned(self._label(cat, parent), po)}
+            for cat in parent.categories[:1]
+        ]
+        for m in child.measures[:1]:
+            bm = b | {
+                "m_total": total_of(self._label(m, child), self.zh),
+                "mc": f"{ca}.{quote_ident(m.name)}",
+                "total": alias_name(f"total_{m.name}"),
+            }
+            out += self._emit("relation_measure", bm, tables)
+            for cat in categories:
+                out += self._emit("relation_measure_category", bm | cat, tables)
+        for cat in categories:
+            out += self._emit("relation_category", b | cat, tables)
+        return out + self._emit("relation_coverage", b, tables)
+
+    def for_bridge(self, to_a: Relation, to_b: Relation, under_b: Relation | None) -> list[Candidate]:
+        """A <- link -> B, e.g. the service areas of each route; with `under_b` (C -> B, C with a measure),
+        the total of C's measure per A across its B (each route's revenue across its service areas)."""
+        link = self.model.profiles[to_a.child]
+        a, b_ = self.model.profiles[to_a.parent], self.model.profiles[to_b.parent]
+        if len({a.key, b_.key, link.key}) < 3:
+            return []
+        aa, la, ba = self._aliases(a, link, b_)
+        (ao, am), (bo, bm) = self._names(a), self._names(b_)
+        source = (
+            f"{table_ref(a.table)} {aa}\nJOIN {table_ref(link.table)} {la} ON {self._on(to_a, la, aa)}"
+            f"\nJOIN {table_ref(b_.table)} {ba} ON {self._on(to_b, la, ba)}"
+        )
+        b: Bindings = {
+            "am": am,
+            "ao": ao,
+            "bm": bm,
+            "bo": bo,
+            "n": TOP_N,
+            "source": source,
+            "live": self._live(a, aa) + self._live(link, la) + self._live(b_, ba),
+            "ident": [f"{aa}.{quote_ident(col)}" for col in a.identity],
+            "b_key": ", ".join(f"{ba}.{quote_ident(col)}" for col in b_.pk) or f"{ba}.*",
+            "n_alias": alias_name(f"{b_.table.name}_count"),
+        }
+        out = self._emit("bridge", b, (a.key, link.key, b_.key))
+        if under_b is not None:
+            c = self.model.profiles[under_b.child]
+            if c.measures and c.key not in {a.key, b_.key, link.key}:
+                ca = self._aliases(a, link, b_, c)[3]
+                m = c.measures[0]
+                bu = b | {
+                    "m_total": total_of(self._label(m), self.zh),
+                    "mc": f"{ca}.{quote_ident(m.name)}",
+                    "total": alias_name(f"total_{m.name}"),
+                    "source": f"{source}\nJOIN {table_ref(c.table)} {ca} ON {self._on(under_b, ca, ba)}",
+                    "live": b["live"] + self._live(c, ca),
+                }
+                out += self._emit("bridge_under", bu, (a.key, link.key, b_.key, c.key))
+        return out
+
+    def for_path(self, first: Relation, second: Relation) -> list[Candidate]:
+        """grandchild -> child -> parent, e.g. the total of order_items amounts per customer."""
+        a, b_, c = (self.model.profiles[k] for k in (first.child, first.parent, second.parent))
+        if len({a.key, b_.key, c.key}) < 3 or not a.measures:
+            return []
+        aa, ba, pa = self._aliases(a, b_, c)
+        m = a.measures[0]
+        (_, am), (bo, bm), (co, cm) = self._names(a), self._names(b_), self._names(c)
+        b: Bindings = {
+            "am": am,
+            "bm": bm,
+            "bo": bo,
+            "cm": cm,
+            "co": co,
+            "n": TOP_N,
+            "source": (
+                f"{table_ref(c.table)} {pa}\nJOIN {table_ref(b_.table)} {ba} ON {self._on(second, ba, pa)}"
+                f"\nJOIN {table_ref(a.table)} {aa} ON {self._on(first, aa, ba)}"
+            ),
+            "live": self._live(c, pa) + self._live(b_, ba) + self._live(a, aa),
+            "ident": [f"{pa}.{quote_ident(col)}" for col in c.identity],
+            "m_total": total_of(self._label(m), self.zh),
+            "mc": f"{aa}.{quote_ident(m.name)}",
+            "total": alias_name(f"total_{m.name}"),
+        }
+        return self._emit("path", b, (c.key, b_.key, a.key))
