@@ -4,15 +4,19 @@ A template only fires when its scope can be bound (a measure, a category, a time
 every statement references real columns. Rows hidden by a soft-delete column are filtered out in every
 query that reads the table. What each scope binds:
 
-- table: one, many, n, source, live, count_alias; category (+ c, lab, is_bool, not_bool); category_value
-  (+ v); measure (+ m, m_total, mc, total, avg, min_alias, max_alias, ident); measure_category (+ c, lab);
-  time (+ d, dc, verb, has_verb, no_verb, when, by_when, ident); time_measure (+ m, m_total, mc, total).
-- relation: pm, po, cm, co, n, pa, ca, source, live, ident, n_alias, p_count, parent_src, parent_live,
-  child_src, inner; relation_measure (+ m_total, mc, total); relation_measure_category and
-  relation_category (+ pc, olab); relation_coverage.
-- bridge: am, ao, bm, bo, n, source, live, ident, b_key, n_alias; bridge_under (+ m_total, mc, total,
-  with source and live extended to C).
-- path: am, bm, bo, cm, co, n, source, live, ident, m_total, mc, total.
+- table: one, many (the table's rows by name), n, source, live, count_alias; category (+ category,
+  category_col, is_bool, not_bool); category_value (+ value); measure (+ measure, measure_total,
+  measure_col, total_alias, avg_alias, min_alias, max_alias, ident); measure_category (+ category,
+  category_col); time (+ time, time_col, verb, has_verb, no_verb, happened, per_time, ident);
+  time_measure (+ measure, measure_total, measure_col, total_alias).
+- relation: parent, parents, child, children, n, parent_alias, child_alias, source, live, ident,
+  count_alias, parent_count_alias, parent_src, parent_live, child_src, inner; relation_measure
+  (+ measure_total, measure_col, total_alias); relation_measure_category and relation_category
+  (+ category, category_col: the parent's); relation_coverage.
+- bridge (A <- link -> B): a_one, a_many, b_one, b_many, n, source, live, ident, b_key, count_alias;
+  bridge_under (+ measure_total, measure_col, total_alias, with source and live extended to C).
+- path (A -> B -> C): a_many, b_one, b_many, c_one, c_many, n, source, live, ident, measure_total,
+  measure_col, total_alias.
 """
 
 from __future__ import annotations
@@ -66,18 +70,18 @@ class QueryWriter(QueryPieces):
     def _measure(self, m: ColumnInfo, p: TableProfile) -> Bindings:
         label = self._label(m, p)
         return {
-            "m": label,
-            "m_total": total_of(label, self.zh),
-            "mc": quote_ident(m.name),
-            "total": alias_name(f"total_{m.name}"),
-            "avg": alias_name(f"avg_{m.name}"),
+            "measure": label,
+            "measure_total": total_of(label, self.zh),
+            "measure_col": quote_ident(m.name),
+            "total_alias": alias_name(f"total_{m.name}"),
+            "avg_alias": alias_name(f"avg_{m.name}"),
         }
 
     def _category(self, cat: ColumnInfo, p: TableProfile) -> Bindings:
         is_bool = type_family(cat.data_type) == "bool"
         return {
-            "c": quote_ident(cat.name),
-            "lab": self._label(cat, p),
+            "category_col": quote_ident(cat.name),
+            "category": self._label(cat, p),
             "is_bool": is_bool,
             "not_bool": not is_bool,
         }
@@ -100,7 +104,7 @@ class QueryWriter(QueryPieces):
             out += self._emit("category", bc, tables)
             values = [v for v in (cat.enum_values or []) if self._literal(cat, v) is not None]
             for value in values[:2]:
-                out += self._emit("category_value", bc | {"v": self._literal(cat, value)}, tables)
+                out += self._emit("category_value", bc | {"value": self._literal(cat, value)}, tables)
         for m in p.measures[:2]:
             bm = b | self._measure(m, p)
             bm |= {
@@ -114,13 +118,13 @@ class QueryWriter(QueryPieces):
         for d in p.time_columns[:2]:
             dlab, verb = self._label(d, p), participle(d)
             bd = b | {
-                "d": dlab,
-                "dc": quote_ident(d.name),
+                "time": dlab,
+                "time_col": quote_ident(d.name),
                 "verb": verb,
                 "has_verb": bool(verb),
                 "no_verb": not verb,
-                "when": f"were {verb}" if verb else f"have their {dlab}",
-                "by_when": f"{verb}" if verb else f"by {dlab}",
+                "happened": f"were {verb}" if verb else f"have their {dlab}",
+                "per_time": f"{verb}" if verb else f"by {dlab}",
                 "ident": [quote_ident(c) for c in p.identity if c != d.name],
             }
             out += self._emit("time", bd, tables)
@@ -133,22 +137,22 @@ class QueryWriter(QueryPieces):
         child, parent = self.model.profiles[rel.child], self.model.profiles[rel.parent]
         if child.key == parent.key:
             return []
-        (co, cm), (po, pm) = self._names(child), self._names(parent)
+        (child_one, child_many), (parent_one, parent_many) = self._names(child), self._names(parent)
         ca, pa = self._aliases(child, parent)
         parent_src, child_src = table_ref(parent.table), table_ref(child.table)
         b: Bindings = {
-            "pm": pm,
-            "po": po,
-            "cm": cm,
-            "co": co,
+            "parents": parent_many,
+            "parent": parent_one,
+            "children": child_many,
+            "child": child_one,
             "n": TOP_N,
-            "pa": pa,
-            "ca": ca,
+            "parent_alias": pa,
+            "child_alias": ca,
             "source": f"{parent_src} {pa}\nJOIN {child_src} {ca} ON {self._on(rel, ca, pa)}",
             "live": self._live(parent, pa) + self._live(child, ca),
             "ident": [f"{pa}.{quote_ident(c)}" for c in parent.identity],
-            "n_alias": alias_name(f"{child.table.name}_count"),
-            "p_count": alias_name(f"{parent.table.name}_count"),
+            "count_alias": alias_name(f"{child.table.name}_count"),
+            "parent_count_alias": alias_name(f"{parent.table.name}_count"),
             "parent_src": parent_src,
             "parent_live": self._live(parent, pa),
             "child_src": child_src,
@@ -157,14 +161,17 @@ class QueryWriter(QueryPieces):
         tables = (parent.key, child.key)
         out = self._emit("relation", b, tables)
         categories = [
-            {"pc": f"{pa}.{quote_ident(cat.name)}", "olab": self._owned(self._label(cat, parent), po)}
+            {
+                "category_col": f"{pa}.{quote_ident(cat.name)}",
+                "category": self._owned(self._label(cat, parent), parent_one),
+            }
             for cat in parent.categories[:1]
         ]
         for m in child.measures[:1]:
             bm = b | {
-                "m_total": total_of(self._label(m, child), self.zh),
-                "mc": f"{ca}.{quote_ident(m.name)}",
-                "total": alias_name(f"total_{m.name}"),
+                "measure_total": total_of(self._label(m, child), self.zh),
+                "measure_col": f"{ca}.{quote_ident(m.name)}",
+                "total_alias": alias_name(f"total_{m.name}"),
             }
             out += self._emit("relation_measure", bm, tables)
             for cat in categories:
@@ -181,22 +188,22 @@ class QueryWriter(QueryPieces):
         if len({a.key, b_.key, link.key}) < 3:
             return []
         aa, la, ba = self._aliases(a, link, b_)
-        (ao, am), (bo, bm) = self._names(a), self._names(b_)
+        (a_one, a_many), (b_one, b_many) = self._names(a), self._names(b_)
         source = (
             f"{table_ref(a.table)} {aa}\nJOIN {table_ref(link.table)} {la} ON {self._on(to_a, la, aa)}"
             f"\nJOIN {table_ref(b_.table)} {ba} ON {self._on(to_b, la, ba)}"
         )
         b: Bindings = {
-            "am": am,
-            "ao": ao,
-            "bm": bm,
-            "bo": bo,
+            "a_many": a_many,
+            "a_one": a_one,
+            "b_many": b_many,
+            "b_one": b_one,
             "n": TOP_N,
             "source": source,
             "live": self._live(a, aa) + self._live(link, la) + self._live(b_, ba),
             "ident": [f"{aa}.{quote_ident(col)}" for col in a.identity],
             "b_key": ", ".join(f"{ba}.{quote_ident(col)}" for col in b_.pk) or f"{ba}.*",
-            "n_alias": alias_name(f"{b_.table.name}_count"),
+            "count_alias": alias_name(f"{b_.table.name}_count"),
         }
         out = self._emit("bridge", b, (a.key, link.key, b_.key))
         if under_b is not None:
@@ -205,9 +212,9 @@ class QueryWriter(QueryPieces):
                 ca = self._aliases(a, link, b_, c)[3]
                 m = c.measures[0]
                 bu = b | {
-                    "m_total": total_of(self._label(m), self.zh),
-                    "mc": f"{ca}.{quote_ident(m.name)}",
-                    "total": alias_name(f"total_{m.name}"),
+                    "measure_total": total_of(self._label(m), self.zh),
+                    "measure_col": f"{ca}.{quote_ident(m.name)}",
+                    "total_alias": alias_name(f"total_{m.name}"),
                     "source": f"{source}\nJOIN {table_ref(c.table)} {ca} ON {self._on(under_b, ca, ba)}",
                     "live": b["live"] + self._live(c, ca),
                 }
@@ -221,13 +228,13 @@ class QueryWriter(QueryPieces):
             return []
         aa, ba, pa = self._aliases(a, b_, c)
         m = a.measures[0]
-        (_, am), (bo, bm), (co, cm) = self._names(a), self._names(b_), self._names(c)
+        (_, a_many), (b_one, b_many), (c_one, c_many) = self._names(a), self._names(b_), self._names(c)
         b: Bindings = {
-            "am": am,
-            "bm": bm,
-            "bo": bo,
-            "cm": cm,
-            "co": co,
+            "a_many": a_many,
+            "b_many": b_many,
+            "b_one": b_one,
+            "c_many": c_many,
+            "c_one": c_one,
             "n": TOP_N,
             "source": (
                 f"{table_ref(c.table)} {pa}\nJOIN {table_ref(b_.table)} {ba} ON {self._on(second, ba, pa)}"
@@ -235,8 +242,8 @@ class QueryWriter(QueryPieces):
             ),
             "live": self._live(c, pa) + self._live(b_, ba) + self._live(a, aa),
             "ident": [f"{pa}.{quote_ident(col)}" for col in c.identity],
-            "m_total": total_of(self._label(m), self.zh),
-            "mc": f"{aa}.{quote_ident(m.name)}",
-            "total": alias_name(f"total_{m.name}"),
+            "measure_total": total_of(self._label(m), self.zh),
+            "measure_col": f"{aa}.{quote_ident(m.name)}",
+            "total_alias": alias_name(f"total_{m.name}"),
         }
         return self._emit("path", b, (c.key, b_.key, a.key))
