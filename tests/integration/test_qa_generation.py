@@ -14,6 +14,7 @@ import pytest
 from services.step_runner.executors.base import StepError
 from services.step_runner.executors.qa_generation import QaGenerationExecutor
 from services.step_runner.llm.base import LLMError, QuestionSQL, TableDescription, Theme
+from services.step_runner.llm.factory import create_llm
 from services.step_runner.llm.settings import LLMSettings
 from services.step_runner.offline.provider import OfflineTextToSQLModel
 from services.step_runner.pipeline.catalog import TableInfo
@@ -22,6 +23,8 @@ from shared.steps import StepName
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.shop_catalog import SHOP_DDL, shop_catalog
 from tests.support.step_context import RecordingContext
+
+OFFLINE = OfflineTextToSQLModel  # the factory of the default provider
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 CONTEXT = "An online shop: customers, orders and products"
@@ -79,7 +82,7 @@ async def test_writes_pairs_and_theme_files_whose_sql_runs(
 ) -> None:
     task_dir = _task_dir(tmp_path)
     ctx = _context(task_dir)
-    summary = await QaGenerationExecutor(LLMSettings(), clock=_clock(7)).run(ctx)
+    summary = await QaGenerationExecutor(LLMSettings(), OFFLINE, clock=_clock(7)).run(ctx)
 
     pair_name = "qs_shop_20250304_050607_pair.json"
     assert summary["pair_file"] == pair_name
@@ -106,7 +109,7 @@ async def test_writes_pairs_and_theme_files_whose_sql_runs(
 
 async def test_rerun_leaves_exactly_one_pair_file(tmp_path: Path) -> None:
     task_dir = _task_dir(tmp_path)
-    await QaGenerationExecutor(LLMSettings(), clock=_clock(1)).run(_context(task_dir))
+    await QaGenerationExecutor(LLMSettings(), OFFLINE, clock=_clock(1)).run(_context(task_dir))
     first = "qs_shop_20250304_050601_pair.json"
     assert [p.name for p in task_dir.glob("qs_*_pair.json*")] == [first]
     (task_dir / (first + ".backup")).write_text("[]", encoding="utf-8")  # as step 3 leaves it
@@ -116,7 +119,7 @@ async def test_rerun_leaves_exactly_one_pair_file(tmp_path: Path) -> None:
     # The re-run writes under the registered name, so the task lists one pair file, primary, with the new
     # pairs: a new name would leave the first one registered as primary too (issue #14, item 10).
     ctx = _context(task_dir, questions_per_theme=4)
-    summary = await QaGenerationExecutor(LLMSettings(), clock=_clock(2)).run(ctx)
+    summary = await QaGenerationExecutor(LLMSettings(), OFFLINE, clock=_clock(2)).run(ctx)
     assert [p.name for p in task_dir.glob("qs_*_pair.json*")] == [first]
     assert summary["pair_file"] == first
     assert [n for n in ctx.outputs if n.startswith("qs_")] == [first] and ctx.outputs[first]["is_primary"]
@@ -125,13 +128,13 @@ async def test_rerun_leaves_exactly_one_pair_file(tmp_path: Path) -> None:
 
     # The registered name stays even when the task's db_name changed since: one pair file, not two.
     ctx = _context(task_dir, db_name="shop db")
-    summary = await QaGenerationExecutor(LLMSettings(), clock=_clock(3)).run(ctx)
+    summary = await QaGenerationExecutor(LLMSettings(), OFFLINE, clock=_clock(3)).run(ctx)
     assert [p.name for p in task_dir.glob("qs_*_pair.json*")] == [first] == [summary["pair_file"]]
 
 
 async def test_first_run_names_the_pair_file_by_database_and_time(tmp_path: Path) -> None:
     task_dir = _task_dir(tmp_path)
-    summary = await QaGenerationExecutor(LLMSettings(), clock=_clock(2)).run(
+    summary = await QaGenerationExecutor(LLMSettings(), OFFLINE, clock=_clock(2)).run(
         _context(task_dir, db_name="shop db")
     )
     assert summary["pair_file"] == "qs_shop_db_20250304_050602_pair.json"
@@ -170,15 +173,15 @@ async def test_metadata_escapes_text_and_arrays(tmp_path: Path, scratch: asyncpg
 async def test_missing_step1_outputs_fail_with_a_reason(tmp_path: Path) -> None:
     task_dir = _task_dir(tmp_path, with_catalog=False)
     with pytest.raises(StepError, match=r"schema_catalog\.json") as info:
-        await QaGenerationExecutor(LLMSettings()).run(_context(task_dir))
+        await QaGenerationExecutor(LLMSettings(), OFFLINE).run(_context(task_dir))
     assert not info.value.retryable
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(StepError, match=r"\.ddl"):
-        await QaGenerationExecutor(LLMSettings()).run(_context(empty))
+        await QaGenerationExecutor(LLMSettings(), OFFLINE).run(_context(empty))
     (task_dir / "schema_catalog.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(StepError, match="cannot be read"):
-        await QaGenerationExecutor(LLMSettings()).run(_context(task_dir))
+        await QaGenerationExecutor(LLMSettings(), OFFLINE).run(_context(task_dir))
 
 
 class _NoPairs(OfflineTextToSQLModel):
@@ -212,7 +215,7 @@ async def test_runs_against_an_openai_compatible_server(tmp_path: Path, scratch:
     task_dir = _task_dir(tmp_path)
     async with FakeOpenAI(delay_seconds=0.05) as server:
         settings = LLMSettings(provider="openai", base_url=server.base_url, model="fake", concurrency=2)
-        summary = await QaGenerationExecutor(settings).run(_context(task_dir))
+        summary = await QaGenerationExecutor(settings, lambda: create_llm(settings)).run(_context(task_dir))
         assert server.max_in_flight <= 2
         tasks = [r.task for r in server.chat_requests()]
     assert tasks.count("propose_themes") == 1 and tasks.count("generate_pairs") == 3

@@ -30,7 +30,7 @@ def ddl_step(settings: PipelineSettings | None = None) -> DdlGenerationExecutor:
 
 
 def qa_step() -> QaGenerationExecutor:
-    return QaGenerationExecutor(LLMSettings())
+    return QaGenerationExecutor(LLMSettings(), lambda: create_llm(LLMSettings()))
 
 
 def validation_step(settings: PipelineSettings | None = None) -> SqlValidationExecutor:

@@ -19,7 +19,6 @@ from pydantic import ValidationError
 
 from services.step_runner.executors.base import StepContext, StepError
 from services.step_runner.llm.base import LLMError, LLMFactory, QuestionSQL, TextToSQLModel, Theme
-from services.step_runner.llm.factory import create_llm
 from services.step_runner.llm.settings import LLMSettings
 from services.step_runner.llm.sqltext import normalize_statement, sql_fingerprint
 from services.step_runner.pipeline.catalog import SchemaCatalog
@@ -46,12 +45,12 @@ class QaGenerationExecutor:
     def __init__(
         self,
         llm_settings: LLMSettings,
-        llm_factory: LLMFactory | None = None,
+        llm_factory: LLMFactory,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._settings = llm_settings
-        self._llm_factory = llm_factory or (lambda: create_llm(llm_settings))
+        self._llm_factory = llm_factory
         self._clock = clock
 
     async def run(self, ctx: StepContext) -> dict[str, Any]:
