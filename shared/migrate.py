@@ -8,7 +8,7 @@ import sys
 import asyncpg
 
 from shared.logging import configure_logging, get_logger
-from shared.migration_files import migration_files
+from shared.migration_files import apply_pending, migration_files
 from shared.pipeline_settings import PipelineSettings
 from shared.settings import CommonSettings
 from shared.settings_loading import load_settings
@@ -26,23 +26,7 @@ async def migrate(settings: CommonSettings) -> list[str]:
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
         try:
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            await conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
-                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-            )
-            done = {r["version"] for r in await conn.fetch(f"SELECT version FROM {schema}.schema_migrations")}
-            for version, name, sql in migration_files():
-                if version in done:
-                    continue
-                async with conn.transaction():
-                    await conn.execute(sql.replace("{schema}", schema))
-                    await conn.execute(
-                        f"INSERT INTO {schema}.schema_migrations (version, name) VALUES ($1, $2)",
-                        version,
-                        name,
-                    )
-                applied.append(name)
+            applied = await apply_pending(conn, migration_files(), schema, "schema_migrations")
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
     finally:

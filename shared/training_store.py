@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from shared.business_db import quote_ident
-from shared.migration_files import training_migrations
+from shared.migration_files import apply_pending, training_migrations
 
 KINDS = ("ddl", "documentation", "question_sql")
 TABLE = "training_data"
@@ -58,25 +58,9 @@ async def ensure_schema(conn: asyncpg.Connection, schema: str) -> list[str]:
     `training_migrations` table, so the store can share a schema or a database with the pipeline.
     Concurrent callers serialise on the store's lock.
     """
-    s = quote_ident(schema)
-    applied: list[str] = []
     async with conn.transaction():
         await lock(conn, schema)
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
-        await conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {s}.{MIGRATIONS_TABLE} (version integer PRIMARY KEY, "
-            "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        done = {r["version"] for r in await conn.fetch(f"SELECT version FROM {s}.{MIGRATIONS_TABLE}")}
-        for version, name, sql in training_migrations():
-            if version in done:
-                continue
-            await conn.execute(sql.replace("{schema}", s))
-            await conn.execute(
-                f"INSERT INTO {s}.{MIGRATIONS_TABLE} (version, name) VALUES ($1, $2)", version, name
-            )
-            applied.append(name)
-    return applied
+        return await apply_pending(conn, training_migrations(), quote_ident(schema), MIGRATIONS_TABLE)
 
 
 async def lock(conn: asyncpg.Connection, schema: str) -> None:

@@ -120,13 +120,7 @@ async def sync_links(
         task_id,
         ids,
     )
-    # A separate statement, so that it sees the links the one above removed as gone.
-    deleted = await conn.fetch(
-        f"DELETE FROM {s}.{TABLE} AS d WHERE d.id = ANY($1::bigint[]) "
-        f"AND NOT EXISTS (SELECT 1 FROM {s}.{SOURCES_TABLE} AS l WHERE l.data_id = d.id) RETURNING d.kind",
-        [r["id"] for r in unlinked],
-    )
-    return {"unlinked": _count_kinds(unlinked), "deleted": _count_kinds(deleted)}
+    return await _prune(conn, s, unlinked)
 
 
 async def supersede(
@@ -151,12 +145,7 @@ async def supersede(
         [k for k, _ in keys],
         [h for _, h in keys],
     )
-    deleted = await conn.fetch(
-        f"DELETE FROM {s}.{TABLE} AS d WHERE d.id = ANY($1::bigint[]) "
-        f"AND NOT EXISTS (SELECT 1 FROM {s}.{SOURCES_TABLE} AS l WHERE l.data_id = d.id) RETURNING d.kind",
-        [r["id"] for r in unlinked],
-    )
-    return {"unlinked": _count_kinds(unlinked), "deleted": _count_kinds(deleted)}
+    return await _prune(conn, s, unlinked)
 
 
 async def database_rows(conn: asyncpg.Connection, schema: str, db_name: str) -> list[dict[str, Any]]:
@@ -183,6 +172,15 @@ async def remove_database_rows(
         f"SELECT d.id, d.kind FROM {s}.{TABLE} AS d WHERE d.id IN (SELECT data_id FROM gone)",
         db_name,
     )
+    return await _prune(conn, s, unlinked)
+
+
+async def _prune(
+    conn: asyncpg.Connection, s: str, unlinked: list[asyncpg.Record]
+) -> dict[str, dict[str, int]]:
+    """Delete the `unlinked` rows (id, kind) that no task links any more; per kind, how many rows were
+    unlinked and how many of those deleted. A separate statement from the unlinking, so that it sees the
+    links removed there as gone."""
     deleted = await conn.fetch(
         f"DELETE FROM {s}.{TABLE} AS d WHERE d.id = ANY($1::bigint[]) "
         f"AND NOT EXISTS (SELECT 1 FROM {s}.{SOURCES_TABLE} AS l WHERE l.data_id = d.id) RETURNING d.kind",
