@@ -32,6 +32,7 @@ from services.api_gateway.routes import (
     logs,
     output_uploads,
     queries,
+    schema_diff,
     streams,
     table_list,
     tasks,
@@ -39,6 +40,7 @@ from services.api_gateway.routes import (
     ui,
 )
 from services.api_gateway.spec import RouteSpec, method_not_allowed, shadowed_methods
+from services.step_runner.pipeline.introspect import IntrospectionOptions
 from shared.broker import Publisher, Topology, connect, declare_topology, open_channel
 from shared.db import create_pool
 from shared.embeddings import EmbeddingSettings, create_embedder
@@ -87,6 +89,7 @@ def all_routes() -> list[RouteSpec]:
         *table_list.ROUTES,
         *earlier_clients.ROUTES,
         *database.ROUTES,
+        *schema_diff.ROUTES,
         *database_tools.ROUTES,
         *training_data.ROUTES,
         *health.ROUTES,
@@ -147,6 +150,7 @@ def _training_context(embedding: EmbeddingSettings | None, pipeline: PipelineSet
             "embedder": embedder,
             "training_pool": own_pool or app[POOL],
             "training_schema": pipe.training_schema,
+            schema_diff.INTROSPECTION: IntrospectionOptions.from_settings(pipe),
         }
         try:
             yield

@@ -187,6 +187,11 @@ class GatewayClient:
     def database_tables(self, body: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", "/database/tables", body=body)
 
+    def database_diff(self, db_connection: str, since_task: str | None = None) -> dict[str, Any]:
+        return self.request(
+            "GET", "/database/diff", params={"db_connection": db_connection, "since_task": since_task}
+        )
+
 
 class EventStream:
     """An open event stream: iterate it for the events; close it (or use `with`) when done."""

@@ -73,6 +73,8 @@ def before_call(ctx: Any, case: Any, **kwargs: Any) -> None:
         and "db_connection" in body
     ):
         body["db_connection"] = DB_URL
+    elif path.endswith("/database/diff") and isinstance(case.query, dict) and "db_connection" in case.query:
+        case.query = {**case.query, "db_connection": DB_URL}
     elif path.endswith("/tasks") and case.method.upper() == "POST" and isinstance(body, dict):
         parameters = body.get("parameters")
         multipart = str(getattr(case, "media_type", "")).startswith("multipart/")
@@ -93,6 +95,8 @@ def _runnable_create(parameters: dict[str, Any], *, multipart: bool) -> None:
     """What only the server's state decides for a create: a table-list file named in JSON must exist
     under DP_TABLE_LISTS_DIR (the contract stack has none), and a new task's directory holds nothing but
     its table list, so its run must start at step 1 (a later first step is a 409 naming its inputs)."""
+    # An incremental run needs an earlier task of the database with a schema catalog (none here).
+    parameters.pop("incremental_from", None)
     if not multipart and parameters.get("table_list_file") is not None:
         parameters.pop("table_list_file")
         parameters["table_list"] = ["public.orders"]

@@ -19,6 +19,7 @@ from services.api_gateway.connections import check_hosts, masked_url, resolve_co
 from services.api_gateway.cursors import decode_task_cursor, task_cursor
 from services.api_gateway.envelope import ok
 from services.api_gateway.errors import InvalidParams, MissingParams
+from services.api_gateway.incremental import resolve_base
 from services.api_gateway.keys import BROKER, METRICS, POOL, SECRET_BOX, SETTINGS
 from services.api_gateway.schemas.earlier_create import CreateTaskBody, TaskCreatedAny
 from services.api_gateway.schemas.query_strings import TaskListQuery
@@ -166,6 +167,15 @@ async def create_task(request: web.Request) -> web.Response:
     usable = usable_connections(request, parsed.parameters.db_connection.strip())
     parameters = build_parameters(parsed, settings, request.app[SECRET_BOX], usable, table_list)
     await check_hosts(parameters.db_connection, settings)
+    if parsed.parameters.incremental_from:
+        base = await resolve_base(
+            request.app[POOL],
+            settings.data_root,
+            parsed.parameters.incremental_from,
+            parameters.db_connection,
+            field="incremental_from",
+        )
+        parameters = parameters.model_copy(update={"incremental_from": base.task_id})
     task_id = new_task_id(datetime.now(UTC))
     # A new task directory holds nothing but the table list: a run that starts past step 1 cannot run.
     require_inputs(first_step(parameters), settings.data_root / task_id)

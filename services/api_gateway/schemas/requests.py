@@ -15,6 +15,7 @@ from pydantic import (
     field_validator,
 )
 
+from services.api_gateway.schemas.incremental import INCREMENTAL_FROM_DESCRIPTION, BaseTask
 from services.api_gateway.schemas.intake import StepRef, TableListPath
 from services.api_gateway.schemas.names import (
     NOT_BLANK_PATTERN,
@@ -189,6 +190,7 @@ class CreateTaskParameters(_Body):
     output_dir: str | None = Field(
         default=None, description="Accepted for compatibility with the seed and ignored: the server decides."
     )
+    incremental_from: BaseTask | None = Field(default=None, description=INCREMENTAL_FROM_DESCRIPTION)
 
 
 class CreateTaskRequest(_Body):

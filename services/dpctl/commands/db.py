@@ -1,4 +1,5 @@
-"""`dpctl db tables`: list the tables of a business database through the gateway."""
+"""`dpctl db tables`: list the tables of a business database through the gateway; `dpctl db diff`: what
+changed in it since a task documented it (before an incremental run: `dpctl task create --incremental-from`)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ def add_parser(subparsers: Any) -> None:
     )
     tables.set_defaults(func=list_tables)
 
+    diff = commands.add_parser(
+        "diff", parents=[COMMON], help="tables changed, new and dropped since a task documented the database"
+    )
+    diff.add_argument("--db-connection", required=True, help="PostgreSQL URL or a configured connection name")
+    diff.add_argument("--since-task", default="latest", help="a task id, or 'latest' (default)")
+    diff.set_defaults(func=diff_tables)
+
 
 def _name(entry: Any) -> str:
     if isinstance(entry, str):
@@ -50,4 +58,25 @@ def list_tables(client: GatewayClient, args: argparse.Namespace) -> int:
         table(rows, [("qualified", "table"), *((k, k) for k in extra)])
     else:
         table([{"qualified": _name(t)} for t in tables], [("qualified", "table")])
+    return 0
+
+
+def diff_tables(client: GatewayClient, args: argparse.Namespace) -> int:
+    result = client.database_diff(args.db_connection, args.since_task)
+    if args.json:
+        print_json(result)
+        return 0
+    counts = result["tables"]
+    print(
+        f"since {result['since_task']}: {counts['changed']} changed, {counts['new']} new, "
+        f"{counts['dropped']} dropped, {counts['unchanged']} unchanged"
+    )
+    for key in ("changed", "new", "dropped"):
+        for name in result.get(key) or []:
+            print(f"  {key:8} {name}")
+    if counts["changed"] or counts["new"] or counts["dropped"]:
+        print(
+            f"run incrementally: dpctl task create --incremental-from {result['since_task']} ... "
+            f"(about {result.get('llm_tokens_at_stake', 0)} LLM tokens of unchanged tables reused)"
+        )
     return 0

@@ -66,6 +66,12 @@ def add_parser(subparsers: Any) -> None:
         "--max-llm-tokens", type=int, help="LLM token budget of a run; the step that crosses it fails"
     )
     create.add_argument(
+        "--incremental-from",
+        metavar="TASK",
+        help="redo only what changed since TASK (a task id on the same database, or 'latest'); "
+        "see `dpctl db diff`",
+    )
+    create.add_argument(
         "--follow", "-f", action="store_true", help="watch progress and logs until the task ends"
     )
     create.add_argument("--no-logs", action="store_true", help="with --follow: progress only")
@@ -162,6 +168,7 @@ def build_parameters(args: argparse.Namespace) -> dict[str, Any]:
         "questions_per_theme": args.questions_per_theme,
         "llm_repair_rounds": args.llm_repair_rounds,
         "max_llm_tokens": args.max_llm_tokens,
+        "incremental_from": args.incremental_from,
         "from_step": step_ref(args.from_step) if args.from_step else None,
         "to_step": step_ref(args.to_step) if args.to_step else None,
     }

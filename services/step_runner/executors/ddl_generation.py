@@ -30,6 +30,7 @@ from services.step_runner.pipeline.incremental import (
     BaselineError,
     load_baseline,
     plan_document,
+    schema_tables,
 )
 from services.step_runner.pipeline.introspect import (
     IntrospectedTable,
@@ -116,10 +117,15 @@ class DdlGenerationExecutor:
         llm = self._llm_factory()
         try:
             outcomes = await self._run_tables(ctx, pool, llm, refs, concurrency, baseline)
+            try:
+                async with pool.acquire() as conn:
+                    in_schemas = await schema_tables(conn, [r.schema for r in refs])
+            except asyncpg.PostgresError:
+                in_schemas = []
         finally:
             await llm.aclose()
             await pool.close()
-        return await self._write_outputs(ctx, db_name, refs, outcomes, baseline)
+        return await self._write_outputs(ctx, db_name, refs, outcomes, baseline, in_schemas)
 
     async def _baseline(self, ctx: StepContext) -> Baseline | None:
         source = ctx.parameters.incremental_from
@@ -277,6 +283,7 @@ class DdlGenerationExecutor:
         refs: list[TableRef],
         outcomes: list[_Outcome],
         baseline: Baseline | None = None,
+        in_schemas: list[str] | None = None,
     ) -> dict[str, Any]:
         succeeded = [o.table for o in outcomes if o.table is not None]
         failed = [{"table": o.ref.qualified, "error": o.error} for o in outcomes if o.error]
@@ -301,6 +308,7 @@ class DdlGenerationExecutor:
             tables=[t.info for t in succeeded],
             fingerprints={o.ref.qualified: o.fingerprint for o in outcomes if o.table and o.fingerprint},
             llm_tokens={o.ref.qualified: o.tokens for o in outcomes if o.table and o.tokens},
+            schema_tables=in_schemas or [],
         )
         await ctx.run_blocking(atomic_write_text, ctx.task_dir / MAPPING_FILE, _render_mapping(succeeded))
         await ctx.run_blocking(

@@ -58,3 +58,6 @@ class SchemaCatalog(BaseModel):
     fingerprints: dict[str, str] = Field(default_factory=dict)
     # schema.table -> LLM tokens its descriptions cost when they were made (kept when a later run reuses them)
     llm_tokens: dict[str, int] = Field(default_factory=dict)
+    # every table and view of the listed tables' schemas when step 1 ran (tells a new table from one
+    # that was there and not listed)
+    schema_tables: list[str] = Field(default_factory=list)

@@ -18,13 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from services.step_runner.pipeline.catalog import SchemaCatalog, TableInfo
 from services.step_runner.pipeline.fingerprint import SchemaDiff
 from services.step_runner.pipeline.pair_files import PairFileError, load_pairs, pair_files
 from services.step_runner.pipeline.sql_gate import referenced_names
 from services.step_runner.pipeline.task_files import load_catalog, read_mapping
+from shared.business_db import read_only
 
 PLAN_FILE = "incremental.json"
+MAX_SCHEMA_TABLES = 10_000
+_SCHEMA_TABLES = """
+SELECT n.nspname || '.' || c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY($1::text[]) AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY 1 LIMIT $2
+"""
 MAX_LINEAGE = 100  # earlier tasks remembered (a weekly run keeps two years)
 
 
@@ -155,3 +163,11 @@ def add_counts(a: dict[str, dict[str, int]], b: dict[str, dict[str, int]]) -> di
         }
         for key in {*a, *b}
     }
+
+
+async def schema_tables(conn: asyncpg.Connection, schemas: list[str]) -> list[str]:
+    """Every table and view of `schemas` (schema.name, sorted): what a later diff calls new is what is
+    not among them."""
+    async with read_only(conn):
+        rows = await conn.fetch(_SCHEMA_TABLES, sorted(set(schemas)), MAX_SCHEMA_TABLES)
+    return [r["name"] for r in rows]
