@@ -20,5 +20,5 @@ class ReviewGatewaySettings(BaseModel):
     review_preview_rows: bool = Field(
         default=True,
         description="The review screen may run a pair's SQL with LIMIT 5 on the business database (read-only"
-        " transaction, statement timeout) to show operators its first rows. false: no preview (404).",
+        " transaction, statement timeout) to show operators its first rows. false: the plan only, no rows.",
     )

@@ -32,6 +32,7 @@ from services.api_gateway.routes import (
     logs,
     output_uploads,
     queries,
+    review,
     schema_diff,
     streams,
     table_list,
@@ -87,6 +88,7 @@ def all_routes() -> list[RouteSpec]:
         *files.ROUTES,
         *output_uploads.ROUTES,
         *table_list.ROUTES,
+        *review.ROUTES,
         *earlier_clients.ROUTES,
         *database.ROUTES,
         *schema_diff.ROUTES,
@@ -150,6 +152,7 @@ def _training_context(embedding: EmbeddingSettings | None, pipeline: PipelineSet
             "embedder": embedder,
             "training_pool": own_pool or app[POOL],
             "training_schema": pipe.training_schema,
+            "pipeline": pipe,
             schema_diff.INTROSPECTION: IntrospectionOptions.from_settings(pipe),
         }
         try:

@@ -32,6 +32,10 @@ _PATH_PARAMS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string", "pattern": TASK_ID_PATTERN, "maxLength": TASK_ID_MAX_LEN},
         "description": "task_YYYYMMDD_HHMMSS_<suffix> or manual_..., at most 32 characters",
     },
+    "pair_id": {
+        "schema": {"type": "string", "pattern": "^[0-9a-f]{16}$", "minLength": 16, "maxLength": 16},
+        "description": "A pair's id, as GET /tasks/{task_id}/pairs lists it",
+    },
     "filename": {
         "schema": {"type": "string", "pattern": FILE_NAME_PATTERN, "minLength": 1, "maxLength": 255},
         "description": "A bare file name inside the task directory (no separators, no '..', no leading dot)",

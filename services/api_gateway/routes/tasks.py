@@ -119,6 +119,7 @@ def build_parameters(
         enable_llm_repair=p.enable_llm_repair,
         modify_original_file=p.modify_original_file,
         enable_training_data_load=p.enable_training_data_load,
+        review_before_load=p.review_before_load,
         theme_count=p.theme_count,
         questions_per_theme=p.questions_per_theme,
         llm_repair_rounds=p.llm_repair_rounds,

@@ -178,6 +178,11 @@ class CreateTaskParameters(_Body):
     enable_llm_repair: StrictBool = True
     modify_original_file: StrictBool = True
     enable_training_data_load: StrictBool = True
+    review_before_load: StrictBool = Field(
+        default=False,
+        description="After sql_validation the task waits as awaiting_review until a person approves the "
+        "pairs step 4 loads (GET/PATCH /tasks/{task_id}/pairs, POST /tasks/{task_id}/review/complete).",
+    )
     theme_count: StrictInt | None = Field(default=None, ge=1, le=50)
     questions_per_theme: StrictInt | None = Field(default=None, ge=1, le=100)
     llm_repair_rounds: StrictInt | None = Field(default=None, ge=0, le=10)
