@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from aio_pika.abc import AbstractChannel, AbstractQueue
-
 from prometheus_client import CollectorRegistry
 
 from services.log_collector.adapters.task_files import TaskLogFiles
