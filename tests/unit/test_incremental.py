@@ -6,10 +6,13 @@ import dataclasses
 import json
 from pathlib import Path
 
+import pytest
+
 from services.step_runner.pipeline.catalog import ColumnInfo, ForeignKey, SchemaCatalog, TableInfo
 from services.step_runner.pipeline.fingerprint import diff_fingerprints, table_fingerprint
 from services.step_runner.pipeline.incremental import (
     PLAN_FILE,
+    BaselineError,
     add_counts,
     carried_pairs,
     earlier_tasks,
@@ -120,10 +123,6 @@ def test_carried_pairs_read_only_unchanged_tables(tmp_path: Path) -> None:
 
 
 def test_baseline_needs_a_catalog_with_fingerprints(tmp_path: Path) -> None:
-    import pytest
-
-    from services.step_runner.pipeline.incremental import BaselineError
-
     with pytest.raises(BaselineError, match=r"no schema_catalog\.json"):
         load_baseline(tmp_path, "t1")
     (tmp_path / "t1").mkdir()
@@ -156,3 +155,68 @@ def test_add_counts() -> None:
         "unlinked": {"ddl": 3, "documentation": 0, "question_sql": 3},
         "deleted": {"ddl": 1},
     }
+
+
+def test_dpctl_sends_incremental_from_and_prints_the_diff(capsys: pytest.CaptureFixture[str]) -> None:
+    from services.dpctl.commands.db import diff_tables
+    from services.dpctl.commands.task import build_parameters
+    from services.dpctl.main import build_parser
+    from services.dpctl.settings import DpctlSettings
+
+    parser = build_parser(DpctlSettings())
+    args = parser.parse_args(
+        [
+            "task",
+            "create",
+            "--db-connection",
+            "sales",
+            "--tables",
+            "a,b",
+            "--business-context",
+            "shop",
+            "--incremental-from",
+            "latest",
+        ]
+    )
+    assert build_parameters(args)["incremental_from"] == "latest"
+    args = parser.parse_args(
+        ["task", "create", "--db-connection", "sales", "--tables", "a", "--business-context", "x"]
+    )
+    assert "incremental_from" not in build_parameters(args)
+
+    class Client:
+        asked: tuple[str, str | None] | None = None
+
+        def database_diff(self, db_connection: str, since_task: str | None = None) -> dict[str, object]:
+            Client.asked = (db_connection, since_task)
+            return {
+                "since_task": "task_20260101_000000_abc",
+                "tables": {"unchanged": 2, "changed": 1, "new": 0, "dropped": 1},
+                "changed": ["public.customers"],
+                "new": [],
+                "dropped": ["public.categories"],
+                "llm_tokens_at_stake": 120,
+            }
+
+    args = parser.parse_args(["db", "diff", "--db-connection", "sales"])
+    assert diff_tables(Client(), args) == 0  # type: ignore[arg-type]
+    assert Client.asked == ("sales", "latest")
+    out = capsys.readouterr().out
+    assert "1 changed, 0 new, 1 dropped, 2 unchanged" in out
+    assert "changed  public.customers" in out and "dropped  public.categories" in out
+    assert "--incremental-from task_20260101_000000_abc" in out
+
+
+def test_a_counted_block_meters_its_calls_and_still_counts_in_the_step() -> None:
+    from shared import llm_usage
+
+    step = llm_usage.UsageMeter(budget=100)
+    with llm_usage.metering(step):
+        llm_usage.record_call("m", 10, 5, 0.1)
+        with llm_usage.counted() as table:
+            llm_usage.before_call()
+            llm_usage.record_call("m", 20, 10, 0.2)
+        assert table.total_tokens == 30
+        assert step.total_tokens == 45
+        with pytest.raises(llm_usage.LlmBudgetExceeded), llm_usage.counted():
+            llm_usage.record_call("m", 50, 10, 0.1)  # the step's budget still applies
