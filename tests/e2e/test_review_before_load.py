@@ -6,7 +6,10 @@ review survives a scheduler restart and is not reaped by the task timeout."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +191,36 @@ async def test_review_routes_refuse_what_they_cannot_do(
         "PATCH", f"{BASE}/tasks/task_20200101_000000_abcdef/pairs/not-a-pair-id", json={"decision": "approve"}
     )
     assert status == 400 and body["data"]["invalid_params"] == ["pair_id"], body
+
+
+async def _dpctl(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DP_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.dpctl.main",
+        *args,
+        env={**clean, "DP_GATEWAY_URL": f"http://127.0.0.1:{env['DP_HTTP_PORT']}"},
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_dpctl_task_review_lists_then_approves_the_valid_pairs_and_completes(
+    real_api: Api,  # noqa: F811
+    real_env: dict[str, str],  # noqa: F811
+    demo_db_url: str,  # noqa: F811
+) -> None:
+    task_id, pairs = await _create_for_review(real_api, demo_db_url)
+    code, out, err = await _dpctl(real_env, "task", "review", task_id)
+    assert code == 0, err
+    assert f"0/{len(pairs)} reviewed" in out and pairs[0]["pair_id"] in out, out
+    code, out, err = await _dpctl(real_env, "task", "review", task_id, "--approve-valid", "--complete")
+    assert code == 0, err
+    valid = [p for p in pairs if p["verdict"] == "valid"]
+    assert f"review completed: {len(valid)} approved" in out, out
+    assert (await real_api.wait(task_id, timeout=60))["status"] == "completed"
+    assert await _loaded(real_env, task_id) == {(p["question"], p["sql"].strip()) for p in valid}

@@ -19,6 +19,7 @@ from services.dpctl.commands.task_actions import (
     run_step_command,
     step_ref,
 )
+from services.dpctl.commands.task_review import add_review_parser
 from services.dpctl.commands.task_views import download_file, list_tasks, show_task, task_files, task_logs
 from services.dpctl.follow import Follower
 from services.dpctl.formatting import print_json
@@ -59,6 +60,9 @@ def add_parser(subparsers: Any) -> None:
     create.add_argument("--disable-llm-repair", action="store_true", help="enable_llm_repair=false")
     create.add_argument("--no-modify-file", action="store_true", help="modify_original_file=false")
     create.add_argument("--skip-training-load", action="store_true", help="enable_training_data_load=false")
+    create.add_argument(
+        "--review-before-load", action="store_true", help="after step 3 wait for `dpctl task review`"
+    )
     create.add_argument("--theme-count", type=int)
     create.add_argument("--questions-per-theme", type=int)
     create.add_argument("--llm-repair-rounds", type=int)
@@ -138,6 +142,8 @@ def add_parser(subparsers: Any) -> None:
     prune.add_argument("--yes", action="store_true", help="really delete (without it: only list)")
     prune.set_defaults(func=prune_tasks)
 
+    add_review_parser(commands, COMMON)
+
 
 # --- create ---
 
@@ -181,6 +187,8 @@ def build_parameters(args: argparse.Namespace) -> dict[str, Any]:
     ):
         if getattr(args, flag):
             params[key] = False
+    if args.review_before_load:
+        params["review_before_load"] = True
     return params
 
 
