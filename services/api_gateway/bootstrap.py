@@ -35,6 +35,7 @@ from services.api_gateway.routes import (
     review,
     schema_diff,
     streams,
+    system,
     table_list,
     tasks,
     training_data,
@@ -95,6 +96,7 @@ def all_routes() -> list[RouteSpec]:
         *database_tools.ROUTES,
         *training_data.ROUTES,
         *health.ROUTES,
+        *system.ROUTES,
         *ui.ROUTES,
     ]
 
