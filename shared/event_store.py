@@ -20,6 +20,7 @@ and upcasters apply to what is stored.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
@@ -27,6 +28,7 @@ from typing import Any
 
 import asyncpg
 
+from shared.copy_text import copy_text
 from shared.events import EVENT_TYPES
 from shared.lifecycle import Finished
 from shared.messages import EVENT_ADAPTER, EventEnvelope
@@ -105,6 +107,55 @@ async def append(conn: asyncpg.Connection, env: EventEnvelope) -> int | None:
         env.producer,
         env.payload.model_dump(mode="json"),
         EVENT_VERSIONS[env.type],
+    )
+
+
+async def admit(
+    conn: asyncpg.Connection, envelopes: Sequence[EventEnvelope]
+) -> list[tuple[int, EventEnvelope]]:
+    """The events of a batch to store, each with the sequence number reserved for it, in batch order:
+    the batch minus events stored before (a redelivery: the store's unique event_id decides) and events of
+    deleted tasks. One round trip; `copy_events` then stores them. A seq reserved for an event left out
+    stays unused (the store has gaps anyway: purges)."""
+    if not envelopes:
+        return []
+    row = await conn.fetchrow(
+        """
+        SELECT ARRAY(SELECT event_id FROM data_pipeline_events WHERE event_id = ANY($1::uuid[])) AS known,
+               ARRAY(SELECT task_id FROM task_tombstones WHERE task_id = ANY($2::varchar[])) AS tombstoned,
+               ARRAY(SELECT nextval('data_pipeline_events_seq_seq') FROM generate_series(1, $3)) AS seqs
+        """,
+        [e.event_id for e in envelopes],
+        list({e.task_id for e in envelopes}),
+        len(envelopes),
+    )
+    known, tombstoned = set(row["known"]), set(row["tombstoned"])
+    fresh = [e for e in envelopes if e.event_id not in known and e.task_id not in tombstoned]
+    return list(zip(sorted(row["seqs"]), fresh, strict=False))
+
+
+async def copy_events(conn: asyncpg.Connection, admitted: Sequence[tuple[int, EventEnvelope]]) -> None:
+    """Store admitted events with one COPY."""
+    if not admitted:
+        return
+    rows = (
+        (
+            seq,
+            e.event_id,
+            e.type,
+            e.task_id,
+            e.occurred_at,
+            e.producer,
+            e.payload.model_dump_json(),
+            EVENT_VERSIONS[e.type],
+        )
+        for seq, e in admitted
+    )
+    await conn.copy_to_table(
+        "data_pipeline_events",
+        source=io.BytesIO(copy_text(rows)),
+        columns=["seq", "event_id", "type", "task_id", "occurred_at", "producer", "payload", "version"],
+        format="text",
     )
 
 

@@ -1,5 +1,6 @@
-"""Consumes every event in batches: one transaction stores the batch and updates the read models,
-then the batch is acked. A redelivered event is already in the store, so it changes nothing.
+"""Consumes every event in batches: one transaction stores the batch and updates the read models
+(services/log_collector/batch_store.py), then the batch is acked. A redelivered event is already in the
+store, so it changes nothing.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pydantic import ValidationError
 
 from services.log_collector.adapters.task_files import TaskLogFiles
+from services.log_collector.batch_store import store_batch
 from services.log_collector.metrics import CollectorMetrics
 from services.log_collector.projections import Projector
-from shared.event_store import append
 from shared.logging import get_logger
 from shared.messages import EventEnvelope, decode_message
 from shared.retry import TRANSIENT_ERRORS, delays
@@ -34,6 +35,9 @@ class BatchCollector:
     flush_seconds: float
     channel: AbstractChannel | None = None
     metrics: CollectorMetrics = field(default_factory=CollectorMetrics.build)
+    compact: bool = (
+        True  # heartbeats and progress compacted (shared/event_compaction.py); the bench turns it off
+    )
     _pending: list[tuple[AbstractIncomingMessage, EventEnvelope]] = field(default_factory=list)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _timer: asyncio.TimerHandle | None = None
@@ -119,12 +123,7 @@ class BatchCollector:
 
     async def _store(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> Projector:
         async with self.pool.acquire() as conn, conn.transaction():
-            projector = Projector(conn)
-            for _, envelope in batch:
-                seq = await append(conn, envelope)
-                if seq is not None:
-                    await projector.apply(envelope, seq)
-        return projector
+            return await store_batch(conn, [envelope for _, envelope in batch], compact=self.compact)
 
     async def _one_by_one(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> None:
         for message, envelope in batch:

@@ -1,26 +1,32 @@
-"""Applies one stored event to the read models (tasks, executions, logs, outputs).
+"""Applies stored events to the read models (tasks, executions, logs, outputs).
 
-Used by the live consumer and by `rebuild` alike, so replaying the store yields the same rows. Every
-timestamp comes from the event, never from the clock, and every row id is the sequence number of the
-event that created the row: a rebuild reproduces the ids even though deleted tasks' events are purged
-from the store. Terminal states never move back: a late event for a finished execution or task changes
+Used by the live consumer and by `rebuild` alike, so replaying the store yields the same rows. The
+handlers change the rows of a batch in memory (`self.uow`, services/log_collector/unit_of_work.py) and
+`flush` writes each touched row once; a handler outside `FOLDED` (new event types, purges) runs on the
+database with the memory flushed before and dropped after it. Every timestamp comes from the event,
+never from the clock, and every row id is the sequence number of the event that created the row: a
+rebuild reproduces the ids even though deleted tasks' events are purged from the store. Terminal states never move back: a late event for a finished execution or task changes
 nothing.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 from pydantic import BaseModel
 
+from services.log_collector import rows
+from services.log_collector.retention_projection import RETENTION_HANDLERS
 from services.log_collector.review_projection import REVIEW_HANDLERS
-from services.log_collector.rows import finish_execution, insert_log, update_execution, upsert_output
+from services.log_collector.unit_of_work import UnitOfWork, utc
 from shared import events as ev
-from shared.event_store import purge_logs, purge_task, task_events
+from shared.event_compaction import FinishedExecution
+from shared.event_store import task_events
 from shared.events import StepName, check_dispatch_table
 from shared.final_report import REPORT_EVENT_TYPES, final_report
 from shared.lifecycle import is_old_execution, task_finished
@@ -30,47 +36,50 @@ from shared.steps import STEP_ORDER
 from shared.task_log import Context, task_log_line
 
 
-def _progress(stats: dict[str, Any], step_status: dict[str, str]) -> int:
-    plan = stats.get("plan") or [s.value for s in STEP_ORDER]
-    per_step = stats.get("progress", {})
-    total = 0.0
-    for step in plan:
-        status = step_status.get(step)
-        total += 100.0 if status in ("completed", "skipped") else float(per_step.get(step, 0))
-    return min(int(total / max(len(plan), 1)), 100)
-
-
 class Projector:
-    """One instance per transaction; `apply` dispatches on the event's class through `HANDLERS`."""
+    """One instance per transaction; `apply` dispatches on the event's class through `HANDLERS`, in order."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+        self.uow = UnitOfWork(conn)
         self.deleted_tasks: set[str] = set()
         self.logged_tasks: set[str] = set()
         self.logs_purged_tasks: set[str] = set()  # data_pipeline.log goes (log retention)
         self.files_cleaned_tasks: set[str] = set()  # the task directory goes (file retention)
+        self.finished_executions: list[FinishedExecution] = []  # for compaction (shared/event_compaction.py)
+        self.noop_beats: list[int] = []  # seqs of beats that arrived after their execution had finished
+
+    async def load(self, events: Sequence[tuple[int, EventEnvelope]]) -> None:
+        """Read the rows the events name, in two statements, before applying them."""
+        executions = (getattr(env.payload, "execution_id", None) for _, env in events)
+        await self.uow.load({env.task_id for _, env in events}, {e for e in executions if e})
 
     async def apply(self, env: EventEnvelope, seq: int) -> None:
         handler = HANDLERS.get(type(env.payload))
-        if handler is not None:
+        if handler is None:
+            return
+        if type(env.payload) in FOLDED:
             await handler(self, env, env.payload, seq)
+            return
+        await self.uow.flush()
+        await handler(self, env, env.payload, seq)
+        await self.uow.flush()
+        self.uow.forget(env.task_id)
+
+    async def flush(self) -> None:
+        await self.uow.flush()
 
     # ---- helpers ---------------------------------------------------------------------------------
 
     async def _task(self, task_id: str) -> dict[str, Any] | None:
-        row = await self.conn.fetchrow(
-            "SELECT status, step_status, step_stats, parameters FROM data_pipeline_tasks WHERE id = $1 FOR UPDATE",
-            task_id,
-        )
-        return dict(row) if row else None
+        """The task's row (read-only: change it through `_save_task`), None when there is none."""
+        return await self.uow.task(task_id)
 
     async def _save_task(self, task_id: str, seq: int, env: EventEnvelope, **fields: Any) -> None:
         fields["updated_at"] = env.occurred_at
         fields["last_event_seq"] = seq
-        cols = list(fields)
-        assignments = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(cols))
-        await self.conn.execute(
-            f"UPDATE data_pipeline_tasks SET {assignments} WHERE id = $1", task_id, *[fields[c] for c in cols]
+        self.uow.update_task(
+            task_id, {k: utc(v) if isinstance(v, datetime) else v for k, v in fields.items()}
         )
 
     async def _set_step(
@@ -99,7 +108,7 @@ class Projector:
             env,
             step_status=step_status,
             step_stats=stats,
-            progress=_progress(stats, step_status),
+            progress=rows.progress_of(stats, step_status),
             **extra,
         )
 
@@ -111,28 +120,29 @@ class Projector:
         # Steps outside the plan (single mode, a range) are skipped; why is in step_stats["skipped"].
         step_status = {s.value: ("pending" if s.value in plan else "skipped") for s in STEP_ORDER}
         skipped = {s.value: reason for s, reason in e.skipped.items()}
-        await self.conn.execute(
-            """
-            INSERT INTO data_pipeline_tasks (id, task_type, task_name, status, parameters, step_status, step_stats,
-                execution_mode, single_step, created_at, updated_at, created_by, output_directory, db_name,
-                business_context, last_event_seq)
-            VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14)
-            ON CONFLICT (id) DO NOTHING
-            """,
-            env.task_id,
-            e.task_type,
-            params.task_name,
-            params.public(),
-            step_status,
-            {"plan": plan, "skipped": skipped, "progress": {}, "executions": {}},
-            params.execution_mode,
-            params.single_step,
-            env.occurred_at,
-            e.created_by,
-            e.output_directory,
-            params.db_name,
-            params.business_context,
-            seq,
+        if await self._task(env.task_id) is not None:
+            return
+        at = utc(env.occurred_at)
+        self.uow.create_task(
+            {
+                "id": env.task_id,
+                "task_type": e.task_type,
+                "task_name": params.task_name,
+                "status": "pending",
+                "parameters": params.public(),
+                "progress": 0,
+                "step_status": step_status,
+                "step_stats": {"plan": plan, "skipped": skipped, "progress": {}, "executions": {}},
+                "execution_mode": params.execution_mode,
+                "single_step": params.single_step,
+                "created_at": at,
+                "updated_at": at,
+                "created_by": e.created_by,
+                "output_directory": e.output_directory,
+                "db_name": params.db_name,
+                "business_context": params.business_context,
+                "last_event_seq": seq,
+            }
         )
 
     async def on_task_started(self, env: EventEnvelope, e: ev.TaskStarted, seq: int) -> None:
@@ -143,7 +153,9 @@ class Projector:
 
     async def on_task_rerun_requested(self, env: EventEnvelope, e: ev.TaskRerunRequested, seq: int) -> None:
         task = await self._task(env.task_id)
-        waiting = task is not None and task["status"] == "pending" and _waits_for_execute(task["parameters"])
+        waiting = (
+            task is not None and task["status"] == "pending" and rows.waits_for_execute(task["parameters"])
+        )
         if task is None or not (task_finished(task["status"]) or waiting):
             return
         plan = [s.value for s in e.steps]
@@ -168,7 +180,7 @@ class Projector:
             execution_mode=e.execution_mode,
             step_status=step_status,
             step_stats=stats,
-            progress=_progress(stats, step_status),
+            progress=rows.progress_of(stats, step_status),
             **({"parameters": {**task["parameters"], "wait_for_execute": False}} if waiting else {}),
         )
 
@@ -185,9 +197,7 @@ class Projector:
         }
         if e.status == "completed":
             fields["progress"] = 100
-        failed_step = await self.conn.fetchval(
-            "SELECT error_step FROM data_pipeline_tasks WHERE id = $1", env.task_id
-        )
+        failed_step = task["error_step"]
         await self._save_task(env.task_id, seq, env, **fields)
         await self._task_line(env, seq, Context(failed_step=failed_step))
 
@@ -198,48 +208,26 @@ class Projector:
         report = final_report(events)
         return json.loads(mask_secrets(json.dumps(report, default=str)))
 
-    async def on_task_deleted(self, env: EventEnvelope, e: ev.TaskDeleted, seq: int) -> None:
-        await purge_task(self.conn, env, seq)
-        self.deleted_tasks.add(env.task_id)
-
-    async def on_task_logs_purged(self, env: EventEnvelope, e: ev.TaskLogsPurged, seq: int) -> None:
-        """Log retention: the log rows made before this event go, and so do the log events' text in the
-        store. Lines derived from task events (started, finished) are rows only: a rebuild makes them
-        again and then deletes them here again, so it ends with the same rows."""
-        await purge_logs(self.conn, env.task_id, seq)
-        self.logs_purged_tasks.add(env.task_id)
-
-    async def on_task_files_cleaned(self, env: EventEnvelope, e: ev.TaskFilesCleaned, seq: int) -> None:
-        """File retention: the files go (after the commit); the records say so."""
-        await self.conn.execute(
-            "UPDATE data_pipeline_task_executions SET files_cleaned = TRUE WHERE task_id = $1", env.task_id
-        )
-        await self.conn.execute(
-            "UPDATE data_pipeline_task_outputs SET is_downloadable = FALSE WHERE task_id = $1", env.task_id
-        )
-        self.files_cleaned_tasks.add(env.task_id)
-
     # ---- step events -----------------------------------------------------------------------------
 
     async def on_step_scheduled(self, env: EventEnvelope, e: ev.StepScheduled, seq: int) -> None:
         task = await self._task(env.task_id)
         if task is None or task_finished(task["status"]):
             return
-        await self.conn.execute(
-            """
-            INSERT INTO data_pipeline_task_executions (task_id, execution_step, status, execution_id,
-                force_executed, attempt, scheduled_at, id)
-            VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7)
-            ON CONFLICT (execution_id) DO NOTHING
-            """,
-            env.task_id,
-            e.step.value,
-            e.execution_id,
-            e.force,
-            e.attempt,
-            env.occurred_at,
-            seq,
-        )
+        if await self.uow.execution(e.execution_id) is None:
+            self.uow.create_execution(
+                {
+                    "id": seq,
+                    "task_id": env.task_id,
+                    "execution_step": e.step.value,
+                    "status": "pending",
+                    "execution_id": e.execution_id,
+                    "force_executed": e.force,
+                    "attempt": e.attempt,
+                    "progress": 0,
+                    "scheduled_at": utc(env.occurred_at),
+                }
+            )
         stats = task["step_stats"]
         stats = {
             **stats,
@@ -254,7 +242,7 @@ class Projector:
             current_step=e.step.value,
             step_status=step_status,
             step_stats=stats,
-            progress=_progress(stats, step_status),
+            progress=rows.progress_of(stats, step_status),
         )
 
     async def on_step_skipped(self, env: EventEnvelope, e: ev.StepSkipped, seq: int) -> None:
@@ -264,28 +252,30 @@ class Projector:
         await self._set_step(env, seq, e.step, "pending", execution_id=None)
 
     async def on_step_started(self, env: EventEnvelope, e: ev.StepStarted, seq: int) -> None:
-        if await update_execution(
-            self.conn,
+        if await rows.update_execution(
+            self.uow,
             e.execution_id,
-            "status = 'running', started_at = $3, runner_id = $4, last_heartbeat_at = $3",
-            env.occurred_at,
-            e.runner_id,
+            status="running",
+            started_at=env.occurred_at,
+            runner_id=e.runner_id,
+            last_heartbeat_at=env.occurred_at,
         ):
             await self._set_step(
                 env, seq, e.step, "running", execution_id=e.execution_id, current_step=e.step.value
             )
 
+    async def _beat(self, env: EventEnvelope, seq: int, execution_id: str, **fields: Any) -> bool:
+        if await rows.update_execution(self.uow, execution_id, last_heartbeat_at=env.occurred_at, **fields):
+            return True
+        if await self.uow.execution(execution_id) is not None:  # finished: the beat can never matter
+            self.noop_beats.append(seq)
+        return False
+
     async def on_step_heartbeat(self, env: EventEnvelope, e: ev.StepHeartbeat, seq: int) -> None:
-        await update_execution(self.conn, e.execution_id, "last_heartbeat_at = $3", env.occurred_at)
+        await self._beat(env, seq, e.execution_id)
 
     async def on_step_progress(self, env: EventEnvelope, e: ev.StepProgress, seq: int) -> None:
-        if not await update_execution(
-            self.conn,
-            e.execution_id,
-            "progress = $3, last_heartbeat_at = $4",
-            int(e.percent),
-            env.occurred_at,
-        ):
+        if not await self._beat(env, seq, e.execution_id, progress=int(e.percent)):
             return
         task = await self._task(env.task_id)
         if task is None or task_finished(task["status"]):
@@ -295,21 +285,17 @@ class Projector:
             return
         stats = {**stats, "progress": {**stats.get("progress", {}), e.step.value: float(e.percent)}}
         await self._save_task(
-            env.task_id, seq, env, step_stats=stats, progress=_progress(stats, task["step_status"])
+            env.task_id, seq, env, step_stats=stats, progress=rows.progress_of(stats, task["step_status"])
         )
 
     async def on_step_succeeded(self, env: EventEnvelope, e: ev.StepSucceeded, seq: int) -> None:
-        if await finish_execution(self.conn, env, e.execution_id, "completed", None, e.summary):
+        if await self._finish(env, seq, e.execution_id, "completed", None, e.summary):
             await self._set_step(env, seq, e.step, "completed", execution_id=e.execution_id)
 
     async def on_step_failed(self, env: EventEnvelope, e: ev.StepFailed, seq: int) -> None:
-        before = await self.conn.fetchrow(
-            "SELECT runner_id, last_heartbeat_at FROM data_pipeline_task_executions WHERE execution_id = $1",
-            e.execution_id,
-        )
-        if await finish_execution(
-            self.conn, env, e.execution_id, "failed", e.error, {"retryable": e.retryable}
-        ):
+        execution = await self.uow.execution(e.execution_id)
+        before = dict(execution) if execution else None
+        if await self._finish(env, seq, e.execution_id, "failed", e.error, {"retryable": e.retryable}):
             if before is not None:
                 context = Context(
                     runner_id=before["runner_id"],
@@ -328,8 +314,16 @@ class Projector:
             )
 
     async def on_step_cancelled(self, env: EventEnvelope, e: ev.StepCancelled, seq: int) -> None:
-        await finish_execution(self.conn, env, e.execution_id, "cancelled", e.reason, None)
+        await self._finish(env, seq, e.execution_id, "cancelled", e.reason, None)
         await self._set_step(env, seq, e.step, "cancelled", execution_id=e.execution_id)
+
+    async def _finish(self, env: EventEnvelope, seq: int, exec_id: str | None, *outcome: Any) -> bool:
+        if not await rows.finish_execution(self.uow, env, exec_id, *outcome):
+            return False
+        row = await self.uow.execution(exec_id)
+        assert exec_id and row is not None
+        self.finished_executions.append(FinishedExecution(env.task_id, exec_id, row["id"], seq))
+        return True
 
     # ---- logs and outputs ------------------------------------------------------------------------
 
@@ -343,7 +337,7 @@ class Projector:
             await self._insert_log(env, seq, execution_id=execution_id, **asdict(line))
 
     async def _insert_log(self, env: EventEnvelope, seq: int, **row: Any) -> None:
-        if await insert_log(self.conn, env, seq, **row):
+        if await rows.insert_log(self.uow, env, seq, **row):
             self.logged_tasks.add(env.task_id)
 
     async def on_log_emitted(self, env: EventEnvelope, e: ev.LogEmitted, seq: int) -> None:
@@ -360,12 +354,7 @@ class Projector:
         )
 
     async def on_output_registered(self, env: EventEnvelope, e: ev.OutputRegistered, seq: int) -> None:
-        await upsert_output(self.conn, env, e, seq)
-
-
-def _waits_for_execute(parameters: object) -> bool:
-    """A task of the earlier implementation's create, not released by an execute yet."""
-    return isinstance(parameters, dict) and parameters.get("wait_for_execute") is True
+        await rows.upsert_output(self.uow, env, e, seq)
 
 
 Handler = Callable[[Projector, EventEnvelope, Any, int], Awaitable[None]]
@@ -375,9 +364,6 @@ HANDLERS: dict[type[BaseModel], Handler] = {
     ev.TaskStarted: Projector.on_task_started,
     ev.TaskRerunRequested: Projector.on_task_rerun_requested,
     ev.TaskFinished: Projector.on_task_finished,
-    ev.TaskDeleted: Projector.on_task_deleted,
-    ev.TaskLogsPurged: Projector.on_task_logs_purged,
-    ev.TaskFilesCleaned: Projector.on_task_files_cleaned,
     ev.StepScheduled: Projector.on_step_scheduled,
     ev.StepSkipped: Projector.on_step_skipped,
     ev.StepRetryScheduled: Projector.on_step_retry_scheduled,
@@ -389,9 +375,20 @@ HANDLERS: dict[type[BaseModel], Handler] = {
     ev.StepCancelled: Projector.on_step_cancelled,
     ev.LogEmitted: Projector.on_log_emitted,
     ev.OutputRegistered: Projector.on_output_registered,
+    **RETENTION_HANDLERS,
     **REVIEW_HANDLERS,
 }
 """What each event does to the read models; checked against the catalog below, at import."""
+
+FOLDED: frozenset[type[BaseModel]] = frozenset(
+    {
+        ev.TaskCreated, ev.TaskStarted, ev.TaskRerunRequested, ev.TaskFinished, ev.StepScheduled,
+        ev.StepSkipped, ev.StepRetryScheduled, ev.StepStarted, ev.StepHeartbeat, ev.StepProgress,
+        ev.StepSucceeded, ev.StepFailed, ev.StepCancelled, ev.LogEmitted, ev.OutputRegistered,
+    }
+)  # fmt: skip
+"""Handlers that change rows only through `_task`/`_save_task`/`uow`, on the batch's memory. Any other
+handler (purges, file retention, review events, types added later) is free to use `self.conn`."""
 
 IGNORED: frozenset[type[BaseModel]] = frozenset({ev.TaskCancelRequested})
 """Events with no effect on the read models: a cancel request shows through the scheduler's answer to it

@@ -1,36 +1,36 @@
-"""The collector's row writes below the task record: executions, log lines, outputs. Each is keyed so that
-a redelivered event or a rebuild writes the same row again (row id = the creating event's seq), and a
-finished execution row never moves back (shared.lifecycle)."""
+"""The collector's row changes below the task record: executions, log lines, outputs, made on the batch's
+rows in memory (services/log_collector/unit_of_work.py). Each is keyed so that a rebuild writes the same
+row again (row id = the creating event's seq), and a finished execution row never moves back
+(shared.lifecycle)."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
-import asyncpg
-
+from services.log_collector.unit_of_work import UnitOfWork, utc
 from shared.events import OutputRegistered
-from shared.lifecycle import EXECUTION_FINISHED
+from shared.lifecycle import execution_finished
 from shared.messages import EventEnvelope
 from shared.secrets import mask_secrets
+from shared.steps import STEP_ORDER
 from shared.vocabulary import LEVEL_NUMBERS
 
 
-async def update_execution(conn: asyncpg.Connection, execution_id: str | None, sets: str, *args: Any) -> bool:
-    """Apply `sets` ($3... are `args`) to an unfinished execution; False when there is none to change."""
-    if not execution_id:
+async def update_execution(uow: UnitOfWork, execution_id: str | None, **fields: Any) -> bool:
+    """Change an unfinished execution; False when there is none to change."""
+    row = await uow.execution(execution_id)
+    if row is None or execution_finished(row["status"]):
         return False
-    result = await conn.execute(
-        f"UPDATE data_pipeline_task_executions SET {sets} WHERE execution_id = $1 AND status <> ALL($2::text[])",
-        execution_id,
-        list(EXECUTION_FINISHED),
-        *args,
+    uow.update_execution(
+        row["execution_id"], {k: utc(v) if isinstance(v, datetime) else v for k, v in fields.items()}
     )
-    return bool(result != "UPDATE 0")
+    return True
 
 
 async def finish_execution(
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     env: EventEnvelope,
     execution_id: str | None,
     status: str,
@@ -39,20 +39,17 @@ async def finish_execution(
 ) -> bool:
     """An execution's outcome (error text masked), unless it had one already."""
     return await update_execution(
-        conn,
+        uow,
         execution_id,
-        "status = $3, completed_at = $4, error_message = $5, execution_result = $6,"
-        " duration_seconds = CASE WHEN started_at IS NULL THEN NULL"
-        " ELSE GREATEST(0, EXTRACT(EPOCH FROM ($4 - started_at)))::int END",
-        status,
-        env.occurred_at,
-        mask_secrets(error) if error else None,
-        result,
+        status=status,
+        completed_at=env.occurred_at,
+        error_message=mask_secrets(error) if error else None,
+        execution_result=result,
     )
 
 
 async def insert_log(
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     env: EventEnvelope,
     seq: int,
     *,
@@ -65,60 +62,63 @@ async def insert_log(
     extra: dict[str, Any],
 ) -> bool:
     """Store one log line (secrets masked) with the event's id and its seq as the row id, unless the task
-    has no record (deleted) or the line was stored before (a redelivery); True when a row was added."""
-    status = await conn.execute(
-        """
-        INSERT INTO data_pipeline_task_logs (task_id, execution_id, log_level, message, step_name,
-            module_name, function_name, timestamp, extra_data, event_id, level_no, id)
-        SELECT $1::varchar,
-               (SELECT execution_id FROM data_pipeline_task_executions WHERE execution_id = $2::varchar),
-               $3, $4, $5, $6, $7, $8, $9, $10, $11, $12
-        WHERE EXISTS (SELECT 1 FROM data_pipeline_tasks WHERE id = $1::varchar)
-        ON CONFLICT (event_id) DO NOTHING
-        """,
-        env.task_id,
-        execution_id,
-        level,
-        mask_secrets(message),
-        step_name,
-        module,
-        function,
-        env.occurred_at,
-        json.loads(mask_secrets(json.dumps(extra, default=str))),
-        env.event_id,
-        LEVEL_NUMBERS[level],
-        seq,
+    has no record (deleted); True when a row was added. The event is new (the store admitted it), so the
+    line is too."""
+    if await uow.task(env.task_id) is None:
+        return False
+    execution = await uow.execution(execution_id)
+    uow.add_log(
+        {
+            "id": seq,
+            "task_id": env.task_id,
+            "execution_id": execution["execution_id"] if execution else None,
+            "log_level": level,
+            "message": mask_secrets(message),
+            "step_name": step_name,
+            "module_name": module,
+            "function_name": function,
+            "timestamp": env.occurred_at,
+            "extra_data": mask_secrets(json.dumps(extra, default=str)),
+            "event_id": env.event_id,
+            "level_no": LEVEL_NUMBERS[level],
+        }
     )
-    return bool(status != "INSERT 0 0")
+    return True
 
 
-async def upsert_output(conn: asyncpg.Connection, env: EventEnvelope, e: OutputRegistered, seq: int) -> None:
+async def upsert_output(uow: UnitOfWork, env: EventEnvelope, e: OutputRegistered, seq: int) -> None:
     """Record an output file (a re-registration of the same path updates the row)."""
-    await conn.execute(
-        """
-        INSERT INTO data_pipeline_task_outputs (task_id, execution_id, file_type, file_name, file_path,
-            file_size, content_hash, description, created_at, modified_at, is_primary, step_name, id)
-        SELECT $1::varchar,
-               (SELECT execution_id FROM data_pipeline_task_executions WHERE execution_id = $2::varchar),
-               $3, $4, $5, $6, $7, $8, $9::timestamptz, $9::timestamptz, $10, $11, $12
-        WHERE EXISTS (SELECT 1 FROM data_pipeline_tasks WHERE id = $1::varchar)
-        ON CONFLICT (task_id, file_path) DO UPDATE SET
-            execution_id = EXCLUDED.execution_id, file_type = EXCLUDED.file_type,
-            file_name = EXCLUDED.file_name, file_size = EXCLUDED.file_size,
-            content_hash = EXCLUDED.content_hash, description = EXCLUDED.description,
-            modified_at = EXCLUDED.modified_at, is_primary = EXCLUDED.is_primary,
-            step_name = EXCLUDED.step_name
-        """,
-        env.task_id,
-        e.execution_id,
-        e.file_type,
-        e.file_name,
-        e.relative_path,
-        e.size,
-        e.sha256,
-        e.description,
-        env.occurred_at,
-        e.is_primary,
-        e.step.value if e.step else None,
-        seq,
+    if await uow.task(env.task_id) is None:
+        return
+    execution = await uow.execution(e.execution_id)
+    uow.add_output(
+        (
+            env.task_id,
+            execution["execution_id"] if execution else None,
+            e.file_type,
+            e.file_name,
+            e.relative_path,
+            e.size,
+            e.sha256,
+            e.description,
+            env.occurred_at,
+            e.is_primary,
+            e.step.value if e.step else None,
+            seq,
+        )
     )
+
+
+def progress_of(stats: dict[str, Any], step_status: dict[str, str]) -> int:
+    plan = stats.get("plan") or [s.value for s in STEP_ORDER]
+    per_step = stats.get("progress", {})
+    total = 0.0
+    for step in plan:
+        status = step_status.get(step)
+        total += 100.0 if status in ("completed", "skipped") else float(per_step.get(step, 0))
+    return min(int(total / max(len(plan), 1)), 100)
+
+
+def waits_for_execute(parameters: object) -> bool:
+    """A task of the earlier implementation's create, not released by an execute yet."""
+    return isinstance(parameters, dict) and parameters.get("wait_for_execute") is True

@@ -54,7 +54,9 @@ async def _store(pool: asyncpg.Pool, task_id: str, payload: BaseModel, at: datet
     async with pool.acquire() as conn, conn.transaction():
         seq = await append(conn, envelope)
         assert seq is not None
-        await Projector(conn).apply(envelope, seq)
+        projector = Projector(conn)
+        await projector.apply(envelope, seq)
+        await projector.flush()
     return seq
 
 

@@ -1,0 +1,49 @@
+"""One batch of events into the store and the read models, in the caller's transaction, in a fixed
+number of statements whatever the batch's size: which events are new (one query), the new events
+(one COPY), the rows they name (two queries), the handlers folded over those rows in memory, each
+touched row written once (pipelined), log lines by COPY, then compaction of heartbeats and progress.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from services.log_collector.projections import Projector
+from shared.event_compaction import compact as compact_beats
+from shared.event_store import admit, copy_events
+from shared.events import TaskDeleted
+from shared.messages import EventEnvelope
+
+
+def candidates(envelopes: Sequence[EventEnvelope]) -> list[EventEnvelope]:
+    """The batch in order without repeats of an event id and without a task's events after its delete
+    (the tombstone would refuse them; it is written while the batch is applied)."""
+    seen: set[object] = set()
+    deleted: set[str] = set()
+    out: list[EventEnvelope] = []
+    for env in envelopes:
+        if env.event_id in seen or env.task_id in deleted:
+            continue
+        seen.add(env.event_id)
+        out.append(env)
+        if isinstance(env.payload, TaskDeleted):
+            deleted.add(env.task_id)
+    return out
+
+
+async def store_batch(
+    conn: asyncpg.Connection, envelopes: Sequence[EventEnvelope], *, compact: bool = True
+) -> Projector:
+    """Store the new events of `envelopes` and apply them in order; the projector says what changed."""
+    admitted = await admit(conn, candidates(envelopes))
+    await copy_events(conn, admitted)
+    projector = Projector(conn)
+    await projector.load(admitted)
+    for seq, envelope in admitted:
+        await projector.apply(envelope, seq)
+    await projector.flush()
+    if compact:
+        await compact_beats(conn, projector.finished_executions, projector.noop_beats)
+    return projector

@@ -1,0 +1,85 @@
+"""Compaction of heartbeats and progress in the event store (issue 11, goal 5; docs/decisions.md,
+"Collector"). A running execution sends a heartbeat every few seconds and progress now and then: kept
+forever they would be most of the store. Each beat overwrites what the one before it wrote (the
+execution's last sign of life and progress, the step's progress in the task), so once the execution has
+finished only its last beat and last progress still say something; the rest are deleted in the
+transaction that records the finish, and beats arriving after the finish are never kept. A rebuild from
+the compacted store gives the same read models (tests/integration/test_collector_batches.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class FinishedExecution:
+    """An execution the collector saw finish: created by the event at `created_seq` (the row's id),
+    finished by the one at `finished_seq`."""
+
+    task_id: str
+    execution_id: str
+    created_seq: int
+    finished_seq: int
+
+
+BEAT_TYPES: tuple[str, ...] = ("step_heartbeat", "step_progress")
+# While an execution runs, these leave the task's finished state and the execution's currency alone.
+_QUIET_TYPES = (*BEAT_TYPES, "step_started", "log_emitted", "output_registered", "task_cancel_requested")
+
+
+async def compact(
+    conn: asyncpg.Connection, finished: Sequence[FinishedExecution], noop_beats: Sequence[int]
+) -> int:
+    """Compaction of heartbeats and progress (docs/decisions.md, "collector"); returns the events deleted.
+
+    `noop_beats`: beats of executions that had finished before them; they changed nothing, and nothing
+    can make them change anything. For each execution in `finished` (created by the event at `created_seq`,
+    finished by the one at `finished_seq`), its beats between the two go except the last beat and the last
+    progress: each beat overwrites what the one before it wrote. Only when nothing but `_QUIET_TYPES`
+    happened to the task in between (no finish, re-run or new schedule of the step), so that the last
+    progress wrote everything the earlier ones did; otherwise the execution's beats stay."""
+    deleted = 0
+    if noop_beats:
+        status = await conn.execute(
+            "DELETE FROM data_pipeline_events WHERE seq = ANY($1::bigint[])", list(noop_beats)
+        )
+        deleted += int(status.split()[-1])
+    if finished:
+        status = await conn.execute(
+            _COMPACT,
+            [f.task_id for f in finished],
+            [f.execution_id for f in finished],
+            [f.created_seq for f in finished],
+            [f.finished_seq for f in finished],
+            list(BEAT_TYPES),
+            list(_QUIET_TYPES),
+        )
+        deleted += int(status.split()[-1])
+    return deleted
+
+
+_COMPACT = """
+WITH f AS (
+    SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::bigint[], $4::bigint[])
+        AS f(task_id, execution_id, created_seq, finished_seq)
+), quiet AS (
+    SELECT f.* FROM f WHERE NOT EXISTS (
+        SELECT 1 FROM data_pipeline_events x
+        WHERE x.task_id = f.task_id AND x.seq > f.created_seq AND x.seq < f.finished_seq
+          AND x.type <> ALL($6::text[])
+    )
+), beats AS (
+    SELECT d.seq, d.type,
+           row_number() OVER (PARTITION BY q.execution_id ORDER BY d.seq DESC) AS from_last,
+           row_number() OVER (PARTITION BY q.execution_id, d.type ORDER BY d.seq DESC) AS from_last_of_type
+    FROM quiet q JOIN data_pipeline_events d
+      ON d.task_id = q.task_id AND d.seq > q.created_seq AND d.seq < q.finished_seq
+    WHERE d.type = ANY($5::text[]) AND d.payload->>'execution_id' = q.execution_id
+)
+DELETE FROM data_pipeline_events d USING beats b
+WHERE d.seq = b.seq AND b.from_last > 1 AND NOT (b.type = 'step_progress' AND b.from_last_of_type = 1)
+"""
