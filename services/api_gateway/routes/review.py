@@ -332,7 +332,7 @@ ROUTES = [
     ),
     RouteSpec(
         "POST",
-        f"{_TASKS}/pairs/bulk",
+        f"{_TASKS}/review/bulk",
         bulk_decide,
         "Approve or reject every pair matching a filter (approval skips invalid SQL)",
         "review",

@@ -65,7 +65,7 @@ def review_task(client: GatewayClient, args: argparse.Namespace) -> int:
     if args.approve_valid:
         result = client.request(
             "POST",
-            f"/tasks/{task}/pairs/bulk",
+            f"/tasks/{task}/review/bulk",
             body={"decision": "approve", "filter": {"status": "pending", "verdict": "valid"}},
         )
         done.append(f"approved {result['decided']} valid pairs")

@@ -1,0 +1,122 @@
+"""Issue #12 part 1 in the browser: the review screen (static/review.js) of a task awaiting review.
+
+The composed stack's scripted steps write no question/SQL pairs, so the test writes the pair file and
+the validation report step 3 would have written into the task's directory; everything else is the real
+gateway, scheduler and collector. The screen shows the question, the formatted SQL and the verdict,
+decides with the keyboard (a, r, j/k), filters (invalid, theme), counts "N/M reviewed", completes the
+review, and has no serious or critical axe violation.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from playwright.async_api import expect
+
+from tests.browser.conftest import OpenUi, run_axe
+from tests.e2e.conftest import DB_URL
+from tests.support.api import BASE, Api
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+PAIRS = [
+    {
+        "question": "How many orders are there?",
+        "sql": "SELECT count(*) FROM orders WHERE total > 0;",
+        "theme": "Sales",
+    },
+    {
+        "question": "Which customers exist?",
+        "sql": "SELECT name FROM customers ORDER BY name;",
+        "theme": "Customers",
+    },
+    {"question": "Total revenue?", "sql": "SELECT sum(total) FROM orders;", "theme": "Sales"},
+]
+BROKEN = {
+    "question": "Broken one?",
+    "sql": "SELEC 1",
+    "error": 'syntax error at or near "SELEC"',
+    "final_sql": None,
+}
+
+
+async def _task_in_review(api: Api, data_dir: Path) -> str:
+    task_id = await api.create(DB_URL, "plain", task_name="review screen", review_before_load=True)
+    detail = await api.wait(task_id, ("awaiting_review", "completed", "failed"))
+    assert detail["status"] == "awaiting_review", detail
+    directory = data_dir / task_id
+    name = "qs_shop_20260101_000000_pair.json"
+    (directory / name).write_text(json.dumps(PAIRS), encoding="utf-8")
+    report = {
+        "summary": {},
+        "quality": [],
+        "failures": [{"file": name, "index": 3, **BROKEN, "repaired": False}],
+    }
+    (directory / "sql_validation_20260101_000000_report.json").write_text(
+        json.dumps(report), encoding="utf-8"
+    )
+    return task_id
+
+
+async def test_review_screen_decides_with_the_keyboard_filters_and_completes(
+    open_ui: OpenUi, ui_url: str, api: Api, data_dir: Path
+) -> None:
+    task_id = await _task_in_review(api, data_dir)
+    # The one refusal the test provokes: approving a pair whose SQL is invalid (409).
+    page, _ = await open_ui(f"{ui_url}/#review={task_id}", allowed_statuses=(409,))
+    screen = page.get_by_role("dialog", name=f"Review {task_id}")
+    await expect(screen).to_be_visible()
+    progress = page.locator("#rv-progress")
+    await expect(progress).to_have_text("0/4 reviewed (0 approved, 0 rejected)")
+    await expect(screen.get_by_label("Question", exact=True)).to_have_value(PAIRS[0]["question"])
+    # The SQL is formatted: the main clauses start their own lines.
+    await expect(page.locator("#rv-sql-view")).to_have_text("SELECT count(*)\nFROM orders\nWHERE total > 0;")
+    await expect(screen).to_contain_text("Verdict: valid")
+
+    await page.keyboard.press("a")  # approve the first, move to the second
+    await expect(progress).to_have_text("1/4 reviewed (1 approved, 0 rejected)")
+    await expect(screen.get_by_label("Question", exact=True)).to_have_value(PAIRS[1]["question"])
+    await page.keyboard.press("r")  # reject the second
+    await expect(progress).to_have_text("2/4 reviewed (1 approved, 1 rejected)")
+    await page.keyboard.press("k")
+    await expect(screen.get_by_label("Question", exact=True)).to_have_value(PAIRS[1]["question"])
+    await page.keyboard.press("j")
+    await page.keyboard.press("j")
+    await expect(screen.get_by_label("Question", exact=True)).to_have_value(BROKEN["question"])
+    await expect(screen).to_contain_text("Verdict: invalid — syntax error")
+    await page.keyboard.press("a")  # an invalid pair cannot be approved: the screen says why
+    await expect(page.locator("#rv-msg")).to_contain_text("edit it before approving it")
+    await expect(progress).to_have_text("2/4 reviewed (1 approved, 1 rejected)")
+
+    await screen.get_by_label("Verdict", exact=True).select_option("invalid")
+    await expect(page.locator(".rv-list li")).to_have_count(1)
+    await screen.get_by_label("Verdict", exact=True).select_option("")
+    await screen.get_by_label("Theme", exact=True).select_option("Sales")
+    await expect(page.locator(".rv-list li")).to_have_count(2)
+
+    page.on("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Complete review (load approved)").click()
+    await expect(page.locator("#rv-msg")).to_contain_text("review completed: 1 pairs will be loaded")
+    detail = await api.wait(task_id)
+    assert detail["status"] == "completed", detail
+    status, body = await api.call("GET", f"{BASE}/tasks/{task_id}/events", params={"limit": 1000})
+    assert status == 200
+    decisions = [e["payload"]["decision"] for e in body["data"]["events"] if e["type"] == "pair_reviewed"]
+    assert decisions == ["approve", "reject"]
+
+
+async def test_review_screen_has_no_serious_accessibility_violation(
+    open_ui: OpenUi, ui_url: str, api: Api, data_dir: Path
+) -> None:
+    task_id = await _task_in_review(api, data_dir)
+    page, _ = await open_ui(f"{ui_url}/#review={task_id}", bypass_csp=True)
+    await expect(page.locator("#rv-progress")).to_have_text("0/4 reviewed (0 approved, 0 rejected)")
+    assert await run_axe(page) == []
+    # The header's button lists the tasks awaiting review.
+    await page.get_by_role("button", name="Close").first.click()
+    await page.get_by_role("button", name="Review", exact=True).click()
+    await expect(page.get_by_role("dialog", name="Tasks awaiting review")).to_contain_text(task_id)
+    status, _ = await api.call("POST", f"{BASE}/tasks/{task_id}/review/abandon")
+    assert status == 202
