@@ -220,3 +220,41 @@ def test_a_counted_block_meters_its_calls_and_still_counts_in_the_step() -> None
         assert step.total_tokens == 45
         with pytest.raises(llm_usage.LlmBudgetExceeded), llm_usage.counted():
             llm_usage.record_call("m", 50, 10, 0.1)  # the step's budget still applies
+
+
+def test_the_report_shows_what_an_incremental_run_reused() -> None:
+    from shared.final_report import report_lines, step_counts
+
+    summary = {
+        "tables_requested": 4,
+        "tables_succeeded": 4,
+        "tables_failed": [],
+        "fingerprints": {"public.a": "f1"},
+        "incremental": {
+            "from_task": "task_1",
+            "tables": {"unchanged": 2, "changed": 1, "new": 1, "dropped": 1},
+            "table_names": {"unchanged": ["public.a", "public.b"], "changed": ["public.c"]},
+            "llm_tokens_saved": 1200,
+        },
+    }
+    counts = step_counts("ddl_generation", summary)
+    assert counts["table_fingerprints"] == {"public.a": "f1"}
+    assert counts["incremental"]["tables"]["changed"] == 1
+    qa = step_counts(
+        "qa_generation",
+        {"pairs": 9, "incremental": {"from_task": "task_1", "pairs_carried_over": 5, "themes_generated": 2}},
+    )
+    report = {
+        "plan": ["ddl_generation", "qa_generation"],
+        "steps": {
+            "ddl_generation": {"status": "completed", **counts},
+            "qa_generation": {"status": "completed", **qa},
+        },
+    }
+    text = "\n".join(report_lines(report))
+    assert (
+        "incremental from task_1: tables unchanged 2, changed 1, new 1, dropped 1; about 1200 LLM tokens saved"
+        in text
+    )
+    assert "incremental: pairs generated for 2 themes, 5 carried over from task_1" in text
+    assert "incremental" not in step_counts("ddl_generation", {"tables_succeeded": 1})
