@@ -63,23 +63,24 @@ async def compact(
 
 
 _COMPACT = """
-WITH f AS (
-    SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::bigint[], $4::bigint[])
+DELETE FROM data_pipeline_events d USING (
+    SELECT b.seq
+    FROM unnest($1::varchar[], $2::varchar[], $3::bigint[], $4::bigint[])
         AS f(task_id, execution_id, created_seq, finished_seq)
-), quiet AS (
-    SELECT f.* FROM f WHERE NOT EXISTS (
+    CROSS JOIN LATERAL (
+        SELECT e.seq, e.type,
+               row_number() OVER (ORDER BY e.seq DESC) AS from_last,
+               row_number() OVER (PARTITION BY e.type ORDER BY e.seq DESC) AS from_last_of_type
+        FROM data_pipeline_events e
+        WHERE e.task_id = f.task_id AND e.seq > f.created_seq AND e.seq < f.finished_seq
+          AND e.type = ANY($5::text[]) AND e.payload->>'execution_id' = f.execution_id
+    ) b
+    WHERE NOT EXISTS (
         SELECT 1 FROM data_pipeline_events x
         WHERE x.task_id = f.task_id AND x.seq > f.created_seq AND x.seq < f.finished_seq
           AND x.type <> ALL($6::text[])
     )
-), beats AS (
-    SELECT d.seq, d.type,
-           row_number() OVER (PARTITION BY q.execution_id ORDER BY d.seq DESC) AS from_last,
-           row_number() OVER (PARTITION BY q.execution_id, d.type ORDER BY d.seq DESC) AS from_last_of_type
-    FROM quiet q JOIN data_pipeline_events d
-      ON d.task_id = q.task_id AND d.seq > q.created_seq AND d.seq < q.finished_seq
-    WHERE d.type = ANY($5::text[]) AND d.payload->>'execution_id' = q.execution_id
-)
-DELETE FROM data_pipeline_events d USING beats b
-WHERE d.seq = b.seq AND b.from_last > 1 AND NOT (b.type = 'step_progress' AND b.from_last_of_type = 1)
+      AND b.from_last > 1 AND NOT (b.type = 'step_progress' AND b.from_last_of_type = 1)
+) z
+WHERE d.seq = z.seq
 """

@@ -28,7 +28,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.copy_text import copy_text
+from shared.copy_text import field
 from shared.events import EVENT_TYPES
 from shared.lifecycle import Finished
 from shared.messages import EVENT_ADAPTER, EventEnvelope
@@ -138,22 +138,14 @@ async def copy_events(conn: asyncpg.Connection, admitted: Sequence[tuple[int, Ev
     """Store admitted events with one COPY."""
     if not admitted:
         return
-    rows = (
-        (
-            seq,
-            e.event_id,
-            e.type,
-            e.task_id,
-            e.occurred_at,
-            e.producer,
-            e.payload.model_dump_json(),
-            EVENT_VERSIONS[e.type],
-        )
+    lines = "".join(
+        f"{seq}\t{e.event_id}\t{e.type}\t{field(e.task_id)}\t{e.occurred_at.isoformat()}\t{field(e.producer)}"
+        f"\t{field(e.payload.model_dump_json())}\t{EVENT_VERSIONS[e.type]}\n"
         for seq, e in admitted
     )
     await conn.copy_to_table(
         "data_pipeline_events",
-        source=io.BytesIO(copy_text(rows)),
+        source=io.BytesIO(lines.encode()),
         columns=["seq", "event_id", "type", "task_id", "occurred_at", "producer", "payload", "version"],
         format="text",
     )

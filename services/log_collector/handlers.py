@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
@@ -18,6 +19,7 @@ from services.log_collector.adapters.task_files import TaskLogFiles
 from services.log_collector.batch_store import store_batch
 from services.log_collector.metrics import CollectorMetrics
 from services.log_collector.projections import Projector
+from services.log_collector.unit_of_work import LOG_COLUMNS
 from shared.logging import get_logger
 from shared.messages import EventEnvelope, decode_message
 from shared.retry import TRANSIENT_ERRORS, delays
@@ -25,6 +27,22 @@ from shared.retry import TRANSIENT_ERRORS, delays
 log = get_logger()
 _RETRY_BASE_DELAY = 0.2
 _RETRY_MAX_DELAY = 5.0
+_SYNC_SECONDS = 1.0  # data_pipeline.log files are fsynced at least this often (a finishing task's at once)
+_FILE_COLUMNS = ("id", "timestamp", "log_level", "step_name", "message")
+_AT = [LOG_COLUMNS.index(c) for c in _FILE_COLUMNS]
+# The id of each task's log row before the first one a commit added (None: it has none).
+_BEFORE = """
+SELECT t.task_id,
+       (SELECT max(l.id) FROM data_pipeline_task_logs l WHERE l.task_id = t.task_id AND l.id < t.first_id) AS before
+FROM unnest($1::varchar[], $2::bigint[]) AS t(task_id, first_id)
+"""
+
+
+def _lines_by_task(committed: Projector) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in sorted(committed.uow.written_logs, key=lambda r: r[0]):
+        out.setdefault(row[1], []).append(dict(zip(_FILE_COLUMNS, (row[i] for i in _AT), strict=True)))
+    return out
 
 
 @dataclass
@@ -44,6 +62,8 @@ class BatchCollector:
     _flushing: set[asyncio.Task[None]] = field(default_factory=set)
     _behind: set[str] = field(default_factory=set)  # tasks whose log file could not be written yet
     _stopping: bool = False
+    _synced_at: float = 0.0
+    _sync: asyncio.Task[None] | None = None
     stored: int = 0
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
@@ -139,22 +159,43 @@ class BatchCollector:
             self.stored += 1
 
     async def _after_commit(self, committed: Projector) -> None:
-        """Bring the task directories up to date. Never raises: the rows are committed, so the batch is
-        acked regardless, and a log file that cannot be written now catches up after a later commit."""
+        """Bring the task directories up to date: the batch's lines appended from memory where the file
+        ends with the task's previous row, a catch-up from the table elsewhere. Never raises: the rows
+        are committed, so the batch is acked regardless, and a log file that cannot be written now
+        catches up after a later commit."""
         gone = committed.deleted_tasks | committed.files_cleaned_tasks
-        self._behind = (self._behind | committed.logged_tasks) - gone
         for task_id in gone:
             self.files.remove_task(task_id)
         for task_id in committed.logs_purged_tasks - gone:
             self.files.remove_log(task_id)
+        lines = _lines_by_task(committed)
+        fresh = {t: rows for t, rows in lines.items() if t not in self._behind and t not in gone}
+        self._behind = (self._behind | lines.keys() | committed.logged_tasks) - gone
         try:
             async with self.pool.acquire() as conn:
+                if fresh:
+                    before = await conn.fetch(
+                        _BEFORE, list(fresh), [rows[0]["id"] for rows in fresh.values()]
+                    )
+                    for row in before:
+                        if self.files.append(row["task_id"], fresh[row["task_id"]], row["before"]):
+                            self._behind.discard(row["task_id"])
                 for task_id in sorted(self._behind):
                     await self.files.catch_up(conn, task_id)
                     self._behind.discard(task_id)
+            self._sync_soon()
         except Exception as exc:
             self.metrics.catch_up_failures.inc()
             log.warning("log file not written; it catches up later", tasks=len(self._behind), error=repr(exc))
+
+    def _sync_soon(self) -> None:
+        """fsync the written log files in a thread, at most every _SYNC_SECONDS and one sync at a time."""
+        if self._sync is not None and not self._sync.done():
+            return
+        if time.monotonic() - self._synced_at < _SYNC_SECONDS:
+            return
+        self._synced_at = time.monotonic()
+        self._sync = asyncio.create_task(asyncio.to_thread(self.files.sync))
 
     async def _settle(
         self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]], *, requeue: bool
@@ -168,3 +209,7 @@ class BatchCollector:
         await self.flush()
         if self._flushing:
             await asyncio.gather(*self._flushing, return_exceptions=True)
+        with contextlib.suppress(OSError):
+            if self._sync is not None:
+                await self._sync
+            self.files.sync()

@@ -77,7 +77,7 @@ async def insert_log(
             "step_name": step_name,
             "module_name": module,
             "function_name": function,
-            "timestamp": env.occurred_at,
+            "timestamp": utc(env.occurred_at),
             "extra_data": mask_secrets(json.dumps(extra, default=str)),
             "event_id": env.event_id,
             "level_no": LEVEL_NUMBERS[level],

@@ -105,6 +105,7 @@ class UnitOfWork:
         self._dirty_executions: set[str] = set()
         self._logs: list[tuple[Any, ...]] = []
         self._outputs: list[tuple[Any, ...]] = []
+        self.written_logs: list[tuple[Any, ...]] = []  # every log row flushed (LOG_COLUMNS), for the files
 
     # ---- reading ---------------------------------------------------------------------------------
 
@@ -181,6 +182,7 @@ class UnitOfWork:
     def clear(self) -> None:
         self._tasks.clear()
         self._executions.clear()
+        self.written_logs.clear()
 
     # ---- writing ---------------------------------------------------------------------------------
 
@@ -219,5 +221,6 @@ class UnitOfWork:
         self._dirty_tasks.clear()
         self._new_executions.clear()
         self._dirty_executions.clear()
+        self.written_logs += self._logs
         self._logs.clear()
         self._outputs.clear()

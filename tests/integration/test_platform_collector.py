@@ -175,6 +175,11 @@ class BrokenFiles(TaskLogFiles):
             raise OSError(28, "No space left on device (simulated)")
         return await super().catch_up(conn, task_id)
 
+    def append(self, task_id: str, rows: list[dict[str, Any]], before: int | None) -> bool:
+        if self.broken:
+            raise OSError(28, "No space left on device (simulated)")
+        return super().append(task_id, rows, before)
+
 
 async def test_log_file_failure_neither_stalls_nor_loses_lines(
     pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
