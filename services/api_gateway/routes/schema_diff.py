@@ -23,6 +23,7 @@ from services.api_gateway.keys import EXTRAS, POOL, SETTINGS
 from services.api_gateway.schemas.incremental import SchemaDiff, SchemaDiffQuery, TableCounts
 from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
 from services.api_gateway.validation import parse_query
+from services.step_runner.pipeline.catalog import TableInfo
 from services.step_runner.pipeline.fingerprint import diff_fingerprints, table_fingerprint
 from services.step_runner.pipeline.incremental import Baseline, schema_tables, table_key
 from services.step_runner.pipeline.introspect import IntrospectionOptions, TableNotFound, introspect_table
@@ -30,6 +31,7 @@ from services.step_runner.pipeline.table_list import TableRef
 from shared import business_db
 from shared.connection_url import HostPolicy
 
+DIFF_CONCURRENCY = 4  # tables introspected at once (connections to the business database)
 INTROSPECTION = "introspection"  # app[EXTRAS] key: the step runner's IntrospectionOptions (same settings)
 
 
@@ -37,23 +39,32 @@ async def _fingerprints(
     url: str, baseline: Baseline, options: IntrospectionOptions, policy: HostPolicy, timeout_ms: int
 ) -> tuple[dict[str, str], list[str], list[str]]:
     """({schema.table: fingerprint} of the earlier task's tables now, the ones that cannot be read, and
-    every table of their schemas now)."""
+    every table of their schemas now). A few tables at a time, on a small pool."""
     now: dict[str, str] = {}
     unreadable: list[str] = []
-    conn = await business_db.connect(url, statement_timeout_ms=timeout_ms, policy=policy)
-    try:
-        for table in baseline.catalog.tables:
+    pool = await business_db.create_pool(
+        url, max_size=DIFF_CONCURRENCY, statement_timeout_ms=timeout_ms, policy=policy
+    )
+
+    async def one(table: TableInfo) -> None:
+        async with pool.acquire() as conn:
             try:
                 introspected = await introspect_table(conn, TableRef(table.schema_name, table.name), options)
             except (TableNotFound, asyncpg.PostgresError):
                 unreadable.append(table_key(table))
             else:
                 now[table_key(table)] = table_fingerprint(introspected)
-        in_schemas = await schema_tables(conn, [t.schema_name for t in baseline.catalog.tables])
+
+    try:
+        async with asyncio.TaskGroup() as group:  # the pool's size bounds the tables at once
+            for table in baseline.catalog.tables:
+                group.create_task(one(table))
+        async with pool.acquire() as conn:
+            in_schemas = await schema_tables(conn, [t.schema_name for t in baseline.catalog.tables])
     except BaseException:
-        conn.terminate()
+        pool.terminate()
         raise
-    await business_db.close(conn)
+    await pool.close()
     return now, sorted(unreadable), in_schemas
 
 
