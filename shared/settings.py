@@ -210,9 +210,14 @@ class GatewaySettings(CommonSettings, ReviewGatewaySettings):
         " this (the collector or the scheduler lags).",
     )
     log_count_limit: int = Field(
-        default=10_000,
+        default=1_000,
         ge=1,
         description="GET /tasks/{id}/logs stops counting matching lines here (total_exact: false past it).",
+    )
+    task_count_limit: int = Field(
+        default=1_000,
+        ge=1,
+        description="GET /tasks stops counting matching tasks here (total_exact: false past it).",
     )
     accepted_task_ttl_seconds: float = Field(
         default=86_400.0,

@@ -1,6 +1,7 @@
 """Page-numbered queries over the read models, for the earlier implementation's POST /tasks/query and
 POST /tasks/{id}/logs/query. The keyset pages of read_models stay the recommended way; these pages are
 bounded (schemas/earlier.py caps page and page size), so an offset never scans without end.
+POST /tasks/query keeps an exact total: its clients compute `total_pages` from it.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from datetime import datetime
 
 import asyncpg
 
+from services.api_gateway.adapters.keyset import Where, count_capped
 from services.api_gateway.adapters.read_models import (
     _TASK_COLUMNS,
     LogFilters,
     TaskFilters,
     _log_where,
     _task_where,
-    _Where,
     like_pattern,
 )
 
@@ -70,7 +71,7 @@ class LogQuery:
     logger: str | None = None  # text in the module name
 
 
-def _where(task_id: str, query: LogQuery) -> _Where:
+def _where(task_id: str, query: LogQuery) -> Where:
     where = _log_where(task_id, query.filters)
     if query.level:
         where.add("log_level = {}", query.level)
@@ -99,11 +100,4 @@ async def query_logs(
 async def count_logs(pool: asyncpg.Pool, task_id: str, query: LogQuery, *, cap: int) -> tuple[int, bool]:
     """(lines matching, exact), counting at most `cap` matches (as read_models.count_logs)."""
     where = _where(task_id, query)
-    args = [*where.args, cap + 1]
-    found = int(
-        await pool.fetchval(
-            f"SELECT count(*) FROM (SELECT 1 FROM data_pipeline_task_logs{where.sql()} LIMIT ${len(args)}) s",
-            *args,
-        )
-    )
-    return min(found, cap), found <= cap
+    return await count_capped(pool, f"FROM data_pipeline_task_logs{where.sql()}", where.args, cap)

@@ -6,6 +6,11 @@ intake journal (adapters/accepted.py): `get_task`, `task_status` and `existing_t
 
 Every connection's search_path is the configured pipeline schema (shared.db), so table names are bare.
 Pagination is keyset everywhere: (created_at, id) for tasks, id for log lines, seq for events.
+
+Each page costs the same on a task of 10k log lines as on one of 1M, and on 1k tasks as on 100k
+(issue 11, goal 3; bench/bench_reads.py measures it): every filter is served by an index in page order
+(migration 0005), a filter on several values (levels, statuses) is read as one ordered branch per value
+merged by the database, and totals are counted up to a cap (`total_exact` false past it).
 """
 
 from __future__ import annotations
@@ -18,6 +23,15 @@ from typing import Any
 import asyncpg
 
 from services.api_gateway.adapters import accepted
+from services.api_gateway.adapters.keyset import (
+    Connection,
+    Queryable,
+    Where,
+    count_capped,
+    custom_plans,
+    ordered_branches,
+    text_page,
+)
 from shared import event_store, vocabulary
 
 RUNNING_STATUSES = ("pending", "in_progress")
@@ -37,20 +51,14 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-class _Where:
-    """Builds a WHERE clause with numbered parameters."""
-
-    def __init__(self) -> None:
-        self.clauses: list[str] = []
-        self.args: list[Any] = []
-
-    def add(self, template: str, *values: Any) -> None:
-        numbers = [f"${len(self.args) + i + 1}" for i in range(len(values))]
-        self.clauses.append(template.format(*numbers))
-        self.args.extend(values)
-
-    def sql(self) -> str:
-        return (" WHERE " + " AND ".join(self.clauses)) if self.clauses else ""
+# What the task list's search looks in: id, name, database and business context, one per line (a search
+# text holds no line break, so a match never spans two fields). The trigram index of migration 0005
+# is on exactly this expression; a different spelling here would not use it.
+TASK_SEARCH_TEXT = (
+    "(id || chr(10) || coalesce(task_name, '') || chr(10) || coalesce(db_name, '')"
+    " || chr(10) || coalesce(business_context, ''))"
+)
+LEVELS: tuple[int, ...] = tuple(sorted(LEVEL_NUMBERS.values()))
 
 
 async def ping(pool: asyncpg.Pool) -> bool:
@@ -92,21 +100,25 @@ class TaskFilters:
     db_name: str | None = None
     search: str | None = None
 
+    @property
+    def statuses(self) -> list[str]:
+        return self.status.split(",") if self.status else []
 
-def _task_where(filters: TaskFilters) -> _Where:
-    where = _Where()
-    if filters.status:
-        where.add("status = ANY({}::text[])", filters.status.split(","))
+
+def _task_where(filters: TaskFilters, *, with_status: bool = True, with_search: bool = True) -> Where:
+    where = Where()
+    if filters.status and with_status:
+        where.add("status = ANY({}::text[])", filters.statuses)
     if filters.created_by:
         where.add("created_by = {}", filters.created_by)
     if filters.db_name:
         where.add("db_name = {}", filters.db_name)
-    if filters.search:
-        where.add(
-            "(coalesce(task_name, '') ILIKE {0} ESCAPE '\\' OR coalesce(business_context, '') ILIKE {0} ESCAPE '\\')",
-            like_pattern(filters.search),
-        )
+    if filters.search and with_search:
+        where.add(f"{TASK_SEARCH_TEXT} ILIKE {{}}", like_pattern(filters.search))
     return where
+
+
+_TASK_ORDER = "created_at DESC, id DESC"
 
 
 async def list_tasks(
@@ -116,21 +128,68 @@ async def list_tasks(
     before: tuple[datetime, str] | None,
     limit: int,
     offset: int = 0,
-) -> tuple[list[asyncpg.Record], int]:
+    count_cap: int,
+) -> tuple[list[asyncpg.Record], int, bool]:
     """Newest first; `limit + 1` rows are fetched so the caller knows whether there is a next page.
-    `offset` skips rows (the earlier implementation's paging); `before` is the keyset position."""
+    `offset` skips rows (the earlier implementation's paging); `before` is the keyset position.
+    Returns (rows, total, exact): the total is counted up to `count_cap` (exact below it)."""
+    async with pool.acquire() as conn:
+        if not filters.search:
+            return await _counted_task_page(conn, filters, before, limit + 1 + offset, offset, count_cap)
+        async with conn.transaction(readonly=True):
+            await custom_plans(conn)
+            return await _counted_task_page(conn, filters, before, limit + 1 + offset, offset, count_cap)
+
+
+async def _counted_task_page(
+    conn: Connection,
+    filters: TaskFilters,
+    before: tuple[datetime, str] | None,
+    limit: int,
+    offset: int,
+    count_cap: int,
+) -> tuple[list[asyncpg.Record], int, bool]:
     where = _task_where(filters)
-    count_sql = f"SELECT count(*) FROM data_pipeline_tasks{where.sql()}"
-    total = await pool.fetchval(count_sql, *where.args)
+    total, exact = await count_capped(conn, f"FROM data_pipeline_tasks{where.sql()}", where.args, count_cap)
+    rows = await _task_page(conn, filters, before, limit)
+    return rows[offset:], total, exact
+
+
+async def _task_page(
+    conn: Connection, filters: TaskFilters, before: tuple[datetime, str] | None, limit: int
+) -> list[asyncpg.Record]:
+    select = f"SELECT {_TASK_COLUMNS} FROM data_pipeline_tasks"
+    statuses = filters.statuses
+    where = _task_where(filters, with_status=len(statuses) < 2)
     if before is not None:
         where.add("(created_at, id) < ({}, {})", before[0], before[1])
-    where_args = [*where.args, limit + 1, offset]
-    rows = await pool.fetch(
-        f"SELECT {_TASK_COLUMNS} FROM data_pipeline_tasks{where.sql()}"
-        f" ORDER BY created_at DESC, id DESC LIMIT ${len(where_args) - 1} OFFSET ${len(where_args)}",
-        *where_args,
+    if filters.search:
+        scope = Where()
+        if before is not None:
+            scope.add("(created_at, id) < ({}, {})", before[0], before[1])
+        if len(statuses) > 1:
+            where.add("status = ANY({}::text[])", statuses)
+        return await text_page(
+            conn,
+            table="data_pipeline_tasks",
+            columns=_TASK_COLUMNS,
+            keys=("created_at", "id"),
+            descending=True,
+            scope=scope,
+            matching=where,
+            limit=limit,
+        )
+    if len(statuses) > 1:
+        # One branch per status, each newest first in (status, created_at, id); the page is merged.
+        branches = []
+        for status in statuses:
+            where.args.append(status)
+            branches.append(f"status = ${len(where.args)}")
+        sql = ordered_branches(select, where, branches, _TASK_ORDER, str(int(limit)))
+        return list(await conn.fetch(sql, *where.args))
+    return list(
+        await conn.fetch(f"{select}{where.sql()} ORDER BY {_TASK_ORDER} LIMIT {int(limit)}", *where.args)
     )
-    return list(rows), int(total)
 
 
 async def active_tasks(pool: asyncpg.Pool) -> tuple[list[asyncpg.Record], bool]:
@@ -168,15 +227,15 @@ class LogFilters:
     until: datetime | None = None
 
 
-def _log_where(task_id: str, filters: LogFilters) -> _Where:
-    where = _Where()
+def _log_where(task_id: str, filters: LogFilters, *, with_level: bool = True) -> Where:
+    where = Where()
     where.add("task_id = {}", task_id)
-    if filters.min_level is not None:
+    if filters.min_level is not None and with_level:
         where.add("level_no >= {}", filters.min_level)
     if filters.step:
         where.add("step_name = {}", filters.step)
     if filters.text:
-        where.add("message ILIKE {} ESCAPE '\\'", like_pattern(filters.text))
+        where.add("message ILIKE {}", like_pattern(filters.text))
     if filters.since:
         where.add("timestamp >= {}", filters.since)
     if filters.until:
@@ -184,8 +243,23 @@ def _log_where(task_id: str, filters: LogFilters) -> _Where:
     return where
 
 
+_LOG_COLUMNS = """id, event_id, task_id, execution_id, log_level, message, step_name, module_name,
+                  function_name, timestamp, extra_data"""
+
+
+def _level_branches(filters: LogFilters) -> list[str] | None:
+    """A level filter, or a step filter (its index continues with the level), is read one level at a
+    time: (task_id, level_no, id) and (task_id, step_name, level_no, id) give each level's lines in id
+    order (migration 0005 holds level_no to these five values)."""
+    if filters.min_level is not None:
+        return [f"level_no = {n}" for n in LEVELS if n >= filters.min_level]
+    if filters.step:
+        return [f"level_no = {n}" for n in LEVELS]
+    return None
+
+
 async def logs(
-    pool: asyncpg.Pool,
+    pool: Queryable,
     task_id: str,
     filters: LogFilters,
     *,
@@ -194,33 +268,55 @@ async def logs(
     descending: bool = False,
 ) -> list[asyncpg.Record]:
     """Log lines past the cursor (`id > after_id`, or `<` when descending); `limit + 1` rows."""
-    where = _log_where(task_id, filters)
+    if filters.text and isinstance(pool, asyncpg.Pool):
+        async with pool.acquire() as conn, conn.transaction(readonly=True):
+            return await logs(conn, task_id, filters, after_id=after_id, limit=limit, descending=descending)
+    order = f"id {'DESC' if descending else 'ASC'}"
+    cursor = "id < {}" if descending else "id > {}"
+    if filters.text and not isinstance(pool, asyncpg.Pool):
+        await custom_plans(pool)
+        scope = Where()
+        scope.add("task_id = {}", task_id)
+        matching = _log_where(task_id, filters)
+        if after_id is not None:
+            scope.add(cursor, after_id)
+            matching.add(cursor, after_id)
+        return await text_page(
+            pool,
+            table="data_pipeline_task_logs",
+            columns=_LOG_COLUMNS,
+            keys=("id",),
+            descending=descending,
+            scope=scope,
+            matching=matching,
+            limit=limit + 1,
+        )
+    branches = _level_branches(filters)
+    where = _log_where(task_id, filters, with_level=branches is None)
     if after_id is not None:
-        where.add("id < {}" if descending else "id > {}", after_id)
-    args = [*where.args, limit + 1]
+        where.add(cursor, after_id)
+    # The page's ids first (from the filters' index alone), then their rows by primary key.
+    select = "SELECT id FROM data_pipeline_task_logs"
+    if branches:
+        ids = ordered_branches(select, where, branches, order, str(int(limit) + 1))
+    else:
+        ids = f"{select}{where.sql()} ORDER BY {order} LIMIT {int(limit) + 1}"
     return list(
         await pool.fetch(
-            f"""SELECT id, event_id, task_id, execution_id, log_level, message, step_name, module_name,
-                       function_name, timestamp, extra_data
-                FROM data_pipeline_task_logs{where.sql()}
-                ORDER BY id {"DESC" if descending else "ASC"} LIMIT ${len(args)}""",
-            *args,
+            f"SELECT {_LOG_COLUMNS} FROM ({ids}) page JOIN data_pipeline_task_logs USING (id) ORDER BY {order}",
+            *where.args,
         )
     )
 
 
-async def count_logs(pool: asyncpg.Pool, task_id: str, filters: LogFilters, *, cap: int) -> tuple[int, bool]:
-    """(lines matching, exact): counting stops after `cap` matches, so its cost is bounded; past the cap
-    the count is `cap` and not exact."""
+async def count_logs(pool: Queryable, task_id: str, filters: LogFilters, *, cap: int) -> tuple[int, bool]:
+    """(lines matching, exact), counted up to `cap` (see keyset.count_capped)."""
+    if filters.text and isinstance(pool, asyncpg.Pool):
+        async with pool.acquire() as conn, conn.transaction(readonly=True):
+            await custom_plans(conn)
+            return await count_logs(conn, task_id, filters, cap=cap)
     where = _log_where(task_id, filters)
-    args = [*where.args, cap + 1]
-    found = int(
-        await pool.fetchval(
-            f"SELECT count(*) FROM (SELECT 1 FROM data_pipeline_task_logs{where.sql()} LIMIT ${len(args)}) s",
-            *args,
-        )
-    )
-    return min(found, cap), found <= cap
+    return await count_capped(pool, f"FROM data_pipeline_task_logs{where.sql()}", where.args, cap)
 
 
 async def events(

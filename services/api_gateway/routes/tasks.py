@@ -230,11 +230,16 @@ async def list_tasks(request: web.Request) -> web.Response:
         raise InvalidParams("page by cursor or by offset, not both", invalid=["cursor", "offset"])
     before = decode_task_cursor(query.cursor) if query.cursor else None
     filters = read_models.TaskFilters(
-        status=query.status, created_by=query.created_by, db_name=query.db_name, search=query.search
+        status=query.status, created_by=query.created_by, db_name=query.db_name, search=query.search_text
     )
     offset = None if query.cursor else (query.offset or 0)
-    rows, total = await read_models.list_tasks(
-        request.app[POOL], filters, before=before, limit=query.limit, offset=offset or 0
+    rows, total, exact = await read_models.list_tasks(
+        request.app[POOL],
+        filters,
+        before=before,
+        limit=query.limit,
+        offset=offset or 0,
+        count_cap=request.app[SETTINGS].task_count_limit,
     )
     now = datetime.now(UTC)
     page = rows[: query.limit]
@@ -243,10 +248,11 @@ async def list_tasks(request: web.Request) -> web.Response:
         tasks=[task_summary(r, now) for r in page],
         next_cursor=next_cursor,
         total=total,
+        total_exact=exact,
         limit=query.limit,
         offset=offset,
     )
-    return ok(f"{len(page)} of {total} tasks", data.model_dump(mode="json"))
+    return ok(f"{len(page)} of {total}{'' if exact else '+'} tasks", data.model_dump(mode="json"))
 
 
 async def active_tasks(request: web.Request) -> web.Response:
@@ -295,7 +301,7 @@ ROUTES = [
         "GET",
         f"{DATA_PIPELINE}/tasks",
         list_tasks,
-        "List tasks, newest first",
+        "List tasks, newest first; `search` finds a fragment of the id, name, database or context",
         "tasks",
         query=TaskListQuery,
         response=TaskList,

@@ -13,6 +13,7 @@ from pydantic import (
     field_validator,
 )
 
+from services.api_gateway.errors import InvalidParams
 from services.api_gateway.schemas.names import (
     spaced_alternatives,
 )
@@ -40,6 +41,10 @@ _STATUS_LIST_PATTERN = (
 )
 
 
+# A search text is one line: no control characters (the searched fields are joined by line breaks).
+_ONE_LINE_PATTERN = "^[^\\x00-\\x1f\\x7f]*$"
+
+
 class TaskListQuery(_Query):
     limit: int = Field(default=50, ge=1, le=100, description="Page size (default 50, as the seed).")
     status: str | None = Field(
@@ -50,7 +55,17 @@ class TaskListQuery(_Query):
     created_by: str | None = Field(default=None, max_length=50)
     db_name: str | None = Field(default=None, max_length=100)
     search: str | None = Field(
-        default=None, max_length=200, description="Text in task name or business context."
+        default=None,
+        max_length=200,
+        description="Text (case-insensitive) in the task id (a fragment is enough), task name, database"
+        " name or business context; `%` and `_` are searched for literally.",
+        json_schema_extra={"pattern": _ONE_LINE_PATTERN},
+    )
+    q: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The same as `search` (the name the logs' text filter and the web UI use); not both.",
+        json_schema_extra={"pattern": _ONE_LINE_PATTERN},
     )
     cursor: str | None = Field(default=None, max_length=500, description="next_cursor of the previous page.")
     offset: int | None = Field(
@@ -71,6 +86,21 @@ class TaskListQuery(_Query):
         if not parts or any(p not in known for p in parts):
             raise ValueError(f"must be one or more of {sorted(known)} (or running), comma-separated")
         return ",".join(dict.fromkeys(parts))
+
+    @field_validator("search", "q")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("must not contain control characters (line breaks, tabs)")
+        return value
+
+    @property
+    def search_text(self) -> str | None:
+        """`search` or `q`, stripped; None when neither holds text."""
+        if self.search and self.q and self.search != self.q:
+            raise InvalidParams("give search or q, not both", invalid=["search", "q"])
+        text = (self.search or self.q or "").strip()
+        return text or None
 
 
 class LogFilterQuery(_Query):

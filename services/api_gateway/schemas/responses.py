@@ -60,7 +60,15 @@ class TaskSummary(_Out):
 class TaskList(_Out):
     tasks: list[TaskSummary]
     next_cursor: str | None
-    total: int
+    total: int = Field(
+        description="Tasks matching the filters, counted up to DP_TASK_COUNT_LIMIT (default 1000) on every"
+        " page, so a page costs the same with 1k or 100k tasks."
+    )
+    total_exact: bool = Field(
+        default=True,
+        description="False when more tasks match than the cap: `total` is then a lower bound (show it as"
+        " `1000+`); page on with next_cursor to see them all.",
+    )
     limit: int = Field(description="The page size used (echoed).")
     offset: int | None = Field(description="The offset used (echoed; null when paging by cursor).")
 
@@ -222,11 +230,13 @@ class LogPage(_Out):
     logs: list[LogLine]
     next_cursor: str | None
     total: int = Field(
-        description="Lines matching the filters, counted on the first page (later pages repeat it) and"
-        " capped at DP_LOG_COUNT_LIMIT."
+        description="Lines matching the filters, counted on the first page up to DP_LOG_COUNT_LIMIT (default"
+        " 1000); later pages of the same listing repeat it (it is carried in the cursor)."
     )
     total_exact: bool = Field(
-        default=True, description="False when more lines match than the cap: `total` is then a lower bound."
+        default=True,
+        description="False when more lines match than the cap: `total` is then a lower bound (show it as"
+        " `1000+`); the pages themselves still reach every line.",
     )
 
 
