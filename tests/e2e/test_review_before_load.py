@@ -67,6 +67,11 @@ async def test_review_approve_reject_edit_then_complete_loads_exactly_the_approv
     task_id, pairs = await _create_for_review(api, demo_db_url)
     assert len(pairs) >= 3, pairs
     assert all(p["status"] == "pending" and p["verdict"] in ("valid", "invalid") for p in pairs)
+    # Step 2 names each pair's theme; the list filters by it.
+    theme = next(p["theme"] for p in pairs if p["theme"])
+    status, body = await api.call("GET", f"{BASE}/tasks/{task_id}/pairs", params={"theme": theme})
+    assert status == 200 and 0 < body["data"]["matched"] <= len(pairs) and theme in body["data"]["themes"]
+    assert all(p["theme"] == theme for p in body["data"]["pairs"])
     approve, reject, edit = pairs[0], pairs[1], pairs[2]
     table = demo_tables()[0]
     url = f"{BASE}/tasks/{task_id}/pairs"

@@ -89,7 +89,8 @@ async def test_writes_pairs_and_theme_files_whose_sql_runs(
     assert summary["themes"] == 3 and summary["provider"] == "offline"
     pairs = json.loads((task_dir / pair_name).read_text(encoding="utf-8"))
     assert summary["pairs"] == len(pairs) >= 15  # 3 themes x 6, minus duplicates across themes
-    assert all(set(p) == {"question", "sql"} and p["sql"].endswith(";") for p in pairs)
+    # Each pair names its theme (the review screen filters by it).
+    assert all(set(p) == {"question", "sql", "theme"} and p["sql"].endswith(";") for p in pairs)
     assert len({p["question"] for p in pairs}) == len(pairs)
     await _explain_all(scratch, pairs)
 

@@ -92,6 +92,11 @@ class QaGenerationExecutor:
                 ctx, model, asked, catalog, context, per_theme
             )
             pairs = _clean([carried, *per_theme_pairs])
+            # Each pair names its business theme (the review screen filters by it; step 3 keeps the key).
+            theme_of: dict[str, str] = {}
+            for theme, generated in zip(asked, per_theme_pairs, strict=True):
+                for p in generated:
+                    theme_of.setdefault(" ".join(p.question.split()).casefold(), theme.name)
             if not pairs:
                 retryable = bool(failures) and all(f.retryable for f in failures)
                 detail = f": {failures[0]}" if failures else ""
@@ -110,7 +115,7 @@ class QaGenerationExecutor:
         generated_at = self._clock()
         pair_name = _pair_name(ctx.task_dir, db_name, generated_at)
         files = {
-            pair_name: render_pairs([{"question": p.question, "sql": p.sql} for p in pairs]),
+            pair_name: render_pairs([_pair_dict(p, theme_of.get(p.question.casefold())) for p in pairs]),
             METADATA_SQL_FILE: metadata_sql(themes, db_name, context, generated_at),
             METADATA_DOC_FILE: metadata_doc(themes, db_name),
             SCOPE_FILE: scope if scope.endswith("\n") else scope + "\n",
@@ -219,6 +224,10 @@ def _load_inputs(task_dir: Path) -> SchemaCatalog:
     if not catalog.tables:
         raise StepError(f"{CATALOG_FILE} lists no table")
     return catalog
+
+
+def _pair_dict(pair: QuestionSQL, theme: str | None) -> dict[str, str]:
+    return {"question": pair.question, "sql": pair.sql, **({"theme": theme} if theme else {})}
 
 
 def _clean(per_theme: list[list[QuestionSQL]]) -> list[QuestionSQL]:
