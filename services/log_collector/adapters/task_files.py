@@ -62,7 +62,7 @@ class TaskLogFiles:
     def __init__(self, data_root: Path) -> None:
         self.data_root = data_root
         self._last: dict[str, int] = {}
-        self._size: dict[str, int] = {}  # the file's size after this process last wrote it
+        self._size: dict[str, int | None] = {}  # the file's size after this process last wrote it
         self._unsynced: set[Path] = set()
 
     async def catch_up(self, conn: asyncpg.Connection, task_id: str) -> int:

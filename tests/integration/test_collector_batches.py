@@ -1,0 +1,281 @@
+"""The collector's batch path (issue 11, goals 1 and 5) on the real PostgreSQL: one COPY of the batch's new
+events, the handlers folded over the batch's rows in memory, each touched row written once, heartbeats
+and progress compacted. Each test catches a bug that batching or compaction could bring: a repeat stored
+twice, tasks mixed up inside a batch, events after a delete, a compaction a rebuild cannot reproduce,
+a batch that failed half-way leaving a trace."""
+
+# ruff: noqa: F811  (the fixtures imported from test_platform_collector are parameters here)
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from pydantic import BaseModel
+
+from services.log_collector.adapters.task_files import LOG_FILE
+from services.log_collector.rebuild import rebuild_read_models
+from services.log_collector.unit_of_work import UnitOfWork
+from shared.db import pool_context
+from shared.events import (
+    LogEmitted,
+    StepHeartbeat,
+    StepProgress,
+    StepScheduled,
+    StepStarted,
+    StepSucceeded,
+    TaskCreated,
+    TaskDeleted,
+    TaskFinished,
+    TaskStarted,
+)
+from shared.ids import execution_id
+from shared.messages import EventEnvelope
+from shared.migrate import drop_schema, migrate
+from shared.parameters import TaskParameters
+from shared.settings import CommonSettings
+from shared.steps import STEP_ORDER, StepName
+from tests.conftest import PG_URL
+from tests.integration.test_platform_collector import (  # noqa: F401  (fixtures)
+    READ_MODELS,
+    FakeMessage,
+    _collector,
+    _deliver,
+    _envelopes,
+    _task_id,
+    _wait_settled,
+    pg,
+    pool,
+    settings,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def _read_models(conn: asyncpg.Connection) -> dict[str, list[dict[str, Any]]]:
+    return {name: [dict(r) for r in await conn.fetch(q)] for name, q in READ_MODELS.items()}
+
+
+async def _run(collector: Any, envelopes: list[EventEnvelope]) -> list[FakeMessage]:
+    messages = [FakeMessage(e) for e in envelopes]
+    await _deliver(collector, messages)
+    await _wait_settled(messages)
+    await collector.drain()
+    return messages
+
+
+def _beats(task_id: str, step: StepName, exec_id: str, at: datetime, count: int) -> list[EventEnvelope]:
+    payloads: list[BaseModel] = []
+    for i in range(count):
+        payloads += [
+            StepHeartbeat(step=step, execution_id=exec_id, runner_id="r1"),
+            StepProgress(step=step, execution_id=exec_id, percent=10 * (i + 1)),
+        ]
+    return [
+        EventEnvelope(task_id=task_id, producer="test", payload=p, occurred_at=at + timedelta(seconds=i + 1))  # type: ignore[arg-type]
+        for i, p in enumerate(payloads)
+    ]
+
+
+@pytest.fixture
+async def other_pool(
+    common_settings: CommonSettings,
+) -> AsyncIterator[tuple[asyncpg.Pool, asyncpg.Connection]]:
+    """A second fresh schema: the same events stored there get the same sequence numbers."""
+    own = common_settings.model_copy(
+        update={"db_schema": f"{common_settings.db_schema}_{uuid.uuid4().hex[:6]}"}
+    )
+    await migrate(own)
+    conn = await asyncpg.connect(PG_URL, server_settings={"search_path": own.db_schema})
+    try:
+        async with pool_context(own, max_size=2) as pool:
+            yield pool, conn
+    finally:
+        await conn.close()
+        await drop_schema(own)
+
+
+async def test_repeats_in_a_batch_and_a_redelivered_batch_change_nothing(
+    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
+) -> None:
+    collector = _collector(pool, tmp_path, batch_size=100)
+    task_id = _task_id()
+    envelopes = _envelopes(task_id)
+    # A producer's retried publish: the same event twice in one batch.
+    first = await _run(collector, [*envelopes[:4], envelopes[4], envelopes[4], *envelopes[5:]])
+    assert all(m.settled == ["ack"] for m in first)
+    live = await _read_models(pg)
+    assert await pg.fetchval("SELECT count(*) FROM data_pipeline_events") == len(envelopes)
+    again = await _run(collector, envelopes)  # the whole batch redelivered
+    assert all(m.settled == ["ack"] for m in again)
+    assert await pg.fetchval("SELECT count(*) FROM data_pipeline_events") == len(envelopes)
+    assert await _read_models(pg) == live
+    lines = (tmp_path / task_id / LOG_FILE).read_text().splitlines()
+    assert len(lines) == len(live["logs"]) == 2
+    await rebuild_read_models(pool)
+    assert await _read_models(pg) == live
+
+
+async def test_two_tasks_interleaved_in_one_batch_fold_as_one_event_at_a_time(
+    pool: asyncpg.Pool,
+    pg: asyncpg.Connection,
+    other_pool: tuple[asyncpg.Pool, asyncpg.Connection],
+    tmp_path: Path,
+) -> None:
+    a, b = _task_id(), _task_id()
+    ea, eb = _envelopes(a), _envelopes(b)
+    at = ea[0].occurred_at
+    exec_a = ea[2].payload.execution_id  # type: ignore[union-attr]
+    ea = [*ea[:4], *_beats(a, StepName.DDL_GENERATION, exec_a, at, 3), *ea[4:]]
+    mixed = [e for pair in zip(ea, eb, strict=False) for e in pair] + ea[len(eb) :]
+    await _run(_collector(pool, tmp_path / "batched", batch_size=500), mixed)
+    other, other_conn = other_pool
+    await _run(_collector(other, tmp_path / "single", batch_size=1), mixed)
+    # Same sequence numbers, same rows: the batch's fold equals applying one event per transaction.
+    batched, single = await _read_models(pg), await _read_models(other_conn)
+    assert batched == single
+    assert [
+        r["event_id"] for r in await pg.fetch("SELECT event_id FROM data_pipeline_events ORDER BY seq")
+    ] == [
+        r["event_id"]
+        for r in await other_conn.fetch("SELECT event_id FROM data_pipeline_events ORDER BY seq")
+    ]
+    tasks = {r["id"]: json.loads(r["step_status"]) for r in batched["tasks"]}
+    assert tasks[a]["ddl_generation"] == tasks[b]["ddl_generation"] == "completed"
+    for task_id in (a, b):
+        left = (tmp_path / "batched" / task_id / LOG_FILE).read_text()
+        assert left == (tmp_path / "single" / task_id / LOG_FILE).read_text()
+
+
+async def test_a_delete_in_a_batch_keeps_the_tasks_later_events_out(
+    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
+) -> None:
+    deleted, kept = _task_id(), _task_id()
+    ed, ek = _envelopes(deleted), _envelopes(kept)
+    deletion = EventEnvelope(task_id=deleted, producer="test", payload=TaskDeleted())  # type: ignore[arg-type]
+    # One batch: the deleted task's first events, the delete, then its late log line and outcome, and
+    # the other task's events around them.
+    batch = [*ed[:4], *ek[:3], deletion, *ed[4:], *ek[3:]]
+    messages = await _run(_collector(pool, tmp_path, batch_size=500), batch)
+    assert all(m.settled == ["ack"] for m in messages)
+    assert await pg.fetchval("SELECT count(*) FROM data_pipeline_events WHERE task_id = $1", deleted) == 0
+    tomb = await pg.fetchrow("SELECT * FROM task_tombstones WHERE task_id = $1", deleted)
+    # Four events and the delete; one execution; the workflow_start line of task_started.
+    assert (tomb["event_count"], tomb["execution_count"], tomb["log_count"]) == (5, 1, 1)
+    live = await _read_models(pg)
+    assert {r["task_id"] for r in live["logs"]} == {kept}
+    assert [r["id"] for r in live["tasks"]] == [kept]
+    assert not (tmp_path / deleted).exists()
+    assert len((tmp_path / kept / LOG_FILE).read_text().splitlines()) == 2
+    await rebuild_read_models(pool)
+    assert await _read_models(pg) == live
+
+
+async def test_compaction_leaves_what_a_rebuild_needs(
+    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
+) -> None:
+    task_id = _task_id()
+    at = datetime.now(UTC).replace(microsecond=0)
+    step, step2 = StepName.DDL_GENERATION, StepName.QA_GENERATION
+    done, running = execution_id(task_id, step, at, 1), execution_id(task_id, step2, at, 1)
+    created = TaskCreated(
+        parameters=TaskParameters(db_connection="postgresql://u@h/db", business_context="x"),
+        output_directory=f"/data/{task_id}",
+        steps=list(STEP_ORDER),
+    )
+
+    def env(payload: BaseModel, seconds: float) -> EventEnvelope:
+        return EventEnvelope(
+            task_id=task_id, producer="t", payload=payload, occurred_at=at + timedelta(seconds=seconds)
+        )  # type: ignore[arg-type]
+
+    events = [
+        env(created, 0),
+        env(TaskStarted(), 0.5),
+        env(StepScheduled(step=step, execution_id=done, attempt=1), 1),
+        env(StepStarted(step=step, execution_id=done, runner_id="r1"), 2),
+        *_beats(task_id, step, done, at + timedelta(seconds=2), 5),
+        env(LogEmitted(message="halfway", step=step, execution_id=done), 20),
+        env(StepSucceeded(step=step, execution_id=done, summary={}), 30),
+        env(
+            StepHeartbeat(step=step, execution_id=done, runner_id="r1"), 31
+        ),  # after the finish: changes nothing
+        env(StepScheduled(step=step2, execution_id=running, attempt=1), 32),
+        env(StepStarted(step=step2, execution_id=running, runner_id="r2"), 33),
+        *_beats(task_id, step2, running, at + timedelta(seconds=33), 3),
+    ]
+    # Two batches, so the finish compacts beats stored by an earlier transaction too.
+    collector = _collector(pool, tmp_path, batch_size=8)
+    await _run(collector, events)
+    beats = await pg.fetch(
+        "SELECT type, payload->>'execution_id' AS e, payload->>'percent' AS pct FROM data_pipeline_events"
+        " WHERE task_id = $1 AND type IN ('step_heartbeat', 'step_progress') ORDER BY seq",
+        task_id,
+    )
+    # The finished execution keeps its last heartbeat-or-progress and its last progress (here one event);
+    # the running one keeps all six; the heartbeat after the finish was never kept.
+    assert [(b["type"], b["pct"]) for b in beats if b["e"] == done] == [("step_progress", "50.0")]
+    assert len([b for b in beats if b["e"] == running]) == 6
+    live = await _read_models(pg)
+    execution = next(r for r in live["executions"] if r["execution_id"] == done)
+    assert execution["progress"] == 50 and execution["last_heartbeat_at"] == at + timedelta(seconds=12)
+    await rebuild_read_models(pool)
+    assert await _read_models(pg) == live
+
+
+async def test_no_compaction_across_a_cancel(
+    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
+) -> None:
+    task_id = _task_id()
+    envelopes = _envelopes(task_id)
+    at = envelopes[0].occurred_at
+    exec_id = envelopes[2].payload.execution_id  # type: ignore[union-attr]
+    cancel = EventEnvelope(
+        task_id=task_id,
+        producer="t",
+        payload=TaskFinished(status="cancelled"),
+        occurred_at=at + timedelta(seconds=5),
+    )  # type: ignore[arg-type]
+    beats = _beats(task_id, StepName.DDL_GENERATION, exec_id, at, 2)
+    # The task finishes (cancelled) while the execution still sends beats: the earlier progress moved the
+    # task's step progress, the later ones could not, so every beat stays.
+    events = [*envelopes[:4], beats[0], beats[1], cancel, beats[2], beats[3], envelopes[-1]]
+    await _run(_collector(pool, tmp_path, batch_size=100), events)
+    count = await pg.fetchval(
+        "SELECT count(*) FROM data_pipeline_events WHERE task_id = $1 AND type IN ('step_heartbeat', 'step_progress')",
+        task_id,
+    )
+    assert count == 4
+    live = await _read_models(pg)
+    await rebuild_read_models(pool)
+    assert await _read_models(pg) == live
+
+
+async def test_a_batch_that_fails_after_its_events_were_copied_is_retried_whole(
+    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_flush = UnitOfWork.flush
+    failures = [ConnectionResetError("connection lost mid-batch (simulated)")]
+
+    async def flaky_flush(self: UnitOfWork) -> None:
+        await real_flush(self)  # the rows are written, then the transaction dies before its commit
+        if failures:
+            raise failures.pop()
+
+    monkeypatch.setattr(UnitOfWork, "flush", flaky_flush)
+    a, b = _task_id(), _task_id()
+    messages = await _run(_collector(pool, tmp_path, batch_size=100), [*_envelopes(a), *_envelopes(b)])
+    assert not failures and all(m.settled == ["ack"] for m in messages)
+    assert await pg.fetchval("SELECT count(*) FROM data_pipeline_events") == len(messages)
+    live = await _read_models(pg)
+    assert len(live["logs"]) == 4 and len(live["executions"]) == 2
+    for task_id in (a, b):
+        assert len((tmp_path / task_id / LOG_FILE).read_text().splitlines()) == 2
+    await rebuild_read_models(pool)
+    assert await _read_models(pg) == live
