@@ -164,7 +164,7 @@ async def test_the_follow_toggle_keeps_the_newest_line_in_view(
     )
     page, probe = await open_ui(f"{ui_url}/#{task_id}")
     logs = page.locator("#logs")
-    follow = page.get_by_label("follow")
+    follow = page.get_by_label("follow", exact=True)
     await expect(follow).to_be_checked()
     await expect(page.locator("#live")).to_have_text("● live")
     await expect(page.locator("#detail-title .status")).to_have_text("completed", timeout=30_000)

@@ -1,371 +1,34 @@
-// The Data Pipeline web UI: plain JavaScript over the gateway's JSON API and its server-sent events.
-// Every response is the envelope {code, success, message, data}; `data.response` is the text to show.
-"use strict";
+// The Data Pipeline web UI, plain ES modules over the gateway's JSON API and its server-sent events (no
+// build step). This module is the composition root: the task detail (steps, progress, commands) and its
+// live stream; the other modules hold one part each (tasklist, form, logs, files, timeline, report) or one
+// view (training, system; views.js routes between them).
+
+import { $, badge, el, flash, fmtDur, fmtTime } from "./dom.js";
+import { TOKEN_KEY, api, authHeaders, setConn, sleep } from "./http.js";
+import { initFiles, loadFiles } from "./files.js";
+import { initForm } from "./form.js";
+import { appendLog, catchUpLogs, initLogs, loadLogs, resetLogs } from "./logs.js";
+import { renderReport } from "./report.js";
+import { initTaskList, loadTasks } from "./tasklist.js";
+import { initTimeline, showTimeline, timelineChanged } from "./timeline.js";
+import { currentView, registerView, route } from "./views.js";
+import "./training.js";
+import "./system.js";
 
 const API = "/api/v0/data_pipeline";
 const TERMINAL = ["completed", "partial_completed", "failed", "cancelled"];
-const $ = (id) => document.getElementById(id);
 
 const state = {
   selected: null, // the task whose detail is open
   task: null, // its latest detail (the snapshot, then updated by events and refreshes)
-  cursor: null, listRows: 0, // the task list's next page and how many rows the user has loaded
   stream: null, watch: 0, // the open event stream's AbortController; the generation of the detail being watched
   refreshTimer: null, pollTimer: null,
-  log: { seen: new Set(), older: null, total: 0, live: 0, loading: null, buffer: [], maxId: null },
 };
-
-// --- HTTP ---------------------------------------------------------------------------------------
-
-// The token lives in sessionStorage (this tab only, gone when it closes), never in localStorage, which
-// every tab and every later visit could read. A token an older version left in localStorage is removed.
-const TOKEN_KEY = "dp_token";
-try { localStorage.removeItem(TOKEN_KEY); } catch (_) { /* storage disabled */ }
-
-function authHeaders() {
-  const token = sessionStorage.getItem(TOKEN_KEY) || "";
-  return token ? { Authorization: `Bearer ${token}` } : {};
-}
-
-async function api(method, path, body) {
-  const init = { method, headers: { ...authHeaders() } };
-  if (body instanceof FormData) {
-    init.body = body;
-  } else if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  let resp;
-  try {
-    resp = await fetch(API + path, init);
-  } catch (err) {
-    setConn(false);
-    throw new Error(`gateway unreachable: ${err.message}`);
-  }
-  setConn(true);
-  if (resp.status === 401) askForToken();
-  const envelope = await resp.json().catch(() => ({ success: false, data: { response: `HTTP ${resp.status}` } }));
-  if (!envelope.success) {
-    const d = envelope.data || {};
-    const names = [...(d.missing_params || []), ...(d.invalid_params || [])];
-    const text = d.response || `HTTP ${resp.status}`;
-    const error = new Error(text + (names.length && !text.includes(names[0]) ? ` (${names.join(", ")})` : ""));
-    error.status = resp.status;
-    error.data = d;
-    throw error;
-  }
-  return envelope.data;
-}
-
-function setConn(ok) {
-  $("conn").textContent = ok ? "" : "gateway unreachable";
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// A 401 means this gateway has tokens configured: say so next to the token field and put the cursor there
-// (once, so a later 401 never pulls focus away from what the user is typing).
-function askForToken() {
-  const had = Boolean(sessionStorage.getItem(TOKEN_KEY));
-  const msg = $("token-msg");
-  msg.textContent = had ? "This token was refused: enter a valid API token." : "This gateway needs an API token: enter it here.";
-  msg.hidden = false;
-  $("token").setAttribute("aria-invalid", "true");
-  if (document.activeElement === document.body) $("token").focus();
-}
-
-// --- small DOM helpers (text only: nothing from the server is inserted as HTML) ---------------
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
-  return node;
-}
-
-const badge = (status) => el("span", { class: `status s-${status}` }, status);
-const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
-const fmtDur = (s) => (s == null ? "—" : s < 90 ? `${Math.round(s)}s` : `${Math.floor(s / 60)}m ${Math.round(s % 60)}s`);
-const fmtSize = (n) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KB` : `${(n / 1048576).toFixed(1)} MB`);
 
 // An action's failure under the detail; a 401 is left to the token prompt, the one place that asks for it.
 function reportError(err, prefix = "") {
   if (err.status !== 401) flash("detail-msg", prefix + err.message, false);
 }
-
-function flash(id, text, good) {
-  const box = $(id);
-  box.textContent = text;
-  box.className = `msg show ${good ? "good" : "bad"}`;
-  clearTimeout(box._t);
-  box._t = setTimeout(() => (box.className = "msg"), 6000);
-}
-
-// --- task list ----------------------------------------------------------------------------------
-
-function listParams() {
-  const params = new URLSearchParams();
-  if ($("filter-status").value) params.set("status", $("filter-status").value);
-  if ($("filter-search").value.trim()) params.set("search", $("filter-search").value.trim());
-  return params;
-}
-
-function taskRow(t) {
-  const open = () => openTask(t.task_id);
-  const row = el(
-    "tr",
-    {
-      class: `task${t.task_id === state.selected ? " sel" : ""}`, tabindex: "0", onclick: open,
-      onkeydown: (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); open(); } },
-    },
-    el("td", {}, el("div", {}, t.task_name || t.task_id), el("div", { class: "muted" }, t.task_name ? t.task_id : t.db_name || "")),
-    el("td", {}, badge(t.status)),
-    el("td", { class: "pct" }, `${t.progress}%`),
-    el("td", { class: "muted" }, fmtTime(t.created_at)),
-  );
-  row.dataset.id = t.task_id;
-  if (t.task_id === state.selected) row.setAttribute("aria-current", "true");
-  return row;
-}
-
-// The server's `search` looks at task names and business contexts only; a task id and a database name
-// are found by exact lookups (GET /tasks/{id}, GET /tasks?db_name=) shown above the search's rows.
-// Only a whole id is looked up (a half-typed one would be a 404 on every keystroke).
-const TASK_ID = /^(task|manual)_\d{8}_\d{6}(_[0-9a-z]+)?$/;
-
-async function exactMatches(text) {
-  const found = [];
-  if (TASK_ID.test(text)) {
-    try {
-      found.push(await api("GET", `/tasks/${encodeURIComponent(text)}`));
-    } catch (err) {
-      if (err.status !== 404) throw err;
-    }
-  }
-  if (/^[\w$-]{1,100}$/.test(text)) {
-    const params = listParams();
-    params.delete("search");
-    params.set("db_name", text);
-    params.set("limit", "100");
-    found.push(...(await api("GET", `/tasks?${params}`)).tasks);
-  }
-  const status = $("filter-status").value;
-  return found.filter((t) => !status || t.status === status);
-}
-
-// The list's filters live in the query string (?status=&q=), the open task in the hash.
-function saveListFilters() {
-  const q = new URLSearchParams();
-  if ($("filter-status").value) q.set("status", $("filter-status").value);
-  if ($("filter-search").value.trim()) q.set("q", $("filter-search").value.trim());
-  const search = q.toString() ? `?${q}` : "";
-  if (search !== location.search) history.replaceState(history.state, "", location.pathname + search + location.hash);
-}
-
-function loadListFilters() {
-  const q = new URLSearchParams(location.search);
-  $("filter-status").value = q.get("status") || "";
-  $("filter-search").value = q.get("q") || "";
-}
-
-// `append`: the next page ("more"). Otherwise the list is fetched again from the top, as many rows as the
-// user has loaded (so the auto-refresh never takes back what "more" showed).
-async function loadTasks(append = false) {
-  const want = append ? 20 : Math.max(20, state.listRows);
-  const rows = [];
-  let cursor = append ? state.cursor : null;
-  let data;
-  try {
-    do {
-      const params = listParams();
-      params.set("limit", String(Math.min(100, want - rows.length)));
-      if (cursor) params.set("cursor", cursor);
-      data = await api("GET", `/tasks?${params}`);
-      rows.push(...data.tasks);
-      cursor = data.next_cursor;
-    } while (cursor && rows.length < want);
-    const text = $("filter-search").value.trim();
-    if (text && !append) {
-      const seen = new Set(rows.map((t) => t.task_id));
-      const extra = (await exactMatches(text)).filter((t) => !seen.has(t.task_id) && seen.add(t.task_id));
-      rows.unshift(...extra);
-      data = { ...data, total: data.total + extra.length };
-    }
-  } catch (err) {
-    $("total").textContent = err.status === 401 ? "enter the API token to see the tasks" : err.message;
-    return;
-  }
-  const body = $("task-rows");
-  const focused = document.activeElement?.closest?.("tr.task")?.dataset.id;
-  if (!append) body.replaceChildren();
-  body.append(...rows.map(taskRow));
-  if (focused) body.querySelector(`tr.task[data-id="${CSS.escape(focused)}"]`)?.focus();
-  state.listRows = body.children.length;
-  state.cursor = cursor;
-  $("more").hidden = !cursor;
-  $("total").textContent = `${state.listRows} of ${data.total} task(s)`;
-  if (state.task) showListProgress(state.task);
-}
-
-// --- create -------------------------------------------------------------------------------------
-
-// Errors are shown under their own field (the API's errors[] name the field and say what is wrong) and
-// stay until that field is changed; the banner only sums up. Fields the form has no place for go there.
-const FORM_FIELDS = ["db_connection", "table_list", "table_list_file", "business_context", "task_name", "db_name",
-  "single_step", "theme_count", "questions_per_theme", "llm_repair_rounds"];
-
-function fieldInput(name) {
-  return $("create").elements[name];
-}
-
-function setFieldError(name, text) {
-  const box = $(`err-${name}`);
-  const input = fieldInput(name);
-  if (!box || !input) return false;
-  box.textContent = text;
-  box.hidden = !text;
-  if (text) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
-  return true;
-}
-
-function clearFieldErrors() {
-  FORM_FIELDS.forEach((name) => setFieldError(name, ""));
-}
-
-// Returns the messages no field could take.
-function showFieldErrors(err) {
-  const d = err.data || {};
-  const byField = {};
-  for (const e of d.errors || []) (byField[e.field] ||= []).push(e.message);
-  for (const name of d.missing_params || []) (byField[name] ||= []).push("required");
-  for (const name of d.invalid_params || []) if (!byField[name]) byField[name] = [d.response || "invalid"];
-  if (!Object.keys(byField).length) return [err.message];
-  const rest = [];
-  for (const [name, messages] of Object.entries(byField)) {
-    const text = [...new Set(messages)].join("; ");
-    if (!setFieldError(name, text)) rest.push(`${name}: ${text}`);
-  }
-  return rest;
-}
-
-function showFormMessage(text, good) {
-  const box = $("create-msg");
-  clearTimeout(box._t);
-  box.textContent = text;
-  box.className = `msg show ${good ? "good" : "bad"}`;
-  if (good) box._t = setTimeout(() => (box.className = "msg"), 6000);
-}
-
-for (const name of FORM_FIELDS) {
-  const input = fieldInput(name);
-  input?.addEventListener(input.type === "file" || input.tagName === "SELECT" ? "change" : "input", () => setFieldError(name, ""));
-}
-
-function syncStepMenu() {
-  const single = $("f-execution-mode").value === "single";
-  $("f-single-step").disabled = !single;
-  if (!single) { $("f-single-step").value = ""; setFieldError("single_step", ""); }
-  $("step-hint").hidden = !(single && Number($("f-single-step").value) > 1);
-}
-$("f-execution-mode").addEventListener("change", syncStepMenu);
-$("f-single-step").addEventListener("change", syncStepMenu);
-syncStepMenu();
-
-$("create").addEventListener("submit", async (ev) => {
-  ev.preventDefault();
-  const f = ev.target.elements;
-  clearFieldErrors();
-  const tables = f.table_list.value.split(/[\n,]/).map((s) => s.trim()).filter(Boolean);
-  const file = f.table_list_file.files[0];
-  const parameters = {
-    db_connection: f.db_connection.value.trim(),
-    business_context: f.business_context.value.trim(),
-    execution_mode: f.execution_mode.value,
-    enable_sql_validation: f.enable_sql_validation.checked,
-    enable_llm_repair: f.enable_llm_repair.checked,
-    modify_original_file: f.modify_original_file.checked,
-    enable_training_data_load: f.enable_training_data_load.checked,
-  };
-  // Checked here too, so the obvious mistakes are marked at once (the server checks everything again).
-  const local = {};
-  if (!parameters.db_connection) local.db_connection = "required";
-  if (!parameters.business_context) local.business_context = "required";
-  if (tables.length && file) local.table_list_file = "give the tables as names or as a file, not both";
-  if (parameters.execution_mode === "single" && !f.single_step.value) local.single_step = "choose the step to run";
-  if (Object.keys(local).length) {
-    Object.entries(local).forEach(([name, text]) => setFieldError(name, text));
-    showFormMessage("Fix the marked fields.", false);
-    fieldInput(Object.keys(local)[0]).focus();
-    return;
-  }
-  if (tables.length) parameters.table_list = tables;
-  for (const name of ["task_name", "db_name"]) if (f[name].value.trim()) parameters[name] = f[name].value.trim();
-  for (const name of ["theme_count", "questions_per_theme", "llm_repair_rounds"]) {
-    if (f[name].value !== "") parameters[name] = Number(f[name].value);
-  }
-  if (f.single_step.value) parameters.single_step = Number(f.single_step.value);
-  let body = { task_type: "complete_workflow", parameters };
-  if (file) {
-    // The file goes with the create (multipart): step 1 reads it from the new task's directory.
-    body = new FormData();
-    body.append("task_type", "complete_workflow");
-    body.append("parameters", JSON.stringify(parameters));
-    body.append("table_list_file", file, file.name);
-  }
-  try {
-    const data = await api("POST", "/tasks", body);
-    showFormMessage(`created ${data.task_id}`, true);
-    // The connection, database, context and settings stay for the next task; what names one task goes.
-    for (const name of ["task_name", "table_list", "table_list_file"]) f[name].value = "";
-    await loadTasks();
-    openTask(data.task_id);
-  } catch (err) {
-    const rest = showFieldErrors(err);
-    showFormMessage(rest.length ? rest.join("\n") : "Fix the marked fields.", false);
-    const first = $("create").querySelector("[aria-invalid='true']");
-    if (first) first.focus();
-  }
-});
-
-// "Test connection": the tables the database offers, to tick into the list.
-$("test-conn").addEventListener("click", async () => {
-  const conn = $("f-db-connection").value.trim();
-  setFieldError("db_connection", "");
-  $("table-picker").hidden = true;
-  if (!conn) return setFieldError("db_connection", "required");
-  $("conn-result").textContent = "connecting…";
-  let data;
-  try {
-    const schema = $("f-schema").value.trim();
-    data = await api("POST", "/database/tables", { db_connection: conn, ...(schema ? { schema } : {}) });
-  } catch (err) {
-    $("conn-result").textContent = "";
-    const rest = showFieldErrors(err);
-    if (rest.length) setFieldError("db_connection", rest.join("; "));
-    return;
-  }
-  const names = data.tables.map((t) => (typeof t === "string" ? t : `${t.schema}.${t.name}`));
-  $("conn-result").textContent = `connection ok: ${data.total} table(s)`;
-  const listed = () => new Set($("f-table-list").value.split(/[\n,]/).map((x) => x.trim()).filter(Boolean));
-  const shown = names.slice(0, 300);
-  $("table-picker-list").replaceChildren(
-    ...shown.map((name, i) => el("label", { class: "pick" },
-      el("input", { type: "checkbox", id: `pick-${i}`, value: name, ...(listed().has(name) ? { checked: "" } : {}),
-        onchange: (ev) => {
-          const set = listed();
-          if (ev.target.checked) set.add(name); else set.delete(name);
-          $("f-table-list").value = [...set].join("\n");
-          setFieldError("table_list", "");
-        } }),
-      ` ${name}`)),
-  );
-  if (names.length > shown.length) $("table-picker-list").append(el("p", { class: "muted small" }, `first ${shown.length} shown`));
-  $("table-picker").hidden = !names.length;
-});
 
 // --- detail -------------------------------------------------------------------------------------
 
@@ -381,6 +44,7 @@ function hashTask() {
 }
 
 window.addEventListener("popstate", () => {
+  if (currentView() !== "tasks") return; // another view: the task stays as it was
   const id = hashTask();
   if (id && id !== state.selected) selectTask(id);
   else if (!id) clearDetail("Select a task");
@@ -394,12 +58,12 @@ function clearDetail(title) {
   state.task = null;
   $("detail").hidden = true;
   $("detail-title").textContent = title;
-  showView(false);
+  showPane(false);
   document.querySelectorAll("tr.task").forEach((r) => { r.classList.remove("sel"); r.removeAttribute("aria-current"); });
 }
 
 // On a phone the list and the detail are separate views (app.css): the body says which one is shown.
-function showView(detail) {
+function showPane(detail) {
   const was = document.body.classList.contains("detail-open");
   document.body.classList.toggle("detail-open", detail);
   if (was !== detail && window.matchMedia("(max-width: 700px)").matches) window.scrollTo(0, 0);
@@ -407,7 +71,7 @@ function showView(detail) {
 
 async function selectTask(taskId) {
   const gen = ++state.watch;
-  showView(true);
+  showPane(true);
   closeStream();
   stopPolling();
   state.selected = taskId;
@@ -419,8 +83,8 @@ async function selectTask(taskId) {
   });
   $("missing").hidden = true;
   $("table-list-note").hidden = true;
-  $("logs").replaceChildren();
-  state.log = { seen: new Set(), older: null, total: 0, live: 0, loading: null, buffer: [], maxId: null };
+  resetLogs();
+  showTimeline(taskId);
   const t = await refreshDetail();
   if (gen !== state.watch || !t) return;
   $("detail").hidden = false;
@@ -440,7 +104,7 @@ async function refreshDetail() {
     if (err.status === 404) {
       // Deleted (or never existed): nothing to act on, and nothing more to ask the server.
       clearDetail("Task not found");
-      showView(true);
+      showPane(true);
       $("missing").textContent = `Task ${taskId} was not found: it was deleted, or the link is wrong.`;
       $("missing").hidden = false;
       history.replaceState(null, "", location.pathname + location.search);
@@ -454,7 +118,7 @@ async function refreshDetail() {
   }
   if (taskId !== state.selected) return null;
   renderDetail(t);
-  loadFiles();
+  loadFiles(taskId);
   return t;
 }
 
@@ -601,233 +265,6 @@ function announce(text) {
 }
 
 // The final report (`result`) of a finished run, compact: a line per step with its counts, then the
-// primary files, the run's duration and its LLM usage. Text nodes only, never HTML.
-function reportCounts(s) {
-  const parts = [];
-  if ("tables_ok" in s || "tables_failed" in s) {
-    const names = (s.failed_tables || []).slice(0, 5).join(", ");
-    parts.push(`tables ok ${s.tables_ok ?? 0}, failed ${s.tables_failed ?? 0}${names ? ` (${names})` : ""}`);
-  }
-  if ("themes" in s || "pairs" in s) parts.push(`themes ${s.themes ?? 0}, pairs ${s.pairs ?? 0}`);
-  if ("sql_total" in s) {
-    parts.push(`SQL valid ${s.sql_valid ?? 0}, invalid ${s.sql_invalid ?? 0}, repaired ${s.sql_repaired ?? 0}, dropped ${s.sql_dropped ?? 0}`);
-  }
-  if ("training_inserted" in s) {
-    parts.push(`rows inserted ${s.training_inserted}, already present ${s.training_already_present ?? 0}, removed ${s.training_removed ?? 0}`);
-  }
-  return parts.join("; ");
-}
-
-function usageText(u) {
-  if (!u || !u.calls) return "no LLM calls";
-  const cost = u.cost == null ? "" : `, cost ${u.cost}`;
-  return `${u.calls} calls, ${u.total_tokens} tokens (${u.prompt_tokens} prompt + ${u.completion_tokens} completion)${cost}`;
-}
-
-function renderReport(r) {
-  let box = $("report");
-  if (!box) {
-    box = el("div", { id: "report", class: "kv" });
-    $("steps").closest("table").after(box);
-  }
-  if (!r || !r.steps) {
-    box.replaceChildren();
-    return;
-  }
-  const rows = [["final report", `${r.status || ""}, ${fmtDur(r.duration_seconds)}; LLM: ${usageText(r.llm_usage)}`]];
-  for (const name of r.plan || Object.keys(r.steps)) {
-    const s = r.steps[name];
-    if (!s) continue;
-    const detail = s.error || s.reason || reportCounts(s);
-    rows.push([name, `${s.status}, ${s.attempts} attempt(s), ${fmtDur(s.duration_seconds)}${detail ? ` — ${detail}` : ""}`]);
-    for (const fix of s.repaired_statements || []) rows.push(["repaired", `${fix.question}: ${fix.before} → ${fix.after}`]);
-  }
-  const files = (r.primary_files || []).map((f) => f.file_name).join(", ");
-  if (files) rows.push(["primary files", files]);
-  box.replaceChildren(...rows.flatMap(([k, v]) => [el("div", {}, k), el("div", {}, v)]));
-}
-
-// --- log viewer ---------------------------------------------------------------------------------
-// The newest page of lines matching the filters (level, step, text: the API's own filters), "load older"
-// pages back with the API's keyset cursor, live lines are appended while "follow" keeps the end in view.
-
-const LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
-const LOG_PAGE = 200;
-
-function logFilters() {
-  return { level: $("log-level").value, step: $("log-step").value, q: $("log-q").value.trim() };
-}
-
-function logMatches(line, f) {
-  if (f.level && LEVELS.indexOf(line.level) < LEVELS.indexOf(f.level)) return false;
-  if (f.step && line.step_name !== f.step) return false;
-  return !(f.q && !String(line.message).toLowerCase().includes(f.q.toLowerCase()));
-}
-
-function logNode(line) {
-  const time = new Date(line.timestamp).toLocaleTimeString();
-  return el("div", { class: `l-${line.level}` }, `${time} ${line.level.padEnd(8)} ${line.step_name ? `[${line.step_name}] ` : ""}${line.message}`);
-}
-
-function showLogCount() {
-  const log = state.log;
-  const shown = $("logs").querySelectorAll("div[class^='l-']").length;
-  const total = log.total + log.live;
-  $("log-count").textContent = `${shown} of ${total}${log.exact === false ? "+" : ""} line(s)`;
-  $("log-older").hidden = !log.older;
-  let empty = $("logs").querySelector(".empty");
-  if (!shown && !empty) {
-    const f = logFilters();
-    empty = el("p", { class: "empty" }, f.level || f.step || f.q ? "No log lines match these filters." : "No log lines yet.");
-    $("logs").append(empty);
-  } else if (shown && empty) {
-    empty.remove();
-  }
-}
-
-function followEnd() {
-  if ($("log-follow").checked) $("logs").scrollTop = $("logs").scrollHeight;
-}
-
-// A line from the live stream: buffered while a page is loading, dropped when already shown.
-function appendLog(line) {
-  const log = state.log;
-  if (log.loading) {
-    log.buffer.push(line);
-    return;
-  }
-  if (log.seen.has(line.event_id)) return;
-  log.seen.add(line.event_id);
-  if (!logMatches(line, logFilters())) return;
-  log.live += 1;
-  $("logs").append(logNode(line));
-  showLogCount();
-  followEnd();
-}
-
-// (Re)loads the newest page for the open task; lines streamed meanwhile are shown after it.
-async function loadLogs() {
-  const taskId = state.selected;
-  const log = state.log;
-  const params = new URLSearchParams({ limit: String(LOG_PAGE) });
-  const f = logFilters();
-  if (f.level) params.set("level", f.level);
-  if (f.step) params.set("step", f.step);
-  if (f.q) params.set("q", f.q);
-  const loading = api("GET", `/tasks/${taskId}/logs?${params}`);
-  log.loading = loading;
-  let data = null;
-  try {
-    data = await loading;
-  } catch (err) {
-    if (log.loading === loading) reportError(err, "logs: ");
-  }
-  if (log.loading !== loading || taskId !== state.selected) return;
-  log.loading = null;
-  const buffered = log.buffer;
-  log.buffer = [];
-  if (data) {
-    log.seen = new Set(data.logs.map((l) => l.event_id));
-    log.maxId = data.logs.reduce((max, l) => (l.id != null && l.id > max ? l.id : max), 0);
-    log.older = data.next_cursor;
-    log.total = data.total;
-    log.exact = data.total_exact;
-    log.live = 0;
-    $("logs").replaceChildren(...data.logs.map(logNode));
-  }
-  buffered.forEach(appendLog);
-  showLogCount();
-  followEnd();
-}
-
-// Lines the page has not seen yet (after a reconnection, or stored after the stream ended), appended in
-// order; the older pages the user loaded stay.
-async function catchUpLogs() {
-  const taskId = state.selected;
-  const log = state.log;
-  if (log.loading) return; // the page being loaded has them
-  if (log.maxId == null) return loadLogs();
-  const params = new URLSearchParams({ limit: "1000", order: "asc", after: String(log.maxId) });
-  const f = logFilters();
-  if (f.level) params.set("level", f.level);
-  if (f.step) params.set("step", f.step);
-  if (f.q) params.set("q", f.q);
-  const loading = api("GET", `/tasks/${taskId}/logs?${params}`);
-  log.loading = loading;
-  let data = null;
-  try {
-    data = await loading;
-  } catch (err) {
-    if (log.loading === loading) reportError(err, "logs: ");
-  }
-  if (log.loading !== loading || taskId !== state.selected) return;
-  log.loading = null;
-  const buffered = log.buffer;
-  log.buffer = [];
-  if (data) {
-    const fresh = data.logs.filter((l) => !log.seen.has(l.event_id));
-    fresh.forEach((l) => log.seen.add(l.event_id));
-    data.logs.forEach((l) => { if (l.id != null) log.maxId = Math.max(log.maxId, l.id); });
-    $("logs").append(...fresh.map(logNode));
-    log.live += fresh.length;
-  }
-  buffered.forEach(appendLog);
-  showLogCount();
-  followEnd();
-}
-
-async function loadOlderLogs() {
-  const log = state.log;
-  if (!log.older) return;
-  const box = $("logs");
-  try {
-    const data = await api("GET", `/tasks/${state.selected}/logs?limit=${LOG_PAGE}&cursor=${encodeURIComponent(log.older)}`);
-    const fromBottom = box.scrollHeight - box.scrollTop;
-    const fresh = data.logs.filter((l) => !log.seen.has(l.event_id));
-    fresh.forEach((l) => log.seen.add(l.event_id));
-    box.prepend(...fresh.map(logNode));
-    box.scrollTop = box.scrollHeight - fromBottom; // the lines being read stay in place
-    log.older = data.next_cursor;
-    $("log-follow").checked = false;
-  } catch (err) {
-    reportError(err, "logs: ");
-  }
-  showLogCount();
-}
-
-async function loadFiles() {
-  let data;
-  try {
-    data = await api("GET", `/tasks/${state.selected}/files`);
-  } catch {
-    return;
-  }
-  $("files").replaceChildren(
-    ...data.files.map((f) =>
-      el(
-        "tr",
-        {},
-        el("td", {}, el("a", { href: "#", onclick: (ev) => { ev.preventDefault(); download(f); } }, f.file_name), f.is_primary ? " ★" : ""),
-        el("td", {}, f.file_type),
-        el("td", {}, fmtSize(f.size)),
-        el("td", { class: "muted" }, f.step || ""),
-      ),
-    ),
-  );
-  if (!data.files.length) $("files").append(el("tr", {}, el("td", { class: "muted", colspan: "4" }, "no files yet")));
-}
-
-async function download(file) {
-  // fetch + blob rather than a plain link, so the bearer token goes with the request.
-  const resp = await fetch(file.download_url, { headers: authHeaders() });
-  if (!resp.ok) return flash("detail-msg", `download failed (HTTP ${resp.status})`, false);
-  const url = URL.createObjectURL(await resp.blob());
-  const a = el("a", { href: url, download: file.file_name });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10000);
-}
 
 // --- commands -----------------------------------------------------------------------------------
 
@@ -932,7 +369,7 @@ function startPolling() {
 
 function scheduleRefresh() {
   clearTimeout(state.refreshTimer);
-  state.refreshTimer = setTimeout(() => { refreshDetail(); loadTasks(); }, 300);
+  state.refreshTimer = setTimeout(() => { refreshDetail(); loadTasks(); timelineChanged(); }, 300);
 }
 
 async function follow(taskId, gen) {
@@ -1041,7 +478,7 @@ function handleFrame(frame) {
     // The current state on every (re)connection; the log view catches up with what was missed.
     if (payload.task_id === state.selected) {
       renderDetail(payload);
-      loadFiles();
+      loadFiles(payload.task_id);
       catchUpLogs();
     }
     return null;
@@ -1072,8 +509,10 @@ function handleFrame(frame) {
   return null;
 }
 
+
 // --- wiring -------------------------------------------------------------------------------------
 
+registerView("tasks", { label: "Tasks" });
 $("token").value = sessionStorage.getItem(TOKEN_KEY) || "";
 $("token").addEventListener("change", () => {
   sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
@@ -1082,24 +521,25 @@ $("token").addEventListener("change", () => {
   $("detail-msg").className = "msg"; // what failed without the token is not this token's failure
   loadTasks();
   if (state.selected) selectTask(state.selected); // the open detail is fetched again with the new token
+  route(); // the open view reads again too
 });
-loadListFilters();
-window.addEventListener("popstate", loadListFilters);
-$("filter-status").addEventListener("change", () => { state.listRows = 0; saveListFilters(); loadTasks(); });
-$("filter-search").addEventListener("input", () => {
-  clearTimeout(state.searchTimer);
-  state.searchTimer = setTimeout(() => { state.listRows = 0; saveListFilters(); loadTasks(); }, 300);
+initTaskList({
+  openTask,
+  currentTask: () => state.selected,
+  afterLoad: () => { if (state.task) showListProgress(state.task); },
+  onDeleted: (ids) => {
+    if (ids.includes(state.selected)) {
+      clearDetail("Select a task");
+      history.pushState(null, "", location.pathname + location.search);
+    }
+  },
 });
-$("more").addEventListener("click", () => loadTasks(true));
-$("log-level").addEventListener("change", () => loadLogs());
-$("log-step").addEventListener("change", () => loadLogs());
-$("log-q").addEventListener("input", () => { clearTimeout(state.logTimer); state.logTimer = setTimeout(loadLogs, 300); });
-$("log-follow").addEventListener("change", followEnd);
-$("log-older").addEventListener("click", loadOlderLogs);
-// Scrolling up (wheel or keys) to read stops following; ticking "follow" again jumps to the end.
-$("logs").addEventListener("wheel", (ev) => { if (ev.deltaY < 0) $("log-follow").checked = false; }, { passive: true });
-$("logs").addEventListener("keydown", (ev) => { if (["ArrowUp", "PageUp", "Home"].includes(ev.key)) $("log-follow").checked = false; });
+initForm({ onCreated: async (taskId) => { await loadTasks(); openTask(taskId); } });
+initLogs({ currentTask: () => state.selected, reportError });
+initFiles();
+initTimeline();
+route();
 loadTasks();
 // A link to /#<task_id> opens that task (make run and dpctl print such links).
 if (hashTask()) selectTask(hashTask());
-setInterval(() => { if (!document.hidden) loadTasks(); }, 10000);
+setInterval(() => { if (!document.hidden && currentView() === "tasks") loadTasks(); }, 10000);
