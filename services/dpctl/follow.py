@@ -30,6 +30,9 @@ from services.dpctl.client import (
 from services.dpctl.formatting import STEP_ORDER, TERMINAL_TASK_STATUSES, bar, log_line
 from shared.vocabulary import LOG_LEVELS
 
+# Where following a task stops: its end, or a review before load only a person can finish.
+STOPS = TERMINAL_TASK_STATUSES | {"awaiting_review"}
+
 MAX_RECONNECTS = 20
 STATE_SETTLE_SECONDS = 0.5  # how far the API's state may trail the live events
 IDLE_RECHECK_SECONDS = 10.0  # while the stream is idle, look at the task's state this often
@@ -185,15 +188,15 @@ class Follower:
                     else:
                         self._step_changed()
                     self._backfill_logs(task_id)
-                    if task.get("status") in TERMINAL_TASK_STATUSES:
-                        return self._finish(task_id, str(task["status"]), task.get("error_message"))
+                    if task.get("status") in STOPS:
+                        return self._finish(task_id, str(task["status"]), _why(task))
                     final = self._consume(task_id, events)
                 if final is not None:
                     return self._finish(task_id, final[0], final[1])
                 # The stream ended without the task's end (gateway restart, proxy timeout)?
                 task = self.client.get_task(task_id)
-                if task.get("status") in TERMINAL_TASK_STATUSES:
-                    return self._finish(task_id, str(task["status"]), task.get("error_message"))
+                if task.get("status") in STOPS:
+                    return self._finish(task_id, str(task["status"]), _why(task))
             except GatewayUnreachable:
                 if reconnects >= MAX_RECONNECTS:
                     raise
@@ -275,6 +278,8 @@ class Follower:
                 self._step_changed()
             if kind == "task_finished":
                 return str(payload.get("status")), payload.get("error_message")
+            if kind == "review_requested":
+                return "awaiting_review", _why({"status": "awaiting_review", "task_id": task_id})
             if kind == "task_deleted":
                 return "deleted", None
         return None
@@ -295,7 +300,7 @@ class Follower:
                 task = self.client.get_task(task_id)
             except (ApiError, GatewayUnreachable):
                 return
-            if task.get("status") in TERMINAL_TASK_STATUSES:
+            if task.get("status") in STOPS:
                 break  # the API's state has caught up with the end
             if time.monotonic() >= deadline:
                 return
@@ -322,6 +327,13 @@ class Follower:
             print(f"task {task_id}: {status}" + (f" ({error})" if error else ""), file=self.out)
         self.out.flush()
         return status
+
+
+def _why(task: dict[str, Any]) -> str | None:
+    """What the task's end says; a task awaiting review says how to go on."""
+    if task.get("status") == "awaiting_review":
+        return f"review its pairs: dpctl task review {task.get('task_id')}"
+    return task.get("error_message")
 
 
 def follow_logs(

@@ -219,7 +219,19 @@ async def test_dpctl_task_review_lists_then_approves_the_valid_pairs_and_complet
     real_env: dict[str, str],  # noqa: F811
     demo_db_url: str,  # noqa: F811
 ) -> None:
-    task_id, pairs = await _create_for_review(real_api, demo_db_url)
+    # Following a task with review_before_load stops where a person must act, and says how (exit 0).
+    code, out, err = await _dpctl(
+        real_env,
+        *("task", "create", "--db-connection", demo_db_url, "--tables", ",".join(demo_tables()[:3])),
+        *("--business-context", "An online retail shop", "--db-name", "shop", "--theme-count", "1"),
+        *("--questions-per-theme", "4", "--review-before-load", "--follow", "--no-logs"),
+    )
+    assert code == 0, (out, err)
+    task_id = out.split("created ", 1)[1].split()[0]
+    assert f"task {task_id}: awaiting_review (review its pairs: dpctl task review {task_id})" in out, out
+    status, body = await real_api.call("GET", f"{BASE}/tasks/{task_id}/pairs")
+    assert status == 200, body
+    pairs = body["data"]["pairs"]
     code, out, err = await _dpctl(real_env, "task", "review", task_id)
     assert code == 0, err
     assert f"0/{len(pairs)} reviewed" in out and pairs[0]["pair_id"] in out, out
