@@ -1,10 +1,9 @@
-"""Issue #10 item 10 in the browser: the task search finds a task by its id and by its database name, and
-the list's filters live in the URL (a reload or a shared link shows the same list).
+"""Issue #10 item 10 in the browser: the task search finds a task by its id (whole or a fragment), its
+name and its database name, and the list's filters live in the URL (a reload or a shared link shows the
+same list).
 
-The server's `search` (GET /tasks) looks only at task_name and business_context
-(services/api_gateway/adapters/read_models.py `_task_where`); the UI adds an exact lookup by id
-(GET /tasks/{id}) and by database name (GET /tasks?db_name=) and shows them with the search's rows.
-Reproduced on the UI before the fix.
+The server's `q` (GET /tasks) matches the id, the name, the database name and the context; before, it
+looked only at the name and the context (reproduced on the UI before the fix).
 """
 
 from __future__ import annotations
@@ -29,6 +28,14 @@ async def test_search_finds_a_task_id_and_a_database_name(open_ui: OpenUi, ui_ur
     search = page.get_by_label("Search tasks")
 
     await search.fill(wanted)
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_have_attribute("data-id", wanted)
+
+    # A fragment of the id (its random suffix), and the task's name.
+    await search.fill(wanted.rsplit("_", 1)[1])
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_have_attribute("data-id", wanted)
+    await search.fill("search target")
     await expect(rows).to_have_count(1)
     await expect(rows.first).to_have_attribute("data-id", wanted)
 

@@ -13,7 +13,8 @@ const chosen = new Set(); // the ticked tasks (kept across refreshes while they 
 function listParams() {
   const params = new URLSearchParams();
   if ($("filter-status").value) params.set("status", $("filter-status").value);
-  if ($("filter-search").value.trim()) params.set("search", $("filter-search").value.trim());
+  // The server's q matches a task id (or part of one), the name, the database name and the context.
+  if ($("filter-search").value.trim()) params.set("q", $("filter-search").value.trim());
   return params;
 }
 
@@ -44,30 +45,6 @@ function taskRow(t) {
   return row;
 }
 
-// The server's `search` looks at task names and business contexts; a whole task id and a database name
-// are also found by exact lookups (GET /tasks/{id}, GET /tasks?db_name=) shown above the search's rows.
-const TASK_ID = /^(task|manual)_\d{8}_\d{6}(_[0-9a-z]+)?$/;
-
-async function exactMatches(text) {
-  const found = [];
-  if (TASK_ID.test(text)) {
-    try {
-      found.push(await api("GET", `/tasks/${encodeURIComponent(text)}`));
-    } catch (err) {
-      if (err.status !== 404) throw err;
-    }
-  }
-  if (/^[\w$-]{1,100}$/.test(text)) {
-    const params = listParams();
-    params.delete("search");
-    params.set("db_name", text);
-    params.set("limit", "100");
-    found.push(...(await api("GET", `/tasks?${params}`)).tasks);
-  }
-  const status = $("filter-status").value;
-  return found.filter((t) => !status || t.status === status);
-}
-
 function saveListFilters() {
   setParams({ status: $("filter-status").value, q: $("filter-search").value.trim() });
 }
@@ -93,13 +70,6 @@ export async function loadTasks(append = false) {
       rows.push(...data.tasks);
       cursor = data.next_cursor;
     } while (cursor && rows.length < want);
-    const text = $("filter-search").value.trim();
-    if (text && !append) {
-      const seen = new Set(rows.map((t) => t.task_id));
-      const extra = (await exactMatches(text)).filter((t) => !seen.has(t.task_id) && seen.add(t.task_id));
-      rows.unshift(...extra);
-      data = { ...data, total: data.total + extra.length };
-    }
   } catch (err) {
     $("total").textContent = err.status === 401 ? "enter the API token to see the tasks" : err.message;
     return;
@@ -118,7 +88,7 @@ export async function loadTasks(append = false) {
   list.rows = body.children.length;
   list.cursor = cursor;
   $("more").hidden = !cursor;
-  $("total").textContent = `${list.rows} of ${data.total} task(s)`;
+  $("total").textContent = `${list.rows} of ${data.total}${data.total_exact === false ? "+" : ""} task(s)`;
   showSelection();
   hooks.afterLoad();
 }
