@@ -109,6 +109,8 @@ async def test_review_approve_reject_edit_then_complete_loads_exactly_the_approv
     status, body = await api.call("GET", url, params={"status": "approved"})
     assert status == 200 and body["data"]["matched"] == 2, body
     assert await _loaded(real_env, task_id) == set()  # nothing loaded while the review is open
+    status, body = await api.call("POST", f"{BASE}/tasks/{task_id}/execute", json={})
+    assert status == 409 and body["data"]["task_status"] == "awaiting_review", body
 
     status, body = await api.call("POST", f"{BASE}/tasks/{task_id}/review/complete")
     assert status == 202, body

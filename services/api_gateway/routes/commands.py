@@ -73,6 +73,12 @@ async def execute_task(request: web.Request) -> web.Response:
     # Running the task again connects to its database: the auth middleware has checked that the caller
     # may use the task's connection (auth.check_task_scope).
     status = row["status"]
+    if status == "awaiting_review":
+        raise Conflict(
+            "the task is awaiting review: complete or abandon the review first (POST "
+            "/tasks/{task_id}/review/complete or /review/abandon)",
+            extra={"task_status": status},
+        )
     if status in read_models.RUNNING_STATUSES and not earlier_clients.waits_for_execute(row):
         raise Conflict(f"task is {status}; wait for it to finish or cancel it", extra={"task_status": status})
     if task_id.startswith("manual_"):
