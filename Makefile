@@ -71,7 +71,7 @@ format: install
 	$(VENV)/bin/ruff format .
 
 screenshots: install  ## refresh docs/ui/*.png: the web UI's main views at desktop and phone size (needs Chromium)
-	$(PY) -m pytest -q tests/browser/test_ui_screenshots.py --ui-screenshots=docs/ui
+	$(PY) -m pytest -q tests/browser/test_ui_screenshots.py tests/browser/test_ui_outputs.py --ui-screenshots=docs/ui
 
 bench: install  ## benchmarks that print ratios against a baseline measured in the same run
 	$(PY) -m bench.bench_steps

@@ -1,6 +1,8 @@
 """The main views at desktop (1366x900) and phone (390x844) size, as `make screenshots` commits them under
 docs/ui/ (linked from the README). In the ordinary run the pictures go to a temporary directory; the test
-still checks that each view is the one pictured, so a broken view fails here too.
+still checks that each view is the one pictured (and that a phone never scrolls sideways), so a broken
+view fails here too. The training-data page and a file preview are pictured by test_ui_outputs.py (real
+steps), which `make screenshots` runs as well.
 """
 
 from __future__ import annotations
@@ -40,3 +42,22 @@ async def test_main_views_at_desktop_and_phone_size(
     await phone.locator(f'#task-rows tr.task[data-id="{task_id}"]').click()
     await expect(phone.locator("#detail-title .status")).to_have_text("partial_completed")
     await phone.screenshot(path=screenshots / "phone-task.png")
+    await phone.get_by_text("Event history").click()
+    await expect(phone.locator("#timeline tr").first).to_contain_text("task_created")
+    assert await phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+async def test_the_runners_and_queues_view_at_desktop_and_phone_size(
+    open_ui: OpenUi, ui_url: str, api: Api, screenshots: Path
+) -> None:
+    task_id = await api.create(DB_URL, "sleep:ddl_generation=6", task_name="nightly orders")
+    await api.wait_step(task_id, "ddl_generation", "running")
+    for name, viewport in (("desktop-system.png", None), ("phone-system.png", PHONE)):
+        page, _ = await open_ui(f"{ui_url}/#system", viewport=viewport)
+        await expect(page.get_by_role("table", name="Running steps")).to_contain_text(task_id)
+        await page.screenshot(path=screenshots / name, full_page=True)
+        assert (
+            await page.evaluate("document.documentElement.scrollWidth")
+            <= (viewport or {"width": 1366})["width"]
+        )
+    await api.wait(task_id)
