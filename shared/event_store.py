@@ -1,7 +1,8 @@
 """The event store (`data_pipeline_events`): the one adapter every service reads and writes it through.
 
-Writers: the log collector appends every event (insert-if-new), purges a deleted task's events behind a
-tombstone, and drops an old task's log text (log retention). Readers: the collector's projector and
+Writers: the log collector stores every event once (`admit` then `copy_events` for a batch; `append`
+for one), purges a deleted task's events behind a tombstone, drops an old task's log text (log
+retention) and compacts heartbeats and progress (shared/event_compaction.py). Readers: the collector's projector and
 rebuild (`replay`, `task_events`), the scheduler (`EventStore`: open tasks, a task's events, finished
 tasks for retention), the gateway's event history (`event_page`, `has_events`) and the step runner
 (`is_deleted`).
