@@ -9,6 +9,7 @@ a batch that failed half-way leaving a trace."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -107,17 +108,26 @@ async def test_repeats_in_a_batch_and_a_redelivered_batch_change_nothing(
     collector = _collector(pool, tmp_path, batch_size=100)
     task_id = _task_id()
     envelopes = _envelopes(task_id)
+    text = "tab\there, line\nbreak, back\\slash, carriage\rreturn, \\N"  # what COPY text must escape
+    envelopes[4] = envelopes[4].model_copy(
+        update={"payload": envelopes[4].payload.model_copy(update={"message": text})}
+    )
     # A producer's retried publish: the same event twice in one batch.
     first = await _run(collector, [*envelopes[:4], envelopes[4], envelopes[4], *envelopes[5:]])
     assert all(m.settled == ["ack"] for m in first)
     live = await _read_models(pg)
     assert await pg.fetchval("SELECT count(*) FROM data_pipeline_events") == len(envelopes)
+    assert [r["message"] for r in live["logs"]][1] == text
+    stored = await pg.fetchval(
+        "SELECT payload->>'message' FROM data_pipeline_events WHERE event_id = $1", envelopes[4].event_id
+    )
+    assert stored == text
     again = await _run(collector, envelopes)  # the whole batch redelivered
     assert all(m.settled == ["ack"] for m in again)
     assert await pg.fetchval("SELECT count(*) FROM data_pipeline_events") == len(envelopes)
     assert await _read_models(pg) == live
-    lines = (tmp_path / task_id / LOG_FILE).read_text().splitlines()
-    assert len(lines) == len(live["logs"]) == 2
+    ids = re.findall(r"\(#(\d+)\)$", (tmp_path / task_id / LOG_FILE).read_text(), re.MULTILINE)
+    assert ids == [str(r["id"]) for r in live["logs"]] and len(ids) == 2
     await rebuild_read_models(pool)
     assert await _read_models(pg) == live
 
