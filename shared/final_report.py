@@ -34,6 +34,9 @@ REPORT_EVENT_TYPES: tuple[str, ...] = (
     "step_cancelled",
     "output_registered",
     "task_finished",
+    "review_requested",
+    "review_completed",
+    "review_abandoned",
 )
 
 
@@ -179,13 +182,14 @@ class _Fold:
         self.finished_at: datetime | None = None
         self.status: str | None = None
         self.error: str | None = None
+        self.review: dict[str, Any] | None = None  # review before load: asked, then completed or abandoned
 
     def _new_run(self, plan: list[str], skipped: dict[str, str]) -> None:
         self.plan = plan
         self.steps = {s: _Step() for s in plan}
         self.not_in_plan = skipped
         self.started_at = self.finished_at = None
-        self.status = self.error = None
+        self.status = self.error = self.review = None
 
     def _current(self, step: str, execution_id: str | None) -> _Step | None:
         run = self.steps.get(step)
@@ -242,6 +246,11 @@ class _Fold:
                 }
             case "task_finished":
                 self.status, self.error, self.finished_at = e.status, e.error_message, at
+            case "review_requested":
+                self.review = {"status": "awaiting", "requested_at": _iso(at)}
+            case "review_completed" | "review_abandoned":
+                decided = {"status": e.type.removeprefix("review_"), "decided_at": _iso(at)}
+                self.review = {**(self.review or {}), **e.model_dump(exclude={"type"}), **decided}
 
     def report(self) -> dict[str, Any]:
         steps: dict[str, Any] = {}
@@ -283,6 +292,7 @@ class _Fold:
             "llm_usage": summarize(u for run in self.steps.values() for u in run.usage),
             # An incremental run's tables {unchanged, changed, new, dropped} and the LLM tokens saved.
             **({"incremental": steps["ddl_generation"]["incremental"]} if _incremental(steps) else {}),
+            **({"review": self.review} if self.review else {}),  # who approved how many pairs
         }
 
 

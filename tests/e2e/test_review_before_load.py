@@ -117,6 +117,15 @@ async def test_review_approve_reject_edit_then_complete_loads_exactly_the_approv
     assert body["data"]["approved"] == 2 and body["data"]["undecided"] == len(pairs) - 3
     detail = await api.wait(task_id, timeout=60)
     assert detail["status"] == "completed", detail
+    # The final report says who completed the review and how many pairs were approved.
+    review = detail["result"]["review"]
+    assert (review["status"], review["approved"], review["rejected"], review["edited"]) == (
+        "completed",
+        2,
+        1,
+        1,
+    )
+    assert review["actor"] and review["requested_at"] <= review["decided_at"]
 
     expected = {(approve["question"], approve["sql"].strip()), ("How many rows?", good)}
     assert await _loaded(real_env, task_id) == expected
@@ -180,6 +189,7 @@ async def test_awaiting_review_survives_a_scheduler_restart_is_not_reaped_and_ab
             "review abandoned by" in detail["error_message"] and "nothing loaded" in detail["error_message"]
         )
         assert detail["step_status"]["training_load"] == "skipped"
+        assert detail["result"]["review"]["status"] == "abandoned"
         assert await _loaded(real_env, task_id) == set()
         status, body = await api.call("POST", f"{BASE}/tasks/{task_id}/review/complete")
         assert status == 409, body  # a finished task has no review to complete
