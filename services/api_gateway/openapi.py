@@ -235,14 +235,16 @@ def build_openapi(routes: list[RouteSpec], *, auth: bool = True) -> dict[str, An
         if route.query is not None:
             schema = route.query.model_json_schema(ref_template=_REF)
             operation["parameters"].extend(_query_parameters(route.query, schema))
-        if route.also_streams:
+        if route.also_streams or route.produces == "text/event-stream":
             operation["parameters"].append(
                 {
                     "name": "Last-Event-ID",
                     "in": "header",
                     "required": False,
                     "schema": {"type": "string"},
-                    "description": "When streaming: resume after this log id.",
+                    "description": "When streaming: resume after the event with this `id:`. Log lines: a log"
+                    " id, the lines after it. A task's events: an event id, the events stored after it and"
+                    " then the live ones, without a snapshot (an id of no event of the task: a fresh snapshot).",
                 }
             )
         if route.body is not None:

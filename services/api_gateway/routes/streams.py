@@ -1,4 +1,5 @@
-"""Live views over server-sent events: a task's every event (`/stream`) and its log lines (`/logs?follow`).
+"""Live views over server-sent events: a task's log lines (`/logs?follow`) here, and what they share with
+its every event (`/stream`, routes/task_stream.py).
 
 Each stream subscribes (exclusive auto-delete queue) *before* it reads the database, so an event
 published while the backlog or snapshot is being read is not lost; anything seen twice is dropped by
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 
 import asyncpg
 from aiohttp import web
@@ -20,15 +20,11 @@ from services.api_gateway.adapters.broker import EventSubscription, GatewayBroke
 from services.api_gateway.auth import charge_rate_limit, stream_slot
 from services.api_gateway.keys import BROKER, METRICS, POOL, SETTINGS
 from services.api_gateway.schemas.responses import LogLine
-from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
 from services.api_gateway.sse import SseWriter
 from services.api_gateway.task_views import (
-    event_from_envelope,
     log_line_from_event,
     log_line_from_row,
-    task_detail,
 )
-from services.api_gateway.validation import require_task_id, task_not_found
 from shared.logging import get_logger
 from shared.messages import EventEnvelope
 from shared.secrets import mask_secrets
@@ -39,7 +35,7 @@ BACKLOG_PAGE = 500
 _SEEN_LIMIT = 100_000
 
 
-class _Seen:
+class Seen:
     """Event ids already sent (bounded: the oldest are forgotten first)."""
 
     def __init__(self) -> None:
@@ -53,6 +49,9 @@ class _Seen:
         if len(self._ids) > _SEEN_LIMIT:
             self._ids.pop(next(iter(self._ids)))
         return True
+
+    def seen(self, event_id: str) -> bool:
+        return event_id in self._ids
 
 
 def log_matches(line: LogLine, filters: read_models.LogFilters) -> bool:
@@ -90,7 +89,7 @@ async def _pump(
 
 
 @contextlib.asynccontextmanager
-async def _streaming(request: web.Request) -> AsyncIterator[SseWriter]:
+async def streaming(request: web.Request) -> AsyncIterator[SseWriter]:
     """An open SSE response for the body of the block; a client leaving or a failure ends it cleanly."""
     metrics = request.app[METRICS]
     writer = await SseWriter.open(request)
@@ -126,8 +125,8 @@ async def _follow_logs(
     # Task facts too: they imply the task-level lines (workflow_start, workflow_complete, system_check...).
     subscription = broker.subscribe(task_id, ["log_emitted", *DERIVING_EVENTS, *END_EVENTS])
     try:
-        async with subscription, _streaming(request) as writer:
-            seen = _Seen()
+        async with subscription, streaming(request) as writer:
+            seen = Seen()
             while True:
                 rows = await read_models.logs(pool, task_id, filters, after_id=after_id, limit=BACKLOG_PAGE)
                 for row in rows[:BACKLOG_PAGE]:
@@ -154,7 +153,7 @@ async def _follow_logs(
                     for pending in subscription.pending():
                         await send_line(pending)
                     await send_line(event)  # task_finished's workflow_complete / workflow_error line
-                    await writer.send("end", {"task_id": task_id, "status": _end_status(event)})
+                    await writer.send("end", {"task_id": task_id, "status": end_status(event)})
                     return "end"
                 await send_line(event)
                 return None
@@ -172,64 +171,7 @@ async def _stream_failed(writer: SseWriter, exc: Exception) -> None:
         await writer.send("error", {"reason": "internal error; reconnect to resume"})
 
 
-def _end_status(event: EventEnvelope) -> str:
+def end_status(event: EventEnvelope) -> str:
     return getattr(event.payload, "status", None) or (
         "deleted" if event.type == "task_deleted" else "finished"
     )
-
-
-async def stream_task(request: web.Request) -> web.StreamResponse:
-    """Every event of the task as it happens, after a `snapshot` of its current detail."""
-    task_id = require_task_id(request)
-    broker, pool = request.app[BROKER], request.app[POOL]
-    if await read_models.task_status(pool, task_id) is None:
-        raise task_not_found(task_id)
-    with stream_slot(request):
-        return await _stream_task(request, broker, pool, task_id)
-
-
-async def _stream_task(
-    request: web.Request, broker: GatewayBroker, pool: asyncpg.Pool, task_id: str
-) -> web.StreamResponse:
-    subscription = broker.subscribe(task_id)
-    try:
-        async with subscription:
-            row = await read_models.get_task(pool, task_id)
-            if row is None:
-                raise task_not_found(task_id)
-            detail = task_detail(row, await read_models.executions(pool, task_id), datetime.now(UTC))
-            async with _streaming(request) as writer:
-                seen = _Seen()
-                await writer.send("snapshot", detail.model_dump(mode="json"))
-                if detail.status in read_models.TERMINAL_STATUSES:
-                    await writer.send("end", {"task_id": task_id, "status": detail.status})
-                    return writer.response
-
-                async def on_event(event: EventEnvelope) -> str | None:
-                    if not seen.add(str(event.event_id)):
-                        return None
-                    view = event_from_envelope(event)
-                    await writer.send(event.type, view.model_dump(mode="json"), event_id=view.event_id)
-                    if event.type in END_EVENTS:
-                        await writer.send("end", {"task_id": task_id, "status": _end_status(event)})
-                        return "end"
-                    return None
-
-                await _pump(request, subscription, writer, on_event)
-            return writer.response
-    finally:
-        broker.unsubscribe(subscription)
-
-
-ROUTES = [
-    RouteSpec(
-        "GET",
-        f"{DATA_PIPELINE}/tasks/{{task_id}}/stream",
-        stream_task,
-        "Server-sent events: a snapshot, then every event of the task as it happens",
-        "streams",
-        produces="text/event-stream",
-        role="viewer",
-        rate_limited=True,
-    ),
-]
