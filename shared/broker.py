@@ -28,14 +28,14 @@ from shared.messages import PARTITION_SLOTS, CommandEnvelope, EventEnvelope, dec
 from shared.retry import TRANSIENT_ERRORS as TRANSIENT_ERRORS  # re-exported for the consumers
 from shared.retry import delays
 from shared.topology import (  # re-exported: the topology's names are part of this module's API
-    DEFAULT_COLLECTOR_PARTITIONS,
-    DELIVERY_LIMIT,
-    SCHEDULER_EVENT_TYPES,
-    SCHEDULER_KEY,
-    STEPS_KEY,
-    BrokerPolicy,
-    ExchangeSpec,
-    QueueSpec,
+    DEFAULT_COLLECTOR_PARTITIONS,  # noqa: F401
+    DELIVERY_LIMIT,  # noqa: F401
+    SCHEDULER_EVENT_TYPES,  # noqa: F401
+    SCHEDULER_KEY,  # noqa: F401
+    STEPS_KEY,  # noqa: F401
+    BrokerPolicy,  # noqa: F401
+    ExchangeSpec,  # noqa: F401
+    QueueSpec,  # noqa: F401
     Topology,
 )
 
@@ -107,10 +107,13 @@ class Publisher:
 
     async def command(self, routing_key: str, payload: BaseModel, task_id: str | None) -> CommandEnvelope:
         message = CommandEnvelope(task_id=task_id, producer=self.producer, payload=payload)  # type: ignore[arg-type]
+        await self.publish_command(routing_key, message)
+        return message
+
+    async def publish_command(self, routing_key: str, message: CommandEnvelope) -> None:
         await self._exchanges.commands.publish(
             _amqp_message(message, str(message.command_id)), routing_key, mandatory=True
         )
-        return message
 
 
 def _amqp_message(message: EventEnvelope | CommandEnvelope, message_id: str) -> aio_pika.Message:
@@ -200,4 +203,3 @@ async def queue_depth(channel: AbstractChannel, name: str) -> int:
 async def queue_consumers(channel: AbstractChannel, name: str) -> int:
     queue: AbstractQueue = await channel.declare_queue(name, passive=True)
     return queue.declaration_result.consumer_count or 0
-

@@ -11,6 +11,7 @@ from datetime import timedelta
 from aio_pika.abc import AbstractIncomingMessage
 from prometheus_client import CollectorRegistry
 
+from services.scheduler.adapters.pipelined import OneAtATime, PipelinedPublisher
 from services.scheduler.adapters.queues import BrokerQueueProbe
 from services.scheduler.handlers import Scheduler
 from services.scheduler.metrics import SchedulerMetrics
@@ -31,6 +32,9 @@ from shared.logging import get_logger
 from shared.settings import SchedulerSettings
 
 log = get_logger()
+# Messages the broker may hand over before the earlier ones are acked: they are handled one at a time,
+# in order, while the confirms of the earlier ones' decisions are still on their way.
+PREFETCH = 64
 
 
 def policy_from(settings: SchedulerSettings) -> Policy:
@@ -62,12 +66,13 @@ async def running_scheduler(settings: SchedulerSettings) -> AsyncIterator[Schedu
         settings.rabbitmq_url.get_secret_value(), f"dp:scheduler:{settings.broker_prefix}"
     )
     async with connection, pool_context(settings, max_size=4) as pool:
-        channel = await open_channel(connection, prefetch=1)
+        channel = await open_channel(connection, prefetch=PREFETCH)
         exchanges = await declare_topology(channel, topology)
         publisher = Publisher(exchanges, producer="scheduler")
+        decisions = PipelinedPublisher(publisher)
         inspect_channel = await connection.channel()
         scheduler = Scheduler(
-            publisher=publisher,
+            publisher=decisions,
             store=EventStore(pool),
             policy=policy_from(settings),
             queues=BrokerQueueProbe(inspect_channel, topology),
@@ -87,8 +92,10 @@ async def running_scheduler(settings: SchedulerSettings) -> AsyncIterator[Schedu
         channel.reopen_callbacks.add(forget_state)  # type: ignore[attr-defined]
         connection.reconnect_callbacks.add(forget_state)
 
+        handle = OneAtATime(scheduler, decisions)
+
         async def on_message(message: AbstractIncomingMessage) -> None:
-            await handle_delivery(message, scheduler.handle)
+            await handle_delivery(message, handle)
 
         consumer_tag = await queue.consume(on_message)
         ticker = asyncio.create_task(_tick_forever(publisher, settings.tick_interval_seconds))

@@ -171,8 +171,8 @@ async def test_malformed_messages_are_dead_lettered(api: Api, stack_env: dict[st
         await commands.publish(
             aio_pika.Message(b'{"kind": "command", "type": "run_step"}'), routing_key=STEPS_KEY
         )
-        # Routed to both the scheduler's and the collector's queue.
-        await events.publish(aio_pika.Message(b'{"kind": "event"}'), routing_key="task.task_x.bogus")
+        # Routed to both the scheduler's queue (a step outcome) and a collector partition (slot 0).
+        await events.publish(aio_pika.Message(b'{"kind": "event"}'), routing_key="task.task_x.step_failed.0")
 
         async def dead_lettered() -> bool:
             return await queue_depth(channel, topology.dead_letter_queue) >= before + 4

@@ -1,0 +1,86 @@
+"""The scheduler's publisher: decisions go out without waiting for each confirm in turn.
+
+Waiting for the broker's confirm of every event before deciding the next one made the scheduler's one
+consumer spend most of its time idle (a dozen sequential confirms per task). Here `event` writes the
+message and returns; the confirms are collected per handled message (`take_pending`), and that
+message is acked only once all of them arrived (services/scheduler/bootstrap.py). Order still holds:
+one channel writes the frames in the order they were published, and a command (RunStep) is written
+only after every event published before it is confirmed, so a runner can never report on a step whose
+`step_scheduled` the broker does not hold yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from shared.broker import Publisher
+from shared.messages import CommandEnvelope, EventEnvelope
+
+
+class _Handles(Protocol):
+    synced: bool
+
+    async def handle(self, envelope: EventEnvelope | CommandEnvelope) -> None: ...
+
+
+class PipelinedPublisher:
+    def __init__(self, publisher: Publisher) -> None:
+        self._publisher = publisher
+        self._pending: list[asyncio.Future[Any]] = []
+
+    async def event(self, task_id: str, payload: BaseModel, **envelope: Any) -> EventEnvelope:
+        message = EventEnvelope(
+            task_id=task_id, producer=self._publisher.producer, payload=payload, **envelope
+        )  # type: ignore[arg-type]
+        self._pending.append(asyncio.ensure_future(self._publisher.publish_event(message)))
+        return message
+
+    async def command(self, routing_key: str, payload: BaseModel, task_id: str | None) -> CommandEnvelope:
+        message = CommandEnvelope(task_id=task_id, producer=self._publisher.producer, payload=payload)  # type: ignore[arg-type]
+        before = list(self._pending)
+        self._pending.append(asyncio.ensure_future(self._after(before, routing_key, message)))
+        return message
+
+    async def _after(
+        self, before: list[asyncio.Future[Any]], routing_key: str, message: CommandEnvelope
+    ) -> None:
+        await asyncio.gather(*before)
+        await self._publisher.publish_command(routing_key, message)
+
+    def take_pending(self) -> Awaitable[None]:
+        """The confirms of everything published since the last call (raises if the broker refused one)."""
+        pending, self._pending = self._pending, []
+        return _all_confirmed(pending)
+
+
+async def _all_confirmed(pending: list[asyncio.Future[Any]]) -> None:
+    for outcome in await asyncio.gather(*pending, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+class OneAtATime:
+    """The scheduler's message handler: one message at a time, in delivery order (an asyncio.Lock is
+    FIFO), returning (so that the message is acked) only once the confirms of its decisions arrived.
+    Meanwhile the next message is already being decided. A refused or lost confirm leaves decisions in
+    the state that the broker may not hold: the scheduler then rebuilds from the store before the next
+    decision (the message is retried or requeued by shared.broker.handle_delivery)."""
+
+    def __init__(self, scheduler: _Handles, decisions: PipelinedPublisher) -> None:
+        self._scheduler = scheduler
+        self._decisions = decisions
+        self._lock = asyncio.Lock()
+
+    async def __call__(self, envelope: EventEnvelope | CommandEnvelope) -> None:
+        async with self._lock:
+            await self._scheduler.handle(envelope)
+            confirmed = self._decisions.take_pending()
+        try:
+            await confirmed
+        except BaseException:
+            self._scheduler.synced = False
+            raise

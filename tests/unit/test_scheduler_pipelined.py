@@ -1,0 +1,92 @@
+"""The scheduler's pipelined publishing (issue 11, goal 2): what it may not get wrong while it no longer
+waits for each confirm in turn."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from services.scheduler.adapters.pipelined import OneAtATime, PipelinedPublisher
+from shared.commands import Tick
+from shared.events import LogEmitted
+from shared.messages import CommandEnvelope, EventEnvelope
+
+TASK = "task_20260101_000000_abcdef"
+
+
+class ScriptedPublisher:
+    """Records what is written, in order; each publish waits for its confirm until the test releases it."""
+
+    producer = "scheduler"
+
+    def __init__(self) -> None:
+        self.written: list[str] = []
+        self.confirms: list[asyncio.Future[None]] = []
+
+    async def _write(self, what: str) -> None:
+        self.written.append(what)
+        confirm = asyncio.get_running_loop().create_future()
+        self.confirms.append(confirm)
+        await confirm
+
+    async def publish_event(self, message: EventEnvelope) -> None:
+        await self._write(f"event:{message.payload.message}")  # type: ignore[union-attr]
+
+    async def publish_command(self, routing_key: str, message: CommandEnvelope) -> None:
+        await self._write(f"command:{routing_key}")
+
+
+async def _settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_events_go_out_without_waiting_and_a_command_only_after_their_confirms() -> None:
+    broker = ScriptedPublisher()
+    publisher = PipelinedPublisher(broker)  # type: ignore[arg-type]
+    await publisher.event(TASK, LogEmitted(message="a"))
+    await publisher.event(TASK, LogEmitted(message="b"))
+    await publisher.command("steps", Tick(), TASK)
+    await _settle()
+    assert broker.written == ["event:a", "event:b"]  # the command waits for both confirms
+    broker.confirms[0].set_result(None)
+    await _settle()
+    assert broker.written == ["event:a", "event:b"]
+    broker.confirms[1].set_result(None)
+    await _settle()
+    assert broker.written == ["event:a", "event:b", "command:steps"]
+    confirmed = asyncio.ensure_future(publisher.take_pending())
+    await _settle()
+    assert not confirmed.done()  # the command's own confirm is still missing: no ack yet
+    broker.confirms[2].set_result(None)
+    await confirmed
+
+
+async def test_a_refused_confirm_fails_the_message_and_the_state_is_rebuilt_before_the_next() -> None:
+    broker = ScriptedPublisher()
+    publisher = PipelinedPublisher(broker)  # type: ignore[arg-type]
+
+    class Scheduler:
+        synced = True
+        handled: list[str] = []
+
+        async def handle(self, envelope: EventEnvelope | CommandEnvelope) -> None:
+            self.handled.append(envelope.type)
+            await publisher.event(TASK, LogEmitted(message=envelope.type))
+
+    scheduler = Scheduler()
+    handle = OneAtATime(scheduler, publisher)
+    first = asyncio.ensure_future(handle(CommandEnvelope(task_id=None, producer="t", payload=Tick())))
+    second = asyncio.ensure_future(
+        handle(EventEnvelope(task_id=TASK, producer="t", payload=LogEmitted(message="x")))
+    )
+    await _settle()
+    # The second message is decided while the first one's confirm is still on its way...
+    assert scheduler.handled == ["tick", "log_emitted"] and not first.done() and not second.done()
+    broker.confirms[0].set_exception(ConnectionError("channel closed"))
+    with pytest.raises(ConnectionError):
+        await first
+    assert scheduler.synced is False  # ...so a lost decision makes the scheduler decide again from the store
+    broker.confirms[1].set_result(None)
+    await second
