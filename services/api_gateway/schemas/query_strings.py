@@ -13,7 +13,6 @@ from pydantic import (
     field_validator,
 )
 
-from services.api_gateway.errors import InvalidParams
 from services.api_gateway.schemas.names import (
     spaced_alternatives,
 )
@@ -61,12 +60,6 @@ class TaskListQuery(_Query):
         " name or business context; `%` and `_` are searched for literally.",
         json_schema_extra={"pattern": _ONE_LINE_PATTERN},
     )
-    q: str | None = Field(
-        default=None,
-        max_length=200,
-        description="The same as `search` (the name the logs' text filter and the web UI use); not both.",
-        json_schema_extra={"pattern": _ONE_LINE_PATTERN},
-    )
     cursor: str | None = Field(default=None, max_length=500, description="next_cursor of the previous page.")
     offset: int | None = Field(
         default=None,
@@ -87,7 +80,7 @@ class TaskListQuery(_Query):
             raise ValueError(f"must be one or more of {sorted(known)} (or running), comma-separated")
         return ",".join(dict.fromkeys(parts))
 
-    @field_validator("search", "q")
+    @field_validator("search")
     @classmethod
     def _one_line(cls, value: str | None) -> str | None:
         if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
@@ -96,11 +89,8 @@ class TaskListQuery(_Query):
 
     @property
     def search_text(self) -> str | None:
-        """`search` or `q`, stripped; None when neither holds text."""
-        if self.search and self.q and self.search != self.q:
-            raise InvalidParams("give search or q, not both", invalid=["search", "q"])
-        text = (self.search or self.q or "").strip()
-        return text or None
+        """`search` stripped; None when it holds no text."""
+        return (self.search or "").strip() or None
 
 
 class LogFilterQuery(_Query):
