@@ -197,3 +197,33 @@ async def test_runners_and_queues_show_the_running_step(
     axe_page, _ = await open_ui(f"{ui_url}/#system", bypass_csp=True)
     await expect(axe_page.get_by_role("table", name="Queues")).to_be_visible()
     assert await run_axe(axe_page) == []
+
+
+async def test_a_steps_execution_history_opens_under_its_row(open_ui: OpenUi, ui_url: str, api: Api) -> None:
+    # Step 1's first attempt fails retryably, the second succeeds: two executions.
+    task_id = await api.create(DB_URL, "transient:ddl_generation", task_name="history of attempts")
+    assert (await api.wait(task_id))["status"] == "completed"
+    page, probe = await open_ui(f"{ui_url}/#{task_id}")
+    toggle = page.get_by_role("button", name="2 execution(s) of ddl_generation: show the history")
+    await expect(toggle).to_have_attribute("aria-expanded", "false")
+    await toggle.click()
+    history = page.get_by_role("table", name="Executions of ddl_generation")
+    rows = history.locator("tbody tr")
+    await expect(rows).to_have_count(2)
+    # Newest first: the attempt that succeeded, then the one that failed, each with its runner and times.
+    await expect(rows.nth(0)).to_contain_text(re.compile(r"^2\s*completed\s*runner-[ab]"))
+    await expect(rows.nth(1)).to_contain_text(re.compile(r"^1\s*failed\s*runner-[ab]"))
+    await expect(rows.nth(1)).to_contain_text("temporary outage (scripted)")
+    await expect(
+        page.get_by_role("button", name="2 execution(s) of ddl_generation: hide the history")
+    ).to_have_attribute("aria-expanded", "true")
+    # The other steps ran once; the step rows are still four (the history is a row of its own).
+    await expect(page.locator("#steps > tr[data-step]")).to_have_count(4)
+    await page.get_by_role("button", name="2 execution(s) of ddl_generation: hide the history").click()
+    await expect(history).to_have_count(0)
+    await probe.assert_clean(page)
+
+    axe_page, _ = await open_ui(f"{ui_url}/#{task_id}", bypass_csp=True)
+    await axe_page.get_by_role("button", name="2 execution(s) of ddl_generation: show the history").click()
+    await expect(axe_page.get_by_role("table", name="Executions of ddl_generation")).to_be_visible()
+    assert await run_axe(axe_page) == []

@@ -8,6 +8,7 @@ import { TOKEN_KEY, api, authHeaders, setConn, sleep } from "./http.js";
 import { initFiles, loadFiles } from "./files.js";
 import { initForm } from "./form.js";
 import { appendLog, catchUpLogs, initLogs, loadLogs, resetLogs } from "./logs.js";
+import { executionsRow } from "./executions.js";
 import { renderReport } from "./report.js";
 import { initTaskList, loadTasks } from "./tasklist.js";
 import { initTimeline, showTimeline, timelineChanged } from "./timeline.js";
@@ -23,6 +24,7 @@ const state = {
   task: null, // its latest detail (the snapshot, then updated by events and refreshes)
   stream: null, watch: 0, // the open event stream's AbortController; the generation of the detail being watched
   refreshTimer: null, pollTimer: null,
+  openSteps: new Set(), // the steps whose execution history is open
 };
 
 // An action's failure under the detail; a 401 is left to the token prompt, the one place that asks for it.
@@ -74,6 +76,7 @@ async function selectTask(taskId) {
   showPane(true);
   closeStream();
   stopPolling();
+  if (taskId !== state.selected) state.openSteps.clear();
   state.selected = taskId;
   state.task = null;
   state.lastEventId = null;
@@ -174,20 +177,30 @@ function renderSteps() {
   const running = isRunning(t);
   // The plan: why a step is not part of this run (outside the range, single mode, disabled).
   const notRun = Object.fromEntries((t.plan || []).filter((p) => !p.runs).map((p) => [p.step, p.reason]));
+  // The attempts cell opens the step's execution history (kept open across redraws).
+  const history = (s) => {
+    const open = state.openSteps.has(s.step);
+    return el("button", {
+      class: "ghost small-btn", type: "button", "aria-expanded": String(open), "aria-controls": `execs-${s.step}`,
+      "aria-label": `${s.attempts} execution(s) of ${s.step}: ${open ? "hide" : "show"} the history`,
+      onclick: () => { if (open) state.openSteps.delete(s.step); else state.openSteps.add(s.step); renderSteps(); },
+    }, String(s.attempts));
+  };
   $("steps").replaceChildren(
-    ...t.steps.map((s) =>
+    ...t.steps.flatMap((s) => [
       el(
         "tr",
-        {},
+        { "data-step": s.step },
         el("td", {}, String(s.step_number)),
         el("td", {}, s.step),
         el("td", {}, stepBadge(s, running), s.status === "running" ? ` ${s.progress}%` : ""),
-        el("td", {}, String(s.attempts)),
-        el("td", { class: "dur" }, fmtDur(s.duration)),
+        el("td", {}, history(s)),
+        el("td", { class: "dur", title: s.started_at ? `started ${fmtTime(s.started_at)}${s.completed_at ? `, ended ${fmtTime(s.completed_at)}` : ""}` : null }, fmtDur(s.duration)),
         stepNote(s, notRun[s.step]),
         el("td", {}, el("button", { class: "ghost", "aria-label": `run step ${s.step_number} ${s.step}`, onclick: () => execute({ single_step: s.step_number }), ...(running ? { disabled: "" } : {}) }, "run")),
       ),
-    ),
+      ...(state.openSteps.has(s.step) ? [executionsRow(s, 7)] : []),
+    ]),
   );
   showProgress();
 }
@@ -253,9 +266,9 @@ function tick() {
   if (!t || !isRunning(t)) return;
   const since = (iso) => (iso ? Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000) : null);
   if (t.started_at && $("task-duration")) $("task-duration").textContent = fmtDur(since(t.started_at));
-  const rows = $("steps").children;
-  t.steps.forEach((s, i) => {
-    if (s.status === "running" && s.started_at && rows[i]) rows[i].querySelector(".dur").textContent = fmtDur(since(s.started_at));
+  t.steps.forEach((s) => {
+    const row = $("steps").querySelector(`tr[data-step="${s.step}"]`);
+    if (s.status === "running" && s.started_at && row) row.querySelector(".dur").textContent = fmtDur(since(s.started_at));
   });
 }
 setInterval(tick, 1000);
