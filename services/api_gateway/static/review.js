@@ -45,10 +45,19 @@ export function formatSql(sql) {
 const $ = (id) => document.getElementById(id);
 const current = () => state.pairs[state.index];
 
+const KEYS = "Keys: a approve · r reject · j/k next/previous · Esc close";
+
+// The last message stays until the next one: a re-render after a decision shows it again.
 function say(text, good) {
+  state.msg = { text, good };
   const box = $("rv-msg");
-  box.textContent = text;
-  box.className = good ? "rv-keys rv-verdict-valid" : "rv-keys rv-verdict-invalid";
+  if (box) showMsg(box);
+}
+
+function showMsg(box) {
+  const m = state.msg;
+  box.textContent = m ? m.text : KEYS;
+  box.className = !m ? "rv-keys" : m.good ? "rv-keys rv-verdict-valid" : "rv-keys rv-verdict-invalid";
 }
 
 async function load(keep) {
@@ -132,11 +141,16 @@ function render() {
       el("label", { for: "rv-f-repaired" }, el("input", { type: "checkbox", id: "rv-f-repaired", checked: f.repaired,
         onchange: (e) => { state.filters.repaired = e.target.checked; load(false).catch(fail); } }), "repaired only"),
       el("button", { type: "button", class: "ghost", onclick: approveValid, disabled: state.status !== "awaiting_review" }, "Approve all pending valid")),
-    el("p", { id: "rv-msg", class: "rv-keys", role: "status" }, "Keys: a approve · r reject · j/k next/previous · Esc close"),
+    showMsgIn(el("p", { id: "rv-msg", role: "status" })),
     el("div", { class: "rv-body" }, renderList(), renderPair()));
 }
 
 const fail = (err) => say(err.message, false);
+
+function showMsgIn(box) {
+  showMsg(box);
+  return box;
+}
 
 async function decide(decision) {
   const p = current();
@@ -238,8 +252,9 @@ function openScreen(title) {
 export async function openReview(taskId) {
   state.task = taskId;
   state.index = 0;
+  state.msg = null;
   openScreen(`Review ${taskId}`);
-  say("loading…", true);
+  $("rv-msg").textContent = "loading…";
   try { await load(false); } catch (err) { fail(err); }
 }
 
