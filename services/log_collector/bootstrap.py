@@ -62,7 +62,7 @@ async def running_collector(settings: CollectorSettings) -> AsyncIterator[BatchC
             settings.collector_partitions, settings.collector_replicas, replica_number(settings)
         )
         consumers: list[tuple[AbstractQueue, str]] = []
-        await _subscribe(channel, topology, own, collector, consumers)
+        await _subscribe(channel, topology, own, collector, consumers, priority=1)
         log.info("collector consuming", queues=[topology.collector_partition_queue(p) for p in own])
         standby = asyncio.create_task(_stand_by(channel, topology, others, collector, consumers))
         try:
@@ -83,10 +83,15 @@ async def _subscribe(
     partitions: list[int],
     collector: BatchCollector,
     consumers: list[tuple[AbstractQueue, str]],
+    priority: int,
 ) -> None:
     for partition in partitions:
         queue = await channel.get_queue(topology.collector_partition_queue(partition))
-        consumers.append((queue, await queue.consume(collector.on_message)))
+        # RabbitMQ 4 hands a single-active-consumer queue over to a higher-priority consumer (after the
+        # active one settled what it holds): a replica added later takes its own partitions. 3.x
+        # ignores the priority: the earliest subscriber stays active until it goes away.
+        arguments = {"x-priority": priority}
+        consumers.append((queue, await queue.consume(collector.on_message, arguments=arguments)))
 
 
 async def _stand_by(
@@ -99,5 +104,5 @@ async def _stand_by(
     if not partitions:
         return
     await asyncio.sleep(STANDBY_DELAY_SECONDS)
-    await _subscribe(channel, topology, partitions, collector, consumers)
+    await _subscribe(channel, topology, partitions, collector, consumers, priority=0)
     log.info("collector standing by", queues=[topology.collector_partition_queue(p) for p in partitions])

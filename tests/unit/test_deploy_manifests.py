@@ -65,6 +65,15 @@ CRD_REQUIRED: dict[str, list[str]] = {
 }
 
 
+# StatefulSets of components/statefulsets: PostgreSQL and RabbitMQ, not pipeline workloads.
+DATA_STORES = {"dp-postgres", "dp-rabbitmq"}
+
+
+def _workload(rendered: dict, name: str) -> dict:
+    """A service's workload: a Deployment, or a StatefulSet (the log collector: replicas need numbers)."""
+    return rendered.get(("Deployment", name)) or rendered[("StatefulSet", name)]
+
+
 def _load(name: str, path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
@@ -168,6 +177,22 @@ def test_keda_scales_on_the_steps_queue(base: dict) -> None:
         assert ref["key"] in templates["keda"]
 
 
+def test_keda_scales_collectors_on_the_partition_queues_up_to_one_per_partition(base: dict) -> None:
+    resources = _by_key(render.build(K8S / "components" / "keda", list(base.values())))
+    scaled = resources[("ScaledObject", "dp-log-collector")]
+    config = base[("ConfigMap", "dp-config")]["data"]
+    partitions = int(config["DP_COLLECTOR_PARTITIONS"])
+    assert scaled["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "name": "dp-log-collector",
+    }
+    assert ("StatefulSet", "dp-log-collector") in resources
+    queues = {t["metadata"]["queueName"] for t in scaled["spec"]["triggers"]}
+    assert queues == {f"{config['DP_BROKER_PREFIX']}.collector.{n}" for n in range(partitions)}
+    assert scaled["spec"]["maxReplicaCount"] == partitions == int(config["DP_COLLECTOR_REPLICAS"])
+
+
 def test_hpa_component_renders_against_base(base: dict) -> None:
     resources = _by_key(render.build(K8S / "components" / "hpa", list(base.values())))
     hpa = resources[("HorizontalPodAutoscaler", "dp-step-runner")]
@@ -179,7 +204,7 @@ def test_services_have_probes_on_their_real_health_endpoints(rendered: dict) -> 
     config = rendered[("ConfigMap", "dp-config")]["data"]
     for name, cls_path in SERVICE_DEPLOYMENTS.items():
         fields = _settings_class(cls_path).model_fields
-        (container,) = rendered[("Deployment", name)]["spec"]["template"]["spec"]["containers"]
+        (container,) = _workload(rendered, name)["spec"]["template"]["spec"]["containers"]
         if "http_port" in fields:
             port = int(config["DP_HTTP_PORT"])
         elif "health_port" in fields:
@@ -198,7 +223,7 @@ def test_termination_grace_outlasts_the_shutdown_grace(rendered: dict) -> None:
     config = rendered[("ConfigMap", "dp-config")]["data"]
     for name, cls_path in SERVICE_DEPLOYMENTS.items():
         fields = _settings_class(cls_path).model_fields
-        spec = rendered[("Deployment", name)]["spec"]["template"]["spec"]
+        spec = _workload(rendered, name)["spec"]["template"]["spec"]
         grace = float(config.get("DP_SHUTDOWN_GRACE_SECONDS", 0)) if "shutdown_grace_seconds" in fields else 0
         assert spec["terminationGracePeriodSeconds"] >= grace + 10, name
     assert rendered[("Deployment", "dp-step-runner")]["spec"]["template"]["spec"][
@@ -207,9 +232,9 @@ def test_termination_grace_outlasts_the_shutdown_grace(rendered: dict) -> None:
 
 
 def test_workloads_are_hardened_and_sized(rendered: dict) -> None:
-    for (kind, name), resource in rendered.items():
+    for (_kind, name), resource in rendered.items():
         spec = _pod_spec(resource)
-        if spec is None or not name.startswith("dp-") or kind == "StatefulSet":
+        if spec is None or not name.startswith("dp-") or name in DATA_STORES:
             continue
         assert spec["securityContext"]["runAsNonRoot"] is True, name
         assert spec["securityContext"]["runAsUser"] != 0, name
@@ -225,7 +250,7 @@ def test_workloads_are_hardened_and_sized(rendered: dict) -> None:
 def test_scheduler_runs_two_replicas_and_every_service_has_a_disruption_budget(rendered: dict) -> None:
     assert rendered[("Deployment", "dp-scheduler")]["spec"]["replicas"] == 2
     for name in SERVICE_DEPLOYMENTS:
-        labels = rendered[("Deployment", name)]["spec"]["selector"]["matchLabels"]
+        labels = _workload(rendered, name)["spec"]["selector"]["matchLabels"]
         assert rendered[("PodDisruptionBudget", name)]["spec"]["selector"]["matchLabels"] == labels
 
 
@@ -234,7 +259,7 @@ def test_task_volume_is_read_write_many_and_mounted_at_the_data_root(rendered: d
     assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
     data_root = rendered[("ConfigMap", "dp-config")]["data"]["DP_DATA_ROOT"]
     for name in ("dp-gateway", "dp-step-runner", "dp-log-collector"):
-        spec = rendered[("Deployment", name)]["spec"]["template"]["spec"]
+        spec = _workload(rendered, name)["spec"]["template"]["spec"]
         claims = {
             v["name"]: v["persistentVolumeClaim"]["claimName"]
             for v in spec["volumes"]
@@ -410,9 +435,9 @@ def test_no_build_applies_a_secret_or_a_template_value() -> None:
 def test_every_workload_reads_only_its_own_secret_with_only_what_it_uses(rendered: dict) -> None:
     templates = settings_env.secret_templates()
     by_secret = {f"dp-{stem}-secrets": keys for stem, keys in templates.items()}
-    for (kind, name), resource in rendered.items():
+    for (_kind, name), resource in rendered.items():
         spec = _pod_spec(resource)
-        if spec is None or not name.startswith("dp-") or kind == "StatefulSet":
+        if spec is None or not name.startswith("dp-") or name in DATA_STORES:
             continue
         (container,) = spec["containers"]
         refs = {e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e}
@@ -474,8 +499,8 @@ def test_network_policies_deny_by_default_and_open_only_the_gateway(rendered: di
         "values": ["gateway", "step-runner"],
     } in selector
     # Every pipeline workload is covered by the default deny.
-    for (kind, name), resource in rendered.items():
-        if _pod_spec(resource) is not None and name.startswith("dp-") and kind != "StatefulSet":
+    for (_kind, name), resource in rendered.items():
+        if _pod_spec(resource) is not None and name.startswith("dp-") and name not in DATA_STORES:
             labels = resource["spec"].get("template") or resource["spec"]["jobTemplate"]["spec"]["template"]
             assert labels["metadata"]["labels"]["app.kubernetes.io/name"] == "data-pipeline", name
 

@@ -131,7 +131,7 @@ async def wait_until(predicate: Any, timeout: float) -> Any:
     """Poll `predicate()` (async) with a growing interval until it returns a truthy value or time runs out."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    for delay in delays(0.02, 0.25, factor=1.5):
+    for delay in delays(0.005, 0.25, factor=1.5):  # a primary-key read: polling soon is cheap
         value = await predicate()
         if value or loop.time() >= deadline:
             return value
