@@ -11,6 +11,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -221,6 +222,9 @@ async def test_incremental_run_redoes_only_what_changed(
     assert incremental["table_names"]["dropped"] == ["public.categories"]
     assert incremental["llm_tokens_saved"] > 0
     assert report["steps"]["qa_generation"]["incremental"]["pairs_carried_over"] > 0
+    # Carried-over pairs keep the business theme they were generated for (the review filters by it).
+    (pair_file,) = Path(env["DP_DATA_ROOT"], task_b).glob("qs_*_pair.json")
+    assert all(p.get("theme") for p in json.loads(pair_file.read_text(encoding="utf-8")))
 
     status, events = await api.call("GET", f"{BASE}/tasks/{task_b}/events?limit=1000")
     assert status == 200, events

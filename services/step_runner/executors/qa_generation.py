@@ -66,7 +66,7 @@ class QaGenerationExecutor:
             f"{theme_count} themes x {per_theme} questions",
         )
         await ctx.progress(5, "schema catalog loaded")
-        carried, touched, from_task = await self._carried(ctx)
+        carried, touched, from_task, carried_themes = await self._carried(ctx)
 
         model = self._llm_factory()
         try:
@@ -93,7 +93,7 @@ class QaGenerationExecutor:
             )
             pairs = _clean([carried, *per_theme_pairs])
             # Each pair names its business theme (the review screen filters by it; step 3 keeps the key).
-            theme_of: dict[str, str] = {}
+            theme_of: dict[str, str] = dict(carried_themes)
             for theme, generated in zip(asked, per_theme_pairs, strict=True):
                 for p in generated:
                     theme_of.setdefault(" ".join(p.question.split()).casefold(), theme.name)
@@ -151,12 +151,14 @@ class QaGenerationExecutor:
             ),
         }
 
-    async def _carried(self, ctx: StepContext) -> tuple[list[QuestionSQL], set[str] | None, str | None]:
+    async def _carried(
+        self, ctx: StepContext
+    ) -> tuple[list[QuestionSQL], set[str] | None, str | None, dict[str, str]]:
         """An incremental run's pairs carried over from the earlier task, the changed and new tables (None
-        when the run is not incremental), and the earlier task."""
+        when the run is not incremental), the earlier task, and the carried pairs' themes by question."""
         plan = await ctx.run_blocking(read_plan, ctx.task_dir) if ctx.parameters.incremental_from else None
         if not plan or not isinstance(plan.get("tables"), dict) or not isinstance(plan.get("from_task"), str):
-            return [], None, None
+            return [], None, None, {}
         names = plan["tables"]
         touched = {str(t) for key in ("changed", "new") for t in names.get(key, [])}
         stale = touched | {str(t) for t in names.get("dropped", [])}
@@ -167,7 +169,9 @@ class QaGenerationExecutor:
             f"{len(pairs)} of the {total} validated pairs of task {plan['from_task']} read only unchanged "
             "tables and are carried over (step 3 checks them again)",
         )
-        return [QuestionSQL(question=p["question"], sql=p["sql"]) for p in pairs], touched, plan["from_task"]
+        themes = {" ".join(p["question"].split()).casefold(): p["theme"] for p in pairs if "theme" in p}
+        carried = [QuestionSQL(question=p["question"], sql=p["sql"]) for p in pairs]
+        return carried, touched, plan["from_task"], themes
 
     async def _pairs_for_themes(
         self,

@@ -143,7 +143,14 @@ def carried_pairs(baseline_dir: Path, stale: set[str]) -> tuple[list[dict[str, A
         for pair in loaded:
             read = referenced_names(pair["sql"])
             if read and not touches(sorted(read), stale):
-                pairs.append({"question": pair["question"], "sql": pair["sql"]})
+                theme = pair.get("theme")
+                pairs.append(
+                    {
+                        "question": pair["question"],
+                        "sql": pair["sql"],
+                        **({"theme": theme} if isinstance(theme, str) else {}),
+                    }
+                )
     return pairs, total
 
 
