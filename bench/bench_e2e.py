@@ -1,0 +1,306 @@
+"""End to end (issue 11, goal 2): no-op tasks through the four real services against the same broker's
+raw 4-hop quorum chain and Celery's safe chain, measured in one run.
+
+    .venv/bin/python -m bench.bench_e2e [--tasks 300] [--clients 16]
+
+The services run as processes on a private schema, broker prefix and task root (removed at the end),
+with DP_EXECUTOR_REGISTRY=bench.noop_executors:registry, so every step costs only the platform: its
+events are published with confirms, scheduled, stored and projected as in production. Prints tasks/s,
+light-load create -> completed p50, each service's peak RSS and CPU per task (from /proc), and the ratios
+against the baselines. PostgreSQL and RabbitMQ CPU counts every process of theirs on the machine (other
+users of the same servers included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import aiohttp
+import asyncpg
+
+from bench.process_stats import cpu_seconds, peak_rss_mb, server_pids
+from bench.raw_chain import run_chain_bench
+from shared.broker import Topology, delete_topology
+from shared.migrate import drop_schema, migrate
+from shared.settings import CommonSettings
+from tests.support.stack import Stack, free_port
+
+BASE = "/api/v0/data_pipeline"
+SERVICES = {"gateway": "gateway", "scheduler": "scheduler", "collector": "collector", "runner": "runner"}
+GOALS = {"raw": 0.10, "celery": 0.5, "p50_ms": 60.0, "rss_mb": 150.0}
+
+
+def _body(i: int) -> dict[str, Any]:
+    return {
+        "task_type": "complete_workflow",
+        "parameters": {
+            "db_connection": "postgresql://bench@127.0.0.1:5432/business",
+            "table_list": ["public.orders"],
+            "business_context": f"bench {i}",
+        },
+    }
+
+
+async def _create(session: aiohttp.ClientSession, url: str, i: int) -> str:
+    async with session.post(f"{url}{BASE}/tasks", json=_body(i)) as resp:
+        data = await resp.json()
+        assert resp.status in (201, 202), data
+        return str(data["data"]["task_id"])
+
+
+async def _light_load(
+    session: aiohttp.ClientSession, url: str, pg: asyncpg.Connection, n: int
+) -> list[float]:
+    """One task at a time: POST /tasks until GET /tasks/{id} says completed."""
+    latencies = []
+    for i in range(n):
+        began = time.perf_counter()
+        task_id = await _create(session, url, i)
+        while True:
+            async with session.get(f"{url}{BASE}/tasks/{task_id}") as resp:
+                if resp.status == 200 and (await resp.json())["data"]["status"] == "completed":
+                    break
+            await asyncio.sleep(0.002)
+        latencies.append(time.perf_counter() - began)
+    return latencies
+
+
+async def _throughput(
+    session: aiohttp.ClientSession, url: str, pg: asyncpg.Connection, tasks: int, clients: int
+) -> tuple[float, list[str]]:
+    ids: list[str] = []
+
+    async def client(c: int) -> None:
+        for i in range(tasks // clients):
+            ids.append(await _create(session, url, 1000 + c * 1000 + i))
+
+    began = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in range(clients)))
+    query = "SELECT count(*) FROM data_pipeline_tasks WHERE status = 'completed' AND id = ANY($1)"
+    while True:
+        if await pg.fetchval(query, ids) == len(ids):
+            break
+        await asyncio.sleep(0.02)
+    return time.perf_counter() - began, ids
+
+
+def _celery(url: str, prefix: str, chains: int, clients: int, light: int) -> dict[str, float] | None:
+    try:
+        import celery  # noqa: F401
+    except ImportError:
+        print("  celery is not installed (make install): its baseline is skipped")
+        return None
+    done = Path(tempfile.mkdtemp()) / "done"
+    done.touch()
+    env = {
+        **os.environ,
+        "DP_BENCH_CELERY_BROKER": url,
+        "DP_BENCH_CELERY_QUEUE": f"{prefix}.celery",
+        "DP_BENCH_CELERY_DONE": str(done),
+    }
+    worker = subprocess.Popen(
+        [
+            *(
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "bench.celery_chain",
+                "worker",
+                "-c",
+                "2",
+                "-l",
+                "WARNING",
+            ),
+            *("--without-mingle", "--without-gossip", "--without-heartbeat"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        code = (
+            "import sys, time; from bench.celery_chain import send_chain, DONE\n"
+            "import concurrent.futures as cf, os\n"
+            "def wait(n, limit=60):\n"
+            "    end = time.time() + limit\n"
+            "    while os.path.getsize(DONE) < n:\n"
+            "        assert time.time() < end, 'celery chains did not finish'\n"
+            "        time.sleep(0.0005)\n"
+            "send_chain(); wait(1, 60)\n"  # the worker is up
+            f"lat = []\n"
+            f"for i in range({light}):\n"
+            "    t = time.perf_counter(); send_chain(); wait(2 + i); lat.append(time.perf_counter() - t)\n"
+            f"base = 1 + {light}; t = time.perf_counter()\n"
+            f"with cf.ThreadPoolExecutor({clients}) as ex:\n"
+            f"    list(ex.map(lambda _: send_chain(), range({chains})))\n"
+            f"wait(base + {chains}, 120); el = time.perf_counter() - t\n"
+            "lat.sort(); print(lat[len(lat) // 2] * 1000, " + f"{chains} / el)\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        if out.returncode != 0:
+            print(f"  celery baseline failed: {out.stderr.strip().splitlines()[-1:]}")
+            return None
+        p50, rate = (float(x) for x in out.stdout.split())
+        return {"per_second": rate, "p50_ms": p50}
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+async def _purge_celery(url: str, prefix: str) -> None:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        for name in (f"{prefix}.celery", "celery"):
+            await channel.queue_delete(name, if_unused=False, if_empty=False)
+
+
+async def main(args: argparse.Namespace) -> None:
+    run = uuid.uuid4().hex[:8]
+    root = Path(tempfile.mkdtemp(prefix="dpbench-"))
+    env = {
+        "DP_DATABASE_URL": args.database_url,
+        "DP_RABBITMQ_URL": args.rabbitmq_url,
+        "DP_DB_SCHEMA": f"dpbench_{run}",
+        "DP_BROKER_PREFIX": f"dpbench.{run}",
+        "DP_DATA_ROOT": str(root / "tasks"),
+        "DP_ENCRYPTION_KEY": f"bench-key-{run}-0123456789",
+        "DP_HTTP_PORT": str(free_port()),
+        "DP_EXECUTOR_REGISTRY": "bench.noop_executors:registry",
+        "DP_MAX_CONCURRENT_TASKS": "32",
+        "DP_RUNNER_CONCURRENCY": "32",
+        "DP_LOG_LEVEL": "WARNING",
+        "DP_LOG_FORMAT": "json",
+        **dict(e.split("=", 1) for e in args.env),
+    }
+    settings = CommonSettings(**{k[3:].lower(): v for k, v in env.items() if k != "DP_HTTP_PORT"})
+    await migrate(settings)
+    stack = Stack(env, root)
+    url = f"http://127.0.0.1:{env['DP_HTTP_PORT']}"
+    results: dict[str, Any] = {}
+    try:
+        for name in SERVICES:
+            stack.start(name)
+        pg = await asyncpg.connect(args.database_url, server_settings={"search_path": settings.db_schema})
+        async with aiohttp.ClientSession() as session:
+            await _ready(session, url, stack)
+            await _light_load(session, url, pg, 3)  # warm-up
+            latencies = await _light_load(session, url, pg, args.light)
+            servers = server_pids()
+            pids = {name: stack.procs[name].pid for name in SERVICES} | servers
+            before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            warm = await pg.fetchval("SELECT count(*) FROM data_pipeline_tasks")
+            events_before = await pg.fetchval("SELECT count(*) FROM data_pipeline_events")
+            elapsed, _ = await _throughput(session, url, pg, args.tasks, args.clients)
+            after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            tasks = await pg.fetchval("SELECT count(*) FROM data_pipeline_tasks") - warm
+            events = await pg.fetchval("SELECT count(*) FROM data_pipeline_events") - events_before
+            rss = {name: peak_rss_mb(stack.procs[name].pid) for name in SERVICES}
+        await pg.close()
+        results["pipeline"] = {"per_second": tasks / elapsed, "p50_ms": statistics.median(latencies) * 1000}
+        results["cpu"] = {name: (after[name] - before[name]) for name in pids}
+        results["tasks"], results["events"], results["rss"] = tasks, events, rss
+    finally:
+        stack.stop_all()
+        await drop_schema(settings)
+        connection = await aio_pika.connect(args.rabbitmq_url)
+        async with connection:
+            await delete_topology(await connection.channel(), Topology(env["DP_BROKER_PREFIX"]))
+    results["raw"] = await run_chain_bench(
+        args.rabbitmq_url, env["DP_BROKER_PREFIX"], args.chains, args.clients, args.light
+    )
+    results["celery"] = await asyncio.to_thread(
+        _celery, args.rabbitmq_url, env["DP_BROKER_PREFIX"], args.chains, args.clients, args.light
+    )
+    await _purge_celery(args.rabbitmq_url, env["DP_BROKER_PREFIX"])
+    _report(results, args)
+
+
+async def _ready(session: aiohttp.ClientSession, url: str, stack: Stack) -> None:
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        try:
+            async with session.get(f"{url}/readyz") as resp:
+                if resp.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.2)
+    raise SystemExit("the bench stack did not get ready:\n" + stack.logs("gateway")[-2000:])
+
+
+def _report(r: dict[str, Any], args: argparse.Namespace) -> None:
+    pipeline, raw, celery = r["pipeline"], r["raw"], r["celery"]
+    tasks, events = r["tasks"], r["events"]
+    print(
+        f"end to end: {tasks} no-op tasks (4 steps, {events / tasks:.1f} events each), {args.clients} clients,"
+    )
+    print("  DP_MAX_CONCURRENT_TASKS=32, one step runner with DP_RUNNER_CONCURRENCY=32")
+    print(
+        f"  pipeline:             {pipeline['per_second']:8.1f} tasks/s   create -> completed p50 "
+        f"{pipeline['p50_ms']:6.1f} ms (one task at a time)"
+    )
+    print(f"  raw 4-hop quorum chain:{raw['per_second']:7.1f} chains/s  p50 {raw['p50_ms']:6.1f} ms")
+    if celery:
+        print(f"  Celery 4-task chain:  {celery['per_second']:8.1f} chains/s  p50 {celery['p50_ms']:6.1f} ms")
+    ratio_raw = pipeline["per_second"] / raw["per_second"]
+    print(
+        f"  ratio to the raw chain: {ratio_raw:5.3f}x (goal >= {GOALS['raw']}x) "
+        f"{'ok' if ratio_raw >= GOALS['raw'] else 'MISSED'}"
+    )
+    if celery:
+        ratio_celery = pipeline["per_second"] / celery["per_second"]
+        print(
+            f"  ratio to Celery:        {ratio_celery:5.3f}x (goal >= {GOALS['celery']}x) "
+            f"{'ok' if ratio_celery >= GOALS['celery'] else 'MISSED'}"
+        )
+    print(
+        f"  p50 {pipeline['p50_ms']:.1f} ms (goal <= {GOALS['p50_ms']:.0f} ms) "
+        f"{'ok' if pipeline['p50_ms'] <= GOALS['p50_ms'] else 'MISSED'}"
+    )
+    print("  CPU per task and per event (ms), peak RSS (MB, goal < 150):")
+    for name, seconds in r["cpu"].items():
+        rss = r["rss"].get(name)
+        shown = f"{rss:6.1f}" if rss is not None else "     -"
+        flag = "" if rss is None or rss < GOALS["rss_mb"] else "  OVER"
+        print(
+            f"    {name:10s} {seconds * 1000 / tasks:7.2f} /task {seconds * 1000 / events:6.3f} /event  "
+            f"RSS {shown}{flag}"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--rabbitmq-url", default="amqp://guest:guest@127.0.0.1:5672/")
+    parser.add_argument("--tasks", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--chains", type=int, default=1000)
+    parser.add_argument("--light", type=int, default=30, help="tasks/chains timed one at a time")
+    parser.add_argument(
+        "--env", action="append", default=[], help="NAME=VALUE for the services (experiments)"
+    )
+    asyncio.run(main(parser.parse_args()))
