@@ -81,25 +81,38 @@ class BatchCollector:
             return
         self._pending.append((message, envelope))
         if len(self._pending) >= self.batch_size:
-            await self.flush()
+            # Store this batch while the next one is read (when the channel's prefetch lets more than
+            # one batch in); with one batch storing and one waiting, wait here.
+            self._flush_soon()
+            while len(self._flushing) > 1:
+                await asyncio.wait(self._flushing, return_when=asyncio.FIRST_COMPLETED)
         elif self._timer is None:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(self.flush_seconds, self._flush_soon)
 
     def _flush_soon(self) -> None:
-        self._timer = None
-        task = asyncio.create_task(self.flush())
-        self._flushing.add(task)
-        task.add_done_callback(self._flushing.discard)
+        batch = self._take()
+        if batch:
+            task = asyncio.create_task(self._flush(batch))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+
+    def _take(self) -> list[tuple[AbstractIncomingMessage, EventEnvelope]]:
+        """The pending messages, as the next batch (batches are stored in the order they were taken:
+        the lock wakes its waiters first come, first served)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._pending = self._pending, []
+        return batch
 
     async def flush(self) -> None:
+        await self._flush(self._take())
+
+    async def _flush(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> None:
+        if not batch:
+            return
         async with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            batch, self._pending = self._pending, []
-            if not batch:
-                return
             try:
                 removed = await self._store_patiently(batch)
             except TRANSIENT_ERRORS as exc:
