@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -101,9 +102,7 @@ class Publisher:
         return message
 
     async def publish_event(self, message: EventEnvelope) -> None:
-        await self._exchanges.events.publish(
-            _amqp_message(message, str(message.event_id)), message.routing_key, mandatory=True
-        )
+        await _publish(self._exchanges.events, message.routing_key, message, str(message.event_id))
 
     async def command(self, routing_key: str, payload: BaseModel, task_id: str | None) -> CommandEnvelope:
         message = CommandEnvelope(task_id=task_id, producer=self.producer, payload=payload)  # type: ignore[arg-type]
@@ -111,19 +110,34 @@ class Publisher:
         return message
 
     async def publish_command(self, routing_key: str, message: CommandEnvelope) -> None:
-        await self._exchanges.commands.publish(
-            _amqp_message(message, str(message.command_id)), routing_key, mandatory=True
-        )
+        await _publish(self._exchanges.commands, routing_key, message, str(message.command_id))
 
 
-def _amqp_message(message: EventEnvelope | CommandEnvelope, message_id: str) -> aio_pika.Message:
-    return aio_pika.Message(
+async def _publish(
+    exchange: AbstractExchange, routing_key: str, message: EventEnvelope | CommandEnvelope, message_id: str
+) -> None:
+    """What aio-pika's Exchange.publish does, without building an aio_pika.Message first: its validated
+    attributes cost more CPU than the rest of a publish (a dozen publishes per task in the scheduler).
+    The channel raises on a nack (DeliveryError) and, opened with on_return_raises, on an unroutable
+    mandatory message (PublishError), as before."""
+    if exchange.channel.is_closed:
+        raise aiormq.exceptions.ChannelInvalidStateError(f"{exchange.channel!r} closed")
+    channel = await exchange.channel.get_underlay_channel()
+    await channel.basic_publish(
         encode(message),
-        content_type="application/json",
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        message_id=message_id,
-        type=message.type,
+        exchange=exchange.name,
+        routing_key=routing_key,
+        properties=aiormq.spec.Basic.Properties(
+            content_type="application/json",
+            delivery_mode=PERSISTENT,
+            message_id=message_id,
+            message_type=message.type,
+        ),
+        mandatory=True,
     )
+
+
+PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
 
 
 Handler = Callable[[EventEnvelope | CommandEnvelope], Awaitable[None]]
