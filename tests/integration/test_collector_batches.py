@@ -8,10 +8,12 @@ a batch that failed half-way leaving a trace."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -289,3 +291,32 @@ async def test_a_batch_that_fails_after_its_events_were_copied_is_retried_whole(
         assert len((tmp_path / task_id / LOG_FILE).read_text().splitlines()) == 2
     await rebuild_read_models(pool)
     assert await _read_models(pg) == live
+
+
+class SlowPool:
+    """A pool whose first connection takes a while: the next batches are full before the first is stored."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self.slow = True
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        if self.slow:
+            self.slow = False
+            await asyncio.sleep(0.3)
+        async with self._pool.acquire() as conn:
+            yield conn
+
+
+async def test_batches_stored_in_the_background_keep_their_order(
+    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
+) -> None:
+    task_id = _task_id()
+    envelopes = _envelopes(task_id)
+    messages = await _run(_collector(SlowPool(pool), tmp_path, batch_size=2), envelopes)
+    assert all(m.settled == ["ack"] for m in messages)
+    stored = await pg.fetch("SELECT event_id FROM data_pipeline_events ORDER BY seq")
+    assert [r["event_id"] for r in stored] == [e.event_id for e in envelopes]
+    row = await pg.fetchrow("SELECT status, step_status->>'ddl_generation' AS ddl FROM data_pipeline_tasks")
+    assert (row["status"], row["ddl"]) == ("in_progress", "completed")
