@@ -234,6 +234,18 @@ async def task_events(
     return [decode(r) for r in rows]
 
 
+async def tasks_events(
+    conn: asyncpg.Connection, task_ids: Sequence[str], types: Sequence[str]
+) -> list[tuple[int, EventEnvelope]]:
+    """The events of `types` of several tasks with their sequence numbers, in store order."""
+    rows = await conn.fetch(
+        f"{_SELECT} WHERE task_id = ANY($1::varchar[]) AND type = ANY($2::text[]) ORDER BY seq",
+        list(task_ids),
+        list(types),
+    )
+    return [(r["seq"], decode(r)) for r in rows]
+
+
 _OPEN_TASKS = """
 WITH t AS (
     SELECT task_id,

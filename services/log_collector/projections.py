@@ -23,10 +23,10 @@ from pydantic import BaseModel
 from services.log_collector import rows
 from services.log_collector.retention_projection import RETENTION_HANDLERS
 from services.log_collector.review_projection import REVIEW_HANDLERS
-from services.log_collector.unit_of_work import UnitOfWork, utc
+from services.log_collector.unit_of_work import LaterReport, UnitOfWork, utc
 from shared import events as ev
 from shared.event_compaction import FinishedExecution
-from shared.event_store import task_events
+from shared.event_store import tasks_events
 from shared.events import StepName, check_dispatch_table
 from shared.final_report import REPORT_EVENT_TYPES, final_report
 from shared.lifecycle import is_old_execution, task_finished
@@ -41,7 +41,7 @@ class Projector:
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
-        self.uow = UnitOfWork(conn)
+        self.uow = UnitOfWork(conn, final_reports)
         self.deleted_tasks: set[str] = set()
         self.logged_tasks: set[str] = set()
         self.logs_purged_tasks: set[str] = set()  # data_pipeline.log goes (log retention)
@@ -192,7 +192,7 @@ class Projector:
             "status": e.status,
             "completed_at": env.occurred_at,
             "error_message": mask_secrets(e.error_message) if e.error_message else None,
-            "result": await self._final_report(env.task_id, seq),
+            "result": LaterReport(seq),  # made with the other finishing tasks' at the flush
             "current_step": None,
         }
         if e.status == "completed":
@@ -200,13 +200,6 @@ class Projector:
         failed_step = task["error_step"]
         await self._save_task(env.task_id, seq, env, **fields)
         await self._task_line(env, seq, Context(failed_step=failed_step))
-
-    async def _final_report(self, task_id: str, seq: int) -> dict[str, Any]:
-        """The run's final report (shared.final_report) from the task's events up to this one, secrets
-        masked: the same on the live path and in a rebuild."""
-        events = await task_events(self.conn, task_id, through_seq=seq, types=REPORT_EVENT_TYPES)
-        report = final_report(events)
-        return json.loads(mask_secrets(json.dumps(report, default=str)))
 
     # ---- step events -----------------------------------------------------------------------------
 
@@ -355,6 +348,15 @@ class Projector:
 
     async def on_output_registered(self, env: EventEnvelope, e: ev.OutputRegistered, seq: int) -> None:
         await rows.upsert_output(self.uow, env, e, seq)
+
+
+async def final_reports(conn: asyncpg.Connection, through: dict[str, int]) -> dict[str, Any]:
+    """Each task's final report from its events up to `through[task]`, secrets masked, in one query."""
+    events: dict[str, list[EventEnvelope]] = {t: [] for t in through}
+    for seq, env in await tasks_events(conn, list(through), REPORT_EVENT_TYPES):
+        if seq <= through[env.task_id]:
+            events[env.task_id].append(env)
+    return {t: json.loads(mask_secrets(json.dumps(final_report(e), default=str))) for t, e in events.items()}
 
 
 Handler = Callable[[Projector, EventEnvelope, Any, int], Awaitable[None]]

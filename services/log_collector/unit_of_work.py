@@ -10,7 +10,8 @@ by `forget`, so the memory never hides a write.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,9 +95,20 @@ ON CONFLICT (task_id, file_path) DO UPDATE SET
 """
 
 
+@dataclass(frozen=True)
+class LaterReport:
+    """A task's `result` to be made at the flush: its final report through the event at `seq`."""
+
+    seq: int
+
+
+Reports = Callable[[asyncpg.Connection, dict[str, int]], Awaitable[dict[str, Any]]]
+
+
 class UnitOfWork:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, reports: Reports) -> None:
         self.conn = conn
+        self._reports = reports
         self._tasks: dict[str, Row | None] = {}
         self._executions: dict[str, Row | None] = {}
         self._new_tasks: set[str] = set()
@@ -189,6 +201,14 @@ class UnitOfWork:
     async def flush(self) -> None:
         """Write every row changed since the last flush, parents first."""
         conn = self.conn
+        later = {
+            task_id: row["result"].seq
+            for task_id in self._dirty_tasks | self._new_tasks
+            if (row := self._tasks.get(task_id)) is not None and isinstance(row["result"], LaterReport)
+        }
+        if later:
+            for task_id, report in (await self._reports(conn, later)).items():
+                self.update_task(task_id, {"result": report})
         new_tasks = [self._tasks[t] for t in sorted(self._new_tasks)]
         if new_tasks:
             await conn.executemany(_INSERT_TASK, [tuple(r[c] for c in TASK_COLUMNS) for r in new_tasks if r])

@@ -86,6 +86,15 @@ def _beats(task_id: str, step: StepName, exec_id: str, at: datetime, count: int)
     ]
 
 
+def _finished(task_id: str, at: datetime) -> EventEnvelope:
+    return EventEnvelope(
+        task_id=task_id,
+        producer="t",
+        payload=TaskFinished(status="completed"),
+        occurred_at=at + timedelta(seconds=60),
+    )  # type: ignore[arg-type]
+
+
 @pytest.fixture
 async def other_pool(
     common_settings: CommonSettings,
@@ -145,6 +154,8 @@ async def test_two_tasks_interleaved_in_one_batch_fold_as_one_event_at_a_time(
     at = ea[0].occurred_at
     exec_a = ea[2].payload.execution_id  # type: ignore[union-attr]
     ea = [*ea[:4], *_beats(a, StepName.DDL_GENERATION, exec_a, at, 3), *ea[4:]]
+    # Both finish in the batch: their final reports are made together at the flush.
+    ea, eb = [*ea, _finished(a, at)], [*eb, _finished(b, at)]
     mixed = [e for pair in zip(ea, eb, strict=False) for e in pair] + ea[len(eb) :]
     await _run(_collector(pool, tmp_path / "batched", batch_size=500), mixed)
     other, other_conn = other_pool
@@ -158,6 +169,7 @@ async def test_two_tasks_interleaved_in_one_batch_fold_as_one_event_at_a_time(
         r["event_id"]
         for r in await other_conn.fetch("SELECT event_id FROM data_pipeline_events ORDER BY seq")
     ]
+    assert all(r["result"] and r["status"] == "completed" for r in batched["tasks"])
     tasks = {r["id"]: json.loads(r["step_status"]) for r in batched["tasks"]}
     assert tasks[a]["ddl_generation"] == tasks[b]["ddl_generation"] == "completed"
     for task_id in (a, b):
