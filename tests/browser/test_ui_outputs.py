@@ -19,6 +19,7 @@ import pytest
 from playwright.async_api import expect
 
 from tests.browser.conftest import OpenUi, run_axe
+from tests.browser.test_ui_layout import _OVERFLOWS
 from tests.support.api import BASE, Api
 from tests.support.demo_db import demo_db_url  # noqa: F401  (fixture)
 from tests.support.real_stack import real_env, real_stack  # noqa: F401  (fixtures)
@@ -108,6 +109,7 @@ async def test_files_are_grouped_previewed_as_text_and_downloaded(
     await expect(page.locator("#preview-note")).to_contain_text("the first 128.0 KB of")
     assert len(await body.text_content() or "") == PREVIEW_CAP
     await page.screenshot(path=screenshots / "files-preview.png", full_page=True)
+    assert await page.evaluate(_OVERFLOWS) == []  # long file names and lines stay in their card
     await page.get_by_role("button", name="Close preview").click()
     await expect(body).to_be_hidden()
 
@@ -156,6 +158,7 @@ async def test_training_data_page_shows_the_store_and_searches_it(
     await expect(hits.first).to_contain_text("CREATE TABLE")
     assert {t.split(" score")[0] for t in await hits.locator(".hit-head").all_inner_texts()} == {"DDL"}
     await page.screenshot(path=screenshots / "desktop-training.png", full_page=True)
+    assert await page.evaluate(_OVERFLOWS) == []
 
     # The task that loaded a result opens from it, in the task view; Back returns to the page.
     await hits.first.get_by_role("link", name=loaded_task).click()

@@ -13,6 +13,7 @@ import pytest
 from playwright.async_api import expect
 
 from tests.browser.conftest import OpenUi
+from tests.browser.test_ui_layout import _OVERFLOWS
 from tests.e2e.conftest import DB_URL
 from tests.support.api import Api
 
@@ -56,6 +57,7 @@ async def test_the_runners_and_queues_view_at_desktop_and_phone_size(
         page, _ = await open_ui(f"{ui_url}/#system", viewport=viewport)
         await expect(page.get_by_role("table", name="Running steps")).to_contain_text(task_id)
         await page.screenshot(path=screenshots / name, full_page=True)
+        assert await page.evaluate(_OVERFLOWS) == []
         assert (
             await page.evaluate("document.documentElement.scrollWidth")
             <= (viewport or {"width": 1366})["width"]
