@@ -78,6 +78,7 @@ bench: install  ## benchmarks that print ratios against a baseline measured in t
 	$(PY) -m bench.bench_collector
 	$(PY) -m bench.bench_e2e
 	$(PY) -m bench.bench_reads
+	$(PY) -m bench.bench_log_download
 
 quality: install  ## quality of the offline provider's pairs on three schemas, before and after step 3 (issue #13)
 	$(PY) -m bench.quality

@@ -10,6 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from services.api_gateway.adapters import log_export
+from shared.task_log import log_file_line
 from tests.integration.gateway_fixtures import API, ReadModels, gateway, gw_topology, make_gateway, rows  # noqa: F401
 from tests.integration.test_gateway_tasks import call
 
@@ -70,7 +71,7 @@ async def test_download_pages_through_a_long_log(
 
     async def counted(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
         async for page in real_pages(*args, page_rows=1000):  # type: ignore[arg-type]
-            pages.append(len(page))
+            pages.append(page.lines)
             yield page
 
     monkeypatch.setattr("services.api_gateway.routes.log_download.log_pages", counted)
@@ -98,3 +99,27 @@ async def test_download_refuses_what_the_log_route_refuses(gateway: TestClient, 
     )
     resp = await gateway.get(f"{API}/tasks/{task_id}/logs/download")
     assert resp.status == 200 and await resp.text() == ""
+
+
+async def test_postgresql_renders_lines_exactly_as_the_log_file_format(
+    gateway: TestClient, rows: ReadModels
+) -> None:
+    """The download's lines are made by PostgreSQL; the collector's file by shared/task_log.py."""
+    task_id = await rows.task(status="completed")
+    at = datetime(2025, 3, 9, 23, 59, 59, 999999, tzinfo=UTC)
+    for i, (level, step, message) in enumerate(
+        [
+            ("CRITICAL", None, "ünïcödé ✓ and a tab\there"),
+            ("DEBUG", "workflow_start", "line one\nline two\n\nline four"),
+            ("ERROR", "sql_validation", "back\\slash 'quoted' \"double\" %_ trailing space "),
+            ("INFO", "training_load", ""),
+        ]
+    ):
+        await rows.log(task_id, message, level=level, step=step, at=at + timedelta(microseconds=i * 123457))
+    stored = await rows.pg.fetch(
+        "SELECT id, timestamp, log_level, step_name, message FROM data_pipeline_task_logs"
+        " WHERE task_id = $1 ORDER BY id",
+        task_id,
+    )
+    resp = await gateway.get(f"{API}/tasks/{task_id}/logs/download")
+    assert await resp.text() == "".join(log_file_line(r) for r in stored)

@@ -1,9 +1,15 @@
 """A task's whole log, read in keyset pages for the download route: memory stays one page however long
-the log is, and each page is one index range scan on (task_id, id)."""
+the log is, and each page is one index range scan on (task_id, id).
+
+PostgreSQL renders each page as the text of data_pipeline.log (shared/task_log.log_file_line is the same
+format in Python, for the collector's file; tests hold the two equal byte for byte): one text value per
+page instead of a decoded row per line makes the download several times faster.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -33,23 +39,39 @@ def _where(task_id: str, filters: LogFilters) -> tuple[str, list[Any]]:
     return " AND ".join(clauses), args
 
 
+# log_file_line's format: `<ISO time, ms, UTC> <level padded to 8> [<step or task>] <message, continuation
+# lines indented 4> (#<id>)`.
+_LINE = (
+    "to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"+00:00\"') || ' ' || log_level"
+    " || repeat(' ', greatest(0, 8 - length(log_level))) || ' [' || coalesce(step_name, 'task') || '] '"
+    " || replace(message, E'\\n', E'\\n    ') || ' (#' || id || E')\\n'"
+)
+
+
+@dataclass(frozen=True)
+class LogPage:
+    text: str
+    lines: int
+
+
 async def log_pages(
     pool: asyncpg.Pool, task_id: str, filters: LogFilters, *, page_rows: int = PAGE_ROWS
-) -> AsyncIterator[list[asyncpg.Record]]:
-    """The task's matching log rows, oldest first, `page_rows` at a time (a connection per page only)."""
+) -> AsyncIterator[LogPage]:
+    """The task's matching log lines, oldest first, as data_pipeline.log text, `page_rows` lines a page."""
     where, args = _where(task_id, filters)
     after = 0
     while True:
-        rows = await pool.fetch(
-            "SELECT id, timestamp, log_level, step_name, message FROM data_pipeline_task_logs"
-            f" WHERE {where} AND id > ${len(args) + 1} ORDER BY id LIMIT ${len(args) + 2}",
+        row = await pool.fetchrow(
+            f"SELECT string_agg(line, '' ORDER BY id) AS text, max(id) AS last_id, count(*) AS lines"
+            f" FROM (SELECT id, {_LINE} AS line FROM data_pipeline_task_logs"
+            f" WHERE {where} AND id > ${len(args) + 1} ORDER BY id LIMIT ${len(args) + 2}) page",
             *args,
             after,
             page_rows,
         )
-        if not rows:
+        if row is None or not row["lines"]:
             return
-        yield list(rows)
-        if len(rows) < page_rows:
+        yield LogPage(row["text"], row["lines"])
+        if row["lines"] < page_rows:
             return
-        after = rows[-1]["id"]
+        after = row["last_id"]

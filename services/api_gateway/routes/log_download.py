@@ -1,8 +1,8 @@
 """`GET /tasks/{id}/logs/download`: the task's whole log as a text file, in the format of its
 data_pipeline.log, optionally filtered like the log route.
 
-Streamed page by page from the log table (adapters/log_export.py), so a million-line log costs one
-page of memory. Headers go out before the first page is read: a failure after that cannot become an
+Streamed page by page from the log table, each page rendered as text by PostgreSQL
+(adapters/log_export.py), so a million-line log costs one page of memory. Headers go out before the first page is read: a failure after that cannot become an
 error status, so the connection is cut without the closing chunk and the client sees a truncated
 transfer rather than a file that looks complete.
 """
@@ -21,7 +21,6 @@ from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
 from services.api_gateway.validation import parse_query, require_task_id, task_not_found
 from shared.logging import get_logger
 from shared.secrets import mask_secrets
-from shared.task_log import log_file_line
 
 
 def download_name(task_id: str, filtered: bool) -> str:
@@ -46,9 +45,8 @@ async def download_logs(request: web.Request) -> web.StreamResponse:
     response.enable_chunked_encoding()
     await response.prepare(request)
     try:
-        async for rows in log_pages(pool, task_id, filters):
-            text = "".join(log_file_line(row) for row in rows)
-            await response.write(mask_secrets(text).encode("utf-8"))
+        async for page in log_pages(pool, task_id, filters):
+            await response.write(mask_secrets(page.text).encode("utf-8"))
     except ConnectionError:
         return response  # the client went away
     except Exception as exc:
