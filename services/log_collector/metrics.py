@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -77,5 +78,5 @@ class CollectorMetrics:
         self.batches.inc()
         self.batch_size.observe(len(event_types))
         self.batch_seconds.observe(seconds)
-        for event_type in event_types:
-            self.events_stored.labels(event_type).inc()
+        for event_type, count in collections.Counter(event_types).items():
+            self.events_stored.labels(event_type).inc(count)
