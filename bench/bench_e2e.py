@@ -219,6 +219,10 @@ async def main(args: argparse.Namespace) -> None:
             tasks = await pg.fetchval("SELECT count(*) FROM data_pipeline_tasks") - warm
             events = await pg.fetchval("SELECT count(*) FROM data_pipeline_events") - events_before
             rss = {name: peak_rss_mb(stack.procs[name].pid) for name in SERVICES}
+            results["store_bytes"] = await pg.fetchval(
+                "SELECT pg_total_relation_size('data_pipeline_events') / greatest(count(*), 1)"
+                " FROM data_pipeline_events"
+            )
         await pg.close()
         results["pipeline"] = {"per_second": tasks / elapsed, "p50_ms": statistics.median(latencies) * 1000}
         results["cpu"] = {name: (after[name] - before[name]) for name in pids}
@@ -281,6 +285,7 @@ def _report(r: dict[str, Any], args: argparse.Namespace) -> None:
         f"  p50 {pipeline['p50_ms']:.1f} ms (goal <= {GOALS['p50_ms']:.0f} ms) "
         f"{'ok' if pipeline['p50_ms'] <= GOALS['p50_ms'] else 'MISSED'}"
     )
+    print(f"  event store: {r['store_bytes']} bytes per stored event (table and indexes)")
     print("  CPU per task and per event (ms), peak RSS (MB, goal < 150):")
     for name, seconds in r["cpu"].items():
         rss = r["rss"].get(name)
