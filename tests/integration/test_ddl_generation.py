@@ -249,8 +249,9 @@ async def test_large_tables_are_sampled_not_counted(tmp_path: Path, demo_db_url:
 
 
 async def test_a_table_list_uploaded_after_creation_wins_over_the_names(
-    tmp_path: Path, demo_db_url: str
-) -> None:  # noqa: F811
+    tmp_path: Path,
+    demo_db_url: str,  # noqa: F811
+) -> None:
     """Issue #10 defect 3: a task created with names, then given a list by upload (the gateway writes
     table_list.txt), introspects the uploaded tables on its next run and says so in its log."""
     first = _ctx(tmp_path, demo_db_url, table_list=["orders"])
