@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aio_pika
 import aiormq
@@ -120,9 +120,10 @@ async def _publish(
     attributes cost more CPU than the rest of a publish (a dozen publishes per task in the scheduler).
     The channel raises on a nack (DeliveryError) and, opened with on_return_raises, on an unroutable
     mandatory message (PublishError), as before."""
-    if exchange.channel.is_closed:
-        raise aiormq.exceptions.ChannelInvalidStateError(f"{exchange.channel!r} closed")
-    channel = await exchange.channel.get_underlay_channel()
+    owner = cast(aio_pika.Exchange, exchange).channel
+    if owner.is_closed:
+        raise aiormq.exceptions.ChannelInvalidStateError(f"{owner!r} closed")
+    channel = await owner.get_underlay_channel()
     await channel.basic_publish(
         encode(message),
         exchange=exchange.name,

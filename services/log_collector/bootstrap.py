@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from aio_pika.abc import AbstractChannel, AbstractQueue
+from aiormq.abc import FieldTable
 from prometheus_client import CollectorRegistry
 
 from services.log_collector.adapters.task_files import TaskLogFiles
@@ -90,7 +91,7 @@ async def _subscribe(
         # RabbitMQ 4 hands a single-active-consumer queue over to a higher-priority consumer (after the
         # active one settled what it holds): a replica added later takes its own partitions. 3.x
         # ignores the priority: the earliest subscriber stays active until it goes away.
-        arguments = {"x-priority": priority}
+        arguments: FieldTable = {"x-priority": priority}
         consumers.append((queue, await queue.consume(collector.on_message, arguments=arguments)))
 
 
