@@ -45,5 +45,7 @@ async def _apply(projector: Projector, chunk: list[tuple[int, EventEnvelope]]) -
     for seq, envelope in chunk:
         await projector.apply(envelope, seq)
     await projector.flush()
-    projector.uow.clear()
+    projector.uow.clear()  # memory stays one chunk's rows, however large the store
+    projector.finished_executions.clear()
+    projector.noop_beats.clear()
     return len(chunk)
