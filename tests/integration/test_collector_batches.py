@@ -332,3 +332,21 @@ async def test_batches_stored_in_the_background_keep_their_order(
     assert [r["event_id"] for r in stored] == [e.event_id for e in envelopes]
     row = await pg.fetchrow("SELECT status, step_status->>'ddl_generation' AS ddl FROM data_pipeline_tasks")
     assert (row["status"], row["ddl"]) == ("in_progress", "completed")
+
+
+async def test_a_rebuild_in_small_chunks_gives_the_live_rows(
+    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import services.log_collector.rebuild as rebuild
+
+    a, b = _task_id(), _task_id()
+    ea, eb = _envelopes(a), _envelopes(b)
+    at = ea[0].occurred_at
+    exec_a = ea[2].payload.execution_id  # type: ignore[union-attr]
+    ea = [*ea[:4], *_beats(a, StepName.DDL_GENERATION, exec_a, at, 3), *ea[4:], _finished(a, at)]
+    mixed = [e for pair in zip(ea, eb, strict=False) for e in pair] + ea[len(eb) :]
+    await _run(_collector(pool, tmp_path, batch_size=7), mixed)
+    live = await _read_models(pg)
+    monkeypatch.setattr(rebuild, "CHUNK", 3)  # a task's events and rows span many chunks
+    await rebuild.rebuild_read_models(pool)
+    assert await _read_models(pg) == live
