@@ -54,8 +54,8 @@ async def test_search_finds_an_id_fragment_a_name_a_database_and_a_context(
     other = await rows.task(task_name="unrelated")
     url = f"{API}/tasks"
 
-    async def found(text: str) -> list[str]:
-        data = await call(gateway, "GET", url, 200, params={"search": text, "limit": "100"})
+    async def found(text: str, name: str = "search", **also: str) -> list[str]:
+        data = await call(gateway, "GET", url, 200, params={name: text, "limit": "100", **also})
         return [t["task_id"] for t in data["tasks"]]
 
     # A fragment of the id, in any case: a piece of its suffix, a piece across its time and suffix.
@@ -63,7 +63,9 @@ async def test_search_finds_an_id_fragment_a_name_a_database_and_a_context(
     assert await found(other[-10:-2]) == [other]
     assert await found(f"quarterly {marker.upper()}") == [named]
     assert await found(f"WAREHOUSE_{marker}") == [in_db]
-    assert await found(f"{marker} HARBOUR") == [in_context]
+    assert await found(f"{marker} HARBOUR", name="q") == [in_context]  # q: the web UI's name for it
+    # Both given: a task contains both texts.
+    assert await found(marker, q="ledger") == [named] and await found("quarterly", q="harbour") == []
     assert sorted(await found(marker)) == sorted([named, in_db, in_context])
     # One field at a time: a text running from the name into the database finds nothing.
     assert await found("reportledger") == [] and await found("report ledger") == []
@@ -71,9 +73,9 @@ async def test_search_finds_an_id_fragment_a_name_a_database_and_a_context(
 
 async def test_search_rejects_control_characters(gateway: TestClient) -> None:
     """The searched fields are joined by line breaks: a search text is one line, else 400."""
-    for text in ("a\nb", "tab\there"):
-        data = await call(gateway, "GET", f"{API}/tasks", 400, params={"search": text})
-        assert data["invalid_params"] == ["search"]
+    for name, text in (("search", "a\nb"), ("q", "tab\there")):
+        data = await call(gateway, "GET", f"{API}/tasks", 400, params={name: text})
+        assert data["invalid_params"] == [name]
 
 
 async def test_task_total_is_exact_when_small_and_a_flagged_lower_bound_past_the_cap(

@@ -98,7 +98,7 @@ class TaskFilters:
     status: str | None = None
     created_by: str | None = None
     db_name: str | None = None
-    search: str | None = None
+    search: str | tuple[str, ...] | None = None  # several texts: a task contains each
 
     @property
     def statuses(self) -> list[str]:
@@ -113,8 +113,9 @@ def _task_where(filters: TaskFilters, *, with_status: bool = True, with_search: 
         where.add("created_by = {}", filters.created_by)
     if filters.db_name:
         where.add("db_name = {}", filters.db_name)
-    if filters.search and with_search:
-        where.add(f"{TASK_SEARCH_TEXT} ILIKE {{}}", like_pattern(filters.search))
+    if with_search:
+        for text in [filters.search] if isinstance(filters.search, str) else filters.search or ():
+            where.add(f"{TASK_SEARCH_TEXT} ILIKE {{}}", like_pattern(text))
     return where
 
 

@@ -230,7 +230,7 @@ async def list_tasks(request: web.Request) -> web.Response:
         raise InvalidParams("page by cursor or by offset, not both", invalid=["cursor", "offset"])
     before = decode_task_cursor(query.cursor) if query.cursor else None
     filters = read_models.TaskFilters(
-        status=query.status, created_by=query.created_by, db_name=query.db_name, search=query.search_text
+        status=query.status, created_by=query.created_by, db_name=query.db_name, search=query.search_texts
     )
     offset = None if query.cursor else (query.offset or 0)
     rows, total, exact = await read_models.list_tasks(

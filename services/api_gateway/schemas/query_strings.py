@@ -60,6 +60,13 @@ class TaskListQuery(_Query):
         " name or business context; `%` and `_` are searched for literally.",
         json_schema_extra={"pattern": _ONE_LINE_PATTERN},
     )
+    q: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The same search as `search` (the name the web UI and the logs' text filter use); with"
+        " both, a task matches both texts.",
+        json_schema_extra={"pattern": _ONE_LINE_PATTERN},
+    )
     cursor: str | None = Field(default=None, max_length=500, description="next_cursor of the previous page.")
     offset: int | None = Field(
         default=None,
@@ -80,7 +87,7 @@ class TaskListQuery(_Query):
             raise ValueError(f"must be one or more of {sorted(known)} (or running), comma-separated")
         return ",".join(dict.fromkeys(parts))
 
-    @field_validator("search")
+    @field_validator("search", "q")
     @classmethod
     def _one_line(cls, value: str | None) -> str | None:
         if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
@@ -88,9 +95,10 @@ class TaskListQuery(_Query):
         return value
 
     @property
-    def search_text(self) -> str | None:
-        """`search` stripped; None when it holds no text."""
-        return (self.search or "").strip() or None
+    def search_texts(self) -> tuple[str, ...]:
+        """The texts a task must all contain: `search` and `q`, stripped, empty ones and repeats left out."""
+        texts = ((self.search or "").strip(), (self.q or "").strip())
+        return tuple(dict.fromkeys(t for t in texts if t))
 
 
 class LogFilterQuery(_Query):
