@@ -350,3 +350,24 @@ async def test_a_rebuild_in_small_chunks_gives_the_live_rows(
     monkeypatch.setattr(rebuild, "CHUNK", 3)  # a task's events and rows span many chunks
     await rebuild.rebuild_read_models(pool)
     assert await _read_models(pg) == live
+
+
+async def test_a_command_or_garbage_on_the_event_queue_is_dead_lettered_and_events_go_on(
+    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
+) -> None:
+    from shared.commands import CancelTask
+    from shared.messages import CommandEnvelope, encode
+
+    task_id = _task_id()
+    envelopes = _envelopes(task_id)
+    events = [FakeMessage(e) for e in envelopes]
+    command, garbage = FakeMessage(envelopes[0]), FakeMessage(envelopes[0])  # bodies replaced below
+    command.body = encode(CommandEnvelope(task_id=task_id, producer="t", payload=CancelTask()))  # type: ignore[arg-type]
+    garbage.body = b'{"kind": "event", "payload": {"type": "no_such_event"}}'
+    collector = _collector(pool, tmp_path)
+    await _deliver(collector, [*events[:3], command, garbage, *events[3:]])
+    await _wait_settled([*events, command, garbage])
+    await collector.drain()
+    assert command.settled == garbage.settled == ["reject(requeue=False)"]
+    assert all(m.settled == ["ack"] for m in events)
+    assert await pg.fetchval("SELECT count(*) FROM data_pipeline_events") == len(events)
