@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from services.api_gateway.adapters import read_models
+from services.api_gateway.keys import BROKER
 from shared.broker import Publisher
 from shared.events import StepProgress, StepSucceeded, TaskFinished, TaskRerunRequested, TaskStarted
 from shared.messages import EventEnvelope
@@ -31,6 +33,7 @@ from tests.integration.gateway_fixtures import (  # noqa: F401
     make_gateway,
     rows,
 )
+from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -199,3 +202,44 @@ async def test_an_id_of_no_event_of_the_task_starts_afresh(
             first = await reader.next()
             assert first is not None and first.event == "snapshot", last_event_id
     assert datetime.now(UTC)  # the loop above ran every case
+
+
+async def test_a_fresh_stream_follows_a_rerun_published_before_the_read_model_shows_it(
+    gateway: TestClient, rows: ReadModels, events: Publisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defect 1's race: the task still reads `completed` while its re-run is already on the broker."""
+    task_id = await rows.task(status="completed")
+    real_get_task = read_models.get_task
+    rerun: list[EventEnvelope] = []
+
+    async def get_task_after_the_rerun_is_published(pool: Any, wanted: str) -> Any:
+        row = await real_get_task(pool, wanted)  # the finished run, as the read model still shows it
+        rerun.append(
+            await events.event(
+                task_id, TaskRerunRequested(steps=[StepName.DDL_GENERATION], execution_mode="single")
+            )
+        )
+
+        async def buffered() -> bool:
+            return any(not s._buffer.empty() for s in gateway.app[BROKER].subscriptions)
+
+        await eventually(buffered, timeout=5, what="the re-run in the stream's buffer")
+        return row
+
+    monkeypatch.setattr(read_models, "get_task", get_task_after_the_rerun_is_published)
+    async with _stream(gateway, task_id) as reader:
+        assert (await reader.until("snapshot")).data["status"] == "completed"
+        got = await reader.next()
+        assert got is not None and (got.event, got.id) == ("task_rerun_requested", str(rerun[0].event_id))
+        await events.event(task_id, TaskFinished(status="completed"))
+        assert (await reader.until("end")).data["status"] == "completed"
+
+
+async def test_a_fresh_stream_of_a_finished_task_still_ends_at_once(
+    gateway: TestClient, rows: ReadModels, events: Publisher
+) -> None:
+    task_id = await rows.task(status="completed")
+    async with _stream(gateway, task_id) as reader:
+        assert (await reader.until("snapshot")).data["status"] == "completed"
+        end = await reader.next()
+        assert end is not None and end.event == "end" and await reader.next() is None

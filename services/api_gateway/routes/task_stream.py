@@ -37,10 +37,13 @@ from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
 from services.api_gateway.sse import SseWriter
 from services.api_gateway.task_views import event_from_envelope, event_from_row, task_detail
 from services.api_gateway.validation import require_task_id, task_not_found
+from shared.messages import EventEnvelope
 
 REPLAY_PAGE = 500
 CATCH_UP_SECONDS = 10.0
 CATCH_UP_INTERVAL = 0.5
+# Events that move a finished task back to running.
+RESTART_EVENTS = ("task_rerun_requested", "task_started")
 
 
 class _TaskStream:
@@ -92,7 +95,7 @@ class _TaskStream:
                         if row["type"] == "task_deleted"
                         else row["payload"].get("status", "finished")
                     )
-                elif row["type"] in ("task_rerun_requested", "task_started"):
+                elif row["type"] in RESTART_EVENTS:
                     ended = None
             if len(rows) <= REPLAY_PAGE:
                 return ended
@@ -119,11 +122,17 @@ class _TaskStream:
                 await self.end(reason="overflow" if subscription.overflowed else "shutdown")
                 return
             quiet_since = loop.time()
-            self.live.add(str(event.event_id))
-            await self.send_event(event_from_envelope(event))
-            if event.type in END_EVENTS:
-                await self.end(end_status(event))
+            if await self.live_event(event):
                 return
+
+    async def live_event(self, event: EventEnvelope) -> bool:
+        """Send a live event (once); True when it ended the task and the stream with it."""
+        self.live.add(str(event.event_id))
+        await self.send_event(event_from_envelope(event))
+        if event.type in END_EVENTS:
+            await self.end(end_status(event))
+            return True
+        return False
 
 
 async def stream_task(request: web.Request) -> web.StreamResponse:
@@ -170,8 +179,15 @@ async def _stream_task(
                     "snapshot", detail.model_dump(mode="json"), position.id if position else None
                 )
                 if detail.status in read_models.TERMINAL_STATUSES:
-                    await stream.end(detail.status)
-                    return writer.response
+                    # A re-run already published but not recorded yet (the read model lags the broker):
+                    # it is in the subscription's buffer, and the stream follows it instead of ending.
+                    buffered = subscription.pending()
+                    if not any(e.type in RESTART_EVENTS for e in buffered):
+                        await stream.end(detail.status)
+                        return writer.response
+                    for event in buffered:
+                        if await stream.live_event(event):
+                            return writer.response
                 await stream.follow(subscription, keepalive)
             return writer.response
     finally:
