@@ -22,10 +22,11 @@ from shared.logging import get_logger
 from shared.settings import CollectorSettings
 
 log = get_logger()
-# Subscribing to the other replicas' partitions waits this long, so replicas started together each
-# become the single active consumer of their own partitions first (RabbitMQ 3.x makes the earliest
-# subscriber of a single-active-consumer queue the active one; later ones wait as standbys).
-STANDBY_DELAY_SECONDS = 1.0
+# Subscribing to the other replicas' partitions waits this long, so replicas started together (the pods
+# of a StatefulSet with Parallel management, a few seconds apart on a busy node) each become the single
+# active consumer of their own partitions first (RabbitMQ 3.x makes the earliest subscriber of a
+# single-active-consumer queue the active one; later ones wait as standbys).
+STANDBY_DELAY_SECONDS = 5.0
 
 
 def replica_number(settings: CollectorSettings, hostname: str | None = None) -> int:
