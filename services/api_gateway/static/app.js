@@ -1,23 +1,23 @@
 // The Data Pipeline web UI, plain ES modules over the gateway's JSON API and its server-sent events (no
-// build step). This module is the composition root: the task detail (steps, progress, commands) and its
-// live stream; the other modules hold one part each (tasklist, form, logs, files, timeline, report) or one
-// view (training, system; views.js routes between them).
+// build step). This module is the composition root: it opens and closes the task detail and runs its
+// commands; the other modules hold one part each (tasklist, form, steps, executions, live, logs, files,
+// timeline, report) or one view (training, system; views.js routes between the views).
 
 import { $, badge, el, flash, fmtDur, fmtTime } from "./dom.js";
-import { TOKEN_KEY, api, authHeaders, setConn, sleep } from "./http.js";
+import { TOKEN_KEY, api, sleep } from "./http.js";
 import { initFiles, loadFiles } from "./files.js";
 import { initForm } from "./form.js";
-import { appendLog, catchUpLogs, initLogs, loadLogs, resetLogs } from "./logs.js";
-import { executionsRow } from "./executions.js";
+import { initLogs, loadLogs, resetLogs } from "./logs.js";
+import { closeStream, follow, initLive, setLive, stopPolling } from "./live.js";
 import { renderReport } from "./report.js";
+import { isRunning, renderSteps, showListProgress, tick } from "./steps.js";
 import { initTaskList, loadTasks } from "./tasklist.js";
-import { initTimeline, showTimeline, timelineChanged } from "./timeline.js";
+import { initTimeline, showTimeline } from "./timeline.js";
 import { currentView, registerView, route } from "./views.js";
 import "./training.js";
 import "./system.js";
 
 const API = "/api/v0/data_pipeline";
-const TERMINAL = ["completed", "partial_completed", "failed", "cancelled"];
 
 const state = {
   selected: null, // the task whose detail is open
@@ -125,8 +125,6 @@ async function refreshDetail() {
   return t;
 }
 
-const isRunning = (t) => t && !TERMINAL.includes(t.status);
-
 function renderDetail(t) {
   const before = state.task;
   state.task = t;
@@ -153,9 +151,8 @@ function renderDetail(t) {
   $("cancel").disabled = !running;
   $("rerun").disabled = running;
   showTableListSource(p);
-  renderSteps();
+  redrawSteps();
   renderReport(t.result);
-  tick();
 }
 
 // A task created with table names runs those names every time (step 1 prefers them to any file), so an
@@ -171,107 +168,11 @@ function showTableListSource(p) {
   }
 }
 
-// The run's steps from the model in state.task (live events update the model, then this redraws it).
-function renderSteps() {
-  const t = state.task;
-  const running = isRunning(t);
-  // The plan: why a step is not part of this run (outside the range, single mode, disabled).
-  const notRun = Object.fromEntries((t.plan || []).filter((p) => !p.runs).map((p) => [p.step, p.reason]));
-  // The attempts cell opens the step's execution history (kept open across redraws).
-  const history = (s) => {
-    const open = state.openSteps.has(s.step);
-    return el("button", {
-      class: "ghost small-btn", type: "button", "aria-expanded": String(open), "aria-controls": `execs-${s.step}`,
-      "aria-label": `${s.attempts} execution(s) of ${s.step}: ${open ? "hide" : "show"} the history`,
-      onclick: () => { if (open) state.openSteps.delete(s.step); else state.openSteps.add(s.step); renderSteps(); },
-    }, String(s.attempts));
-  };
-  $("steps").replaceChildren(
-    ...t.steps.flatMap((s) => [
-      el(
-        "tr",
-        { "data-step": s.step },
-        el("td", {}, String(s.step_number)),
-        el("td", {}, s.step),
-        el("td", {}, stepBadge(s, running), s.status === "running" ? ` ${s.progress}%` : ""),
-        el("td", {}, history(s)),
-        el("td", { class: "dur", title: s.started_at ? `started ${fmtTime(s.started_at)}${s.completed_at ? `, ended ${fmtTime(s.completed_at)}` : ""}` : null }, fmtDur(s.duration)),
-        stepNote(s, notRun[s.step]),
-        el("td", {}, el("button", { class: "ghost", "aria-label": `run step ${s.step_number} ${s.step}`, onclick: () => execute({ single_step: s.step_number }), ...(running ? { disabled: "" } : {}) }, "run")),
-      ),
-      ...(state.openSteps.has(s.step) ? [executionsRow(s, 7)] : []),
-    ]),
-  );
-  showProgress();
+function redrawSteps() {
+  renderSteps(state.task, { openSteps: state.openSteps, run: (n) => execute({ single_step: n }), redraw: redrawSteps });
+  tick(state.task);
 }
-
-// What the step's latest execution reported: failed tables (step 1 documents the others) or another
-// partial outcome make a completed step "completed with warnings", never a plain green "completed".
-function stepWarning(s) {
-  if (s.status !== "completed") return null;
-  const r = (s.executions || []).at(-1)?.result || {};
-  const failed = Array.isArray(r.tables_failed) ? r.tables_failed.map((f) => (typeof f === "string" ? f : f.table)) : [];
-  if (failed.length) {
-    const requested = r.tables_requested ?? failed.length + (r.tables_succeeded ?? 0);
-    const names = failed.slice(0, 5).join(", ") + (failed.length > 5 ? ` and ${failed.length - 5} more` : "");
-    return `${failed.length} of ${requested} tables failed: ${names}`;
-  }
-  return r.partial ? r.partial_reason || "completed only in part" : null;
-}
-
-function stepBadge(s, running) {
-  if (stepWarning(s)) return el("span", { class: "status s-partial_completed" }, "completed with warnings");
-  // A finished task's step that never ran is not waiting for anything.
-  if (!running && s.status === "pending") return el("span", { class: "status s-skipped" }, "not run");
-  return badge(s.status);
-}
-
-// The step's last cell: its error while failed, its warning, or why it is not part of this run. Only the
-// latest execution speaks: an old failure is not shown once a later run of the step succeeded.
-function stepNote(s, notRunReason) {
-  const warning = stepWarning(s);
-  if (warning) return el("td", { class: "warn" }, warning);
-  if (s.error_message && ["failed", "cancelled"].includes(s.status)) return el("td", { class: "err" }, s.error_message);
-  if (notRunReason) return el("td", { class: "muted" }, `not in this run: ${notRunReason}`);
-  return el("td", { class: "err" }, "");
-}
-
-// The overall progress: the steps this run does, each counted by its own progress (a finished one as
-// 100%). The bar and the task's row in the list show the same number.
-function overallProgress(t) {
-  if (!isRunning(t)) return t.progress;
-  const runs = new Set((t.plan || []).filter((p) => p.runs).map((p) => p.step));
-  const steps = t.steps.filter((s) => !runs.size || runs.has(s.step));
-  if (!steps.length) return t.progress;
-  const done = steps.reduce((sum, s) => sum + (["completed", "skipped"].includes(s.status) ? 100 : s.status === "running" ? s.progress : 0), 0);
-  return Math.max(0, Math.min(100, Math.round(done / steps.length)));
-}
-
-function showProgress() {
-  const pct = overallProgress(state.task);
-  $("progress").style.width = `${pct}%`;
-  $("progress-box").setAttribute("aria-valuenow", String(pct));
-  $("progress-text").textContent = `${pct}%`;
-  showListProgress(state.task);
-}
-
-function showListProgress(t) {
-  const cell = document.querySelector(`tr.task[data-id="${CSS.escape(t.task_id)}"] .pct`);
-  if (cell) cell.textContent = `${overallProgress(t)}%`;
-}
-
-// Running durations tick once a second (from started_at), for the task and its running steps.
-function tick() {
-  const t = state.task;
-  if (!t || !isRunning(t)) return;
-  const since = (iso) => (iso ? Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000) : null);
-  if (t.started_at && $("task-duration")) $("task-duration").textContent = fmtDur(since(t.started_at));
-  t.steps.forEach((s) => {
-    const row = $("steps").querySelector(`tr[data-step="${s.step}"]`);
-    if (s.status === "running" && s.started_at && row) row.querySelector(".dur").textContent = fmtDur(since(s.started_at));
-  });
-}
-setInterval(tick, 1000);
+setInterval(() => tick(state.task), 1000);
 
 function announce(text) {
   $("announce").textContent = text;
@@ -353,176 +254,6 @@ $("upload").addEventListener("click", async () => {
   }
 });
 
-// --- live events (SSE read with fetch, so the Authorization header can be sent) ----------------
-// follow() keeps the open task live: it (re)opens the stream while the task runs; when the connection
-// drops it retries with backoff (1, 2, 4 … 15 s), sends the last event id it saw, and polls the task
-// meanwhile, so the page never shows a frozen state as if it were live.
-
-function setLive(kind, text) {
-  const texts = { on: "● live", off: "○ not live", wait: text, lost: text };
-  $("live").textContent = texts[kind];
-  $("live").className = `live ${kind === "on" ? "on" : kind === "lost" ? "lost" : "muted"}`;
-}
-
-function closeStream() {
-  if (state.stream) state.stream.abort();
-  state.stream = null;
-  setLive("off");
-}
-
-function stopPolling() {
-  clearInterval(state.pollTimer);
-  state.pollTimer = null;
-}
-
-function startPolling() {
-  if (state.pollTimer) return;
-  state.pollTimer = setInterval(() => { refreshDetail(); loadTasks(); }, 3000);
-}
-
-function scheduleRefresh() {
-  clearTimeout(state.refreshTimer);
-  state.refreshTimer = setTimeout(() => { refreshDetail(); loadTasks(); timelineChanged(); }, 300);
-}
-
-async function follow(taskId, gen) {
-  let failures = 0;
-  while (gen === state.watch) {
-    const outcome = await streamOnce(taskId, gen);
-    if (gen !== state.watch) return;
-    if (outcome.connected) failures = 0;
-    const ended = outcome.end && TERMINAL.includes(outcome.end.status);
-    if (ended || outcome.finished) {
-      // The run is over. The task's row may lag a moment behind the stream's end: ask until it agrees.
-      stopPolling();
-      setLive("off");
-      for (let i = 0; i < 40 && gen === state.watch; i++) {
-        const t = await refreshDetail();
-        if (gen !== state.watch || state.selected !== taskId) return; // gone (404): refreshDetail said so
-        if (t && !isRunning(t)) break;
-        await sleep(750);
-      }
-      catchUpLogs(); // lines stored after the stream's end
-      loadTasks();
-      return;
-    }
-    if (outcome.end && outcome.end.reason !== "shutdown" && outcome.end.reason !== "overflow") {
-      stopPolling();
-      const t = await refreshDetail();
-      if (gen !== state.watch || state.selected !== taskId) return;
-      if (t && !isRunning(t)) {
-        setLive("off");
-        catchUpLogs();
-        loadTasks();
-        return;
-      }
-      if (t) continue; // ended while the task still runs: open it again
-    }
-    failures += 1;
-    const delay = Math.min(15000, 500 * 2 ** (failures - 1));
-    const why = outcome.reason || "connection lost";
-    setLive("lost", `○ ${why}: reconnecting in ${Math.ceil(delay / 1000)}s (attempt ${failures}); polling meanwhile`);
-    startPolling();
-    await sleep(delay);
-  }
-}
-
-// One connection: resolves with {connected, end} (end: the server's "end" data, when it sent one).
-async function streamOnce(taskId, gen) {
-  const controller = new AbortController();
-  controller.taskId = taskId;
-  state.stream = controller;
-  const outcome = { connected: false, end: null, finished: false, reason: null };
-  const headers = { ...authHeaders(), Accept: "text/event-stream" };
-  if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
-  try {
-    const resp = await fetch(`${API}/tasks/${taskId}/stream`, { headers, signal: controller.signal });
-    if (resp.status === 404) {
-      refreshDetail(); // shows "not found" and stops watching
-      return { connected: true, end: { reason: "deleted" } };
-    }
-    if (!resp.ok || !resp.body) {
-      outcome.reason = `live updates refused (HTTP ${resp.status})`;
-      throw new Error(outcome.reason);
-    }
-    outcome.connected = true;
-    setConn(true);
-    stopPolling();
-    setLive("on");
-    const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      let cut;
-      while ((cut = buffer.indexOf("\n\n")) >= 0) {
-        const frame = buffer.slice(0, cut);
-        buffer = buffer.slice(cut + 2);
-        if (gen !== state.watch) return outcome;
-        const end = handleFrame(frame);
-        if (end) outcome.end = end;
-      }
-    }
-  } catch (err) {
-    if (err.name !== "AbortError" && gen === state.watch && !outcome.connected) setConn(false);
-    outcome.finished = Boolean(controller.finished);
-  } finally {
-    if (state.stream === controller) state.stream = null;
-  }
-  return outcome;
-}
-
-// Applies one SSE frame; returns the "end" event's data.
-function handleFrame(frame) {
-  let event = "message";
-  let id = null;
-  const data = [];
-  for (const line of frame.split("\n")) {
-    if (line.startsWith("event:")) event = line.slice(6).trim();
-    else if (line.startsWith("data:")) data.push(line.slice(5).trim());
-    else if (line.startsWith("id:")) id = line.slice(3).trim();
-  }
-  if (!data.length) return null;
-  if (id) state.lastEventId = id;
-  const payload = JSON.parse(data.join("\n"));
-  if (event === "end") return payload;
-  if (event === "snapshot") {
-    // The current state on every (re)connection; the log view catches up with what was missed.
-    if (payload.task_id === state.selected) {
-      renderDetail(payload);
-      loadFiles(payload.task_id);
-      catchUpLogs();
-    }
-    return null;
-  }
-  const p = payload.payload || {};
-  const t = state.task;
-  if (event === "log_emitted") {
-    appendLog({ event_id: payload.event_id, timestamp: payload.occurred_at, level: p.level, message: p.message, step_name: p.step });
-    return null;
-  }
-  const step = t && t.steps.find((s) => s.step === p.step);
-  if (event === "step_started" && step) {
-    Object.assign(step, { status: "running", progress: 0, started_at: payload.occurred_at, attempts: Math.max(step.attempts, p.attempt || 1) });
-    renderSteps();
-    tick();
-  }
-  if (event === "step_progress" && step) {
-    // Progress of a step that is already finished (a late event) does not make it "running" again.
-    if (!["completed", "failed", "cancelled", "skipped"].includes(step.status)) {
-      step.status = "running";
-      step.progress = Math.round(p.percent);
-      renderSteps();
-      tick();
-    }
-    return null;
-  }
-  if (event !== "step_heartbeat") scheduleRefresh();
-  return null;
-}
-
-
 // --- wiring -------------------------------------------------------------------------------------
 
 registerView("tasks", { label: "Tasks" });
@@ -550,6 +281,7 @@ initTaskList({
 initForm({ onCreated: async (taskId) => { await loadTasks(); openTask(taskId); } });
 initLogs({ currentTask: () => state.selected, reportError });
 initFiles();
+initLive(state, { refreshDetail, renderDetail, redrawSteps, streamUrl: (id) => `${API}/tasks/${id}/stream` });
 initTimeline();
 route();
 loadTasks();

@@ -16,6 +16,7 @@ let taskId = null;
 let cursor = null; // the next page's cursor (null: the newest event is shown)
 let lastSeq = null;
 let loading = false;
+let again = false; // something happened while a page was loading: ask once more after it
 let shownCount = 0;
 
 const short = (text, n = 160) => (text.length > n ? `${text.slice(0, n - 1)}…` : text);
@@ -78,6 +79,8 @@ async function fetchEvents(params, replace) {
     loading = false;
   }
   if (id !== taskId) return;
+  if (again) setTimeout(timelineChanged, 0);
+  again = false;
   const rows = data.events.map(row);
   if (replace) $("timeline").replaceChildren(...rows); else $("timeline").append(...rows);
   shownCount = (replace ? 0 : shownCount) + rows.length;
@@ -109,6 +112,7 @@ export function showTimeline(id) {
 
 // Something happened in the live run: the newer events are appended (unless older pages are still to read).
 export function timelineChanged() {
+  if (loading) again = true;
   if (!isOpen() || loading || cursor || !taskId) return;
   if (lastSeq == null) return reload();
   fetchEvents(query({ after: String(lastSeq) }), shownCount === 0);
