@@ -150,6 +150,8 @@ async def test_training_data_page_shows_the_store_and_searches_it(
     await expect(hits.first).to_be_visible()
     await expect(hits.filter(has_text="question/SQL pairs").first).to_contain_text("SELECT")
     await expect(hits.first).to_contain_text(f"loaded by {loaded_task}")
+    await page.screenshot(path=screenshots / "desktop-training.png", full_page=True)
+    assert await page.evaluate(_OVERFLOWS) == []
     # Only DDL: every result is DDL.
     kinds = page.get_by_role("group", name="Kinds")
     await kinds.get_by_label("question/SQL pairs").uncheck()
@@ -157,8 +159,6 @@ async def test_training_data_page_shows_the_store_and_searches_it(
     await page.get_by_role("button", name="Search").click()
     await expect(hits.first).to_contain_text("CREATE TABLE")
     assert {t.split(" score")[0] for t in await hits.locator(".hit-head").all_inner_texts()} == {"DDL"}
-    await page.screenshot(path=screenshots / "desktop-training.png", full_page=True)
-    assert await page.evaluate(_OVERFLOWS) == []
 
     # The task that loaded a result opens from it, in the task view; Back returns to the page.
     await hits.first.get_by_role("link", name=loaded_task).click()
