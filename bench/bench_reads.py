@@ -59,8 +59,9 @@ FROM (SELECT g, timestamptz '2025-01-01' + (g / 3) * interval '7 seconds' AS ts
       FROM generate_series(1, $1::int) g) s
 """
 
-# Log lines of one task: levels DEBUG 1/3, WARNING 5 %, ERROR 1 %, CRITICAL 0.1 %, the rest INFO; the
-# four steps in turn (a quarter each); a rare message every 9973 lines.
+# Log lines of one task: levels DEBUG 1/3, WARNING 10 %, ERROR 4 %, CRITICAL 1.6 % (so that every filter
+# fills its pages on the 10k-line task too), the rest INFO; the four steps in turn (a quarter each); a
+# rare message every 9973 lines.
 _LOGS_SQL = """
 INSERT INTO data_pipeline_task_logs (task_id, log_level, level_no, message, step_name, module_name,
                                      function_name, timestamp, extra_data, event_id)
@@ -75,9 +76,9 @@ SELECT $1::varchar, l.name, l.no,
        gen_random_uuid()
 FROM generate_series(0, $2::int - 1) g
 CROSS JOIN LATERAL (
-    SELECT CASE WHEN g % 1000 = 7 THEN 'CRITICAL' WHEN g % 100 = 3 THEN 'ERROR'
-                WHEN g % 20 = 1 THEN 'WARNING' WHEN g % 3 = 0 THEN 'DEBUG' ELSE 'INFO' END AS name,
-           CASE WHEN g % 1000 = 7 THEN 50 WHEN g % 100 = 3 THEN 40 WHEN g % 20 = 1 THEN 30
+    SELECT CASE WHEN g % 64 = 7 THEN 'CRITICAL' WHEN g % 25 = 3 THEN 'ERROR'
+                WHEN g % 10 = 1 THEN 'WARNING' WHEN g % 3 = 0 THEN 'DEBUG' ELSE 'INFO' END AS name,
+           CASE WHEN g % 64 = 7 THEN 50 WHEN g % 25 = 3 THEN 40 WHEN g % 10 = 1 THEN 30
                 WHEN g % 3 = 0 THEN 10 ELSE 20 END AS no
 ) l
 """

@@ -165,6 +165,7 @@ async def test_log_filters_combined_with_cursors_page_every_line_once(
     search reads a near window and then the matches beyond it (window 3: most are beyond); each
     combination, paged two lines at a time in either order or from the tail, is the filtered log."""
     monkeypatch.setattr(keyset, "TEXT_WINDOW", window)
+    monkeypatch.setattr(keyset, "COUNT_WINDOW", window)  # 3: the text counts go to the indexes
     task_id, lines = await _task_with_many_lines(rows)
     numbers = read_models.LEVEL_NUMBERS
     cases: list[dict[str, str]] = [

@@ -19,6 +19,8 @@ Queryable: TypeAlias = asyncpg.Pool | asyncpg.Connection
 # How many rows next to the cursor a text search reads in page order before it asks the trigram index
 # for the matches further away (see text_page).
 TEXT_WINDOW = 2_000
+# How many rows next to the start a text search's count reads before it asks the indexes (count_text).
+COUNT_WINDOW = 5_000
 
 
 class Where:
@@ -59,6 +61,26 @@ async def count_capped(db: Queryable, from_where: str, args: Sequence[Any], cap:
         )
     )
     return min(found, cap), found <= cap
+
+
+async def count_text(
+    conn: Connection, *, table: str, columns: str, order: str, scope: Where, matching: Sequence[str], cap: int
+) -> tuple[int, bool]:
+    """count_capped for a text search in `scope` (its first condition and arguments; `matching`: the
+    other conditions, numbered after it). The first COUNT_WINDOW rows of the scope in `order` are
+    counted directly: a small scope is counted exactly and a common text reaches the cap there, without
+    the trigram index, whose cost grows with the matches in the whole table. Only a rarer text in a
+    larger scope is counted by the indexes. `columns`: those the conditions read."""
+    window = f"SELECT {columns} FROM {table}{scope.sql()} ORDER BY {order} LIMIT {COUNT_WINDOW}"
+    row = await conn.fetchrow(
+        f"SELECT count(*) AS seen, count(*) FILTER (WHERE {' AND '.join(matching) or 'true'}) AS found"
+        f" FROM ({window}) w",
+        *scope.args,
+    )
+    seen, found = int(row["seen"]), int(row["found"])
+    if seen < COUNT_WINDOW or found > cap:
+        return min(found, cap), found <= cap
+    return await count_capped(conn, f"FROM {table}{scope.sql(*matching)}", scope.args, cap)
 
 
 def ordered_branches(select: str, where: Where, branches: Sequence[str], order: str, limit_arg: str) -> str:

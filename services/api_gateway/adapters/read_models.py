@@ -28,6 +28,7 @@ from services.api_gateway.adapters.keyset import (
     Queryable,
     Where,
     count_capped,
+    count_text,
     custom_plans,
     ordered_branches,
     text_page,
@@ -317,6 +318,19 @@ async def count_logs(pool: Queryable, task_id: str, filters: LogFilters, *, cap:
             await custom_plans(conn)
             return await count_logs(conn, task_id, filters, cap=cap)
     where = _log_where(task_id, filters)
+    if filters.text:
+        # _log_where's first condition is the task: the window is the task's newest lines.
+        scope = Where()
+        scope.clauses, scope.args = where.clauses[:1], where.args
+        return await count_text(
+            pool,
+            table="data_pipeline_task_logs",
+            columns="level_no, step_name, message, timestamp",
+            order="id DESC",
+            scope=scope,
+            matching=where.clauses[1:],
+            cap=cap,
+        )
     return await count_capped(pool, f"FROM data_pipeline_task_logs{where.sql()}", where.args, cap)
 
 
