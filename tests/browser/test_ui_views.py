@@ -152,6 +152,15 @@ async def test_log_filters_live_in_the_url_and_the_whole_log_downloads(
     await page.reload()
     await expect(page.get_by_label("from")).to_have_value(later)
     await expect(page.locator("#logs")).to_have_text("No log lines match these filters.")
+    # An end before the start is refused in place (no request the server would answer with a 400).
+    earlier = (datetime.now() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    await page.get_by_label("to", exact=True).fill(earlier)
+    await expect(page.locator("#detail-msg")).to_have_text(
+        "logs: the end of the time range is before its start"
+    )
+    await expect(page.get_by_label("to", exact=True)).to_have_attribute("aria-invalid", "true")
+    await page.get_by_label("to", exact=True).fill("")
+    await expect(page.get_by_label("to", exact=True)).not_to_have_attribute("aria-invalid", "true")
     await page.get_by_label("from").fill("")
     await expect(page.locator("#log-count")).to_have_text("4 of 4 line(s)")
 

@@ -182,7 +182,7 @@ function filtersChanged() {
     since: $("log-since").value, until: $("log-until").value,
   });
   const bad = $("log-since").value && $("log-until").value && $("log-since").value > $("log-until").value;
-  $("log-until").toggleAttribute("aria-invalid", Boolean(bad));
+  if (bad) $("log-until").setAttribute("aria-invalid", "true"); else $("log-until").removeAttribute("aria-invalid");
   if (bad) return flash("detail-msg", "logs: the end of the time range is before its start", false);
   if (currentTask()) loadLogs();
 }
