@@ -78,12 +78,14 @@ async def test_the_v1_fixture_stored_without_versions_replays_through_every_read
         assert await conn.fetchval("SELECT bool_and(version = 1) FROM data_pipeline_events")
         events = await event_store.task_events(conn, rows[0]["task_id"])
         replayed = [env async for _, env in event_store.replay(conn, batch=5)]
-    assert [e.type for e in events] == [e.type for e in replayed] == [r["type"] for r in rows]
+    first_task = [r for r in rows if r["task_id"] == rows[0]["task_id"]]
+    assert [e.type for e in replayed] == [r["type"] for r in rows]
+    assert [e.type for e in events] == [r["type"] for r in first_task]
     assert {r["type"] for r in ROWS} == set(EVENT_TYPES)
     assert await rebuild_read_models(pool) == len(rows)  # the projector takes every type
     page = await event_store.event_page(pool, rows[0]["task_id"], after_seq=None, limit=100)
     # The fixture's task_logs_purged drops the log text stored before it, in the rebuild as live.
-    assert [p["payload"] for p in page] == [r["payload"] for r in rows if r["type"] != "log_emitted"]
+    assert [p["payload"] for p in page] == [r["payload"] for r in first_task if r["type"] != "log_emitted"]
 
 
 async def test_an_old_version_is_upcast_on_read_and_a_newer_one_refused(
