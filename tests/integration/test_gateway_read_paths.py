@@ -95,15 +95,16 @@ async def test_task_total_is_exact_when_small_and_a_flagged_lower_bound_past_the
     assert data["total"] == 5 and data["total_exact"] is True
 
 
-@pytest.mark.parametrize("window", [keyset.TEXT_WINDOW, 2])
+@pytest.mark.parametrize(("window", "cap"), [(keyset.TEXT_WINDOW, 1000), (2, 1)])
 async def test_task_pages_with_equal_timestamps_combine_status_search_and_cursor(
-    gateway: TestClient, rows: ReadModels, monkeypatch: pytest.MonkeyPatch, window: int
+    make_gateway: ClientFactory, rows: ReadModels, monkeypatch: pytest.MonkeyPatch, window: int, cap: int
 ) -> None:
     """Six tasks in one instant and three in another, several statuses: every combination of a status
-    list (one index branch per status), a search (near window, then the matches beyond it) and the
-    cursor yields each matching task once, newest first, ties by id. A window of 2 rows puts most
-    matches beyond the near window."""
+    list (one index branch per status), a search and the cursor yields each matching task once, newest
+    first, ties by id. Below the count's cap a search reads its matches as a set; past it (cap 1), a
+    near window and then the matches beyond it (a window of 2 rows puts most of them beyond)."""
     monkeypatch.setattr(keyset, "TEXT_WINDOW", window)
+    gateway = await make_gateway(task_count_limit=cap)
     marker = rows.new_id()[-6:]
     same, later = datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 3, 2, tzinfo=UTC)
     made: list[tuple[datetime, str, str, str]] = []

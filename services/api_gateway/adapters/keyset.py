@@ -139,11 +139,37 @@ async def text_page(
         return near
     beyond = matching.copy()
     beyond.add(f"({key_list}) {'<=' if descending else '>='} ({marks})", *edge.values())
-    # The matches' keys as a set, their first ones in order, then only those rows in full.
-    far = await conn.fetch(
-        f"WITH found AS MATERIALIZED (SELECT {key_list} FROM {table}{beyond.sql()})"
-        f" SELECT {columns} FROM (SELECT id AS found_id FROM found ORDER BY {order}"
-        f" LIMIT {int(limit - len(near))}) top JOIN {table} ON id = found_id ORDER BY {order}",
-        *beyond.args,
+    far = await set_page(
+        conn,
+        table=table,
+        columns=columns,
+        keys=keys,
+        descending=descending,
+        matching=beyond,
+        limit=limit - len(near),
     )
-    return near + list(far)
+    return near + far
+
+
+async def set_page(
+    conn: Connection,
+    *,
+    table: str,
+    columns: str,
+    keys: Sequence[str],
+    descending: bool,
+    matching: Where,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """The first `limit` rows of `matching` in key order, read as a set: the matches' keys (whichever
+    indexes find them), the first ones in order, then only those rows in full. For a set known to be
+    small, or the part of a text search beyond text_page's window."""
+    direction = "DESC" if descending else "ASC"
+    order = ", ".join(f"{k} {direction}" for k in keys)
+    rows = await conn.fetch(
+        f"WITH found AS MATERIALIZED (SELECT {', '.join(keys)} FROM {table}{matching.sql()})"
+        f" SELECT {columns} FROM (SELECT id AS found_id FROM found ORDER BY {order}"
+        f" LIMIT {int(limit)}) top JOIN {table} ON id = found_id ORDER BY {order}",
+        *matching.args,
+    )
+    return list(rows)

@@ -31,6 +31,7 @@ from services.api_gateway.adapters.keyset import (
     count_text,
     custom_plans,
     ordered_branches,
+    set_page,
     text_page,
 )
 from shared import event_store, vocabulary
@@ -153,13 +154,14 @@ async def _counted_task_page(
 ) -> tuple[list[asyncpg.Record], int, bool]:
     where = _task_where(filters)
     total, exact = await count_capped(conn, f"FROM data_pipeline_tasks{where.sql()}", where.args, count_cap)
-    rows = await _task_page(conn, filters, before, limit)
+    rows = await _task_page(conn, filters, before, limit, few=exact)
     return rows[offset:], total, exact
 
 
 async def _task_page(
-    conn: Connection, filters: TaskFilters, before: tuple[datetime, str] | None, limit: int
+    conn: Connection, filters: TaskFilters, before: tuple[datetime, str] | None, limit: int, *, few: bool
 ) -> list[asyncpg.Record]:
+    """`few`: at most the count's cap of tasks match (a search then reads them as a set)."""
     select = f"SELECT {_TASK_COLUMNS} FROM data_pipeline_tasks"
     statuses = filters.statuses
     where = _task_where(filters, with_status=len(statuses) < 2)
@@ -171,6 +173,16 @@ async def _task_page(
             scope.add("(created_at, id) < ({}, {})", before[0], before[1])
         if len(statuses) > 1:
             where.add("status = ANY({}::text[])", statuses)
+        if few:
+            return await set_page(
+                conn,
+                table="data_pipeline_tasks",
+                columns=_TASK_COLUMNS,
+                keys=("created_at", "id"),
+                descending=True,
+                matching=where,
+                limit=limit,
+            )
         return await text_page(
             conn,
             table="data_pipeline_tasks",
