@@ -50,7 +50,8 @@ async def running_collector(settings: CollectorSettings) -> AsyncIterator[BatchC
         settings.rabbitmq_url.get_secret_value(), f"dp:log_collector:{settings.broker_prefix}"
     )
     async with connection, pool_context(settings, max_size=4) as pool:
-        channel = await open_channel(connection, prefetch=settings.collector_batch_size)
+        # Two batches in flight: one stored in the background while the next one is read (handlers.py).
+        channel = await open_channel(connection, prefetch=2 * settings.collector_batch_size)
         await declare_topology(channel, topology)
         collector = BatchCollector(
             pool=pool,
