@@ -155,17 +155,17 @@ function renderDetail(t) {
   renderReport(t.result);
 }
 
-// A task created with table names runs those names every time (step 1 prefers them to any file), so an
-// upload would change nothing: the control is offered only to tasks whose tables come from a file.
+// Where the task's tables come from. A task created with names has them written to table_list.txt by its
+// first run; an upload replaces that file (or the task's own table-list file), and the next run reads it.
 function showTableListSource(p) {
   const names = Array.isArray(p.table_list) && p.table_list.length && !p.table_list_file ? p.table_list : null;
-  $("table-list-upload").hidden = Boolean(names);
-  $("table-list-fixed").hidden = !names;
-  if (names) {
-    $("table-list-fixed").textContent =
-      `This task's ${names.length} table(s) were given as names when it was created; every run uses them. ` +
-      "To run other tables, create a task with them (or with a table-list file, which can then be replaced here).";
-  }
+  const box = $("table-list-source");
+  const shown = names ? names.slice(0, 5).join(", ") + (names.length > 5 ? ", …" : "") : "";
+  box.textContent = names
+    ? `Created with ${names.length} table name(s) (${shown}); its runs read them from table_list.txt. ` +
+      "An uploaded .txt replaces that list: the next run uses the uploaded tables instead of these names."
+    : p.table_list_file ? `Created with the table-list file ${p.table_list_file}.` : "";
+  box.hidden = !box.textContent;
 }
 
 function redrawSteps() {
@@ -246,7 +246,7 @@ $("upload").addEventListener("click", async () => {
     if (taskId !== state.selected) return;
     const names = data.tables.slice(0, 5).join(", ") + (data.tables.length > 5 ? ", …" : "");
     $("table-list-note").textContent =
-      `${data.file_name}: ${data.table_count} tables (${names}). The next run of this task reads it (Run again, or step 1).`;
+      `${data.file_name}: ${data.table_count} tables (${names}). The next run of this task (Run again, or step 1) uses these tables.`;
     $("table-list-note").hidden = false;
     $("table-file").value = "";
   } catch (err) {
