@@ -316,7 +316,7 @@ class SlowPool:
     async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
         if self.slow:
             self.slow = False
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # a slow first store: the next batch must wait its turn
         async with self._pool.acquire() as conn:
             yield conn
 

@@ -78,7 +78,7 @@ async def test_a_slow_broker_gives_null_queues_with_the_reason_in_time(
     gateway: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def stuck(*args: object) -> object:
-        await asyncio.sleep(30)
+        await asyncio.sleep(30)  # a broker that never answers; the route must give up at 1 s
         raise AssertionError("not reached")
 
     monkeypatch.setattr("services.api_gateway.routes.system.queue_states", stuck)

@@ -39,7 +39,7 @@ class ScriptedPublisher:
 
 async def _settle() -> None:
     for _ in range(10):
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # yield to the loop: let the publisher's tasks run
 
 
 async def test_events_go_out_without_waiting_and_a_command_only_after_their_confirms() -> None:
