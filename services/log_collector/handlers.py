@@ -92,14 +92,27 @@ class BatchCollector:
                 await asyncio.wait(self._flushing, return_when=asyncio.FIRST_COMPLETED)
         elif self._timer is None:
             loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self.flush_seconds, self._flush_soon)
+            self._timer = loop.call_later(self.flush_seconds, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if not self._flushing:
+            self._flush_soon()
+        # Otherwise a batch is being stored: what arrives meanwhile goes as one batch when it is done
+        # (_flush_done). Taking it now would queue small batches behind the lock, each paying a batch's
+        # fixed round trips and commit, and under a steady rate the collector would fall behind.
 
     def _flush_soon(self) -> None:
         batch = self._take()
         if batch:
             task = asyncio.create_task(self._flush(batch))
             self._flushing.add(task)
-            task.add_done_callback(self._flushing.discard)
+            task.add_done_callback(self._flush_done)
+
+    def _flush_done(self, task: asyncio.Task[None]) -> None:
+        self._flushing.discard(task)
+        if self._pending and not self._flushing:
+            self._flush_soon()
 
     def _take(self) -> list[tuple[AbstractIncomingMessage, EventEnvelope]]:
         """The pending messages, as the next batch (batches are stored in the order they were taken:
@@ -111,7 +124,11 @@ class BatchCollector:
         return batch
 
     async def flush(self) -> None:
-        await self._flush(self._take())
+        """Store what is pending, after the batches taken before it (all go through tasks, which take
+        the lock in the order they were created)."""
+        self._flush_soon()
+        while self._flushing:
+            await asyncio.gather(*self._flushing, return_exceptions=True)
 
     async def _flush(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> None:
         if not batch:
@@ -224,8 +241,6 @@ class BatchCollector:
     async def drain(self) -> None:
         self._stopping = True
         await self.flush()
-        if self._flushing:
-            await asyncio.gather(*self._flushing, return_exceptions=True)
         with contextlib.suppress(OSError):
             if self._sync is not None:
                 await self._sync

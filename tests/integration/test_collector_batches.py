@@ -334,6 +334,43 @@ async def test_batches_stored_in_the_background_keep_their_order(
     assert (row["status"], row["ddl"]) == ("in_progress", "completed")
 
 
+class GatedPool:
+    """A pool whose first connection waits for the test to open the gate."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self.gate = asyncio.Event()
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        await self.gate.wait()
+        async with self._pool.acquire() as conn:
+            yield conn
+
+
+async def test_events_arriving_while_a_batch_is_stored_go_as_one_batch_in_order(
+    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
+) -> None:
+    # Group commit: a flush timer firing while a batch is being stored must not queue a small batch of
+    # its own behind it (each paying a batch's round trips and commit: a steady rate falls behind).
+    task_id = _task_id()
+    envelopes = _envelopes(task_id)
+    gated = GatedPool(pool)
+    collector = _collector(gated, tmp_path, batch_size=100)
+    messages = [FakeMessage(e) for e in envelopes]
+    for message in messages:
+        await collector.on_message(message)  # type: ignore[arg-type]
+        await asyncio.sleep(0.03)  # three times the flush timer: each event's timer fires
+    gated.gate.set()
+    await _wait_settled(messages)
+    await collector.drain()
+    assert all(m.settled == ["ack"] for m in messages)
+    stored = await pg.fetch("SELECT event_id, xmin::text AS tx FROM data_pipeline_events ORDER BY seq")
+    assert [r["event_id"] for r in stored] == [e.event_id for e in envelopes]
+    # The first event alone (its timer fired before the others came), then the rest as one batch.
+    assert len({r["tx"] for r in stored}) == 2
+
+
 async def test_a_rebuild_in_small_chunks_gives_the_live_rows(
     pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
