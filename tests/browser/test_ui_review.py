@@ -10,6 +10,7 @@ review, and has no serious or critical axe violation.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,43 @@ async def test_review_screen_has_no_serious_accessibility_violation(
     await expect(page.get_by_role("dialog", name="Tasks awaiting review")).to_contain_text(task_id)
     status, _ = await api.call("POST", f"{BASE}/tasks/{task_id}/review/abandon")
     assert status == 202
+
+
+async def test_a_task_created_for_review_in_the_form_leads_to_the_review_screen(
+    open_ui: OpenUi, ui_url: str, api: Api, data_dir: Path
+) -> None:
+    page, _ = await open_ui(ui_url)
+    form = page.locator("#create")
+    await form.get_by_label("Database connection").fill(DB_URL)
+    await form.get_by_label("Tables").fill("public.orders")
+    await form.get_by_label("Business context").fill("reviewed before load")
+    await form.get_by_label("Task name").fill("form review")
+    review = form.get_by_label("review pairs before loading")
+    await expect(review).to_have_accessible_description(re.compile("waits as awaiting_review"))
+    await review.check()
+    await form.get_by_role("button", name="Create").click()
+    await expect(page.locator("#create-msg")).to_contain_text(re.compile(r"created task_\w+"))
+    task_id = re.search(r"task_\w+", await page.locator("#create-msg").inner_text()).group(0)  # type: ignore[union-attr]
+    detail = await api.wait(task_id, ("awaiting_review", "completed", "failed"))
+    assert detail["status"] == "awaiting_review", detail
+    assert detail["parameters"]["review_before_load"] is True
+    (data_dir / task_id / "qs_shop_20260101_000000_pair.json").write_text(json.dumps(PAIRS), encoding="utf-8")
+
+    # The open detail reaches "awaiting_review" live and offers the way to the review screen.
+    await expect(page.locator("#detail-title .status")).to_have_text("awaiting_review", timeout=20_000)
+    link = page.get_by_role("link", name="Review the pairs")
+    await expect(link).to_have_attribute("href", f"#review={task_id}")
+    await link.click()
+    screen = page.get_by_role("dialog", name=f"Review {task_id}")
+    await expect(screen).to_be_visible()
+    await expect(page.locator("#rv-progress")).to_have_text("0/3 reviewed (0 approved, 0 rejected)")
+    assert page.url.endswith(f"#review={task_id}")
+    # Closing it returns to the task's detail, still open behind it, at the task's address.
+    await screen.get_by_role("button", name="Close", exact=True).click()
+    await expect(screen).to_be_hidden()
+    assert page.url.endswith(f"#{task_id}")
+    await expect(page.locator("#detail-title")).to_contain_text("form review")
+    status, _ = await api.call("POST", f"{BASE}/tasks/{task_id}/review/abandon")
+    assert status == 202
+    await expect(page.locator("#detail-title .status")).to_have_text("cancelled")
+    await expect(page.locator("#review-box")).to_be_hidden()

@@ -146,11 +146,11 @@ async def test_log_filters_live_in_the_url_and_the_whole_log_downloads(
     assert urlsplit(page.url).fragment == task_id
     # A time range: from an hour ahead, nothing; up to now again, the lines are back; kept in the URL too.
     later = (datetime.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
-    await page.get_by_label("from").fill(later)
+    await page.get_by_label("from", exact=True).fill(later)
     await expect(page.locator("#logs")).to_have_text("No log lines match these filters.")
     assert parse_qs(urlsplit(page.url).query)["since"] == [later]
     await page.reload()
-    await expect(page.get_by_label("from")).to_have_value(later)
+    await expect(page.get_by_label("from", exact=True)).to_have_value(later)
     await expect(page.locator("#logs")).to_have_text("No log lines match these filters.")
     # An end before the start is refused in place (no request the server would answer with a 400).
     earlier = (datetime.now() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
@@ -161,7 +161,7 @@ async def test_log_filters_live_in_the_url_and_the_whole_log_downloads(
     await expect(page.get_by_label("to", exact=True)).to_have_attribute("aria-invalid", "true")
     await page.get_by_label("to", exact=True).fill("")
     await expect(page.get_by_label("to", exact=True)).not_to_have_attribute("aria-invalid", "true")
-    await page.get_by_label("from").fill("")
+    await page.get_by_label("from", exact=True).fill("")
     await expect(page.locator("#log-count")).to_have_text("4 of 4 line(s)")
 
     # The whole log (not only the filtered lines), as the task's data_pipeline.log has it.

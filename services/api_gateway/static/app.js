@@ -47,6 +47,7 @@ function hashTask() {
 
 window.addEventListener("popstate", () => {
   if (currentView() !== "tasks") return; // another view: the task stays as it was
+  if (location.hash.startsWith("#review=")) return; // the review screen (review.js) opens over the detail
   const id = hashTask();
   if (id && id !== state.selected) selectTask(id);
   else if (!id) clearDetail("Select a task");
@@ -150,6 +151,9 @@ function renderDetail(t) {
   }
   $("cancel").disabled = !running;
   $("rerun").disabled = running;
+  // Waiting for a person: the way to the review screen (review.js opens #review=<id> over the detail).
+  $("review-box").hidden = t.status !== "awaiting_review";
+  $("review-link").href = `#review=${encodeURIComponent(t.task_id)}`;
   showTableListSource(p);
   redrawSteps();
   renderReport(t.result);

@@ -4,14 +4,16 @@
 
 import { $, el } from "./dom.js";
 import { api } from "./http.js";
-import { incrementalParameters } from "./incremental.js";
+import "./incremental.js";
 
 let onCreated = async () => {};
 
 // Errors are shown under their own field (the API's errors[] name the field and say what is wrong) and
 // stay until that field is changed; the banner only sums up. Fields the form has no place for go there.
-const FORM_FIELDS = ["db_connection", "table_list", "table_list_file", "business_context", "task_name", "db_name",
-  "single_step", "theme_count", "questions_per_theme", "llm_repair_rounds"];
+const FORM_FIELDS = ["db_connection", "table_list", "table_list_file", "table_list_path", "business_context", "task_name",
+  "db_name", "single_step", "from_step", "to_step", "theme_count", "questions_per_theme", "llm_repair_rounds",
+  "max_llm_tokens", "incremental_from"];
+const NUMBERS = ["single_step", "from_step", "to_step", "theme_count", "questions_per_theme", "llm_repair_rounds", "max_llm_tokens"];
 
 function fieldInput(name) {
   return $("create").elements[name];
@@ -40,7 +42,10 @@ function showFieldErrors(err) {
   for (const name of d.invalid_params || []) if (!byField[name]) byField[name] = [d.response || "invalid"];
   if (!Object.keys(byField).length) return [err.message];
   const rest = [];
-  for (const [name, messages] of Object.entries(byField)) {
+  // The API has one table_list_file: the uploaded file or, when that field was used, the server path.
+  const serverPath = fieldInput("table_list_path").value.trim();
+  for (const [field, messages] of Object.entries(byField)) {
+    const name = field === "table_list_file" && serverPath ? "table_list_path" : field;
     const text = [...new Set(messages)].join("; ");
     if (!setFieldError(name, text)) rest.push(`${name}: ${text}`);
   }
@@ -64,6 +69,11 @@ function syncStepMenu() {
   const single = $("f-execution-mode").value === "single";
   $("f-single-step").disabled = !single;
   if (!single) { $("f-single-step").value = ""; setFieldError("single_step", ""); }
+  // A range is complete mode's (single mode is the range from = to already).
+  for (const name of ["from_step", "to_step"]) {
+    fieldInput(name).disabled = single;
+    if (single) { fieldInput(name).value = ""; setFieldError(name, ""); }
+  }
   $("step-hint").hidden = !(single && Number($("f-single-step").value) > 1);
 }
 $("f-execution-mode").addEventListener("change", syncStepMenu);
@@ -76,6 +86,7 @@ $("create").addEventListener("submit", async (ev) => {
   clearFieldErrors();
   const tables = f.table_list.value.split(/[\n,]/).map((s) => s.trim()).filter(Boolean);
   const file = f.table_list_file.files[0];
+  const serverPath = f.table_list_path.value.trim();
   const parameters = {
     db_connection: f.db_connection.value.trim(),
     business_context: f.business_context.value.trim(),
@@ -84,12 +95,17 @@ $("create").addEventListener("submit", async (ev) => {
     enable_llm_repair: f.enable_llm_repair.checked,
     modify_original_file: f.modify_original_file.checked,
     enable_training_data_load: f.enable_training_data_load.checked,
+    review_before_load: f.review_before_load.checked,
   };
   // Checked here too, so the obvious mistakes are marked at once (the server checks everything again).
   const local = {};
   if (!parameters.db_connection) local.db_connection = "required";
   if (!parameters.business_context) local.business_context = "required";
   if (tables.length && file) local.table_list_file = "give the tables as names or as a file, not both";
+  if (serverPath && (tables.length || file)) local.table_list_path = "give the tables one way: names, a file, or a file on the server";
+  if (f.from_step.value && f.to_step.value && Number(f.from_step.value) > Number(f.to_step.value)) {
+    local.to_step = "the last step comes after the first one";
+  }
   if (parameters.execution_mode === "single" && !f.single_step.value) local.single_step = "choose the step to run";
   if (Object.keys(local).length) {
     Object.entries(local).forEach(([name, text]) => setFieldError(name, text));
@@ -98,12 +114,9 @@ $("create").addEventListener("submit", async (ev) => {
     return;
   }
   if (tables.length) parameters.table_list = tables;
-  for (const name of ["task_name", "db_name"]) if (f[name].value.trim()) parameters[name] = f[name].value.trim();
-  for (const name of ["theme_count", "questions_per_theme", "llm_repair_rounds"]) {
-    if (f[name].value !== "") parameters[name] = Number(f[name].value);
-  }
-  if (f.single_step.value) parameters.single_step = Number(f.single_step.value);
-  Object.assign(parameters, incrementalParameters());
+  if (serverPath) parameters.table_list_file = serverPath;
+  for (const name of ["task_name", "db_name", "incremental_from"]) if (f[name].value.trim()) parameters[name] = f[name].value.trim();
+  for (const name of NUMBERS) if (f[name].value !== "") parameters[name] = Number(f[name].value);
   let body = { task_type: "complete_workflow", parameters };
   if (file) {
     // The file goes with the create (multipart): step 1 reads it from the new task's directory.
@@ -115,8 +128,10 @@ $("create").addEventListener("submit", async (ev) => {
   try {
     const data = await api("POST", "/tasks", body);
     showFormMessage(`created ${data.task_id}`, true);
-    // The connection, database, context and settings stay for the next task; what names one task goes.
-    for (const name of ["task_name", "table_list", "table_list_file"]) f[name].value = "";
+    // The connection, database, context and settings stay for the next task; what names one task's tables
+    // or its earlier run goes.
+    for (const name of ["task_name", "table_list", "table_list_file", "table_list_path", "incremental_from"]) f[name].value = "";
+    $("incremental-hint")?.replaceChildren();
     await onCreated(data.task_id);
   } catch (err) {
     const rest = showFieldErrors(err);

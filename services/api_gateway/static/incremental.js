@@ -1,7 +1,8 @@
 // Incremental runs in the create form: "Changes since the last run" asks GET /database/diff for the
 // connection typed in; when tables changed since the newest completed task on it, the form offers
-// "run incrementally" (the create then sends incremental_from: that task). Asked only on a click: a
-// database never documented before answers 400, which is no error of the user's.
+// "run incrementally": ticking it fills the form's "Incremental from" field with that task (the create sends
+// the field as incremental_from), unticking it empties the field again. Asked only on a click: a database
+// never documented before answers 400, which is no error of the user's.
 
 import { $, el } from "./dom.js";
 import { api } from "./http.js";
@@ -37,19 +38,27 @@ async function checkChanges() {
   const names = [...data.changed, ...data.new, ...data.dropped].slice(0, 10).join(", ");
   box.replaceChildren(
     el("label", { class: "pick" },
-      el("input", { type: "checkbox", id: "f-incremental", value: data.since_task }),
+      el("input", { type: "checkbox", id: "f-incremental", value: data.since_task, onchange: offerChanged }),
       ` ${moved} table(s) changed since task ${data.since_task} (${t.changed} changed, ${t.new} new, `
         + `${t.dropped} dropped: ${names}) — run incrementally? ${t.unchanged} unchanged table(s) are reused.`),
   );
 }
 
-// What the create sends for it: incremental_from while the offer is ticked.
-export function incrementalParameters() {
-  const box = $("f-incremental");
-  return box && box.checked ? { incremental_from: box.value } : {};
+function offerChanged(ev) {
+  const field = $("f-incremental-from");
+  if (ev.target.checked) field.value = ev.target.value;
+  else if (field.value === ev.target.value) field.value = "";
+  field.dispatchEvent(new Event("input")); // clears an error shown under the field
+}
+
+// Another connection withdraws the offer, and the task it filled in (it ran on the other database).
+function withdraw() {
+  const offer = $("f-incremental");
+  if (offer && offer.checked && $("f-incremental-from").value === offer.value) $("f-incremental-from").value = "";
+  hint().replaceChildren();
 }
 
 const button = el("button", { type: "button", class: "ghost fixed", id: "check-changes" }, "Changes since the last run");
 button.addEventListener("click", checkChanges);
 $("test-conn").after(button);
-$("f-db-connection").addEventListener("input", () => hint().replaceChildren());
+$("f-db-connection").addEventListener("input", withdraw);

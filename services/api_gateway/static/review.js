@@ -5,7 +5,7 @@
 // Text nodes only: nothing from the server is inserted as HTML.
 
 const API = "/api/v0/data_pipeline";
-const state = { task: null, pairs: [], counts: null, themes: [], index: 0, filters: { status: "", verdict: "", repaired: false, theme: "" } };
+const state = { returnTo: "", task: null, pairs: [], counts: null, themes: [], index: 0, filters: { status: "", verdict: "", repaired: false, theme: "" } };
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -262,7 +262,8 @@ function close() {
   const screen = $("review-screen");
   if (screen) screen.remove();
   document.removeEventListener("keydown", onKey);
-  if (location.hash.startsWith("#review=")) history.replaceState(null, "", location.pathname + location.search);
+  // Back to the address the screen was opened from (the task's detail, when its link opened it).
+  if (location.hash.startsWith("#review=")) history.replaceState(null, "", location.pathname + location.search + state.returnTo);
 }
 
 // The hook: a header button (asking the gateway for the tasks awaiting review only when pressed, so the
@@ -280,9 +281,15 @@ async function chooseTask() {
   screen.append(el("button", { type: "button", class: "ghost", onclick: close }, "Close"));
 }
 
-function fromAddress() {
+function fromAddress(ev) {
   const m = /^#review=([A-Za-z0-9_]{1,32})$/.exec(location.hash);
-  if (m) openReview(m[1]);
+  if (m) {
+    const before = ev && ev.oldURL ? new URL(ev.oldURL).hash : "";
+    state.returnTo = before.startsWith("#review=") ? state.returnTo : before;
+    openReview(m[1]);
+  } else if (ev && $("review-screen")) {
+    close(); // Back (or another link) left the review's address
+  }
 }
 
 function install() {

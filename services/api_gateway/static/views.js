@@ -38,7 +38,7 @@ export function go(name) {
 
 export function route() {
   const name = currentView();
-  if (name === "tasks") lastTaskHash = location.hash;
+  if (name === "tasks" && !location.hash.startsWith("#review=")) lastTaskHash = location.hash;
   for (const [other, view] of views) {
     const node = document.getElementById(`view-${other}`);
     if (node) node.hidden = other !== name;
