@@ -387,7 +387,7 @@ class CollectorSettings(CommonSettings):
         default=200, ge=1, le=5000, description="Events stored per transaction at most."
     )
     collector_flush_ms: int = Field(
-        default=5, ge=1, le=10_000, description="Longest wait before a partial batch is stored."
+        default=0, ge=0, le=10_000, description="Longest wait for a partial batch (0: store once idle)."
     )
     collector_replicas: int = Field(default=1, ge=1, le=64, description="Replicas sharing the partitions.")
     collector_replica: int | None = Field(

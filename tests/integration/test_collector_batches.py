@@ -22,7 +22,8 @@ import asyncpg
 import pytest
 from pydantic import BaseModel
 
-from services.log_collector.adapters.task_files import LOG_FILE
+from services.log_collector.adapters.task_files import LOG_FILE, TaskLogFiles
+from services.log_collector.handlers import BatchCollector
 from services.log_collector.rebuild import rebuild_read_models
 from services.log_collector.unit_of_work import UnitOfWork
 from shared.db import pool_context
@@ -368,6 +369,24 @@ async def test_events_arriving_while_a_batch_is_stored_go_as_one_batch_in_order(
     stored = await pg.fetch("SELECT event_id, xmin::text AS tx FROM data_pipeline_events ORDER BY seq")
     assert [r["event_id"] for r in stored] == [e.event_id for e in envelopes]
     # The first event alone (its timer fired before the others came), then the rest as one batch.
+    assert len({r["tx"] for r in stored}) == 2
+
+
+async def test_with_no_flush_wait_a_burst_of_deliveries_still_goes_as_one_batch(
+    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
+) -> None:
+    # DP_COLLECTOR_FLUSH_MS=0 (the default): no timer to wait out at light load, yet the events one read
+    # of the socket delivers (each its own on_message task, all ready at once) still share a batch.
+    envelopes = _envelopes(_task_id())
+    collector = BatchCollector(pool=pool, files=TaskLogFiles(tmp_path), batch_size=100, flush_seconds=0)
+    lone, burst = FakeMessage(envelopes[0]), [FakeMessage(e) for e in envelopes[1:]]
+    await collector.on_message(lone)  # type: ignore[arg-type]
+    await _wait_settled([lone])
+    await asyncio.gather(*(collector.on_message(m) for m in burst))  # type: ignore[arg-type]
+    await _wait_settled(burst)
+    await collector.drain()
+    stored = await pg.fetch("SELECT event_id, xmin::text AS tx FROM data_pipeline_events ORDER BY seq")
+    assert [r["event_id"] for r in stored] == [e.event_id for e in envelopes]
     assert len({r["tx"] for r in stored}) == 2
 
 
