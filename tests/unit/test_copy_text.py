@@ -11,6 +11,9 @@ from shared.copy_text import copy_text, field
 def test_text_escapes_the_four_characters_copy_treats_specially() -> None:
     assert field("a\tb\nc\rd\\e") == "a\\tb\\nc\\rd\\\\e"
     assert field("plain") == "plain"
+    # each one alone (the escape scans for them before replacing)
+    assert [field(c) for c in ("\\", "\t", "\n", "\r")] == ["\\\\", "\\t", "\\n", "\\r"]
+    assert field("\\n") == "\\\\n"  # a backslash and an n: not a newline
 
 
 def test_null_bool_numbers_uuid_time_and_json() -> None:
