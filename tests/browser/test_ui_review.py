@@ -157,6 +157,10 @@ async def test_a_task_created_for_review_in_the_form_leads_to_the_review_screen(
     await expect(screen).to_be_hidden()
     assert page.url.endswith(f"#{task_id}")
     await expect(page.locator("#detail-title")).to_contain_text("form review")
+    # The detail awaiting review passes axe-core (a page without the CSP, which would refuse axe's script).
+    axe_page, _ = await open_ui(f"{ui_url}/#{task_id}", bypass_csp=True)
+    await expect(axe_page.get_by_role("link", name="Review the pairs")).to_be_visible()
+    assert await run_axe(axe_page) == []
     status, _ = await api.call("POST", f"{BASE}/tasks/{task_id}/review/abandon")
     assert status == 202
     await expect(page.locator("#detail-title .status")).to_have_text("cancelled")
