@@ -152,6 +152,12 @@ async def test_a_task_created_for_review_in_the_form_leads_to_the_review_screen(
     await expect(screen).to_be_visible()
     await expect(page.locator("#rv-progress")).to_have_text("0/3 reviewed (0 approved, 0 rejected)")
     assert page.url.endswith(f"#review={task_id}")
+    # Back leaves the review screen for the task's detail; the link opens it again.
+    await page.go_back()
+    await expect(screen).to_be_hidden()
+    await expect(page.locator("#detail-title")).to_contain_text("form review")
+    await link.click()
+    await expect(page.locator("#rv-progress")).to_have_text("0/3 reviewed (0 approved, 0 rejected)")
     # Closing it returns to the task's detail, still open behind it, at the task's address.
     await screen.get_by_role("button", name="Close", exact=True).click()
     await expect(screen).to_be_hidden()
