@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
 from services.api_gateway.errors import InvalidParams
 from services.api_gateway.output_files import check_content, versioned_name
 from services.api_gateway.routes.database_tools import _pattern
 from services.api_gateway.routes.logs import log_position
 from services.api_gateway.routes.queries import pagination
-from services.api_gateway.schemas.earlier_routes import TaskQueryRequest, schema_list
+from services.api_gateway.schemas.earlier_routes import LogQueryRequest, TaskQueryRequest, schema_list
 from services.api_gateway.schemas.query_strings import LogQuery
 from services.api_gateway.schemas.responses import format_size
 from services.api_gateway.task_views import current_execution
@@ -106,3 +107,17 @@ def test_current_execution_is_the_latest_running_one() -> None:
     current = current_execution(rows)
     assert current is not None and (current.execution_id, current.step) == ("b", "qa_generation")
     assert current_execution(rows[:1]) is None
+
+
+@pytest.mark.parametrize("value", ["0", "1", "20260101"])
+def test_a_log_query_time_given_as_digits_is_refused_not_read_as_a_unix_time(value: str) -> None:
+    with pytest.raises(ValidationError):
+        LogQueryRequest.model_validate({"start_time": value})
+
+
+def test_log_levels_and_step_names_are_read_exactly_as_the_document_patterns_say() -> None:
+    assert LogQueryRequest.model_validate({"level": "warning", "min_level": "Info"}).level == "WARNING"
+    assert LogQueryRequest.model_validate({"step_name": " Sql_Validation "}).step_name == " Sql_Validation "
+    for body in ({"level": "ınfo"}, {"level": " INFO"}, {"step_name": "01"}, {"step_name": " 1"}):
+        with pytest.raises(ValidationError):
+            LogQueryRequest.model_validate(body)

@@ -15,14 +15,30 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StrictInt, WithJsonSchema, field_validator
 
 from services.api_gateway.schemas.names import (
+    LEVEL_PATTERN,
     PY_SPACE,
     SCHEMA_LIST_PATTERN,
     TABLE_NAME_PATTERN,
+    AnyCaseLevel,
+    any_case_pattern,
+    matching,
     spaced_alternatives,
 )
 from services.api_gateway.schemas.requests import STEP_SPELLINGS, _Body
 from services.api_gateway.schemas.responses import LogLine, TaskSummary, _Out
-from shared.vocabulary import TASK_STATUSES, LogLevel
+from shared.vocabulary import TASK_STATUSES
+
+_STEP_PATTERN = any_case_pattern(
+    [s for s in STEP_SPELLINGS if not s.isdigit()],
+    spaced=True,
+    or_exactly=tuple(s for s in STEP_SPELLINGS if s.isdigit()),
+)
+AnyCaseStep = Annotated[
+    str,
+    Field(max_length=50),
+    matching(_STEP_PATTERN, "step name or number"),
+    WithJsonSchema({"type": "string", "maxLength": 50, "pattern": _STEP_PATTERN}),
+]
 
 # Paging by page number is bounded (at most 1000 pages), so an offset never scans without end.
 MAX_PAGE = 1000
@@ -35,10 +51,16 @@ STATUS_LIST_PATTERN = (
 _SCHEMA_LIST = re.compile(SCHEMA_LIST_PATTERN)
 
 
+_ISO_DATE_START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _text_time(value: object) -> object:
-    """A time is ISO 8601 text in JSON; a number (a Unix time to pydantic's lax mode) is refused."""
+    """A time is ISO 8601 text in JSON. A number, or digits as text ("0", "20260101"), is refused: to
+    pydantic's lax mode both are a Unix time."""
     if value is not None and not isinstance(value, str | datetime):
         raise ValueError("must be an ISO 8601 date-time string")
+    if isinstance(value, str) and not _ISO_DATE_START.match(value):
+        raise ValueError("must be an ISO 8601 date-time string (YYYY-MM-DDTHH:MM:SS)")
     return value
 
 
@@ -112,10 +134,11 @@ class TaskQueryPage(_Out):
 class LogQueryRequest(_Body):
     page: StrictInt = Field(default=1, ge=1, le=MAX_PAGE)
     page_size: StrictInt = Field(default=50, ge=1, le=500)
-    level: LogLevel | None = Field(
-        default=None, description="Exactly this level, as the earlier implementation filtered."
+    level: AnyCaseLevel | None = Field(
+        default=None,
+        description="Exactly this level (any letter case), as the earlier implementation filtered.",
     )
-    min_level: LogLevel | None = Field(
+    min_level: AnyCaseLevel | None = Field(
         default=None, description="This level or higher (what GET /logs `level` means)."
     )
     start_time: datetime | None = Field(default=None, strict=False, description="No offset: UTC.")
@@ -126,8 +149,8 @@ class LogQueryRequest(_Body):
     logger_name: str | None = Field(
         default=None, max_length=200, description="Text in the name of the module that logged the line."
     )
-    step_name: Annotated[str, Field(max_length=50), WithJsonSchema({"enum": STEP_SPELLINGS})] | None = Field(
-        default=None, description="Step name or number (read case-insensitively)."
+    step_name: AnyCaseStep | None = Field(
+        default=None, description="Step name (any letter case, spaces around) or number."
     )
     sort_by: Literal["timestamp"] = "timestamp"
     sort_order: Literal["asc", "desc"] = "desc"
@@ -135,7 +158,10 @@ class LogQueryRequest(_Body):
     @field_validator("level", "min_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
+        # Checked before upper-casing: "ınfo" (dotless i) upper-cases to INFO but is not a level.
+        if isinstance(value, str) and re.search(LEVEL_PATTERN, value):
+            return value.upper()
+        return value
 
     @field_validator("start_time", "end_time", mode="before")
     @classmethod

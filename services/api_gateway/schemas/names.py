@@ -9,6 +9,7 @@ from pydantic import AfterValidator, StringConstraints, WithJsonSchema
 
 from services.api_gateway.adapters.task_files import is_safe_file_name
 from shared.ids import TASK_ID_MAX_LEN, is_valid_task_id
+from shared.vocabulary import LOG_LEVELS
 
 # schema.table or table; identifiers start with a letter or underscore (any script), 63 chars each.
 TABLE_NAME_PATTERN = r"^[^\W\d][\w$]{0,62}(\.[^\W\d][\w$]{0,62})?$"
@@ -70,3 +71,33 @@ SCHEMA_LIST_PATTERN = f"^(?!.*\\n$)({_SCHEMA_ITEM}(,{_SCHEMA_ITEM})*)?$"
 
 def spaced_alternatives(alternatives: list[str]) -> str:
     return f"[{PY_SPACE}]*({'|'.join(re.escape(a) for a in alternatives)})[{PY_SPACE}]*"
+
+
+def any_case_pattern(words: list[str], *, spaced: bool = False, or_exactly: tuple[str, ...] = ()) -> str:
+    """These words in any letter case (and, `spaced`, with spaces around), or one of `or_exactly` as
+    written: what a validator that upper-cases or strips accepts, as one pattern for the document and
+    the check."""
+    letters = "|".join(
+        "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in w) for w in words
+    )
+    space = f"[{PY_SPACE}]*" if spaced else ""
+    exact = "".join(f"|{re.escape(w)}" for w in or_exactly)
+    return f"^(?!.*\\n)(?:{space}(?:{letters}){space}{exact})$"
+
+
+def matching(pattern: str, what: str) -> AfterValidator:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.search(value):
+            raise ValueError(f"not a {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+LEVEL_PATTERN = any_case_pattern(list(LOG_LEVELS))
+# A log level in any letter case; a model upper-cases it after this check (see LogQueryRequest).
+AnyCaseLevel = Annotated[
+    str, matching(LEVEL_PATTERN, "log level"), WithJsonSchema({"type": "string", "pattern": LEVEL_PATTERN})
+]

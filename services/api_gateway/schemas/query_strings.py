@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -14,11 +15,13 @@ from pydantic import (
 )
 
 from services.api_gateway.schemas.names import (
+    LEVEL_PATTERN,
+    AnyCaseLevel,
     spaced_alternatives,
 )
 from services.api_gateway.schemas.requests import BIGINT_MAX, STEP_SPELLINGS
 from shared.task_log import TASK_LOG_STEPS
-from shared.vocabulary import TASK_STATUSES, LogLevel
+from shared.vocabulary import TASK_STATUSES
 
 
 class _Query(BaseModel):
@@ -104,7 +107,7 @@ class TaskListQuery(_Query):
 class LogFilterQuery(_Query):
     """The log filters: the log route's, and all the whole-log download takes (GET .../logs/download)."""
 
-    level: LogLevel | None = Field(default=None, description="Minimum level.")
+    level: AnyCaseLevel | None = Field(default=None, description="Minimum level (any letter case).")
     step: (
         Annotated[str, Field(max_length=50), WithJsonSchema({"enum": [*STEP_SPELLINGS, *TASK_LOG_STEPS]})]
         | None
@@ -124,7 +127,10 @@ class LogFilterQuery(_Query):
     @field_validator("level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
+        # Checked before upper-casing: "ınfo" (dotless i) upper-cases to INFO but is not a level.
+        if isinstance(value, str) and re.search(LEVEL_PATTERN, value):
+            return value.upper()
+        return value
 
     @field_validator("since", "until")
     @classmethod
