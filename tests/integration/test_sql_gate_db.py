@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 
 from services.step_runner.executors.base import StepError
-from services.step_runner.pipeline.sql_repair import BUDGET_SPENT
 from services.step_runner.pipeline.sql_gate import PlanLimits, SqlGate
+from services.step_runner.pipeline.sql_repair import BUDGET_SPENT
 from shared.business_db import create_pool
 from shared.pipeline_settings import PipelineSettings
 from shared.steps import StepName
