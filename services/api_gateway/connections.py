@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from services.api_gateway.errors import InvalidParams
+from shared import business_db
 from shared.connection_url import ConnectionUrlError, DbUrl, HostNotAllowed, HostPolicy, parse_db_url
 from shared.settings import CommonSettings
 
@@ -115,3 +116,16 @@ def policy_warnings(settings: CommonSettings, listen_host: str) -> list[str]:
         "DP_ALLOWED_DB_HOSTS is empty and the gateway listens beyond loopback: callers can make the "
         "pipeline connect to any host it reaches; list the business-database hosts or networks"
     ]
+
+
+def business_db_failure(exc: business_db.BusinessDbError | TimeoutError, deadline: float) -> InvalidParams:
+    """A business database that stalled past `deadline`, is unreachable, refused by policy or unknown: the
+    caller's to fix, so a 400 naming db_connection (a failure to connect is one generic message with a
+    reference; the cause is in the server log)."""
+    if isinstance(exc, TimeoutError):
+        reason = f"the business database did not answer within {deadline:g} s"
+        return InvalidParams(reason, invalid=["db_connection"], extra={"reason": reason, "retryable": True})
+    reason = str(exc)
+    return InvalidParams(
+        reason, invalid=["db_connection"], extra={"reason": reason, "retryable": exc.retryable}
+    )

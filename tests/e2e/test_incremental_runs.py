@@ -25,10 +25,9 @@ from shared.quality_flags import DEFAULT_QUALITY_ACTIONS
 from shared.settings import CommonSettings
 from tests.conftest import PG_URL
 from tests.e2e.conftest import _wait_ready
-from tests.e2e.test_llm_accounting import ThreadedFake
 from tests.support.api import BASE, Api
 from tests.support.demo_db import database_url, run_in_thread
-from tests.support.fake_openai import FakeOpenAI, RecordedRequest
+from tests.support.fake_openai import FakeOpenAI, RecordedRequest, ThreadedFake, provider_env
 from tests.support.real_stack import _cleanup
 from tests.support.stack import Stack, free_port
 
@@ -73,14 +72,7 @@ def env(
         "DP_HEARTBEAT_INTERVAL_SECONDS": "1",
         "DP_TICK_INTERVAL_SECONDS": "0.5",
         "DP_COLLECTOR_FLUSH_MS": "20",
-        "DP_LLM_PROVIDER": "openai",
-        "DP_LLM_BASE_URL": fake.base_url,
-        "DP_LLM_MODEL": "fake-chat",
-        "DP_LLM_MAX_RETRIES": "0",
-        "DP_EMBEDDING_PROVIDER": "openai",
-        "DP_EMBEDDING_BASE_URL": fake.base_url,
-        "DP_EMBEDDING_MODEL": "fake-embed",
-        "DP_EMBEDDING_DIMENSIONS": "16",
+        **provider_env(fake),
         # The fake's pairs ("the first 2 values of x in t") would be flagged; the store comparison is
         # about what an incremental run reuses, not about the quality pass.
         "DP_QUALITY_ACTIONS": json.dumps(dict.fromkeys(DEFAULT_QUALITY_ACTIONS, "keep")),

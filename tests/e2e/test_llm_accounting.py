@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -21,7 +20,7 @@ from tests.conftest import PG_URL
 from tests.e2e.conftest import _wait_ready
 from tests.support.api import Api
 from tests.support.demo_db import demo_db_url  # noqa: F401  (fixture)
-from tests.support.fake_openai import FakeOpenAI, Reply
+from tests.support.fake_openai import FakeOpenAI, Reply, ThreadedFake, provider_env
 from tests.support.real_stack import _cleanup
 from tests.support.stack import Stack, free_port
 
@@ -32,26 +31,6 @@ QUESTION = "How many orders did each customer place?"
 BROKEN = "SELECT custmer_id, count(*) FROM orders WHERE deleted_at IS NULL GROUP BY custmer_id;"
 FIXED = "SELECT customer_id, count(*) FROM orders WHERE deleted_at IS NULL GROUP BY customer_id;"
 PROMPT_PRICE, COMPLETION_PRICE = 0.5, 2.0
-
-
-class ThreadedFake:
-    """The fake server on its own event loop in a thread, so the services (subprocesses) reach it while
-    the tests' loops come and go."""
-
-    def __init__(self) -> None:
-        self.fake = FakeOpenAI(embedding_dimensions=16)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def __enter__(self) -> FakeOpenAI:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.fake.start(), self.loop).result(10)
-        return self.fake
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.fake.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 @pytest.fixture(scope="module")
@@ -76,14 +55,7 @@ def llm_env(
         "DP_HEARTBEAT_INTERVAL_SECONDS": "1",
         "DP_TICK_INTERVAL_SECONDS": "0.5",
         "DP_COLLECTOR_FLUSH_MS": "20",
-        "DP_LLM_PROVIDER": "openai",
-        "DP_LLM_BASE_URL": fake.base_url,
-        "DP_LLM_MODEL": "fake-chat",
-        "DP_LLM_MAX_RETRIES": "0",
-        "DP_EMBEDDING_PROVIDER": "openai",
-        "DP_EMBEDDING_BASE_URL": fake.base_url,
-        "DP_EMBEDDING_MODEL": "fake-embed",
-        "DP_EMBEDDING_DIMENSIONS": "16",
+        **provider_env(fake),
         "DP_LLM_PRICE_PER_1K_PROMPT_TOKENS": str(PROMPT_PRICE),
         "DP_LLM_PRICE_PER_1K_COMPLETION_TOKENS": str(COMPLETION_PRICE),
     }

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import re
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -308,3 +309,37 @@ class FakeOpenAI:
             )
         finally:
             self.in_flight -= 1
+
+
+class ThreadedFake:
+    """The fake server on its own event loop in a thread, so the services (subprocesses) reach it while
+    the tests' loops come and go."""
+
+    def __init__(self) -> None:
+        self.fake = FakeOpenAI(embedding_dimensions=16)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> FakeOpenAI:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.fake.start(), self.loop).result(10)
+        return self.fake
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.fake.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def provider_env(fake: FakeOpenAI) -> dict[str, str]:
+    """The services' settings that point the LLM and the embedder at the fake."""
+    return {
+        "DP_LLM_PROVIDER": "openai",
+        "DP_LLM_BASE_URL": fake.base_url,
+        "DP_LLM_MODEL": "fake-chat",
+        "DP_LLM_MAX_RETRIES": "0",
+        "DP_EMBEDDING_PROVIDER": "openai",
+        "DP_EMBEDDING_BASE_URL": fake.base_url,
+        "DP_EMBEDDING_MODEL": "fake-embed",
+        "DP_EMBEDDING_DIMENSIONS": "16",
+    }

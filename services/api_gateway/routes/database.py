@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from services.api_gateway.auth import usable_connections
-from services.api_gateway.connections import host_policy, resolve_connection
+from services.api_gateway.connections import business_db_failure, host_policy, resolve_connection
 from services.api_gateway.envelope import ok
 from services.api_gateway.errors import InvalidParams, MissingParams
 from services.api_gateway.keys import SETTINGS
@@ -47,19 +47,8 @@ async def list_database_tables(request: web.Request) -> web.Response:
                 tables += await business_db.list_tables(
                     connection.url, schema, pattern, policy=host_policy(settings)
                 )
-    except TimeoutError:
-        # A server that accepted the connection and then stalled: the caller's database to fix, so 400.
-        reason = f"the business database did not answer within {deadline:g} s"
-        raise InvalidParams(
-            reason, invalid=["db_connection"], extra={"reason": reason, "retryable": True}
-        ) from None
-    except business_db.BusinessDbError as exc:
-        # Unreachable, refused by policy, unknown database: all the caller's to fix, so 400. A failure to
-        # connect is one generic message with a reference (the cause is in the server log).
-        reason = str(exc)
-        raise InvalidParams(
-            reason, invalid=["db_connection"], extra={"reason": reason, "retryable": exc.retryable}
-        ) from None
+    except (business_db.BusinessDbError, TimeoutError) as exc:
+        raise business_db_failure(exc, deadline) from None
     data = DatabaseTables(tables=tables, total=len(tables), schema_name=req.schema_name)
     return ok(f"{len(tables)} tables", data.model_dump(mode="json", by_alias=True))
 

@@ -18,7 +18,12 @@ from typing import Any
 from aiohttp import web
 
 from services.api_gateway.auth import usable_connections
-from services.api_gateway.connections import ResolvedConnection, host_policy, resolve_connection
+from services.api_gateway.connections import (
+    ResolvedConnection,
+    business_db_failure,
+    host_policy,
+    resolve_connection,
+)
 from services.api_gateway.envelope import ok
 from services.api_gateway.errors import InvalidParams, MissingParams, NotFound
 from services.api_gateway.keys import SETTINGS
@@ -66,16 +71,6 @@ def _connection_url(request: web.Request, db_connection: str) -> ResolvedConnect
     )
 
 
-def _database_failure(exc: business_db.BusinessDbError | TimeoutError, deadline: float) -> InvalidParams:
-    if isinstance(exc, TimeoutError):
-        reason = f"the business database did not answer within {deadline:g} s"
-        return InvalidParams(reason, invalid=["db_connection"], extra={"reason": reason, "retryable": True})
-    reason = str(exc)
-    return InvalidParams(
-        reason, invalid=["db_connection"], extra={"reason": reason, "retryable": exc.retryable}
-    )
-
-
 def _pattern(table_name_pattern: str | None) -> str | None:
     """The earlier pattern (`ods_*`, `ods_%`) as business_db's glob (`*` any text)."""
     if table_name_pattern is None or not table_name_pattern.strip():
@@ -102,7 +97,7 @@ async def list_tables_by_pattern(request: web.Request) -> web.Response:
                     connection.url, schema, pattern, limit=MAX_TABLES, policy=host_policy(settings)
                 )
     except (business_db.BusinessDbError, TimeoutError) as exc:
-        raise _database_failure(exc, deadline) from None
+        raise business_db_failure(exc, deadline) from None
     details = details[:MAX_TABLES]
     data = DatabaseTableNames(
         tables=[f"{t['schema']}.{t['name']}" for t in details],
@@ -158,7 +153,7 @@ async def table_ddl(request: web.Request) -> web.Response:
     except TableNotFound as exc:
         raise NotFound(str(exc), extra={"table": req.table}) from None
     except (business_db.BusinessDbError, TimeoutError) as exc:
-        raise _database_failure(exc, deadline) from None
+        raise business_db_failure(exc, deadline) from None
     finally:
         await llm.aclose()
     info = doc.table.info

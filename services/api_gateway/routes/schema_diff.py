@@ -15,9 +15,8 @@ import asyncpg
 from aiohttp import web
 
 from services.api_gateway.auth import usable_connections
-from services.api_gateway.connections import host_policy, masked_url, resolve_connection
+from services.api_gateway.connections import business_db_failure, host_policy, masked_url, resolve_connection
 from services.api_gateway.envelope import ok
-from services.api_gateway.errors import InvalidParams
 from services.api_gateway.incremental import resolve_base
 from services.api_gateway.keys import EXTRAS, POOL, SETTINGS
 from services.api_gateway.schemas.incremental import SchemaDiff, SchemaDiffQuery, TableCounts
@@ -85,16 +84,8 @@ async def database_diff(request: web.Request) -> web.Response:
             now, unreadable, in_schemas = await _fingerprints(
                 connection.url, baseline, options, host_policy(settings), int(deadline * 1000)
             )
-    except TimeoutError:
-        reason = f"the business database did not answer within {deadline:g} s"
-        raise InvalidParams(
-            reason, invalid=["db_connection"], extra={"reason": reason, "retryable": True}
-        ) from None
-    except business_db.BusinessDbError as exc:
-        reason = str(exc)
-        raise InvalidParams(
-            reason, invalid=["db_connection"], extra={"reason": reason, "retryable": exc.retryable}
-        ) from None
+    except (business_db.BusinessDbError, TimeoutError) as exc:
+        raise business_db_failure(exc, deadline) from None
     diff = diff_fingerprints(baseline.fingerprints, now)
     # Not documented by the earlier task: new since (when it recorded its schemas' tables), or not listed.
     others = set(in_schemas) - set(baseline.fingerprints)
