@@ -24,6 +24,7 @@ from aio_pika.abc import (
 )
 from pydantic import BaseModel, ValidationError
 
+from shared.amqp_transport import CoalescingConnection
 from shared.logging import get_logger
 from shared.messages import PARTITION_SLOTS, CommandEnvelope, EventEnvelope, decode_message, encode
 from shared.retry import TRANSIENT_ERRORS as TRANSIENT_ERRORS  # re-exported for the consumers
@@ -80,7 +81,9 @@ async def connect(url: str, name: str = "data_pipeline") -> AbstractRobustConnec
     `name` shows in the RabbitMQ console's connection list (service and prefix), so operators can tell
     which process holds which connection.
     """
-    return await aio_pika.connect_robust(url, client_properties={"connection_name": name})
+    return await aio_pika.connect_robust(
+        url, client_properties={"connection_name": name}, connection_class=CoalescingConnection
+    )
 
 
 async def open_channel(connection: AbstractRobustConnection, *, prefetch: int) -> AbstractChannel:

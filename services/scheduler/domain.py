@@ -215,6 +215,12 @@ def _schedule(state: TaskState, step: StepName, now: datetime, *, attempt: int) 
     )
 
 
+def in_admission(state: TaskState) -> bool:
+    """Whether `admit` looks at this task at all: a caller may keep only these (finished tasks stay in
+    memory for minutes and would make every admission a scan of them)."""
+    return state.status in ("pending", "in_progress") and not state.deleted
+
+
 def admit(states: Iterable[TaskState], limit: int) -> list[str]:
     """Pending tasks that may start now, oldest first, keeping at most `limit` tasks in progress."""
     states = list(states)

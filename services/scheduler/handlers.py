@@ -24,6 +24,7 @@ from services.scheduler.domain import (
     TaskCommand,
     admit,
     decide,
+    in_admission,
     needs_fresh_events,
     retention,
     scheduler_drives,
@@ -57,6 +58,7 @@ class Scheduler:
     states: dict[str, TaskState] = field(default_factory=dict)
     seen: dict[str, set[uuid.UUID]] = field(default_factory=dict)
     finished_at: dict[str, datetime] = field(default_factory=dict)
+    admissible: set[str] = field(default_factory=set)  # ids of the states `admit` considers
     synced: bool = False
     warned: set[tuple[str, str | None]] = field(default_factory=set)
     retention_interval: float = 3600.0
@@ -74,6 +76,7 @@ class Scheduler:
                 break
             await asyncio.sleep(0.1)
         self.states.clear()
+        self.admissible.clear()
         self.seen.clear()
         for task_id in await self.store.open_task_ids():
             if scheduler_owns(task_id):
@@ -91,8 +94,15 @@ class Scheduler:
                 seen.add(envelope.event_id)
                 state = evolve(state, envelope)
         if state is not None:
-            self.states[task_id] = state
+            self._put(task_id, state)
         return state
+
+    def _put(self, task_id: str, state: TaskState) -> None:
+        self.states[task_id] = state
+        if in_admission(state):
+            self.admissible.add(task_id)
+        else:
+            self.admissible.discard(task_id)
 
     async def _state(self, task_id: str) -> TaskState | None:
         return self.states.get(task_id) or await self._load(task_id)
@@ -104,7 +114,7 @@ class Scheduler:
         seen.add(envelope.event_id)
         new = evolve(self.states.get(envelope.task_id), envelope)
         if new is not None:
-            self.states[envelope.task_id] = new
+            self._put(envelope.task_id, new)
         return True
 
     async def emit(self, task_id: str, payload: BaseModel) -> EventEnvelope:
@@ -159,7 +169,8 @@ class Scheduler:
             self.finished_at[state.task_id] = self.clock()
 
     async def admit_waiting(self) -> None:
-        for task_id in admit(self.states.values(), self.policy.max_concurrent_tasks):
+        candidates = [self.states[t] for t in self.admissible]
+        for task_id in admit(candidates, self.policy.max_concurrent_tasks):
             await self.emit(task_id, start().event)
             await self.reconcile(task_id)
 
@@ -255,6 +266,7 @@ class Scheduler:
             state = self.states.get(task_id)
             if state is None or ((state.terminal or state.deleted) and now - at > _EVICT_TERMINAL_AFTER):
                 self.states.pop(task_id, None)
+                self.admissible.discard(task_id)
                 self.seen.pop(task_id, None)
                 self.warned = {w for w in self.warned if w[0] != task_id}
                 self.finished_at.pop(task_id, None)

@@ -1,0 +1,68 @@
+"""The socket under every RabbitMQ connection: frames go out in one system call per event-loop turn.
+
+aiormq writes each frame (a publish, an ack, a confirm-select) with its own `send()`. On a busy service
+that was most of its CPU: py-spy on the no-op bench (issue 11) found 20-46 % of the scheduler's and the
+step runner's samples in those sends, each one a loopback TCP segment the broker must read as well.
+The writer below keeps what one turn of the loop writes and sends it together at the start of the next
+turn, in the order written; `drain()`, `write_eof()` and `close()` send what is pending first, so
+back-pressure and shutdown behave as before. It plugs into aiormq's public `transport_factory`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+import aio_pika
+from aiormq.connection import TCPTransportFactory, TLSTransportFactory, TransportFactory
+from yarl import URL
+
+
+class CoalescingWriter:
+    """An asyncio.StreamWriter whose writes of one loop turn leave as one."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self._pending: list[bytes] = []
+        self._loop = asyncio.get_running_loop()
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(data)
+
+    def flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
+            self._pending.clear()
+            self._writer.write(data)
+
+    async def drain(self) -> None:
+        self.flush()
+        await self._writer.drain()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._writer.write_eof()
+
+    def close(self) -> None:
+        self.flush()
+        self._writer.close()
+
+    def __getattr__(self, name: str) -> Any:  # transport, is_closing, wait_closed, get_extra_info...
+        return getattr(self._writer, name)
+
+
+class CoalescingTransportFactory(TransportFactory):
+    async def create(self, url: URL, **kwargs: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        plain = TLSTransportFactory() if url.scheme == "amqps" else TCPTransportFactory()
+        reader, writer = await plain.create(url, **kwargs)
+        return reader, cast(asyncio.StreamWriter, CoalescingWriter(writer))
+
+
+class CoalescingConnection(aio_pika.RobustConnection):
+    """aio-pika's robust connection (reconnects, restores channels and consumers) on the writer above."""
+
+    def __init__(self, url: Any, loop: asyncio.AbstractEventLoop | None = None, **kwargs: Any) -> None:
+        super().__init__(url, loop, **kwargs)
+        self.kwargs["transport_factory"] = CoalescingTransportFactory()
