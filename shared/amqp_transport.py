@@ -4,8 +4,10 @@ aiormq writes each frame (a publish, an ack, a confirm-select) with its own `sen
 that was most of its CPU: py-spy on the no-op bench (issue 11) found 20-46 % of the scheduler's and the
 step runner's samples in those sends, each one a loopback TCP segment the broker must read as well.
 The writer below keeps what one turn of the loop writes and sends it together at the start of the next
-turn, in the order written; `drain()`, `write_eof()` and `close()` send what is pending first, so
-back-pressure and shutdown behave as before. It plugs into aiormq's public `transport_factory`.
+turn, in the order written. aiormq drains after every publish and ack: `drain()` here still waits while
+the socket pushes back (the transport's high-water mark), but does not send early, or every frame would
+again leave on its own. `write_eof()` and `close()` send what is pending first. It plugs into aiormq's
+public `transport_factory`.
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ class CoalescingWriter:
             self._writer.write(data)
 
     async def drain(self) -> None:
-        self.flush()
         await self._writer.drain()
 
     def write_eof(self) -> None:

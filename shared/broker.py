@@ -138,6 +138,7 @@ async def _publish(
             message_type=message.type,
         ),
         mandatory=True,
+        wait=False,  # the confirm is awaited; waiting for the socket too would send each publish alone
     )
 
 

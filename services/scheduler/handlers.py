@@ -59,6 +59,7 @@ class Scheduler:
     seen: dict[str, set[uuid.UUID]] = field(default_factory=dict)
     finished_at: dict[str, datetime] = field(default_factory=dict)
     admissible: set[str] = field(default_factory=set)  # ids of the states `admit` considers
+    in_progress: set[str] = field(default_factory=set)  # those of them running
     synced: bool = False
     warned: set[tuple[str, str | None]] = field(default_factory=set)
     retention_interval: float = 3600.0
@@ -77,6 +78,7 @@ class Scheduler:
             await asyncio.sleep(0.1)
         self.states.clear()
         self.admissible.clear()
+        self.in_progress.clear()
         self.seen.clear()
         for task_id in await self.store.open_task_ids():
             if scheduler_owns(task_id):
@@ -103,6 +105,10 @@ class Scheduler:
             self.admissible.add(task_id)
         else:
             self.admissible.discard(task_id)
+        if in_admission(state) and state.status == "in_progress":
+            self.in_progress.add(task_id)
+        else:
+            self.in_progress.discard(task_id)
 
     async def _state(self, task_id: str) -> TaskState | None:
         return self.states.get(task_id) or await self._load(task_id)
@@ -169,6 +175,8 @@ class Scheduler:
             self.finished_at[state.task_id] = self.clock()
 
     async def admit_waiting(self) -> None:
+        if len(self.in_progress) >= self.policy.max_concurrent_tasks:
+            return  # the usual case under load: no slot, nothing to sort
         candidates = [self.states[t] for t in self.admissible]
         for task_id in admit(candidates, self.policy.max_concurrent_tasks):
             await self.emit(task_id, start().event)
@@ -267,6 +275,7 @@ class Scheduler:
             if state is None or ((state.terminal or state.deleted) and now - at > _EVICT_TERMINAL_AFTER):
                 self.states.pop(task_id, None)
                 self.admissible.discard(task_id)
+                self.in_progress.discard(task_id)
                 self.seen.pop(task_id, None)
                 self.warned = {w for w in self.warned if w[0] != task_id}
                 self.finished_at.pop(task_id, None)

@@ -41,21 +41,44 @@ from tests.support.eventually import eventually
 _counter = itertools.count()
 
 
-class FakeMessage:
-    """An incoming message that records how the consumer settled it."""
+class FakeChannel:
+    """Delivery tags as a channel numbers them; settling a tag twice fails as the broker's channel does."""
 
-    def __init__(self, envelope: EventEnvelope) -> None:
+    def __init__(self) -> None:
+        self.delivered: list[FakeMessage] = []
+
+
+_CHANNEL = FakeChannel()
+
+
+class FakeMessage:
+    """An incoming message that records how the consumer settled it (an ack with `multiple` settles
+    every unsettled earlier delivery of its channel too)."""
+
+    def __init__(self, envelope: EventEnvelope, channel: FakeChannel = _CHANNEL) -> None:
         self.body = encode(envelope)
         self.settled: list[str] = []
+        self.channel = channel
+        channel.delivered.append(self)
+        self.delivery_tag = len(channel.delivered)
 
-    async def ack(self) -> None:
-        self.settled.append("ack")
+    def _settle(self, how: str) -> None:
+        if self.settled:
+            raise RuntimeError(f"PRECONDITION_FAILED - unknown delivery tag {self.delivery_tag}")
+        self.settled.append(how)
+
+    async def ack(self, multiple: bool = False) -> None:
+        self._settle("ack")
+        if multiple:
+            for earlier in self.channel.delivered[: self.delivery_tag - 1]:
+                if not earlier.settled:
+                    earlier.settled.append("ack")
 
     async def nack(self, requeue: bool = True) -> None:
-        self.settled.append(f"nack(requeue={requeue})")
+        self._settle(f"nack(requeue={requeue})")
 
     async def reject(self, requeue: bool = False) -> None:
-        self.settled.append(f"reject(requeue={requeue})")
+        self._settle(f"reject(requeue={requeue})")
 
 
 class FlakyPool:
