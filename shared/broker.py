@@ -126,7 +126,7 @@ async def _publish(
     owner = cast(aio_pika.Exchange, exchange).channel
     if owner.is_closed:
         raise aiormq.exceptions.ChannelInvalidStateError(f"{owner!r} closed")
-    channel = await owner.get_underlay_channel()
+    channel = cast(aiormq.Channel, await owner.get_underlay_channel())  # the concrete one takes `wait`
     await channel.basic_publish(
         encode(message),
         exchange=exchange.name,
