@@ -70,13 +70,26 @@ QUIET_RATE = 100  # events/s, one at a time: what one small batch costs (create 
 FLUSH_SECONDS = CollectorSettings.model_fields["collector_flush_ms"].default / 1000  # the service's default
 
 
+class _Channel:
+    def __init__(self) -> None:
+        self.delivered: list[_Message] = []
+
+
 class _Message:
-    def __init__(self, envelope: EventEnvelope) -> None:
+    """A delivery on a channel: an ack with `multiple` settles the earlier ones too, as the broker does."""
+
+    def __init__(self, envelope: EventEnvelope, channel: _Channel) -> None:
         self.body = encode(envelope)
         self.acked_at: float | None = None
+        self.channel = channel
+        channel.delivered.append(self)
+        self.delivery_tag = len(channel.delivered)
 
-    async def ack(self) -> None:
-        self.acked_at = time.perf_counter()
+    async def ack(self, multiple: bool = False) -> None:
+        now = time.perf_counter()
+        for message in self.channel.delivered[: self.delivery_tag] if multiple else [self]:
+            if message.acked_at is None:
+                message.acked_at = now
 
     async def nack(self, requeue: bool = True) -> None:
         raise AssertionError("the benchmark's events must all be stored")
@@ -143,7 +156,8 @@ def _collector(pool: asyncpg.Pool, root: str, batch_size: int, *, compact: bool 
 async def _throughput(
     pool: asyncpg.Pool, events: list[EventEnvelope], batch_size: int, compact: bool
 ) -> float:
-    messages = [_Message(e) for e in events]
+    channel = _Channel()
+    messages = [_Message(e, channel) for e in events]
     with tempfile.TemporaryDirectory() as root:
         collector = _collector(pool, root, batch_size, compact=compact)
         began = time.perf_counter()
@@ -159,7 +173,8 @@ async def _lag(
     pool: asyncpg.Pool, events: list[EventEnvelope], batch_size: int, rate: int, group: int = 10
 ) -> list[float]:
     """Publish at `rate` (`group` events at a time); the lag of an event runs from when it was due."""
-    messages = [_Message(e) for e in events]
+    channel = _Channel()
+    messages = [_Message(e, channel) for e in events]
     due: list[float] = []
     with tempfile.TemporaryDirectory() as root:
         collector = _collector(pool, root, batch_size)
