@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from shared.amqp_transport import CoalescingConnection
 from shared.logging import get_logger
 from shared.messages import PARTITION_SLOTS, CommandEnvelope, EventEnvelope, decode_message, encode
+from shared.publish_settings import PUBLISH_TIMEOUT
 from shared.retry import TRANSIENT_ERRORS as TRANSIENT_ERRORS  # re-exported for the consumers
 from shared.retry import delays
 from shared.topology import (  # re-exported: the topology's names are part of this module's API
@@ -48,6 +49,10 @@ class PermanentError(Exception):
 
 class RequeueMessage(Exception):
     """Handing the message back on purpose (e.g. a shutting-down runner): another consumer takes it."""
+
+
+class PublishTimeout(TimeoutError):
+    """No confirm within the publish deadline: transient (a TimeoutError), retried like a broker outage."""
 
 
 @dataclass
@@ -93,11 +98,13 @@ async def open_channel(connection: AbstractRobustConnection, *, prefetch: int) -
 
 
 class Publisher:
-    """Publishes envelopes as persistent, mandatory messages and waits for the broker's confirm."""
+    """Publishes envelopes as persistent, mandatory messages and waits for the broker's confirm, for at
+    most `timeout` seconds (PublishTimeout)."""
 
-    def __init__(self, exchanges: Exchanges, producer: str) -> None:
+    def __init__(self, exchanges: Exchanges, producer: str, *, timeout: float = PUBLISH_TIMEOUT) -> None:
         self._exchanges = exchanges
         self.producer = producer
+        self.timeout = timeout
 
     async def event(self, task_id: str, payload: BaseModel, **envelope: Any) -> EventEnvelope:
         message = EventEnvelope(task_id=task_id, producer=self.producer, payload=payload, **envelope)  # type: ignore[arg-type]
@@ -105,7 +112,9 @@ class Publisher:
         return message
 
     async def publish_event(self, message: EventEnvelope) -> None:
-        await _publish(self._exchanges.events, message.routing_key, message, str(message.event_id))
+        await _publish(
+            self._exchanges.events, message.routing_key, message, str(message.event_id), self.timeout
+        )
 
     async def command(self, routing_key: str, payload: BaseModel, task_id: str | None) -> CommandEnvelope:
         message = CommandEnvelope(task_id=task_id, producer=self.producer, payload=payload)  # type: ignore[arg-type]
@@ -113,23 +122,46 @@ class Publisher:
         return message
 
     async def publish_command(self, routing_key: str, message: CommandEnvelope) -> None:
-        await _publish(self._exchanges.commands, routing_key, message, str(message.command_id))
+        await _publish(self._exchanges.commands, routing_key, message, str(message.command_id), self.timeout)
 
 
 async def _publish(
-    exchange: AbstractExchange, routing_key: str, message: EventEnvelope | CommandEnvelope, message_id: str
+    exchange: AbstractExchange,
+    routing_key: str,
+    message: EventEnvelope | CommandEnvelope,
+    message_id: str,
+    timeout: float = PUBLISH_TIMEOUT,
 ) -> None:
     """What aio-pika's Exchange.publish does, without building an aio_pika.Message first: its validated
     attributes cost more CPU than the rest of a publish (a dozen publishes per task in the scheduler).
     The channel raises on a nack (DeliveryError) and, opened with on_return_raises, on an unroutable
-    mandatory message (PublishError), as before."""
+    mandatory message (PublishError), as before.
+
+    The deadline covers waiting for a reconnected channel, the write and the confirm (basic_publish's
+    own `timeout=` leaves out the first, which lasts as long as the connection is being restored).
+    A publish cancelled before its frame left is rolled back by aiormq; one cancelled after may still
+    arrive, which is harmless: envelopes are idempotent by their id."""
     owner = cast(aio_pika.Exchange, exchange).channel
     if owner.is_closed:
         raise aiormq.exceptions.ChannelInvalidStateError(f"{owner!r} closed")
+    try:
+        async with asyncio.timeout(timeout):
+            await _write(owner, exchange.name, routing_key, message, message_id)
+    except TimeoutError:
+        raise PublishTimeout(f"{message.type} not confirmed within {timeout:g} s") from None
+
+
+async def _write(
+    owner: AbstractChannel,
+    exchange: str,
+    routing_key: str,
+    message: EventEnvelope | CommandEnvelope,
+    message_id: str,
+) -> None:
     channel = cast(aiormq.Channel, await owner.get_underlay_channel())  # the concrete one takes `wait`
     await channel.basic_publish(
         encode(message),
-        exchange=exchange.name,
+        exchange=exchange,
         routing_key=routing_key,
         properties=aiormq.spec.Basic.Properties(
             content_type="application/json",
@@ -158,9 +190,12 @@ async def handle_delivery(
 ) -> None:
     """Decode, handle, settle. The single place where messages are acked, requeued or dead-lettered.
 
-    Transient failures (database or broker briefly unreachable) are retried here, in order, for up to
-    `transient_budget` seconds: requeueing at once would spend the quorum queue's delivery limit in
-    moments and dead-letter a perfectly good message during an ordinary outage.
+    Transient failures (database or broker briefly unreachable, a publish past its deadline) are
+    retried here, in order, for up to `transient_budget` seconds: requeueing at once would spend the
+    quorum queue's delivery limit in moments and dead-letter a perfectly good message during an ordinary
+    outage. The budget is checked between tries, so a handler's longest stay is the budget plus one try.
+    When the message's own channel has closed (the broker dropped the connection), the broker has
+    requeued it already: the handler returns without retrying.
     """
     log = get_logger(message_id=message.message_id, routing_key=message.routing_key)
     try:
@@ -187,6 +222,13 @@ async def handle_delivery(
             await message.reject(requeue=False)
             return
         except TRANSIENT_ERRORS as exc:
+            if _delivery_gone(message):
+                # The broker requeued it when the channel closed, and it can no longer be settled here;
+                # trying again would run it beside its redelivery.
+                log.warning(
+                    "delivery's channel closed; left to its redelivery", type=envelope.type, error=repr(exc)
+                )
+                return
             if loop.time() + delay > deadline:
                 log.warning("transient failure persists; requeued", type=envelope.type, error=repr(exc))
                 await message.nack(requeue=True)
@@ -202,6 +244,13 @@ async def handle_delivery(
         else:
             await message.ack()
             return
+
+
+def _delivery_gone(message: AbstractIncomingMessage) -> bool:
+    try:
+        return message.channel.is_closed  # aio-pika's property raises once that channel closed
+    except aiormq.exceptions.ChannelInvalidStateError:
+        return True
 
 
 async def delete_topology(channel: AbstractChannel, topology: Topology) -> None:

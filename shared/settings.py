@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.credentials import MIN_PASSPHRASE_LENGTH, ApiToken, is_placeholder
 from shared.pipeline_settings import schema_name
+from shared.publish_settings import RunnerPublishSettings
 from shared.review_settings import ReviewGatewaySettings, ReviewSchedulerSettings
 from shared.vocabulary import LOG_LEVELS
 
@@ -351,7 +352,7 @@ class SchedulerSettings(CommonSettings, ReviewSchedulerSettings):
     )
 
 
-class RunnerSettings(CommonSettings):
+class RunnerSettings(CommonSettings, RunnerPublishSettings):
     runner_id: str | None = Field(
         default=None, description="Name of this runner in events and error messages (default host-pid)."
     )

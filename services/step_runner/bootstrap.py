@@ -75,7 +75,11 @@ async def running_runner(settings: RunnerSettings) -> AsyncIterator[StepRunner]:
         exchanges = await declare_topology(channel, topology)
         runner = StepRunner(
             registry=load_registry(settings),
-            publisher=Publisher(exchanges, producer=f"step_runner:{runner_id}"),
+            publisher=Publisher(
+                exchanges,
+                producer=f"step_runner:{runner_id}",
+                timeout=settings.runner_publish_timeout_seconds,
+            ),
             records=TaskRecords(pool),
             secrets=secret_box(settings),
             connections={k: v.get_secret_value() for k, v in settings.connections.items()},
@@ -102,7 +106,11 @@ async def running_runner(settings: RunnerSettings) -> AsyncIterator[StepRunner]:
             await handle_delivery(message, runner.on_control)
 
         async def on_step(message: AbstractIncomingMessage) -> None:
-            await handle_delivery(message, runner.on_run_step)
+            # Bounded: a retry runs the step again, and a runner stuck on a broker it cannot publish to
+            # must hand the step back (events are idempotent by event_id, so a redelivery is safe).
+            await handle_delivery(
+                message, runner.on_run_step, transient_budget=settings.runner_transient_budget_seconds
+            )
 
         await control.consume(on_control)
         steps = await channel.get_queue(topology.steps_queue)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aiormq.exceptions import ChannelInvalidStateError
 
 from shared.broker import PermanentError, RequeueMessage, handle_delivery
 from shared.events import TaskStarted
@@ -17,6 +18,15 @@ class Message:
         self.message_id = "m1"
         self.routing_key = "task.t.task_started"
         self.settled: list[str] = []
+        self.channel_closed = False
+
+    @property
+    def channel(self) -> Any:  # as aio-pika's IncomingMessage: the channel it came on, refused once closed
+        if self.channel_closed:
+            raise ChannelInvalidStateError
+        return self
+
+    is_closed = False
 
     async def ack(self) -> None:
         self.settled.append("ack")
@@ -58,6 +68,22 @@ async def test_a_transient_failure_outlasting_the_budget_is_requeued() -> None:
     await handle_delivery(message, handler, transient_budget=0.05, base_delay=0.01, max_delay=0.01)  # type: ignore[arg-type]
     assert message.settled == ["nack(requeue=True)"]
     assert 2 <= len(handler.calls) <= 10
+
+
+async def test_a_delivery_whose_channel_closed_is_not_retried_nor_settled() -> None:
+    # The broker dropped the connection mid-handler: it has requeued the message already, so a retry would
+    # run it beside its redelivery (a runner holding a step for minutes, issue 11).
+    message = _message()
+    calls = 0
+
+    async def handler(envelope: Any) -> None:
+        nonlocal calls
+        calls += 1
+        message.channel_closed = True
+        raise ConnectionResetError()
+
+    await handle_delivery(message, handler, transient_budget=0.05, base_delay=0.001, max_delay=0.01)  # type: ignore[arg-type]
+    assert (calls, message.settled) == (1, [])
 
 
 @pytest.mark.parametrize(
