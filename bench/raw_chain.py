@@ -15,8 +15,10 @@ from aio_pika.abc import AbstractIncomingMessage
 HOPS = 4
 
 
-async def run_chain_bench(url: str, prefix: str, chains: int, clients: int, light: int) -> dict[str, float]:
-    names = [f"{prefix}.raw.{i}" for i in range(HOPS)]
+async def run_chain_bench(
+    url: str, prefix: str, chains: int, clients: int, light: int, hops: int = HOPS
+) -> dict[str, float]:
+    names = [f"{prefix}.raw{hops}.{i}" for i in range(hops)]
     done: dict[str, asyncio.Future[None]] = {}
     connection = await aio_pika.connect(url)
     async with connection:
@@ -28,13 +30,13 @@ async def run_chain_bench(url: str, prefix: str, chains: int, clients: int, ligh
 
         def hop(i: int):  # type: ignore[no-untyped-def]
             async def on_message(message: AbstractIncomingMessage) -> None:
-                if i + 1 < HOPS:
+                if i + 1 < hops:
                     await exchange.publish(
                         aio_pika.Message(message.body, message_id=message.message_id, delivery_mode=2),
                         routing_key=names[i + 1],
                     )
                 await message.ack()
-                if i + 1 == HOPS and (future := done.pop(message.message_id or "", None)) is not None:
+                if i + 1 == hops and (future := done.pop(message.message_id or "", None)) is not None:
                     future.set_result(None)
 
             return on_message
