@@ -4,8 +4,7 @@ Writers: the log collector stores every event once (`admit` then `copy_events` f
 for one), purges a deleted task's events behind a tombstone, drops an old task's log text (log
 retention) and compacts heartbeats and progress (shared/event_compaction.py). Readers: the collector's projector and
 rebuild (`replay`, `task_events`), the scheduler (`EventStore`: open tasks, a task's events, finished
-tasks for retention), the gateway's event history (`event_page`, `has_events`) and the step runner
-(`is_deleted`).
+tasks for retention) and the gateway's event history (`event_page`, `has_events`).
 
 Every stored event is decoded by `decode`, the one decoder: it reads the row's `version` (rows stored
 before versions existed are version 1), runs the upcasters from that version to the event type's
@@ -296,13 +295,6 @@ async def finished_tasks(
     """Finished tasks whose log text or files retention has not removed since their last finish."""
     rows = await conn.fetch(_FINISHED_TASKS, finished_before)
     return [Finished(r["task_id"], r["finished_at"], r["logs_purged"], r["files_cleaned"]) for r in rows]
-
-
-async def is_deleted(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> bool:
-    """Was the task deleted (its events purged behind a tombstone)?"""
-    return bool(
-        await conn.fetchval("SELECT EXISTS (SELECT 1 FROM task_tombstones WHERE task_id = $1)", task_id)
-    )
 
 
 async def has_events(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> bool:

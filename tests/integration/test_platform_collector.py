@@ -286,7 +286,8 @@ async def test_delete_purges_the_store_and_late_events_stay_out(
     deleted, kept = _task_id(), _task_id()
     late = _envelopes(deleted)[-2:]  # a log line and an outcome the runner sends after the delete
     deletion = EventEnvelope(task_id=deleted, producer="test", payload=TaskDeleted())  # type: ignore[arg-type]
-    messages = [FakeMessage(e) for e in [*_envelopes(deleted)[:-2], *_envelopes(kept), deletion]]
+    kept_events = _envelopes(kept)
+    messages = [FakeMessage(e) for e in [*_envelopes(deleted)[:-2], *kept_events, deletion]]
     await _deliver(collector, messages)
     await _wait_settled(messages)
     late_messages = [FakeMessage(e) for e in late]
@@ -301,6 +302,8 @@ async def test_delete_purges_the_store_and_late_events_stay_out(
     assert (tomb["event_count"], tomb["execution_count"], tomb["log_count"]) == (5, 1, 1)
     assert await TaskRecords(pool).obsolete_reason(deleted, "any") == "the task was deleted"
     assert await TaskRecords(pool).obsolete_reason(kept, "any") is None
+    ended = kept_events[-1].payload.execution_id  # type: ignore[attr-defined]
+    assert await TaskRecords(pool).obsolete_reason(kept, ended) == f"execution {ended} already ended completed"
     live = {name: [dict(r) for r in await pg.fetch(q)] for name, q in READ_MODELS.items()}
     await rebuild_read_models(pool)
     assert {name: [dict(r) for r in await pg.fetch(q)] for name, q in READ_MODELS.items()} == live

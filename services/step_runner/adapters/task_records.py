@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncpg
 
-from shared import event_store
 from shared.lifecycle import execution_finished
 
 
@@ -13,13 +12,18 @@ class TaskRecords:
         self._pool = pool
 
     async def obsolete_reason(self, task_id: str, execution_id: str) -> str | None:
-        """Why a RunStep need not run (task deleted, execution already finished), or None to run it."""
-        async with self._pool.acquire() as conn:
-            if await event_store.is_deleted(conn, task_id):
-                return "the task was deleted"
-            status = await conn.fetchval(
-                "SELECT status FROM data_pipeline_task_executions WHERE execution_id = $1", execution_id
-            )
+        """Why a RunStep need not run (task deleted, execution already finished), or None to run it.
+        One round trip: it comes before every step."""
+        row = await self._pool.fetchrow(_OBSOLETE, task_id, execution_id)
+        if row["deleted"]:
+            return "the task was deleted"
+        status = row["status"]
         if execution_finished(status):
             return f"execution {execution_id} already ended {status}"
         return None
+
+
+_OBSOLETE = """
+SELECT EXISTS (SELECT 1 FROM task_tombstones WHERE task_id = $1) AS deleted,
+       (SELECT status FROM data_pipeline_task_executions WHERE execution_id = $2) AS status
+"""
