@@ -16,7 +16,9 @@ import asyncpg
 from aiohttp import web
 
 from services.api_gateway import earlier_clients
+from services.api_gateway.adapters.accepted import PRUNER, Pruner
 from services.api_gateway.adapters.broker import GatewayBroker
+from services.api_gateway.adapters.recorded import listener_context
 from services.api_gateway.auth import auth_middleware
 from services.api_gateway.errors import error_middleware
 from services.api_gateway.hardening import add_security_headers, origin_middleware
@@ -193,13 +195,20 @@ def create_app(
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[ROUTES] = routes
+    app[PRUNER] = Pruner()
     for route in routes:
         app.router.add_route(route.method, route.path, route.handler, name=route.operation_id)
     for path, (allowed, shadowed) in shadowed_methods(routes).items():
         for method in shadowed:
             app.router.add_route(method, path, method_not_allowed(allowed))
     app.cleanup_ctx.extend(
-        [_secrets, _database, _broker, _training_context(embedding_settings, pipeline_settings)]
+        [
+            _secrets,
+            _database,
+            listener_context,  # POST /tasks is woken when its task is recorded
+            _broker,
+            _training_context(embedding_settings, pipeline_settings),
+        ]
     )
     app.on_shutdown.append(_end_streams)
     app.on_response_prepare.append(add_security_headers)

@@ -25,6 +25,7 @@ import asyncpg
 from aiohttp import web
 
 from services.api_gateway.adapters import accepted, read_models
+from services.api_gateway.adapters.recorded import LISTENER
 from services.api_gateway.adapters.task_files import (
     DEFAULT_TABLE_LIST_FILE,
     LOG_FILE,
@@ -37,7 +38,7 @@ from services.api_gateway.connections import check_hosts, masked_url, resolve_co
 from services.api_gateway.envelope import ok
 from services.api_gateway.errors import ApiError, MissingParams
 from services.api_gateway.keys import BROKER, METRICS, POOL, SECRET_BOX, SETTINGS
-from services.api_gateway.routes.tasks import wait_until
+from services.api_gateway.routes.tasks import wait_recorded
 from services.api_gateway.schemas.earlier_create import (
     EarlierTaskCreated,
     FlatCreateTaskRequest,
@@ -152,26 +153,20 @@ async def _publish(request: web.Request, task_id: str, command: CreateTask) -> t
     settings = request.app[SETTINGS]
     pool: asyncpg.Pool = request.app[POOL]
     params = command.parameters
-    accepted_at = await accepted.record(
-        pool, task_id, command.task_type, params.execution_mode, params.single_step
-    )
-    try:
-        await request.app[BROKER].send_to_scheduler(command, task_id)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await accepted.forget(pool, task_id)
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(shutil.rmtree, task_dir(settings.data_root, task_id), True)
-        raise
-    request.app[METRICS].commands.labels(command.type).inc()
-
-    async def visible() -> asyncpg.Record | None:
-        return await pool.fetchrow(
-            "SELECT status, created_at FROM data_pipeline_tasks WHERE id = $1", task_id
+    with request.app[LISTENER].expect(task_id) as woken:
+        accepted_at = await accepted.record(
+            pool, task_id, command.task_type, params.execution_mode, params.single_step
         )
-
-    row = await wait_until(visible, settings.create_visibility_timeout_seconds)
-    await accepted.prune(pool, settings.accepted_task_ttl_seconds)
+        try:
+            await request.app[BROKER].send_to_scheduler(command, task_id)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await accepted.forget(pool, task_id)
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(shutil.rmtree, task_dir(settings.data_root, task_id), True)
+            raise
+        request.app[METRICS].commands.labels(command.type).inc()
+        row = await wait_recorded(request.app, task_id, woken)
     return row, accepted_at
 
 

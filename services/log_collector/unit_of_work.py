@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from shared.copy_text import copy_text
+from shared.recorded_channel import CHANNEL_SQL, payloads
 
 Row = dict[str, Any]
 
@@ -68,6 +69,8 @@ def _update(table: str, key: str, columns: tuple[str, ...], extra: str = "") -> 
 
 _INSERT_TASK = _insert("data_pipeline_tasks", TASK_COLUMNS, "id")
 _UPDATE_TASK = _update("data_pipeline_tasks", "id", _TASK_MUTABLE)
+# Names the new tasks to the gateways waiting on them; delivered at commit, once the rows are visible.
+_NOTIFY_RECORDED = f"SELECT pg_notify({CHANNEL_SQL}, p) FROM unnest($1::text[]) AS p"
 _INSERT_EXECUTION = _insert(
     "data_pipeline_task_executions",
     EXECUTION_COLUMNS,
@@ -212,6 +215,7 @@ class UnitOfWork:
         new_tasks = [self._tasks[t] for t in sorted(self._new_tasks)]
         if new_tasks:
             await conn.executemany(_INSERT_TASK, [tuple(r[c] for c in TASK_COLUMNS) for r in new_tasks if r])
+            await conn.execute(_NOTIFY_RECORDED, payloads([r["id"] for r in new_tasks if r]))
         updated = [self._tasks[t] for t in sorted(self._dirty_tasks - self._new_tasks)]
         if updated:
             await conn.executemany(

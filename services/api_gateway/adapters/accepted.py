@@ -4,18 +4,22 @@
 once: detail (a `pending` view), cancel and delete work while the scheduler or the collector lags. The
 row holds ids, type, mode and a time only (no parameters, no text), and the gateway is its only writer;
 the read models stay the collector's. A row stops mattering when the task shows in the read model or is
-tombstoned, and is pruned then (or after `DP_ACCEPTED_TASK_TTL_SECONDS`, when the task counts as lost).
+tombstoned: a create that saw its task recorded deletes its own row (`forget`), and the rest are pruned
+by a full scan at most every few seconds per gateway (`Pruner`), or after `DP_ACCEPTED_TASK_TTL_SECONDS`
+when the task counts as lost.
 The age of the oldest row that still matters is the honest measure of the collector's lag that
 `/readyz` reports.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+from aiohttp import web
 
 from shared.steps import STEP_ORDER
 
@@ -59,6 +63,25 @@ async def forget(pool: asyncpg.Pool, task_id: str) -> None:
 async def prune(pool: asyncpg.Pool, ttl_seconds: float) -> None:
     """Remove rows that no longer matter: recorded, tombstoned, or lost (older than the TTL)."""
     await pool.execute(f"DELETE FROM accepted_commands a WHERE NOT ({_WAITING})", ttl_seconds)
+
+
+class Pruner:
+    """`prune` at most once every `interval` seconds (it scans the whole journal); one per gateway."""
+
+    def __init__(self, interval: float = 5.0) -> None:
+        self.interval = interval
+        self._last = float("-inf")
+
+    async def maybe(self, pool: asyncpg.Pool, ttl_seconds: float) -> bool:
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            return False
+        self._last = now
+        await prune(pool, ttl_seconds)
+        return True
+
+
+PRUNER = web.AppKey("accepted_pruner", Pruner)
 
 
 def pending_view(

@@ -13,6 +13,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from services.api_gateway.adapters import accepted, read_models
+from services.api_gateway.adapters.recorded import LISTENER, Waiter
 from services.api_gateway.adapters.task_files import task_dir
 from services.api_gateway.auth import usable_connections
 from services.api_gateway.connections import check_hosts, masked_url, resolve_connection
@@ -127,16 +128,49 @@ def build_parameters(
     )
 
 
-async def wait_until(predicate: Any, timeout: float) -> Any:
-    """Poll `predicate()` (async) with a growing interval until it returns a truthy value or time runs out."""
+# With the listener up, the read model is still looked at this often: a notification may never come
+# (a collector of an older release during a rolling upgrade, a row written by other means).
+_BACKSTOP = (0.5, 2.0)
+
+
+async def wait_until(predicate: Any, timeout: float, woken: Waiter | None = None) -> Any:
+    """Poll `predicate()` (async) with a growing interval until it returns a truthy value or time runs out.
+
+    With `woken` (a notification waiter) it is checked when woken instead, and on a slow backstop, while
+    the waiter's listener is up; when the listener is down it polls. It is always checked at the end."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    for delay in delays(0.005, 0.25, factor=1.5):  # a primary-key read: polling soon is cheap
+    polls = delays(0.005, 0.25, factor=1.5)  # a primary-key read: polling soon is cheap
+    backstop = delays(*_BACKSTOP)
+    while True:
+        if woken is not None and woken.listening:
+            await woken.wait(min(next(backstop), deadline - loop.time()))
         value = await predicate()
         if value or loop.time() >= deadline:
             return value
-        await asyncio.sleep(min(delay, max(deadline - loop.time(), 0)))
-    raise AssertionError("unreachable: delays() never ends")
+        if woken is None or not woken.listening:
+            delay = next(polls)
+            if woken is None:
+                await asyncio.sleep(min(delay, max(deadline - loop.time(), 0)))
+            else:  # a returning listener ends the nap early
+                await woken.wait(min(delay, deadline - loop.time()))
+
+
+async def recorded_row(pool: asyncpg.Pool, task_id: str) -> asyncpg.Record | None:
+    """The read model's row of a new task (None until the collector has recorded it)."""
+    return await pool.fetchrow("SELECT status, created_at FROM data_pipeline_tasks WHERE id = $1", task_id)
+
+
+async def wait_recorded(app: web.Application, task_id: str, woken: Waiter) -> asyncpg.Record | None:
+    """Wait (bounded) until the task shows in the read model; then its journal row goes at once."""
+    settings, pool = app[SETTINGS], app[POOL]
+    row = await wait_until(
+        lambda: recorded_row(pool, task_id), settings.create_visibility_timeout_seconds, woken
+    )
+    if row is not None:
+        await accepted.forget(pool, task_id)
+    await app[accepted.PRUNER].maybe(pool, settings.accepted_task_ttl_seconds)
+    return row
 
 
 async def create_task(request: web.Request) -> web.Response:
@@ -184,29 +218,24 @@ async def create_task(request: web.Request) -> web.Response:
     pool: asyncpg.Pool = request.app[POOL]
     if table_list is not None:
         await asyncio.to_thread(write_into_task, settings.data_root, task_id, table_list)
-    try:
-        accepted_at = await accepted.record(
-            pool, task_id, parsed.task_type, parameters.execution_mode, parameters.single_step
-        )
+    # Waiting for the collector's notification starts before the command can reach it.
+    with request.app[LISTENER].expect(task_id) as woken:
         try:
-            await request.app[BROKER].send_to_scheduler(command, task_id)
+            accepted_at = await accepted.record(
+                pool, task_id, parsed.task_type, parameters.execution_mode, parameters.single_step
+            )
+            try:
+                await request.app[BROKER].send_to_scheduler(command, task_id)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await accepted.forget(pool, task_id)
+                raise
         except BaseException:
-            with contextlib.suppress(Exception):
-                await accepted.forget(pool, task_id)
+            if table_list is not None:
+                await asyncio.to_thread(remove_task_dir, settings.data_root, task_id)
             raise
-    except BaseException:
-        if table_list is not None:
-            await asyncio.to_thread(remove_task_dir, settings.data_root, task_id)
-        raise
-    request.app[METRICS].commands.labels(command.type).inc()
-
-    async def visible() -> asyncpg.Record | None:
-        return await pool.fetchrow(
-            "SELECT status, created_at FROM data_pipeline_tasks WHERE id = $1", task_id
-        )
-
-    row = await wait_until(visible, settings.create_visibility_timeout_seconds)
-    await accepted.prune(pool, settings.accepted_task_ttl_seconds)  # this one too, when it is visible
+        request.app[METRICS].commands.labels(command.type).inc()
+        row = await wait_recorded(request.app, task_id, woken)
     output_directory = str((settings.data_root / task_id).resolve())
     if row is None:
         # Accepted by the broker, but the read model has not caught up yet: the task will appear.
