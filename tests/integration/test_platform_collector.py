@@ -276,6 +276,27 @@ async def test_after_a_failed_batch_a_rebuild_reproduces_the_rows_and_ids(
     assert rebuilt == live
 
 
+async def test_a_batch_ack_never_settles_an_earlier_batchs_requeued_event(
+    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """Batches are acked with one `multiple` ack each: the poison of an earlier batch, handed back one by
+    one, must stay requeued (the fake channel refuses a second settle, as the broker does)."""
+    collector = _collector(pool, tmp_path, batch_size=4)
+    task = _task_id()
+    poison = EventEnvelope(
+        task_id=task, producer="test", payload=LogEmitted(level="INFO", message="bad \x00")
+    )  # type: ignore[arg-type]
+    envelopes = [*_envelopes(task)[:3], poison, *_envelopes(_task_id()), *_envelopes(_task_id())]
+    channel = FakeChannel()
+    messages = [FakeMessage(e, channel) for e in envelopes]
+    await _deliver(collector, messages)
+    await _wait_settled(messages)
+    await collector.drain()
+    assert messages[3].settled == ["nack(requeue=True)"]
+    assert all(m.settled == ["ack"] for m in messages if m is not messages[3])
+    assert await pg.fetchval("SELECT count(*) FROM data_pipeline_events") == len(envelopes) - 1
+
+
 async def test_delete_purges_the_store_and_late_events_stay_out(
     pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
 ) -> None:
@@ -303,7 +324,9 @@ async def test_delete_purges_the_store_and_late_events_stay_out(
     assert await TaskRecords(pool).obsolete_reason(deleted, "any") == "the task was deleted"
     assert await TaskRecords(pool).obsolete_reason(kept, "any") is None
     ended = kept_events[-1].payload.execution_id  # type: ignore[attr-defined]
-    assert await TaskRecords(pool).obsolete_reason(kept, ended) == f"execution {ended} already ended completed"
+    assert (
+        await TaskRecords(pool).obsolete_reason(kept, ended) == f"execution {ended} already ended completed"
+    )
     live = {name: [dict(r) for r in await pg.fetch(q)] for name, q in READ_MODELS.items()}
     await rebuild_read_models(pool)
     assert {name: [dict(r) for r in await pg.fetch(q)] for name, q in READ_MODELS.items()} == live
