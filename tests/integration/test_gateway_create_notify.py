@@ -134,11 +134,14 @@ async def create(client: TestClient) -> dict[str, Any]:
 
 
 async def listener_pids(pg: asyncpg.Connection, listener: RecordedListener) -> list[int]:
+    """This listener's backend as PostgreSQL lists it under its application_name (other gateways on the
+    same schema, such as the composed stack's, listen under the same name)."""
     return [
         r["pid"]
         for r in await pg.fetch(
             "SELECT pid FROM pg_stat_activity WHERE application_name = $1", listener.application_name
         )
+        if r["pid"] == listener.server_pid
     ]
 
 

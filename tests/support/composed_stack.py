@@ -69,16 +69,21 @@ def stack(
 
 async def _wait_ready(url: str, stack: Stack, timeout: float = 60, name: str = "gateway") -> None:
     """Until the gateway at `url` answers /readyz with 200; on time-out, the log of `stack`'s `name`."""
+    last = ""
     async with aiohttp.ClientSession() as session:
 
         async def ready() -> bool:
+            nonlocal last
             async with session.get(f"{url}/readyz") as resp:
+                last = await resp.text()
                 return resp.status == 200
 
         try:
             await eventually(ready, timeout=timeout, interval=0.2, retry_on=(aiohttp.ClientError,))
         except AssertionError as exc:
-            raise AssertionError(f"gateway not ready ({exc}):\n" + stack.logs(name)[-3000:]) from None
+            raise AssertionError(
+                f"gateway not ready ({exc}); last /readyz: {last[:1000]}\n" + stack.logs(name)[-3000:]
+            ) from None
 
 
 @pytest.fixture

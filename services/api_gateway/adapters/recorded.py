@@ -74,6 +74,11 @@ class RecordedListener:
     def connected(self) -> bool:
         return self._conn is not None and not self._conn.is_closed()
 
+    @property
+    def server_pid(self) -> int | None:
+        """The listening connection's backend process (pg_stat_activity.pid), None while it is down."""
+        return self._conn.get_server_pid() if self.connected and self._conn is not None else None
+
     @contextlib.contextmanager
     def expect(self, task_id: str) -> Iterator[Waiter]:
         """A waiter for `task_id`, registered until the block ends (enter it before publishing)."""
