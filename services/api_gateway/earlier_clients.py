@@ -14,18 +14,15 @@ The routes that serve the seed's shapes dispatch here with one call each.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 
-from services.api_gateway.adapters import accepted, read_models
-from services.api_gateway.adapters.recorded import LISTENER
+from services.api_gateway.adapters import read_models
 from services.api_gateway.adapters.task_files import (
     DEFAULT_TABLE_LIST_FILE,
     LOG_FILE,
@@ -37,8 +34,8 @@ from services.api_gateway.auth import usable_connections
 from services.api_gateway.connections import check_hosts, masked_url, resolve_connection
 from services.api_gateway.envelope import ok
 from services.api_gateway.errors import ApiError, MissingParams
-from services.api_gateway.keys import BROKER, METRICS, POOL, SECRET_BOX, SETTINGS
-from services.api_gateway.routes.tasks import wait_recorded
+from services.api_gateway.keys import POOL, SECRET_BOX, SETTINGS
+from services.api_gateway.routes.tasks import accept_and_wait
 from services.api_gateway.schemas.earlier_create import (
     EarlierTaskCreated,
     FlatCreateTaskRequest,
@@ -150,24 +147,10 @@ async def create_waiting_task(request: web.Request, body: dict[str, Any]) -> web
 
 async def _publish(request: web.Request, task_id: str, command: CreateTask) -> tuple[Any, datetime]:
     """As the seed's create: journal the accepted task, publish (confirmed), wait (bounded) to see it."""
-    settings = request.app[SETTINGS]
-    pool: asyncpg.Pool = request.app[POOL]
-    params = command.parameters
-    with request.app[LISTENER].expect(task_id) as woken:
-        accepted_at = await accepted.record(
-            pool, task_id, command.task_type, params.execution_mode, params.single_step
-        )
-        try:
-            await request.app[BROKER].send_to_scheduler(command, task_id)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await accepted.forget(pool, task_id)
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(shutil.rmtree, task_dir(settings.data_root, task_id), True)
-            raise
-        request.app[METRICS].commands.labels(command.type).inc()
-        row = await wait_recorded(request.app, task_id, woken)
-    return row, accepted_at
+    directory = task_dir(request.app[SETTINGS].data_root, task_id)
+    return await accept_and_wait(
+        request, task_id, command, lambda: asyncio.to_thread(shutil.rmtree, directory, True)
+    )
 
 
 # ---- execute --------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from tests.conftest import AMQP_URL
 from tests.e2e.conftest import DB_URL
 from tests.support.api import Api
 from tests.support.eventually import eventually
+from tests.support.rabbitmqctl import rabbitmqctl
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -184,18 +185,9 @@ async def test_malformed_messages_are_dead_lettered(api: Api, stack_env: dict[st
     assert (await api.wait(task_id))["status"] == "completed"
 
 
-async def _rabbitmqctl(*args: str) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, args
-    return out.decode()
-
-
 async def _service_connections(prefix: str) -> list[str]:
     rows = json.loads(
-        await _rabbitmqctl("list_connections", "name", "client_properties", "--formatter", "json")
+        await rabbitmqctl("list_connections", "name", "client_properties", "--formatter", "json")
     )
     names = []
     for row in rows:
@@ -224,7 +216,7 @@ async def test_services_reconnect_when_the_broker_drops_them(
     before = await _service_connections(prefix)
     assert len(before) >= 6  # gateway, two schedulers, two runners, collector
     # What a broker restart does to clients: every connection is closed under them.
-    await _rabbitmqctl("close_all_connections", "test: simulated broker failure")
+    await rabbitmqctl("close_all_connections", "test: simulated broker failure")
 
     async def reconnected() -> list[str] | None:
         after = await _service_connections(prefix)

@@ -20,6 +20,7 @@ from shared.broker import connect, open_channel
 from shared.settings import CommonSettings
 from tests.conftest import AMQP_URL
 from tests.support.eventually import eventually
+from tests.support.rabbitmqctl import connections_named, rabbitmqctl
 
 pytestmark = pytest.mark.integration
 
@@ -97,22 +98,6 @@ async def test_concurrent_confirmed_publishes_arrive_once_each(
         await queue.delete(if_unused=False, if_empty=False)
 
 
-async def _rabbitmqctl(*args: str) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, args
-    return out.decode()
-
-
-async def _connections_named(name: str) -> list[str]:
-    """Erlang pids (what close_connection takes) of the connections with this client-given name."""
-    out = await _rabbitmqctl("-q", "--no-table-headers", "list_connections", "pid", "client_properties")
-    marker = f'{{"connection_name","{name}"}}'
-    return [line.split("\t", 1)[0] for line in out.splitlines() if marker in line]
-
-
 @pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl")
 async def test_the_robust_connection_reconnects_on_the_coalescing_writer(
     connection: tuple[AbstractRobustConnection, str], sockets: Sockets
@@ -122,11 +107,11 @@ async def test_the_robust_connection_reconnects_on_the_coalescing_writer(
     try:
         assert isinstance(await _publish(channel, name, b"before"), Basic.Ack)
         await eventually(lambda: b"before" in received, what="a delivery before the broker drops us")
-        (before,) = await _connections_named(name)
-        await _rabbitmqctl("close_connection", before, "test: connection lost")
+        (before,) = await connections_named(name)
+        await rabbitmqctl("close_connection", before, "test: connection lost")
 
         async def reconnected() -> list[str] | None:
-            after = await _connections_named(name)
+            after = await connections_named(name)
             return after if after and after != [before] else None
 
         await eventually(reconnected, timeout=20, interval=0.2, what=f"{name} to reconnect")

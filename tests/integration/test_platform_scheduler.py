@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -24,24 +23,9 @@ from shared.settings import CommonSettings, SchedulerSettings
 from shared.steps import STEP_ORDER
 from tests.conftest import AMQP_URL
 from tests.support.eventually import eventually
+from tests.support.rabbitmqctl import connections_named, rabbitmqctl
 
 pytestmark = pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl")
-
-
-async def _rabbitmqctl(*args: str) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, args
-    return out.decode()
-
-
-async def _connections_named(name: str) -> list[str]:
-    """Erlang pids (what close_connection takes) of the connections with this client-given name."""
-    out = await _rabbitmqctl("-q", "--no-table-headers", "list_connections", "pid", "client_properties")
-    marker = f'{{"connection_name","{name}"}}'
-    return [line.split("\t", 1)[0] for line in out.splitlines() if marker in line]
 
 
 @pytest.fixture
@@ -76,9 +60,9 @@ async def test_replica_that_lost_its_connection_rebuilds_when_it_is_active_again
         # The broker drops the replica; while it reconnects, the other replica is the active consumer
         # and creates a task (its events reach the store through the collector).
         name = f"dp:scheduler:{settings.broker_prefix}"
-        before = await _connections_named(name)
+        before = await connections_named(name)
         assert len(before) == 1
-        await _rabbitmqctl("close_connection", before[0], "test: connection lost")
+        await rabbitmqctl("close_connection", before[0], "test: connection lost")
         task_id = new_task_id(datetime.now(UTC))
         created = EventEnvelope(
             task_id=task_id,
@@ -93,7 +77,7 @@ async def test_replica_that_lost_its_connection_rebuilds_when_it_is_active_again
             await append(conn, created)
 
         async def reconnected() -> list[str] | None:
-            after = await _connections_named(name)
+            after = await connections_named(name)
             return after if after and after != before else None
 
         await eventually(reconnected, timeout=60, interval=0.2, what=f"{name} to reconnect")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -173,6 +173,39 @@ async def wait_recorded(app: web.Application, task_id: str, woken: Waiter) -> as
     return row
 
 
+async def accept_and_wait(
+    request: web.Request,
+    task_id: str,
+    command: CreateTask,
+    cleanup: Callable[[], Awaitable[Any]] | None = None,
+) -> tuple[asyncpg.Record | None, datetime]:
+    """Journal the accepted task, publish CreateTask (confirmed), then wait (bounded) until the collector
+    has recorded it: the read model's row (None past the wait) and the acceptance time. If the command
+    cannot be sent, the journal row goes and `cleanup` runs before the error is raised."""
+    pool: asyncpg.Pool = request.app[POOL]
+    params = command.parameters
+    # Waiting for the collector's notification starts before the command can reach it.
+    with request.app[LISTENER].expect(task_id) as woken:
+        try:
+            accepted_at = await accepted.record(
+                pool, task_id, command.task_type, params.execution_mode, params.single_step
+            )
+            try:
+                await request.app[BROKER].send_to_scheduler(command, task_id)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await accepted.forget(pool, task_id)
+                raise
+        except BaseException:
+            if cleanup is not None:
+                with contextlib.suppress(Exception):
+                    await cleanup()
+            raise
+        request.app[METRICS].commands.labels(command.type).inc()
+        row = await wait_recorded(request.app, task_id, woken)
+    return row, accepted_at
+
+
 async def create_task(request: web.Request) -> web.Response:
     """Validate, note the task as accepted, publish CreateTask (confirmed), and wait (bounded) until the
     task shows in the read model: 201. Past the wait: 202, and the task is addressable all the same
@@ -215,27 +248,14 @@ async def create_task(request: web.Request) -> web.Response:
     # A new task directory holds nothing but the table list: a run that starts past step 1 cannot run.
     require_inputs(first_step(parameters), settings.data_root / task_id)
     command = CreateTask(task_type=parsed.task_type, parameters=parameters, created_by="api")
-    pool: asyncpg.Pool = request.app[POOL]
+    cleanup = None
     if table_list is not None:
         await asyncio.to_thread(write_into_task, settings.data_root, task_id, table_list)
-    # Waiting for the collector's notification starts before the command can reach it.
-    with request.app[LISTENER].expect(task_id) as woken:
-        try:
-            accepted_at = await accepted.record(
-                pool, task_id, parsed.task_type, parameters.execution_mode, parameters.single_step
-            )
-            try:
-                await request.app[BROKER].send_to_scheduler(command, task_id)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await accepted.forget(pool, task_id)
-                raise
-        except BaseException:
-            if table_list is not None:
-                await asyncio.to_thread(remove_task_dir, settings.data_root, task_id)
-            raise
-        request.app[METRICS].commands.labels(command.type).inc()
-        row = await wait_recorded(request.app, task_id, woken)
+
+        def cleanup() -> Awaitable[None]:
+            return asyncio.to_thread(remove_task_dir, settings.data_root, task_id)
+
+    row, accepted_at = await accept_and_wait(request, task_id, command, cleanup)
     output_directory = str((settings.data_root / task_id).resolve())
     if row is None:
         # Accepted by the broker, but the read model has not caught up yet: the task will appear.
