@@ -1,8 +1,9 @@
 """The socket under every RabbitMQ connection: frames go out in one system call per event-loop turn.
 
 aiormq writes each frame (a publish, an ack, a confirm-select) with its own `send()`. On a busy service
-that was most of its CPU: py-spy on the no-op bench (issue 11) found 20-46 % of the scheduler's and the
-step runner's samples in those sends, each one a loopback TCP segment the broker must read as well.
+that was a large share of its CPU: py-spy on the no-op bench (issue 11) found about a fifth of the
+scheduler's and the step runner's samples in those sends, each one a loopback TCP segment the broker
+must read as well.
 The writer below keeps what one turn of the loop writes and sends it together at the start of the next
 turn, in the order written. aiormq drains after every publish and ack: `drain()` here still waits while
 the socket pushes back (the transport's high-water mark), but does not send early, or every frame would

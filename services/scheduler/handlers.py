@@ -101,14 +101,15 @@ class Scheduler:
 
     def _put(self, task_id: str, state: TaskState) -> None:
         self.states[task_id] = state
-        if in_admission(state):
-            self.admissible.add(task_id)
-        else:
-            self.admissible.discard(task_id)
-        if in_admission(state) and state.status == "in_progress":
-            self.in_progress.add(task_id)
-        else:
-            self.in_progress.discard(task_id)
+        admissible = in_admission(state)
+        for ids, member in (
+            (self.admissible, admissible),
+            (self.in_progress, admissible and state.status == "in_progress"),
+        ):
+            if member:
+                ids.add(task_id)
+            else:
+                ids.discard(task_id)
 
     async def _state(self, task_id: str) -> TaskState | None:
         return self.states.get(task_id) or await self._load(task_id)
