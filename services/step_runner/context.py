@@ -60,6 +60,7 @@ class RunnerContext:
         self._connections = connections
         self.business_db_policy = business_db_policy or HostPolicy()
         self._last_progress = 0.0
+        self.unpublished: Exception | None = None  # the first of this try's events that did not go out
 
     def business_db_url(self) -> str:
         p = self.parameters
@@ -78,13 +79,23 @@ class RunnerContext:
             return self._connections[p.db_connection_name]
         return p.db_connection
 
+    async def _send(self, payload: BaseModel) -> None:
+        """Publish one of the executor's events, remembering a failure: an executor may catch it (per
+        table, or as its own I/O error), but the try's record is incomplete all the same."""
+        try:
+            await self._emit(payload)
+        except Exception as exc:
+            if self.unpublished is None:
+                self.unpublished = exc
+            raise
+
     async def progress(self, percent: float, message: str | None = None) -> None:
         now = asyncio.get_running_loop().time()
         percent = max(0.0, min(100.0, float(percent)))
         if percent < 100 and now - self._last_progress < _PROGRESS_MIN_INTERVAL:
             return
         self._last_progress = now
-        await self._emit(
+        await self._send(
             StepProgress(
                 step=self.step,
                 execution_id=self.execution_id,
@@ -95,7 +106,7 @@ class RunnerContext:
 
     async def log(self, level: str, message: str, **extra: Any) -> None:
         level = level.upper()
-        await self._emit(
+        await self._send(
             LogEmitted(
                 level=level if level in LOG_LEVELS else "INFO",  # type: ignore[arg-type]
                 message=mask_secrets(message),
@@ -121,7 +132,7 @@ class RunnerContext:
         if root not in path.parents or not path.is_file():
             raise StepError(f"output {relative_path!r} is not a file inside the task directory")
         size, sha256 = await asyncio.to_thread(_digest, path)
-        await self._emit(
+        await self._send(
             OutputRegistered(
                 step=self.step,
                 execution_id=self.execution_id,

@@ -31,7 +31,14 @@ Emit = Callable[[BaseModel], Awaitable[None]]
 
 
 class StepInterrupted(RequeueMessage):
-    """The runner is shutting down: the step is left unfinished so its command is redelivered."""
+    """The runner is shutting down, or the broker took the step's delivery back: the step is left
+    unfinished so its command is redelivered."""
+
+
+class EventsNotPublished(ConnectionError):
+    """A log line, progress or output of the try did not reach the broker: the try ends without a
+    terminal event (its record would be incomplete, and the executor did not fail) and, as a transient
+    error, the step runs again: in place, or from its redelivery when the broker took it back."""
 
 
 async def _heartbeats(emit: Emit, ctx: RunnerContext, runner_id: str, interval: float) -> None:
@@ -90,7 +97,9 @@ async def execute_step(
     """Runs the executor and returns the terminal event it emitted.
 
     A CancelledError means either a user cancel (`cancelled()` is true: StepCancelled is emitted) or a
-    shutdown (StepInterrupted is raised and nothing terminal is emitted). Every LLM call the executor makes
+    shutdown or lost delivery (StepInterrupted is raised and nothing terminal is emitted). When one of the
+    executor's events was not published, EventsNotPublished is raised instead of any terminal event
+    (unless the user cancelled: the cancel is still answered). Every LLM call the executor makes
     is recorded in `meter` and reported on the terminal event; a crossed token budget fails the step for
     good, whatever the executor made of the exception (some catch errors per table or per pair).
     """
@@ -99,7 +108,7 @@ async def execute_step(
         StepStarted(step=ctx.step, execution_id=ctx.execution_id, attempt=ctx.attempt, runner_id=runner_id)
     )
     beat = asyncio.create_task(_heartbeats(emit, ctx, runner_id, heartbeat_interval))
-    terminal: BaseModel
+    terminal: BaseModel | None = None
     try:
         with metering(meter):
             summary = await executor.run(ctx)
@@ -110,14 +119,20 @@ async def execute_step(
         )
     except asyncio.CancelledError:
         if not cancelled():
-            raise StepInterrupted(f"{ctx.step.value} interrupted by runner shutdown") from None
+            raise StepInterrupted(f"{ctx.step.value} interrupted") from None
         terminal = StepCancelled(step=ctx.step, execution_id=ctx.execution_id, reason="cancelled by user")
     except Exception as exc:
-        terminal = _failure(ctx, exc, meter, runner_id)
+        if ctx.unpublished is None:
+            terminal = _failure(ctx, exc, meter, runner_id)
     finally:
         beat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await beat
+    if ctx.unpublished is not None and not isinstance(terminal, StepCancelled):
+        raise EventsNotPublished(
+            f"{ctx.step.value}: an event of this try was not published ({ctx.unpublished!r})"
+        ) from ctx.unpublished
+    assert terminal is not None
     if isinstance(terminal, StepFailed):
         with contextlib.suppress(Exception):
             await ctx.log("ERROR", f"{ctx.step.value} failed: {terminal.error}")

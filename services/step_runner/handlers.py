@@ -53,6 +53,11 @@ class StepRunner:
         if not is_valid_task_id(task_id):
             raise PermanentError(f"invalid task id {task_id!r}")
         bound = log.bind(task_id=task_id, step=command.step.value, execution_id=command.execution_id)
+        earlier = self.running.get(task_id)
+        if earlier is not None and not earlier.done():
+            # The task's earlier try, stopped when its delivery was taken back, may still be unwinding
+            # (a thread it waits for): the two never work in the task directory at once.
+            await asyncio.wait([earlier])
         reason = await self.records.obsolete_reason(task_id, command.execution_id)
         if reason:
             bound.info("step command skipped", reason=reason)
@@ -106,7 +111,7 @@ class StepRunner:
         self.metrics.running.inc()
         began, outcome = time.perf_counter(), "error"
         try:
-            terminal = await asyncio.shield(work)
+            terminal = await self._outcome(work)
             outcome = terminal.type.removeprefix("step_")  # type: ignore[attr-defined]
             self.metrics.count_llm_usage(getattr(terminal, "llm_usage", []))
             self.metrics.duration.labels(command.step.value).observe(time.perf_counter() - began)
@@ -114,10 +119,27 @@ class StepRunner:
             outcome = "interrupted"
             raise
         finally:
-            self.running.pop(task_id, None)
+            if self.running.get(task_id) is work:
+                del self.running[task_id]
             self.metrics.running.dec()
             self.metrics.finished.labels(command.step.value, outcome).inc()
         bound.info("step ended", outcome=terminal.type)  # type: ignore[attr-defined]
+
+    @staticmethod
+    async def _outcome(work: asyncio.Task[BaseModel]) -> BaseModel:
+        """The step's terminal event. The handler is cancelled when the channel its delivery came on
+        closes (aio-pika cancels a closed channel's consumer tasks; the broker requeues the RunStep): the
+        try stops too, without a terminal event, and the redelivery runs the step, here or on another
+        runner, never beside it. A shutdown lets running steps finish first (`shutdown`), before the
+        connection closes."""
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            if not work.done():
+                log.warning("step handler cancelled (its delivery's channel closed); the try stops")
+                work.cancel()
+                await asyncio.wait([work])
+            raise
 
     async def on_control(self, envelope: EventEnvelope | CommandEnvelope) -> None:
         """task_cancel_requested / task_deleted: stop this task's step if it runs here."""

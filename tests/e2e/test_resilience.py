@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sys
+from datetime import UTC, datetime
 
 import aio_pika
 import asyncpg
@@ -285,3 +286,49 @@ async def test_a_step_waits_for_a_runner_and_says_so(api: Api, pg: asyncpg.Conne
         for runner in ("runner-a", "runner-b"):
             stack.start(runner, kind="runner", extra_env={"DP_RUNNER_ID": runner})
     assert (await api.wait(task_id))["status"] == "completed"
+
+
+@pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl on this machine")
+@pytest.mark.parametrize("work", ["quiet:ddl_generation=7", "sleep:ddl_generation=3"])
+async def test_a_step_whose_delivery_the_broker_takes_back_runs_once_more_not_twice_at_once(
+    api: Api, pg: asyncpg.Connection, work: str
+) -> None:
+    """A broker restart while a step runs: the broker requeues its RunStep, and the try that held it
+    stops (no terminal event of its own, whether it was quiet or publishing progress at the time). The
+    step then runs once more: from the redelivery, or, when the scheduler's heartbeat timeout (3 s here)
+    struck first during the reconnect, also as a retry after its zombie verdict. The quiet step outlasts
+    the clients' reconnect: a try that went on would end once reconnected, beside its redelivery."""
+    seconds = float(work.rpartition("=")[2])
+    task_id = await api.create(DB_URL, business_context=work)
+    await _running_runner(pg, task_id)
+    await asyncio.sleep(0.5)  # well into the step's work when the broker drops every connection
+    dropped = datetime.now(UTC)
+    await rabbitmqctl("close_all_connections", "test: simulated broker restart mid-step")
+    assert (await api.wait(task_id, timeout=90))["status"] == "completed"
+    events = await pg.fetch(
+        "SELECT type, producer, payload->>'execution_id' AS execution, occurred_at FROM data_pipeline_events"
+        " WHERE task_id = $1 AND payload->>'step' = 'ddl_generation'"
+        " AND type IN ('step_started', 'step_succeeded', 'step_failed', 'step_cancelled') ORDER BY seq",
+        task_id,
+    )
+    # The runners ended no try but with a success (no "crashed" try), and each success came from a whole
+    # run that started after the drop: never from the try that held the lost delivery, going on beside
+    # its redelivery. (A zombie verdict by the scheduler, and a late end of the execution it judged, are
+    # the heartbeat timeout's ordinary course, docs/decisions.md.)
+    ends = [e for e in events if e["type"] != "step_started" and e["producer"] != "scheduler"]
+    assert ends and all(e["type"] == "step_succeeded" for e in ends), events
+    for end in ends:
+        start = max(
+            e["occurred_at"]
+            for e in events
+            if e["type"] == "step_started"
+            and e["execution"] == end["execution"]
+            and e["occurred_at"] < end["occurred_at"]
+        )
+        assert start > dropped and (end["occurred_at"] - start).total_seconds() >= seconds, events
+    executions = await pg.fetch(
+        "SELECT status FROM data_pipeline_task_executions WHERE task_id = $1 AND execution_step = 'ddl_generation'"
+        " ORDER BY id",
+        task_id,
+    )
+    assert [r["status"] for r in executions][-1] == "completed"

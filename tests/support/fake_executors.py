@@ -5,6 +5,7 @@ Directives (space separated) in business_context:
   transient:<step>       the step's first attempt fails retryably, later attempts succeed
   sleep:<step>=<secs>    the step works that long (async, heartbeats keep flowing)
   block:<step>=<secs>    the first attempt blocks the event loop that long (no heartbeats: a zombie)
+  quiet:<step>=<secs>    the step works that long publishing nothing but heartbeats (a long LLM call)
   partial:<step>         the step succeeds with summary partial=true
   missing:<step>=<n>     the step succeeds in part: n of n+1 tables are reported in tables_failed (as the
                          real step 1 does), so the step and the task are partial
@@ -51,6 +52,8 @@ class ScriptedExecutor:
         await ctx.log("DEBUG", f"connecting to {ctx.business_db_url()}")
         if "block" in d and ctx.attempt == 1:
             time.sleep(float(d["block"]))  # noqa: ASYNC251 - deliberately stalls the event loop
+        if "quiet" in d:
+            await asyncio.sleep(float(d["quiet"]))  # the scripted step's quiet working time
         if "sleep" in d:
             total = float(d["sleep"])
             steps = max(int(total / 0.25), 1)
