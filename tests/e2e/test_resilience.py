@@ -209,9 +209,9 @@ async def test_services_reconnect_when_the_broker_drops_them(
             "SELECT count(*) FROM data_pipeline_task_executions WHERE status = 'running'"
         )
 
-    # The drop must not land while a runner publishes a step's end (an earlier test's cancel or delete):
-    # that runner can stay busy for minutes (docs/decisions.md, "Known limits") and the next test then
-    # waits for it. A step still running after 30 s is left to it.
+    # The drop should not land while an earlier test's step runs: the step would run again from its
+    # redelivery (docs/decisions.md, "A step's delivery is its lease") and that test's timing with it.
+    # A step still running after 30 s is left to it.
     with contextlib.suppress(AssertionError):
         await eventually(no_step_running, timeout=30, interval=0.2, what="no step running")
     before = await _service_connections(prefix)
