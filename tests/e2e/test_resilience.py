@@ -311,9 +311,9 @@ async def test_a_step_whose_delivery_the_broker_takes_back_runs_once_more_not_tw
         " AND type IN ('step_started', 'step_succeeded', 'step_failed', 'step_cancelled') ORDER BY seq",
         task_id,
     )
-    # The runners ended no try but with a success (no "crashed" try), and each success came from a whole
-    # run that started after the drop: never from the try that held the lost delivery, going on beside
-    # its redelivery. (A zombie verdict by the scheduler, and a late end of the execution it judged, are
+    # No runner ended a try with anything but a success (no "crashed" try), and each success came from a
+    # whole run that started after the drop: never from the try that held the lost delivery, going on
+    # beside its redelivery. (A zombie verdict by the scheduler, and a late end of the execution it judged, are
     # the heartbeat timeout's ordinary course, docs/decisions.md.)
     ends = [e for e in events if e["type"] != "step_started" and e["producer"] != "scheduler"]
     assert ends and all(e["type"] == "step_succeeded" for e in ends), events
