@@ -13,7 +13,7 @@ import pytest
 
 from shared.broker import Topology, delete_topology
 from shared.migrate import drop_schema, migrate
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, RunnerSettings
 
 pytest_plugins = ["tests.support.composed_stack"]
 
@@ -66,6 +66,33 @@ async def broker_cleanup(common_settings: CommonSettings) -> AsyncIterator[Topol
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
         await delete_topology(await connection.channel(), topology)
+
+
+@pytest.fixture
+async def own_topology(common_settings: CommonSettings) -> AsyncIterator[Topology]:
+    """A broker prefix of the test's own (one collector partition), deleted after it: only the services
+    the test starts on it consume there."""
+    topology = Topology(f"{common_settings.broker_prefix}.{uuid.uuid4().hex[:8]}", 1)
+    yield topology
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        await delete_topology(await connection.channel(), topology)
+
+
+def runner_settings(
+    test_env: dict[str, str], topology: Topology, data_root: Path, **values: object
+) -> RunnerSettings:
+    """A step runner's settings on `topology`, with the scripted executors (tests/support/fake_executors.py)."""
+    return RunnerSettings.model_validate(
+        {
+            **{k[3:].lower(): v for k, v in test_env.items()},
+            "broker_prefix": topology.prefix,
+            "collector_partitions": topology.collector_partitions,
+            "data_root": data_root,
+            "executor_registry": "tests.support.fake_executors:registry",
+            **values,
+        }
+    )
 
 
 @pytest.fixture

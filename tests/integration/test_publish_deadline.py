@@ -9,12 +9,10 @@ import asyncio
 import functools
 import shutil
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -27,16 +25,15 @@ from shared.broker import (
     Topology,
     connect,
     declare_topology,
-    delete_topology,
     open_channel,
 )
 from shared.commands import RunStep
 from shared.events import LogEmitted
 from shared.messages import EventEnvelope, decode_message
 from shared.parameters import TaskParameters
-from shared.settings import CommonSettings, RunnerSettings
+from shared.settings import CommonSettings
 from shared.steps import StepName
-from tests.conftest import AMQP_URL
+from tests.conftest import AMQP_URL, runner_settings
 from tests.support.amqp_proxy import AmqpProxy
 from tests.support.eventually import eventually
 from tests.support.rabbitmqctl import close_connections_named
@@ -55,23 +52,13 @@ async def proxy() -> AsyncIterator[tuple[AmqpProxy, str]]:
     await relay.close()
 
 
-@pytest.fixture
-async def topology(common_settings: CommonSettings) -> AsyncIterator[Topology]:
-    """A prefix of this test's own: only its runner consumes the steps queue."""
-    topology = Topology(f"{common_settings.broker_prefix}.dl{uuid.uuid4().hex[:6]}", 1)
-    yield topology
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        await delete_topology(await connection.channel(), topology)
-
-
 async def test_a_publish_without_its_confirm_fails_transiently_at_its_deadline(
-    proxy: tuple[AmqpProxy, str], topology: Topology
+    proxy: tuple[AmqpProxy, str], own_topology: Topology
 ) -> None:
     relay, url = proxy
-    connection = await connect(url, name=f"dp:test:{topology.prefix}")
+    connection = await connect(url, name=f"dp:test:{own_topology.prefix}")
     channel = await open_channel(connection, prefetch=1)
-    publisher = Publisher(await declare_topology(channel, topology), "test", timeout=1.0)
+    publisher = Publisher(await declare_topology(channel, own_topology), "test", timeout=1.0)
     await publisher.event("task_20260101_000000_abcdef", LogEmitted(message="confirmed"))
     relay.stall()
     began = time.monotonic()
@@ -96,26 +83,22 @@ def _run_step(task_id: str, business_context: str) -> tuple[RunStep, str]:
 @pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl")
 async def test_a_runner_cut_off_while_publishing_hands_the_step_back_and_works_again(
     proxy: tuple[AmqpProxy, str],
-    topology: Topology,
+    own_topology: Topology,
     test_env: dict[str, str],
     migrated: CommonSettings,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     relay, url = proxy
-    settings = RunnerSettings.model_validate(
-        {
-            **{k[3:].lower(): v for k, v in test_env.items()},
-            "rabbitmq_url": url,
-            "broker_prefix": topology.prefix,
-            "collector_partitions": 1,
-            "data_root": tmp_path,
-            "executor_registry": "tests.support.fake_executors:registry",
-            "runner_id": "deadline-runner",
-            "heartbeat_interval_seconds": 0.5,
-            "runner_publish_timeout_seconds": DEADLINE,
-            "runner_transient_budget_seconds": BUDGET,
-        }
+    settings = runner_settings(
+        test_env,
+        own_topology,
+        tmp_path,
+        rabbitmq_url=url,
+        runner_id="deadline-runner",
+        heartbeat_interval_seconds=0.5,
+        runner_publish_timeout_seconds=DEADLINE,
+        runner_transient_budget_seconds=BUDGET,
     )
     settled: list[float] = []  # when each of the runner's step deliveries was done with
     original = bootstrap.handle_delivery
@@ -127,13 +110,13 @@ async def test_a_runner_cut_off_while_publishing_hands_the_step_back_and_works_a
 
     monkeypatch.setattr(bootstrap, "handle_delivery", handle_delivery)
 
-    direct = await connect(AMQP_URL, name=f"dp:test:{topology.prefix}")
+    direct = await connect(AMQP_URL, name=f"dp:test:{own_topology.prefix}")
     async with direct, bootstrap.running_runner(settings):
         try:
             channel = await open_channel(direct, prefetch=100)
-            publisher = Publisher(await declare_topology(channel, topology), "test")
+            publisher = Publisher(await declare_topology(channel, own_topology), "test")
             tap = await channel.declare_queue(exclusive=True, auto_delete=True)
-            await tap.bind(topology.events_exchange, routing_key="task.#")
+            await tap.bind(own_topology.events_exchange, routing_key="task.#")
             events: list[EventEnvelope] = []
 
             async def on_event(message: AbstractIncomingMessage) -> None:
@@ -159,7 +142,7 @@ async def test_a_runner_cut_off_while_publishing_hands_the_step_back_and_works_a
             # The broker drops the runner while its publishes go unconfirmed and it cannot tell.
             relay.stall()
             stalled = time.monotonic()
-            assert await close_connections_named(f"dp:step_runner:{topology.prefix}", "test: dropped")
+            assert await close_connections_named(f"dp:step_runner:{own_topology.prefix}", "test: dropped")
             # Its longest stay: the budget plus one more try, whose publishes (progress, the end; or the start)
             # each wait out the deadline. Without the deadline it would stay until the socket reports the loss.
             bound = BUDGET + 3 * DEADLINE + 2

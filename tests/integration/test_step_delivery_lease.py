@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -21,15 +18,14 @@ from shared.broker import (
     Topology,
     connect,
     declare_topology,
-    delete_topology,
     open_channel,
 )
 from shared.commands import RunStep
 from shared.messages import EventEnvelope, decode_message
 from shared.parameters import TaskParameters
-from shared.settings import CommonSettings, RunnerSettings
+from shared.settings import CommonSettings
 from shared.steps import StepName
-from tests.conftest import AMQP_URL
+from tests.conftest import AMQP_URL, runner_settings
 from tests.support.eventually import eventually
 from tests.support.rabbitmqctl import close_connections_named
 
@@ -38,29 +34,12 @@ pytestmark = pytest.mark.integration
 QUIET = 7.0  # the step's working time, publishing nothing but heartbeats: longer than a reconnect (5 s)
 
 
-@pytest.fixture
-async def topology(common_settings: CommonSettings) -> AsyncIterator[Topology]:
-    topology = Topology(f"{common_settings.broker_prefix}.ls{uuid.uuid4().hex[:6]}", 1)
-    yield topology
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        await delete_topology(await connection.channel(), topology)
-
-
 @pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl")
 async def test_a_try_whose_delivery_is_taken_back_stops_and_the_redelivery_runs_the_step(
-    topology: Topology, test_env: dict[str, str], migrated: CommonSettings, tmp_path: Path
+    own_topology: Topology, test_env: dict[str, str], migrated: CommonSettings, tmp_path: Path
 ) -> None:
-    settings = RunnerSettings.model_validate(
-        {
-            **{k[3:].lower(): v for k, v in test_env.items()},
-            "broker_prefix": topology.prefix,
-            "collector_partitions": 1,
-            "data_root": tmp_path,
-            "executor_registry": "tests.support.fake_executors:registry",
-            "runner_id": "lease-runner",
-            "heartbeat_interval_seconds": 0.5,
-        }
+    settings = runner_settings(
+        test_env, own_topology, tmp_path, runner_id="lease-runner", heartbeat_interval_seconds=0.5
     )
     task_id = "task_20260101_000000_lease1"
     execution_id = f"{task_id}_step_ddl_generation_exec_1"
@@ -68,12 +47,12 @@ async def test_a_try_whose_delivery_is_taken_back_stops_and_the_redelivery_runs_
         db_connection="postgresql://u:p@127.0.0.1:5432/business",
         business_context=f"quiet:ddl_generation={QUIET}",
     )
-    direct = await connect(AMQP_URL, name=f"dp:test:{topology.prefix}")
+    direct = await connect(AMQP_URL, name=f"dp:test:{own_topology.prefix}")
     async with direct, bootstrap.running_runner(settings):
         channel = await open_channel(direct, prefetch=100)
-        publisher = Publisher(await declare_topology(channel, topology), "test")
+        publisher = Publisher(await declare_topology(channel, own_topology), "test")
         tap = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await tap.bind(topology.events_exchange, routing_key="task.#")
+        await tap.bind(own_topology.events_exchange, routing_key="task.#")
         events: list[tuple[float, EventEnvelope]] = []
         loop = asyncio.get_running_loop()
 
@@ -94,7 +73,9 @@ async def test_a_try_whose_delivery_is_taken_back_stops_and_the_redelivery_runs_
         await publisher.command(STEPS_KEY, command, task_id)
         await eventually(lambda: of("step_started"), timeout=15, what="the step started")
         await asyncio.sleep(0.5)  # well into the step's work when the broker drops the runner
-        assert await close_connections_named(f"dp:step_runner:{topology.prefix}", "test: dropped mid-step")
+        assert await close_connections_named(
+            f"dp:step_runner:{own_topology.prefix}", "test: dropped mid-step"
+        )
         await eventually(lambda: of("step_succeeded"), timeout=30, what="the step succeeded")
         # The first try would have ended QUIET s after its start; wait past that, and past the redelivery's.
         await asyncio.sleep(QUIET + 1)  # a first try that went on would have ended by now

@@ -16,6 +16,7 @@ from shared.connection_url import HostPolicy
 from shared.parameters import TaskParameters
 from shared.secrets import SecretBox
 from shared.steps import StepName
+from tests.support.runner_context import runner_context
 
 
 async def test_a_cancelled_step_ends_only_after_its_thread_work(tmp_path: Path) -> None:
@@ -24,17 +25,7 @@ async def test_a_cancelled_step_ends_only_after_its_thread_work(tmp_path: Path) 
     async def emit(_: BaseModel) -> None:
         return None
 
-    ctx = RunnerContext(
-        emit=emit,
-        task_id="task_20240101_000000_abc",
-        step=StepName.DDL_GENERATION,
-        execution_id="e1",
-        attempt=1,
-        task_dir=tmp_path,
-        parameters=TaskParameters(db_connection="postgresql://u@h/db", business_context="x"),
-        secrets=SecretBox(Fernet.generate_key()),
-        connections={},
-    )
+    ctx = runner_context(emit, tmp_path)
     entered = threading.Event()
 
     def slow_write() -> None:

@@ -10,17 +10,14 @@ from typing import Any
 
 import aiormq
 import pytest
-from cryptography.fernet import Fernet
 from pydantic import BaseModel
 
 from services.step_runner.context import RunnerContext
 from services.step_runner.execution import EventsNotPublished, execute_step
 from services.step_runner.executors.base import StepContext
 from shared.events import LogEmitted, StepCancelled, StepFailed, StepSucceeded
-from shared.parameters import TaskParameters
 from shared.retry import TRANSIENT_ERRORS
-from shared.secrets import SecretBox
-from shared.steps import StepName
+from tests.support.runner_context import runner_context
 
 
 class _Broker:
@@ -40,17 +37,7 @@ class _Broker:
 
 
 def _ctx(broker: _Broker, tmp_path: Path) -> RunnerContext:
-    return RunnerContext(
-        emit=broker.emit,
-        task_id="task_20240101_000000_abc",
-        step=StepName.DDL_GENERATION,
-        execution_id="e1",
-        attempt=1,
-        task_dir=tmp_path,
-        parameters=TaskParameters(db_connection="postgresql://u@h/db", business_context="x"),
-        secrets=SecretBox(Fernet.generate_key()),
-        connections={},
-    )
+    return runner_context(broker.emit, tmp_path)
 
 
 class _SwallowsErrors:
