@@ -42,6 +42,33 @@ async def test_back_returns_to_the_previous_task(open_ui: OpenUi, ui_url: str, a
     await expect(page.locator("#detail-title")).to_contain_text("history first")
 
 
+async def test_a_list_refresh_leaves_the_rows_it_does_not_change_in_place(
+    open_ui: OpenUi, ui_url: str, api: Api
+) -> None:
+    """A click that lands while the list refreshes (every few seconds, and when an opened task's stream
+    ends) must reach its row: CI once lost the click on a row replaced between mouse down and up."""
+    first = await api.create(DB_URL, "history", task_name="refresh first")
+    second = await api.create(DB_URL, "history", task_name="refresh second")
+    await api.wait(first)
+    await api.wait(second)
+    page, probe = await open_ui(ui_url)
+    row = page.locator(f'#task-rows tr.task[data-id="{second}"]')
+    node = await row.element_handle()
+    assert node is not None
+    await page.locator(f'#task-rows tr.task[data-id="{first}"]').click()
+    await expect(page).to_have_url(f"{ui_url}/#{first}")
+    # The same module instance the page runs (a module URL is loaded once): one refresh, awaited.
+    await page.evaluate("async () => { await (await import('/static/tasklist.js')).loadTasks(); }")
+    assert await node.evaluate("(r) => r.isConnected"), "the unchanged row was replaced"
+    await row.click()
+    await expect(page).to_have_url(f"{ui_url}/#{second}")
+    await expect(row).to_have_attribute("aria-current", "true")
+    await expect(page.locator(f'#task-rows tr.task[data-id="{first}"]')).not_to_have_attribute(
+        "aria-current", "true"
+    )
+    await probe.assert_clean(page)
+
+
 async def test_a_deep_link_to_a_missing_task_offers_no_actions(open_ui: OpenUi, ui_url: str) -> None:
     page, _ = await open_ui(f"{ui_url}/#task_20000101_000000_gone00", allowed_statuses=(404,))
     await expect(page.locator("#detail-section")).to_contain_text("not found")

@@ -9,6 +9,7 @@ const CANCELLABLE = ["pending", "in_progress"];
 let hooks = { openTask: () => {}, currentTask: () => null, afterLoad: () => {}, onDeleted: () => {} };
 const list = { cursor: null, rows: 0, byId: new Map() }; // next page, rows the user has loaded, last seen rows
 const chosen = new Set(); // the ticked tasks (kept across refreshes while they are listed)
+const drawn = new Map(); // task id -> { sig, row }: the row element shown for it and what it shows
 
 function listParams() {
   const params = new URLSearchParams();
@@ -45,6 +46,29 @@ function taskRow(t) {
   return row;
 }
 
+// The row for `t`: the one on screen when nothing it shows has changed. A refresh (every few seconds,
+// and when an opened task's stream ends) then leaves those rows alone, so a click that lands while the
+// list refreshes still reaches its row instead of one replaced between mouse down and up.
+function rowFor(t) {
+  // The selection is not in it: opening a task marks its row in place (app.js, selectTask).
+  const sig = JSON.stringify([t.task_name, t.task_id, t.db_name, t.status, t.progress, t.created_at, chosen.has(t.task_id)]);
+  const had = drawn.get(t.task_id);
+  if (had && had.sig === sig) return had.row;
+  const row = taskRow(t);
+  drawn.set(t.task_id, { sig, row });
+  return row;
+}
+
+// Shows `rows` in order, moving or replacing only the rows that differ from what is there.
+function drawRows(body, rows) {
+  rows.forEach((row, i) => {
+    if (body.children[i] !== row) body.insertBefore(row, body.children[i] || null);
+  });
+  while (body.children.length > rows.length) body.lastElementChild.remove();
+  const ids = new Set(rows.map((row) => row.dataset.id));
+  for (const id of [...drawn.keys()]) if (!ids.has(id)) drawn.delete(id);
+}
+
 function saveListFilters() {
   setParams({ status: $("filter-status").value, q: $("filter-search").value.trim() });
 }
@@ -77,9 +101,10 @@ export async function loadTasks(append = false) {
   const body = $("task-rows");
   const focused = document.activeElement?.closest?.("tr.task")?.dataset.id;
   const focusedTick = document.activeElement?.classList?.contains("pick-task");
-  if (!append) { body.replaceChildren(); list.byId.clear(); }
+  if (!append) list.byId.clear();
   rows.forEach((t) => list.byId.set(t.task_id, t));
-  body.append(...rows.map(taskRow));
+  if (append) body.append(...rows.map(rowFor));
+  else drawRows(body, rows.map(rowFor));
   if (focused) {
     const row = body.querySelector(`tr.task[data-id="${CSS.escape(focused)}"]`);
     (focusedTick ? row?.querySelector(".pick-task") : row)?.focus();
