@@ -49,7 +49,12 @@ from services.api_gateway.schemas.responses import (
     TasksDeleted,
 )
 from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
-from services.api_gateway.table_list_intake import TableListFile, from_lists_dir, write_into_task
+from services.api_gateway.table_list_intake import (
+    TableListFile,
+    from_lists_dir,
+    remove_task_dir,
+    write_into_task,
+)
 from services.api_gateway.validation import parse_model, require_task_id, task_not_found
 from shared.commands import CreateTask
 from shared.ids import new_task_id
@@ -147,9 +152,9 @@ async def create_waiting_task(request: web.Request, body: dict[str, Any]) -> web
 
 async def _publish(request: web.Request, task_id: str, command: CreateTask) -> tuple[Any, datetime]:
     """As the seed's create: journal the accepted task, publish (confirmed), wait (bounded) to see it."""
-    directory = task_dir(request.app[SETTINGS].data_root, task_id)
+    data_root = request.app[SETTINGS].data_root
     return await accept_and_wait(
-        request, task_id, command, lambda: asyncio.to_thread(shutil.rmtree, directory, True)
+        request, task_id, command, lambda: asyncio.to_thread(remove_task_dir, data_root, task_id)
     )
 
 

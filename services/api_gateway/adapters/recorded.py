@@ -62,7 +62,6 @@ class Waiter:
 class RecordedListener:
     def __init__(self, settings: GatewaySettings) -> None:
         self._dsn = settings.database_url.get_secret_value()
-        self._schema = settings.db_schema
         self.channel = recorded_channel(settings.db_schema)
         self.application_name = application_name(settings.db_schema)
         self._waiters: dict[str, set[Waiter]] = {}
