@@ -31,7 +31,7 @@ import asyncpg
 
 from bench.process_stats import cpu_seconds, peak_rss_mb, server_pids
 from bench.raw_chain import run_chain_bench
-from shared.broker import SCHEDULER_EVENT_TYPES, Topology, delete_topology
+from shared.broker import SCHEDULER_EVENT_TYPES, SCHEDULER_KEY, STEPS_KEY, Topology, delete_topology
 from shared.migrate import drop_schema, migrate
 from shared.settings import CommonSettings
 from tests.support.stack import Stack, free_port
@@ -219,7 +219,9 @@ async def main(args: argparse.Namespace) -> None:
             tasks = await pg.fetchval("SELECT count(*) FROM data_pipeline_tasks") - warm
             events = await pg.fetchval("SELECT count(*) FROM data_pipeline_events") - events_before
             rss = {name: peak_rss_mb(stack.procs[name].pid) for name in SERVICES}
-            results["deliveries"] = await _deliveries_per_task(pg, warm)
+            results["deliveries"] = await _deliveries_per_task(
+                session, url, pg, args.rabbitmq_url, Topology(env["DP_BROKER_PREFIX"]), args.clients
+            )
             results["store_bytes"] = await pg.fetchval(
                 "SELECT pg_total_relation_size('data_pipeline_events') / greatest(count(*), 1)"
                 " FROM data_pipeline_events"
@@ -253,21 +255,39 @@ async def main(args: argparse.Namespace) -> None:
     _report(results, args)
 
 
-async def _deliveries_per_task(pg: asyncpg.Connection, warm: int) -> float:
-    """Quorum-queue deliveries per task of the throughput run, counted from its events: each event goes
-    to a collector partition, the step runners' outcomes and heartbeats to the scheduler's queue too,
-    each `step_scheduled` comes with its RunStep command to the steps queue, and each task began as one
-    create command."""
-    row = await pg.fetchrow(
-        """SELECT count(DISTINCT e.task_id) AS tasks, count(*) AS events,
-                  count(*) FILTER (WHERE e.type = ANY($2::text[])) AS to_scheduler,
-                  count(*) FILTER (WHERE e.type = 'step_scheduled') AS run_steps
-           FROM data_pipeline_events e
-           WHERE e.task_id IN (SELECT id FROM data_pipeline_tasks ORDER BY created_at OFFSET $1)""",
-        warm,
-        list(SCHEDULER_EVENT_TYPES),
-    )
-    return (row["events"] + row["to_scheduler"] + row["run_steps"] + row["tasks"]) / max(row["tasks"], 1)
+async def _deliveries_per_task(
+    session: aiohttp.ClientSession,
+    url: str,
+    pg: asyncpg.Connection,
+    rabbitmq_url: str,
+    topology: Topology,
+    clients: int,
+) -> float:
+    """Quorum-queue deliveries per task, counted at the broker in a short run after the measured one (so
+    that counting costs that run nothing): a queue of the bench's own sees every message of the two
+    exchanges. An event message reaches a collector partition, and the scheduler's queue when its routing
+    key names a type the scheduler binds (a batch is routed by its last event); a command other than the
+    scheduler's tick reaches one queue."""
+    connection = await aio_pika.connect(rabbitmq_url)
+    async with connection:
+        channel = await connection.channel()
+        tap = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await tap.bind(topology.events_exchange, routing_key="task.#")
+        for key in (SCHEDULER_KEY, STEPS_KEY):
+            await tap.bind(topology.commands_exchange, routing_key=key)
+        deliveries = 0
+
+        async def count(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal deliveries
+            if message.exchange == topology.events_exchange:
+                deliveries += 1 + ((message.routing_key or "").split(".")[2] in SCHEDULER_EVENT_TYPES)
+            elif message.type != "tick":
+                deliveries += 1
+
+        await tap.consume(count, no_ack=True)
+        _, ids = await _throughput(session, url, pg, clients * 4, clients)
+        await asyncio.sleep(1.0)  # the last messages of the run reach the tap; nothing else is running
+    return deliveries / len(ids)
 
 
 async def _ready(session: aiohttp.ClientSession, url: str, stack: Stack) -> None:

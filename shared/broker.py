@@ -9,7 +9,7 @@ queue's delivery limit moves it there. Nothing is dropped silently.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -25,14 +25,24 @@ from aio_pika.abc import (
 from pydantic import BaseModel, ValidationError
 
 from shared.amqp_transport import CoalescingConnection
+from shared.event_batches import batched
 from shared.logging import get_logger
-from shared.messages import PARTITION_SLOTS, CommandEnvelope, EventEnvelope, decode_message, encode
+from shared.messages import (
+    PARTITION_SLOTS,
+    CommandEnvelope,
+    EventBatch,
+    EventEnvelope,
+    decode_message,
+    encode,
+    unpack,
+)
 from shared.publish_settings import PUBLISH_TIMEOUT
 from shared.retry import TRANSIENT_ERRORS as TRANSIENT_ERRORS  # re-exported for the consumers
 from shared.retry import delays
 from shared.topology import (  # re-exported: the topology's names are part of this module's API
     DEFAULT_COLLECTOR_PARTITIONS,  # noqa: F401
     DELIVERY_LIMIT,  # noqa: F401
+    RUNNER_CONTROL_EVENT_TYPES,  # noqa: F401
     SCHEDULER_EVENT_TYPES,  # noqa: F401
     SCHEDULER_KEY,  # noqa: F401
     STEPS_KEY,  # noqa: F401
@@ -106,15 +116,22 @@ class Publisher:
         self.producer = producer
         self.timeout = timeout
 
-    async def event(self, task_id: str, payload: BaseModel, **envelope: Any) -> EventEnvelope:
-        message = EventEnvelope(task_id=task_id, producer=self.producer, payload=payload, **envelope)  # type: ignore[arg-type]
+    def envelope(self, task_id: str, payload: BaseModel, **fields: Any) -> EventEnvelope:
+        return EventEnvelope(task_id=task_id, producer=self.producer, payload=payload, **fields)  # type: ignore[arg-type]
+
+    async def event(self, task_id: str, payload: BaseModel, **fields: Any) -> EventEnvelope:
+        message = self.envelope(task_id, payload, **fields)
         await self.publish_event(message)
         return message
 
-    async def publish_event(self, message: EventEnvelope) -> None:
-        await _publish(
-            self._exchanges.events, message.routing_key, message, str(message.event_id), self.timeout
-        )
+    async def publish_event(self, message: EventEnvelope | EventBatch) -> None:
+        last = message.events[-1] if isinstance(message, EventBatch) else message
+        await _publish(self._exchanges.events, message.routing_key, message, str(last.event_id), self.timeout)
+
+    async def publish_events(self, events: Sequence[EventEnvelope]) -> None:
+        """Several events, in as few messages as their routing allows (shared/event_batches.py), written
+        in order; then their confirms are awaited together."""
+        await asyncio.gather(*(self.publish_event(message) for message in batched(events)))
 
     async def command(self, routing_key: str, payload: BaseModel, task_id: str | None) -> CommandEnvelope:
         message = CommandEnvelope(task_id=task_id, producer=self.producer, payload=payload)  # type: ignore[arg-type]
@@ -128,7 +145,7 @@ class Publisher:
 async def _publish(
     exchange: AbstractExchange,
     routing_key: str,
-    message: EventEnvelope | CommandEnvelope,
+    message: EventEnvelope | CommandEnvelope | EventBatch,
     message_id: str,
     timeout: float = PUBLISH_TIMEOUT,
 ) -> None:
@@ -155,7 +172,7 @@ async def _write(
     owner: AbstractChannel,
     exchange: str,
     routing_key: str,
-    message: EventEnvelope | CommandEnvelope,
+    message: EventEnvelope | CommandEnvelope | EventBatch,
     message_id: str,
 ) -> None:
     channel = cast(aiormq.Channel, await owner.get_underlay_channel())  # the concrete one takes `wait`
@@ -167,7 +184,7 @@ async def _write(
             content_type="application/json",
             delivery_mode=PERSISTENT,
             message_id=message_id,
-            message_type=message.type,
+            message_type=message.kind if isinstance(message, EventBatch) else message.type,
         ),
         mandatory=True,
         wait=False,  # the confirm is awaited; waiting for the socket too would send each publish alone
@@ -199,7 +216,7 @@ async def handle_delivery(
     """
     log = get_logger(message_id=message.message_id, routing_key=message.routing_key)
     try:
-        envelope = decode_message(message.body)
+        envelopes = unpack(decode_message(message.body))
     except ValidationError as exc:
         log.error("malformed message sent to the dead-letter queue", error=str(exc)[:2000])
         await message.reject(requeue=False)
@@ -209,10 +226,14 @@ async def handle_delivery(
     waits = delays(base_delay, max_delay)
     delay = next(waits)
     attempt = 0
+    handled = 0  # of a batch's events: a retry goes on from the one that failed
     while True:
         attempt += 1
+        envelope = envelopes[handled]
         try:
-            await handler(envelope)
+            for envelope in envelopes[handled:]:
+                await handler(envelope)
+                handled += 1
         except RequeueMessage as exc:
             log.info("message handed back to the queue", type=envelope.type, reason=str(exc))
             await message.nack(requeue=True)

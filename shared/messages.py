@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 import zlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
 
@@ -17,6 +18,7 @@ from shared.events import EventPayload
 # and on this constant only (so producers need not know DP_COLLECTOR_PARTITIONS: the topology binds
 # slots to partition queues). It bounds the number of partitions.
 PARTITION_SLOTS = 64
+MAX_BATCH_EVENTS = 100  # events in one broker message (shared/event_batches.py)
 
 
 def partition_slot(task_id: str) -> int:
@@ -67,16 +69,58 @@ class CommandEnvelope(_Envelope):
     payload: CommandPayload
 
 
-Message = Annotated[EventEnvelope | CommandEnvelope, Field(discriminator="kind")]
+class EventBatch(BaseModel):
+    """Consecutive events of one task in one broker message: each is stored and applied as its own event,
+    in order; the message costs each queue it reaches one delivery instead of one per event. Routed by
+    its last event (shared/event_batches.py says which events may travel ahead of which)."""
 
-MESSAGE_ADAPTER: TypeAdapter[EventEnvelope | CommandEnvelope] = TypeAdapter(Message)
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["events"] = "events"
+    events: tuple[EventEnvelope, ...] = Field(min_length=2, max_length=MAX_BATCH_EVENTS)
+
+    @model_validator(mode="after")
+    def _one_task(self) -> Self:
+        if len({e.task_id for e in self.events}) != 1:
+            raise ValueError("a batch carries the events of one task")
+        return self
+
+    @property
+    def type(self) -> str:
+        return self.events[-1].type
+
+    @property
+    def task_id(self) -> str:
+        return self.events[-1].task_id
+
+    @property
+    def routing_key(self) -> str:
+        return self.events[-1].routing_key
+
+
+Message = Annotated[EventEnvelope | CommandEnvelope | EventBatch, Field(discriminator="kind")]
+Envelope = EventEnvelope | CommandEnvelope
+
+MESSAGE_ADAPTER: TypeAdapter[EventEnvelope | CommandEnvelope | EventBatch] = TypeAdapter(Message)
 EVENT_ADAPTER: TypeAdapter[EventEnvelope] = TypeAdapter(EventEnvelope)
+EVENTS_ADAPTER: TypeAdapter[EventEnvelope | EventBatch] = TypeAdapter(
+    Annotated[EventEnvelope | EventBatch, Field(discriminator="kind")]
+)
 
 
-def decode_message(body: bytes) -> EventEnvelope | CommandEnvelope:
+def decode_message(body: bytes) -> EventEnvelope | CommandEnvelope | EventBatch:
     """Parse any broker message; raises pydantic.ValidationError for anything not in the catalog."""
     return MESSAGE_ADAPTER.validate_json(body)
 
 
-def encode(message: EventEnvelope | CommandEnvelope) -> bytes:
+def unpack(message: EventEnvelope | CommandEnvelope | EventBatch) -> Sequence[Envelope]:
+    """The envelopes a message carries, in order: a batch's events, or the message itself."""
+    return message.events if isinstance(message, EventBatch) else (message,)
+
+
+def decode_messages(body: bytes) -> Sequence[Envelope]:
+    return unpack(decode_message(body))
+
+
+def encode(message: EventEnvelope | CommandEnvelope | EventBatch) -> bytes:
     return message.model_dump_json().encode()

@@ -22,6 +22,17 @@ DEFAULT_COLLECTOR_PARTITIONS = 4
 # the event store; log lines, progress and outputs never change a decision (state.evolve ignores them;
 # progress only refreshes liveness, which the runner's heartbeats do on their own clock).
 SCHEDULER_EVENT_TYPES = ("step_started", "step_heartbeat", "step_succeeded", "step_failed", "step_cancelled")
+# What each step runner's own control queue hears: stop a task's step if it runs here.
+RUNNER_CONTROL_EVENT_TYPES = ("task_cancel_requested", "task_deleted")
+# The queues that bind some event types only; a collector partition and a gateway stream take every event
+# of their tasks.
+_SELECTIVE_BINDINGS = (frozenset(SCHEDULER_EVENT_TYPES), frozenset(RUNNER_CONTROL_EVENT_TYPES))
+
+
+def routed_alike(leading: str, last: str) -> bool:
+    """May an event of type `leading` travel in a message routed by an event of type `last` (a batch is
+    routed by its last event)? Only if every queue binding `leading` selectively binds `last` too."""
+    return all(last in types for types in _SELECTIVE_BINDINGS if leading in types)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from services.log_collector.metrics import CollectorMetrics
 from services.log_collector.projections import Projector
 from services.log_collector.unit_of_work import LOG_COLUMNS
 from shared.logging import get_logger
-from shared.messages import EVENT_ADAPTER, CommandEnvelope, EventEnvelope, decode_message
+from shared.messages import EVENTS_ADAPTER, CommandEnvelope, EventBatch, EventEnvelope, decode_message, unpack
 from shared.retry import TRANSIENT_ERRORS, delays
 
 log = get_logger()
@@ -82,22 +83,23 @@ class BatchCollector:
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         try:
-            # The queue carries events: validating one directly costs half of the events-or-commands union.
-            envelope: EventEnvelope | CommandEnvelope = EVENT_ADAPTER.validate_json(message.body)
+            # The queue carries events: validating them directly costs half of the union with commands.
+            decoded: EventEnvelope | CommandEnvelope | EventBatch = EVENTS_ADAPTER.validate_json(message.body)
         except ValidationError:
             try:
-                envelope = decode_message(message.body)
+                decoded = decode_message(message.body)
             except ValidationError as exc:
                 log.error("malformed message sent to the dead-letter queue", error=str(exc)[:2000])
                 self.metrics.dead_lettered.labels("malformed").inc()
                 await message.reject(requeue=False)
                 return
-        if not isinstance(envelope, EventEnvelope):
-            log.error("a command on the event queue sent to the dead-letter queue", type=envelope.type)
+        if isinstance(decoded, CommandEnvelope):
+            log.error("a command on the event queue sent to the dead-letter queue", type=decoded.type)
             self.metrics.dead_lettered.labels("not_an_event").inc()
             await message.reject(requeue=False)
             return
-        self._pending.append((message, envelope))
+        # A batch's events enter one batch of the store together (nothing awaits in between).
+        self._pending.extend((message, envelope) for envelope in unpack(decoded))  # type: ignore[misc]
         if len(self._pending) >= self.batch_size:
             # Store this batch while the next one is read (when the channel's prefetch lets more than
             # one batch in); with one batch storing and one waiting, wait here.
@@ -193,17 +195,19 @@ class BatchCollector:
             return await store_batch(conn, [envelope for _, envelope in batch], compact=self.compact)
 
     async def _one_by_one(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> None:
-        for message, envelope in batch:
+        """Message by message (a message carries one event or one task's batch of them)."""
+        for message, group in itertools.groupby(batch, key=lambda pair: pair[0]):
+            events = list(group)
             try:
-                removed = await self._store_patiently([(message, envelope)])
+                removed = await self._store_patiently(events)
             except Exception as exc:
-                log.exception("event not stored; requeued", type=envelope.type, error=repr(exc))
-                self.metrics.requeued.inc()
+                log.exception("message not stored; requeued", type=events[-1][1].type, error=repr(exc))
+                self.metrics.requeued.inc(len(events))
                 await message.nack(requeue=True)
                 continue
             await self._after_commit(removed)
             await message.ack()
-            self.stored += 1
+            self.stored += len(events)
 
     async def _after_commit(self, committed: Projector) -> None:
         """Bring the task directories up to date: the batch's lines appended from memory where the file
@@ -247,7 +251,7 @@ class BatchCollector:
     async def _settle(
         self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]], *, requeue: bool
     ) -> None:
-        for message, _ in batch:
+        for message in dict.fromkeys(message for message, _ in batch):  # a batch's message once
             with contextlib.suppress(Exception):
                 await message.nack(requeue=requeue)
 

@@ -18,7 +18,15 @@ from services.step_runner.executors.base import StepRegistry
 from services.step_runner.handlers import StepRunner
 from services.step_runner.llm.settings import LLMSettings
 from services.step_runner.metrics import RunnerMetrics
-from shared.broker import Publisher, Topology, connect, declare_topology, handle_delivery, open_channel
+from shared.broker import (
+    RUNNER_CONTROL_EVENT_TYPES,
+    Publisher,
+    Topology,
+    connect,
+    declare_topology,
+    handle_delivery,
+    open_channel,
+)
 from shared.connection_url import HostPolicy
 from shared.db import pool_context
 from shared.embeddings import EmbeddingSettings
@@ -99,7 +107,7 @@ async def running_runner(settings: RunnerSettings) -> AsyncIterator[StepRunner]:
             topology.runner_control_queue(runner_id), exclusive=True, auto_delete=True
         )
         events = await control_channel.get_exchange(topology.events_exchange)
-        for event_type in ("task_cancel_requested", "task_deleted"):
+        for event_type in RUNNER_CONTROL_EVENT_TYPES:
             await control.bind(events, routing_key=f"task.*.{event_type}.#")
 
         async def on_control(message: AbstractIncomingMessage) -> None:

@@ -14,6 +14,7 @@ from services.step_runner.adapters.task_records import TaskRecords
 from services.step_runner.context import RunnerContext
 from services.step_runner.execution import StepInterrupted, execute_step
 from services.step_runner.executors.base import StepRegistry
+from services.step_runner.held_start import START_HOLD_SECONDS, HeldStart
 from services.step_runner.metrics import RunnerMetrics
 from shared.broker import PermanentError, Publisher
 from shared.commands import RunStep
@@ -64,9 +65,8 @@ class StepRunner:
             self.metrics.skipped.labels(command.step.value).inc()
             return
 
-        async def emit(payload: BaseModel) -> None:
-            await self.publisher.event(task_id, payload)
-
+        held = HeldStart(self.publisher, task_id, START_HOLD_SECONDS)
+        emit = held.emit
         executor = self.registry.get(command.step)
         if executor is None:
             await emit(
@@ -119,6 +119,7 @@ class StepRunner:
             outcome = "interrupted"
             raise
         finally:
+            await held.close()
             if self.running.get(task_id) is work:
                 del self.running[task_id]
             self.metrics.running.dec()

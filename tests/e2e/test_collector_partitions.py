@@ -18,7 +18,7 @@ import pytest
 
 from shared.broker import Topology
 from shared.event_compaction import BEAT_TYPES
-from shared.messages import EventEnvelope, decode_message
+from shared.messages import EventEnvelope, decode_messages
 from tests.conftest import AMQP_URL
 from tests.e2e.conftest import DB_URL
 from tests.e2e.test_resilience import READ_MODEL_QUERIES, _snapshot
@@ -120,9 +120,9 @@ async def test_two_replicas_share_the_partitions_and_one_killed_mid_load_loses_n
             passed: set[str] = set()
             beats: set[str] = set()  # heartbeats and progress: compacted once their execution finished
             while (message := await tap.get(no_ack=True, fail=False, timeout=5)) is not None:
-                event = decode_message(message.body)
-                if isinstance(event, EventEnvelope) and event.task_id in task_ids:
-                    (beats if event.type in BEAT_TYPES else passed).add(str(event.event_id))
+                for event in decode_messages(message.body):
+                    if isinstance(event, EventEnvelope) and event.task_id in task_ids:
+                        (beats if event.type in BEAT_TYPES else passed).add(str(event.event_id))
 
         async def everything_stored() -> bool:
             rows = await pg.fetch(

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from shared.broker import SCHEDULER_KEY, STEPS_KEY, Topology, queue_depth
-from shared.messages import EventEnvelope, decode_message
+from shared.messages import EventEnvelope, decode_messages
 from tests.conftest import AMQP_URL
 from tests.e2e.conftest import DB_URL
 from tests.support.api import Api
@@ -90,8 +90,7 @@ async def _exactly_once(pg: asyncpg.Connection, task_id: str, data_dir) -> None:
 async def _finished_on_the_broker(queue: aio_pika.abc.AbstractQueue, task_id: str) -> bool:
     """Whether the scheduler's task_finished for `task_id` has passed the events exchange."""
     while (message := await queue.get(no_ack=True, fail=False)) is not None:
-        event = decode_message(message.body)
-        if isinstance(event, EventEnvelope) and event.task_id == task_id:
+        if any(e.task_id == task_id for e in decode_messages(message.body) if isinstance(e, EventEnvelope)):
             return True
     return False
 

@@ -40,7 +40,7 @@ from shared.events import (
     TaskStarted,
 )
 from shared.ids import execution_id
-from shared.messages import EventEnvelope
+from shared.messages import EventBatch, EventEnvelope
 from shared.migrate import drop_schema, migrate
 from shared.parameters import TaskParameters
 from shared.settings import CommonSettings
@@ -48,6 +48,7 @@ from shared.steps import STEP_ORDER, StepName
 from tests.conftest import PG_URL
 from tests.integration.test_platform_collector import (  # noqa: F401  (fixtures)
     READ_MODELS,
+    FakeChannel,
     FakeMessage,
     _collector,
     _deliver,
@@ -427,3 +428,66 @@ async def test_a_command_or_garbage_on_the_event_queue_is_dead_lettered_and_even
     assert command.settled == garbage.settled == ["reject(requeue=False)"]
     assert all(m.settled == ["ack"] for m in events)
     assert await pg.fetchval("SELECT count(*) FROM data_pipeline_events") == len(events)
+
+
+def _as_messages(envelopes: list[EventEnvelope], sizes: list[int], channel: Any = None) -> list[FakeMessage]:
+    """The envelopes in messages of `sizes` events each (a size of 1: the event itself), as producers
+    batch them (shared/event_batches.py)."""
+    messages, at = [], 0
+    for size in sizes:
+        run = envelopes[at : at + size]
+        body = run[0] if size == 1 else EventBatch(events=tuple(run))
+        messages.append(FakeMessage(body, channel) if channel else FakeMessage(body))
+        at += size
+    assert at == len(envelopes)
+    return messages
+
+
+# The scheduler's task_created, task_started and step_scheduled in one message; step_started alone; a
+# log line riding ahead of the step's end.
+SIZES = [3, 1, 2]
+
+
+async def test_a_message_carrying_several_events_stores_each_once_in_order_and_is_settled_once(
+    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
+) -> None:
+    batched_task, single_task = _task_id(), _task_id()
+    envelopes = _envelopes(batched_task)
+    collector = _collector(pool, tmp_path, batch_size=2)  # the store's batches end inside messages
+    for _ in range(2):  # the second time: a redelivery, which changes nothing
+        messages = _as_messages(envelopes, SIZES)
+        await _deliver(collector, messages)
+        await _wait_settled(messages)
+        await collector.drain()
+        assert all(m.settled == ["ack"] for m in messages)
+    stored = await pg.fetch(
+        "SELECT event_id FROM data_pipeline_events WHERE task_id = $1 ORDER BY seq", batched_task
+    )
+    assert [r["event_id"] for r in stored] == [e.event_id for e in envelopes]
+    await _run(_collector(pool, tmp_path), _envelopes(single_task))  # the same events, one per message
+    shown = "SELECT status, progress, current_step FROM data_pipeline_tasks WHERE id = $1"
+    assert dict(await pg.fetchrow(shown, batched_task)) == dict(await pg.fetchrow(shown, single_task))
+    for task_id in (batched_task, single_task):
+        assert len((tmp_path / task_id / LOG_FILE).read_text().splitlines()) == 2
+    live = await _read_models(pg)
+    await rebuild_read_models(pool)
+    assert await _read_models(pg) == live
+
+
+async def test_a_batch_message_whose_event_fails_goes_back_whole_and_the_others_are_stored(
+    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
+) -> None:
+    task, other = _task_id(), _task_id()
+    # PostgreSQL cannot store NUL in text: the batch fails, then the collector stores message by message.
+    poison = EventEnvelope(task_id=task, producer="test", payload=LogEmitted(message="bad \x00 byte"))  # type: ignore[arg-type]
+    channel = FakeChannel()
+    messages = [
+        *_as_messages([*_envelopes(task)[:3], poison], [4], channel),
+        *_as_messages(_envelopes(other), SIZES, channel),
+    ]
+    await _deliver(_collector(pool, tmp_path, batch_size=50), messages)
+    await _wait_settled(messages)
+    assert messages[0].settled == ["nack(requeue=True)"]  # once: the broker refuses a second settle
+    assert all(m.settled == ["ack"] for m in messages[1:])
+    count = "SELECT count(*) FROM data_pipeline_events WHERE task_id = $1"
+    assert (await pg.fetchval(count, task), await pg.fetchval(count, other)) == (0, 6)

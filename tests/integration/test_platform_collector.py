@@ -30,7 +30,7 @@ from shared.events import (
     TaskStarted,
 )
 from shared.ids import execution_id, new_task_id
-from shared.messages import EventEnvelope, encode
+from shared.messages import EventBatch, EventEnvelope, encode
 from shared.migrate import drop_schema, migrate
 from shared.parameters import TaskParameters
 from shared.settings import CommonSettings
@@ -55,7 +55,7 @@ class FakeMessage:
     """An incoming message that records how the consumer settled it (an ack with `multiple` settles
     every unsettled earlier delivery of its channel too)."""
 
-    def __init__(self, envelope: EventEnvelope, channel: FakeChannel = _CHANNEL) -> None:
+    def __init__(self, envelope: EventEnvelope | EventBatch, channel: FakeChannel = _CHANNEL) -> None:
         self.body = encode(envelope)
         self.settled: list[str] = []
         self.channel = channel

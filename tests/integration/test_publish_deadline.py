@@ -29,7 +29,7 @@ from shared.broker import (
 )
 from shared.commands import RunStep
 from shared.events import LogEmitted
-from shared.messages import EventEnvelope, decode_message
+from shared.messages import EventEnvelope, decode_messages
 from shared.parameters import TaskParameters
 from shared.settings import CommonSettings
 from shared.steps import StepName
@@ -120,9 +120,9 @@ async def test_a_runner_cut_off_while_publishing_hands_the_step_back_and_works_a
             events: list[EventEnvelope] = []
 
             async def on_event(message: AbstractIncomingMessage) -> None:
-                envelope = decode_message(message.body)
-                assert isinstance(envelope, EventEnvelope)
-                events.append(envelope)
+                for envelope in decode_messages(message.body):
+                    assert isinstance(envelope, EventEnvelope)
+                    events.append(envelope)
                 await message.ack()
 
             await tap.consume(on_event)

@@ -7,13 +7,16 @@ import uuid
 
 import aio_pika
 import pytest
+from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import PublishError
 
-from shared.broker import Exchanges, Publisher, Topology, delete_topology, open_channel
+from shared.broker import Exchanges, Publisher, Topology, declare_topology, delete_topology, open_channel
 from shared.commands import Tick
-from shared.events import LogEmitted
-from shared.messages import decode_message
+from shared.events import LogEmitted, StepStarted, StepSucceeded
+from shared.messages import decode_message, decode_messages
+from shared.steps import StepName
 from tests.conftest import AMQP_URL
+from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -43,5 +46,49 @@ async def test_events_arrive_persistent_typed_and_identified_and_unroutable_ones
             assert decode_message(message.body) == sent
             with pytest.raises(PublishError):  # no queue bound to this command key: returned, not dropped
                 await publisher.command("nobody", Tick(), None)
+        finally:
+            await delete_topology(await connection.channel(), topology)
+
+
+async def test_a_batch_reaches_every_queue_that_binds_one_of_its_events_and_only_those() -> None:
+    """Several events in one message (shared/event_batches.py), on the real topology: a quick step's start
+    and end are one message to the scheduler and one to the collector; a start followed by a log line is
+    two messages, of which the scheduler (which does not bind log lines) gets the start only."""
+    topology = Topology(f"dpt.pub{uuid.uuid4().hex[:8]}", 1)
+    connection = await aio_pika.connect_robust(AMQP_URL)
+    async with connection:
+        channel = await open_channel(connection, prefetch=10)
+        try:
+            publisher = Publisher(await declare_topology(channel, topology), "test")
+            step = StepName.DDL_GENERATION
+            quick = [
+                publisher.envelope(TASK, StepStarted(step=step, execution_id="e1", runner_id="r1")),
+                publisher.envelope(TASK, StepSucceeded(step=step, execution_id="e1")),
+            ]
+            slow = [
+                publisher.envelope(TASK, StepStarted(step=step, execution_id="e2", runner_id="r1")),
+                publisher.envelope(TASK, LogEmitted(message="working")),
+            ]
+            await publisher.publish_events(quick)
+            await publisher.publish_events(slow)
+            received: dict[str, list[list[str]]] = {}
+            for name in (topology.scheduler_queue, topology.collector_partition_queue(0)):
+                seen = received.setdefault(name, [])
+
+                async def on_message(message: AbstractIncomingMessage, seen: list[list[str]] = seen) -> None:
+                    seen.append([e.type for e in decode_messages(message.body)])
+                    await message.ack()
+
+                await (await channel.get_queue(name)).consume(on_message)
+            await eventually(lambda: len(received[topology.collector_partition_queue(0)]) == 3, timeout=5)
+            assert received[topology.collector_partition_queue(0)] == [
+                ["step_started", "step_succeeded"],
+                ["step_started"],
+                ["log_emitted"],
+            ]
+            assert received[topology.scheduler_queue] == [
+                ["step_started", "step_succeeded"],
+                ["step_started"],
+            ]
         finally:
             await delete_topology(await connection.channel(), topology)

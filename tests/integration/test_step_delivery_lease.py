@@ -21,7 +21,7 @@ from shared.broker import (
     open_channel,
 )
 from shared.commands import RunStep
-from shared.messages import EventEnvelope, decode_message
+from shared.messages import EventEnvelope, decode_messages
 from shared.parameters import TaskParameters
 from shared.settings import CommonSettings
 from shared.steps import StepName
@@ -57,9 +57,9 @@ async def test_a_try_whose_delivery_is_taken_back_stops_and_the_redelivery_runs_
         loop = asyncio.get_running_loop()
 
         async def on_event(message: AbstractIncomingMessage) -> None:
-            envelope = decode_message(message.body)
-            assert isinstance(envelope, EventEnvelope)
-            events.append((loop.time(), envelope))
+            for envelope in decode_messages(message.body):
+                assert isinstance(envelope, EventEnvelope)
+                events.append((loop.time(), envelope))
             await message.ack()
 
         await tap.consume(on_event)

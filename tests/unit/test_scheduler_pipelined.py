@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from pydantic import BaseModel
 
 from services.scheduler.adapters.pipelined import OneAtATime, PipelinedPublisher
 from shared.commands import Tick
-from shared.events import LogEmitted
-from shared.messages import CommandEnvelope, EventEnvelope
+from shared.event_batches import batched
+from shared.events import LogEmitted, TaskCancelRequested, TaskStarted
+from shared.messages import CommandEnvelope, EventBatch, EventEnvelope, unpack
 
 TASK = "task_20260101_000000_abcdef"
+OTHER = "task_20260101_000000_fedcba"
 
 
 class ScriptedPublisher:
@@ -30,11 +33,20 @@ class ScriptedPublisher:
         self.confirms.append(confirm)
         await confirm
 
-    async def publish_event(self, message: EventEnvelope) -> None:
-        await self._write(f"event:{message.payload.message}")  # type: ignore[union-attr]
+    def envelope(self, task_id: str, payload: BaseModel) -> EventEnvelope:
+        return EventEnvelope(task_id=task_id, producer=self.producer, payload=payload)  # type: ignore[arg-type]
+
+    async def publish_events(self, events: list[EventEnvelope]) -> None:
+        """As the real publisher: the messages `batched` makes of them, written in order."""
+        await asyncio.gather(*(self._write(_describe(message)) for message in batched(events)))
 
     async def publish_command(self, routing_key: str, message: CommandEnvelope) -> None:
         await self._write(f"command:{routing_key}")
+
+
+def _describe(message: EventEnvelope | EventBatch) -> str:
+    """`event:a+b`: one message of events a and b (their log text, or their type)."""
+    return "event:" + "+".join(getattr(e.payload, "message", e.type) for e in unpack(message))  # type: ignore[union-attr]
 
 
 async def _settle() -> None:
@@ -48,18 +60,40 @@ async def test_events_go_out_without_waiting_and_a_command_only_after_their_conf
     await publisher.event(TASK, LogEmitted(message="a"))
     await publisher.event(TASK, LogEmitted(message="b"))
     await publisher.command("steps", Tick(), TASK)
+    await publisher.event(OTHER, LogEmitted(message="c"))
     await _settle()
-    assert broker.written == ["event:a", "event:b"]  # the command waits for both confirms
+    assert broker.written == ["event:a+b"]  # one message; the command waits for its confirm
     broker.confirms[0].set_result(None)
     await _settle()
-    assert broker.written == ["event:a", "event:b"]
-    broker.confirms[1].set_result(None)
-    await _settle()
-    assert broker.written == ["event:a", "event:b", "command:steps"]
+    assert broker.written == ["event:a+b", "command:steps"]
     confirmed = asyncio.ensure_future(publisher.take_pending())
     await _settle()
-    assert not confirmed.done()  # the command's own confirm is still missing: no ack yet
+    assert broker.written == ["event:a+b", "command:steps", "event:c"]
     broker.confirms[2].set_result(None)
+    await _settle()
+    assert not confirmed.done()  # the command's own confirm is still missing: no ack yet
+    broker.confirms[1].set_result(None)
+    await confirmed
+
+
+async def test_a_handled_messages_decisions_go_out_per_task_split_where_a_queue_binds_one_only() -> None:
+    broker = ScriptedPublisher()
+    publisher = PipelinedPublisher(broker)  # type: ignore[arg-type]
+    await publisher.event(TASK, TaskStarted())
+    await publisher.event(OTHER, LogEmitted(message="other"))
+    await publisher.event(TASK, LogEmitted(message="warn"))
+    # The runners' control queue binds task_cancel_requested: it cannot travel under another's key.
+    await publisher.event(TASK, TaskCancelRequested())
+    await publisher.event(TASK, LogEmitted(message="after"))
+    confirmed = asyncio.ensure_future(publisher.take_pending())
+    await _settle()
+    assert broker.written == [
+        "event:task_started+warn+task_cancel_requested",
+        "event:after",
+        "event:other",
+    ]
+    for confirm in broker.confirms:
+        confirm.set_result(None)
     await confirmed
 
 

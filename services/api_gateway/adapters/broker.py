@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared.broker import SCHEDULER_KEY, Publisher, Topology
 from shared.logging import get_logger
-from shared.messages import EVENT_ADAPTER, CommandEnvelope, EventEnvelope
+from shared.messages import EVENTS_ADAPTER, CommandEnvelope, EventEnvelope, unpack
 
 _CLOSED = object()
 
@@ -62,12 +62,13 @@ class EventSubscription:
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         try:
-            event = EVENT_ADAPTER.validate_json(message.body)
+            events = unpack(EVENTS_ADAPTER.validate_json(message.body))
         except ValidationError:
             get_logger().warning("undecodable event skipped by stream", routing_key=message.routing_key)
             return
         try:
-            self._buffer.put_nowait(event)
+            for event in events:
+                self._buffer.put_nowait(event)
         except asyncio.QueueFull:
             self.overflowed = True
             self.close()

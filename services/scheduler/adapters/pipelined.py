@@ -1,9 +1,10 @@
 """The scheduler's publisher: decisions go out without waiting for each confirm in turn.
 
 Waiting for the broker's confirm of every event before deciding the next one made the scheduler's one
-consumer spend most of its time idle (a dozen sequential confirms per task). Here `event` writes the
-message and returns; the confirms are collected per handled message (`take_pending`), and that
-message is acked only once all of them arrived (services/scheduler/bootstrap.py). Order still holds:
+consumer spend most of its time idle (a dozen sequential confirms per task). Here `event` returns at
+once; the events a handled message leads to are written together (a task's consecutive ones in one
+message), when it is decided or before a command. Their confirms are collected per handled message
+(`take_pending`), and that message is acked only once all of them arrived (services/scheduler/bootstrap.py). Order still holds:
 one channel writes the frames in the order they were published, and a command (RunStep) is written
 only after every event published before it is confirmed, so a runner can never report on a step whose
 `step_scheduled` the broker does not hold yet.
@@ -31,19 +32,26 @@ class PipelinedPublisher:
     def __init__(self, publisher: Publisher) -> None:
         self._publisher = publisher
         self._pending: list[asyncio.Future[Any]] = []
+        self._outbox: list[EventEnvelope] = []  # events decided, not written yet
 
-    async def event(self, task_id: str, payload: BaseModel, **envelope: Any) -> EventEnvelope:
-        message = EventEnvelope(
-            task_id=task_id, producer=self._publisher.producer, payload=payload, **envelope
-        )  # type: ignore[arg-type]
-        self._pending.append(asyncio.ensure_future(self._publisher.publish_event(message)))
+    async def event(self, task_id: str, payload: BaseModel, **fields: Any) -> EventEnvelope:
+        message = self._publisher.envelope(task_id, payload, **fields)
+        self._outbox.append(message)
         return message
 
     async def command(self, routing_key: str, payload: BaseModel, task_id: str | None) -> CommandEnvelope:
         message = CommandEnvelope(task_id=task_id, producer=self._publisher.producer, payload=payload)  # type: ignore[arg-type]
+        self._write_outbox()
         before = list(self._pending)
         self._pending.append(asyncio.ensure_future(self._after(before, routing_key, message)))
         return message
+
+    def _write_outbox(self) -> None:
+        """The events decided since the last write, a task's consecutive ones in one message where their
+        routing allows (a new task's task_created, task_started and first step_scheduled go as one)."""
+        events, self._outbox = self._outbox, []
+        if events:
+            self._pending.append(asyncio.ensure_future(self._publisher.publish_events(events)))
 
     async def _after(
         self, before: list[asyncio.Future[Any]], routing_key: str, message: CommandEnvelope
@@ -53,6 +61,7 @@ class PipelinedPublisher:
 
     def take_pending(self) -> Awaitable[None]:
         """The confirms of everything published since the last call (raises if the broker refused one)."""
+        self._write_outbox()
         pending, self._pending = self._pending, []
         return _all_confirmed(pending)
 
