@@ -109,8 +109,19 @@ async function fetchPage(params) {
   return { data, buffered };
 }
 
+// An end before the start is marked on the field and asked of no one: the server would answer 400. Every
+// request of the log (a filter changed, a task opened, a catch-up when its stream ends, older lines)
+// checks it here.
+function rangeInverted() {
+  const bad = Boolean($("log-since").value && $("log-until").value && $("log-since").value > $("log-until").value);
+  if (bad) $("log-until").setAttribute("aria-invalid", "true"); else $("log-until").removeAttribute("aria-invalid");
+  if (bad) flash("detail-msg", "logs: the end of the time range is before its start", false);
+  return bad;
+}
+
 // (Re)loads the newest page for the open task; lines streamed meanwhile are shown after it.
 export async function loadLogs() {
+  if (rangeInverted()) return;
   const { stale, data, buffered } = await fetchPage(filterParams(new URLSearchParams({ limit: String(LOG_PAGE) })));
   if (stale) return;
   if (data) {
@@ -131,6 +142,7 @@ export async function loadLogs() {
 // order; the older pages the user loaded stay.
 export async function catchUpLogs() {
   if (log.loading) return; // the page being loaded has them
+  if (rangeInverted()) return;
   if (log.maxId == null) return loadLogs();
   const params = filterParams(new URLSearchParams({ limit: "1000", order: "asc", after: String(log.maxId) }));
   const { stale, data, buffered } = await fetchPage(params);
@@ -148,7 +160,7 @@ export async function catchUpLogs() {
 }
 
 async function loadOlder() {
-  if (!log.older) return;
+  if (!log.older || rangeInverted()) return;
   const box = $("logs");
   try {
     // The cursor says where the page starts; the filters go with it again.
@@ -181,10 +193,8 @@ function filtersChanged() {
     level: $("log-level").value, step: $("log-step").value, text: $("log-q").value.trim(),
     since: $("log-since").value, until: $("log-until").value,
   });
-  const bad = $("log-since").value && $("log-until").value && $("log-since").value > $("log-until").value;
-  if (bad) $("log-until").setAttribute("aria-invalid", "true"); else $("log-until").removeAttribute("aria-invalid");
-  if (bad) return flash("detail-msg", "logs: the end of the time range is before its start", false);
   if (currentTask()) loadLogs();
+  else rangeInverted();
 }
 
 export function initLogs(hooks) {
