@@ -58,25 +58,29 @@ async def migrated(common_settings: CommonSettings) -> AsyncIterator[CommonSetti
     await drop_schema(common_settings)
 
 
-@pytest.fixture(scope="session")
-async def broker_cleanup(common_settings: CommonSettings) -> AsyncIterator[Topology]:
-    """Deletes this run's queues and exchanges at the end of the session."""
-    topology = Topology(common_settings.broker_prefix)
+async def _deleted_after(topology: Topology) -> AsyncIterator[Topology]:
+    """Yields `topology`, then deletes its queues and exchanges."""
     yield topology
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
         await delete_topology(await connection.channel(), topology)
+
+
+@pytest.fixture(scope="session")
+async def broker_cleanup(common_settings: CommonSettings) -> AsyncIterator[Topology]:
+    """Deletes this run's queues and exchanges at the end of the session."""
+    async for topology in _deleted_after(Topology(common_settings.broker_prefix)):
+        yield topology
 
 
 @pytest.fixture
 async def own_topology(common_settings: CommonSettings) -> AsyncIterator[Topology]:
     """A broker prefix of the test's own (one collector partition), deleted after it: only the services
     the test starts on it consume there."""
-    topology = Topology(f"{common_settings.broker_prefix}.{uuid.uuid4().hex[:8]}", 1)
-    yield topology
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        await delete_topology(await connection.channel(), topology)
+    async for topology in _deleted_after(
+        Topology(f"{common_settings.broker_prefix}.{uuid.uuid4().hex[:8]}", 1)
+    ):
+        yield topology
 
 
 def runner_settings(

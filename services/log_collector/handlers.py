@@ -22,7 +22,7 @@ from services.log_collector.metrics import CollectorMetrics
 from services.log_collector.projections import Projector
 from services.log_collector.unit_of_work import LOG_COLUMNS
 from shared.logging import get_logger
-from shared.messages import EVENTS_ADAPTER, CommandEnvelope, EventBatch, EventEnvelope, decode_message, unpack
+from shared.messages import EVENTS_ADAPTER, CommandEnvelope, EventBatch, EventEnvelope, decode_message
 from shared.retry import TRANSIENT_ERRORS, delays
 
 log = get_logger()
@@ -99,7 +99,8 @@ class BatchCollector:
             await message.reject(requeue=False)
             return
         # A batch's events enter one batch of the store together (nothing awaits in between).
-        self._pending.extend((message, envelope) for envelope in unpack(decoded))  # type: ignore[misc]
+        events = decoded.events if isinstance(decoded, EventBatch) else (decoded,)
+        self._pending.extend((message, envelope) for envelope in events)
         if len(self._pending) >= self.batch_size:
             # Store this batch while the next one is read (when the channel's prefetch lets more than
             # one batch in); with one batch storing and one waiting, wait here.
