@@ -72,7 +72,8 @@ class BatchCollector:
         True  # heartbeats and progress compacted (shared/event_compaction.py); the bench turns it off
     )
     _pending: list[tuple[AbstractIncomingMessage, EventEnvelope]] = field(default_factory=list)
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one batch stores at a time
+    _files_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # log files and acks, in commit order
     _timer: asyncio.TimerHandle | None = None
     _flushing: set[asyncio.Task[None]] = field(default_factory=set)
     _behind: set[str] = field(default_factory=set)  # tasks whose log file could not be written yet
@@ -161,11 +162,18 @@ class BatchCollector:
             except Exception as exc:
                 # One bad event must not block the rest: store them one by one, requeue only the culprit.
                 log.exception("batch failed; storing events one by one", error=repr(exc))
-                await self._one_by_one(batch)
+                async with self._files_lock:
+                    await self._one_by_one(batch)
                 return
+            # The files' turn is taken before the next batch may store, so batches reach the files and
+            # are acked in commit order; the next batch's transaction runs meanwhile.
+            await self._files_lock.acquire()
+        try:
             await self._after_commit(removed)
             await _ack_batch([message for message, _ in batch])
             self.stored += len(batch)
+        finally:
+            self._files_lock.release()
 
     async def _store_patiently(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> Projector:
         """Store the batch, waiting out transient failures (database down) with bounded backoff.

@@ -59,6 +59,7 @@ from tests.integration.test_platform_collector import (  # noqa: F401  (fixtures
     pool,
     settings,
 )
+from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -348,6 +349,72 @@ class GatedPool:
         await self.gate.wait()
         async with self._pool.acquire() as conn:
             yield conn
+
+
+class FilesGatedPool:
+    """A pool whose second acquisition (the first batch's log files, after its commit) waits for the
+    test to open the gate."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self.gate = asyncio.Event()
+        self.acquired = 0
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        self.acquired += 1
+        if self.acquired == 2:
+            await self.gate.wait()
+        async with self._pool.acquire() as conn:
+            yield conn
+
+
+async def test_the_next_batch_stores_while_the_last_ones_files_are_written_and_acks_keep_commit_order(
+    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
+) -> None:
+    # The log files and the acks of a committed batch run outside the store's lock (the next batch's
+    # transaction goes on meanwhile), but in commit order: a later batch acked first would settle the
+    # earlier one's deliveries (ack multiple) before its file was written, and lines would interleave.
+    task_id = _task_id()
+    envelopes = _envelopes(task_id)
+    gated = FilesGatedPool(pool)
+    collector = _collector(gated, tmp_path, batch_size=2)
+    acked: list[int] = []
+    messages = [FakeMessage(e) for e in envelopes]
+    for message in messages:
+        settle = message._settle
+
+        def recording(how: str, message: FakeMessage = message, settle: Any = settle) -> None:
+            acked.append(message.delivery_tag)
+            settle(how)
+
+        message._settle = recording  # type: ignore[method-assign]
+
+    async def second_batch_committed() -> bool:
+        return bool(await pg.fetchval("SELECT count(*) FROM data_pipeline_events") == 4)
+
+    # In the background: with two batches in flight, a delivery waits (the prefetch's back-pressure).
+    delivering = asyncio.create_task(_deliver(collector, messages[:4]))
+    await eventually(
+        second_batch_committed,
+        timeout=10,
+        interval=0.02,
+        what="the second batch committed while the first one's files wait",
+    )
+    assert not any(m.settled for m in messages), "a batch was acked before the one committed before it"
+    gated.gate.set()
+    await delivering
+    await _deliver(collector, messages[4:])
+    await _wait_settled(messages)
+    await collector.drain()
+    assert all(m.settled == ["ack"] for m in messages)
+    assert acked == sorted(acked)
+    stored = await pg.fetch("SELECT event_id FROM data_pipeline_events ORDER BY seq")
+    assert [r["event_id"] for r in stored] == [e.event_id for e in envelopes]
+    lines = (tmp_path / task_id / LOG_FILE).read_text().splitlines()
+    ids = [r["id"] for r in await pg.fetch("SELECT id FROM data_pipeline_task_logs ORDER BY id")]
+    assert [line.rsplit("(#", 1)[1].rstrip(")") for line in lines] == [str(i) for i in ids]
+    assert len(ids) == 2 and "working" in lines[-1]
 
 
 async def test_events_arriving_while_a_batch_is_stored_go_as_one_batch_in_order(
