@@ -76,6 +76,7 @@ class BatchCollector:
     _files_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # log files and acks, in commit order
     _timer: asyncio.TimerHandle | None = None
     _flushing: set[asyncio.Task[None]] = field(default_factory=set)
+    _to_store: int = 0  # batches taken that have not left the store's lock yet
     _behind: set[str] = field(default_factory=set)  # tasks whose log file could not be written yet
     _stopping: bool = False
     _synced_at: float = 0.0
@@ -114,22 +115,29 @@ class BatchCollector:
 
     def _on_timer(self) -> None:
         self._timer = None
-        if not self._flushing:
+        if not self._to_store:
             self._flush_soon()
-        # Otherwise a batch is being stored: what arrives meanwhile goes as one batch when it is done
-        # (_flush_done). Taking it now would queue small batches behind the lock, each paying a batch's
+        # Otherwise a batch is being stored: what arrives meanwhile goes as one batch when its store
+        # ends (_stored), not after its log files. Taking it now would queue small batches behind the lock, each paying a batch's
         # fixed round trips and commit, and under a steady rate the collector would fall behind.
 
     def _flush_soon(self) -> None:
         batch = self._take()
         if batch:
+            self._to_store += 1
             task = asyncio.create_task(self._flush(batch))
             self._flushing.add(task)
             task.add_done_callback(self._flush_done)
 
     def _flush_done(self, task: asyncio.Task[None]) -> None:
         self._flushing.discard(task)
-        if self._pending and not self._flushing:
+        if self._pending and not self._to_store:
+            self._flush_soon()
+
+    def _stored(self) -> None:
+        """A batch left the store's lock: what arrived meanwhile goes next, as one batch."""
+        self._to_store -= 1
+        if self._pending and not self._to_store:
             self._flush_soon()
 
     def _take(self) -> list[tuple[AbstractIncomingMessage, EventEnvelope]]:
@@ -149,31 +157,42 @@ class BatchCollector:
             await asyncio.gather(*self._flushing, return_exceptions=True)
 
     async def _flush(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> None:
-        if not batch:
+        try:
+            committed = await self._store_in_turn(batch)
+        finally:
+            self._stored()
+        if committed is None:
             return
+        try:
+            await self._after_commit(committed)
+            await _ack_batch([message for message, _ in batch])
+            self.stored += len(batch)
+        finally:
+            self._files_lock.release()
+
+    async def _store_in_turn(
+        self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]
+    ) -> Projector | None:
+        """Store the batch under the store's lock. Committed: the files' turn is held on return (the
+        caller writes the files, acks, and releases it), taken before the next batch may store, so that
+        batches reach the files and are acked in commit order while the next batch's transaction runs.
+        None: the batch was settled here (requeued, or stored message by message)."""
         async with self._lock:
             try:
-                removed = await self._store_patiently(batch)
+                committed = await self._store_patiently(batch)
             except TRANSIENT_ERRORS as exc:
                 log.warning("batch not stored before shutdown; requeued", size=len(batch), error=repr(exc))
                 self.metrics.requeued.inc(len(batch))
                 await self._settle(batch, requeue=True)
-                return
+                return None
             except Exception as exc:
                 # One bad event must not block the rest: store them one by one, requeue only the culprit.
                 log.exception("batch failed; storing events one by one", error=repr(exc))
                 async with self._files_lock:
                     await self._one_by_one(batch)
-                return
-            # The files' turn is taken before the next batch may store, so batches reach the files and
-            # are acked in commit order; the next batch's transaction runs meanwhile.
+                return None
             await self._files_lock.acquire()
-        try:
-            await self._after_commit(removed)
-            await _ack_batch([message for message, _ in batch])
-            self.stored += len(batch)
-        finally:
-            self._files_lock.release()
+            return committed
 
     async def _store_patiently(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> Projector:
         """Store the batch, waiting out transient failures (database down) with bounded backoff.

@@ -417,6 +417,36 @@ async def test_the_next_batch_stores_while_the_last_ones_files_are_written_and_a
     assert len(ids) == 2 and "working" in lines[-1]
 
 
+async def test_events_arriving_while_a_batch_writes_its_files_are_stored_without_waiting_for_them(
+    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
+) -> None:
+    # Group commit takes what arrived during a store when that store ends, not after the batch's log
+    # files and acks: at light load a task's last events would otherwise wait for the files of the ones
+    # before them.
+    envelopes = _envelopes(_task_id())
+    gated = FilesGatedPool(pool)
+    collector = _collector(gated, tmp_path, batch_size=100)
+    first, rest = FakeMessage(envelopes[0]), [FakeMessage(e) for e in envelopes[1:]]
+    await collector.on_message(first)  # type: ignore[arg-type]
+
+    async def stored(count: int) -> bool:
+        return bool(await pg.fetchval("SELECT count(*) FROM data_pipeline_events") == count)
+
+    await eventually(lambda: stored(1), timeout=10, interval=0.02, what="the first batch committed")
+    await _deliver(collector, rest)
+    await eventually(
+        lambda: stored(len(envelopes)),
+        timeout=10,
+        interval=0.02,
+        what="the next batch committed while the first one's files wait",
+    )
+    assert not any(m.settled for m in [first, *rest])
+    gated.gate.set()
+    await _wait_settled([first, *rest])
+    await collector.drain()
+    assert all(m.settled == ["ack"] for m in [first, *rest])
+
+
 async def test_events_arriving_while_a_batch_is_stored_go_as_one_batch_in_order(
     pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
 ) -> None:
