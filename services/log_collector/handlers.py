@@ -118,8 +118,9 @@ class BatchCollector:
         if not self._to_store:
             self._flush_soon()
         # Otherwise a batch is being stored: what arrives meanwhile goes as one batch when its store
-        # ends (_stored), not after its log files. Taking it now would queue small batches behind the lock, each paying a batch's
-        # fixed round trips and commit, and under a steady rate the collector would fall behind.
+        # ends (_stored), not after its log files. Taking it now would queue small batches behind the
+        # lock, each paying a batch's fixed round trips and commit, and under a steady rate the
+        # collector would fall behind.
 
     def _flush_soon(self) -> None:
         batch = self._take()

@@ -338,32 +338,19 @@ async def test_batches_stored_in_the_background_keep_their_order(
 
 
 class GatedPool:
-    """A pool whose first connection waits for the test to open the gate."""
+    """A pool whose acquisitions wait for the test to open the gate: every one, or only the `only`-th
+    (the second is the first batch's log files, after its commit)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, only: int | None = None) -> None:
         self._pool = pool
         self.gate = asyncio.Event()
+        self._only = only
+        self._acquired = 0
 
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
-        await self.gate.wait()
-        async with self._pool.acquire() as conn:
-            yield conn
-
-
-class FilesGatedPool:
-    """A pool whose second acquisition (the first batch's log files, after its commit) waits for the
-    test to open the gate."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-        self.gate = asyncio.Event()
-        self.acquired = 0
-
-    @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
-        self.acquired += 1
-        if self.acquired == 2:
+        self._acquired += 1
+        if self._only in (None, self._acquired):
             await self.gate.wait()
         async with self._pool.acquire() as conn:
             yield conn
@@ -377,7 +364,7 @@ async def test_the_next_batch_stores_while_the_last_ones_files_are_written_and_a
     # earlier one's deliveries (ack multiple) before its file was written, and lines would interleave.
     task_id = _task_id()
     envelopes = _envelopes(task_id)
-    gated = FilesGatedPool(pool)
+    gated = GatedPool(pool, only=2)
     collector = _collector(gated, tmp_path, batch_size=2)
     acked: list[int] = []
     messages = [FakeMessage(e) for e in envelopes]
@@ -424,7 +411,7 @@ async def test_events_arriving_while_a_batch_writes_its_files_are_stored_without
     # files and acks: at light load a task's last events would otherwise wait for the files of the ones
     # before them.
     envelopes = _envelopes(_task_id())
-    gated = FilesGatedPool(pool)
+    gated = GatedPool(pool, only=2)
     collector = _collector(gated, tmp_path, batch_size=100)
     first, rest = FakeMessage(envelopes[0]), [FakeMessage(e) for e in envelopes[1:]]
     await collector.on_message(first)  # type: ignore[arg-type]
