@@ -356,12 +356,12 @@ def _report(r: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"  raw 4-hop quorum chain:{raw['per_second']:7.1f} chains/s  p50 {raw['p50_ms']:6.1f} ms")
     for i, round_ in enumerate(r["rounds"], 1):
         rate = round_["pipeline"]["per_second"]
-        line = (
-            f"    round {i}: p50 {round_['pipeline']['p50_ms']:5.1f} ms, pipeline {rate:5.1f}/s, raw chain {round_['raw']['per_second']:6.1f}/s"
-            f" ({rate / round_['raw']['per_second']:.3f}x)"
-        )
+        raw_rate, p50 = round_["raw"]["per_second"], round_["pipeline"]["p50_ms"]
+        line = f"    round {i}: p50 {p50:5.1f} ms, pipeline {rate:5.1f}/s, raw chain {raw_rate:6.1f}/s"
+        line += f" ({rate / raw_rate:.3f}x)"
         if round_["celery"]:
-            line += f", Celery {round_['celery']['per_second']:5.1f}/s ({rate / round_['celery']['per_second']:.3f}x)"
+            celery_rate = round_["celery"]["per_second"]
+            line += f", Celery {celery_rate:5.1f}/s ({rate / celery_rate:.3f}x)"
         print(line)
     if celery:
         print(f"  Celery 4-task chain:  {celery['per_second']:8.1f} chains/s  p50 {celery['p50_ms']:6.1f} ms")
