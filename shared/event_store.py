@@ -28,6 +28,7 @@ from typing import Any
 
 import asyncpg
 
+from shared import bulk_insert
 from shared.copy_text import field
 from shared.events import EVENT_TYPES
 from shared.lifecycle import Finished
@@ -134,9 +135,31 @@ async def admit(
     return list(zip(sorted(row["seqs"]), fresh, strict=False))
 
 
+_EVENT_COLUMNS = (
+    ("seq", "bigint"), ("event_id", "uuid"), ("type", "varchar"), ("task_id", "varchar"),
+    ("occurred_at", "timestamptz"), ("producer", "varchar"), ("payload", "jsonb"), ("version", "smallint"),
+)  # fmt: skip
+
+
 async def copy_events(conn: asyncpg.Connection, admitted: Sequence[tuple[int, EventEnvelope]]) -> None:
-    """Store admitted events with one COPY."""
+    """Store admitted events with one COPY, or a few with one statement (shared/bulk_insert.py)."""
     if not admitted:
+        return
+    if len(admitted) <= bulk_insert.MAX_ROWS:
+        rows = [
+            (
+                seq,
+                e.event_id,
+                e.type,
+                e.task_id,
+                e.occurred_at,
+                e.producer,
+                e.payload.model_dump_json(),
+                EVENT_VERSIONS[e.type],
+            )
+            for seq, e in admitted
+        ]
+        await bulk_insert.insert_rows(conn, "data_pipeline_events", _EVENT_COLUMNS, rows)
         return
     lines = "".join(
         f"{seq}\t{e.event_id}\t{e.type}\t{field(e.task_id)}\t{e.occurred_at.isoformat()}\t{field(e.producer)}"

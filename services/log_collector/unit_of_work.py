@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from shared import bulk_insert
 from shared.copy_text import copy_text
 from shared.recorded_channel import CHANNEL_SQL, payloads
 
@@ -46,6 +47,11 @@ LOG_COLUMNS = (
     "id", "task_id", "execution_id", "log_level", "message", "step_name", "module_name", "function_name",
     "timestamp", "extra_data", "event_id", "level_no",
 )  # fmt: skip
+_LOG_TYPES = (
+    "bigint", "varchar", "varchar", "varchar", "text", "varchar", "varchar", "varchar", "timestamptz",
+    "jsonb", "uuid", "smallint",
+)  # fmt: skip
+_LOG_COLUMN_TYPES = tuple(zip(LOG_COLUMNS, _LOG_TYPES, strict=True))
 _DURATION = "CASE WHEN {c} IS NULL OR {s} IS NULL THEN NULL ELSE GREATEST(0, EXTRACT(EPOCH FROM ({c} - {s})))::int END"
 
 
@@ -234,7 +240,9 @@ class UnitOfWork:
             )
         if self._outputs:
             await conn.executemany(_UPSERT_OUTPUT, self._outputs)
-        if self._logs:
+        if 0 < len(self._logs) <= bulk_insert.MAX_ROWS:
+            await bulk_insert.insert_rows(conn, "data_pipeline_task_logs", _LOG_COLUMN_TYPES, self._logs)
+        elif self._logs:
             await conn.copy_to_table(
                 "data_pipeline_task_logs",
                 source=io.BytesIO(copy_text(self._logs)),

@@ -1,0 +1,91 @@
+"""A few rows by one INSERT … unnest statement, many by COPY (shared/bulk_insert.py): the two paths store
+the same rows, whatever the text holds (tabs, newlines, backslashes, quotes, non-ASCII), so the store and
+the read models do not depend on how many events a batch happened to carry."""
+
+# ruff: noqa: F811  (the fixtures imported from test_platform_collector are parameters here)
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared import bulk_insert
+from shared.db import pool_context
+from shared.events import LogEmitted
+from shared.messages import EventEnvelope
+from shared.migrate import drop_schema, migrate
+from shared.settings import CommonSettings
+from tests.integration.test_platform_collector import (  # noqa: F401  (fixtures)
+    READ_MODELS,
+    FakeChannel,
+    FakeMessage,
+    _collector,
+    _deliver,
+    _envelopes,
+    _task_id,
+    _wait_settled,
+    settings,
+)
+
+pytestmark = pytest.mark.integration
+
+TRICKY = 'tab\there, new\nline, cr\r, back\\slash, \'single\' "double", ünïcødé ✓, \\N, {"json": [1]}'
+EVENTS = """SELECT seq, event_id, type, task_id, occurred_at, producer, payload::text AS payload, version
+            FROM data_pipeline_events ORDER BY seq"""
+
+
+def _tricky_events(task_id: str, count: int) -> list[EventEnvelope]:
+    events = _envelopes(task_id)
+    exec_id = events[2].payload.execution_id  # type: ignore[attr-defined]
+    lines = [
+        EventEnvelope(  # type: ignore[arg-type]
+            task_id=task_id,
+            producer=f"runner {TRICKY}",
+            payload=LogEmitted(
+                level="WARNING",
+                message=f"{i}: {TRICKY}",
+                execution_id=exec_id,
+                extra={"note": TRICKY, "i": i},
+            ),
+            occurred_at=events[3].occurred_at,
+        )
+        for i in range(count)
+    ]
+    return [*events[:4], *lines, *events[4:]]
+
+
+async def _stored(settings: CommonSettings, tmp_path: Path, events: list[EventEnvelope]) -> dict[str, Any]:
+    """The events stored in one batch into a schema of their own, and the rows they made."""
+    await migrate(settings)
+    try:
+        async with pool_context(settings, max_size=2) as pool:
+            messages = [FakeMessage(e, FakeChannel()) for e in events]
+            collector = _collector(pool, tmp_path, batch_size=len(events))
+            await _deliver(collector, messages)
+            await _wait_settled(messages)
+            await collector.drain()
+            assert all(m.settled == ["ack"] for m in messages)
+            async with pool.acquire() as conn:
+                rows = {name: [dict(r) for r in await conn.fetch(q)] for name, q in READ_MODELS.items()}
+                rows["events"] = [dict(r) for r in await conn.fetch(EVENTS)]
+                return rows
+    finally:
+        await drop_schema(settings)
+
+
+@pytest.mark.parametrize("lines", [3, 40])
+async def test_a_batch_by_statement_and_by_copy_stores_the_same_rows(
+    settings: CommonSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: int
+) -> None:
+    events = _tricky_events(_task_id(), lines)
+    stored = []
+    for max_rows, path in ((0, "copy"), (10_000, "statement")):
+        monkeypatch.setattr(bulk_insert, "MAX_ROWS", max_rows)
+        own = settings.model_copy(update={"db_schema": f"{settings.db_schema}_{path}"})
+        stored.append(await _stored(own, tmp_path / path, events))
+    by_copy, by_statement = stored
+    assert len(by_copy["logs"]) == lines + 2  # the lines, "workflow started" and the step's start
+    assert any(TRICKY in row["message"] for row in by_copy["logs"])
+    assert by_statement == by_copy
