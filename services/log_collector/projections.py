@@ -315,7 +315,10 @@ class Projector:
             return False
         row = await self.uow.execution(exec_id)
         assert exec_id and row is not None
-        self.finished_executions.append(FinishedExecution(env.task_id, exec_id, row["id"], seq))
+        # Every beat moves last_heartbeat_at past the start (which sets it): without one there is
+        # nothing to compact, and a quick step's finish spares the compaction's query.
+        if row["last_heartbeat_at"] != row["started_at"]:
+            self.finished_executions.append(FinishedExecution(env.task_id, exec_id, row["id"], seq))
         return True
 
     # ---- logs and outputs ------------------------------------------------------------------------

@@ -1,11 +1,13 @@
-"""A few rows by one INSERT … unnest statement, many by COPY (shared/bulk_insert.py): the two paths store
-the same rows, whatever the text holds (tabs, newlines, backslashes, quotes, non-ASCII), so the store and
-the read models do not depend on how many events a batch happened to carry."""
+"""The statements a small batch spares. A few rows go by one INSERT … unnest statement, many by COPY
+(shared/bulk_insert.py): the two paths store the same rows, whatever the text holds (tabs, newlines,
+backslashes, quotes, non-ASCII), so the store and the read models do not depend on how many events a
+batch happened to carry. A step that sent no beat is not compacted (nothing to delete)."""
 
 # ruff: noqa: F811  (the fixtures imported from test_platform_collector are parameters here)
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import pytest
 
 from shared import bulk_insert
 from shared.db import pool_context
-from shared.events import LogEmitted
+from shared.events import LogEmitted, StepHeartbeat
 from shared.messages import EventEnvelope
 from shared.migrate import drop_schema, migrate
 from shared.settings import CommonSettings
@@ -89,3 +91,46 @@ async def test_a_batch_by_statement_and_by_copy_stores_the_same_rows(
     assert len(by_copy["logs"]) == lines + 2  # the lines, "workflow started" and the step's start
     assert any(TRICKY in row["message"] for row in by_copy["logs"])
     assert by_statement == by_copy
+
+
+async def test_a_step_without_beats_is_not_compacted_and_one_with_beats_is(
+    settings: CommonSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A quick step's finish spares the compaction's query (it has nothing to delete); a step that sent a
+    # beat, in this batch or an earlier one, is compacted as before.
+    from services.log_collector import batch_store
+
+    compacted: list[str] = []
+    real = batch_store.compact_beats
+
+    async def recording(conn: Any, finished: Any, noop_beats: Any) -> int:
+        compacted.extend(f.execution_id for f in finished)
+        return await real(conn, finished, noop_beats)
+
+    monkeypatch.setattr(batch_store, "compact_beats", recording)
+    quick = _envelopes(_task_id())
+    beating = _envelopes(_task_id())
+    beat_exec = beating[2].payload.execution_id  # type: ignore[attr-defined]
+    beat = EventEnvelope(  # type: ignore[arg-type]
+        task_id=beating[0].task_id,
+        producer="test",
+        payload=StepHeartbeat(step=beating[2].payload.step, execution_id=beat_exec, runner_id="r1"),  # type: ignore[attr-defined]
+        occurred_at=beating[3].occurred_at + timedelta(milliseconds=1),
+    )
+    own = settings.model_copy(update={"db_schema": f"{settings.db_schema}_beats"})
+    # The beat is stored in a batch before the one that finishes its step.
+    await _stored(own, tmp_path, [*quick, *beating[:4], beat])
+    assert compacted == []
+    own = settings.model_copy(update={"db_schema": f"{settings.db_schema}_beats2"})
+    await migrate(own)
+    try:
+        async with pool_context(own, max_size=2) as pool:
+            collector = _collector(pool, tmp_path, batch_size=100)
+            for batch in ([*quick, *beating[:4], beat], beating[4:]):
+                messages = [FakeMessage(e, FakeChannel()) for e in batch]
+                await _deliver(collector, messages)
+                await _wait_settled(messages)
+            await collector.drain()
+    finally:
+        await drop_schema(own)
+    assert compacted == [beat_exec]
