@@ -1,6 +1,6 @@
 """The event store (`data_pipeline_events`): the one adapter every service reads and writes it through.
 
-Writers: the log collector stores every event once (`admit` then `copy_events` for a batch; `append`
+Writers: the log collector stores every event once (`admit` then `write_events` for a batch; `append`
 for one), purges a deleted task's events behind a tombstone, drops an old task's log text (log
 retention) and compacts heartbeats and progress (shared/event_compaction.py). Readers: the collector's projector and
 rebuild (`replay`, `task_events`), the scheduler (`EventStore`: open tasks, a task's events, finished
@@ -20,7 +20,6 @@ and upcasters apply to what is stored.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
@@ -29,7 +28,6 @@ from typing import Any
 import asyncpg
 
 from shared import bulk_insert
-from shared.copy_text import field
 from shared.events import EVENT_TYPES
 from shared.lifecycle import Finished
 from shared.messages import EVENT_ADAPTER, EventEnvelope
@@ -116,7 +114,7 @@ async def admit(
 ) -> list[tuple[int, EventEnvelope]]:
     """The events of a batch to store, each with the sequence number reserved for it, in batch order:
     the batch minus events stored before (a redelivery: the store's unique event_id decides) and events of
-    deleted tasks. One round trip; `copy_events` then stores them. A seq reserved for an event left out
+    deleted tasks. One round trip; `write_events` then stores them. A seq reserved for an event left out
     stays unused (the store has gaps anyway: purges)."""
     if not envelopes:
         return []
@@ -141,37 +139,22 @@ _EVENT_COLUMNS = (
 )  # fmt: skip
 
 
-async def copy_events(conn: asyncpg.Connection, admitted: Sequence[tuple[int, EventEnvelope]]) -> None:
-    """Store admitted events with one COPY, or a few with one statement (shared/bulk_insert.py)."""
-    if not admitted:
-        return
-    if len(admitted) <= bulk_insert.MAX_ROWS:
-        rows = [
-            (
-                seq,
-                e.event_id,
-                e.type,
-                e.task_id,
-                e.occurred_at,
-                e.producer,
-                e.payload.model_dump_json(),
-                EVENT_VERSIONS[e.type],
-            )
-            for seq, e in admitted
-        ]
-        await bulk_insert.insert_rows(conn, "data_pipeline_events", _EVENT_COLUMNS, rows)
-        return
-    lines = "".join(
-        f"{seq}\t{e.event_id}\t{e.type}\t{field(e.task_id)}\t{e.occurred_at.isoformat()}\t{field(e.producer)}"
-        f"\t{field(e.payload.model_dump_json())}\t{EVENT_VERSIONS[e.type]}\n"
+async def write_events(conn: asyncpg.Connection, admitted: Sequence[tuple[int, EventEnvelope]]) -> None:
+    """Store admitted events in one statement (shared/bulk_insert.py: a COPY, or an INSERT for a few)."""
+    rows = [
+        (
+            seq,
+            e.event_id,
+            e.type,
+            e.task_id,
+            e.occurred_at,
+            e.producer,
+            e.payload.model_dump_json(),
+            EVENT_VERSIONS[e.type],
+        )
         for seq, e in admitted
-    )
-    await conn.copy_to_table(
-        "data_pipeline_events",
-        source=io.BytesIO(lines.encode()),
-        columns=["seq", "event_id", "type", "task_id", "occurred_at", "producer", "payload", "version"],
-        format="text",
-    )
+    ]
+    await bulk_insert.write_rows(conn, "data_pipeline_events", _EVENT_COLUMNS, rows)
 
 
 async def purge_task(conn: asyncpg.Connection, env: EventEnvelope, seq: int) -> None:

@@ -1,7 +1,8 @@
 """One batch of events into the store and the read models, in the caller's transaction, in a fixed
-number of statements whatever the batch's size: which events are new (one query), the new events
-(one COPY), the rows they name (two queries), the handlers folded over those rows in memory, each
-touched row written once (pipelined), log lines by COPY, then compaction of heartbeats and progress.
+number of statements whatever the batch's size: which events are new (one query), the new events (one
+COPY, or one INSERT for a few: shared/bulk_insert.py), the rows they name (two queries), the handlers
+folded over those rows in memory, each touched row written once (pipelined), log lines likewise, then
+compaction of heartbeats and progress.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncpg
 
 from services.log_collector.projections import Projector
 from shared.event_compaction import compact as compact_beats
-from shared.event_store import admit, copy_events
+from shared.event_store import admit, write_events
 from shared.events import TaskDeleted
 from shared.messages import EventEnvelope
 
@@ -38,7 +39,7 @@ async def store_batch(
 ) -> Projector:
     """Store the new events of `envelopes` and apply them in order; the projector says what changed."""
     admitted = await admit(conn, candidates(envelopes))
-    await copy_events(conn, admitted)
+    await write_events(conn, admitted)
     projector = Projector(conn)
     await projector.load(admitted)
     for seq, envelope in admitted:

@@ -128,12 +128,7 @@ class BatchCollector:
             self._to_store += 1
             task = asyncio.create_task(self._flush(batch))
             self._flushing.add(task)
-            task.add_done_callback(self._flush_done)
-
-    def _flush_done(self, task: asyncio.Task[None]) -> None:
-        self._flushing.discard(task)
-        if self._pending and not self._to_store:
-            self._flush_soon()
+            task.add_done_callback(self._flushing.discard)
 
     def _stored(self) -> None:
         """A batch left the store's lock: what arrived meanwhile goes next, as one batch."""

@@ -9,7 +9,6 @@ by `forget`, so the memory never hides a write.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +17,6 @@ from typing import Any
 import asyncpg
 
 from shared import bulk_insert
-from shared.copy_text import copy_text
 from shared.recorded_channel import CHANNEL_SQL, payloads
 
 Row = dict[str, Any]
@@ -240,15 +238,7 @@ class UnitOfWork:
             )
         if self._outputs:
             await conn.executemany(_UPSERT_OUTPUT, self._outputs)
-        if 0 < len(self._logs) <= bulk_insert.MAX_ROWS:
-            await bulk_insert.insert_rows(conn, "data_pipeline_task_logs", _LOG_COLUMN_TYPES, self._logs)
-        elif self._logs:
-            await conn.copy_to_table(
-                "data_pipeline_task_logs",
-                source=io.BytesIO(copy_text(self._logs)),
-                columns=list(LOG_COLUMNS),
-                format="text",
-            )
+        await bulk_insert.write_rows(conn, "data_pipeline_task_logs", _LOG_COLUMN_TYPES, self._logs)
         self._new_tasks.clear()
         self._dirty_tasks.clear()
         self._new_executions.clear()
