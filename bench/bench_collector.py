@@ -10,7 +10,9 @@ Prints:
   more than the rest of a COPY);
 - the collector's events/s (store + projection + log lines + data_pipeline.log) and the ratio to the
   baseline (goal >= 0.25); baseline and collector alternate three times, each rate the best of its
-  rounds (the least disturbed by whatever else runs on the machine);
+  rounds (the least disturbed by whatever else runs on the machine); and the share of the events that
+  were beats a later beat of their batch overwrote, applied but never stored (the events come in as a
+  backlog, so each batch holds about fifteen events of each of 32 tasks);
 - lag at 5,000, 1,000 and 100 events/s (the last one event at a time: the cost of one small batch, what
   a task's create -> completed waits for at light load), with the service's default flush timer: from the
   moment each event is due to be published to the commit that makes its rows visible (the collector acks
@@ -156,7 +158,9 @@ def _collector(pool: asyncpg.Pool, root: str, batch_size: int, *, compact: bool 
 
 async def _throughput(
     pool: asyncpg.Pool, events: list[EventEnvelope], batch_size: int, compact: bool
-) -> float:
+) -> tuple[float, int]:
+    """Seconds to store `events`, and how many beats were left out (a later beat of the batch overwrote
+    them: shared/event_compaction.py, `coalesce`)."""
     channel = _Channel()
     messages = [_Message(e, channel) for e in events]
     with tempfile.TemporaryDirectory() as root:
@@ -167,7 +171,8 @@ async def _throughput(
         await collector.drain()
         elapsed = time.perf_counter() - began
     assert all(m.acked_at for m in messages)
-    return elapsed
+    left_out = collector.metrics.registry.get_sample_value("dp_collector_beats_coalesced_total") or 0
+    return elapsed, int(left_out)
 
 
 async def _lag(
@@ -268,8 +273,9 @@ async def main(database_url: str, tasks: int, batch_size: int) -> None:
                     await _bare_copy(database_url, schema, count, btree_only=True, round_=round_)
                 )
                 events = compacted if round_ == 0 else _events(tasks, 10 + round_)[0]
-                collector_seconds.append(await _throughput(pool, events, batch_size, compact=True))
-            plain_seconds = await _throughput(pool, plain, batch_size, compact=False)
+                seconds, left_out = await _throughput(pool, events, batch_size, compact=True)
+                collector_seconds.append(seconds)
+            plain_seconds, _ = await _throughput(pool, plain, batch_size, compact=False)
             lags = await _lag(pool, lag_events[: int(LAG_RATE * LAG_SECONDS)], batch_size, LAG_RATE)
             light = await _lag(pool, light_events[: int(LIGHT_RATE * LAG_SECONDS)], batch_size, LIGHT_RATE)
             quiet = await _lag(pool, quiet_events[: int(QUIET_RATE * LAG_SECONDS)], batch_size, QUIET_RATE, 1)
@@ -294,6 +300,10 @@ async def main(database_url: str, tasks: int, batch_size: int) -> None:
     print(f"    the same with its btree indexes only:    {btree_rate:9.0f} rows/s")
     print(
         f"  collector (store + projection + log file): {rate:9.0f} events/s  ({plain_seconds and count / plain_seconds:.0f} without compaction)"
+    )
+    print(
+        f"    of which beats a later beat of their batch overwrote, applied but not stored: {left_out / count:.0%}"
+        f" (stored: {count - left_out} rows)"
     )
     print(f"  ratio collector / COPY:                    {rate / copy_rate:9.3f}   (goal >= 0.25)")
     print(f"    ratio to the btree-only COPY:            {rate / btree_rate:9.3f}")

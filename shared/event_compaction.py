@@ -3,8 +3,10 @@
 forever they would be most of the store. Each beat overwrites what the one before it wrote (the
 execution's last sign of life and progress, the step's progress in the task), so once the execution has
 finished only its last beat and last progress still say something; the rest are deleted in the
-transaction that records the finish, and beats arriving after the finish are never kept. A rebuild from
-the compacted store gives the same read models (tests/integration/test_collector_batches.py).
+transaction that records the finish, and beats arriving after the finish are never kept. Beats that a
+later beat of the same batch overwrites are never stored at all (`coalesce`): a collector that is behind
+takes large batches, and then most beats it reads are already out of date. A rebuild from the compacted
+store gives the same read models (tests/integration/test_collector_batches.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
+
+from shared.events import StepHeartbeat, StepProgress
+from shared.messages import EventEnvelope
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,31 @@ class FinishedExecution:
 BEAT_TYPES: tuple[str, ...] = ("step_heartbeat", "step_progress")
 # While an execution runs, these leave the task's finished state and the execution's currency alone.
 _QUIET_TYPES = (*BEAT_TYPES, "step_started", "log_emitted", "output_registered", "task_cancel_requested")
+
+
+# What each beat type writes is written by these later beats of its execution as well.
+_OVERWRITTEN_BY = {"step_heartbeat": frozenset(BEAT_TYPES), "step_progress": frozenset({"step_progress"})}
+
+
+def coalesce(envelopes: Sequence[EventEnvelope]) -> list[EventEnvelope]:
+    """`envelopes` (one batch, in order) without the beats a later beat of theirs overwrites: a heartbeat
+    followed by a heartbeat or progress of the same execution, a progress followed by a progress, with
+    nothing but `_QUIET_TYPES` happening to the task in between (the rule of `compact`, applied before
+    storing). Applying the rest gives the read models applying all would, and a rebuild reproduces them."""
+    later: dict[str, dict[str, set[str]]] = {}  # task -> execution -> beat types seen after this point
+    kept: list[EventEnvelope] = []
+    for env in reversed(envelopes):
+        payload = env.payload
+        if env.type not in _QUIET_TYPES:
+            later.pop(env.task_id, None)
+        elif isinstance(payload, StepHeartbeat | StepProgress):
+            seen = later.setdefault(env.task_id, {}).setdefault(payload.execution_id, set())
+            if not seen.isdisjoint(_OVERWRITTEN_BY[env.type]):
+                continue
+            seen.add(env.type)
+        kept.append(env)
+    kept.reverse()
+    return kept
 
 
 async def compact(

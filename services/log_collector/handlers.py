@@ -212,6 +212,7 @@ class BatchCollector:
                 delay = next(waits)
                 continue
             self.metrics.committed([envelope.type for _, envelope in batch], time.perf_counter() - started)
+            self.metrics.beats_coalesced.inc(result.coalesced_beats)
             return result
 
     async def _store(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> Projector:

@@ -21,6 +21,7 @@ class CollectorMetrics:
     requeued: Counter
     dead_lettered: Counter
     catch_up_failures: Counter
+    beats_coalesced: Counter
 
     @classmethod
     def build(cls, registry: CollectorRegistry | None = None) -> CollectorMetrics:
@@ -69,6 +70,11 @@ class CollectorMetrics:
             catch_up_failures=Counter(
                 "dp_collector_log_catch_up_failures",
                 "Times the task log files could not be brought up to date after a commit (retried later).",
+                registry=registry,
+            ),
+            beats_coalesced=Counter(
+                "dp_collector_beats_coalesced",
+                "Heartbeats and progress applied but not stored: a later beat of their batch overwrites them.",
                 registry=registry,
             ),
         )

@@ -11,7 +11,6 @@ nothing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime
@@ -21,14 +20,13 @@ import asyncpg
 from pydantic import BaseModel
 
 from services.log_collector import rows
+from services.log_collector.final_reports import final_reports
 from services.log_collector.retention_projection import RETENTION_HANDLERS
 from services.log_collector.review_projection import REVIEW_HANDLERS
 from services.log_collector.unit_of_work import LaterReport, UnitOfWork, utc
 from shared import events as ev
 from shared.event_compaction import FinishedExecution
-from shared.event_store import tasks_events
 from shared.events import StepName, check_dispatch_table
-from shared.final_report import REPORT_EVENT_TYPES, final_report
 from shared.lifecycle import is_old_execution, task_finished
 from shared.messages import EventEnvelope
 from shared.secrets import mask_secrets
@@ -48,6 +46,7 @@ class Projector:
         self.files_cleaned_tasks: set[str] = set()  # the task directory goes (file retention)
         self.finished_executions: list[FinishedExecution] = []  # for compaction (shared/event_compaction.py)
         self.noop_beats: list[int] = []  # seqs of beats that arrived after their execution had finished
+        self.coalesced_beats = 0  # beats of the batch left out (a later one overwrites them)
 
     async def load(self, events: Sequence[tuple[int, EventEnvelope]]) -> None:
         """Read the rows the events name, in two statements, before applying them."""
@@ -351,15 +350,6 @@ class Projector:
 
     async def on_output_registered(self, env: EventEnvelope, e: ev.OutputRegistered, seq: int) -> None:
         await rows.upsert_output(self.uow, env, e, seq)
-
-
-async def final_reports(conn: asyncpg.Connection, through: dict[str, int]) -> dict[str, Any]:
-    """Each task's final report from its events up to `through[task]`, secrets masked, in one query."""
-    events: dict[str, list[EventEnvelope]] = {t: [] for t in through}
-    for seq, env in await tasks_events(conn, list(through), REPORT_EVENT_TYPES):
-        if seq <= through[env.task_id]:
-            events[env.task_id].append(env)
-    return {t: json.loads(mask_secrets(json.dumps(final_report(e), default=str))) for t, e in events.items()}
 
 
 Handler = Callable[[Projector, EventEnvelope, Any, int], Awaitable[None]]

@@ -1,0 +1,150 @@
+"""Beats a later beat of the same batch overwrites are never stored (shared/event_compaction.py,
+`coalesce`), on the real PostgreSQL: the read models are those of storing every event on its own, and a
+rebuild from what was stored reproduces them. The history crosses a failure, a beat after it, a retry and
+an execution still running, where dropping a beat across the wrong event would change a row."""
+
+# ruff: noqa: F811  (the fixtures imported from test_platform_collector are parameters here)
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from services.log_collector.rebuild import rebuild_read_models
+from shared.db import pool_context
+from shared.events import (
+    LogEmitted,
+    StepFailed,
+    StepHeartbeat,
+    StepProgress,
+    StepRetryScheduled,
+    StepScheduled,
+    StepStarted,
+)
+from shared.ids import execution_id
+from shared.messages import EventEnvelope
+from shared.migrate import drop_schema, migrate
+from shared.settings import CommonSettings
+from tests.integration.test_platform_collector import (  # noqa: F401  (fixtures)
+    READ_MODELS,
+    FakeChannel,
+    FakeMessage,
+    _collector,
+    _deliver,
+    _envelopes,
+    _task_id,
+    _wait_settled,
+    settings,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _history(task_id: str) -> tuple[list[EventEnvelope], str, str]:
+    first = _envelopes(task_id)[:4]  # created, started, step scheduled, step started
+    step = first[2].payload.step  # type: ignore[attr-defined]
+    failed_exec = first[2].payload.execution_id  # type: ignore[attr-defined]
+    at = first[3].occurred_at
+    retry_exec = execution_id(task_id, step, at + timedelta(seconds=20), 2)
+
+    def hb(execution: str) -> StepHeartbeat:
+        return StepHeartbeat(step=step, execution_id=execution, runner_id="r1")
+
+    def pr(execution: str, percent: float) -> StepProgress:
+        return StepProgress(step=step, execution_id=execution, percent=percent)
+
+    payloads: list[BaseModel] = [
+        hb(failed_exec),
+        pr(failed_exec, 10),
+        hb(failed_exec),
+        LogEmitted(message="halfway", step=step, execution_id=failed_exec),
+        pr(failed_exec, 20),
+        hb(failed_exec),  # the last sign of life the failure's log line reports
+        StepFailed(step=step, execution_id=failed_exec, error="boom", retryable=True),
+        hb(failed_exec),  # after the failure: changes nothing
+        StepRetryScheduled(step=step, next_attempt=2, delay_seconds=1, reason="boom"),
+        StepScheduled(step=step, execution_id=retry_exec, attempt=2),
+        StepStarted(step=step, execution_id=retry_exec, runner_id="r2"),
+        hb(retry_exec),
+        pr(retry_exec, 30),
+        hb(retry_exec),
+        pr(retry_exec, 40),  # the retry is still running: no compaction at a finish
+    ]
+    later = [
+        EventEnvelope(  # type: ignore[arg-type]
+            task_id=task_id, producer="test", payload=p, occurred_at=at + timedelta(seconds=i + 1)
+        )
+        for i, p in enumerate(payloads)
+    ]
+    return [*first, *later], failed_exec, retry_exec
+
+
+async def _store(
+    settings: CommonSettings, tmp_path: Path, events: list[EventEnvelope], batch_size: int
+) -> tuple[dict[str, list[dict[str, Any]]], list[tuple[str, str]], bool, float | None]:
+    """The read models and the stored beats ((type, execution)) of `events` delivered in batches of
+    `batch_size`, whether a rebuild from the store reproduced the read models, and the collector's count
+    of beats left out."""
+    await migrate(settings)
+    try:
+        async with pool_context(settings, max_size=2) as pool:
+            messages = [FakeMessage(e, FakeChannel()) for e in events]
+            collector = _collector(pool, tmp_path, batch_size=batch_size)
+            await _deliver(collector, messages)
+            await _wait_settled(messages)
+            await collector.drain()
+            assert all(m.settled == ["ack"] for m in messages)
+            async with pool.acquire() as conn:
+                live = {name: [dict(r) for r in await conn.fetch(q)] for name, q in READ_MODELS.items()}
+                beats = await conn.fetch(
+                    "SELECT type, payload->>'execution_id' AS e FROM data_pipeline_events"
+                    " WHERE type IN ('step_heartbeat', 'step_progress') ORDER BY seq"
+                )
+            await rebuild_read_models(pool)
+            async with pool.acquire() as conn:
+                rebuilt = {name: [dict(r) for r in await conn.fetch(q)] for name, q in READ_MODELS.items()}
+            left_out = collector.metrics.registry.get_sample_value("dp_collector_beats_coalesced_total")
+            return live, [(b["type"], b["e"]) for b in beats], rebuilt == live, left_out
+    finally:
+        await drop_schema(settings)
+
+
+async def test_a_batch_stores_fewer_beats_and_the_same_read_models_as_one_event_at_a_time(
+    settings: CommonSettings, tmp_path: Path
+) -> None:
+    events, failed_exec, retry_exec = _history(_task_id())
+    one_by_one = settings.model_copy(update={"db_schema": f"{settings.db_schema}_single"})
+    batched = settings.model_copy(update={"db_schema": f"{settings.db_schema}_batch"})
+    single, single_beats, single_rebuilt, none_left_out = await _store(
+        one_by_one, tmp_path / "single", events, 1
+    )
+    batch, batch_beats, batch_rebuilt, left_out = await _store(
+        batched, tmp_path / "batch", events, len(events)
+    )
+
+    # The same rows, ids included: a beat left out still had its seq reserved.
+    assert batch == single
+    assert batch_rebuilt and single_rebuilt
+    # One at a time, nothing can be coalesced: the failed execution is compacted at its failure (its last
+    # beat and last progress stay), the running one keeps all four.
+    assert single_beats == [
+        ("step_progress", failed_exec),
+        ("step_heartbeat", failed_exec),
+        *[(kind, retry_exec) for kind in ("step_heartbeat", "step_progress") * 2],
+    ]
+    # In one batch the beats before the last heartbeat and progress of each execution are never stored
+    # (three of each), and the collector counts them.
+    assert (none_left_out, left_out) == (0, 6)
+    assert batch_beats == [
+        ("step_progress", failed_exec),
+        ("step_heartbeat", failed_exec),
+        ("step_progress", retry_exec),
+    ]
+    retry = next(r for r in batch["executions"] if r["execution_id"] == retry_exec)
+    assert retry["progress"] == 40 and retry["status"] == "running"
+    failed = next(r for r in batch["executions"] if r["execution_id"] == failed_exec)
+    assert failed["last_heartbeat_at"] == events[9].occurred_at  # the beat right before the failure
