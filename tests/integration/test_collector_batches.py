@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -585,3 +586,44 @@ async def test_a_batch_message_whose_event_fails_goes_back_whole_and_the_others_
     count = "SELECT count(*) FROM data_pipeline_events WHERE task_id = $1"
     assert (await pg.fetchval(count, task), await pg.fetchval(count, other)) == (0, 6)
 
+
+class SlowFiles(TaskLogFiles):
+    """Log files whose writes block (as a new task's directory and file do on a slow disk) until the test
+    lets them go."""
+
+    def __init__(self, data_root: Path) -> None:
+        super().__init__(data_root)
+        self.release = threading.Event()
+
+    def append(self, task_id: str, rows: list[dict[str, Any]], before: int | None) -> bool:
+        assert self.release.wait(timeout=5), "the test never let the files go"
+        return super().append(task_id, rows, before)
+
+
+async def test_the_next_batch_is_stored_while_the_last_ones_files_block_the_disk(
+    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
+) -> None:
+    # The files are written in a thread: the event loop goes on storing the next batch meanwhile. On the
+    # loop, a blocked write would stop everything (here: the test itself, which would never release it).
+    task_id = _task_id()
+    envelopes = _envelopes(task_id)
+    files = SlowFiles(tmp_path)
+    collector = BatchCollector(pool=pool, files=files, batch_size=2, flush_seconds=0.01)
+    messages = [FakeMessage(e) for e in envelopes]
+    delivering = asyncio.create_task(_deliver(collector, messages[:4]))
+    await eventually(
+        lambda: pg.fetchval("SELECT count(*) = 4 FROM data_pipeline_events"),
+        timeout=10,
+        interval=0.02,
+        what="the second batch stored while the first one's files block",
+    )
+    assert not any(m.settled for m in messages)
+    files.release.set()
+    await delivering
+    await _deliver(collector, messages[4:])
+    await _wait_settled(messages)
+    await collector.drain()
+    assert all(m.settled == ["ack"] for m in messages)
+    lines = (tmp_path / task_id / LOG_FILE).read_text().splitlines()
+    ids = [r["id"] for r in await pg.fetch("SELECT id FROM data_pipeline_task_logs ORDER BY id")]
+    assert [line.rsplit("(#", 1)[1].rstrip(")") for line in lines] == [str(i) for i in ids]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ class TaskLogFiles:
         self._last: dict[str, int] = {}
         self._size: dict[str, int | None] = {}  # the file's size after this process last wrote it
         self._unsynced: set[Path] = set()
+        self._unsynced_lock = threading.Lock()  # `sync` runs in a thread while the loop writes
 
     async def catch_up(self, conn: asyncpg.Connection, task_id: str) -> int:
         directory = task_dir(self.data_root, task_id)
@@ -102,18 +104,26 @@ class TaskLogFiles:
         self._last[task_id] = rows[-1]["id"]
         return True
 
+    def append_all(
+        self, lines: Mapping[str, list[dict[str, Any]]], before: Mapping[str, int | None]
+    ) -> set[str]:
+        """`append` for each task of `lines` (`before`: each task's previous row); the tasks written."""
+        return {task_id for task_id, rows in lines.items() if self.append(task_id, rows, before[task_id])}
+
     def _write(self, task_id: str, path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
         if self._size.get(task_id) is None:
             path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as fh:
             fh.writelines(log_file_line(r) for r in rows)
             self._size[task_id] = fh.tell()
-        self._unsynced.add(path)
+        with self._unsynced_lock:
+            self._unsynced.add(path)
 
     def sync(self) -> None:
         """fsync the files written since the last sync (safe to run in a thread beside the writes: a file
         written meanwhile is synced by the next call)."""
-        paths, self._unsynced = self._unsynced, set()
+        with self._unsynced_lock:
+            paths, self._unsynced = self._unsynced, set()
         for path in paths:
             try:
                 fd = os.open(path, os.O_RDONLY)
