@@ -11,7 +11,7 @@ Prints:
 - the collector's events/s (store + projection + log lines + data_pipeline.log) and the ratio to the
   baseline (goal >= 0.25); baseline and collector alternate three times, each rate the best of its
   rounds (the least disturbed by whatever else runs on the machine); and the share of the events that
-  were beats a later beat of their batch overwrote, applied but never stored (the events come in as a
+  were beats a later beat of their batch overwrote, neither stored nor applied (the events come in as a
   backlog, so each batch holds about fifteen events of each of 32 tasks);
 - lag at 5,000, 1,000 and 100 events/s (the last one event at a time: the cost of one small batch, what
   a task's create -> completed waits for at light load), with the service's default flush timer: from the
@@ -305,7 +305,7 @@ async def main(database_url: str, tasks: int, batch_size: int) -> None:
         f"  collector (store + projection + log file): {rate:9.0f} events/s  ({plain_seconds and count / plain_seconds:.0f} without compaction)"
     )
     print(
-        f"    of which beats a later beat of their batch overwrote, applied but not stored: {left_out / count:.0%}"
+        f"    of which beats a later beat of their batch overwrote, left out: {left_out / count:.0%}"
         f" (stored: {count - left_out} rows)"
     )
     print(f"  ratio collector / COPY:                    {rate / copy_rate:9.3f}   (goal >= 0.25)")

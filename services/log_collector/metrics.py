@@ -74,7 +74,7 @@ class CollectorMetrics:
             ),
             beats_coalesced=Counter(
                 "dp_collector_beats_coalesced",
-                "Heartbeats and progress applied but not stored: a later beat of their batch overwrites them.",
+                "Heartbeats and progress left out of their batch (neither stored nor applied): a later beat overwrites them.",
                 registry=registry,
             ),
         )
