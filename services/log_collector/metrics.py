@@ -31,7 +31,7 @@ class CollectorMetrics:
             registry=registry,
             events_stored=Counter(
                 "dp_collector_events_stored",
-                "Events committed to the event store with their read models (redeliveries included), by type.",
+                "Events of committed batches, by type (redeliveries and coalesced beats included: what was consumed).",
                 ["type"],
                 registry=registry,
             ),
