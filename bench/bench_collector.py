@@ -156,14 +156,21 @@ def _collector(pool: asyncpg.Pool, root: str, batch_size: int, *, compact: bool 
     )
 
 
+def _deliveries(events: list[EventEnvelope]) -> list[_Message]:
+    """`events` as deliveries on one channel, kept out of the garbage collector's passes: they are the
+    bench's (a broker hands over a prefetch window at a time, not a run's worth)."""
+    channel = _Channel()
+    messages = [_Message(e, channel) for e in events]
+    gc.freeze()
+    return messages
+
+
 async def _throughput(
     pool: asyncpg.Pool, events: list[EventEnvelope], batch_size: int, compact: bool
 ) -> tuple[float, int]:
     """Seconds to store `events`, and how many beats were left out (a later beat of the batch overwrote
     them: shared/event_compaction.py, `coalesce`)."""
-    channel = _Channel()
-    messages = [_Message(e, channel) for e in events]
-    gc.freeze()  # the deliveries are the bench's (a broker hands over a prefetch window at a time)
+    messages = _deliveries(events)
     with tempfile.TemporaryDirectory() as root:
         collector = _collector(pool, root, batch_size, compact=compact)
         began = time.perf_counter()
@@ -180,9 +187,7 @@ async def _lag(
     pool: asyncpg.Pool, events: list[EventEnvelope], batch_size: int, rate: int, group: int = 10
 ) -> list[float]:
     """Publish at `rate` (`group` events at a time); the lag of an event runs from when it was due."""
-    channel = _Channel()
-    messages = [_Message(e, channel) for e in events]
-    gc.freeze()  # the deliveries are the bench's (a broker hands over a prefetch window at a time)
+    messages = _deliveries(events)
     due: list[float] = []
     with tempfile.TemporaryDirectory() as root:
         collector = _collector(pool, root, batch_size)

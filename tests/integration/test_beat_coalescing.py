@@ -15,7 +15,6 @@ import pytest
 from pydantic import BaseModel
 
 from services.log_collector.rebuild import rebuild_read_models
-from shared.db import pool_context
 from shared.events import (
     LogEmitted,
     StepFailed,
@@ -27,17 +26,12 @@ from shared.events import (
 )
 from shared.ids import execution_id
 from shared.messages import EventEnvelope
-from shared.migrate import drop_schema, migrate
 from shared.settings import CommonSettings
 from tests.integration.test_platform_collector import (  # noqa: F401  (fixtures)
-    READ_MODELS,
-    FakeChannel,
-    FakeMessage,
-    _collector,
-    _deliver,
     _envelopes,
+    _read_models,
+    _stored_in_own_schema,
     _task_id,
-    _wait_settled,
     settings,
 )
 
@@ -89,28 +83,18 @@ async def _store(
     """The read models and the stored beats ((type, execution)) of `events` delivered in batches of
     `batch_size`, whether a rebuild from the store reproduced the read models, and the collector's count
     of beats left out."""
-    await migrate(settings)
-    try:
-        async with pool_context(settings, max_size=2) as pool:
-            messages = [FakeMessage(e, FakeChannel()) for e in events]
-            collector = _collector(pool, tmp_path, batch_size=batch_size)
-            await _deliver(collector, messages)
-            await _wait_settled(messages)
-            await collector.drain()
-            assert all(m.settled == ["ack"] for m in messages)
-            async with pool.acquire() as conn:
-                live = {name: [dict(r) for r in await conn.fetch(q)] for name, q in READ_MODELS.items()}
-                beats = await conn.fetch(
-                    "SELECT type, payload->>'execution_id' AS e FROM data_pipeline_events"
-                    " WHERE type IN ('step_heartbeat', 'step_progress') ORDER BY seq"
-                )
-            await rebuild_read_models(pool)
-            async with pool.acquire() as conn:
-                rebuilt = {name: [dict(r) for r in await conn.fetch(q)] for name, q in READ_MODELS.items()}
-            left_out = collector.metrics.registry.get_sample_value("dp_collector_beats_coalesced_total")
-            return live, [(b["type"], b["e"]) for b in beats], rebuilt == live, left_out
-    finally:
-        await drop_schema(settings)
+    async with _stored_in_own_schema(settings, tmp_path, events, batch_size) as (pool, collector):
+        async with pool.acquire() as conn:
+            live = await _read_models(conn)
+            beats = await conn.fetch(
+                "SELECT type, payload->>'execution_id' AS e FROM data_pipeline_events"
+                " WHERE type IN ('step_heartbeat', 'step_progress') ORDER BY seq"
+            )
+        await rebuild_read_models(pool)
+        async with pool.acquire() as conn:
+            rebuilt = await _read_models(conn)
+        left_out = collector.metrics.registry.get_sample_value("dp_collector_beats_coalesced_total")
+        return live, [(b["type"], b["e"]) for b in beats], rebuilt == live, left_out
 
 
 async def test_a_batch_stores_fewer_beats_and_the_same_read_models_as_one_event_at_a_time(

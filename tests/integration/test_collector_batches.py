@@ -13,7 +13,7 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,12 +48,12 @@ from shared.settings import CommonSettings
 from shared.steps import STEP_ORDER, StepName
 from tests.conftest import PG_URL
 from tests.integration.test_platform_collector import (  # noqa: F401  (fixtures)
-    READ_MODELS,
     FakeChannel,
     FakeMessage,
     _collector,
     _deliver,
     _envelopes,
+    _read_models,
     _task_id,
     _wait_settled,
     pg,
@@ -63,10 +63,6 @@ from tests.integration.test_platform_collector import (  # noqa: F401  (fixtures
 from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.integration
-
-
-async def _read_models(conn: asyncpg.Connection) -> dict[str, list[dict[str, Any]]]:
-    return {name: [dict(r) for r in await conn.fetch(q)] for name, q in READ_MODELS.items()}
 
 
 async def _run(collector: Any, envelopes: list[EventEnvelope]) -> list[FakeMessage]:
@@ -364,6 +360,39 @@ class GatedPool:
             yield conn
 
 
+async def _second_batch_stored_while_the_first_ones_files_wait(
+    collector: BatchCollector,
+    pg: asyncpg.Connection,
+    messages: list[FakeMessage],
+    release: Callable[[], None],
+) -> None:
+    """Two batches of two (the first four messages) are stored while the first one's log files are held
+    back and nothing is acked yet; then `release` lets the files go, the rest is stored, all are acked."""
+    # In the background: with two batches in flight, a delivery waits (the prefetch's back-pressure).
+    delivering = asyncio.create_task(_deliver(collector, messages[:4]))
+    await eventually(
+        lambda: pg.fetchval("SELECT count(*) = 4 FROM data_pipeline_events"),
+        timeout=10,
+        interval=0.02,
+        what="the second batch committed while the first one's files wait",
+    )
+    assert not any(m.settled for m in messages), "a batch was acked before the one committed before it"
+    release()
+    await delivering
+    await _deliver(collector, messages[4:])
+    await _wait_settled(messages)
+    await collector.drain()
+    assert all(m.settled == ["ack"] for m in messages)
+
+
+async def _log_file_as_the_table(pg: asyncpg.Connection, data_root: Path, task_id: str) -> list[str]:
+    """The task's data_pipeline.log lines, checked to name the table's log rows in order."""
+    lines = (data_root / task_id / LOG_FILE).read_text().splitlines()
+    ids = [r["id"] for r in await pg.fetch("SELECT id FROM data_pipeline_task_logs ORDER BY id")]
+    assert [line.rsplit("(#", 1)[1].rstrip(")") for line in lines] == [str(i) for i in ids]
+    return lines
+
+
 async def test_the_next_batch_stores_while_the_last_ones_files_are_written_and_acks_keep_commit_order(
     pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
 ) -> None:
@@ -385,31 +414,12 @@ async def test_the_next_batch_stores_while_the_last_ones_files_are_written_and_a
 
         message._settle = recording  # type: ignore[method-assign]
 
-    async def second_batch_committed() -> bool:
-        return bool(await pg.fetchval("SELECT count(*) FROM data_pipeline_events") == 4)
-
-    # In the background: with two batches in flight, a delivery waits (the prefetch's back-pressure).
-    delivering = asyncio.create_task(_deliver(collector, messages[:4]))
-    await eventually(
-        second_batch_committed,
-        timeout=10,
-        interval=0.02,
-        what="the second batch committed while the first one's files wait",
-    )
-    assert not any(m.settled for m in messages), "a batch was acked before the one committed before it"
-    gated.gate.set()
-    await delivering
-    await _deliver(collector, messages[4:])
-    await _wait_settled(messages)
-    await collector.drain()
-    assert all(m.settled == ["ack"] for m in messages)
+    await _second_batch_stored_while_the_first_ones_files_wait(collector, pg, messages, gated.gate.set)
     assert acked == sorted(acked)
     stored = await pg.fetch("SELECT event_id FROM data_pipeline_events ORDER BY seq")
     assert [r["event_id"] for r in stored] == [e.event_id for e in envelopes]
-    lines = (tmp_path / task_id / LOG_FILE).read_text().splitlines()
-    ids = [r["id"] for r in await pg.fetch("SELECT id FROM data_pipeline_task_logs ORDER BY id")]
-    assert [line.rsplit("(#", 1)[1].rstrip(")") for line in lines] == [str(i) for i in ids]
-    assert len(ids) == 2 and "working" in lines[-1]
+    lines = await _log_file_as_the_table(pg, tmp_path, task_id)
+    assert len(lines) == 2 and "working" in lines[-1]
 
 
 async def test_events_arriving_while_a_batch_writes_its_files_are_stored_without_waiting_for_them(
@@ -610,20 +620,5 @@ async def test_the_next_batch_is_stored_while_the_last_ones_files_block_the_disk
     files = SlowFiles(tmp_path)
     collector = BatchCollector(pool=pool, files=files, batch_size=2, flush_seconds=0.01)
     messages = [FakeMessage(e) for e in envelopes]
-    delivering = asyncio.create_task(_deliver(collector, messages[:4]))
-    await eventually(
-        lambda: pg.fetchval("SELECT count(*) = 4 FROM data_pipeline_events"),
-        timeout=10,
-        interval=0.02,
-        what="the second batch stored while the first one's files block",
-    )
-    assert not any(m.settled for m in messages)
-    files.release.set()
-    await delivering
-    await _deliver(collector, messages[4:])
-    await _wait_settled(messages)
-    await collector.drain()
-    assert all(m.settled == ["ack"] for m in messages)
-    lines = (tmp_path / task_id / LOG_FILE).read_text().splitlines()
-    ids = [r["id"] for r in await pg.fetch("SELECT id FROM data_pipeline_task_logs ORDER BY id")]
-    assert [line.rsplit("(#", 1)[1].rstrip(")") for line in lines] == [str(i) for i in ids]
+    await _second_batch_stored_while_the_first_ones_files_wait(collector, pg, messages, files.release.set)
+    assert len(await _log_file_as_the_table(pg, tmp_path, task_id)) == 2

@@ -20,12 +20,13 @@ from shared.messages import EventEnvelope
 from shared.migrate import drop_schema, migrate
 from shared.settings import CommonSettings
 from tests.integration.test_platform_collector import (  # noqa: F401  (fixtures)
-    READ_MODELS,
     FakeChannel,
     FakeMessage,
     _collector,
     _deliver,
     _envelopes,
+    _read_models,
+    _stored_in_own_schema,
     _task_id,
     _wait_settled,
     settings,
@@ -60,21 +61,11 @@ def _tricky_events(task_id: str, count: int) -> list[EventEnvelope]:
 
 async def _stored(settings: CommonSettings, tmp_path: Path, events: list[EventEnvelope]) -> dict[str, Any]:
     """The events stored in one batch into a schema of their own, and the rows they made."""
-    await migrate(settings)
-    try:
-        async with pool_context(settings, max_size=2) as pool:
-            messages = [FakeMessage(e, FakeChannel()) for e in events]
-            collector = _collector(pool, tmp_path, batch_size=len(events))
-            await _deliver(collector, messages)
-            await _wait_settled(messages)
-            await collector.drain()
-            assert all(m.settled == ["ack"] for m in messages)
-            async with pool.acquire() as conn:
-                rows = {name: [dict(r) for r in await conn.fetch(q)] for name, q in READ_MODELS.items()}
-                rows["events"] = [dict(r) for r in await conn.fetch(EVENTS)]
-                return rows
-    finally:
-        await drop_schema(settings)
+    async with _stored_in_own_schema(settings, tmp_path, events, len(events)) as (pool, _):
+        async with pool.acquire() as conn:
+            rows = await _read_models(conn)
+            rows["events"] = [dict(r) for r in await conn.fetch(EVENTS)]
+            return rows
 
 
 @pytest.mark.parametrize("lines", [3, 40])

@@ -164,6 +164,30 @@ async def _wait_settled(messages: list[FakeMessage], timeout: float = 10) -> Non
     )
 
 
+async def _read_models(conn: asyncpg.Connection) -> dict[str, list[dict[str, Any]]]:
+    return {name: [dict(r) for r in await conn.fetch(q)] for name, q in READ_MODELS.items()}
+
+
+@asynccontextmanager
+async def _stored_in_own_schema(
+    settings: CommonSettings, data_root: Path, events: list[EventEnvelope], batch_size: int
+) -> AsyncIterator[tuple[asyncpg.Pool, BatchCollector]]:
+    """`events` stored by a collector in batches of `batch_size` into the schema of `settings` (made
+    here, dropped on exit), every message acked."""
+    await migrate(settings)
+    try:
+        async with pool_context(settings, max_size=2) as pool:
+            messages = [FakeMessage(e, FakeChannel()) for e in events]
+            collector = _collector(pool, data_root, batch_size=batch_size)
+            await _deliver(collector, messages)
+            await _wait_settled(messages)
+            await collector.drain()
+            assert all(m.settled == ["ack"] for m in messages)
+            yield pool, collector
+    finally:
+        await drop_schema(settings)
+
+
 async def test_database_outage_is_waited_out_not_requeued(
     pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
 ) -> None:
