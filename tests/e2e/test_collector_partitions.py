@@ -16,9 +16,10 @@ import aiohttp
 import asyncpg
 import pytest
 
+from services.log_collector.bootstrap import partition_order
 from shared.broker import Topology
 from shared.event_compaction import BEAT_TYPES
-from shared.messages import EventEnvelope, decode_messages
+from shared.messages import EventEnvelope, decode_messages, partition_slot
 from tests.conftest import AMQP_URL
 from tests.e2e.conftest import DB_URL
 from tests.e2e.test_resilience import READ_MODEL_QUERIES, _snapshot
@@ -89,7 +90,19 @@ async def test_two_replicas_share_the_partitions_and_one_killed_mid_load_loses_n
                 ) from None
 
             work = "logs:ddl_generation=60 logs:qa_generation=60 logs:sql_validation=60"
-            task_ids = [await api.create(DB_URL, business_context=f"{work} n{i}") for i in range(TASKS)]
+            # The gateway names the tasks, and six of them all land on one replica's partitions once
+            # in 32 runs (CI met it): create more until each replica has some.
+            owned = [
+                set(partition_order(len(topology.collector_queues), len(REPLICAS), r)[0])
+                for r in range(len(REPLICAS))
+            ]
+            task_ids: list[str] = []
+            while len(task_ids) < TASKS or not all(
+                any(partition_slot(t) % len(topology.collector_queues) in own for t in task_ids)
+                for own in owned
+            ):
+                assert len(task_ids) < 4 * TASKS, "every task landed on one replica's partitions"
+                task_ids.append(await api.create(DB_URL, business_context=f"{work} n{len(task_ids)}"))
 
             async def both_storing() -> bool:
                 return all([await _stored(session, ports[name]) > 0 for name in REPLICAS])
