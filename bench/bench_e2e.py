@@ -304,9 +304,9 @@ async def _deliveries_per_task(
 ) -> float:
     """Quorum-queue deliveries per task, counted at the broker in a short run after the measured one (so
     that counting costs that run nothing): a queue of the bench's own sees every message of the two
-    exchanges. An event message reaches a collector partition, and the scheduler's queue when its routing
-    key names a type the scheduler binds (a batch is routed by its last event); a command other than the
-    scheduler's tick reaches one queue."""
+    exchanges. An event message reaches a collector partition, the scheduler's queue when its routing
+    key names a type the scheduler binds (a batch is routed by its last event), and the steps queue when
+    it is a step order (its CC header); a command other than the scheduler's tick reaches one queue."""
     connection = await aio_pika.connect(rabbitmq_url)
     async with connection:
         channel = await connection.channel()
@@ -320,6 +320,7 @@ async def _deliveries_per_task(
             nonlocal deliveries
             if message.exchange == topology.events_exchange:
                 deliveries += 1 + ((message.routing_key or "").split(".")[2] in SCHEDULER_EVENT_TYPES)
+                deliveries += "CC" in (message.headers or {})
             elif message.type != "tick":
                 deliveries += 1
 

@@ -9,7 +9,8 @@ queue's delivery limit moves it there. Nothing is dropped silently.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -30,6 +31,7 @@ from shared.logging import get_logger
 from shared.messages import (
     PARTITION_SLOTS,
     CommandEnvelope,
+    Envelope,
     EventBatch,
     EventEnvelope,
     decode_message,
@@ -45,7 +47,7 @@ from shared.topology import (  # re-exported: the topology's names are part of t
     RUNNER_CONTROL_EVENT_TYPES,  # noqa: F401
     SCHEDULER_EVENT_TYPES,  # noqa: F401
     SCHEDULER_KEY,  # noqa: F401
-    STEPS_KEY,  # noqa: F401
+    STEPS_KEY,
     BrokerPolicy,  # noqa: F401
     ExchangeSpec,  # noqa: F401
     QueueSpec,  # noqa: F401
@@ -128,10 +130,13 @@ class Publisher:
         last = message.events[-1] if isinstance(message, EventBatch) else message
         await _publish(self._exchanges.events, message.routing_key, message, str(last.event_id), self.timeout)
 
-    async def publish_events(self, events: Sequence[EventEnvelope]) -> None:
+    async def publish_events(
+        self, events: Sequence[EventEnvelope], orders: Mapping[uuid.UUID, CommandEnvelope] | None = None
+    ) -> None:
         """Several events, in as few messages as their routing allows (shared/event_batches.py), written
-        in order; then their confirms are awaited together."""
-        await asyncio.gather(*(self.publish_event(message) for message in batched(events)))
+        in order; then their confirms are awaited together. `orders`: the run_step commands that ride
+        with their step_scheduled events (step orders)."""
+        await asyncio.gather(*(self.publish_event(message) for message in batched(events, orders)))
 
     async def command(self, routing_key: str, payload: BaseModel, task_id: str | None) -> CommandEnvelope:
         message = CommandEnvelope(task_id=task_id, producer=self.producer, payload=payload)  # type: ignore[arg-type]
@@ -185,6 +190,9 @@ async def _write(
             delivery_mode=PERSISTENT,
             message_id=message_id,
             message_type=message.kind if isinstance(message, EventBatch) else message.type,
+            # A step order also goes to the steps queue: one message, so both queues hold it or neither
+            # confirms it (RabbitMQ's sender-selected distribution routes it by this key as well).
+            headers=_STEP_ORDER if isinstance(message, EventBatch) and message.command else None,
         ),
         mandatory=True,
         wait=False,  # the confirm is awaited; waiting for the socket too would send each publish alone
@@ -192,6 +200,7 @@ async def _write(
 
 
 PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
+_STEP_ORDER: dict[str, Any] = {"CC": [STEPS_KEY]}
 
 
 Handler = Callable[[EventEnvelope | CommandEnvelope], Awaitable[None]]
@@ -204,6 +213,7 @@ async def handle_delivery(
     transient_budget: float = 300.0,
     base_delay: float = 0.2,
     max_delay: float = 5.0,
+    envelopes_of: Callable[[EventEnvelope | CommandEnvelope | EventBatch], Sequence[Envelope]] = unpack,
 ) -> None:
     """Decode, handle, settle. The single place where messages are acked, requeued or dead-lettered.
 
@@ -212,11 +222,12 @@ async def handle_delivery(
     quorum queue's delivery limit in moments and dead-letter a perfectly good message during an ordinary
     outage. The budget is checked between tries, so a handler's longest stay is the budget plus one try.
     When the message's own channel has closed (the broker dropped the connection), the broker has
-    requeued it already: the handler returns without retrying.
+    requeued it already: the handler returns without retrying. `envelopes_of` says what of a message the
+    handler gets: its envelopes in order, or for the steps queue a step order's command.
     """
     log = get_logger(message_id=message.message_id, routing_key=message.routing_key)
     try:
-        envelopes = unpack(decode_message(message.body))
+        envelopes = envelopes_of(decode_message(message.body))
     except ValidationError as exc:
         log.error("malformed message sent to the dead-letter queue", error=str(exc)[:2000])
         await message.reject(requeue=False)

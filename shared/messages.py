@@ -10,8 +10,8 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from shared.commands import CommandPayload
-from shared.events import EventPayload
+from shared.commands import CommandPayload, RunStep
+from shared.events import EventPayload, StepScheduled
 
 # Events carry a partition slot as the last word of their routing key: task.<task_id>.<type>.<slot>.
 # The slot depends on the task id only (so one task's events share one collector partition, in order)
@@ -72,17 +72,37 @@ class CommandEnvelope(_Envelope):
 class EventBatch(BaseModel):
     """Consecutive events of one task in one broker message: each is stored and applied as its own event,
     in order; the message costs each queue it reaches one delivery instead of one per event. Routed by
-    its last event (shared/event_batches.py says which events may travel ahead of which)."""
+    its last event (shared/event_batches.py says which events may travel ahead of which).
+
+    A step order: when the last event is a `step_scheduled`, the batch may carry the `run_step` command
+    that carries it out. The message then also reaches the steps queue (shared.broker sends it with the
+    CC header `steps`): the step runner reads the command, the collector and the streams read the events,
+    so a runner never holds a command whose event the broker lacks. `events` may then hold that one event.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["events"] = "events"
-    events: tuple[EventEnvelope, ...] = Field(min_length=2, max_length=MAX_BATCH_EVENTS)
+    events: tuple[EventEnvelope, ...] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
+    command: CommandEnvelope | None = None
 
     @model_validator(mode="after")
     def _one_task(self) -> Self:
         if len({e.task_id for e in self.events}) != 1:
             raise ValueError("a batch carries the events of one task")
+        if self.command is None:
+            if len(self.events) < 2:
+                raise ValueError("a batch without a command carries at least two events")
+            return self
+        scheduled, run = self.events[-1].payload, self.command.payload
+        if not (
+            isinstance(scheduled, StepScheduled)
+            and isinstance(run, RunStep)
+            and self.command.task_id == self.events[-1].task_id
+            and (run.step, run.execution_id, run.attempt, run.force)
+            == (scheduled.step, scheduled.execution_id, scheduled.attempt, scheduled.force)
+        ):
+            raise ValueError("a batch's command is the run_step of the step_scheduled that ends it")
         return self
 
     @property
@@ -116,6 +136,14 @@ def decode_message(body: bytes) -> EventEnvelope | CommandEnvelope | EventBatch:
 def unpack(message: EventEnvelope | CommandEnvelope | EventBatch) -> Sequence[Envelope]:
     """The envelopes a message carries, in order: a batch's events, or the message itself."""
     return message.events if isinstance(message, EventBatch) else (message,)
+
+
+def step_commands(message: EventEnvelope | CommandEnvelope | EventBatch) -> Sequence[Envelope]:
+    """What the steps queue's consumer handles: a step order's command, or the message's envelopes (a
+    `run_step` sent alone, as before step orders; anything else the runner refuses)."""
+    if isinstance(message, EventBatch) and message.command is not None:
+        return (message.command,)
+    return unpack(message)
 
 
 def decode_messages(body: bytes) -> Sequence[Envelope]:

@@ -131,8 +131,10 @@ class Topology:
             QueueSpec(
                 self.steps_queue,
                 _quorum_args(self),
-                ((self.commands_exchange, STEPS_KEY),),
-                "RunStep commands: steps waiting for a step runner",
+                # The scheduler's step orders come from the events exchange (their CC header names this
+                # key); a run_step sent alone, from the commands exchange.
+                ((self.commands_exchange, STEPS_KEY), (self.events_exchange, STEPS_KEY)),
+                "step orders (step_scheduled with its run_step command): steps waiting for a step runner",
             ),
             *(
                 QueueSpec(

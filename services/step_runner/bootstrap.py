@@ -32,6 +32,7 @@ from shared.db import pool_context
 from shared.embeddings import EmbeddingSettings
 from shared.llm_usage import Prices
 from shared.logging import get_logger
+from shared.messages import step_commands
 from shared.pipeline_settings import PipelineSettings
 from shared.secrets import SecretBox, load_or_create_key
 from shared.settings import RunnerSettings
@@ -117,7 +118,10 @@ async def running_runner(settings: RunnerSettings) -> AsyncIterator[StepRunner]:
             # Bounded: a retry runs the step again, and a runner stuck on a broker it cannot publish to
             # must hand the step back (events are idempotent by event_id, so a redelivery is safe).
             await handle_delivery(
-                message, runner.on_run_step, transient_budget=settings.runner_transient_budget_seconds
+                message,
+                runner.on_run_step,
+                transient_budget=settings.runner_transient_budget_seconds,
+                envelopes_of=step_commands,
             )
 
         await control.consume(on_control)

@@ -1,4 +1,5 @@
-"""The runner's message handlers: RunStep commands from its work queue, cancel/delete from events."""
+"""The runner's message handlers: run_step commands from its work queue (each in its step order, the
+message of the step_scheduled it carries out), cancel/delete from events."""
 
 from __future__ import annotations
 

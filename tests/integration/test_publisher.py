@@ -10,10 +10,19 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import PublishError
 
-from shared.broker import Exchanges, Publisher, Topology, declare_topology, delete_topology, open_channel
-from shared.commands import Tick
-from shared.events import LogEmitted, StepStarted, StepSucceeded
-from shared.messages import decode_message, decode_messages
+from shared.broker import (
+    STEPS_KEY,
+    Exchanges,
+    Publisher,
+    Topology,
+    declare_topology,
+    delete_topology,
+    open_channel,
+)
+from shared.commands import RunStep, Tick
+from shared.events import LogEmitted, StepScheduled, StepStarted, StepSucceeded, TaskStarted
+from shared.messages import CommandEnvelope, decode_message, decode_messages, step_commands
+from shared.parameters import TaskParameters
 from shared.steps import StepName
 from tests.conftest import AMQP_URL
 from tests.support.eventually import eventually
@@ -90,5 +99,57 @@ async def test_a_batch_reaches_every_queue_that_binds_one_of_its_events_and_only
                 ["step_started", "step_succeeded"],
                 ["step_started"],
             ]
+        finally:
+            await delete_topology(await connection.channel(), topology)
+
+
+async def test_a_step_order_is_one_publish_to_its_partition_and_the_steps_queue_and_nowhere_else() -> None:
+    """The scheduler's step_scheduled and its run_step travel as one message (a step order): the collector's
+    partition reads the events, the steps queue the command; the scheduler's queue gets neither. A
+    step_scheduled sent without a command (a manual run's) never reaches the step runners."""
+    topology = Topology(f"dpt.pub{uuid.uuid4().hex[:8]}", 1)
+    connection = await aio_pika.connect_robust(AMQP_URL)
+    async with connection:
+        channel = await open_channel(connection, prefetch=10)
+        try:
+            publisher = Publisher(await declare_topology(channel, topology), "test")
+            step = StepName.DDL_GENERATION
+            started = publisher.envelope(TASK, TaskStarted())
+            scheduled = publisher.envelope(TASK, StepScheduled(step=step, execution_id="e1", attempt=1))
+            run = RunStep(
+                step=step,
+                execution_id="e1",
+                attempt=1,
+                parameters=TaskParameters(db_connection="postgresql://u@h/db", business_context="b"),
+            )
+            order = CommandEnvelope(task_id=TASK, producer="test", payload=run)
+            await publisher.publish_events([started, scheduled], {scheduled.event_id: order})
+            manual = publisher.envelope(TASK, StepScheduled(step=step, execution_id="e2", attempt=1))
+            await publisher.publish_events([manual])
+            # Markers, published after: a queue that got anything of the two publishes above got it first.
+            ended = publisher.envelope(TASK, StepSucceeded(step=step, execution_id="e1"))
+            await publisher.publish_event(ended)
+            await publisher.command(STEPS_KEY, run, TASK)
+            names = (topology.collector_partition_queue(0), topology.steps_queue, topology.scheduler_queue)
+            received: dict[str, list[bytes]] = {}
+            for name in names:
+                bodies = received.setdefault(name, [])
+
+                async def on_message(message: AbstractIncomingMessage, bodies: list[bytes] = bodies) -> None:
+                    bodies.append(message.body)
+                    await message.ack()
+
+                await (await channel.get_queue(name)).consume(on_message)
+            await eventually(lambda: list(map(len, received.values())) == [3, 2, 1], timeout=5)
+            stored, (taken, alone), (outcome,) = (received[name] for name in names)
+            assert [list(decode_messages(body)) for body in stored] == [
+                [started, scheduled],
+                [manual],
+                [ended],
+            ]
+            assert list(step_commands(decode_message(taken))) == [order]
+            assert taken == stored[0]  # one message, not a copy made by the scheduler
+            assert decode_message(alone).type == "run_step"  # a run_step sent alone still reaches runners
+            assert list(decode_messages(outcome)) == [ended]  # the scheduler's queue: the marker only
         finally:
             await delete_topology(await connection.channel(), topology)

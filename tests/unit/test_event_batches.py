@@ -6,17 +6,29 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from shared.commands import RunStep, Tick
 from shared.event_batches import batched
-from shared.events import LogEmitted, StepHeartbeat, StepStarted, StepSucceeded, TaskDeleted, TaskStarted
+from shared.events import (
+    LogEmitted,
+    StepHeartbeat,
+    StepScheduled,
+    StepStarted,
+    StepSucceeded,
+    TaskDeleted,
+    TaskStarted,
+)
 from shared.messages import (
     MAX_BATCH_EVENTS,
+    CommandEnvelope,
     EventBatch,
     EventEnvelope,
     decode_message,
     decode_messages,
     encode,
     partition_slot,
+    step_commands,
 )
+from shared.parameters import TaskParameters
 from shared.steps import StepName
 from shared.topology import routed_alike
 
@@ -82,3 +94,46 @@ def test_a_batch_decodes_to_its_events_in_order_and_carries_one_task_only() -> N
         EventBatch(events=(events[0], *_events(TaskStarted(), task_id=OTHER)))
     with pytest.raises(ValidationError):
         EventBatch(events=(events[0],))  # one event travels as itself
+
+
+def _order(scheduled: EventEnvelope, **changed: object) -> CommandEnvelope:
+    step: StepScheduled = scheduled.payload  # type: ignore[assignment]
+    fields = {"step": step.step, "execution_id": step.execution_id, "attempt": step.attempt, **changed}
+    parameters = TaskParameters(db_connection="postgresql://u@h/db", business_context="b")
+    return CommandEnvelope(
+        task_id=scheduled.task_id, producer="p", payload=RunStep(parameters=parameters, **fields)
+    )  # type: ignore[arg-type]
+
+
+def test_a_step_order_ends_its_message_and_carries_the_run_step_to_the_steps_queue_only() -> None:
+    started, scheduled, line = _events(
+        TaskStarted(), StepScheduled(step=STEP, execution_id="e1", attempt=1), LogEmitted(message="m")
+    )
+    order = _order(scheduled)
+    messages = batched([started, scheduled, line], {scheduled.event_id: order})
+    assert _shape(messages) == [["task_started", "step_scheduled"], ["log_emitted"]]
+    first = messages[0]
+    assert isinstance(first, EventBatch) and first.command == order
+    assert first.routing_key == f"task.{TASK}.step_scheduled.{partition_slot(TASK)}"
+    body = encode(first)
+    # The collector, the scheduler and the streams read the events; the step runner reads the command.
+    assert list(decode_messages(body)) == [started, scheduled]
+    assert list(step_commands(decode_message(body))) == [order]
+    alone = batched([scheduled], {scheduled.event_id: order})
+    assert isinstance(alone[0], EventBatch) and alone[0].events == (scheduled,)  # an order of one event
+    assert list(step_commands(decode_message(encode(started)))) == [started]  # refused by the runner
+
+
+def test_a_batch_carries_only_the_run_step_of_the_step_scheduled_that_ends_it() -> None:
+    started, scheduled = _events(TaskStarted(), StepScheduled(step=STEP, execution_id="e1", attempt=1))
+    for wrong in (
+        _order(scheduled, execution_id="e2"),
+        _order(scheduled, attempt=2),
+        _order(scheduled, step=StepName.QA_GENERATION),
+    ):
+        with pytest.raises(ValidationError, match="the run_step of the step_scheduled"):
+            EventBatch(events=(started, scheduled), command=wrong)
+    with pytest.raises(ValidationError, match="the run_step of the step_scheduled"):
+        EventBatch(events=(scheduled, started), command=_order(scheduled))  # not the last event
+    with pytest.raises(ValidationError, match="the run_step of the step_scheduled"):
+        EventBatch(events=(scheduled,), command=CommandEnvelope(task_id=TASK, producer="p", payload=Tick()))

@@ -37,6 +37,7 @@ def test_every_queue_and_exchange_is_described_and_bound_where_it_is_declared() 
         ("dp.commands", "dp.scheduler", "scheduler"),
         *(("dp.events", "dp.scheduler", f"task.*.{t}.#") for t in scheduler_events),
         ("dp.commands", "dp.steps", "steps"),
+        ("dp.events", "dp.steps", "steps"),  # step orders, by their CC header
         *(("dp.events", f"dp.collector.{s % 4}", f"task.*.*.{s}") for s in range(64)),
     }
 

@@ -4,15 +4,19 @@ waits for each confirm in turn."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from services.scheduler.adapters.pipelined import OneAtATime, PipelinedPublisher
-from shared.commands import Tick
+from shared.broker import STEPS_KEY
+from shared.commands import RunStep, Tick
 from shared.event_batches import batched
-from shared.events import LogEmitted, TaskCancelRequested, TaskStarted
+from shared.events import LogEmitted, StepScheduled, TaskCancelRequested, TaskStarted
 from shared.messages import CommandEnvelope, EventBatch, EventEnvelope, unpack
+from shared.parameters import TaskParameters
+from shared.steps import StepName
 
 TASK = "task_20260101_000000_abcdef"
 OTHER = "task_20260101_000000_fedcba"
@@ -36,17 +40,30 @@ class ScriptedPublisher:
     def envelope(self, task_id: str, payload: BaseModel) -> EventEnvelope:
         return EventEnvelope(task_id=task_id, producer=self.producer, payload=payload)  # type: ignore[arg-type]
 
-    async def publish_events(self, events: list[EventEnvelope]) -> None:
+    async def publish_events(
+        self, events: list[EventEnvelope], orders: dict[uuid.UUID, CommandEnvelope] | None = None
+    ) -> None:
         """As the real publisher: the messages `batched` makes of them, written in order."""
-        await asyncio.gather(*(self._write(_describe(message)) for message in batched(events)))
-
-    async def publish_command(self, routing_key: str, message: CommandEnvelope) -> None:
-        await self._write(f"command:{routing_key}")
+        await asyncio.gather(*(self._write(_describe(message)) for message in batched(events, orders)))
 
 
 def _describe(message: EventEnvelope | EventBatch) -> str:
-    """`event:a+b`: one message of events a and b (their log text, or their type)."""
-    return "event:" + "+".join(getattr(e.payload, "message", e.type) for e in unpack(message))  # type: ignore[union-attr]
+    """`event:a+b`: one message of events a and b (their log text, or their type); `+order` when it
+    carries a step's run_step command."""
+    described = "event:" + "+".join(getattr(e.payload, "message", e.type) for e in unpack(message))  # type: ignore[union-attr]
+    return described + ("+order" if isinstance(message, EventBatch) and message.command else "")
+
+
+def _run(scheduled: StepScheduled) -> RunStep:
+    parameters = TaskParameters(
+        db_connection="postgresql://u@h/db", table_list=["public.a"], business_context="b"
+    )
+    return RunStep(
+        step=scheduled.step,
+        execution_id=scheduled.execution_id,
+        attempt=scheduled.attempt,
+        parameters=parameters,
+    )
 
 
 async def _settle() -> None:
@@ -54,26 +71,42 @@ async def _settle() -> None:
         await asyncio.sleep(0)  # yield to the loop: let the publisher's tasks run
 
 
-async def test_events_go_out_without_waiting_and_a_command_only_after_their_confirms() -> None:
+async def test_events_go_out_without_waiting_and_a_step_order_with_its_step_scheduled_at_once() -> None:
     broker = ScriptedPublisher()
     publisher = PipelinedPublisher(broker)  # type: ignore[arg-type]
     await publisher.event(TASK, LogEmitted(message="a"))
-    await publisher.event(TASK, LogEmitted(message="b"))
-    await publisher.command("steps", Tick(), TASK)
+    scheduled = StepScheduled(step=StepName.DDL_GENERATION, execution_id="exec_1", attempt=1)
+    await publisher.event(TASK, scheduled)
     await publisher.event(OTHER, LogEmitted(message="c"))
+    await publisher.command(STEPS_KEY, _run(scheduled), TASK)
+    await publisher.event(TASK, LogEmitted(message="after"))
     await _settle()
-    assert broker.written == ["event:a+b"]  # one message; the command waits for its confirm
-    broker.confirms[0].set_result(None)
-    await _settle()
-    assert broker.written == ["event:a+b", "command:steps"]
+    # One message, written at once without waiting for a confirm: the step_scheduled ends it and it
+    # carries the command. The other task's event goes out with it, the later event of the task after it.
+    assert broker.written == ["event:a+step_scheduled+order", "event:c"]
     confirmed = asyncio.ensure_future(publisher.take_pending())
     await _settle()
-    assert broker.written == ["event:a+b", "command:steps", "event:c"]
-    broker.confirms[2].set_result(None)
+    assert broker.written == ["event:a+step_scheduled+order", "event:c", "event:after"]
+    for confirm in broker.confirms[1:]:
+        confirm.set_result(None)
     await _settle()
-    assert not confirmed.done()  # the command's own confirm is still missing: no ack yet
-    broker.confirms[1].set_result(None)
+    assert not confirmed.done()  # the order's own confirm is still missing: no ack yet
+    broker.confirms[0].set_result(None)
     await confirmed
+
+
+async def test_a_command_is_refused_unless_it_follows_the_step_scheduled_it_carries_out() -> None:
+    publisher = PipelinedPublisher(ScriptedPublisher())  # type: ignore[arg-type]
+    scheduled = StepScheduled(step=StepName.DDL_GENERATION, execution_id="exec_1", attempt=1)
+    with pytest.raises(ValueError, match="not the order of a step_scheduled"):
+        await publisher.command(STEPS_KEY, _run(scheduled), TASK)  # nothing decided for the task
+    await publisher.event(TASK, scheduled)
+    with pytest.raises(ValueError, match="not the order"):
+        await publisher.command("scheduler", Tick(), TASK)
+    other = StepScheduled(step=StepName.DDL_GENERATION, execution_id="exec_2", attempt=1)
+    await publisher.command(STEPS_KEY, _run(other), TASK)  # another execution's: the batch refuses it
+    with pytest.raises(ValidationError, match="the run_step of the step_scheduled that ends it"):
+        await publisher.take_pending()
 
 
 async def test_a_handled_messages_decisions_go_out_per_task_split_where_a_queue_binds_one_only() -> None:
