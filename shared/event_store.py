@@ -21,6 +21,7 @@ and upcasters apply to what is stored.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -361,3 +362,11 @@ class EventStore:
 
     async def task_events(self, task_id: str) -> list[EventEnvelope]:
         return await task_events(self._pool, task_id)
+
+    async def stored(self, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these events the store holds."""
+        rows = await self._pool.fetch(_STORED, list(event_ids))
+        return {r["event_id"] for r in rows}
+
+
+_STORED = "SELECT event_id FROM data_pipeline_events WHERE event_id = ANY($1::uuid[])"

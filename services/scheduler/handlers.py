@@ -57,6 +57,7 @@ class Scheduler:
     clock: Callable[[], datetime] = utcnow
     states: dict[str, TaskState] = field(default_factory=dict)
     seen: dict[str, set[uuid.UUID]] = field(default_factory=dict)
+    published: dict[str, uuid.UUID] = field(default_factory=dict)  # each task's last event published here
     finished_at: dict[str, datetime] = field(default_factory=dict)
     admissible: set[str] = field(default_factory=set)  # ids of the states `admit` considers
     in_progress: set[str] = field(default_factory=set)  # those of them running
@@ -76,6 +77,7 @@ class Scheduler:
             if await self.queues.collector_backlog() == 0:
                 break
             await asyncio.sleep(0.1)
+        await self._await_own_events(deadline)
         self.states.clear()
         self.admissible.clear()
         self.in_progress.clear()
@@ -86,6 +88,24 @@ class Scheduler:
         self.synced = True
         self.metrics.rebuilds.inc()
         log.info("scheduler state rebuilt from the event store", open_tasks=len(self.states))
+
+    async def _await_own_events(self, deadline: float) -> None:
+        """Wait until the store holds the last event this replica published for each task, or the deadline.
+
+        A queue's depth counts neither what the collector holds unacked nor, on a quorum queue, what
+        arrived in the last moment: rebuilding right after a refused publish (say a step order the steps
+        queue refused while the partition took it) would miss the decisions just made and make them again.
+        An event the broker refused everywhere never arrives; the deadline ends the wait for it.
+        """
+        waiting = list(self.published.values())
+        while waiting and asyncio.get_running_loop().time() < deadline:
+            stored = await self.store.stored(waiting)
+            waiting = [e for e in waiting if e not in stored]
+            if waiting:
+                await asyncio.sleep(0.05)  # the collector stores in batches of a few milliseconds
+        if waiting:
+            log.warning("rebuilding without events the store does not hold", events=len(waiting))
+        self.published.clear()
 
     async def _load(self, task_id: str) -> TaskState | None:
         """Fold the store's events for a task that this replica has not applied yet."""
@@ -126,6 +146,7 @@ class Scheduler:
 
     async def emit(self, task_id: str, payload: BaseModel) -> EventEnvelope:
         envelope = await self.publisher.event(task_id, payload)
+        self.published[task_id] = envelope.event_id
         self.metrics.decisions.labels(envelope.type).inc()
         self._apply(envelope)
         return envelope
@@ -278,6 +299,7 @@ class Scheduler:
                 self.admissible.discard(task_id)
                 self.in_progress.discard(task_id)
                 self.seen.pop(task_id, None)
+                self.published.pop(task_id, None)
                 self.warned = {w for w in self.warned if w[0] != task_id}
                 self.finished_at.pop(task_id, None)
 

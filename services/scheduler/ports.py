@@ -6,6 +6,8 @@ The service plugs in the event store (PostgreSQL), the broker publisher and a qu
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -21,6 +23,10 @@ class EventSource(Protocol):
     async def open_task_ids(self) -> list[str]: ...
 
     async def task_events(self, task_id: str) -> list[EventEnvelope]: ...
+
+    async def stored(self, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these events the store holds (the collector may still be storing the others)."""
+        ...
 
     async def finished_tasks(self, finished_before: datetime) -> list[Finished]:
         """Finished tasks (last finish before `finished_before`) that retention may still act on."""

@@ -7,7 +7,9 @@ runners. The command rules themselves (`decide(..., command=...)`) are also chec
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -89,6 +91,9 @@ class MemoryStore:
 
     async def task_events(self, task_id: str) -> list[EventEnvelope]:
         return [e for e in self.events if e.task_id == task_id]
+
+    async def stored(self, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        return {e.event_id for e in self.events} & set(event_ids)
 
 
 @dataclass
@@ -420,6 +425,35 @@ async def test_a_new_replica_rebuilds_open_tasks_from_the_store_after_the_backlo
     assert set(second.scheduler.states) == {OTHER}
     assert second.state(OTHER).status == "in_progress"
     assert second.scheduler.synced
+
+
+async def test_a_rebuild_after_a_refused_publish_waits_for_the_decisions_the_collector_still_stores() -> None:
+    """The queues' depth says nothing of what the collector holds unacked: rebuilding right after a refused
+    confirm (a step order the steps queue refused, the partition took) from a store that lacks the decisions
+    just made would make them again, a second task_created and step_scheduled."""
+    h = Harness()
+    await h.command(CreateTask(parameters=params()), TASK)
+    decided = list(h.store.events)
+    h.store.events.clear()  # published and taken by the collector's partition, not stored yet
+    h.scheduler.synced = False
+    rebuild = asyncio.ensure_future(h.tick())
+    for _ in range(5):
+        await asyncio.sleep(0)  # let the rebuild start and find the store behind
+    assert not rebuild.done()
+    h.store.events.extend(decided)  # the collector commits its batch
+    await rebuild
+    assert h.types() == ["task_created", "task_started", "step_scheduled"]  # nothing decided twice
+    assert h.state(TASK).step(DDL).status == "scheduled" and h.scheduler.published == {}
+
+
+async def test_a_rebuild_gives_up_on_decisions_the_broker_refused_everywhere_at_its_deadline() -> None:
+    h = Harness()
+    h.scheduler.sync_timeout = 0.2
+    await h.command(CreateTask(parameters=params()), TASK)
+    h.store.events.clear()  # refused by the partition too: never stored
+    h.scheduler.synced = False
+    await h.tick()
+    assert TASK not in h.scheduler.states and h.scheduler.synced and h.scheduler.published == {}
 
 
 async def test_a_waiting_step_without_any_runner_is_reported_once() -> None:
