@@ -4,10 +4,12 @@ publish): they must still arrive persistent, typed, with their id, and an unrout
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aio_pika
 import pytest
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from aio_pika.exceptions import PublishError
 
 from shared.broker import (
@@ -30,6 +32,19 @@ from tests.support.eventually import eventually
 pytestmark = pytest.mark.integration
 
 TASK = "task_20260101_000000_abcdef"
+
+
+@asynccontextmanager
+async def _declared() -> AsyncIterator[tuple[Topology, AbstractChannel, Publisher]]:
+    """The real topology under a prefix of its own, with one partition; removed afterwards."""
+    topology = Topology(f"dpt.pub{uuid.uuid4().hex[:8]}", 1)
+    connection = await aio_pika.connect_robust(AMQP_URL)
+    async with connection:
+        channel = await open_channel(connection, prefetch=10)
+        try:
+            yield topology, channel, Publisher(await declare_topology(channel, topology), "test")
+        finally:
+            await delete_topology(await connection.channel(), topology)
 
 
 async def test_events_arrive_persistent_typed_and_identified_and_unroutable_ones_raise() -> None:
@@ -63,93 +78,79 @@ async def test_a_batch_reaches_every_queue_that_binds_one_of_its_events_and_only
     """Several events in one message (shared/event_batches.py), on the real topology: a quick step's start
     and end are one message to the scheduler and one to the collector; a start followed by a log line is
     two messages, of which the scheduler (which does not bind log lines) gets the start only."""
-    topology = Topology(f"dpt.pub{uuid.uuid4().hex[:8]}", 1)
-    connection = await aio_pika.connect_robust(AMQP_URL)
-    async with connection:
-        channel = await open_channel(connection, prefetch=10)
-        try:
-            publisher = Publisher(await declare_topology(channel, topology), "test")
-            step = StepName.DDL_GENERATION
-            quick = [
-                publisher.envelope(TASK, StepStarted(step=step, execution_id="e1", runner_id="r1")),
-                publisher.envelope(TASK, StepSucceeded(step=step, execution_id="e1")),
-            ]
-            slow = [
-                publisher.envelope(TASK, StepStarted(step=step, execution_id="e2", runner_id="r1")),
-                publisher.envelope(TASK, LogEmitted(message="working")),
-            ]
-            await publisher.publish_events(quick)
-            await publisher.publish_events(slow)
-            received: dict[str, list[list[str]]] = {}
-            for name in (topology.scheduler_queue, topology.collector_partition_queue(0)):
-                seen = received.setdefault(name, [])
+    async with _declared() as (topology, channel, publisher):
+        step = StepName.DDL_GENERATION
+        quick = [
+            publisher.envelope(TASK, StepStarted(step=step, execution_id="e1", runner_id="r1")),
+            publisher.envelope(TASK, StepSucceeded(step=step, execution_id="e1")),
+        ]
+        slow = [
+            publisher.envelope(TASK, StepStarted(step=step, execution_id="e2", runner_id="r1")),
+            publisher.envelope(TASK, LogEmitted(message="working")),
+        ]
+        await publisher.publish_events(quick)
+        await publisher.publish_events(slow)
+        received: dict[str, list[list[str]]] = {}
+        for name in (topology.scheduler_queue, topology.collector_partition_queue(0)):
+            seen = received.setdefault(name, [])
 
-                async def on_message(message: AbstractIncomingMessage, seen: list[list[str]] = seen) -> None:
-                    seen.append([e.type for e in decode_messages(message.body)])
-                    await message.ack()
+            async def on_message(message: AbstractIncomingMessage, seen: list[list[str]] = seen) -> None:
+                seen.append([e.type for e in decode_messages(message.body)])
+                await message.ack()
 
-                await (await channel.get_queue(name)).consume(on_message)
-            await eventually(lambda: len(received[topology.collector_partition_queue(0)]) == 3, timeout=5)
-            assert received[topology.collector_partition_queue(0)] == [
-                ["step_started", "step_succeeded"],
-                ["step_started"],
-                ["log_emitted"],
-            ]
-            assert received[topology.scheduler_queue] == [
-                ["step_started", "step_succeeded"],
-                ["step_started"],
-            ]
-        finally:
-            await delete_topology(await connection.channel(), topology)
+            await (await channel.get_queue(name)).consume(on_message)
+        await eventually(lambda: len(received[topology.collector_partition_queue(0)]) == 3, timeout=5)
+        assert received[topology.collector_partition_queue(0)] == [
+            ["step_started", "step_succeeded"],
+            ["step_started"],
+            ["log_emitted"],
+        ]
+        assert received[topology.scheduler_queue] == [
+            ["step_started", "step_succeeded"],
+            ["step_started"],
+        ]
 
 
 async def test_a_step_order_is_one_publish_to_its_partition_and_the_steps_queue_and_nowhere_else() -> None:
     """The scheduler's step_scheduled and its run_step travel as one message (a step order): the collector's
     partition reads the events, the steps queue the command; the scheduler's queue gets neither. A
     step_scheduled sent without a command (a manual run's) never reaches the step runners."""
-    topology = Topology(f"dpt.pub{uuid.uuid4().hex[:8]}", 1)
-    connection = await aio_pika.connect_robust(AMQP_URL)
-    async with connection:
-        channel = await open_channel(connection, prefetch=10)
-        try:
-            publisher = Publisher(await declare_topology(channel, topology), "test")
-            step = StepName.DDL_GENERATION
-            started = publisher.envelope(TASK, TaskStarted())
-            scheduled = publisher.envelope(TASK, StepScheduled(step=step, execution_id="e1", attempt=1))
-            run = RunStep(
-                step=step,
-                execution_id="e1",
-                attempt=1,
-                parameters=TaskParameters(db_connection="postgresql://u@h/db", business_context="b"),
-            )
-            order = CommandEnvelope(task_id=TASK, producer="test", payload=run)
-            await publisher.publish_events([started, scheduled], {scheduled.event_id: order})
-            manual = publisher.envelope(TASK, StepScheduled(step=step, execution_id="e2", attempt=1))
-            await publisher.publish_events([manual])
-            # Markers, published after: a queue that got anything of the two publishes above got it first.
-            ended = publisher.envelope(TASK, StepSucceeded(step=step, execution_id="e1"))
-            await publisher.publish_event(ended)
-            await publisher.command(STEPS_KEY, run, TASK)
-            names = (topology.collector_partition_queue(0), topology.steps_queue, topology.scheduler_queue)
-            received: dict[str, list[bytes]] = {}
-            for name in names:
-                bodies = received.setdefault(name, [])
+    async with _declared() as (topology, channel, publisher):
+        step = StepName.DDL_GENERATION
+        started = publisher.envelope(TASK, TaskStarted())
+        scheduled = publisher.envelope(TASK, StepScheduled(step=step, execution_id="e1", attempt=1))
+        run = RunStep(
+            step=step,
+            execution_id="e1",
+            attempt=1,
+            parameters=TaskParameters(db_connection="postgresql://u@h/db", business_context="b"),
+        )
+        order = CommandEnvelope(task_id=TASK, producer="test", payload=run)
+        await publisher.publish_events([started, scheduled], {scheduled.event_id: order})
+        manual = publisher.envelope(TASK, StepScheduled(step=step, execution_id="e2", attempt=1))
+        await publisher.publish_events([manual])
+        # Markers, published after: a queue that got anything of the two publishes above got it first.
+        ended = publisher.envelope(TASK, StepSucceeded(step=step, execution_id="e1"))
+        await publisher.publish_event(ended)
+        await publisher.command(STEPS_KEY, run, TASK)
+        names = (topology.collector_partition_queue(0), topology.steps_queue, topology.scheduler_queue)
+        received: dict[str, list[bytes]] = {}
+        for name in names:
+            bodies = received.setdefault(name, [])
 
-                async def on_message(message: AbstractIncomingMessage, bodies: list[bytes] = bodies) -> None:
-                    bodies.append(message.body)
-                    await message.ack()
+            async def on_message(message: AbstractIncomingMessage, bodies: list[bytes] = bodies) -> None:
+                bodies.append(message.body)
+                await message.ack()
 
-                await (await channel.get_queue(name)).consume(on_message)
-            await eventually(lambda: list(map(len, received.values())) == [3, 2, 1], timeout=5)
-            stored, (taken, alone), (outcome,) = (received[name] for name in names)
-            assert [list(decode_messages(body)) for body in stored] == [
-                [started, scheduled],
-                [manual],
-                [ended],
-            ]
-            assert list(step_commands(decode_message(taken))) == [order]
-            assert taken == stored[0]  # one message, not a copy made by the scheduler
-            assert decode_message(alone).type == "run_step"  # a run_step sent alone still reaches runners
-            assert list(decode_messages(outcome)) == [ended]  # the scheduler's queue: the marker only
-        finally:
-            await delete_topology(await connection.channel(), topology)
+            await (await channel.get_queue(name)).consume(on_message)
+        await eventually(lambda: list(map(len, received.values())) == [3, 2, 1], timeout=5)
+        stored, (taken, alone), (outcome,) = (received[name] for name in names)
+        assert [list(decode_messages(body)) for body in stored] == [
+            [started, scheduled],
+            [manual],
+            [ended],
+        ]
+        assert list(step_commands(decode_message(taken))) == [order]
+        assert taken == stored[0]  # one message, not a copy made by the scheduler
+        assert decode_message(alone).type == "run_step"  # a run_step sent alone still reaches runners
+        assert list(decode_messages(outcome)) == [ended]  # the scheduler's queue: the marker only
