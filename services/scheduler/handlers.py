@@ -58,6 +58,7 @@ class Scheduler:
     states: dict[str, TaskState] = field(default_factory=dict)
     seen: dict[str, set[uuid.UUID]] = field(default_factory=dict)
     published: dict[str, uuid.UUID] = field(default_factory=dict)  # each task's last event published here
+    published_at: float = float("-inf")  # loop time of the last of them
     finished_at: dict[str, datetime] = field(default_factory=dict)
     admissible: set[str] = field(default_factory=set)  # ids of the states `admit` considers
     in_progress: set[str] = field(default_factory=set)  # those of them running
@@ -95,8 +96,11 @@ class Scheduler:
         A queue's depth counts neither what the collector holds unacked nor, on a quorum queue, what
         arrived in the last moment: rebuilding right after a refused publish (say a step order the steps
         queue refused while the partition took it) would miss the decisions just made and make them again.
-        An event the broker refused everywhere never arrives; the deadline ends the wait for it.
+        An event the broker refused everywhere never arrives; the deadline ends the wait for it, and so does
+        `sync_timeout` after the last publish (a replica taking over long after it last published waits
+        for nothing: what reached the broker is stored by then).
         """
+        deadline = min(deadline, self.published_at + self.sync_timeout)
         waiting = list(self.published.values())
         while waiting and asyncio.get_running_loop().time() < deadline:
             stored = await self.store.stored(waiting)
@@ -147,6 +151,7 @@ class Scheduler:
     async def emit(self, task_id: str, payload: BaseModel) -> EventEnvelope:
         envelope = await self.publisher.event(task_id, payload)
         self.published[task_id] = envelope.event_id
+        self.published_at = asyncio.get_running_loop().time()
         self.metrics.decisions.labels(envelope.type).inc()
         self._apply(envelope)
         return envelope

@@ -456,6 +456,17 @@ async def test_a_rebuild_gives_up_on_decisions_the_broker_refused_everywhere_at_
     assert TASK not in h.scheduler.states and h.scheduler.synced and h.scheduler.published == {}
 
 
+async def test_a_replica_taking_over_long_after_it_last_published_does_not_wait_for_those_events() -> None:
+    h = Harness()
+    h.scheduler.sync_timeout = 30
+    await h.command(CreateTask(parameters=params()), TASK)
+    h.store.events.clear()  # lost with the connection: never stored
+    h.scheduler.published_at -= 30  # ... 30 s ago, when this replica lost the active role
+    h.scheduler.synced = False
+    await asyncio.wait_for(h.tick(), 5)
+    assert TASK not in h.scheduler.states and h.scheduler.synced
+
+
 async def test_a_waiting_step_without_any_runner_is_reported_once() -> None:
     h = Harness()
     h.queues.runners = 0
