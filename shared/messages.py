@@ -87,7 +87,7 @@ class EventBatch(BaseModel):
     command: CommandEnvelope | None = None
 
     @model_validator(mode="after")
-    def _one_task(self) -> Self:
+    def _one_task_and_its_order(self) -> Self:
         if len({e.task_id for e in self.events}) != 1:
             raise ValueError("a batch carries the events of one task")
         if self.command is None:

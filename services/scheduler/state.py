@@ -63,8 +63,8 @@ class StepRun:
     llm_tokens: int = 0  # LLM tokens this run's executions of the step spent (retries included)
 
 
-# A step without a run yet. One shared instance: it is frozen, and building one per lookup (dozens per
-# message) was a tenth of the scheduler's CPU.
+# A step without a run yet. One shared instance (it is frozen): building one per lookup cost 4 us, and a
+# message makes dozens of lookups.
 _NOT_RUN = StepRun()
 
 
