@@ -63,8 +63,8 @@ class StepRun:
     llm_tokens: int = 0  # LLM tokens this run's executions of the step spent (retries included)
 
 
-# A step without a run yet. One shared instance (it is frozen): building one per lookup cost 4 us, and a
-# message makes dozens of lookups.
+# A step without a run yet: one shared instance (it is frozen), not one built per lookup, and a message
+# makes dozens of lookups.
 _NOT_RUN = StepRun()
 
 

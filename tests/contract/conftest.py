@@ -17,11 +17,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from shared.migrate import migrate
-from shared.settings import CommonSettings
-from tests.conftest import PG_URL
 from tests.support.composed_stack import _wait_ready
-from tests.support.run_state import remove_run_state
+from tests.support.run_state import own_stack
 from tests.support.stack import Stack, free_port
 
 CONTRACT_TOKEN = f"contract-{uuid.uuid4().hex}"
@@ -68,15 +65,8 @@ def contract_env(
 def contract_stack(
     contract_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ContractStack]:
-    settings = CommonSettings(
-        database_url=PG_URL,
-        db_schema=contract_env["DP_DB_SCHEMA"],
-        broker_prefix=contract_env["DP_BROKER_PREFIX"],
-    )
-    asyncio.run(migrate(settings))
-    stack = Stack(contract_env, tmp_path_factory.mktemp("contract-logs"))
     authed_port = str(free_port())
-    try:
+    with own_stack(contract_env, tmp_path_factory.mktemp("contract-logs")) as stack:
         stack.start("collector")
         stack.start("scheduler")
         stack.start("runner", extra_env={"DP_RUNNER_ID": "contract-runner"})
@@ -99,6 +89,3 @@ def contract_stack(
         yield ContractStack(
             stack, Gateway("gateway", open_url, None), Gateway("gateway-auth", authed_url, CONTRACT_TOKEN)
         )
-    finally:
-        stack.stop_all()
-        asyncio.run(remove_run_state(settings))

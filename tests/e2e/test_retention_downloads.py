@@ -26,13 +26,11 @@ import aiohttp
 import asyncpg
 import pytest
 
-from shared.migrate import migrate
-from shared.settings import CommonSettings
 from tests.conftest import PG_URL
 from tests.e2e.conftest import _wait_ready
 from tests.support.api import BASE, Api
 from tests.support.eventually import eventually
-from tests.support.run_state import remove_run_state
+from tests.support.run_state import own_stack
 from tests.support.stack import Stack, free_port
 
 pytestmark = pytest.mark.e2e
@@ -71,26 +69,18 @@ def no_download_port() -> int:
 def stack(
     env: dict[str, str], no_download_port: int, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    settings = CommonSettings(
-        database_url=PG_URL, db_schema=env["DP_DB_SCHEMA"], broker_prefix=env["DP_BROKER_PREFIX"]
-    )
-    asyncio.run(migrate(settings))
-    stack = Stack(env, tmp_path_factory.mktemp("retention-logs"))
-    for name in ("collector", "scheduler", "gateway"):
-        stack.start(name)
-    stack.start(
-        "gateway-no-download",
-        kind="gateway",
-        extra_env={"DP_HTTP_PORT": str(no_download_port), "DP_ENABLE_FILE_DOWNLOAD": "false"},
-    )
-    stack.start("runner", extra_env={"DP_RUNNER_ID": "retention-runner"})
-    try:
+    with own_stack(env, tmp_path_factory.mktemp("retention-logs")) as stack:
+        for name in ("collector", "scheduler", "gateway"):
+            stack.start(name)
+        stack.start(
+            "gateway-no-download",
+            kind="gateway",
+            extra_env={"DP_HTTP_PORT": str(no_download_port), "DP_ENABLE_FILE_DOWNLOAD": "false"},
+        )
+        stack.start("runner", extra_env={"DP_RUNNER_ID": "retention-runner"})
         asyncio.run(_wait_ready(f"http://127.0.0.1:{env['DP_HTTP_PORT']}", stack))
         asyncio.run(_wait_ready(f"http://127.0.0.1:{no_download_port}", stack))
         yield stack
-    finally:
-        stack.stop_all()
-        asyncio.run(remove_run_state(settings))
 
 
 @pytest.fixture

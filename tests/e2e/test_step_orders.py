@@ -18,14 +18,12 @@ from aiormq.exceptions import DeliveryError
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.broker import STEPS_KEY, Topology
-from shared.migrate import migrate
-from shared.settings import CommonSettings
 from tests.conftest import AMQP_URL, PG_URL
 from tests.e2e.conftest import DB_URL, _wait_ready
 from tests.support.api import Api
 from tests.support.eventually import eventually
 from tests.support.rabbitmqctl import rabbitmqctl
-from tests.support.run_state import remove_run_state
+from tests.support.run_state import own_stack
 from tests.support.stack import Stack, free_port
 
 pytestmark = [
@@ -55,22 +53,12 @@ def orders_env(
 @pytest.fixture(scope="module")
 def orders_stack(orders_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Every service but a step runner: the test starts one once its steps queue is full."""
-    settings = CommonSettings(
-        database_url=PG_URL,
-        db_schema=orders_env["DP_DB_SCHEMA"],
-        broker_prefix=orders_env["DP_BROKER_PREFIX"],
-    )
-    asyncio.run(migrate(settings))
-    stack = Stack(orders_env, tmp_path_factory.mktemp("orders-logs"))
-    try:
+    with own_stack(orders_env, tmp_path_factory.mktemp("orders-logs")) as stack:
         stack.start("collector")
         stack.start("scheduler", extra_env={"DP_HEALTH_PORT": orders_env["SCHEDULER_HEALTH_PORT"]})
         stack.start("gateway")
         asyncio.run(_wait_ready(f"http://127.0.0.1:{orders_env['DP_HTTP_PORT']}", stack))
         yield stack
-    finally:
-        stack.stop_all()
-        asyncio.run(remove_run_state(settings))
 
 
 @pytest.fixture

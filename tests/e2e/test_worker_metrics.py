@@ -11,13 +11,10 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.health import health_server
-from shared.migrate import migrate
-from shared.settings import CommonSettings
-from tests.conftest import PG_URL
 from tests.e2e.conftest import DB_URL, _wait_ready
 from tests.support.api import Api
 from tests.support.eventually import eventually
-from tests.support.run_state import remove_run_state
+from tests.support.run_state import own_stack
 from tests.support.stack import Stack, free_port
 
 pytestmark = pytest.mark.e2e
@@ -43,14 +40,7 @@ def metrics_env(
 
 @pytest.fixture(scope="module")
 def metrics_stack(metrics_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    settings = CommonSettings(
-        database_url=PG_URL,
-        db_schema=metrics_env["DP_DB_SCHEMA"],
-        broker_prefix=metrics_env["DP_BROKER_PREFIX"],
-    )
-    asyncio.run(migrate(settings))
-    stack = Stack(metrics_env, tmp_path_factory.mktemp("metrics-logs"))
-    try:
+    with own_stack(metrics_env, tmp_path_factory.mktemp("metrics-logs")) as stack:
         for name in WORKERS:
             stack.start(
                 name,
@@ -62,9 +52,6 @@ def metrics_stack(metrics_env: dict[str, str], tmp_path_factory: pytest.TempPath
         stack.start("gateway")
         asyncio.run(_wait_ready(f"http://127.0.0.1:{metrics_env['DP_HTTP_PORT']}", stack))
         yield stack
-    finally:
-        stack.stop_all()
-        asyncio.run(remove_run_state(settings))
 
 
 async def _scrape(session: aiohttp.ClientSession, port: str) -> Samples:

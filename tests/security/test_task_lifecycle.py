@@ -20,14 +20,12 @@ import pytest
 from shared.broker import Topology
 from shared.events import LogEmitted, StepHeartbeat
 from shared.messages import EventEnvelope, encode
-from shared.migrate import migrate
-from shared.settings import CommonSettings
 from shared.steps import StepName
-from tests.conftest import AMQP_URL, PG_URL
+from tests.conftest import AMQP_URL
 from tests.e2e.conftest import _wait_ready
 from tests.support.api import BASE, Api
 from tests.support.eventually import eventually
-from tests.support.run_state import remove_run_state
+from tests.support.run_state import own_stack
 from tests.support.stack import Stack, free_port
 
 pytestmark = pytest.mark.e2e
@@ -195,20 +193,12 @@ def lag_env(
 
 @pytest.fixture(scope="module")
 def lag_stack(lag_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    settings = CommonSettings(
-        database_url=PG_URL, db_schema=lag_env["DP_DB_SCHEMA"], broker_prefix=lag_env["DP_BROKER_PREFIX"]
-    )
-    asyncio.run(migrate(settings))
-    stack = Stack(lag_env, tmp_path_factory.mktemp("lag-logs"))
-    for name in ("collector", "scheduler", "gateway"):
-        stack.start(name)
-    stack.start("runner", extra_env={"DP_RUNNER_ID": "lag-runner"})
-    try:
+    with own_stack(lag_env, tmp_path_factory.mktemp("lag-logs")) as stack:
+        for name in ("collector", "scheduler", "gateway"):
+            stack.start(name)
+        stack.start("runner", extra_env={"DP_RUNNER_ID": "lag-runner"})
         asyncio.run(_wait_ready(f"http://127.0.0.1:{lag_env['DP_HTTP_PORT']}", stack))
         yield stack
-    finally:
-        stack.stop_all()
-        asyncio.run(remove_run_state(settings))
 
 
 @pytest.fixture

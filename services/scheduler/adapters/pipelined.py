@@ -35,19 +35,17 @@ class PipelinedPublisher:
         self._publisher = publisher
         self._pending: list[asyncio.Future[Any]] = []
         self._outbox: list[EventEnvelope] = []  # events decided, not written yet
-        self._last: dict[str, EventEnvelope] = {}  # each task's last event in the outbox
 
     async def event(self, task_id: str, payload: BaseModel, **fields: Any) -> EventEnvelope:
         message = self._publisher.envelope(task_id, payload, **fields)
         self._outbox.append(message)
-        self._last[task_id] = message
         return message
 
     async def command(self, routing_key: str, payload: BaseModel, task_id: str | None) -> CommandEnvelope:
         """The scheduler's one command, `run_step`, right after the `step_scheduled` it carries out: both
         go out now, as one message."""
         message = CommandEnvelope(task_id=task_id, producer=self._publisher.producer, payload=payload)  # type: ignore[arg-type]
-        scheduled = self._last.get(task_id or "")
+        scheduled = next((e for e in reversed(self._outbox) if e.task_id == task_id), None)
         if routing_key != STEPS_KEY or scheduled is None:
             raise ValueError(f"{message.type} is not the order of a step_scheduled just decided")
         self._write_outbox({scheduled.event_id: message})  # EventBatch checks that the two belong together
@@ -57,7 +55,6 @@ class PipelinedPublisher:
         """The events decided since the last write, a task's consecutive ones in one message where their
         routing allows (a new task's task_created, task_started and first step_scheduled go as one)."""
         events, self._outbox = self._outbox, []
-        self._last.clear()
         if events:
             self._pending.append(asyncio.ensure_future(self._publisher.publish_events(events, orders)))
 
