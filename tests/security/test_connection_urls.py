@@ -369,9 +369,11 @@ async def test_adhoc_urls_can_be_switched_off(policy_stack: dict[str, str]) -> N
         assert status == 200, data
 
 
-async def test_every_business_query_has_a_client_side_deadline() -> None:
+async def test_every_business_query_has_a_client_side_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
     """What the step runner's executors use: a stalled server ends a query after statement timeout + margin
-    (on the previous main it held the step until the 2 h task timeout, heartbeats keeping it alive)."""
+    (on the previous main it held the step until the 2 h task timeout, heartbeats keeping it alive). The
+    margin is shortened here (5 s in production): the deadline's mechanism is under test, not its size."""
+    monkeypatch.setattr(business_db, "COMMAND_TIMEOUT_MARGIN_SECONDS", 0.5)
     async with tcp_server(stalling_postgres) as port:
         url = f"postgresql://u@127.0.0.1:{port}/db?sslmode=disable"
         conn = await business_db.connect(url, statement_timeout_ms=200)
