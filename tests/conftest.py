@@ -10,6 +10,7 @@ from pathlib import Path
 import aio_pika
 import asyncpg
 import pytest
+from yarl import URL
 
 from shared.broker import Topology, delete_topology
 from shared.migrate import drop_schema, migrate
@@ -20,6 +21,10 @@ pytest_plugins = ["tests.support.composed_stack"]
 RUN_ID = uuid.uuid4().hex[:8]
 PG_URL = os.environ.get("DP_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("DP_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+# The services under test reconnect 1 s after the broker drops them, where a deployment waits aio-pika's
+# default 5 s (`reconnect_interval` in DP_RABBITMQ_URL, docs/configuration.md): the tests that drop
+# connections wait for the reconnect.
+SERVICE_AMQP_URL = str(URL(AMQP_URL).update_query(reconnect_interval=1))
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +42,7 @@ def test_env(run_id: str, data_root: Path) -> dict[str, str]:
     """The DP_* environment of this run: its own schema, broker prefix and task directory root."""
     return {
         "DP_DATABASE_URL": PG_URL,
-        "DP_RABBITMQ_URL": AMQP_URL,
+        "DP_RABBITMQ_URL": SERVICE_AMQP_URL,
         "DP_DB_SCHEMA": f"dpt_{run_id}",
         "DP_BROKER_PREFIX": f"dpt.{run_id}",
         "DP_DATA_ROOT": str(data_root),

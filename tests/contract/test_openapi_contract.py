@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -54,9 +56,33 @@ REQUEST_TIMEOUT_SECONDS = 15
 RUN_TIMEOUT_SECONDS = 240
 
 
-def run_schemathesis(
+@dataclass
+class Run:
+    """One schemathesis process against one gateway, started at once, its outcome read later."""
+
+    gateway: Gateway
+    report_dir: Path
+    process: subprocess.Popen[str]
+    started: float
+
+    def outcome(self) -> tuple[subprocess.CompletedProcess[str], Counter[int]]:
+        try:
+            stdout, stderr = self.process.communicate(timeout=RUN_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            stdout, stderr = self.process.communicate()
+            stderr += f"\nschemathesis killed after {RUN_TIMEOUT_SECONDS} s"
+        result = subprocess.CompletedProcess(self.process.args, self.process.returncode, stdout, stderr)
+        cases = next(
+            (line.strip() for line in stdout.splitlines() if re.match(r"\s*\d+ generated", line)), "?"
+        )
+        print(f"schemathesis against {self.gateway.url}: {cases} in {time.monotonic() - self.started:.1f}s")
+        return result, statuses_seen(self.report_dir / "events.ndjson")
+
+
+def start_schemathesis(
     gateway: Gateway, report_dir: Path, max_examples: int = MAX_EXAMPLES, phases: str = PHASES
-) -> tuple[subprocess.CompletedProcess[str], Counter[int]]:
+) -> Run:
     ndjson = report_dir / "events.ndjson"
     command = [
         sys.executable,
@@ -93,15 +119,25 @@ def run_schemathesis(
     if gateway.token is not None:
         command += ["--header", f"Authorization: Bearer {gateway.token}"]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": str(HERE / "hooks.py"), "CONTRACT_DB_URL": PG_URL}
-    started = time.monotonic()
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS, cwd=report_dir, env=env
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=report_dir, env=env
     )
-    cases = next(
-        (line.strip() for line in result.stdout.splitlines() if re.match(r"\s*\d+ generated", line)), "?"
-    )
-    print(f"schemathesis against {gateway.url}: {cases} in {time.monotonic() - started:.1f}s")
-    return result, statuses_seen(ndjson)
+    return Run(gateway, report_dir, process, time.monotonic())
+
+
+@pytest.fixture(scope="module")
+def runs(contract_stack: ContractStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
+    """Both passes, started together: schemathesis spends most of a pass generating cases on one core,
+    the gateways answer in a tenth of it, so the two passes side by side take little longer than one."""
+    started = {
+        "off": start_schemathesis(contract_stack.open, tmp_path_factory.mktemp("contract-off")),
+        "on": start_schemathesis(contract_stack.authed, tmp_path_factory.mktemp("contract-on"), **AUTH_ON),
+    }
+    yield started
+    for run in started.values():
+        if run.process.poll() is None:
+            run.process.kill()
+            run.process.communicate()
 
 
 def statuses_seen(ndjson: Path) -> Counter[int]:
@@ -141,9 +177,9 @@ def _explain(result: subprocess.CompletedProcess[str], seen: Counter[int], logs:
     )
 
 
-def test_contract_with_auth_off(contract_stack: ContractStack, tmp_path: Path) -> None:
+def test_contract_with_auth_off(contract_stack: ContractStack, runs: dict[str, Run]) -> None:
     gateway = contract_stack.open
-    result, seen = run_schemathesis(gateway, tmp_path)
+    result, seen = runs["off"].outcome()
     why = _explain(result, seen, contract_stack.stack.logs(gateway.name))
     assert result.returncode == 0, why
     # The run exercised the API for real: successes, and no request was refused for lack of a token.
@@ -151,9 +187,9 @@ def test_contract_with_auth_off(contract_stack: ContractStack, tmp_path: Path) -
     assert seen[401] == 0, why
 
 
-def test_contract_with_auth_on(contract_stack: ContractStack, tmp_path: Path) -> None:
+def test_contract_with_auth_on(contract_stack: ContractStack, runs: dict[str, Run]) -> None:
     gateway = contract_stack.authed
-    result, seen = run_schemathesis(gateway, tmp_path, **AUTH_ON)
+    result, seen = runs["on"].outcome()
     why = _explain(result, seen, contract_stack.stack.logs(gateway.name))
     assert result.returncode == 0, why
     # The token was accepted (successes), and the unauthenticated probes got 401s that conform.

@@ -31,7 +31,7 @@ from tests.support.rabbitmqctl import close_connections_named
 
 pytestmark = pytest.mark.integration
 
-QUIET = 7.0  # the step's working time, publishing nothing but heartbeats: longer than a reconnect (5 s)
+QUIET = 4.0  # the step's working time, publishing nothing but heartbeats: longer than a reconnect (1 s here)
 
 
 @pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl")
