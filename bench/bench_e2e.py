@@ -32,6 +32,7 @@ import asyncpg
 
 from bench.process_stats import cpu_seconds, peak_rss_mb, server_pids
 from bench.raw_chain import run_chain_bench
+from bench.timeline import STRETCHES, Timed, timeline
 from shared.broker import SCHEDULER_EVENT_TYPES, SCHEDULER_KEY, STEPS_KEY, Topology, delete_topology
 from shared.migrate import drop_schema, migrate
 from shared.settings import CommonSettings
@@ -61,12 +62,12 @@ async def _create(session: aiohttp.ClientSession, url: str, i: int) -> str:
 
 
 async def _light_load(
-    session: aiohttp.ClientSession, url: str, pg: asyncpg.Connection, n: int
+    session: aiohttp.ClientSession, url: str, pg: asyncpg.Connection, n: int, timed: list[Timed] | None = None
 ) -> list[float]:
-    """One task at a time: POST /tasks until GET /tasks/{id} says completed."""
+    """One task at a time: POST /tasks until GET /tasks/{id} says completed (each added to `timed`)."""
     latencies = []
     for i in range(n):
-        began = time.perf_counter()
+        began, sent = time.perf_counter(), time.time()
         task_id = await _create(session, url, i)
         while True:
             async with session.get(f"{url}{BASE}/tasks/{task_id}") as resp:
@@ -74,6 +75,8 @@ async def _light_load(
                     break
             await asyncio.sleep(0.002)
         latencies.append(time.perf_counter() - began)
+        if timed is not None:
+            timed.append(Timed(task_id, sent, time.time()))
     return latencies
 
 
@@ -219,8 +222,9 @@ async def main(args: argparse.Namespace) -> None:
             # rounds: this machine's speed moves by a third within minutes (other tenants), and a
             # baseline measured only after the pipeline compared two different machines. The services
             # stay up, idle, while a baseline runs.
+            timed: list[Timed] = []
             for _ in range(args.rounds):
-                quiet = await _light_load(session, url, pg, light)
+                quiet = await _light_load(session, url, pg, light, timed)
                 before = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 warm = await pg.fetchval("SELECT count(*) FROM data_pipeline_tasks")
                 events_before = await pg.fetchval("SELECT count(*) FROM data_pipeline_events")
@@ -252,6 +256,7 @@ async def main(args: argparse.Namespace) -> None:
                     }
                 )
             rss = {name: peak_rss_mb(stack.procs[name].pid) for name in SERVICES}
+            results["timeline"] = await timeline(pg, timed)
             results["deliveries"] = await _deliveries_per_task(
                 session, url, pg, args.rabbitmq_url, Topology(env["DP_BROKER_PREFIX"]), args.clients
             )
@@ -392,6 +397,10 @@ def _report(r: dict[str, Any], args: argparse.Namespace) -> None:
         f"  p50 {pipeline['p50_ms']:.1f} ms (goal <= {GOALS['p50_ms']:.0f} ms) "
         f"{'ok' if pipeline['p50_ms'] <= GOALS['p50_ms'] else 'MISSED'}"
     )
+    print("  where a light-load task's time goes (medians over its tasks, from the events' own times, ms):")
+    for name, label in STRETCHES:
+        value = r["timeline"][name]
+        print(f"    {label:68s} {value:6.1f}" if value is not None else f"    {label:68s}      -")
     print(f"  event store: {r['store_bytes']} bytes per stored event (table and indexes)")
     print("  CPU per task and per event (ms), peak RSS (MB, goal < 150):")
     for name, seconds in r["cpu"].items():

@@ -38,6 +38,8 @@ def mask_secrets(text: str) -> str:
     """Replace every password in connection strings found in `text` with ***; linear in len(text)."""
     if "@" in text and "://" in text:
         text = _URL_PASSWORD_REVERSED.sub("@" + MASK[::-1] + ":", text[::-1])[::-1]
+    elif "=" not in text:
+        return text  # neither pattern can match (the gateway masks every string of every response)
     # One byte per character, ASCII lower-cased: positions line up with `text` (libpq's key=value syntax
     # is ASCII; a non-ASCII character reads as "?").
     lowered = text.encode("ascii", "replace").lower()
