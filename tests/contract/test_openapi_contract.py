@@ -67,7 +67,9 @@ class Run:
 
     def outcome(self) -> tuple[subprocess.CompletedProcess[str], Counter[int]]:
         try:
-            stdout, stderr = self.process.communicate(timeout=RUN_TIMEOUT_SECONDS)
+            # Counted from the start: both passes run side by side, and this one may be read second.
+            left = self.started + RUN_TIMEOUT_SECONDS - time.monotonic()
+            stdout, stderr = self.process.communicate(timeout=max(left, 0.1))
         except subprocess.TimeoutExpired:
             self.process.kill()
             stdout, stderr = self.process.communicate()

@@ -13,7 +13,7 @@ def _at(ms: float) -> datetime:
     return T0 + timedelta(milliseconds=ms)
 
 
-def _task(offset: float) -> list[tuple[str, datetime]]:
+def _task() -> list[tuple[str, datetime]]:
     """A two-step task whose stretches are: create 6, order 5 and 7, step 1 and 1, decide 4 and 3."""
     kinds_and_ms = [
         ("task_created", 6), ("task_started", 6.2), ("step_scheduled", 6.4),
@@ -21,12 +21,12 @@ def _task(offset: float) -> list[tuple[str, datetime]]:
         ("step_scheduled", 16.4), ("step_started", 23.4), ("step_succeeded", 24.4),
         ("task_finished", 27.4),
     ]  # fmt: skip
-    return [(kind, _at(ms + offset)) for kind, ms in kinds_and_ms]
+    return [(kind, _at(ms)) for kind, ms in kinds_and_ms]
 
 
 def test_each_gap_counts_as_its_stretch() -> None:
     sent = T0.timestamp()
-    got = stretches(sent, sent + 0.0374, _task(0))
+    got = stretches(sent, sent + 0.0374, _task())
     rounded = {name: [round(v, 3) for v in values] for name, values in got.items()}
     assert rounded == {
         "create": [6.0],
@@ -38,7 +38,7 @@ def test_each_gap_counts_as_its_stretch() -> None:
 
 
 def test_gaps_between_other_events_count_nowhere() -> None:
-    """A held start goes out alone when a step logs: step_started -> task_log is no stretch."""
+    """A step's log line between two events splits their gap: neither part is a stretch."""
     events = [("step_scheduled", _at(0)), ("task_log", _at(2)), ("step_started", _at(5))]
     got = stretches(T0.timestamp(), T0.timestamp(), events)
     assert got["order"] == [] and got["create"] == [] and got["seen"] == []
@@ -46,7 +46,7 @@ def test_gaps_between_other_events_count_nowhere() -> None:
 
 def test_medians_pool_every_task_and_step() -> None:
     sent = T0.timestamp()
-    got = medians([stretches(sent, sent + 0.0374, _task(0)), stretches(sent, sent + 0.0474, _task(0))])
+    got = medians([stretches(sent, sent + 0.0374, _task()), stretches(sent, sent + 0.0474, _task())])
     assert round(got["order"], 3) == 6.0  # 5, 7, 5, 7
     assert round(got["seen"], 3) == 15.0  # 10 and 20
     assert medians([]) == dict.fromkeys(("create", "order", "step", "decide", "seen"))
