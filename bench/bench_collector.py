@@ -13,11 +13,14 @@ Prints:
   rounds (the least disturbed by whatever else runs on the machine); and the share of the events that
   were beats a later beat of their batch overwrote, neither stored nor applied (the events come in as a
   backlog, so each batch holds about fifteen events of each of 32 tasks);
-- lag at 5,000, 1,000 and 100 events/s (the last one event at a time: the cost of one small batch, what
-  a task's create -> completed waits for at light load), with the service's default flush timer: from the
+- lag at 5,000 and 1,000 events/s, with the service's default flush timer and linger: from the
   moment each event is due to be published to the commit that makes its rows visible (the collector acks
   after the commit), p50/p99 (goal p99 < 200 ms at 5,000/s). The broker hop is not in it: messages are
   in-memory stand-ins, so this is the collector's own share;
+- a trickle, 100 events/s one at a time (a few running steps' reports, as most of a real day is), with no
+  linger and with the service's (step-level events alone wait up to DP_COLLECTOR_LINGER_MS to share a
+  transaction), alternating: the lag and the CPU per event of the collector and of PostgreSQL, and their
+  ratios;
 - the event table's rows and bytes per task with and without the compaction of heartbeats and progress;
 - the bench process's RSS after the runs, the generated events freed (the collector runs in it), and its
   peak (which also held the events). The goal of < 150 MB per service is bench_e2e's, measured on the
@@ -43,6 +46,7 @@ from pathlib import Path
 import asyncpg
 from pydantic import BaseModel
 
+from bench.process_stats import cpu_seconds, server_pids
 from services.log_collector.adapters.task_files import TaskLogFiles
 from services.log_collector.handlers import BatchCollector
 from shared.db import pool_context
@@ -71,6 +75,8 @@ LAG_SECONDS = 4.0
 LIGHT_RATE = 1000  # events/s: the lag when the collector keeps up with room to spare
 QUIET_RATE = 100  # events/s, one at a time: what one small batch costs (create -> completed at light load)
 FLUSH_SECONDS = CollectorSettings.model_fields["collector_flush_ms"].default / 1000  # the service's default
+LINGER_SECONDS = CollectorSettings.model_fields["collector_linger_ms"].default / 1000  # likewise
+TRICKLE_ROUNDS = 2  # the trickle with and without the linger alternate this often
 
 
 class _Channel:
@@ -146,12 +152,15 @@ def _events(tasks: int, offset: int) -> tuple[list[EventEnvelope], list[str]]:
     return out, ids
 
 
-def _collector(pool: asyncpg.Pool, root: str, batch_size: int, *, compact: bool = True) -> BatchCollector:
+def _collector(
+    pool: asyncpg.Pool, root: str, batch_size: int, *, compact: bool = True, linger: float = LINGER_SECONDS
+) -> BatchCollector:
     return BatchCollector(
         pool=pool,
         files=TaskLogFiles(Path(root)),
         batch_size=batch_size,
         flush_seconds=FLUSH_SECONDS,
+        linger_seconds=linger,
         compact=compact,
     )
 
@@ -184,13 +193,18 @@ async def _throughput(
 
 
 async def _lag(
-    pool: asyncpg.Pool, events: list[EventEnvelope], batch_size: int, rate: int, group: int = 10
+    pool: asyncpg.Pool,
+    events: list[EventEnvelope],
+    batch_size: int,
+    rate: int,
+    group: int = 10,
+    linger: float = LINGER_SECONDS,
 ) -> list[float]:
     """Publish at `rate` (`group` events at a time); the lag of an event runs from when it was due."""
     messages = _deliveries(events)
     due: list[float] = []
     with tempfile.TemporaryDirectory() as root:
-        collector = _collector(pool, root, batch_size)
+        collector = _collector(pool, root, batch_size, linger=linger)
         began = time.perf_counter()
         for i in range(0, len(messages), group):
             at = began + i / rate
@@ -202,6 +216,28 @@ async def _lag(
                 await collector.on_message(message)  # type: ignore[arg-type]
         await collector.drain()
     return sorted((m.acked_at or 0) - d for m, d in zip(messages, due, strict=True))
+
+
+async def _trickle(
+    pool: asyncpg.Pool, runs: list[list[EventEnvelope]], batch_size: int
+) -> dict[float, tuple[list[float], float, float]]:
+    """The trickle (QUIET_RATE, one event at a time) with no linger and with the service's, alternating
+    over `runs`: per linger, the lags, and the CPU per event of this process (the collector, and the
+    bench's loop handing it the events) and of every PostgreSQL process on the machine."""
+    postgres = server_pids()["postgresql"]
+    measured: dict[float, tuple[list[float], float, float, int]] = {}
+    for i, events in enumerate(runs):
+        linger = LINGER_SECONDS if i % 2 else 0.0
+        own, db = time.process_time(), cpu_seconds(postgres)
+        lags = await _lag(pool, events, batch_size, QUIET_RATE, 1, linger=linger)
+        before = measured.get(linger, ([], 0.0, 0.0, 0))
+        measured[linger] = (
+            before[0] + lags,
+            before[1] + time.process_time() - own,
+            before[2] + cpu_seconds(postgres) - db,
+            before[3] + len(events),
+        )
+    return {k: (sorted(lags), own / n, db / n) for k, (lags, own, db, n) in measured.items()}
 
 
 async def _bare_copy(url: str, schema: str, rows: int, *, btree_only: bool, round_: int) -> float:
@@ -263,7 +299,11 @@ async def main(database_url: str, tasks: int, batch_size: int) -> None:
         plain, plain_ids = _events(tasks, 1)
         lag_events, _ = _events(int(LAG_RATE * LAG_SECONDS / len(compacted) * tasks) + 1, 2)
         light_events, _ = _events(int(LIGHT_RATE * LAG_SECONDS / len(compacted) * tasks) + 1, 3)
-        quiet_events, _ = _events(int(QUIET_RATE * LAG_SECONDS / len(compacted) * tasks) + 1, 4)
+        quiet = int(QUIET_RATE * LAG_SECONDS)
+        trickles = [
+            _events(int(quiet / len(compacted) * tasks) + 1, 4 + i)[0][:quiet]
+            for i in range(2 * TRICKLE_ROUNDS)
+        ]
         count = len(compacted)
         rounds = [compacted, *(_events(tasks, 10 + round_)[0] for round_ in range(1, ROUNDS))]
         # The generated events (some 100k objects per set) are the bench's, not the collector's: kept out
@@ -286,10 +326,10 @@ async def main(database_url: str, tasks: int, batch_size: int) -> None:
             plain_seconds, _ = await _throughput(pool, plain, batch_size, compact=False)
             lags = await _lag(pool, lag_events[: int(LAG_RATE * LAG_SECONDS)], batch_size, LAG_RATE)
             light = await _lag(pool, light_events[: int(LIGHT_RATE * LAG_SECONDS)], batch_size, LIGHT_RATE)
-            quiet = await _lag(pool, quiet_events[: int(QUIET_RATE * LAG_SECONDS)], batch_size, QUIET_RATE, 1)
+            trickle = await _trickle(pool, trickles, batch_size)
             before = await _store_size(pool, plain_ids)
             after = await _store_size(pool, compacted_ids)
-        del compacted, plain, lag_events, light_events, quiet_events, rounds
+        del compacted, plain, lag_events, light_events, trickles, rounds
         gc.unfreeze()
         gc.collect()
         rss_now = _rss_mb()
@@ -299,7 +339,6 @@ async def main(database_url: str, tasks: int, batch_size: int) -> None:
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     p50, p99 = statistics.median(lags), lags[int(len(lags) * 0.99) - 1]
     light_p50, light_p99 = statistics.median(light), light[int(len(light) * 0.99) - 1]
-    quiet_p50, quiet_p99 = statistics.median(quiet), quiet[int(len(quiet) * 0.99) - 1]
     print(
         f"log collector vs bare COPY, {count} events of {tasks} tasks, batches of {batch_size}, best of {ROUNDS}:"
     )
@@ -321,8 +360,17 @@ async def main(database_url: str, tasks: int, batch_size: int) -> None:
     print(
         f"  lag at {LIGHT_RATE} events/s, due -> committed:  p50 {light_p50 * 1000:5.1f} ms  p99 {light_p99 * 1000:5.1f} ms"
     )
+    print(f"  at {QUIET_RATE} events/s one at a time (a trickle: a few running steps' reports), alternating:")
+    for linger, (lags, own, db) in sorted(trickle.items()):
+        print(
+            f"    linger {linger * 1000:3.0f} ms: lag p50 {statistics.median(lags) * 1000:5.1f} ms"
+            f"  p99 {lags[int(len(lags) * 0.99) - 1] * 1000:5.1f} ms;  CPU per event: collector"
+            f" {own * 1000:5.2f} ms, PostgreSQL {db * 1000:5.2f} ms"
+        )
+    (_, own0, db0), (_, own, db) = trickle[0.0], trickle[LINGER_SECONDS]
     print(
-        f"  lag at {QUIET_RATE} events/s one at a time:     p50 {quiet_p50 * 1000:5.1f} ms  p99 {quiet_p99 * 1000:5.1f} ms   (flush timer {FLUSH_SECONDS * 1000:.0f} ms + one small batch)"
+        f"    with the linger / without: collector CPU {own / own0:.2f}x, PostgreSQL CPU {db / db0:.2f}x"
+        f" (the service's default linger, DP_COLLECTOR_LINGER_MS={LINGER_SECONDS * 1000:.0f})"
     )
     print(f"  event store per task, without compaction:  {before[0]:6.1f} events  {before[1]:8.0f} bytes")
     print(f"  event store per task, with compaction:     {after[0]:6.1f} events  {after[1]:8.0f} bytes")

@@ -390,6 +390,12 @@ class CollectorSettings(CommonSettings):
     collector_flush_ms: int = Field(
         default=0, ge=0, le=10_000, description="Longest wait for a partial batch (0: store once idle)."
     )
+    collector_linger_ms: int = Field(
+        default=50,
+        ge=0,
+        le=10_000,
+        description="Longest wait for a partial batch of a running step's reports alone (0: no wait).",
+    )
     collector_replicas: int = Field(default=1, ge=1, le=64, description="Replicas sharing the partitions.")
     collector_replica: int | None = Field(
         default=None, ge=0, description="This replica's number (unset: the host name's last number, or 0)."

@@ -58,6 +58,7 @@ async def running_collector(settings: CollectorSettings) -> AsyncIterator[BatchC
             files=TaskLogFiles(settings.data_root),
             batch_size=settings.collector_batch_size,
             flush_seconds=settings.collector_flush_ms / 1000,
+            linger_seconds=settings.collector_linger_ms / 1000,
             channel=channel,
             metrics=CollectorMetrics.build(CollectorRegistry()),
         )

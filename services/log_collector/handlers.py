@@ -21,6 +21,7 @@ from services.log_collector.batch_store import store_batch
 from services.log_collector.metrics import CollectorMetrics
 from services.log_collector.projections import Projector
 from services.log_collector.unit_of_work import LOG_COLUMNS
+from shared.events import STEP_LEVEL_TYPES
 from shared.logging import get_logger
 from shared.messages import EVENTS_ADAPTER, CommandEnvelope, EventBatch, EventEnvelope, decode_message
 from shared.retry import TRANSIENT_ERRORS, delays
@@ -74,7 +75,10 @@ class BatchCollector:
     _pending: list[tuple[AbstractIncomingMessage, EventEnvelope]] = field(default_factory=list)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one batch stores at a time
     _files_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # log files and acks, in commit order
+    linger_seconds: float = 0.0  # how long step-level events alone may wait for more (`_schedule`)
     _timer: asyncio.TimerHandle | None = None
+    _pending_since: float = 0.0  # loop time the oldest pending event arrived
+    _urgent: bool = False  # a pending event is task-level
     _flushing: set[asyncio.Task[None]] = field(default_factory=set)
     _to_store: int = 0  # batches taken that have not left the store's lock yet
     _behind: set[str] = field(default_factory=set)  # tasks whose log file could not be written yet
@@ -102,16 +106,34 @@ class BatchCollector:
             return
         # A batch's events enter one batch of the store together (nothing awaits in between).
         events = decoded.events if isinstance(decoded, EventBatch) else (decoded,)
+        if not self._pending:
+            self._pending_since = asyncio.get_running_loop().time()
         self._pending.extend((message, envelope) for envelope in events)
+        self._urgent = self._urgent or any(envelope.type not in STEP_LEVEL_TYPES for envelope in events)
         if len(self._pending) >= self.batch_size:
             # Store this batch while the next one is read (when the channel's prefetch lets more than
             # one batch in); with one batch storing and one waiting, wait here.
             self._flush_soon()
             while len(self._flushing) > 1:
                 await asyncio.wait(self._flushing, return_when=asyncio.FIRST_COMPLETED)
-        elif self._timer is None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self.flush_seconds, self._on_timer)
+        else:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        """The pending events' store, `flush_seconds` after the oldest arrived, or `linger_seconds` while
+        they are all step-level (shared.events.STEP_LEVEL_TYPES). Nobody waits to read those back at once
+        (the gateway's live streams take them from the broker; what the gateway waits for, a new task, a
+        delete, a review decision, is task-level), and under a trickle of them (a running step's log
+        lines, heartbeats, progress, a quick step's reports) sharing a transaction is most of their cost.
+        A task-level event takes the step-level ones before it along: a task's read model is never
+        behind by more than the linger, and never behind its last task-level event."""
+        wait = self.flush_seconds if self._urgent else max(self.flush_seconds, self.linger_seconds)
+        due = self._pending_since + wait
+        if self._timer is not None:
+            if self._timer.when() <= due:
+                return
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_at(due, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -133,7 +155,7 @@ class BatchCollector:
     def _stored(self) -> None:
         """A batch left the store's lock: what arrived meanwhile goes next, as one batch."""
         self._to_store -= 1
-        if self._pending and not self._to_store:
+        if self._pending and not self._to_store and (self._urgent or self._timer is None):
             self._flush_soon()
 
     def _take(self) -> list[tuple[AbstractIncomingMessage, EventEnvelope]]:
@@ -143,6 +165,7 @@ class BatchCollector:
             self._timer.cancel()
             self._timer = None
         batch, self._pending = self._pending, []
+        self._urgent = False
         return batch
 
     async def flush(self) -> None:
