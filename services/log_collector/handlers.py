@@ -72,13 +72,13 @@ class BatchCollector:
     compact: bool = (
         True  # heartbeats and progress compacted (shared/event_compaction.py); the bench turns it off
     )
+    linger_seconds: float = 0.0  # how long step-level events alone may wait for more (`_schedule`)
     _pending: list[tuple[AbstractIncomingMessage, EventEnvelope]] = field(default_factory=list)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one batch stores at a time
     _files_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # log files and acks, in commit order
-    linger_seconds: float = 0.0  # how long step-level events alone may wait for more (`_schedule`)
     _timer: asyncio.TimerHandle | None = None
     _pending_since: float = 0.0  # loop time the oldest pending event arrived
-    _urgent: bool = False  # a pending event is task-level
+    _task_level: bool = False  # a pending event is task-level (stored without the linger)
     _flushing: set[asyncio.Task[None]] = field(default_factory=set)
     _to_store: int = 0  # batches taken that have not left the store's lock yet
     _behind: set[str] = field(default_factory=set)  # tasks whose log file could not be written yet
@@ -109,7 +109,9 @@ class BatchCollector:
         if not self._pending:
             self._pending_since = asyncio.get_running_loop().time()
         self._pending.extend((message, envelope) for envelope in events)
-        self._urgent = self._urgent or any(envelope.type not in STEP_LEVEL_TYPES for envelope in events)
+        self._task_level = self._task_level or any(
+            envelope.type not in STEP_LEVEL_TYPES for envelope in events
+        )
         if len(self._pending) >= self.batch_size:
             # Store this batch while the next one is read (when the channel's prefetch lets more than
             # one batch in); with one batch storing and one waiting, wait here.
@@ -127,7 +129,7 @@ class BatchCollector:
         lines, heartbeats, progress, a quick step's reports) sharing a transaction is most of their cost.
         A task-level event takes the step-level ones before it along: a task's read model is never
         behind by more than the linger, and never behind its last task-level event."""
-        wait = self.flush_seconds if self._urgent else max(self.flush_seconds, self.linger_seconds)
+        wait = self.flush_seconds if self._task_level else max(self.flush_seconds, self.linger_seconds)
         due = self._pending_since + wait
         if self._timer is not None:
             if self._timer.when() <= due:
@@ -153,9 +155,10 @@ class BatchCollector:
             task.add_done_callback(self._flushing.discard)
 
     def _stored(self) -> None:
-        """A batch left the store's lock: what arrived meanwhile goes next, as one batch."""
+        """A batch left the store's lock: what arrived meanwhile goes next, as one batch (step-level events
+        alone once their linger is up)."""
         self._to_store -= 1
-        if self._pending and not self._to_store and (self._urgent or self._timer is None):
+        if self._pending and not self._to_store and (self._task_level or self._timer is None):
             self._flush_soon()
 
     def _take(self) -> list[tuple[AbstractIncomingMessage, EventEnvelope]]:
@@ -165,7 +168,7 @@ class BatchCollector:
             self._timer.cancel()
             self._timer = None
         batch, self._pending = self._pending, []
-        self._urgent = False
+        self._task_level = False
         return batch
 
     async def flush(self) -> None:
