@@ -18,7 +18,7 @@ Prints:
   after the commit), p50/p99 (goal p99 < 200 ms at 5,000/s). The broker hop is not in it: messages are
   in-memory stand-ins, so this is the collector's own share;
 - a trickle, 100 events/s one at a time (a few running steps' reports, as most of a real day is), with no
-  linger and with the service's (step-level events alone wait up to DP_COLLECTOR_LINGER_MS to share a
+  linger and with the service's (a running step's events alone wait up to DP_COLLECTOR_LINGER_MS to share a
   transaction), alternating: the lag and the CPU per event of the collector and of PostgreSQL, and their
   ratios;
 - the event table's rows and bytes per task with and without the compaction of heartbeats and progress;

@@ -286,16 +286,16 @@ EVENT_CLASSES: tuple[type[BaseModel], ...] = get_args(get_args(EventPayload)[0])
 EVENT_TYPES: tuple[str, ...] = tuple(c.model_fields["type"].default for c in EVENT_CLASSES)
 """Every event's `type` tag; consumers that dispatch on events check their tables against it."""
 
-STEP_LEVEL_TYPES: frozenset[str] = frozenset(
+RUNNING_STEP_TYPES: frozenset[str] = frozenset(
     c.model_fields["type"].default
     for c in (
         StepScheduled, StepSkipped, StepRetryScheduled, StepStarted, StepHeartbeat, StepProgress,
-        LogEmitted, OutputRegistered, StepSucceeded, StepFailed, StepCancelled,
+        LogEmitted, OutputRegistered,
     )
 )  # fmt: skip
-"""Events about one step of a task: its order, its try and what the try reports (log lines too). The
-rest are about the task as a whole: its record, status, review and retention. The collector stores
-task-level events at once and lets step-level ones alone wait briefly to share a transaction
+"""A step on its way: its order, its try's start, heartbeats, progress, log lines and outputs. Not its
+outcome (a runner's "still wanted?" check reads that back before it runs a redelivered order), nor
+anything about the task as a whole. The collector lets these alone wait briefly to share a transaction
 (services/log_collector/handlers.py)."""
 
 

@@ -394,7 +394,7 @@ class CollectorSettings(CommonSettings):
         default=50,
         ge=0,
         le=10_000,
-        description="Longest wait for a partial batch of step-level events alone (0: no wait).",
+        description="Longest wait for a partial batch of a running step's events alone (0: no wait).",
     )
     collector_replicas: int = Field(default=1, ge=1, le=64, description="Replicas sharing the partitions.")
     collector_replica: int | None = Field(

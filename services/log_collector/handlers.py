@@ -21,7 +21,7 @@ from services.log_collector.batch_store import store_batch
 from services.log_collector.metrics import CollectorMetrics
 from services.log_collector.projections import Projector
 from services.log_collector.unit_of_work import LOG_COLUMNS
-from shared.events import STEP_LEVEL_TYPES
+from shared.events import RUNNING_STEP_TYPES
 from shared.logging import get_logger
 from shared.messages import EVENTS_ADAPTER, CommandEnvelope, EventBatch, EventEnvelope, decode_message
 from shared.retry import TRANSIENT_ERRORS, delays
@@ -72,13 +72,13 @@ class BatchCollector:
     compact: bool = (
         True  # heartbeats and progress compacted (shared/event_compaction.py); the bench turns it off
     )
-    linger_seconds: float = 0.0  # how long step-level events alone may wait for more (`_schedule`)
+    linger_seconds: float = 0.0  # how long a running step's events alone may wait for more (`_schedule`)
     _pending: list[tuple[AbstractIncomingMessage, EventEnvelope]] = field(default_factory=list)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one batch stores at a time
     _files_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # log files and acks, in commit order
     _timer: asyncio.TimerHandle | None = None
     _pending_since: float = 0.0  # loop time the oldest pending event arrived
-    _task_level: bool = False  # a pending event is task-level (stored without the linger)
+    _at_once: bool = False  # a pending event is not a running step's (stored without the linger)
     _flushing: set[asyncio.Task[None]] = field(default_factory=set)
     _to_store: int = 0  # batches taken that have not left the store's lock yet
     _behind: set[str] = field(default_factory=set)  # tasks whose log file could not be written yet
@@ -109,8 +109,8 @@ class BatchCollector:
         if not self._pending:
             self._pending_since = asyncio.get_running_loop().time()
         self._pending.extend((message, envelope) for envelope in events)
-        self._task_level = self._task_level or any(
-            envelope.type not in STEP_LEVEL_TYPES for envelope in events
+        self._at_once = self._at_once or any(
+            envelope.type not in RUNNING_STEP_TYPES for envelope in events
         )
         if len(self._pending) >= self.batch_size:
             # Store this batch while the next one is read (when the channel's prefetch lets more than
@@ -123,13 +123,13 @@ class BatchCollector:
 
     def _schedule(self) -> None:
         """The pending events' store, `flush_seconds` after the oldest arrived, or `linger_seconds` while
-        they are all step-level (shared.events.STEP_LEVEL_TYPES). Nobody waits to read those back at once
-        (the gateway's live streams take them from the broker; what the gateway waits for, a new task, a
-        delete, a review decision, is task-level), and under a trickle of them (a running step's log
-        lines, heartbeats, progress, a quick step's reports) sharing a transaction is most of their cost.
-        A task-level event takes the step-level ones before it along: a task's read model is never
-        behind by more than the linger, and never behind its last task-level event."""
-        wait = self.flush_seconds if self._task_level else max(self.flush_seconds, self.linger_seconds)
+        they are all a running step's (shared.events.RUNNING_STEP_TYPES). Nobody waits to read those back
+        at once: the gateway's live streams take them from the broker, and what the gateway waits for (a
+        new task, a delete, a review decision) and what a runner checks (a step's outcome) are stored at
+        once. Under a trickle of them (log lines, heartbeats, progress) sharing a transaction is most of
+        their cost. Any other event takes the waiting ones before it along: a task's read model is never
+        behind by more than the linger, nor behind its last event of the other kind."""
+        wait = self.flush_seconds if self._at_once else max(self.flush_seconds, self.linger_seconds)
         due = self._pending_since + wait
         if self._timer is not None:
             if self._timer.when() <= due:
@@ -155,10 +155,10 @@ class BatchCollector:
             task.add_done_callback(self._flushing.discard)
 
     def _stored(self) -> None:
-        """A batch left the store's lock: what arrived meanwhile goes next, as one batch (step-level events
-        alone once their linger is up)."""
+        """A batch left the store's lock: what arrived meanwhile goes next, as one batch (a running step's
+        events alone once their linger is up)."""
         self._to_store -= 1
-        if self._pending and not self._to_store and (self._task_level or self._timer is None):
+        if self._pending and not self._to_store and (self._at_once or self._timer is None):
             self._flush_soon()
 
     def _take(self) -> list[tuple[AbstractIncomingMessage, EventEnvelope]]:
@@ -168,7 +168,7 @@ class BatchCollector:
             self._timer.cancel()
             self._timer = None
         batch, self._pending = self._pending, []
-        self._task_level = False
+        self._at_once = False
         return batch
 
     async def flush(self) -> None:

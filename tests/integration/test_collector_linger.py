@@ -1,7 +1,8 @@
-"""Step-level events alone wait up to the collector's linger to share a transaction; a task-level event
-takes them along at once (services/log_collector/handlers.py, `_schedule`). What that could break: a
-task-level event held back (a create or delete the gateway waits for), step-level events never stored,
-or stored out of order. Against the real database."""
+"""A running step's events alone wait up to the collector's linger to share a transaction; any other
+event takes them along at once (services/log_collector/handlers.py, `_schedule`). What that could break:
+an event held back that someone reads back at once (a create or delete the gateway waits for, a step's
+outcome a runner's "still wanted?" check reads), waiting events never stored, or stored out of order.
+Against the real database."""
 
 # ruff: noqa: F811  (the fixtures imported from test_platform_collector are parameters here)
 
@@ -15,7 +16,7 @@ import pytest
 
 from services.log_collector.adapters.task_files import TaskLogFiles
 from services.log_collector.handlers import BatchCollector
-from shared.events import EVENT_TYPES, STEP_LEVEL_TYPES
+from shared.events import EVENT_TYPES, RUNNING_STEP_TYPES
 from shared.settings import CollectorSettings
 from tests.integration.test_platform_collector import (  # noqa: F401  (fixtures)
     FakeMessage,
@@ -43,29 +44,30 @@ async def _stored(pg: asyncpg.Connection, task_id: str) -> list[asyncpg.Record]:
     )
 
 
-def test_the_catalog_splits_into_step_level_and_task_level_events() -> None:
-    assert STEP_LEVEL_TYPES < set(EVENT_TYPES)
-    assert not {"task_created", "task_finished", "task_deleted", "pair_reviewed"} & STEP_LEVEL_TYPES
+def test_what_is_read_back_at_once_never_waits() -> None:
+    assert RUNNING_STEP_TYPES < set(EVENT_TYPES)
+    read_back = {"task_created", "task_finished", "task_deleted", "pair_reviewed", "step_succeeded"}
+    assert not (read_back | {"step_failed", "step_cancelled"}) & RUNNING_STEP_TYPES
     assert CollectorSettings.model_fields["collector_linger_ms"].default == 50
 
 
-async def test_step_level_events_alone_wait_for_the_linger_then_share_one_transaction(
+async def test_a_running_steps_events_alone_wait_for_the_linger_then_share_one_transaction(
     pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
 ) -> None:
     task_id = _task_id()
-    created, started, *steps = _envelopes(task_id)
+    created, started, *steps, _outcome = _envelopes(task_id)
     collector = _lingering(pool, tmp_path, linger=0.5)
     first = [FakeMessage(created), FakeMessage(started)]
     await _deliver(collector, first)
     await _wait_settled(first, timeout=0.4)  # task-level: stored at once, not after the linger
 
-    step_level = [FakeMessage(e) for e in steps]
+    running = [FakeMessage(e) for e in steps]  # step_scheduled, step_started, log_emitted
     began = time.monotonic()
-    await _deliver(collector, step_level)
-    assert not any(m.settled for m in step_level)
+    await _deliver(collector, running)
+    assert not any(m.settled for m in running)
     assert [r["type"] for r in await _stored(pg, task_id)] == ["task_created", "task_started"]
 
-    await _wait_settled(step_level)
+    await _wait_settled(running)
     assert time.monotonic() - began >= 0.45
     rows = await _stored(pg, task_id)
     assert [r["type"] for r in rows[2:]] == [e.type for e in steps]
@@ -73,23 +75,27 @@ async def test_step_level_events_alone_wait_for_the_linger_then_share_one_transa
     await collector.drain()
 
 
-async def test_a_task_level_event_takes_the_waiting_step_level_ones_along_at_once(
-    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
+@pytest.mark.parametrize("taker", ["task_started", "step_succeeded"])
+async def test_a_task_level_event_or_a_steps_outcome_takes_the_waiting_ones_along_at_once(
+    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path, taker: str
 ) -> None:
     task_id = _task_id()
-    envelopes = _envelopes(task_id)
+    created, started, *running, outcome = _envelopes(task_id)
     collector = _lingering(pool, tmp_path, linger=30)
-    created = [FakeMessage(envelopes[0])]
-    await _deliver(collector, created)
-    await _wait_settled(created, timeout=5)
+    before = [created] if taker == "task_started" else [created, started]
+    first = [FakeMessage(e) for e in before]
+    await _deliver(collector, first)
+    await _wait_settled(first, timeout=5)
 
-    # step_scheduled, step_started, log_emitted, step_succeeded wait; task_started (task-level) follows.
-    rest = [FakeMessage(e) for e in [*envelopes[2:], envelopes[1]]]
+    # step_scheduled, step_started and log_emitted wait, the taker comes last (after task_started, the
+    # outcome too: its execution row needs its step_scheduled stored, in the same batch is enough).
+    order = [*running, started, outcome] if taker == "task_started" else [*running, outcome]
+    rest = [FakeMessage(e) for e in order]
     await _deliver(collector, rest)
     await _wait_settled(rest, timeout=5)  # far inside the 30 s linger
     rows = await _stored(pg, task_id)
-    assert [r["type"] for r in rows] == ["task_created", *(e.type for e in envelopes[2:]), "task_started"]
-    assert len({r["recorded_at"] for r in rows[1:]}) == 1
+    assert [r["type"] for r in rows] == [e.type for e in (*before, *order)]
+    assert len({r["recorded_at"] for r in rows[len(before) :]}) == 1
     execution = await pg.fetchrow(
         "SELECT status FROM data_pipeline_task_executions WHERE task_id = $1", task_id
     )
@@ -101,9 +107,9 @@ async def test_a_stopping_collector_stores_what_lingers(
     pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
 ) -> None:
     task_id = _task_id()
-    created, started, *steps, _ = _envelopes(task_id)
+    created, started, *running, _ = _envelopes(task_id)
     collector = _lingering(pool, tmp_path, linger=30)
-    messages = [FakeMessage(e) for e in (created, started, *steps)]
+    messages = [FakeMessage(e) for e in (created, started, *running)]
     await _deliver(collector, messages)
     await collector.drain()
     assert all(m.settled == ["ack"] for m in messages)
