@@ -109,9 +109,7 @@ class BatchCollector:
         if not self._pending:
             self._pending_since = asyncio.get_running_loop().time()
         self._pending.extend((message, envelope) for envelope in events)
-        self._at_once = self._at_once or any(
-            envelope.type not in RUNNING_STEP_TYPES for envelope in events
-        )
+        self._at_once = self._at_once or any(envelope.type not in RUNNING_STEP_TYPES for envelope in events)
         if len(self._pending) >= self.batch_size:
             # Store this batch while the next one is read (when the channel's prefetch lets more than
             # one batch in); with one batch storing and one waiting, wait here.

@@ -17,6 +17,7 @@ import pytest
 from services.log_collector.adapters.task_files import TaskLogFiles
 from services.log_collector.handlers import BatchCollector
 from shared.events import EVENT_TYPES, RUNNING_STEP_TYPES
+from shared.messages import EventEnvelope
 from shared.settings import CollectorSettings
 from tests.integration.test_platform_collector import (  # noqa: F401  (fixtures)
     FakeMessage,
@@ -32,10 +33,16 @@ from tests.integration.test_platform_collector import (  # noqa: F401  (fixtures
 pytestmark = pytest.mark.integration
 
 
-def _lingering(pool: asyncpg.Pool, root: Path, linger: float) -> BatchCollector:
-    return BatchCollector(
+def _lingering(
+    pool: asyncpg.Pool, root: Path, linger: float
+) -> tuple[BatchCollector, str, list[EventEnvelope]]:
+    """A collector with this linger (and no flush wait), and a task's events: created, started,
+    step_scheduled, step_started, log_emitted, step_succeeded."""
+    collector = BatchCollector(
         pool=pool, files=TaskLogFiles(root), batch_size=100, flush_seconds=0, linger_seconds=linger
     )
+    task_id = _task_id()
+    return collector, task_id, _envelopes(task_id)
 
 
 async def _stored(pg: asyncpg.Connection, task_id: str) -> list[asyncpg.Record]:
@@ -54,9 +61,7 @@ def test_what_is_read_back_at_once_never_waits() -> None:
 async def test_a_running_steps_events_alone_wait_for_the_linger_then_share_one_transaction(
     pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
 ) -> None:
-    task_id = _task_id()
-    created, started, *steps, _outcome = _envelopes(task_id)
-    collector = _lingering(pool, tmp_path, linger=0.5)
+    collector, task_id, (created, started, *steps, _outcome) = _lingering(pool, tmp_path, linger=0.5)
     first = [FakeMessage(created), FakeMessage(started)]
     await _deliver(collector, first)
     await _wait_settled(first, timeout=0.4)  # task-level: stored at once, not after the linger
@@ -79,9 +84,7 @@ async def test_a_running_steps_events_alone_wait_for_the_linger_then_share_one_t
 async def test_a_task_level_event_or_a_steps_outcome_takes_the_waiting_ones_along_at_once(
     pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path, taker: str
 ) -> None:
-    task_id = _task_id()
-    created, started, *running, outcome = _envelopes(task_id)
-    collector = _lingering(pool, tmp_path, linger=30)
+    collector, task_id, (created, started, *running, outcome) = _lingering(pool, tmp_path, linger=30)
     before = [created] if taker == "task_started" else [created, started]
     first = [FakeMessage(e) for e in before]
     await _deliver(collector, first)
@@ -106,9 +109,7 @@ async def test_a_task_level_event_or_a_steps_outcome_takes_the_waiting_ones_alon
 async def test_a_stopping_collector_stores_what_lingers(
     pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path
 ) -> None:
-    task_id = _task_id()
-    created, started, *running, _ = _envelopes(task_id)
-    collector = _lingering(pool, tmp_path, linger=30)
+    collector, task_id, (created, started, *running, _) = _lingering(pool, tmp_path, linger=30)
     messages = [FakeMessage(e) for e in (created, started, *running)]
     await _deliver(collector, messages)
     await collector.drain()
