@@ -73,7 +73,7 @@ ROUNDS = 3
 LAG_RATE = 5000  # events/s
 LAG_SECONDS = 4.0
 LIGHT_RATE = 1000  # events/s: the lag when the collector keeps up with room to spare
-QUIET_RATE = 100  # events/s, one at a time: what one small batch costs (create -> completed at light load)
+QUIET_RATE = 100  # events/s, one at a time: a trickle, where a transaction's fixed cost is most of it
 FLUSH_SECONDS = CollectorSettings.model_fields["collector_flush_ms"].default / 1000  # the service's default
 LINGER_SECONDS = CollectorSettings.model_fields["collector_linger_ms"].default / 1000  # likewise
 TRICKLE_ROUNDS = 2  # the trickle with and without the linger alternate this often
@@ -225,19 +225,16 @@ async def _trickle(
     over `runs`: per linger, the lags, and the CPU per event of this process (the collector, and the
     bench's loop handing it the events) and of every PostgreSQL process on the machine."""
     postgres = server_pids()["postgresql"]
-    measured: dict[float, tuple[list[float], float, float, int]] = {}
+    lags: dict[float, list[float]] = {0.0: [], LINGER_SECONDS: []}
+    own: dict[float, float] = dict.fromkeys(lags, 0.0)
+    db: dict[float, float] = dict.fromkeys(lags, 0.0)
     for i, events in enumerate(runs):
         linger = LINGER_SECONDS if i % 2 else 0.0
-        own, db = time.process_time(), cpu_seconds(postgres)
-        lags = await _lag(pool, events, batch_size, QUIET_RATE, 1, linger=linger)
-        before = measured.get(linger, ([], 0.0, 0.0, 0))
-        measured[linger] = (
-            before[0] + lags,
-            before[1] + time.process_time() - own,
-            before[2] + cpu_seconds(postgres) - db,
-            before[3] + len(events),
-        )
-    return {k: (sorted(lags), own / n, db / n) for k, (lags, own, db, n) in measured.items()}
+        own_before, db_before = time.process_time(), cpu_seconds(postgres)
+        lags[linger] += await _lag(pool, events, batch_size, QUIET_RATE, 1, linger=linger)
+        own[linger] += time.process_time() - own_before
+        db[linger] += cpu_seconds(postgres) - db_before
+    return {k: (sorted(v), own[k] / len(v), db[k] / len(v)) for k, v in lags.items()}
 
 
 async def _bare_copy(url: str, schema: str, rows: int, *, btree_only: bool, round_: int) -> float:
