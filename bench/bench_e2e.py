@@ -6,7 +6,7 @@ raw 4-hop quorum chain and Celery's safe chain, measured in one run.
 The services run as processes on a private schema, broker prefix and task root (removed at the end),
 with DP_EXECUTOR_REGISTRY=bench.noop_executors:registry, so every step costs only the platform: its
 events are published with confirms, scheduled, stored and projected as in production. Prints tasks/s,
-light-load create -> completed p50 (beside a bare chain of the hops a task waits for in turn), each
+light-load create -> completed p50 (a client waiting with `?wait=`, beside a bare chain of the hops a task waits for in turn), each
 service's peak RSS and CPU per task (from /proc), and the ratios against the baselines. The pipeline and
 the baselines alternate (--rounds, default 3), each rate and p50 the best of its rounds, every round
 printed: the machine's speed moves within minutes. PostgreSQL and RabbitMQ CPU counts every process of
@@ -68,16 +68,19 @@ async def _create(session: aiohttp.ClientSession, url: str, i: int) -> str:
 async def _light_load(
     session: aiohttp.ClientSession, url: str, pg: asyncpg.Connection, n: int, timed: list[Timed] | None = None
 ) -> list[float]:
-    """One task at a time: POST /tasks until GET /tasks/{id} says completed (each added to `timed`)."""
+    """One task at a time: POST /tasks until GET /tasks/{id} says completed (each added to `timed`).
+
+    The client waits as the API offers (`?wait=`, answered at the commit that settles the task); a client
+    polling every 2 ms instead took a core's worth of HTTP reads on this 2-core machine from the services
+    it was timing (docs/scaling.md)."""
     latencies = []
     for i in range(n):
         began, sent = time.perf_counter(), time.time()
         task_id = await _create(session, url, i)
         while True:
-            async with session.get(f"{url}{BASE}/tasks/{task_id}") as resp:
+            async with session.get(f"{url}{BASE}/tasks/{task_id}", params={"wait": "30"}) as resp:
                 if resp.status == 200 and (await resp.json())["data"]["status"] == "completed":
                     break
-            await asyncio.sleep(0.002)
         latencies.append(time.perf_counter() - began)
         if timed is not None:
             timed.append(Timed(task_id, sent, time.time()))

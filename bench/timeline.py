@@ -20,7 +20,7 @@ STRETCHES = (
     ("order", "step_scheduled -> step_started, per step (broker, runner's checks)"),
     ("step", "step_started -> step_succeeded, per step (the no-op step)"),
     ("decide", "step_succeeded -> the next decision, per step (broker, scheduler)"),
-    ("seen", "task_finished -> read as completed (collector, one HTTP read)"),
+    ("seen", "task_finished -> read as completed (collector, the waiting read)"),
 )
 
 

@@ -1,7 +1,8 @@
-"""The NOTIFY channel on which the collector names the tasks it has just recorded (issue 11).
+"""The NOTIFY channel on which the collector names the tasks it has just recorded, or whose status it has
+just changed (issue 11).
 
-The gateway LISTENs on it so `POST /tasks` answers as soon as its task is visible, instead of polling the
-read model. Several deployments and test runs share one PostgreSQL, so the channel is per schema. Both
+The gateway LISTENs on it so `POST /tasks` answers as soon as its task is visible, and a waiting
+`GET /tasks/{id}?wait=S` as soon as its task settles, instead of polling the read model. Several deployments and test runs share one PostgreSQL, so the channel is per schema. Both
 sides derive it here: the gateway from its settings (`recorded_channel`), the collector in SQL from the
 schema its connection writes to (`CHANNEL_SQL`, the same name: the search path starts with that schema).
 """

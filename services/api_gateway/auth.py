@@ -170,6 +170,11 @@ def stream_slot(request: web.Request) -> contextlib.AbstractContextManager[None]
     return request_limits(request).streams.hold(request_principal(request).client)
 
 
+def waiting_slot(request: web.Request) -> contextlib.AbstractContextManager[None]:
+    """Hold one of the caller's (and the gateway's) slots for a waiting read, or 503 with Retry-After."""
+    return request_limits(request).waits.hold(request_principal(request).client)
+
+
 def auth_middleware(tokens: Sequence[ApiToken]) -> Callable[..., Awaitable[web.StreamResponse]]:
     principals = [principal_for(token, i) for i, token in enumerate(tokens)]
     specs: dict[str, RouteSpec] = {}

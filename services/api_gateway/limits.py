@@ -1,7 +1,10 @@
-"""Caps on what one client can make the gateway spend: open event streams and expensive requests.
+"""Caps on what one client can make the gateway spend: open event streams, waiting reads and expensive
+requests.
 
 Each event stream holds a RabbitMQ channel and an exclusive queue (2,047 channels per connection is
 the broker's hard wall), so streams are capped in total and per client (503 + Retry-After past a cap).
+A waiting read (`GET /tasks/{id}?wait=S`) holds a connection and reads its task now and then, so those
+are capped the same way.
 Expensive routes (training search, table listing, opening a stream) draw from a token bucket per
 client (429 + Retry-After when empty). Both are in-process: with several gateway replicas each
 enforces its own share.
@@ -17,15 +20,21 @@ from services.api_gateway.errors import ServiceUnavailable
 from shared.settings import GatewaySettings
 
 STREAM_RETRY_AFTER_SECONDS = 5
+WAITS_TOTAL = 1000
+WAITS_PER_CLIENT = 20
 _MAX_BUCKETS = 10_000
 
 
 class StreamSlots:
-    """Counts open streams in total and per client."""
+    """Counts open streams (or other held requests: `what`, `reason`) in total and per client."""
 
-    def __init__(self, total: int, per_client: int) -> None:
+    def __init__(
+        self, total: int, per_client: int, what: str = "open event streams", reason: str = "stream_limit"
+    ) -> None:
         self.total = total
         self.per_client = per_client
+        self.what = what
+        self.reason = reason
         self._open: dict[str, int] = {}
 
     @property
@@ -37,9 +46,9 @@ class StreamSlots:
         """A slot for the body of the block, or ServiceUnavailable with Retry-After."""
         mine = self._open.get(client, 0)
         if mine >= self.per_client:
-            raise self._full(f"this client already has {mine} open event streams (limit {self.per_client})")
+            raise self._full(f"this client already has {mine} {self.what} (limit {self.per_client})")
         if self.in_use >= self.total:
-            raise self._full(f"the gateway has {self.total} open event streams, its limit")
+            raise self._full(f"the gateway has {self.total} {self.what}, its limit")
         self._open[client] = mine + 1
         try:
             yield
@@ -50,12 +59,11 @@ class StreamSlots:
             else:
                 del self._open[client]
 
-    @staticmethod
-    def _full(reason: str) -> ServiceUnavailable:
+    def _full(self, reason: str) -> ServiceUnavailable:
         return ServiceUnavailable(
             f"{reason}; close one or retry later",
             headers={"Retry-After": str(STREAM_RETRY_AFTER_SECONDS)},
-            extra={"reason": "stream_limit"},
+            extra={"reason": self.reason},
         )
 
 
@@ -94,4 +102,5 @@ class Limits:
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.streams = StreamSlots(settings.sse_max_streams_total, settings.sse_max_streams_per_client)
+        self.waits = StreamSlots(WAITS_TOTAL, WAITS_PER_CLIENT, "waiting task reads", "wait_limit")
         self.rate = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)

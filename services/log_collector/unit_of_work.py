@@ -73,7 +73,8 @@ def _update(table: str, key: str, columns: tuple[str, ...], extra: str = "") -> 
 
 _INSERT_TASK = _insert("data_pipeline_tasks", TASK_COLUMNS, "id")
 _UPDATE_TASK = _update("data_pipeline_tasks", "id", _TASK_MUTABLE)
-# Names the new tasks to the gateways waiting on them; delivered at commit, once the rows are visible.
+# Names the new tasks, and those whose status changed, to the gateways waiting on them; delivered at
+# commit, once the rows are visible.
 _NOTIFY_RECORDED = f"SELECT pg_notify({CHANNEL_SQL}, p) FROM unnest($1::text[]) AS p"
 _INSERT_EXECUTION = _insert(
     "data_pipeline_task_executions",
@@ -120,6 +121,7 @@ class UnitOfWork:
         self._executions: dict[str, Row | None] = {}
         self._new_tasks: set[str] = set()
         self._dirty_tasks: set[str] = set()
+        self._moved_tasks: set[str] = set()  # a status changed
         self._new_executions: set[str] = set()
         self._dirty_executions: set[str] = set()
         self._logs: list[tuple[Any, ...]] = []
@@ -171,6 +173,8 @@ class UnitOfWork:
         row = self._tasks.get(task_id)
         if row is None:
             return
+        if "status" in fields and fields["status"] != row["status"]:
+            self._moved_tasks.add(task_id)
         row.update(fields)
         self._dirty_tasks.add(task_id)
 
@@ -219,7 +223,6 @@ class UnitOfWork:
         new_tasks = [self._tasks[t] for t in sorted(self._new_tasks)]
         if new_tasks:
             await conn.executemany(_INSERT_TASK, [tuple(r[c] for c in TASK_COLUMNS) for r in new_tasks if r])
-            await conn.execute(_NOTIFY_RECORDED, payloads([r["id"] for r in new_tasks if r]))
         updated = [self._tasks[t] for t in sorted(self._dirty_tasks - self._new_tasks)]
         if updated:
             await conn.executemany(
@@ -238,9 +241,12 @@ class UnitOfWork:
             )
         if self._outputs:
             await conn.executemany(_UPSERT_OUTPUT, self._outputs)
+        if self._new_tasks or self._moved_tasks:
+            await conn.execute(_NOTIFY_RECORDED, payloads(sorted(self._new_tasks | self._moved_tasks)))
         await bulk_insert.write_rows(conn, "data_pipeline_task_logs", _LOG_COLUMN_TYPES, self._logs)
         self._new_tasks.clear()
         self._dirty_tasks.clear()
+        self._moved_tasks.clear()
         self._new_executions.clear()
         self._dirty_executions.clear()
         self.written_logs += self._logs

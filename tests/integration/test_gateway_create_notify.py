@@ -19,6 +19,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from services.api_gateway import waiting
 from services.api_gateway.adapters.recorded import LISTENER, RecordedListener
 from services.api_gateway.routes import tasks
 from services.log_collector.unit_of_work import UnitOfWork
@@ -121,7 +122,7 @@ ANSWER_WITHIN = 15.0
 
 @pytest.fixture
 async def waiting_gateway(make_gateway: ClientFactory, monkeypatch: pytest.MonkeyPatch) -> TestClient:
-    monkeypatch.setattr(tasks, "_BACKSTOP", (WAIT, WAIT))
+    monkeypatch.setattr(waiting, "_BACKSTOP", (WAIT, WAIT))
     return await make_gateway(create_visibility_timeout_seconds=WAIT)
 
 

@@ -16,12 +16,12 @@ from services.api_gateway.adapters.task_files import task_dir
 from services.api_gateway.envelope import ok
 from services.api_gateway.errors import Conflict, InvalidParams, MissingParams
 from services.api_gateway.keys import BROKER, METRICS, POOL, SETTINGS
-from services.api_gateway.routes.tasks import wait_until
 from services.api_gateway.schemas.requests import CancelTaskRequest, DeleteTasksRequest, ExecuteTaskRequest
 from services.api_gateway.schemas.responses import CommandAccepted, DeleteResult, TaskDeleted, TasksDeleted
 from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
 from services.api_gateway.step_plans import require_inputs, step_range
 from services.api_gateway.validation import parse_model, read_json_object, require_task_id, task_not_found
+from services.api_gateway.waiting import wait_until
 from shared.commands import CancelTask, DeleteTask, ExecuteTask
 from shared.ids import is_valid_task_id
 from shared.steps import StepName, parse_step, step_by_number

@@ -27,7 +27,6 @@ from services.api_gateway.envelope import ok
 from services.api_gateway.errors import Conflict, InvalidParams, NotFound, ServiceUnavailable
 from services.api_gateway.keys import BROKER, METRICS, POOL, SETTINGS
 from services.api_gateway.review_sql import check_sql
-from services.api_gateway.routes.tasks import wait_until
 from services.api_gateway.schemas import review as schema
 from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
 from services.api_gateway.validation import (
@@ -37,6 +36,7 @@ from services.api_gateway.validation import (
     require_task_id,
     task_not_found,
 )
+from services.api_gateway.waiting import wait_until
 from shared.commands import AbandonReview, CompleteReview
 from shared.events import OutputRegistered, PairReviewed
 from shared.steps import StepName

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from services.api_gateway.adapters import accepted, read_models
 from services.api_gateway.adapters.recorded import LISTENER, Waiter
 from services.api_gateway.adapters.task_files import task_dir
-from services.api_gateway.auth import usable_connections
+from services.api_gateway.auth import usable_connections, waiting_slot
 from services.api_gateway.connections import check_hosts, masked_url, resolve_connection
 from services.api_gateway.cursors import decode_task_cursor, task_cursor
 from services.api_gateway.envelope import ok
@@ -23,7 +23,7 @@ from services.api_gateway.errors import InvalidParams, MissingParams
 from services.api_gateway.incremental import resolve_base
 from services.api_gateway.keys import BROKER, METRICS, POOL, SECRET_BOX, SETTINGS
 from services.api_gateway.schemas.earlier_create import CreateTaskBody, TaskCreatedAny
-from services.api_gateway.schemas.query_strings import TaskListQuery
+from services.api_gateway.schemas.query_strings import TaskDetailQuery, TaskListQuery
 from services.api_gateway.schemas.requests import CreateTaskForm, CreateTaskRequest
 from services.api_gateway.schemas.responses import ActiveTasks, TaskCreated, TaskDetail, TaskList
 from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
@@ -46,10 +46,10 @@ from services.api_gateway.validation import (
     require_task_id,
     task_not_found,
 )
+from services.api_gateway.waiting import UNSETTLED, wait_settled, wait_until
 from shared.commands import CreateTask
 from shared.ids import new_task_id
 from shared.parameters import TaskParameters
-from shared.retry import delays
 from shared.secrets import SecretBox
 from shared.settings import GatewaySettings
 from shared.steps import STEP_ORDER, step_number
@@ -126,34 +126,6 @@ def build_parameters(
         llm_repair_rounds=p.llm_repair_rounds,
         max_llm_tokens=p.max_llm_tokens,
     )
-
-
-# With the listener up, the read model is still looked at this often: a notification may never come
-# (a collector of an older release during a rolling upgrade, a row written by other means).
-_BACKSTOP = (0.5, 2.0)
-
-
-async def wait_until(predicate: Any, timeout: float, woken: Waiter | None = None) -> Any:
-    """Poll `predicate()` (async) with a growing interval until it returns a truthy value or time runs out.
-
-    With `woken` (a notification waiter) it is checked when woken instead, and on a slow backstop, while
-    the waiter's listener is up; when the listener is down it polls. It is always checked at the end."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    polls = delays(0.005, 0.25, factor=1.5)  # a primary-key read: polling soon is cheap
-    backstop = delays(*_BACKSTOP)
-    while True:
-        if woken is not None and woken.listening:
-            await woken.wait(min(next(backstop), deadline - loop.time()))
-        value = await predicate()
-        if value or loop.time() >= deadline:
-            return value
-        if woken is None or not woken.listening:
-            delay = next(polls)
-            if woken is None:
-                await asyncio.sleep(min(delay, max(deadline - loop.time(), 0)))
-            else:  # a returning listener ends the nap early
-                await woken.wait(min(delay, deadline - loop.time()))
 
 
 async def recorded_row(pool: asyncpg.Pool, task_id: str) -> asyncpg.Record | None:
@@ -319,8 +291,12 @@ async def active_tasks(request: web.Request) -> web.Response:
 
 async def get_task(request: web.Request) -> web.Response:
     task_id = require_task_id(request)
+    query = parse_query(TaskDetailQuery, request)
     pool = request.app[POOL]
     row = await read_models.get_task(pool, task_id)
+    if row is not None and query.wait and row["status"] in UNSETTLED:
+        with waiting_slot(request):
+            row = await wait_settled(request.app, task_id, query.wait)
     if row is None:
         raise task_not_found(task_id)
     detail = task_detail(row, await read_models.executions(pool, task_id), datetime.now(UTC))
@@ -371,9 +347,11 @@ ROUTES = [
         "GET",
         f"{DATA_PIPELINE}/tasks/{{task_id}}",
         get_task,
-        "Task detail with steps and execution history",
+        "Task detail with steps and execution history; `wait` answers once the task settles",
         "tasks",
+        query=TaskDetailQuery,
         response=TaskDetail,
+        errors=(400, 401, 404, 503),
         role="viewer",
     ),
 ]

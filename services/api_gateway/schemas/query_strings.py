@@ -47,6 +47,20 @@ _STATUS_LIST_PATTERN = (
 _ONE_LINE_PATTERN = "^[^\\x00-\\x1f\\x7f]*$"
 
 
+MAX_WAIT_SECONDS = 60
+
+
+class TaskDetailQuery(_Query):
+    wait: float = Field(
+        default=0,
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        description="Seconds (at most 60) to wait, while the task is `pending` or `in_progress`, for it to"
+        " settle (finish, or wait for a review) before answering; the answer comes as soon as it does."
+        " 0 (the default) answers at once.",
+    )
+
+
 class TaskListQuery(_Query):
     limit: int = Field(default=50, ge=1, le=100, description="Page size (default 50, as the seed).")
     status: str | None = Field(
