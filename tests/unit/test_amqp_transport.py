@@ -1,6 +1,7 @@
-"""shared.amqp_transport.CoalescingWriter on a real loopback socket (issue 11): the writes of one loop
-turn reach the transport as one write, in order, and nothing stays pending when no one drains; a drain
-loses and splits nothing; write_eof and close send what is pending before they act."""
+"""shared.amqp_transport.CoalescingWriter on a real loopback socket (issue 11): the writes made while the
+loop is busy reach the transport as one write once it idles (or after MAX_DEFERRED_TURNS turns), in
+order, and nothing stays pending when no one drains; an idle loop sends at the next turn; a drain loses
+and splits nothing; write_eof and close send what is pending before they act."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from shared.amqp_transport import CoalescingWriter
+from shared.amqp_transport import MAX_DEFERRED_TURNS, CoalescingWriter
 
 READ_TIMEOUT = 5.0
 
@@ -74,13 +75,38 @@ async def test_the_writes_of_one_turn_leave_as_one_write_in_order(link: Link) ->
     assert link.writes() == [expected]
 
 
-async def test_writes_of_separate_turns_all_arrive_without_a_drain(link: Link) -> None:
+async def test_writes_while_the_loop_is_busy_leave_together_once_it_idles(link: Link) -> None:
     for i in range(5):
         link.writer.write(f"turn-{i};".encode())
-        await asyncio.sleep(0)  # one loop turn: the flush scheduled by the write runs first
+        await asyncio.sleep(0)  # one loop turn, with this test's next step ready: the loop is busy
+    assert link.calls == []
     expected = b"".join(f"turn-{i};".encode() for i in range(5))
-    assert await link.read(len(expected)) == expected
-    assert link.writes() == [f"turn-{i};".encode() for i in range(5)]
+    assert await link.read(len(expected)) == expected  # the loop idles while the test waits here
+    assert link.writes() == [expected]
+
+
+async def test_writes_an_idle_moment_separates_leave_separately(link: Link) -> None:
+    for i in range(3):
+        link.writer.write(f"alone-{i};".encode())
+        assert await link.read(8) == f"alone-{i};".encode()  # nothing else to run: sent at the next turn
+    assert link.writes() == [f"alone-{i};".encode() for i in range(3)]
+
+
+async def test_a_loop_that_never_idles_still_sends_within_the_bound(link: Link) -> None:
+    loop = asyncio.get_running_loop()
+    turns = 0
+
+    def spin() -> None:  # another callback ready in every turn, as on a saturated service
+        nonlocal turns
+        turns += 1
+        if not link.calls:
+            loop.call_soon(spin)
+
+    loop.call_soon(spin)
+    link.writer.write(b"late;")
+    await asyncio.wait_for(link.read(5), READ_TIMEOUT)
+    assert link.writes() == [b"late;"]
+    assert turns <= MAX_DEFERRED_TURNS + 2, turns
 
 
 async def test_bytes_pending_at_a_drain_still_leave_together_and_in_order(link: Link) -> None:
