@@ -23,7 +23,7 @@ _BACKSTOP = (0.5, 2.0)
 
 Row: TypeAlias = asyncpg.Record | dict[str, Any]
 UNSETTLED = frozenset({"pending", "in_progress"})
-"""A task in one of these statuses may still move by itself; any other status waits for a person."""
+"""A task in one of these statuses moves on by itself; in any other it has finished or waits for a person."""
 
 
 async def wait_until(predicate: Any, timeout: float, woken: Waiter | None = None) -> Any:

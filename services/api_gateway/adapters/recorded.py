@@ -3,10 +3,11 @@ status (issue 11).
 
 `POST /tasks` registers a `Waiter` for its task id before it publishes `CreateTask`, a waiting
 `GET /tasks/{id}?wait=S` before it reads the task; the collector's NOTIFY (shared/recorded_channel.py,
-sent in the transaction that writes the row, so delivered once the row is visible) sets it. The connection is a dedicated asyncpg connection (a LISTEN does not survive a
-pool's release), with an application_name per schema so an operator (or a test) can find it. When it is
-lost, every waiter is woken to fall back to polling, and it is re-established in the background with
-backoff; on its return every waiter is woken again, since notifications sent in the gap are gone.
+sent in the transaction that writes the row, so delivered once the row is visible) sets it. The
+connection is a dedicated asyncpg connection (a LISTEN does not survive a pool's release), with an
+application_name per schema so an operator (or a test) can find it. When it is lost, every waiter is
+woken to fall back to polling, and it is re-established in the background with backoff; on its return
+every waiter is woken again, since notifications sent in the gap are gone.
 """
 
 from __future__ import annotations
