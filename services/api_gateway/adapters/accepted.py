@@ -4,7 +4,7 @@
 once: detail (a `pending` view), cancel and delete work while the scheduler or the collector lags. The
 row holds ids, type, mode and a time only (no parameters, no text), and the gateway is its only writer;
 the read models stay the collector's. A row stops mattering when the task shows in the read model or is
-tombstoned: a create that saw its task recorded deletes its own row (`forget`), and the rest are pruned
+tombstoned: a create that saw its task recorded deletes its own row (`recorded`), and the rest are pruned
 by a full scan at most every few seconds per gateway (`Pruner`), or after `DP_ACCEPTED_TASK_TTL_SECONDS`
 when the task counts as lost.
 The age of the oldest row that still matters is the honest measure of the collector's lag that
@@ -53,6 +53,21 @@ async def record(
         single_step,
     )
     return accepted_at
+
+
+# The read model's row of a task, and, once it is there, the journal row gone in the same statement.
+_RECORDED_THEN_FORGOTTEN = """
+WITH recorded AS (SELECT status, created_at FROM data_pipeline_tasks WHERE id = $1),
+     forgotten AS (DELETE FROM accepted_commands WHERE task_id = $1 AND EXISTS (SELECT 1 FROM recorded))
+SELECT status, created_at FROM recorded
+"""
+
+
+async def recorded(pool: asyncpg.Pool, task_id: str) -> asyncpg.Record | None:
+    """The read model's row of a new task (status, created_at), None until the collector has recorded
+    it; a recorded task's journal row is deleted by the same statement (one round trip per create)."""
+    row: asyncpg.Record | None = await pool.fetchrow(_RECORDED_THEN_FORGOTTEN, task_id)
+    return row
 
 
 async def forget(pool: asyncpg.Pool, task_id: str) -> None:

@@ -129,18 +129,18 @@ def build_parameters(
 
 
 async def recorded_row(pool: asyncpg.Pool, task_id: str) -> asyncpg.Record | None:
-    """The read model's row of a new task (None until the collector has recorded it)."""
-    return await pool.fetchrow("SELECT status, created_at FROM data_pipeline_tasks WHERE id = $1", task_id)
+    """The read model's row of a new task (None until the collector has recorded it; then its journal row
+    is gone)."""
+    return await accepted.recorded(pool, task_id)
 
 
 async def wait_recorded(app: web.Application, task_id: str, woken: Waiter) -> asyncpg.Record | None:
-    """Wait (bounded) until the task shows in the read model; then its journal row goes at once."""
+    """Wait (bounded) until the task shows in the read model; its journal row goes with the read that
+    finds it."""
     settings, pool = app[SETTINGS], app[POOL]
     row = await wait_until(
         lambda: recorded_row(pool, task_id), settings.create_visibility_timeout_seconds, woken
     )
-    if row is not None:
-        await accepted.forget(pool, task_id)
     await app[accepted.PRUNER].maybe(pool, settings.accepted_task_ttl_seconds)
     return row
 
