@@ -117,10 +117,16 @@ class GatewayClient:
             raise GatewayUnreachable(self.base_url, str(exc) or type(exc).__name__) from None
 
     def request(
-        self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        timeout: float | None = None,
     ) -> Any:
         """The `data` of the envelope."""
-        with self._open(method, path, params=params, body=body) as response:
+        with self._open(method, path, params=params, body=body, timeout=timeout) as response:
             raw = response.read()
         envelope = _json(raw)
         if isinstance(envelope, dict) and envelope.get("success") is False:
@@ -163,6 +169,15 @@ class GatewayClient:
 
     def get_task(self, task_id: str) -> dict[str, Any]:
         return self.request("GET", f"/tasks/{_seg(task_id)}")
+
+    def wait_task(self, task_id: str, seconds: float) -> dict[str, Any]:
+        """The task once it ends or waits for its review, or as it stands after `seconds` (at most 60)."""
+        return self.request(
+            "GET",
+            f"/tasks/{_seg(task_id)}",
+            params={"wait": round(seconds, 3)},
+            timeout=seconds + self.timeout,
+        )
 
     def execute(self, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", f"/tasks/{_seg(task_id)}/execute", body=body)

@@ -33,6 +33,13 @@ from shared.vocabulary import LOG_LEVELS
 # Where following a task stops: its end, or a review before load only a person can finish.
 STOPS = TERMINAL_TASK_STATUSES | {"awaiting_review"}
 
+
+def watched_exit_code(status: str | None) -> int:
+    """A followed or awaited task's exit code: 0 when it completed or waits for its review (it did what
+    it can without a person), else 1."""
+    return 0 if status in ("completed", "awaiting_review") else 1
+
+
 MAX_RECONNECTS = 20
 STATE_SETTLE_SECONDS = 0.5  # how far the API's state may trail the live events
 IDLE_RECHECK_SECONDS = 10.0  # while the stream is idle, look at the task's state this often

@@ -150,6 +150,28 @@ async def test_a_failing_task_followed_exits_non_zero(cli_env: dict[str, str], a
     assert text.code == 0 and "scripted failure" in text.out and " INFO " not in text.out, text
 
 
+async def test_wait_returns_when_the_task_ends_with_its_exit_code(cli_env: dict[str, str]) -> None:
+    async def created(context: str) -> str:
+        result = await dpctl(
+            "task", "create", "--tables", "public.orders", "--db-connection", DB_URL,
+            "--business-context", context, "--json", env=cli_env,
+        )  # fmt: skip
+        assert result.code == 0, result
+        return str(json.loads(result.out)["task_id"])
+
+    slow = await created("waited on sleep:ddl_generation=2")
+    early = await dpctl("task", "wait", slow, "--max-wait", "0.3", env=cli_env)
+    assert early.code == 1 and "(still, at --max-wait)" in early.out, early
+    done = await dpctl("task", "wait", slow, "--json", env=cli_env, timeout=60)
+    assert done.code == 0, done
+    assert json.loads(done.out)["status"] == "completed"
+
+    failing = await created("fail:qa_generation")
+    ended = await dpctl("task", "wait", failing, env=cli_env, timeout=60)
+    assert ended.code == 1, ended
+    assert ended.out.strip() == f"task {failing}: partial_completed"
+
+
 async def test_list_json_contains_the_task(followed: tuple[str, Result], cli_env: dict[str, str]) -> None:
     task_id, _ = followed
     result = await dpctl("task", "list", "--json", "--limit", "100", env=cli_env)

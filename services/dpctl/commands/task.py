@@ -20,8 +20,15 @@ from services.dpctl.commands.task_actions import (
     step_ref,
 )
 from services.dpctl.commands.task_review import add_review_parser
-from services.dpctl.commands.task_views import download_file, list_tasks, show_task, task_files, task_logs
-from services.dpctl.follow import Follower
+from services.dpctl.commands.task_views import (
+    download_file,
+    list_tasks,
+    show_task,
+    task_files,
+    task_logs,
+    wait_task,
+)
+from services.dpctl.follow import Follower, watched_exit_code
 from services.dpctl.formatting import print_json
 from shared.vocabulary import FINAL_TASK_STATUSES, LOG_LEVELS, STEP_ORDER
 
@@ -94,6 +101,17 @@ def add_parser(subparsers: Any) -> None:
     show = commands.add_parser("show", parents=[COMMON], help="a task's status, steps and parameters")
     show.add_argument("task_id")
     show.set_defaults(func=show_task)
+
+    wait = commands.add_parser(
+        "wait",
+        parents=[COMMON],
+        help="wait until a task ends or waits for its review; exit 0 if it completed or awaits review",
+    )
+    wait.add_argument("task_id")
+    wait.add_argument(
+        "--max-wait", type=float, help="give up after this many seconds (exit 1; default: no limit)"
+    )
+    wait.set_defaults(func=wait_task)
 
     logs = commands.add_parser("logs", parents=[COMMON], help="a task's log lines")
     logs.add_argument("task_id")
@@ -204,6 +222,4 @@ def create_task(client: GatewayClient, args: argparse.Namespace) -> int:
         return 0
     if not args.json:
         print(f"created {task_id}", flush=True)
-    status = Follower(client, as_json=args.json, show_logs=not args.no_logs).run(task_id)
-    # A task that waits for its review has done what it can without a person: that is success here.
-    return 0 if status in ("completed", "awaiting_review") else 1
+    return watched_exit_code(Follower(client, as_json=args.json, show_logs=not args.no_logs).run(task_id))

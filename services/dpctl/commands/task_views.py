@@ -1,14 +1,15 @@
-"""`dpctl task list|show|logs|files|download`: reading tasks, their logs and files."""
+"""`dpctl task list|show|wait|logs|files|download`: reading tasks, their logs and files."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from services.dpctl.client import GatewayClient
-from services.dpctl.follow import follow_logs
+from services.dpctl.follow import follow_logs, watched_exit_code
 from services.dpctl.formatting import (
     log_line,
     print_json,
@@ -68,6 +69,29 @@ def show_task(client: GatewayClient, args: argparse.Namespace) -> int:
     else:
         task_detail(task)
     return 0
+
+
+# Each request waits at most this long (the gateway's limit is 60 s); a longer wait asks again.
+WAIT_PER_REQUEST = 50.0
+MOVING = ("pending", "in_progress")
+
+
+def wait_task(client: GatewayClient, args: argparse.Namespace) -> int:
+    """Until the task ends or waits for its review (`GET /tasks/{id}?wait=`: answered when it does, no
+    polling), or --max-wait runs out."""
+    deadline = None if args.max_wait is None else time.monotonic() + max(args.max_wait, 0)
+    while True:
+        left = WAIT_PER_REQUEST if deadline is None else min(WAIT_PER_REQUEST, deadline - time.monotonic())
+        task = client.wait_task(args.task_id, max(left, 0))
+        status = task.get("status")
+        if status not in MOVING or (deadline is not None and time.monotonic() >= deadline):
+            break
+    if args.json:
+        print_json(task)
+    else:
+        late = " (still, at --max-wait)" if status in MOVING else ""
+        print(f"task {args.task_id}: {status}{late}")
+    return 1 if status in MOVING else watched_exit_code(status)
 
 
 def task_logs(client: GatewayClient, args: argparse.Namespace) -> int:
