@@ -18,7 +18,7 @@ from aiohttp import web
 from services.api_gateway import earlier_clients
 from services.api_gateway.adapters.accepted import PRUNER, Pruner
 from services.api_gateway.adapters.broker import GatewayBroker
-from services.api_gateway.adapters.recorded import listener_context
+from services.api_gateway.adapters.recorded import LISTENER, listener_context
 from services.api_gateway.auth import auth_middleware
 from services.api_gateway.errors import error_middleware
 from services.api_gateway.hardening import add_security_headers, origin_middleware
@@ -169,10 +169,13 @@ def _training_context(embedding: EmbeddingSettings | None, pipeline: PipelineSet
     return context
 
 
-async def _end_streams(app: web.Application) -> None:
-    """On shutdown, tell open event streams to finish so the server does not wait on them."""
+async def _end_long_requests(app: web.Application) -> None:
+    """On shutdown, tell open event streams to finish and waiting requests to answer now, so the server
+    does not wait on them."""
     if BROKER in app:
         app[BROKER].close_streams()
+    if LISTENER in app:
+        app[LISTENER].stop_waiting()
 
 
 def create_app(
@@ -210,6 +213,6 @@ def create_app(
             _training_context(embedding_settings, pipeline_settings),
         ]
     )
-    app.on_shutdown.append(_end_streams)
+    app.on_shutdown.append(_end_long_requests)
     app.on_response_prepare.append(add_security_headers)
     return app

@@ -30,7 +30,8 @@ async def wait_until(predicate: Any, timeout: float, woken: Waiter | None = None
     """Poll `predicate()` (async) with a growing interval until it returns a truthy value or time runs out.
 
     With `woken` (a notification waiter) it is checked when woken instead, and on a slow backstop, while
-    the waiter's listener is up; when the listener is down it polls. It is always checked at the end."""
+    the waiter's listener is up; when the listener is down it polls. It is always checked at the end, and
+    the wait ends early when the gateway is shutting down (`Waiter.stopping`)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     polls = delays(0.005, 0.25, factor=1.5)  # a primary-key read: polling soon is cheap
@@ -39,7 +40,7 @@ async def wait_until(predicate: Any, timeout: float, woken: Waiter | None = None
         if woken is not None and woken.listening:
             await woken.wait(min(next(backstop), deadline - loop.time()))
         value = await predicate()
-        if value or loop.time() >= deadline:
+        if value or loop.time() >= deadline or (woken is not None and woken.stopping):
             return value
         if woken is None or not woken.listening:
             delay = next(polls)

@@ -149,6 +149,18 @@ async def test_a_wait_polls_while_the_listener_is_down(
     assert status == 200 and body["data"]["status"] == "completed"
 
 
+async def test_a_shutting_down_gateway_answers_its_waiting_reads_at_once(
+    waiting_gateway: TestClient, pg: asyncpg.Connection, rows: ReadModels
+) -> None:
+    task_id = await recorded(pg, rows)
+    await move(pg, task_id, status="in_progress")
+    answer = asyncio.create_task(get(waiting_gateway, task_id, wait="60"))
+    await waiting_on(waiting_gateway, task_id)
+    await waiting_gateway.app.shutdown()  # the on_shutdown signal, as run_app sends it on SIGTERM
+    status, body = await asyncio.wait_for(answer, ANSWER_WITHIN)
+    assert status == 200 and body["data"]["status"] == "in_progress"
+
+
 @pytest.mark.parametrize("wait", ["-1", "61", "soon", "nan", "inf"])
 async def test_a_bad_wait_is_a_400_naming_it(
     waiting_gateway: TestClient, pg: asyncpg.Connection, rows: ReadModels, wait: str

@@ -47,6 +47,11 @@ class Waiter:
         """Whether a notification can be expected (else the caller polls)."""
         return self._listener.connected
 
+    @property
+    def stopping(self) -> bool:
+        """The gateway is shutting down: answer with what there is now instead of waiting on."""
+        return self._listener.stopping
+
     def wake(self) -> None:
         self._event.set()
 
@@ -70,6 +75,7 @@ class RecordedListener:
         self._conn: asyncpg.Connection | None = None
         self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.stopping = False
 
     @property
     def connected(self) -> bool:
@@ -93,6 +99,12 @@ class RecordedListener:
                 waiting.discard(waiter)
                 if not waiting:
                     del self._waiters[task_id]
+
+    def stop_waiting(self) -> None:
+        """On shutdown: every waiting request answers now (a create 202, a waiting read the task as it
+        stands), so that the server's grace is not spent on them and no client sees its connection cut."""
+        self.stopping = True
+        self._wake_all()
 
     def _wake_all(self) -> None:
         for waiting in self._waiters.values():
