@@ -6,10 +6,10 @@ raw 4-hop quorum chain and Celery's safe chain, measured in one run.
 The services run as processes on a private schema, broker prefix and task root (removed at the end),
 with DP_EXECUTOR_REGISTRY=bench.noop_executors:registry, so every step costs only the platform: its
 events are published with confirms, scheduled, stored and projected as in production. Prints tasks/s,
-light-load create -> completed p50 (a client waiting with `?wait=`, beside a bare chain of the hops a task waits for in turn), each
-service's peak RSS and CPU per task (from /proc), and the ratios against the baselines. The pipeline and
-the baselines alternate (--rounds, default 3), each rate and p50 the best of its rounds, every round
-printed: the machine's speed moves within minutes. PostgreSQL and RabbitMQ CPU counts every process of
+light-load create -> completed p50 (a client waiting with `?wait=`, beside a bare chain of the hops a
+task waits for in turn), each service's peak RSS and CPU per task (from /proc), and the ratios against
+the baselines. The pipeline and the baselines alternate (--rounds, default 3), each rate and p50 the
+best of its rounds, every round printed: the machine's speed moves within minutes. PostgreSQL and RabbitMQ CPU counts every process of
 theirs on the machine (other users of the same servers included).
 """
 
