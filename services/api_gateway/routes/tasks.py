@@ -299,9 +299,12 @@ async def get_task(request: web.Request) -> web.Response:
             row = await wait_settled(request.app, task_id, query.wait)
     if row is None:
         raise task_not_found(task_id)
-    detail = task_detail(row, await read_models.executions(pool, task_id), datetime.now(UTC))
     directory = task_dir(request.app[SETTINGS].data_root, task_id)
-    detail.directory_exists = await asyncio.to_thread(directory.is_dir)
+    executions, exists = await asyncio.gather(
+        read_models.executions(pool, task_id), asyncio.to_thread(directory.is_dir)
+    )
+    detail = task_detail(row, executions, datetime.now(UTC))
+    detail.directory_exists = exists
     if not detail.recorded:
         return ok("task accepted, not recorded yet (pending)", detail.model_dump(mode="json"))
     return ok("task detail", detail.model_dump(mode="json"))
