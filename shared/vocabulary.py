@@ -36,6 +36,9 @@ TaskStatus = Literal[
 TASK_STATUSES: tuple[str, ...] = get_args(TaskStatus)
 FINAL_TASK_STATUSES: tuple[str, ...] = get_args(FinalTaskStatus)
 TASK_TERMINAL: frozenset[str] = frozenset(get_args(FinalTaskStatus))
+TASK_MOVING: frozenset[str] = frozenset({"pending", "in_progress"})
+"""A task in one of these statuses moves on by itself; in any other it has finished or waits for a person
+(what `GET /tasks/{id}?wait=` and `dpctl task wait` wait for)."""
 TASK_SUCCEEDED: frozenset[str] = frozenset({"completed", "partial_completed"})
 """Terminal statuses in which the task did its job, perhaps in part (exit code 0 for followers)."""
 

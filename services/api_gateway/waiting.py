@@ -16,14 +16,13 @@ from services.api_gateway.adapters import read_models
 from services.api_gateway.adapters.recorded import LISTENER, Waiter
 from services.api_gateway.keys import POOL
 from shared.retry import delays
+from shared.vocabulary import TASK_MOVING
 
 # With the listener up, the read model is still looked at this often: a notification may never come
 # (a collector of an older release during a rolling upgrade, a row written by other means).
 _BACKSTOP = (0.5, 2.0)
 
 Row: TypeAlias = asyncpg.Record | dict[str, Any]
-UNSETTLED = frozenset({"pending", "in_progress"})
-"""A task in one of these statuses moves on by itself; in any other it has finished or waits for a person."""
 
 
 async def wait_until(predicate: Any, timeout: float, woken: Waiter | None = None) -> Any:
@@ -51,7 +50,7 @@ async def wait_until(predicate: Any, timeout: float, woken: Waiter | None = None
 
 
 async def wait_settled(app: web.Application, task_id: str, seconds: float) -> Row | None:
-    """The task's row (read_models.get_task) once it has settled (a status outside UNSETTLED), None once it
+    """The task's row (read_models.get_task) once it has settled (a status outside TASK_MOVING), None once it
     is gone, or its row as it stands after `seconds`.
 
     The collector notifies a task's every change of status, so the wait ends at the commit that settles
@@ -62,7 +61,7 @@ async def wait_settled(app: web.Application, task_id: str, seconds: float) -> Ro
     async def settled() -> bool:
         nonlocal row
         row = await read_models.get_task(pool, task_id)
-        return row is None or row["status"] not in UNSETTLED
+        return row is None or row["status"] not in TASK_MOVING
 
     with app[LISTENER].expect(task_id) as woken:
         if not await settled():  # registered first: a change committed since the caller's read wakes it

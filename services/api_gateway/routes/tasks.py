@@ -46,13 +46,14 @@ from services.api_gateway.validation import (
     require_task_id,
     task_not_found,
 )
-from services.api_gateway.waiting import UNSETTLED, wait_settled, wait_until
+from services.api_gateway.waiting import wait_settled, wait_until
 from shared.commands import CreateTask
 from shared.ids import new_task_id
 from shared.parameters import TaskParameters
 from shared.secrets import SecretBox
 from shared.settings import GatewaySettings
 from shared.steps import STEP_ORDER, step_number
+from shared.vocabulary import TASK_MOVING
 
 
 def _check_required(body: dict[str, Any]) -> dict[str, Any]:
@@ -294,7 +295,7 @@ async def get_task(request: web.Request) -> web.Response:
     query = parse_query(TaskDetailQuery, request)
     pool = request.app[POOL]
     row = await read_models.get_task(pool, task_id)
-    if row is not None and query.wait and row["status"] in UNSETTLED:
+    if row is not None and query.wait and row["status"] in TASK_MOVING:
         with waiting_slot(request):
             row = await wait_settled(request.app, task_id, query.wait)
     if row is None:

@@ -17,6 +17,7 @@ from services.dpctl.formatting import (
     table,
     task_detail,
 )
+from shared.vocabulary import TASK_MOVING
 
 TASK_COLUMNS = [
     ("task_id", "task"),
@@ -73,7 +74,6 @@ def show_task(client: GatewayClient, args: argparse.Namespace) -> int:
 
 # Each request waits at most this long (the gateway's limit is 60 s); a longer wait asks again.
 WAIT_PER_REQUEST = 50.0
-MOVING = ("pending", "in_progress")
 
 
 def wait_task(client: GatewayClient, args: argparse.Namespace) -> int:
@@ -84,14 +84,14 @@ def wait_task(client: GatewayClient, args: argparse.Namespace) -> int:
         left = WAIT_PER_REQUEST if deadline is None else min(WAIT_PER_REQUEST, deadline - time.monotonic())
         task = client.wait_task(args.task_id, max(left, 0))
         status = task.get("status")
-        if status not in MOVING or (deadline is not None and time.monotonic() >= deadline):
+        if status not in TASK_MOVING or (deadline is not None and time.monotonic() >= deadline):
             break
     if args.json:
         print_json(task)
     else:
-        late = " (still, at --max-wait)" if status in MOVING else ""
+        late = " (still, at --max-wait)" if status in TASK_MOVING else ""
         print(f"task {args.task_id}: {status}{late}")
-    return 1 if status in MOVING else watched_exit_code(status)
+    return 1 if status in TASK_MOVING else watched_exit_code(status)
 
 
 def task_logs(client: GatewayClient, args: argparse.Namespace) -> int:
