@@ -37,6 +37,8 @@ SERVICES = {
 }
 COLORS = {"log_collector": "35", "scheduler": "36", "step_runner": "33", "api_gateway": "32"}
 STEP_NAMES = ("ddl_generation", "qa_generation", "sql_validation", "training_load")
+# How long the services that got a Ctrl-C themselves have to stop before they are sent SIGTERM.
+SIGINT_GRACE_SECONDS = 3.0
 COMPOSE_URLS = {
     "DP_DATABASE_URL": "postgresql://dp:dp@127.0.0.1:5432/data_pipeline",
     "DP_RABBITMQ_URL": "amqp://dp:dp@127.0.0.1:5672/",
@@ -294,7 +296,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         threading.Thread(target=_pump, args=(name, procs[name].stdout, tty), daemon=True).start()
 
-    def stop_all(*_: object) -> None:
+    def stop_all(grace: float = 0.0) -> None:
+        # After a Ctrl-C the services got the terminal's SIGINT too and are stopping: a SIGTERM on its
+        # heels would interrupt the gateway's graceful shutdown (aiohttp's second signal), so they get
+        # `grace` seconds to finish first.
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(proc.poll() is None for proc in procs.values()):
+            time.sleep(0.05)
         for proc in procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -354,7 +362,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         print("\n[run] stopping…")
-        stop_all()
+        stop_all(grace=SIGINT_GRACE_SECONDS)
         return 0
 
 
