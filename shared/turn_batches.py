@@ -4,7 +4,7 @@ per-message round trip that a batch can replace).
 Under load a service's handlers reach the same read together: the consumer hands it a burst of
 deliveries, each handled in a task of its own, and all of them run in the next turn of the loop. Each
 `get` joins the turn's batch; the batch's one query runs at the start of the following turn. A lone
-`get` (light load) costs a turn of the loop more than a direct query, microseconds.
+`get` (light load) costs two turns of the loop more than a direct query, microseconds.
 """
 
 from __future__ import annotations

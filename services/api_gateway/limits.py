@@ -25,8 +25,8 @@ WAITS_PER_CLIENT = 20
 _MAX_BUCKETS = 10_000
 
 
-class StreamSlots:
-    """Counts open streams (or other held requests: `what`, `reason`) in total and per client."""
+class Slots:
+    """Counts held requests (open event streams, waiting reads: `what`, `reason`) in total and per client."""
 
     def __init__(
         self, total: int, per_client: int, what: str = "open event streams", reason: str = "stream_limit"
@@ -101,6 +101,6 @@ class Limits:
     """The gateway's stream slots and rate limiter, built from its settings."""
 
     def __init__(self, settings: GatewaySettings) -> None:
-        self.streams = StreamSlots(settings.sse_max_streams_total, settings.sse_max_streams_per_client)
-        self.waits = StreamSlots(WAITS_TOTAL, WAITS_PER_CLIENT, "waiting task reads", "wait_limit")
+        self.streams = Slots(settings.sse_max_streams_total, settings.sse_max_streams_per_client)
+        self.waits = Slots(WAITS_TOTAL, WAITS_PER_CLIENT, "waiting task reads", "wait_limit")
         self.rate = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)

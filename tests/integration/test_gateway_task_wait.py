@@ -31,7 +31,7 @@ from tests.integration.gateway_fixtures import (  # noqa: F401
     make_gateway,
     rows,
 )
-from tests.integration.test_gateway_create_notify import record_tasks
+from tests.integration.test_gateway_create_notify import _no_reports, record_tasks
 from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.integration
@@ -39,10 +39,6 @@ pytestmark = pytest.mark.integration
 # With the read-model backstop pushed past the wait, only a notification can end a wait early.
 BACKSTOP = 600.0
 ANSWER_WITHIN = 15.0
-
-
-async def _no_reports(_conn: asyncpg.Connection, _through: dict[str, int]) -> dict[str, Any]:
-    return {}
 
 
 async def move(pg: asyncpg.Connection, task_id: str, **fields: Any) -> None:
@@ -88,12 +84,10 @@ async def test_a_wait_ends_at_the_commit_that_settles_the_task_not_before(
     await move(pg, task_id, progress=50)  # no change of status: no notification
     await asyncio.sleep(0.3)  # lets a wrongly woken request answer before the check below
     assert not answer.done(), "a task still in progress must not end the wait"
-    began = time.monotonic()
     await move(pg, task_id, status="completed", progress=100)
     status, body = await asyncio.wait_for(answer, ANSWER_WITHIN)
     assert status == 200, body
     assert body["data"]["status"] == "completed" and body["data"]["progress"] == 100
-    assert time.monotonic() - began < ANSWER_WITHIN
     assert task_id not in waiting_gateway.app[LISTENER]._waiters
 
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from services.api_gateway.auth import principal_for
 from services.api_gateway.bootstrap import all_routes
 from services.api_gateway.errors import ServiceUnavailable
-from services.api_gateway.limits import RateLimiter, StreamSlots
+from services.api_gateway.limits import RateLimiter, Slots
 from shared.credentials import ApiToken, is_placeholder
 from shared.secrets import derive_key, load_or_create_key
 from shared.settings import GatewaySettings
@@ -93,7 +93,7 @@ def test_passphrases_are_stretched_with_scrypt(tmp_path) -> None:  # type: ignor
 
 
 def test_stream_slots_cap_per_client_and_total() -> None:
-    slots = StreamSlots(total=3, per_client=2)
+    slots = Slots(total=3, per_client=2)
     with slots.hold("a"), slots.hold("a"):
         with pytest.raises(ServiceUnavailable) as info:
             with slots.hold("a"):
