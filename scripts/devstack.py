@@ -297,9 +297,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         threading.Thread(target=_pump, args=(name, procs[name].stdout, tty), daemon=True).start()
 
     def stop_all(grace: float = 0.0) -> None:
-        # After a Ctrl-C the services got the terminal's SIGINT too and are stopping: a SIGTERM on its
-        # heels would interrupt the gateway's graceful shutdown (aiohttp's second signal), so they get
-        # `grace` seconds to finish first.
+        # After a Ctrl-C the services got the terminal's SIGINT too and are stopping: they ignore a
+        # second signal, so a SIGTERM is only for one that has not stopped after `grace` seconds.
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and any(proc.poll() is None for proc in procs.values()):
             time.sleep(0.05)

@@ -9,6 +9,7 @@ from services.api_gateway.connections import policy_warnings
 from shared.embeddings import EmbeddingSettings
 from shared.logging import configure_logging, get_logger
 from shared.pipeline_settings import PipelineSettings
+from shared.service import run_service, wait_for_stop_signal
 from shared.settings import GatewaySettings
 from shared.settings_loading import load_settings
 
@@ -32,16 +33,20 @@ def main() -> None:
     for warning in policy_warnings(settings, settings.http_host):
         log.warning(warning, host=settings.http_host)
     app = create_app(settings, embedding_settings=embedding, pipeline_settings=pipeline)
-    # run_app handles SIGINT/SIGTERM: stop accepting, on_shutdown (streams end), wait, cleanup_ctx in reverse.
-    web.run_app(
-        app,
-        host=settings.http_host,
-        port=settings.http_port,
-        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
-        access_log=None,
-        print=None,
-        handle_signals=True,
-    )
+
+    async def serve() -> None:
+        # Not run_app: its signal handling let a second signal strand its shutdown. Stopping the runner
+        # stops accepting, runs on_shutdown (streams and waiting reads end), waits for the requests in
+        # flight up to the grace, then the cleanup_ctx contexts in reverse.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+            await wait_for_stop_signal()
+        finally:
+            await runner.cleanup()
+
+    run_service(serve)
     log.info("stopped")
 
 

@@ -150,7 +150,7 @@ async def test_a_shutting_down_gateway_answers_its_waiting_reads_at_once(
     await move(pg, task_id, status="in_progress")
     answer = asyncio.create_task(get(waiting_gateway, task_id, wait="60"))
     await waiting_on(waiting_gateway, task_id)
-    await waiting_gateway.app.shutdown()  # the on_shutdown signal, as run_app sends it on SIGTERM
+    await waiting_gateway.app.shutdown()  # the on_shutdown signal, as stopping the gateway sends it
     status, body = await asyncio.wait_for(answer, ANSWER_WITHIN)
     assert status == 200 and body["data"]["status"] == "in_progress"
 

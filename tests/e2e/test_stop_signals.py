@@ -1,0 +1,68 @@
+"""A second stop signal during a service's shutdown (Ctrl-C reaches every process, then a supervisor's
+SIGTERM) is ignored: every service still finishes its graceful shutdown and exits 0, promptly."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+from collections.abc import Iterator
+
+import aiohttp
+import pytest
+
+from tests.support.eventually import eventually
+from tests.support.run_state import own_stack
+from tests.support.stack import Stack, free_port
+
+pytestmark = pytest.mark.e2e
+KINDS = ("gateway", "collector", "scheduler", "runner")
+# Far below the gateway's 10 s request grace and the 30 s the devstack waits before it kills.
+PROMPT_EXIT_SECONDS = 8.0
+
+
+@pytest.fixture(scope="module")
+def signals_stack(
+    stack_env: dict[str, str], run_id: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    env = {
+        **stack_env,
+        "DP_DB_SCHEMA": f"dps_{run_id}",
+        "DP_BROKER_PREFIX": f"dps.{run_id}",
+        "DP_DATA_ROOT": str(tmp_path_factory.mktemp("signals-tasks")),
+        "DP_RUNNER_ID": "signals-runner",
+    }
+    with own_stack(env, tmp_path_factory.mktemp("signals-logs")) as stack:
+        yield stack
+
+
+async def _ready(port: int) -> None:
+    async with aiohttp.ClientSession() as session:
+
+        async def answered() -> bool:
+            async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                return resp.status == 200
+
+        await eventually(answered, timeout=60, interval=0.1, retry_on=(aiohttp.ClientError,))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_second_signal_does_not_cut_the_shutdown_short(signals_stack: Stack, kind: str) -> None:
+    port = free_port()
+    setting = "DP_HTTP_PORT" if kind == "gateway" else "DP_HEALTH_PORT"
+    signals_stack.start(kind, extra_env={setting: str(port)})
+    await _ready(port)
+    proc = signals_stack.procs.pop(kind)
+
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = await asyncio.to_thread(proc.wait, PROMPT_EXIT_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+        pytest.fail(f"{kind} still running {PROMPT_EXIT_SECONDS} s after SIGINT + SIGTERM")
+    logs = signals_stack.logs(kind)
+    # Killed by the SIGTERM's default action (a worker's, before) would be -15.
+    assert code == 0, (code, logs[-3000:])
+    assert "already stopping: signal ignored" in logs, logs[-3000:]
