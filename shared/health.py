@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from shared.service import listen
+
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 
@@ -47,9 +49,8 @@ async def health_server(
         return
     runner = web.AppRunner(health_app(service, ready, registry), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "0.0.0.0", port)
-    await site.start()
     try:
+        await listen(runner, "0.0.0.0", port, "DP_HEALTH_PORT")
         yield
     finally:
         await runner.cleanup()

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+from aiohttp import web
 
 from shared.logging import get_logger
 
@@ -37,9 +41,27 @@ async def wait_for_stop_signal() -> None:
     await stop.wait()
 
 
+class CannotListen(Exception):
+    """A service's port is taken or not allowed to it: one log line and exit status 1, no traceback."""
+
+
+async def listen(runner: web.BaseRunner, host: str, port: int, setting: str) -> None:
+    """Serve `runner` on host:port; `setting` names the variable that moves it."""
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)  # asyncio's own text repeats the address
+        raise CannotListen(
+            f"cannot listen on {host}:{port}: {reason}; free the port or set {setting}"
+        ) from None
+
+
 def run_service(serve: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """asyncio.run the service's `serve` coroutine (it returns after a stop signal and a clean shutdown)."""
     try:
         asyncio.run(serve())
     except KeyboardInterrupt:
         pass
+    except CannotListen as exc:
+        get_logger().error("not started", reason=str(exc))
+        sys.exit(1)

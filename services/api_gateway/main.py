@@ -9,7 +9,7 @@ from services.api_gateway.connections import policy_warnings
 from shared.embeddings import EmbeddingSettings
 from shared.logging import configure_logging, get_logger
 from shared.pipeline_settings import PipelineSettings
-from shared.service import run_service, wait_for_stop_signal
+from shared.service import listen, run_service, wait_for_stop_signal
 from shared.settings import GatewaySettings
 from shared.settings_loading import load_settings
 
@@ -41,7 +41,7 @@ def main() -> None:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
         await runner.setup()
         try:
-            await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+            await listen(runner, settings.http_host, settings.http_port, "DP_HTTP_PORT")
             await wait_for_stop_signal()
         finally:
             await runner.cleanup()

@@ -1,10 +1,12 @@
-"""A second stop signal during a service's shutdown (Ctrl-C reaches every process, then a supervisor's
-SIGTERM) is ignored: every service still finishes its graceful shutdown and exits 0, promptly."""
+"""A service's process from start to exit: a second stop signal during its shutdown (Ctrl-C reaches every
+process, then a supervisor's SIGTERM) is ignored, so it still finishes its graceful shutdown and exits 0,
+promptly; a port it cannot listen on is one clear log line and exit status 1."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 
@@ -19,10 +21,15 @@ pytestmark = pytest.mark.e2e
 KINDS = ("gateway", "collector", "scheduler", "runner")
 # Far below the gateway's 10 s request grace and the 30 s the devstack waits before it kills.
 PROMPT_EXIT_SECONDS = 8.0
+_PORT_SETTING = {"gateway": "DP_HTTP_PORT"} | dict.fromkeys(
+    ("collector", "scheduler", "runner"), "DP_HEALTH_PORT"
+)
+# The gateway listens on its default host, a worker's health port on every address.
+_HOST = {"gateway": "127.0.0.1", "scheduler": "0.0.0.0"}
 
 
 @pytest.fixture(scope="module")
-def signals_stack(
+def lifecycle_stack(
     stack_env: dict[str, str], run_id: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     env = {
@@ -47,12 +54,11 @@ async def _ready(port: int) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_a_second_signal_does_not_cut_the_shutdown_short(signals_stack: Stack, kind: str) -> None:
+async def test_a_second_signal_does_not_cut_the_shutdown_short(lifecycle_stack: Stack, kind: str) -> None:
     port = free_port()
-    setting = "DP_HTTP_PORT" if kind == "gateway" else "DP_HEALTH_PORT"
-    signals_stack.start(kind, extra_env={setting: str(port)})
+    lifecycle_stack.start(kind, extra_env={_PORT_SETTING[kind]: str(port)})
     await _ready(port)
-    proc = signals_stack.procs.pop(kind)
+    proc = lifecycle_stack.procs.pop(kind)
 
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGTERM)
@@ -62,7 +68,30 @@ async def test_a_second_signal_does_not_cut_the_shutdown_short(signals_stack: St
         proc.kill()
         proc.wait(5)
         pytest.fail(f"{kind} still running {PROMPT_EXIT_SECONDS} s after SIGINT + SIGTERM")
-    logs = signals_stack.logs(kind)
+    logs = lifecycle_stack.logs(kind)
     # Killed by the SIGTERM's default action (a worker's, before) would be -15.
     assert code == 0, (code, logs[-3000:])
     assert "already stopping: signal ignored" in logs, logs[-3000:]
+
+
+@pytest.mark.parametrize("kind", ["gateway", "scheduler"])
+async def test_a_taken_port_is_one_clear_line_and_exit_1(lifecycle_stack: Stack, kind: str) -> None:
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        lifecycle_stack.start(kind, extra_env={_PORT_SETTING[kind]: str(port)})
+        proc = lifecycle_stack.procs.pop(kind)
+        try:
+            code = await asyncio.to_thread(proc.wait, 60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+            pytest.fail(f"{kind} kept running on a taken port")
+    logs = lifecycle_stack.logs(kind)
+    assert code == 1, (code, logs[-3000:])
+    assert (
+        f"cannot listen on {_HOST[kind]}:{port}: Address already in use; free the port or set {_PORT_SETTING[kind]}"
+        in logs
+    )
+    assert "Traceback" not in logs, logs[-3000:]
