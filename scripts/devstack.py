@@ -80,9 +80,13 @@ def http_json(method: str, url: str, body: dict | None = None, timeout: float = 
             return exc.code, {}
 
 
-def wait_ready(timeout: float = 90) -> bool:
+def wait_ready(timeout: float = 90, gateway: subprocess.Popen[bytes] | None = None) -> bool:
+    """Until /readyz answers 200; False after `timeout`, or at once when the `gateway` process exited (a
+    taken port, bad settings: its log says why)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if gateway is not None and gateway.poll() is not None:
+            return False
         try:
             status, _ = http_json("GET", f"{gateway_url()}/readyz", timeout=2)
             if status == 200:
@@ -193,6 +197,7 @@ def migrate_and_seed(demo_url: str) -> None:
 def cmd_up(_: argparse.Namespace) -> int:
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
+    started: dict[str, subprocess.Popen[bytes]] = {}
     for name, module in SERVICES.items():
         pid_file = RUN_DIR / f"{name}.pid"
         if pid_file.exists() and _alive(int(pid_file.read_text())):
@@ -203,8 +208,9 @@ def cmd_up(_: argparse.Namespace) -> int:
             [PY, "-m", module], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
         )
         pid_file.write_text(str(proc.pid))
+        started[name] = proc
         print(f"started {name} (pid {proc.pid}, log var/log/{name}.log)")
-    if not wait_ready():
+    if not wait_ready(gateway=started.get("api_gateway")):
         print("the gateway did not become ready; see var/log/*.log", file=sys.stderr)
         return 1
     print(
@@ -313,8 +319,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     try:
-        if not wait_ready():
-            print("[run] the gateway did not become ready", file=sys.stderr)
+        if not wait_ready(gateway=procs["api_gateway"]):
+            code = procs["api_gateway"].poll()
+            why = (
+                f"exited with status {code} (its lines above say why)"
+                if code is not None
+                else "did not become ready"
+            )
+            print(f"[run] the gateway {why}", file=sys.stderr)
             stop_all()
             return 1
         lines = (ROOT / "services/demo_db/tables.txt").read_text().splitlines()
