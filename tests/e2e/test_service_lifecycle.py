@@ -36,10 +36,10 @@ def lifecycle_stack(
         **stack_env,
         "DP_DB_SCHEMA": f"dps_{run_id}",
         "DP_BROKER_PREFIX": f"dps.{run_id}",
-        "DP_DATA_ROOT": str(tmp_path_factory.mktemp("signals-tasks")),
-        "DP_RUNNER_ID": "signals-runner",
+        "DP_DATA_ROOT": str(tmp_path_factory.mktemp("lifecycle-tasks")),
+        "DP_RUNNER_ID": "lifecycle-runner",
     }
-    with own_stack(env, tmp_path_factory.mktemp("signals-logs")) as stack:
+    with own_stack(env, tmp_path_factory.mktemp("lifecycle-logs")) as stack:
         yield stack
 
 
@@ -53,6 +53,16 @@ async def _ready(port: int) -> None:
         await eventually(answered, timeout=60, interval=0.1, retry_on=(aiohttp.ClientError,))
 
 
+async def _exit_code(proc: subprocess.Popen[bytes], within: float, failure: str) -> int:
+    """The process's exit status, or the test fails with `failure` (the process killed) after `within` s."""
+    try:
+        return await asyncio.to_thread(proc.wait, within)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+        pytest.fail(failure)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_second_signal_does_not_cut_the_shutdown_short(lifecycle_stack: Stack, kind: str) -> None:
     port = free_port()
@@ -62,12 +72,9 @@ async def test_a_second_signal_does_not_cut_the_shutdown_short(lifecycle_stack: 
 
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGTERM)
-    try:
-        code = await asyncio.to_thread(proc.wait, PROMPT_EXIT_SECONDS)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-        pytest.fail(f"{kind} still running {PROMPT_EXIT_SECONDS} s after SIGINT + SIGTERM")
+    code = await _exit_code(
+        proc, PROMPT_EXIT_SECONDS, f"{kind} still running {PROMPT_EXIT_SECONDS} s after SIGINT + SIGTERM"
+    )
     logs = lifecycle_stack.logs(kind)
     # Killed by the SIGTERM's default action (a worker's, before) would be -15.
     assert code == 0, (code, logs[-3000:])
@@ -82,12 +89,7 @@ async def test_a_taken_port_is_one_clear_line_and_exit_1(lifecycle_stack: Stack,
         port = holder.getsockname()[1]
         lifecycle_stack.start(kind, extra_env={_PORT_SETTING[kind]: str(port)})
         proc = lifecycle_stack.procs.pop(kind)
-        try:
-            code = await asyncio.to_thread(proc.wait, 60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-            pytest.fail(f"{kind} kept running on a taken port")
+        code = await _exit_code(proc, 60, f"{kind} kept running on a taken port")
     logs = lifecycle_stack.logs(kind)
     assert code == 1, (code, logs[-3000:])
     assert (
