@@ -55,6 +55,15 @@ def gateway_url() -> str:
     return f"http://127.0.0.1:{env_value('DP_HTTP_PORT', '8084')}"
 
 
+def port_taken_by_another() -> str | None:
+    """Why the gateway cannot start here: its port answers already (readiness checks would talk to that
+    process instead), or None."""
+    port = int(env_value("DP_HTTP_PORT", "8084"))
+    if not tcp_open("127.0.0.1", port):
+        return None
+    return f"port {port} is taken (a stack from `make up`? `make down` stops it), or set DP_HTTP_PORT"
+
+
 def tcp_open(host: str, port: int, timeout: float = 1.0) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -197,6 +206,11 @@ def migrate_and_seed(demo_url: str) -> None:
 def cmd_up(_: argparse.Namespace) -> int:
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
+    gateway_pid = RUN_DIR / "api_gateway.pid"
+    ours = gateway_pid.exists() and _alive(int(gateway_pid.read_text()))
+    if not ours and (taken := port_taken_by_another()):
+        print(f"the gateway cannot start: {taken}", file=sys.stderr)
+        return 1
     started: dict[str, subprocess.Popen[bytes]] = {}
     for name, module in SERVICES.items():
         pid_file = RUN_DIR / f"{name}.pid"
@@ -283,6 +297,9 @@ def follow_task(task_id: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if taken := port_taken_by_another():
+        print(f"[run] the gateway cannot start: {taken}", file=sys.stderr)
+        return 1
     ensure_infrastructure()
     if tcp_open("127.0.0.1", 15672):
         print(f"[run] RabbitMQ console: {RABBITMQ_CONSOLE}")
@@ -296,6 +313,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     tty = sys.stdout.isatty()
     procs: dict[str, subprocess.Popen[bytes]] = {}
     env = {**os.environ, "DP_LOG_FORMAT": os.environ.get("DP_LOG_FORMAT", "console")}
+    if tty:  # the services write to pipes; their lines end up on this terminal
+        env.setdefault("FORCE_COLOR", "1")
     for name, module in SERVICES.items():
         procs[name] = subprocess.Popen(
             [PY, "-m", module], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT, env=env

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -20,10 +21,22 @@ def _mask_processor(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mu
     return event_dict
 
 
+def console_colors() -> bool:
+    """Colours only where the lines meet a terminal: stderr is one, or whoever shows the lines says so
+    with FORCE_COLOR (`make run` prefixes the services' lines on its own terminal); NO_COLOR wins."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    return sys.stderr.isatty() or bool(os.environ.get("FORCE_COLOR"))
+
+
 def configure_logging(settings: CommonSettings, *, service: str) -> None:
     level = getattr(logging, settings.log_level)
     use_json = settings.log_format == "json" or (settings.log_format == "auto" and not sys.stderr.isatty())
-    renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=console_colors())
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

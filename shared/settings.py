@@ -43,7 +43,8 @@ class CommonSettings(BaseSettings):
     )
     db_pool_max_size: int = Field(default=10, ge=1, le=200, description="Largest asyncpg pool per process.")
     rabbitmq_url: SecretStr = Field(
-        default=SecretStr("amqp://guest:guest@127.0.0.1:5672/"), description="AMQP URL of RabbitMQ."
+        default=SecretStr("amqp://guest:guest@127.0.0.1:5672/"),
+        description="AMQP URL of RabbitMQ. Its query takes aio-pika's connection options, e.g. `?reconnect_interval=2` (seconds between reconnect attempts after the broker drops the connection; default 5).",
     )
     broker_prefix: str = Field(default="dp", description="Prefix of every exchange and queue name.")
     collector_partitions: int = Field(
@@ -84,7 +85,7 @@ class CommonSettings(BaseSettings):
     log_format: str = Field(
         default="auto",
         pattern="^(auto|json|console)$",
-        description="auto (console on a terminal, JSON otherwise), json or console.",
+        description="auto (console on a terminal, JSON otherwise), json or console (coloured on a terminal or with FORCE_COLOR=1, never with NO_COLOR=1).",
     )
 
     @field_validator("encryption_key")
@@ -394,7 +395,7 @@ class CollectorSettings(CommonSettings):
         default=50,
         ge=0,
         le=10_000,
-        description="Longest wait for a partial batch of a running step's events alone (0: no wait).",
+        description="Longest wait for a partial batch of a running step's events alone (its order, start, heartbeats, progress, log lines, outputs), to share a transaction; any other event (a step's outcome, anything about the task) is stored at once and takes them along (0: no wait).",
     )
     collector_replicas: int = Field(default=1, ge=1, le=64, description="Replicas sharing the partitions.")
     collector_replica: int | None = Field(
