@@ -40,7 +40,8 @@ from shared.messages import (
 )
 from shared.publish_settings import PUBLISH_TIMEOUT
 from shared.retry import TRANSIENT_ERRORS as TRANSIENT_ERRORS  # re-exported for the consumers
-from shared.retry import delays
+from shared.retry import delays, until_reachable
+from shared.settings import CommonSettings
 from shared.topology import (  # re-exported: the topology's names are part of this module's API
     DEFAULT_COLLECTOR_PARTITIONS,  # noqa: F401
     DELIVERY_LIMIT,  # noqa: F401
@@ -100,6 +101,17 @@ async def connect(url: str, name: str = "data_pipeline") -> AbstractRobustConnec
     """
     return await aio_pika.connect_robust(
         url, client_properties={"connection_name": name}, connection_class=CoalescingConnection
+    )
+
+
+async def connect_at_start(settings: CommonSettings, service: str) -> AbstractRobustConnection:
+    """A starting service's connection (named `dp:<service>:<prefix>`), waiting up to
+    DP_STARTUP_WAIT_SECONDS for the broker (shared.retry.until_reachable)."""
+    return await until_reachable(
+        "broker",
+        "DP_RABBITMQ_URL",
+        lambda: connect(settings.rabbitmq_url.get_secret_value(), f"dp:{service}:{settings.broker_prefix}"),
+        settings.startup_wait_seconds,
     )
 
 

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
+from shared.retry import until_reachable
 from shared.settings import CommonSettings
 
 
@@ -40,9 +41,19 @@ async def create_pool(settings: CommonSettings, *, max_size: int | None = None) 
 
 @asynccontextmanager
 async def pool_context(
-    settings: CommonSettings, *, max_size: int | None = None
+    settings: CommonSettings, *, max_size: int | None = None, starting: bool = False
 ) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(settings, max_size=max_size)
+    """The pool, closed at the end. `starting`: a service starting up, which waits up to
+    DP_STARTUP_WAIT_SECONDS for the database (shared.retry.until_reachable)."""
+    if starting:
+        pool = await until_reachable(
+            "database",
+            "DP_DATABASE_URL",
+            lambda: create_pool(settings, max_size=max_size),
+            settings.startup_wait_seconds,
+        )
+    else:
+        pool = await create_pool(settings, max_size=max_size)
     try:
         yield pool
     finally:

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
 
 import aio_pika
 import asyncpg
+
+from shared.logging import get_logger
+from shared.secrets import mask_secrets
+
+T = TypeVar("T")
 
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
@@ -53,3 +59,29 @@ def delays(base: float, maximum: float, *, factor: float = 2.0) -> Iterator[floa
     while True:
         attempt += 1
         yield backoff(attempt, base, maximum, factor=factor)
+
+
+class Unreachable(Exception):
+    """A dependency still unreachable when a service's start-up wait ran out: one log line, exit status 1."""
+
+
+async def until_reachable(
+    what: str, setting: str, connect_once: Callable[[], Awaitable[T]], within: float
+) -> T:
+    """`connect_once()`, tried again with growing waits for `within` seconds: a service may start before
+    its database or broker (compose, Kubernetes). `setting` names the variable that says where it is."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    waits = delays(0.5, 5.0)
+    while True:
+        try:
+            return await connect_once()
+        except (OSError, asyncpg.PostgresError, aio_pika.exceptions.AMQPError) as exc:
+            error = mask_secrets(str(exc) or repr(exc))
+            delay = next(waits)
+            if loop.time() + delay > deadline:
+                raise Unreachable(
+                    f"{what} not reachable within {within:g} s ({error}); check {setting}"
+                ) from None
+            get_logger().warning(f"{what} not reachable yet; retrying", error=error, in_seconds=delay)
+            await asyncio.sleep(delay)

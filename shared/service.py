@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from shared.logging import get_logger
+from shared.retry import Unreachable
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -42,7 +43,8 @@ async def wait_for_stop_signal() -> None:
 
 
 class CannotListen(Exception):
-    """A service's port is taken or not allowed to it: one log line and exit status 1, no traceback."""
+    """A service's port is taken or not allowed to it: one log line and exit status 1, no traceback
+    (as for a dependency that stays unreachable, shared.retry.Unreachable)."""
 
 
 async def listen(runner: web.BaseRunner, host: str, port: int, setting: str) -> None:
@@ -62,6 +64,6 @@ def run_service(serve: Callable[[], Coroutine[Any, Any, None]]) -> None:
         asyncio.run(serve())
     except KeyboardInterrupt:
         pass
-    except CannotListen as exc:
+    except (CannotListen, Unreachable) as exc:
         get_logger().error("not started", reason=str(exc))
         sys.exit(1)

@@ -75,6 +75,12 @@ class CommonSettings(BaseSettings):
         default=True,
         description="Accept business-database URLs from callers; false: only the named DP_CONNECTIONS.",
     )
+    startup_wait_seconds: float = Field(
+        default=30,
+        ge=0,
+        le=600,
+        description="How long a starting service waits for PostgreSQL and RabbitMQ to be reachable.",
+    )
     health_port: int | None = Field(
         default=None,
         ge=1,

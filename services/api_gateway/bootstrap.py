@@ -7,11 +7,9 @@ app starts and closed in reverse order when it stops.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
-import aio_pika
 import asyncpg
 from aiohttp import web
 
@@ -45,38 +43,14 @@ from services.api_gateway.routes import (
 )
 from services.api_gateway.spec import RouteSpec, method_not_allowed, shadowed_methods
 from services.step_runner.pipeline.introspect import IntrospectionOptions
-from shared.broker import Publisher, Topology, connect, declare_topology, open_channel
-from shared.db import create_pool
+from shared.broker import Publisher, Topology, connect_at_start, declare_topology, open_channel
+from shared.db import pool_context
 from shared.embeddings import EmbeddingSettings, create_embedder
-from shared.logging import get_logger
 from shared.pipeline_settings import PipelineSettings
-from shared.retry import delays
-from shared.secrets import SecretBox, load_or_create_key, mask_secrets
+from shared.secrets import SecretBox, load_or_create_key
 from shared.settings import GatewaySettings
 
 PRODUCER = "api_gateway"
-# Dependencies may start after the gateway (compose, Kubernetes): keep trying this long, then fail.
-STARTUP_RETRY_SECONDS = 30.0
-
-T = TypeVar("T")
-
-
-async def _with_retries(what: str, connect_once: Callable[[], Awaitable[T]]) -> T:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + STARTUP_RETRY_SECONDS
-    waits = delays(0.5, 5.0)
-    delay = next(waits)
-    while True:
-        try:
-            return await connect_once()
-        except (OSError, asyncpg.PostgresError, aio_pika.exceptions.AMQPError) as exc:
-            if loop.time() + delay > deadline:
-                raise
-            get_logger().warning(
-                f"{what} not reachable yet; retrying", error=mask_secrets(repr(exc)), in_seconds=delay
-            )
-            await asyncio.sleep(delay)
-            delay = next(waits)
 
 
 def all_routes() -> list[RouteSpec]:
@@ -111,22 +85,15 @@ async def _secrets(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    pool = await _with_retries("database", lambda: create_pool(settings))
-    app[POOL] = pool
-    try:
+    async with pool_context(app[SETTINGS], starting=True) as pool:
+        app[POOL] = pool
         yield
-    finally:
-        await pool.close()
 
 
 async def _broker(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     topology = Topology(settings.broker_prefix, settings.collector_partitions)
-    connection = await _with_retries(
-        "broker",
-        lambda: connect(settings.rabbitmq_url.get_secret_value(), f"dp:api_gateway:{settings.broker_prefix}"),
-    )
+    connection = await connect_at_start(settings, "api_gateway")
     try:
         channel = await open_channel(connection, prefetch=1)
         exchanges = await declare_topology(channel, topology)

@@ -39,8 +39,8 @@ def main() -> None:
         # stops accepting, runs on_shutdown (streams and waiting reads end), waits for the requests in
         # flight up to the grace, then the cleanup_ctx contexts in reverse.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
-        await runner.setup()
         try:
+            await runner.setup()  # the cleanup_ctx contexts entered before one failed are exited below
             await listen(runner, settings.http_host, settings.http_port, "DP_HTTP_PORT")
             await wait_for_stop_signal()
         finally:

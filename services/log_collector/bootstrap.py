@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from services.log_collector.adapters.task_files import TaskLogFiles
 from services.log_collector.handlers import BatchCollector
 from services.log_collector.metrics import CollectorMetrics
-from shared.broker import Topology, connect, declare_topology, open_channel
+from shared.broker import Topology, connect_at_start, declare_topology, open_channel
 from shared.db import pool_context
 from shared.logging import get_logger
 from shared.settings import CollectorSettings
@@ -46,10 +46,8 @@ def partition_order(partitions: int, replicas: int, replica: int) -> tuple[list[
 @asynccontextmanager
 async def running_collector(settings: CollectorSettings) -> AsyncIterator[BatchCollector]:
     topology = Topology(settings.broker_prefix, settings.collector_partitions)
-    connection = await connect(
-        settings.rabbitmq_url.get_secret_value(), f"dp:log_collector:{settings.broker_prefix}"
-    )
-    async with connection, pool_context(settings, max_size=4) as pool:
+    connection = await connect_at_start(settings, "log_collector")
+    async with connection, pool_context(settings, max_size=4, starting=True) as pool:
         # Two batches in flight: one stored in the background while the next one is read (handlers.py).
         channel = await open_channel(connection, prefetch=2 * settings.collector_batch_size)
         await declare_topology(channel, topology)

@@ -20,7 +20,7 @@ from shared.broker import (
     SCHEDULER_KEY,
     Publisher,
     Topology,
-    connect,
+    connect_at_start,
     declare_topology,
     handle_delivery,
     open_channel,
@@ -62,10 +62,8 @@ def _days(days: float) -> timedelta | None:
 async def running_scheduler(settings: SchedulerSettings) -> AsyncIterator[Scheduler]:
     """Connects, rebuilds on first delivery, consumes its queue and publishes ticks until closed."""
     topology = Topology(settings.broker_prefix, settings.collector_partitions)
-    connection = await connect(
-        settings.rabbitmq_url.get_secret_value(), f"dp:scheduler:{settings.broker_prefix}"
-    )
-    async with connection, pool_context(settings, max_size=4) as pool:
+    connection = await connect_at_start(settings, "scheduler")
+    async with connection, pool_context(settings, max_size=4, starting=True) as pool:
         channel = await open_channel(connection, prefetch=PREFETCH)
         exchanges = await declare_topology(channel, topology)
         publisher = Publisher(exchanges, producer="scheduler")

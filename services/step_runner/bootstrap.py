@@ -22,7 +22,7 @@ from shared.broker import (
     RUNNER_CONTROL_EVENT_TYPES,
     Publisher,
     Topology,
-    connect,
+    connect_at_start,
     declare_topology,
     handle_delivery,
     open_channel,
@@ -76,10 +76,8 @@ def secret_box(settings: RunnerSettings) -> SecretBox:
 async def running_runner(settings: RunnerSettings) -> AsyncIterator[StepRunner]:
     topology = Topology(settings.broker_prefix, settings.collector_partitions)
     runner_id = settings.runner_id or f"{socket.gethostname()}-{os.getpid()}"
-    connection = await connect(
-        settings.rabbitmq_url.get_secret_value(), f"dp:step_runner:{settings.broker_prefix}"
-    )
-    async with connection, pool_context(settings, max_size=2) as pool:
+    connection = await connect_at_start(settings, "step_runner")
+    async with connection, pool_context(settings, max_size=2, starting=True) as pool:
         channel = await open_channel(connection, prefetch=settings.runner_concurrency)
         exchanges = await declare_topology(channel, topology)
         runner = StepRunner(

@@ -1,6 +1,7 @@
 """A service's process from start to exit: a second stop signal during its shutdown (Ctrl-C reaches every
 process, then a supervisor's SIGTERM) is ignored, so it still finishes its graceful shutdown and exits 0,
-promptly; a port it cannot listen on is one clear log line and exit status 1."""
+promptly; a port it cannot listen on, or a dependency still unreachable when its start-up wait runs out,
+is one clear log line and exit status 1."""
 
 from __future__ import annotations
 
@@ -97,3 +98,25 @@ async def test_a_taken_port_is_one_clear_line_and_exit_1(lifecycle_stack: Stack,
         in logs
     )
     assert "Traceback" not in logs, logs[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("kind", "setting", "what"),
+    [("gateway", "DP_RABBITMQ_URL", "broker"), ("scheduler", "DP_DATABASE_URL", "database")],
+)
+async def test_an_unreachable_dependency_is_one_clear_line_and_exit_1(
+    lifecycle_stack: Stack, kind: str, setting: str, what: str
+) -> None:
+    closed = free_port()  # nothing listens there
+    scheme = "amqp" if what == "broker" else "postgresql"
+    url = f"{scheme}://dp:s3cret-pw@127.0.0.1:{closed}/"
+    lifecycle_stack.start(
+        kind,
+        extra_env={setting: url, "DP_STARTUP_WAIT_SECONDS": "1", _PORT_SETTING[kind]: str(free_port())},
+    )
+    code = await _exit_code(lifecycle_stack.procs.pop(kind), 60, f"{kind} kept running without its {what}")
+    logs = lifecycle_stack.logs(kind)
+    assert code == 1, (code, logs[-3000:])
+    assert f"{what} not reachable within 1 s" in logs and f"check {setting}" in logs, logs[-3000:]
+    assert "not started" in logs, logs[-3000:]
+    assert "Traceback" not in logs and "s3cret-pw" not in logs, logs[-3000:]
