@@ -1,8 +1,10 @@
-"""Console log lines carry colour codes only where they meet a terminal (FORCE_COLOR says so for a
-program that shows a service's piped lines on one, as `make run` does); NO_COLOR always wins."""
+"""The services' log set-up: console lines carry colour codes only where they meet a terminal
+(FORCE_COLOR says so for a program that shows a service's piped lines on one, as `make run` does;
+NO_COLOR always wins), and the libraries' own log records come out in the same format, masked."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 
@@ -52,3 +54,16 @@ def test_no_color_wins(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     monkeypatch.setenv("FORCE_COLOR", "1")
     monkeypatch.setenv("NO_COLOR", "1")
     assert ESC not in _line(capsys)
+
+
+@pytest.mark.usefixtures("console")
+def test_a_librarys_warning_is_a_masked_json_line(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(CommonSettings(log_format="json"), service="test")
+    logging.getLogger("aiormq.connection").error("cannot reach %s", "amqp://dp:s3cret-pw@broker:5672/")
+    logging.getLogger("asyncpg").info("below the floor of WARNING: not shown")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    record = json.loads(lines[0])
+    assert record["level"] == "error" and record["logger"] == "aiormq.connection"
+    assert record["service"] == "test" and record["event"].startswith("cannot reach amqp://dp:")
+    assert "s3cret-pw" not in lines[0]
