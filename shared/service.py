@@ -67,3 +67,4 @@ def run_service(serve: Callable[[], Coroutine[Any, Any, None]]) -> None:
     except (CannotListen, Unreachable) as exc:
         get_logger().error("not started", reason=str(exc))
         sys.exit(1)
+    get_logger().info("stopped")

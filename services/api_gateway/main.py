@@ -47,7 +47,6 @@ def main() -> None:
             await runner.cleanup()
 
     run_service(serve)
-    log.info("stopped")
 
 
 if __name__ == "__main__":

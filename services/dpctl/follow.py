@@ -28,10 +28,10 @@ from services.dpctl.client import (
     SseEvent,
 )
 from services.dpctl.formatting import STEP_ORDER, TERMINAL_TASK_STATUSES, bar, log_line
-from shared.vocabulary import LOG_LEVELS
+from shared.vocabulary import LOG_LEVELS, TASK_MOVING, TASK_STATUSES
 
 # Where following a task stops: its end, or a review before load only a person can finish.
-STOPS = TERMINAL_TASK_STATUSES | {"awaiting_review"}
+STOPS = frozenset(TASK_STATUSES) - TASK_MOVING
 
 
 def watched_exit_code(status: str | None) -> int:

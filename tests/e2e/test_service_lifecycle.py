@@ -80,6 +80,7 @@ async def test_a_second_signal_does_not_cut_the_shutdown_short(lifecycle_stack: 
     # Killed by the SIGTERM's default action (a worker's, before) would be -15.
     assert code == 0, (code, logs[-3000:])
     assert "already stopping: signal ignored" in logs, logs[-3000:]
+    assert '"event": "stopped"' in logs, logs[-3000:]  # its shutdown ran to the end
 
 
 @pytest.mark.parametrize("kind", ["gateway", "scheduler"])

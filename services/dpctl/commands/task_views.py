@@ -91,7 +91,7 @@ def wait_task(client: GatewayClient, args: argparse.Namespace) -> int:
     else:
         late = " (still, at --max-wait)" if status in TASK_MOVING else ""
         print(f"task {args.task_id}: {status}{late}")
-    return 1 if status in TASK_MOVING else watched_exit_code(status)
+    return watched_exit_code(status)
 
 
 def task_logs(client: GatewayClient, args: argparse.Namespace) -> int:
