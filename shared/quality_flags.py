@@ -9,7 +9,10 @@ Defaults keep the training store clean:
 - repair: `missing_soft_delete_filter` (add the live-rows condition), `listing_without_limit` (add LIMIT),
   `select_star` (name the columns); a pair whose repair fails is dropped (DP_QUALITY_UNREPAIRED);
 - keep and report: `raw_identifier_in_question` (the repair path rewrites SQL, not questions; the pair's
-  SQL is right, only its wording is stiff).
+  SQL is right, only its wording is stiff) and `summed_rate` (a sum of prices per unit, ratings or
+  percentages: the question itself asks for the wrong thing, so no SQL rewrite fixes it, and a name can
+  mislead (a `price` that holds a line's amount): reported for a reviewer, or dropped by
+  DP_QUALITY_ACTIONS).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ QualityFlag = Literal[
     "select_star",
     "duplicate_question",
     "raw_identifier_in_question",
+    "summed_rate",
 ]
 QUALITY_FLAGS: tuple[QualityFlag, ...] = get_args(QualityFlag)
 QualityAction = Literal["drop", "repair", "keep"]
@@ -37,6 +41,7 @@ DEFAULT_QUALITY_ACTIONS: dict[QualityFlag, QualityAction] = {
     "select_star": "repair",
     "duplicate_question": "drop",
     "raw_identifier_in_question": "keep",
+    "summed_rate": "keep",
 }
 
 # The `error` a quality repair hands to `repair_sql` starts with this, so the repair prompt can say that

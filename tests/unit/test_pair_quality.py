@@ -271,3 +271,30 @@ def test_a_prefix_only_some_tables_share_is_a_word() -> None:
     schema = SchemaIndex([table("order_items"), table("order_history"), table("customers")])
     assert "raw_identifier_in_question" not in codes("Which order has the most items?", "SELECT 1", schema)
     assert "raw_identifier_in_question" in codes("How many order_items are there?", "SELECT 1", schema)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT category, sum(price) FROM products GROUP BY 1",
+        "SELECT p.category, SUM(p.price::numeric) AS total FROM products p GROUP BY 1",
+        "SELECT date_trunc('month', created_at), sum(price) OVER () FROM products",
+    ],
+)
+def test_summed_rate(sql: str) -> None:
+    (flag,) = [f for f in assess("q", sql, SHOP) if f.code == "summed_rate"]
+    assert "products.price" in flag.detail
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT category, avg(price) FROM products GROUP BY 1",
+        "SELECT o.customer_id, sum(i.quantity * i.unit_price) FROM orders o JOIN order_items i ON i.order_id = o.id"
+        " GROUP BY 1",
+        "SELECT sum(d.pay_sum) FROM bss_business_day_data d WHERE " + LIVE_DAY,
+    ],
+)
+def test_averaged_rates_and_summed_amounts_are_fine(sql: str) -> None:
+    schema = HW if "bss_" in sql else SHOP
+    assert "summed_rate" not in codes("q", sql, schema)

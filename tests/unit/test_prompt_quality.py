@@ -39,11 +39,27 @@ def test_shop_schema_keeps_declared_keys_and_marks_only_real_bookkeeping() -> No
     assert "[audit" not in line
 
 
+def test_schema_marks_per_row_rates() -> None:
+    text = prompts.render_schema(shop_tables())
+    products = text.split("CREATE TABLE products", 1)[1].split(");", 1)[0]
+    (price,) = [x for x in products.splitlines() if x.strip().startswith("price")]
+    assert "[rate: average it, never sum it]" in price
+    assert "pay_sum numeric(19,4),\n" in prompts.render_schema(highway_tables())  # a sum is no rate
+
+
 def test_generation_prompt_states_the_quality_rules() -> None:
     theme = Theme(name="服务区营收分析", description="营收", related_tables=["bss_business_day_data"])
     text = _user(prompts.generate_pairs(theme, highway_tables(), "高速公路服务区", 10))
     assert prompts.QUALITY_RULES in text
-    for rule in ("[audit]", "[soft-delete]", "cartesian", "LIMIT", "SELECT *", "No two questions alike"):
+    for rule in (
+        "[audit]",
+        "[soft-delete]",
+        "cartesian",
+        "LIMIT",
+        "SELECT *",
+        "No two questions alike",
+        "[rate]",
+    ):
         assert rule in text
     assert "Relations (join along these)" in text
     themes = _user(prompts.propose_themes(highway_tables(), "高速公路服务区", 3))

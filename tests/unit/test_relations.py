@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from services.step_runner.pipeline.catalog import ColumnInfo, TableInfo
-from services.step_runner.pipeline.column_roles import column_marker, column_role, soft_delete_column
+from services.step_runner.pipeline.column_roles import (
+    column_marker,
+    column_role,
+    is_rate,
+    soft_delete_column,
+)
 from services.step_runner.pipeline.relations import infer_relations
 from tests.support.highway_catalog import highway_tables
 from tests.support.shop_catalog import shop_tables
@@ -90,3 +97,29 @@ def test_creation_time_is_bookkeeping_only_beside_an_actor_column() -> None:
         column_role("updated_at", customers) == "change_time"
         and column_role("etl_batch_id", None) == "technical"
     )
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["price", "unit_price", "unit_cost", "rating", "score", "discount_rate", "tax_pct", "avg_wait", "单价"],
+)
+def test_per_row_rates(name: str) -> None:
+    assert is_rate(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "total_price",
+        "price_amount",
+        "amount",
+        "quantity",
+        "units",
+        "unit_count",
+        "salary",
+        "pay_sum",
+        "revenue",
+    ],
+)
+def test_additive_measures_are_no_rates(name: str) -> None:
+    assert not is_rate(name)

@@ -42,7 +42,9 @@ QUALITY_RULES = (
     "4. A listing of rows ends with LIMIT; never SELECT *: name the columns the question asks for. "
     "5. No two questions alike. "
     "6. Word questions in business terms taken from the comments: never spell table or column names, "
-    "underscores or a prefix the tables share."
+    "underscores or a prefix the tables share. "
+    "7. A column marked [rate] (a price per unit, a rating, a score, a percentage) is averaged over rows, "
+    "never summed: ask for the average rating, not the total rating."
 )
 
 

@@ -5,22 +5,25 @@ every statement references real columns. Rows hidden by a soft-delete column are
 query that reads the table. What each scope binds:
 
 - table: one, many (the table's rows by name), n, source, live, count_alias; category (+ category,
-  category_col, is_bool, not_bool); category_value (+ value); measure (+ measure, measure_total,
-  measure_col, total_alias, avg_alias, min_alias, max_alias, ident); measure_category (+ category,
-  category_col); time (+ time, time_col, verb, has_verb, no_verb, happened, per_time, ident);
-  time_measure (+ measure, measure_total, measure_col, total_alias).
+  category_col, is_bool, not_bool, bool_yes, bool_no); category_value (+ value); measure (+ the measure's bindings, min_alias,
+  max_alias, ident); measure_category (+ category, category_col); time (+ time, time_col, verb, has_verb,
+  no_verb, happened, per_time, ident); time_measure (+ the measure's bindings).
 - relation: parent, parents, child, children, n, parent_alias, child_alias, source, live, ident,
   count_alias, parent_count_alias, parent_src, parent_live, child_src, inner; relation_measure
-  (+ measure_total, measure_col, total_alias); relation_measure_category and relation_category
-  (+ category, category_col: the parent's); relation_coverage.
+  (+ the measure's bindings); relation_measure_category and relation_category (+ category, category_col:
+  the parent's); relation_coverage.
 - bridge (A <- link -> B): a_one, a_many, b_one, b_many, n, source, live, ident, b_key, count_alias;
-  bridge_under (+ measure_total, measure_col, total_alias, with source and live extended to C).
-- path (A -> B -> C): a_many, b_one, b_many, c_one, c_many, n, source, live, ident, measure_total,
-  measure_col, total_alias.
+  bridge_under (+ the measure's bindings, with source and live extended to C).
+- path (A -> B -> C): a_many, b_one, b_many, c_one, c_many, n, source, live, ident, and the measure's.
+
+A measure's bindings (`_aggregate`): measure, measure_total, measure_col, total_alias, avg_alias, and
+additive / rate: a per-row rate (a price per unit, a rating) is averaged where an additive measure is
+summed, so no pair asks for "the total rating".
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from services.step_runner.llm.sqltext import quote_ident, table_ref
@@ -28,6 +31,7 @@ from services.step_runner.offline.query_pieces import TOP_N, Candidate, QueryPie
 from services.step_runner.offline.schema import Relation, TableProfile, total_of, type_family
 from services.step_runner.offline.templates import BY_SCOPE, Template
 from services.step_runner.pipeline.catalog import ColumnInfo
+from services.step_runner.pipeline.column_roles import is_rate
 
 Bindings = dict[str, Any]
 
@@ -46,7 +50,7 @@ class QueryWriter(QueryPieces):
     """Every template: `for_table`, `for_relation`, `for_bridge`, `for_path`."""
 
     def _emit(self, scope: str, b: Bindings, tables: tuple[str, ...]) -> list[Candidate]:
-        return [self._render(t, b, tables) for t in BY_SCOPE[scope] if t.when is None or b[t.when]]
+        return [self._render(t, b, tables) for t in BY_SCOPE[scope] if all(b[flag] for flag in t.when)]
 
     def _render(self, t: Template, b: Bindings, tables: tuple[str, ...]) -> Candidate:
         sql = self._sql(
@@ -66,24 +70,39 @@ class QueryWriter(QueryPieces):
             f"{child_alias}.{quote_ident(c)} = {parent_alias}.{quote_ident(pc)}" for c, pc in pairs
         )
 
-    # -- one table ------------------------------------------------------------------------------
-    def _measure(self, m: ColumnInfo, p: TableProfile) -> Bindings:
-        label = self._label(m, p)
+    def _aggregate(self, m: ColumnInfo, label: str, column: str) -> Bindings:
+        """A measure as the aggregating templates use it: summed when additive, averaged when it is a
+        per-row rate (a price per unit, a rating: pipeline/column_roles.is_rate), whose total means nothing."""
+        rate = is_rate(m.name)
+        said_total = bool({"total", "subtotal"} & set(re.split(r"[^a-z0-9]+", m.name.lower())))
         return {
             "measure": label,
             "measure_total": total_of(label, self.zh),
-            "measure_col": quote_ident(m.name),
-            "total_alias": alias_name(f"total_{m.name}"),
+            "measure_col": column,
+            "total_alias": alias_name(f"{'sum' if said_total else 'total'}_{m.name}"),
             "avg_alias": alias_name(f"avg_{m.name}"),
+            "additive": not rate,
+            "rate": rate,
         }
+
+    # -- one table ------------------------------------------------------------------------------
+    def _measure(self, m: ColumnInfo, p: TableProfile) -> Bindings:
+        return self._aggregate(m, self._label(m, p), quote_ident(m.name))
 
     def _category(self, cat: ColumnInfo, p: TableProfile) -> Bindings:
         is_bool = type_family(cat.data_type) == "bool"
+        label = self._label(cat, p)
+        # a flag's label as a predicate: "is online" -> "are online" / "are not", "has discount" -> "have
+        # discount" / "do not"
+        verb, _, rest = label.partition(" ")
+        yes, no = {"is": ("are", "are not"), "has": ("have", "do not")}.get(verb, ("are", "are not"))
         return {
             "category_col": quote_ident(cat.name),
-            "category": self._label(cat, p),
+            "category": label,
             "is_bool": is_bool,
             "not_bool": not is_bool,
+            "bool_yes": f"{yes} {rest if verb in ('is', 'has') and rest else label}",
+            "bool_no": no,
         }
 
     def for_table(self, key: str) -> list[Candidate]:
@@ -168,11 +187,7 @@ class QueryWriter(QueryPieces):
             for cat in parent.categories[:1]
         ]
         for m in child.measures[:1]:
-            bm = b | {
-                "measure_total": total_of(self._label(m, child), self.zh),
-                "measure_col": f"{ca}.{quote_ident(m.name)}",
-                "total_alias": alias_name(f"total_{m.name}"),
-            }
+            bm = b | self._aggregate(m, self._label(m, child), f"{ca}.{quote_ident(m.name)}")
             out += self._emit("relation_measure", bm, tables)
             for cat in categories:
                 out += self._emit("relation_measure_category", bm | cat, tables)
@@ -211,13 +226,14 @@ class QueryWriter(QueryPieces):
             if c.measures and c.key not in {a.key, b_.key, link.key}:
                 ca = self._aliases(a, link, b_, c)[3]
                 m = c.measures[0]
-                bu = b | {
-                    "measure_total": total_of(self._label(m), self.zh),
-                    "measure_col": f"{ca}.{quote_ident(m.name)}",
-                    "total_alias": alias_name(f"total_{m.name}"),
-                    "source": f"{source}\nJOIN {table_ref(c.table)} {ca} ON {self._on(under_b, ca, ba)}",
-                    "live": b["live"] + self._live(c, ca),
-                }
+                bu = (
+                    b
+                    | self._aggregate(m, self._label(m), f"{ca}.{quote_ident(m.name)}")
+                    | {
+                        "source": f"{source}\nJOIN {table_ref(c.table)} {ca} ON {self._on(under_b, ca, ba)}",
+                        "live": b["live"] + self._live(c, ca),
+                    }
+                )
                 out += self._emit("bridge_under", bu, (a.key, link.key, b_.key, c.key))
         return out
 
@@ -242,8 +258,5 @@ class QueryWriter(QueryPieces):
             ),
             "live": self._live(c, pa) + self._live(b_, ba) + self._live(a, aa),
             "ident": [f"{pa}.{quote_ident(col)}" for col in c.identity],
-            "measure_total": total_of(self._label(m), self.zh),
-            "measure_col": f"{aa}.{quote_ident(m.name)}",
-            "total_alias": alias_name(f"total_{m.name}"),
-        }
+        } | self._aggregate(m, self._label(m), f"{aa}.{quote_ident(m.name)}")
         return self._emit("path", b, (c.key, b_.key, a.key))

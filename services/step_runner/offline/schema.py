@@ -12,7 +12,12 @@ from functools import cached_property
 
 from services.step_runner.offline.names import humanise_en, humanise_zh, shared_prefix
 from services.step_runner.pipeline.catalog import ColumnInfo, TableInfo
-from services.step_runner.pipeline.column_roles import is_bookkeeping, live_condition, soft_delete_column
+from services.step_runner.pipeline.column_roles import (
+    is_bookkeeping,
+    is_rate,
+    live_condition,
+    soft_delete_column,
+)
 from services.step_runner.pipeline.relations import Relation, infer_relations
 
 __all__ = ["Relation"]
@@ -326,10 +331,18 @@ def entity_names(table: TableInfo, chinese: bool, prefix: str | None = None) -> 
 
 
 def total_of(label: str, chinese: bool) -> str:
-    """ "total amount" stays as it is; "price" becomes "total price"."""
+    """ "total amount" and "subtotal" stay as they are; "amount" becomes "total amount"."""
     if chinese:
         return label if label.endswith(("合计", "总额", "总计", "总数", "总金额")) else f"{label}合计"
-    return label if label.startswith("total") else f"total {label}"
+    return label if label.startswith(("total", "subtotal")) else f"total {label}"
+
+
+def summary_of(col: ColumnInfo, label: str, chinese: bool) -> str:
+    """How a measure is summarised in words: its total, or its average when it is a per-row rate
+    ("average unit price": pipeline/column_roles.is_rate)."""
+    if is_rate(col.name):
+        return f"平均{label}" if chinese else f"average {label}"
+    return total_of(label, chinese)
 
 
 def is_money(col: ColumnInfo) -> bool:

@@ -6,7 +6,7 @@ categories, enum values, measures or time columns; a relation, a bridge table, a
 writer emits a scope's templates in the order written here, for each binding, so adding a question is
 adding a record. `en` and `zh` are format strings over the scope's words; the SQL fields are format
 strings over its SQL pieces, where an item `*name` splices a list (the live-rows conditions, identity
-columns). `when` names a flag of the binding that must be true. What every scope binds is listed in
+columns). `when` names the flags of the binding that must be true. What every scope binds is listed in
 query_writer.py.
 """
 
@@ -27,10 +27,11 @@ class Template:
     order: str | None = None
     top: bool = False  # LIMIT TOP_N
     source: str = "{source}"
-    when: str | None = None
+    when: tuple[str, ...] = ()
 
 
 COUNT = "COUNT(*) AS {count_alias}"
+AVG = "ROUND(AVG({measure_col}::numeric), 2) AS {avg_alias}"
 
 TEMPLATES: tuple[Template, ...] = (
     # -- one table ----------------------------------------------------------------------------------
@@ -38,12 +39,12 @@ TEMPLATES: tuple[Template, ...] = (
     Template(
         "category",
         "distribution",
-        "How many {many} are {category} and how many are not?",
+        "How many {many} {bool_yes} and how many {bool_no}?",
         "{category}与否的{one}各有多少个?",
         ("{category_col}", COUNT),
         group=("{category_col}",),
         order="{count_alias} DESC",
-        when="is_bool",
+        when=("is_bool",),
     ),
     Template(
         "category",
@@ -53,7 +54,7 @@ TEMPLATES: tuple[Template, ...] = (
         ("{category_col}", COUNT),
         group=("{category_col}",),
         order="{count_alias} DESC",
-        when="not_bool",
+        when=("not_bool",),
     ),
     Template(
         "category_value",
@@ -71,7 +72,7 @@ TEMPLATES: tuple[Template, ...] = (
         (
             "MIN({measure_col}) AS {min_alias}",
             "MAX({measure_col}) AS {max_alias}",
-            "ROUND(AVG({measure_col}::numeric), 2) AS {avg_alias}",
+            AVG,
         ),
     ),
     Template(
@@ -92,15 +93,37 @@ TEMPLATES: tuple[Template, ...] = (
         ("{category_col}", "SUM({measure_col}) AS {total_alias}"),
         group=("{category_col}",),
         order="{total_alias} DESC NULLS LAST",
+        when=("additive", "not_bool"),
+    ),
+    Template(
+        "measure_category",
+        "amount",
+        "What is the {measure_total} of {many} that {bool_yes}, and of those that {bool_no}?",
+        "{category}与否的{one}的{measure_total}分别是多少?",
+        ("{category_col}", "SUM({measure_col}) AS {total_alias}"),
+        group=("{category_col}",),
+        order="{total_alias} DESC NULLS LAST",
+        when=("additive", "is_bool"),
     ),
     Template(
         "measure_category",
         "amount",
         "What is the average {measure} of {many} for each {category}?",
         "按{category}统计{one}的平均{measure}是多少?",
-        ("{category_col}", "ROUND(AVG({measure_col}::numeric), 2) AS {avg_alias}"),
+        ("{category_col}", AVG),
         group=("{category_col}",),
         order="{avg_alias} DESC NULLS LAST",
+        when=("not_bool",),
+    ),
+    Template(
+        "measure_category",
+        "amount",
+        "What is the average {measure} of {many} that {bool_yes}, and of those that {bool_no}?",
+        "{category}与否的{one}的平均{measure}分别是多少?",
+        ("{category_col}", AVG),
+        group=("{category_col}",),
+        order="{avg_alias} DESC NULLS LAST",
+        when=("is_bool",),
     ),
     Template(
         "time",
@@ -111,7 +134,7 @@ TEMPLATES: tuple[Template, ...] = (
         where=("*live", "{time_col} IS NOT NULL"),
         group=("1",),
         order="1",
-        when="has_verb",
+        when=("has_verb",),
     ),
     Template(
         "time",
@@ -122,7 +145,7 @@ TEMPLATES: tuple[Template, ...] = (
         where=("*live", "{time_col} IS NOT NULL"),
         group=("1",),
         order="1",
-        when="no_verb",
+        when=("no_verb",),
     ),
     Template(
         "time",
@@ -150,6 +173,18 @@ TEMPLATES: tuple[Template, ...] = (
         where=("*live", "{time_col} >= date_trunc('month', CURRENT_DATE) - INTERVAL '11 months'"),
         group=("1",),
         order="1",
+        when=("additive",),
+    ),
+    Template(
+        "time_measure",
+        "trend",
+        "What is the monthly average {measure} of {many} {per_time} over the last 12 months?",
+        "最近12个月按{time}统计,每月{one}的平均{measure}是多少?",
+        ("date_trunc('month', {time_col}) AS month", AVG),
+        where=("*live", "{time_col} >= date_trunc('month', CURRENT_DATE) - INTERVAL '11 months'"),
+        group=("1",),
+        order="1",
+        when=("rate",),
     ),
     # -- a parent and its children ------------------------------------------------------------------
     Template(
@@ -171,6 +206,18 @@ TEMPLATES: tuple[Template, ...] = (
         group=("*ident",),
         order="{total_alias} DESC NULLS LAST",
         top=True,
+        when=("additive",),
+    ),
+    Template(
+        "relation_measure",
+        "join",
+        "Which {n} {parents} have the highest average {measure} of their {children}?",
+        "{child}的平均{measure}最高的前{n}个{parent}是哪些?",
+        ("*ident", AVG),
+        group=("*ident",),
+        order="{avg_alias} DESC NULLS LAST",
+        top=True,
+        when=("rate",),
     ),
     Template(
         "relation_measure_category",
@@ -180,6 +227,17 @@ TEMPLATES: tuple[Template, ...] = (
         ("{category_col}", "SUM({measure_col}) AS {total_alias}"),
         group=("{category_col}",),
         order="{total_alias} DESC NULLS LAST",
+        when=("additive",),
+    ),
+    Template(
+        "relation_measure_category",
+        "join",
+        "What is the average {measure} of {children} for each {category}?",
+        "按{category}统计{child}的平均{measure}是多少?",
+        ("{category_col}", AVG),
+        group=("{category_col}",),
+        order="{avg_alias} DESC NULLS LAST",
+        when=("rate",),
     ),
     Template(
         "relation_category",
@@ -219,6 +277,18 @@ TEMPLATES: tuple[Template, ...] = (
         group=("*ident",),
         order="{total_alias} DESC NULLS LAST",
         top=True,
+        when=("additive",),
+    ),
+    Template(
+        "bridge_under",
+        "join",
+        "Which {n} {a_many} have the highest average {measure} across their {b_many}?",
+        "按{b_one}汇总,平均{measure}最高的前{n}个{a_one}是哪些?",
+        ("*ident", AVG),
+        group=("*ident",),
+        order="{avg_alias} DESC NULLS LAST",
+        top=True,
+        when=("rate",),
     ),
     # -- grandchild -> child -> parent ---------------------------------------------------------------
     Template(
@@ -230,6 +300,18 @@ TEMPLATES: tuple[Template, ...] = (
         group=("*ident",),
         order="{total_alias} DESC NULLS LAST",
         top=True,
+        when=("additive",),
+    ),
+    Template(
+        "path",
+        "join",
+        "Which {n} {c_many} have the highest average {measure} of {a_many} across their {b_many}?",
+        "按{b_one}汇总,平均{measure}最高的前{n}个{c_one}是哪些?",
+        ("*ident", AVG),
+        group=("*ident",),
+        order="{avg_alias} DESC NULLS LAST",
+        top=True,
+        when=("rate",),
     ),
 )
 

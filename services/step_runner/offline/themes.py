@@ -17,7 +17,7 @@ from services.step_runner.offline.schema import (
     column_label,
     entity_names,
     is_money,
-    total_of,
+    summary_of,
     zh_text,
 )
 
@@ -114,7 +114,7 @@ def _options(model: SchemaModel, chinese: bool) -> list[_Option]:
         cats = [column_label(c, chinese).removeprefix(f"{one}的") for c in p.categories[:3]]
         times = [column_label(d, chinese) for d in p.time_columns[:1]]
         count_metric = t("{one} count", "{one}数量", one=one)
-        total_metrics = [total_of(m, chinese) for m in measures]
+        total_metrics = [summary_of(c, m, chinese) for c, m in zip(p.measures, measures, strict=False)]
         neigh_ones = [entity_names(model.profiles[k].table, chinese, model.prefix).one for k in neigh]
         # Themes are named after the business: whose revenue, whose ranking (the parent a row belongs to).
         parent_one = (
@@ -162,7 +162,7 @@ def _options(model: SchemaModel, chinese: bool) -> list[_Option]:
                 parents,
                 [
                     t("monthly {one} count", "每月{one}数量", one=one),
-                    *[t("monthly {m}", "每月{m}", m=total_of(m, chinese)) for m in measures[:1]],
+                    *[t("monthly {m}", "每月{m}", m=m) for m in total_metrics[:1]],
                 ],
             )
         if measures:

@@ -13,6 +13,10 @@ quality pass flags and the same column the prompt marks `[audit]`.
 - A *technical* column is bookkeeping of the loading machinery (`etl_batch_id`, `row_version`, ...).
 - A *soft-delete* column marks deleted rows that are still stored (`deleted_at`, `delete_ts`, `is_deleted`,
   `del_flag`, ...): every read of such a table keeps live rows only (`live_condition`).
+- A *per-row rate* is a measure that is not additive over rows: a price per unit, a rating, a score, a
+  percentage, a ratio, an average (`unit_price`, `rating`, `discount_rate`, `unit_cost`). Its sum over
+  several rows answers no business question ("the total rating of a brand's reviews"); its average does.
+  A name that also says it is a sum or an amount (`total_price`, `price_amount`) is additive.
 """
 
 from __future__ import annotations
@@ -68,6 +72,14 @@ SOFT_DELETE_FLAG_COLUMNS = frozenset(
     {"is_deleted", "deleted", "is_removed", "del_flag", "is_del", "delete_flag", "deleted_flag", "is_delete"}
 )
 
+# per-row rates: the words of a name (split on `_`) that make a measure non-additive, unless a sum word is
+# there too; 单价 (unit price), 评分 (rating), 率 (rate), 比例 (ratio), 平均 (average) in a Chinese name
+_RATE_WORDS = frozenset(
+    "price rate ratio pct percent percentage score rating avg average mean unit per".split()
+)
+_SUM_WORDS = frozenset("total sum amount subtotal revenue sales count qty quantity".split())
+_RATE_CJK = re.compile("单价|评分|率|比例|平均")
+
 _NUMERIC = re.compile(
     r"^(smallint|integer|bigint|int|int2|int4|int8|numeric|decimal|real|double precision|float4|float8|"
     r"smallserial|serial|bigserial)\b"
@@ -86,6 +98,10 @@ def _family(data_type: str) -> str:
     if _TEXT.match(t):
         return "text"
     return "other"
+
+
+def is_numeric(col: ColumnInfo) -> bool:
+    return _family(col.data_type) == "numeric"
 
 
 def live_condition(col: ColumnInfo) -> str | None:
@@ -140,9 +156,18 @@ def is_bookkeeping(name: str, table: TableInfo | None = None) -> bool:
     return column_role(name, table) is not None
 
 
+def is_rate(name: str) -> bool:
+    """Whether a measure column is a per-row rate (see the module docstring): average it, never sum it."""
+    words = set(re.split(r"[^a-z0-9]+", name.lower()))
+    if words & _SUM_WORDS:
+        return False
+    return bool(words & _RATE_WORDS) or bool(_RATE_CJK.search(name))
+
+
 def column_marker(col: ColumnInfo, table: TableInfo) -> str | None:
     """The marker a rendered schema puts beside a column, for LLM prompts: `[soft-delete: keep rows where
-    delete_ts IS NULL]`, `[audit]`, `[technical]`; None for a business column."""
+    delete_ts IS NULL]`, `[audit]`, `[technical]`, `[rate]` for a numeric per-row rate; None for any other
+    business column."""
     cond = live_condition(col)
     if cond is not None:
         return f"[soft-delete: keep rows where {col.name} {cond}]"
@@ -151,4 +176,6 @@ def column_marker(col: ColumnInfo, table: TableInfo) -> str | None:
         return "[audit: never a question's subject]"
     if role == "technical":
         return "[technical: never a question's subject]"
+    if is_numeric(col) and is_rate(col.name):
+        return "[rate: average it, never sum it]"
     return None

@@ -19,6 +19,9 @@ Flags (`QualityFlag`, in shared/quality_flags.py with the default action of each
 - `duplicate_question`: the question repeats an earlier pair's question, after normalising width, case,
   punctuation and spaces, or nearly so (character-bigram Jaccard >= 0.9 with the same numbers), see
   `find_duplicates`. Judged over the whole set, the first occurrence is kept.
+- `summed_rate`: `SUM` over a column that is a per-row rate (a price per unit, a rating, a score, a
+  percentage, a ratio; see column_roles.is_rate), cast or not: "the total rating of a brand's reviews"
+  means nothing, its average does. A sum of an expression (`SUM(quantity * unit_price)`) is an amount.
 - `raw_identifier_in_question`: the question spells a table or column name verbatim (`customer_id`,
   `bss_company`), the prefix every table shares (`bss`), or, in a Chinese question, the split English words
   of an identifier of two or more words (`bss business day data`, `created by`). The language is that of
@@ -37,7 +40,13 @@ from dataclasses import dataclass
 
 from pglast import ast, enums
 
-from services.step_runner.pipeline.column_roles import column_role, live_condition, soft_delete_column
+from services.step_runner.pipeline.column_roles import (
+    column_role,
+    is_numeric,
+    is_rate,
+    live_condition,
+    soft_delete_column,
+)
 from services.step_runner.pipeline.question_duplicates import find_duplicates
 from services.step_runner.pipeline.schema_index import SchemaIndex
 from services.step_runner.pipeline.select_tree import (
@@ -265,6 +274,29 @@ def _select_star(tree: SelectTree) -> list[Flag]:
     return []
 
 
+def _summed_rate(tree: SelectTree) -> list[Flag]:
+    found: list[str] = []
+    for node in walk(tree.stmt):
+        if not (
+            isinstance(node, ast.FuncCall) and [n.lower() for n in _names(node.funcname)][-1:] == ["sum"]
+        ):
+            continue
+        arg = node.args[0] if node.args and len(node.args) == 1 else None
+        while isinstance(arg, ast.TypeCast):
+            arg = arg.arg
+        parts = column_parts(arg) if isinstance(arg, ast.ColumnRef) else None
+        table = tree.resolve(*parts) if parts else None
+        if parts is None or table is None:
+            continue
+        col = next(c for c in table.columns if c.name.lower() == parts[1].lower())
+        if is_numeric(col) and is_rate(col.name):
+            found.append(f"{table.name}.{col.name}")
+    if not found:
+        return []
+    shown = ", ".join(dict.fromkeys(found))
+    return [Flag("summed_rate", f"sums a per-row rate ({shown}): its average answers a business question")]
+
+
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 # A quoted value: '关闭', "关闭", “关闭”, ‘关闭’, 「关闭」, 『关闭』, «关闭». A straight single quote opens or
@@ -307,7 +339,7 @@ def assess(question: str, sql: str, schema: SchemaIndex) -> list[Flag]:
     if stmt is None:
         return flags
     tree = SelectTree(stmt, schema)
-    for check in (_bookkeeping, _missing_soft_delete, _unjoined, _listing, _select_star):
+    for check in (_bookkeeping, _missing_soft_delete, _unjoined, _listing, _select_star, _summed_rate):
         flags.extend(check(tree))
     return sorted(flags, key=lambda f: QUALITY_FLAGS.index(f.code))
 

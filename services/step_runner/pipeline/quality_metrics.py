@@ -7,7 +7,8 @@ integration tests and step 3's quality pass all count the same thing:
   (not flagged `missing_soft_delete_filter`);
 - joined: pairs whose statement reads two or more different tables of the catalog;
 - raw identifiers: pairs flagged `raw_identifier_in_question`;
-- duplicates: pairs flagged `duplicate_question` (a repeat of an earlier question).
+- duplicates: pairs flagged `duplicate_question` (a repeat of an earlier question);
+- summed rates: pairs flagged `summed_rate` (a sum of prices per unit, ratings, percentages).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ MIN_SOFT_DELETE_FILTERED = 0.95
 MIN_JOINED = 0.20
 MAX_RAW_IDENTIFIERS = 0.10
 MAX_DUPLICATES = 0
+MAX_SUMMED_RATES = 0.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class QualityMetrics:
     joined: float
     raw_identifiers: float
     duplicates: int
+    summed_rates: float
 
     def misses(self) -> list[str]:
         """The targets this set misses, in words (empty when it meets them all)."""
@@ -57,6 +60,8 @@ class QualityMetrics:
             out.append(f"raw identifiers {self.raw_identifiers:.0%} > {MAX_RAW_IDENTIFIERS:.0%}")
         if self.duplicates > MAX_DUPLICATES:
             out.append(f"{self.duplicates} duplicates")
+        if self.summed_rates > MAX_SUMMED_RATES:
+            out.append(f"summed rates {self.summed_rates:.0%} > {MAX_SUMMED_RATES:.0%}")
         return out
 
     def as_dict(self) -> dict[str, float | int]:
@@ -109,4 +114,5 @@ def measure(pairs: Iterable[Mapping[str, str]], tables: list[TableInfo]) -> Qual
         joined=_share(sum(len(ts) >= 2 for ts in read), n, 0.0),
         raw_identifiers=_share(sum("raw_identifier_in_question" in c for c in codes), n, 0.0),
         duplicates=sum("duplicate_question" in c for c in codes),
+        summed_rates=_share(sum("summed_rate" in c for c in codes), n, 0.0),
     )
