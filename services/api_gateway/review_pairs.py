@@ -1,8 +1,9 @@
 """The pairs of a task under review, from its files, and the pair files rewritten from the decisions.
 
 A task's pairs are what step 4 would load (the `qs_*_pair.json` files) plus the pairs step 3 found invalid
-and left out of them (its `sql_validation_*_report.json`), each with its verdict, its error and, when
-step 3 repaired it, the SQL it was repaired from. A pair's id is a hash of its file and original question
+and left out of them (its `sql_validation_*_report.json`), each with its verdict, its error, when step 3
+repaired it (its SQL or a quality flag) the SQL it was repaired from, and the quality flags step 3 kept it
+with or repaired (`quality`; dropped when an edit changes the SQL they were about). A pair's id is a hash of its file and original question
 (step 2 keeps questions unique per file), so it is stable while the files are. Decisions (the
 pair_reviews read model) are laid over them: status, and the question and SQL after an edit.
 
@@ -45,6 +46,7 @@ class ReviewPair:
     edited: bool = False
     reviewed_by: str | None = None
     reviewed_at: str | None = None
+    quality: dict[str, Any] | None = None  # {"outcome": "kept" | "repaired", "flags": [{code, detail}]}
 
     def public(self) -> dict[str, Any]:
         out = {k: v for k, v in vars(self).items() if k not in ("extra", "in_file")}
@@ -55,7 +57,8 @@ def pair_id(file: str, question: str) -> str:
     return hashlib.sha256(f"{file}\n{question}".encode()).hexdigest()[:16]
 
 
-def _report_failures(task_dir: Path) -> list[dict[str, Any]]:
+def _report_entries(task_dir: Path, key: str) -> list[dict[str, Any]]:
+    """The latest validation report's `failures` or `quality` entries (each names its pair's question)."""
     reports = sorted(task_dir.glob(REPORT_GLOB))
     if not reports:
         return []
@@ -63,14 +66,27 @@ def _report_failures(task_dir: Path) -> list[dict[str, Any]]:
         document = json.loads(reports[-1].read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
-    failures = document.get("failures") if isinstance(document, dict) else None
-    return [f for f in failures or [] if isinstance(f, dict) and isinstance(f.get("question"), str)]
+    entries = document.get(key) if isinstance(document, dict) else None
+    return [f for f in entries or [] if isinstance(f, dict) and isinstance(f.get("question"), str)]
+
+
+def _quality_note(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What step 3's quality pass did to a pair still in the file: kept it with flags, or repaired them."""
+    if entry is None or entry.get("outcome") not in ("kept", "repaired"):
+        return None
+    flags = [
+        {"code": str(f.get("code")), "detail": str(f.get("detail") or "")}
+        for f in entry.get("flags") or []
+        if isinstance(f, dict) and f.get("code")
+    ]
+    return {"outcome": entry["outcome"], "flags": flags} if flags else None
 
 
 def load_review_pairs(task_dir: Path) -> list[ReviewPair]:
     """Every pair of the task in file order, with its verdict; raises PairFileError for a broken file."""
     checked = any(task_dir.glob(REPORT_GLOB))
-    failures = {(f.get("file"), f["question"]): f for f in _report_failures(task_dir)}
+    failures = {(f.get("file"), f["question"]): f for f in _report_entries(task_dir, "failures")}
+    judged = {(f.get("file"), f["question"]): f for f in _report_entries(task_dir, "quality")}
     out: list[ReviewPair] = []
     for path in pair_files(task_dir):
         pairs = load_pairs(path)
@@ -85,13 +101,17 @@ def load_review_pairs(task_dir: Path) -> list[ReviewPair]:
                     repaired_from = failure.get("sql")
                 else:
                     verdict = "invalid"
+            note = _quality_note(judged.get((path.name, question)))
+            before_quality = str((judged.get((path.name, question)) or {}).get("sql") or "")
+            if note and note["outcome"] == "repaired" and repaired_from is None and before_quality.strip():
+                repaired_from = before_quality if before_quality.strip() != sql.strip() else None
             seen.add(question)
             extra = {k: v for k, v in pair.items() if k not in ("question", "sql")}
             theme = pair.get("theme") if isinstance(pair.get("theme"), str) else None
             out.append(
                 ReviewPair(
                     pair_id(path.name, question), path.name, index, theme, question, sql, verdict, error,
-                    repaired_from, True, extra,
+                    repaired_from, True, extra, quality=note,
                 )
             )  # fmt: skip
         left_out = [
@@ -135,6 +155,7 @@ def with_decisions(pairs: list[ReviewPair], decisions: dict[str, Any]) -> list[R
                 edited=bool(row["edited"]),
                 reviewed_by=f"{row['actor']} ({row['actor_role']})",
                 reviewed_at=row["reviewed_at"].isoformat(),
+                quality=pair.quality if sql == pair.sql else None,  # step 3 judged the SQL before the edit
             )
         )
     return out
@@ -147,12 +168,16 @@ def matches(
     verdict: str | None = None,
     repaired: bool | None = None,
     theme: str | None = None,
+    flagged: bool | None = None,
 ) -> bool:
+    """`flagged`: step 3 kept the pair with quality flags (a raw identifier in the question, a summed rate)."""
+    kept_flags = pair.quality is not None and pair.quality["outcome"] == "kept"
     return (
         (status is None or pair.status == status)
         and (verdict is None or pair.verdict == verdict)
         and (repaired is None or (pair.repaired_from is not None) == repaired)
         and (theme is None or pair.theme == theme)
+        and (flagged is None or kept_flags == flagged)
     )
 
 

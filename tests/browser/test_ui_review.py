@@ -4,7 +4,8 @@ The composed stack's scripted steps write no question/SQL pairs, so the test wri
 the validation report step 3 would have written into the task's directory; everything else is the real
 gateway, scheduler and collector. The screen shows the question, the formatted SQL and the verdict,
 decides with the keyboard (a, r, j/k), filters (invalid, theme), counts "N/M reviewed", completes the
-review, and has no serious or critical axe violation.
+review, shows the quality flags step 3 kept a pair with (and filters on them), and has no serious or
+critical axe violation.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ PAIRS = [
     },
     {"question": "Total revenue?", "sql": "SELECT sum(total) FROM orders;", "theme": "Sales"},
 ]
+FLAG = {
+    "code": "raw_identifier_in_question",
+    "action": "keep",
+    "detail": "the question spells identifiers: total",
+}
 BROKEN = {
     "question": "Broken one?",
     "sql": "SELEC 1",
@@ -52,7 +58,18 @@ async def _task_in_review(api: Api, data_dir: Path) -> str:
     (directory / name).write_text(json.dumps(PAIRS), encoding="utf-8")
     report = {
         "summary": {},
-        "quality": [],
+        "quality": [
+            {
+                "file": name,
+                "index": 2,
+                "question": PAIRS[2]["question"],
+                "sql": PAIRS[2]["sql"],
+                "flags": [FLAG],
+                "outcome": "kept",
+                "final_sql": PAIRS[2]["sql"],
+                "repairs": [],
+            }
+        ],  # fmt: skip
         "failures": [{"file": name, "index": 3, **BROKEN, "repaired": False}],
     }
     (directory / "sql_validation_20260101_000000_report.json").write_text(
@@ -96,6 +113,14 @@ async def test_review_screen_decides_with_the_keyboard_filters_and_completes(
     await screen.get_by_label("Verdict", exact=True).select_option("")
     await screen.get_by_label("Theme", exact=True).select_option("Sales")
     await expect(page.locator(".rv-list li")).to_have_count(2)
+    await screen.get_by_label("Theme", exact=True).select_option("")
+    await screen.get_by_label("flagged only").check()
+    await expect(page.locator(".rv-list li")).to_have_count(1)
+    await expect(page.locator(".rv-list li")).to_contain_text("flagged — Total revenue?")
+    await expect(screen).to_contain_text("Step 3 kept this pair with quality flags:")
+    await expect(page.locator(".rv-quality li")).to_have_text(f"{FLAG['code']} — {FLAG['detail']}")
+    await screen.get_by_label("flagged only").uncheck()
+    await expect(page.locator(".rv-list li")).to_have_count(4)
 
     page.on("dialog", lambda dialog: dialog.accept())
     await page.get_by_role("button", name="Complete review (load approved)").click()
@@ -114,6 +139,9 @@ async def test_review_screen_has_no_serious_accessibility_violation(
     task_id = await _task_in_review(api, data_dir)
     page, _ = await open_ui(f"{ui_url}/#review={task_id}", bypass_csp=True)
     await expect(page.locator("#rv-progress")).to_have_text("0/4 reviewed (0 approved, 0 rejected)")
+    await page.keyboard.press("j")
+    await page.keyboard.press("j")  # the flagged pair: its flags are on screen too
+    await expect(page.locator(".rv-quality")).to_be_visible()
     assert await run_axe(page) == []
     # The header's button lists the tasks awaiting review.
     await page.get_by_role("button", name="Close").first.click()

@@ -109,3 +109,58 @@ def test_the_rewrite_keeps_exactly_the_approved_pairs_and_the_first_original(tmp
     rp.rewrite_pair_files(tmp_path, rp.with_decisions(rp.load_review_pairs(tmp_path), {}))
     assert json.loads((tmp_path / FILE).read_text()) == [] and original.read_text() == before
     assert [p.name for p in tmp_path.glob("qs_*_pair.json")] == [FILE]  # the original is no pair file
+
+
+def _flagged_task(tmp_path: Path) -> Path:
+    pairs = [
+        {
+            "question": "What is the total price per category?",
+            "sql": "SELECT category, sum(price) FROM products GROUP BY 1;",
+        },
+        {"question": "Which products?", "sql": "SELECT name FROM products WHERE NOT is_deleted LIMIT 100;"},
+        {"question": "How many products?", "sql": "SELECT count(*) FROM products;"},
+    ]
+    (tmp_path / FILE).write_text(json.dumps(pairs), encoding="utf-8")
+    summed = {"code": "summed_rate", "action": "keep", "detail": "sums a per-row rate (products.price)"}
+    no_limit = {"code": "listing_without_limit", "action": "repair", "detail": "add LIMIT 100"}
+    quality = [
+        {"file": FILE, "index": 0, "question": pairs[0]["question"], "sql": pairs[0]["sql"], "flags": [summed],
+         "outcome": "kept", "final_sql": pairs[0]["sql"], "repairs": []},
+        {"file": FILE, "index": 1, "question": "Which products?", "sql": "SELECT name FROM products WHERE NOT is_deleted",
+         "flags": [no_limit], "outcome": "repaired", "final_sql": pairs[1]["sql"], "repairs": []},
+        {"file": FILE, "index": 3, "question": "Who created rows?", "sql": "SELECT created_by FROM products",
+         "flags": [], "outcome": "dropped", "final_sql": None, "repairs": []},
+    ]  # fmt: skip
+    document = {"summary": {}, "quality": quality, "failures": []}
+    (tmp_path / "sql_validation_20260101_000000_report.json").write_text(json.dumps(document))
+    return tmp_path
+
+
+def test_pairs_carry_the_quality_flags_step_3_kept_or_repaired(tmp_path: Path) -> None:
+    kept, repaired, clean = rp.load_review_pairs(_flagged_task(tmp_path))
+    assert kept.quality == {
+        "outcome": "kept",
+        "flags": [{"code": "summed_rate", "detail": "sums a per-row rate (products.price)"}],
+    }
+    assert kept.repaired_from is None
+    assert repaired.quality is not None and repaired.quality["outcome"] == "repaired"
+    assert repaired.repaired_from == "SELECT name FROM products WHERE NOT is_deleted"  # before the LIMIT
+    assert clean.quality is None and clean.repaired_from is None
+    pairs = [kept, repaired, clean]
+    assert [p.question for p in pairs if rp.matches(p, flagged=True)] == [kept.question]
+    assert [p.question for p in pairs if rp.matches(p, flagged=False)] == [repaired.question, clean.question]
+    assert [p.question for p in pairs if rp.matches(p, repaired=True)] == [repaired.question]
+
+
+def test_an_edited_sql_loses_the_flags_step_3_found_on_the_one_before(tmp_path: Path) -> None:
+    kept, repaired, _ = rp.load_review_pairs(_flagged_task(tmp_path))
+    avg = "SELECT category, avg(price) FROM products GROUP BY 1;"
+    decided = rp.with_decisions(
+        [kept, repaired],
+        {
+            kept.pair_id: _row("approved", kept.question, avg, edited=True),
+            repaired.pair_id: _row("approved", "Which products are there?", repaired.sql, edited=True),
+        },
+    )
+    assert decided[0].quality is None and decided[0].original_sql == kept.sql
+    assert decided[1].quality == repaired.quality  # only the question changed

@@ -119,7 +119,12 @@ async def list_pairs(request: web.Request) -> web.Response:
         p
         for p in pairs
         if rp.matches(
-            p, status=query.status, verdict=query.verdict, repaired=query.repaired, theme=query.theme
+            p,
+            status=query.status,
+            verdict=query.verdict,
+            repaired=query.repaired,
+            theme=query.theme,
+            flagged=query.flagged,
         )
     ]
     page = found[query.offset : query.offset + query.limit]
@@ -195,7 +200,9 @@ async def bulk_decide(request: web.Request) -> web.Response:
     found = [
         p
         for p in await _pairs(request, task_id)
-        if rp.matches(p, status=f.status, verdict=f.verdict, repaired=f.repaired, theme=f.theme)
+        if rp.matches(
+            p, status=f.status, verdict=f.verdict, repaired=f.repaired, theme=f.theme, flagged=f.flagged
+        )
     ]
     approve = req.decision == "approve"
     chosen = [p for p in found if not (approve and p.verdict == "invalid")]

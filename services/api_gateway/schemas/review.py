@@ -27,6 +27,10 @@ class PairListQuery(BaseModel):
     repaired: bool | None = Field(
         default=None, description="Only pairs step 3 repaired (true) or not (false)."
     )
+    flagged: bool | None = Field(
+        default=None,
+        description="Only pairs step 3 kept with quality flags (true: see each pair's `quality`) or not (false).",
+    )
     theme: str | None = Field(default=None, max_length=200, description="Only pairs of this business theme.")
     offset: int = Field(default=0, ge=0, le=1_000_000)
     limit: int = Field(default=50, ge=1, le=200)
@@ -38,6 +42,7 @@ class PairFilter(_Body):
     )
     verdict: Literal["valid", "invalid", "unchecked"] | None = None
     repaired: bool | None = None
+    flagged: bool | None = None
     theme: StrictStr | None = Field(default=None, max_length=200)
 
 
@@ -75,6 +80,18 @@ class SqlCheckOut(_Out):
     rows: list[list[str | None]] | None = Field(default=None, description="At most 5 rows (preview only).")
 
 
+class QualityFlagOut(_Out):
+    code: str = Field(description="The flag (shared/quality_flags.py), e.g. raw_identifier_in_question.")
+    detail: str
+
+
+class PairQualityOut(_Out):
+    outcome: Literal["kept", "repaired"] = Field(
+        description="kept: step 3 kept the pair with these flags; repaired: it fixed them (see repaired_from)."
+    )
+    flags: list[QualityFlagOut]
+
+
 class ReviewPairOut(_Out):
     pair_id: str
     file: str
@@ -91,6 +108,10 @@ class ReviewPairOut(_Out):
     edited: bool = False
     reviewed_by: str | None = None
     reviewed_at: str | None = None
+    quality: PairQualityOut | None = Field(
+        default=None,
+        description="What step 3's quality pass found on the pair (None: nothing, or its SQL was edited since).",
+    )
 
 
 class ReviewCounts(_Out):

@@ -5,7 +5,7 @@
 // Text nodes only: nothing from the server is inserted as HTML.
 
 const API = "/api/v0/data_pipeline";
-const state = { returnTo: "", task: null, pairs: [], counts: null, themes: [], index: 0, filters: { status: "", verdict: "", repaired: false, theme: "" } };
+const state = { returnTo: "", task: null, pairs: [], counts: null, themes: [], index: 0, filters: { status: "", verdict: "", repaired: false, flagged: false, theme: "" } };
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -66,6 +66,7 @@ async function load(keep) {
   if (f.status) query.set("status", f.status);
   if (f.verdict) query.set("verdict", f.verdict);
   if (f.repaired) query.set("repaired", "true");
+  if (f.flagged) query.set("flagged", "true");
   if (f.theme) query.set("theme", f.theme);
   const data = await call("GET", `/tasks/${state.task}/pairs?${query}`);
   const id = keep && current() ? current().pair_id : null;
@@ -83,12 +84,15 @@ function progress() {
   return `${c.reviewed}/${c.total} reviewed (${c.approved} approved, ${c.rejected} rejected)`;
 }
 
+const keptFlags = (p) => p.quality && p.quality.outcome === "kept";
+
 function renderList() {
   const list = el("ol", { "aria-label": "Pairs" });
   state.pairs.forEach((p, i) => {
     const pick = () => { state.index = i; render(); };
     list.append(el("li", {}, el("button", { type: "button", "aria-current": i === state.index ? "true" : "false", onclick: pick },
-      el("span", { class: `rv-st-${p.status}` }, `${p.status} · `), el("span", { class: `rv-verdict-${p.verdict}` }, p.verdict), ` — ${p.question}`)));
+      el("span", { class: `rv-st-${p.status}` }, `${p.status} · `), el("span", { class: `rv-verdict-${p.verdict}` }, p.verdict),
+      keptFlags(p) ? el("span", { class: "rv-flagged" }, " · flagged") : "", ` — ${p.question}`)));
   });
   return el("div", { class: "rv-list" }, state.pairs.length ? list : el("p", { class: "muted" }, "No pair matches the filters."));
 }
@@ -107,6 +111,12 @@ function renderPair() {
     el("p", {}, "Verdict: ", el("span", { class: `rv-verdict-${p.verdict}` }, p.verdict), p.error ? ` — ${p.error}` : ""),
     el("label", { for: "rv-question" }, "Question"), question,
     el("label", { for: "rv-sql-view" }, "SQL"), el("pre", { class: "rv-sql", id: "rv-sql-view", tabindex: "0" }, formatSql(p.sql)));
+  if (p.quality) {
+    const heading = p.quality.outcome === "kept" ? "Step 3 kept this pair with quality flags:" : "Step 3 repaired these quality flags:";
+    box.append(el("div", { class: p.quality.outcome === "kept" ? "rv-quality rv-quality-kept" : "rv-quality" },
+      el("p", {}, heading),
+      el("ul", {}, ...p.quality.flags.map((f) => el("li", {}, el("code", {}, f.code), ` — ${f.detail}`)))));
+  }
   if (p.repaired_from) box.append(el("p", { class: "muted" }, "Repaired by step 3 from:"), el("pre", { class: "rv-sql" }, formatSql(p.repaired_from)));
   box.append(el("label", { for: "rv-sql" }, "Edit the SQL"), sql,
     el("div", { class: "actions" },
@@ -140,6 +150,8 @@ function render() {
       select("rv-f-theme", "Theme", [["", "all"], ...state.themes.map((t) => [t, t])], f.theme, "theme"),
       el("label", { for: "rv-f-repaired" }, el("input", { type: "checkbox", id: "rv-f-repaired", checked: f.repaired,
         onchange: (e) => { state.filters.repaired = e.target.checked; load(false).catch(fail); } }), "repaired only"),
+      el("label", { for: "rv-f-flagged" }, el("input", { type: "checkbox", id: "rv-f-flagged", checked: f.flagged,
+        onchange: (e) => { state.filters.flagged = e.target.checked; load(false).catch(fail); } }), "flagged only"),
       el("button", { type: "button", class: "ghost", onclick: approveValid, disabled: state.status !== "awaiting_review" }, "Approve all pending valid")),
     showMsgIn(el("p", { id: "rv-msg", role: "status" })),
     el("div", { class: "rv-body" }, renderList(), renderPair()));
