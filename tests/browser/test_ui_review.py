@@ -69,7 +69,7 @@ async def _task_in_review(api: Api, data_dir: Path) -> str:
                 "final_sql": PAIRS[2]["sql"],
                 "repairs": [],
             }
-        ],  # fmt: skip
+        ],
         "failures": [{"file": name, "index": 3, **BROKEN, "repaired": False}],
     }
     (directory / "sql_validation_20260101_000000_report.json").write_text(
