@@ -247,6 +247,19 @@ async def test_dpctl_task_review_lists_then_approves_the_valid_pairs_and_complet
     code, out, err = await _dpctl(real_env, "task", "review", task_id)
     assert code == 0, err
     assert f"0/{len(pairs)} reviewed" in out and pairs[0]["pair_id"] in out, out
+    # A pair step 3 kept with a quality flag is marked, and --flagged lists only such pairs.
+    (report,) = (Path(real_env["DP_DATA_ROOT"]) / task_id).glob("sql_validation_*_report.json")
+    document = json.loads(report.read_text(encoding="utf-8"))
+    flag = {"code": "summed_rate", "action": "keep", "detail": "sums a per-row rate (products.unit_price)"}
+    document["quality"] = [
+        {"file": pairs[0]["file"], "index": 0, "question": pairs[0]["question"], "sql": pairs[0]["sql"],
+         "flags": [flag], "outcome": "kept", "final_sql": pairs[0]["sql"], "repairs": []}
+    ]  # fmt: skip
+    report.write_text(json.dumps(document), encoding="utf-8")
+    code, out, err = await _dpctl(real_env, "task", "review", task_id, "--flagged")
+    assert code == 0, err
+    assert pairs[0]["pair_id"] in out and "summed_rate" in out, out
+    assert all(p["pair_id"] not in out for p in pairs[1:]), out
     code, out, err = await _dpctl(real_env, "task", "review", task_id, "--approve-valid", "--complete")
     assert code == 0, err
     valid = [p for p in pairs if p["verdict"] == "valid"]

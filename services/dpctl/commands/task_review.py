@@ -1,6 +1,7 @@
 """`dpctl task review TASK_ID`: review before load from the terminal.
 
-Without an action it lists the task's pairs and the progress ("37/50 reviewed"). Actions run in this
+Without an action it lists the task's pairs (with their marks: repaired, edited, and the quality flags
+step 3 kept them with; `--flagged` lists only those) and the progress ("37/50 reviewed"). Actions run in this
 order: `--approve-valid` (every pending pair whose SQL passed validation), `--approve`/`--reject` (pair
 ids, repeatable), `--edit PAIR_ID` with `--question`/`--sql` (an edited SQL is checked on the spot; a
 failing one is refused with the reason), then `--complete` (step 4 loads the approved pairs) or `--abandon`
@@ -26,6 +27,9 @@ def add_review_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     review.add_argument("task_id")
     review.add_argument("--status", choices=("pending", "approved", "rejected"), help="list only these")
     review.add_argument("--verdict", choices=("valid", "invalid", "unchecked"), help="list only these")
+    review.add_argument(
+        "--flagged", action="store_true", help="list only pairs step 3 kept with quality flags"
+    )
     review.add_argument("--approve-valid", action="store_true", help="approve every pending valid pair")
     review.add_argument("--approve", action="append", default=[], metavar="PAIR_ID")
     review.add_argument("--reject", action="append", default=[], metavar="PAIR_ID")
@@ -93,7 +97,9 @@ def review_task(client: GatewayClient, args: argparse.Namespace) -> int:
         else:
             print(f"{args.task_id}: review abandoned: nothing is loaded, the task ends cancelled")
         return 0
-    listing = _all_pairs(client, args.task_id, status=args.status, verdict=args.verdict)
+    listing = _all_pairs(
+        client, args.task_id, status=args.status, verdict=args.verdict, flagged=args.flagged or None
+    )
     if args.json:
         print_json({**listing, "done": done})
         return 0
@@ -114,6 +120,8 @@ def review_task(client: GatewayClient, args: argparse.Namespace) -> int:
 
 
 def _flags(pair: dict[str, Any]) -> str:
-    return ",".join(
-        f for f, on in (("repaired", pair.get("repaired_from")), ("edited", pair.get("edited"))) if on
-    )
+    """repaired, edited, and the quality flags step 3 kept the pair with (their codes)."""
+    quality = pair.get("quality") or {}
+    kept = [f["code"] for f in quality.get("flags", [])] if quality.get("outcome") == "kept" else []
+    marks = [f for f, on in (("repaired", pair.get("repaired_from")), ("edited", pair.get("edited"))) if on]
+    return ",".join(marks + kept)
