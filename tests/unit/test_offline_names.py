@@ -84,3 +84,27 @@ def test_the_model_knows_the_shared_prefix() -> None:
     assert model.prefix == "bss"
     names = [entity_names(p.table, False, model.prefix).one for p in model.profiles.values()]
     assert names == ["company", "service area"]
+
+
+def test_a_person_is_listed_by_first_and_family_name() -> None:
+    person = TableInfo(
+        name="employees",
+        columns=[
+            ColumnInfo(name="id", data_type="integer", is_primary_key=True),
+            ColumnInfo(name="first_name", data_type="text"),
+            ColumnInfo(name="last_name", data_type="text"),
+            ColumnInfo(name="salary", data_type="numeric"),
+        ],
+        primary_key=["id"],
+    )
+    company = TableInfo(
+        name="companies",
+        columns=[
+            ColumnInfo(name="id", data_type="integer", is_primary_key=True),
+            ColumnInfo(name="name", data_type="text"),
+            ColumnInfo(name="last_name", data_type="text"),  # a name column that is not a person's
+        ],
+        primary_key=["id"],
+    )
+    profiles = SchemaModel([person, company]).profiles.values()
+    assert [p.identity for p in profiles] == [["id", "first_name", "last_name"], ["id", "name"]]

@@ -45,6 +45,8 @@ _NOT_CATEGORY = re.compile(
 )
 _LABEL_NAMES = ("name", "title", "full_name", "display_name", "username", "user_name", "nickname")
 _LABEL_SUFFIX = re.compile(r"_(name|title)$")
+_GIVEN_NAMES = frozenset({"first_name", "firstname", "given_name"})
+_FAMILY_NAMES = ("last_name", "lastname", "family_name", "surname")
 _CODE_LABEL = re.compile(r"(^|_)(email|code|sku|no)$")
 _CREATION_FIRST = re.compile(r"(created|create|order|placed|date|start|paid|time|registered|signup)")
 _UPDATE_LAST = re.compile(r"(updated|modified|update|modify|last_)")
@@ -243,10 +245,14 @@ class TableProfile:
 
     @property
     def identity(self) -> list[str]:
-        """Columns that identify a row in a listing: the label (plus key), else the key, else the first column."""
+        """Columns that identify a row in a listing: the label (plus key), else the key, else the first column.
+        A first name comes with the family name beside it: a person is not listed as "Ann"."""
         cols = list(self.pk)
         if self.label is not None and self.label.name not in cols:
             cols.append(self.label.name)
+            if self.label.name.lower() in _GIVEN_NAMES:
+                names = {c.name.lower(): c.name for c in self.table.columns}
+                cols += [names[n] for n in _FAMILY_NAMES if n in names][:1]
         return cols or [self.table.columns[0].name]
 
 
