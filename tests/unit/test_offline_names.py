@@ -108,3 +108,18 @@ def test_a_person_is_listed_by_first_and_family_name() -> None:
     )
     profiles = SchemaModel([person, company]).profiles.values()
     assert [p.identity for p in profiles] == [["id", "first_name", "last_name"], ["id", "name"]]
+
+
+def test_a_birth_date_is_no_event_time() -> None:
+    customers = TableInfo(
+        name="customers",
+        columns=[
+            ColumnInfo(name="id", data_type="integer", is_primary_key=True),
+            ColumnInfo(name="birth_date", data_type="date"),
+            ColumnInfo(name="dob", data_type="date"),
+            ColumnInfo(name="signed_up_at", data_type="timestamptz"),
+        ],
+        primary_key=["id"],
+    )
+    (profile,) = SchemaModel([customers]).profiles.values()
+    assert [c.name for c in profile.time_columns] == ["signed_up_at"]

@@ -45,6 +45,8 @@ _NOT_CATEGORY = re.compile(
 )
 _LABEL_NAMES = ("name", "title", "full_name", "display_name", "username", "user_name", "nickname")
 _LABEL_SUFFIX = re.compile(r"_(name|title)$")
+# a person's birth date is an attribute, not when something happened: no trend or "most recent" over it
+_BIRTH = re.compile(r"birth|(^|_)dob($|_)|(^|_)born($|_)")
 _GIVEN_NAMES = frozenset({"first_name", "firstname", "given_name"})
 _FAMILY_NAMES = ("last_name", "lastname", "family_name", "surname")
 _CODE_LABEL = re.compile(r"(^|_)(email|code|sku|no)$")
@@ -173,7 +175,10 @@ class TableProfile:
         cols = [
             c
             for c in self.table.columns
-            if type_family(c.data_type) == "time" and c.name != sd and not self.bookkeeping(c)
+            if type_family(c.data_type) == "time"
+            and c.name != sd
+            and not self.bookkeeping(c)
+            and not _BIRTH.search(c.name.lower())
         ]
 
         def rank(c: ColumnInfo) -> int:

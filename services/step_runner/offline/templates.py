@@ -158,11 +158,22 @@ TEMPLATES: tuple[Template, ...] = (
     Template(
         "time",
         "recent",
+        "What are the {n} most recently {verb} {many}?",
+        "按{time}最近的{n}个{one}是哪些?",
+        ("*ident", "{time_col}"),
+        order="{time_col} DESC NULLS LAST",
+        top=True,
+        when=("has_verb",),
+    ),
+    Template(
+        "time",
+        "recent",
         "What are the {n} most recent {many} by {time}?",
         "按{time}最近的{n}个{one}是哪些?",
         ("*ident", "{time_col}"),
         order="{time_col} DESC NULLS LAST",
         top=True,
+        when=("no_verb",),
     ),
     Template(
         "time_measure",
