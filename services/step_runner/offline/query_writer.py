@@ -5,7 +5,7 @@ every statement references real columns. Rows hidden by a soft-delete column are
 query that reads the table. What each scope binds:
 
 - table: one, many (the table's rows by name), n, source, live, count_alias; category (+ category,
-  category_col, is_bool, not_bool, bool_yes, bool_no); category_value (+ value); measure (+ the measure's bindings, min_alias,
+  category_col, is_bool, not_bool, bool_yes, bool_no, bool_by); category_value (+ value); measure (+ the measure's bindings, min_alias,
   max_alias, ident); measure_category (+ category, category_col); time (+ time, time_col, verb, has_verb,
   no_verb, happened, per_time, ident); time_measure (+ the measure's bindings).
 - relation: parent, parents, child, children, n, parent_alias, child_alias, source, live, ident,
@@ -96,6 +96,10 @@ class QueryWriter(QueryPieces):
         # discount" / "do not"
         verb, _, rest = label.partition(" ")
         yes, no = {"is": ("are", "are not"), "has": ("have", "do not")}.get(verb, ("are", "are not"))
+        # and in Chinese: "按是否已验证购买" (a comment that asks 是否, without the table's name before it),
+        # else "按有效与否"
+        asks = label.removeprefix(self._names(p)[0]) if "是否" in label else ""
+        bool_by = f"按{asks}" if asks.startswith("是否") else f"按{label}与否"
         return {
             "category_col": quote_ident(cat.name),
             "category": label,
@@ -103,6 +107,7 @@ class QueryWriter(QueryPieces):
             "not_bool": not is_bool,
             "bool_yes": f"{yes} {rest if verb in ('is', 'has') and rest else label}",
             "bool_no": no,
+            "bool_by": bool_by,
         }
 
     def for_table(self, key: str) -> list[Candidate]:
