@@ -11,6 +11,7 @@ from services.step_runner.offline.names import (
     shared_prefix,
     split_words,
 )
+from services.step_runner.offline.provider import _candidates
 from services.step_runner.offline.schema import SchemaModel, column_label, entity_names
 from services.step_runner.pipeline.catalog import ColumnInfo, TableInfo
 
@@ -123,3 +124,21 @@ def test_a_birth_date_is_no_event_time() -> None:
     )
     (profile,) = SchemaModel([customers]).profiles.values()
     assert [c.name for c in profile.time_columns] == ["signed_up_at"]
+
+
+def test_a_flag_that_asks_shi_fou_is_grouped_by_its_question_in_chinese() -> None:
+    customers = TableInfo(
+        name="customers",
+        comment="客户",
+        columns=[
+            ColumnInfo(name="id", data_type="integer", is_primary_key=True),
+            ColumnInfo(name="marketing_opt_in", data_type="boolean", comment="客户是否同意营销"),
+            ColumnInfo(name="is_active", data_type="boolean", comment="有效"),
+        ],
+        primary_key=["id"],
+    )
+    model = SchemaModel([customers])
+    questions = {c.question for c in _candidates(model, list(model.profiles), True)}
+    assert "按是否同意营销统计,各有多少个客户?" in questions
+    assert "按有效与否统计,各有多少个客户?" in questions
+    assert not [q for q in questions if "是否" in q and "与否" in q]
