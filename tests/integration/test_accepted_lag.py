@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from services.api_gateway.adapters import accepted
+from services.api_gateway.adapters import accepted, read_models
 from shared.db import pool_context
 from shared.migrate import drop_schema, migrate
 from shared.settings import CommonSettings
@@ -69,3 +69,21 @@ async def test_tasks_accepted_after_the_newest_recorded_one_count(pool: asyncpg.
     await _accept(pool, "task_behind_2", seconds_ago=10)
     lag = await accepted.lag(pool, TTL)
     assert lag.waiting == 2 and 89 <= lag.seconds < 200
+
+
+async def test_a_task_recorded_between_the_two_reads_is_found(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GET /tasks/{id} reads the read model, then the journal: the collector may commit the task's row in
+    between (a client reading right after a 202 meets this). It was a 404 for an existing task."""
+    await _accept(pool, "task_racing", seconds_ago=1)
+    journal = accepted.unrecorded
+
+    async def recorded_meanwhile(pool_: asyncpg.Pool, task_id: str) -> object:
+        await _recorded(pool, task_id, seconds_ago=0)  # the collector's commit lands between the reads
+        return await journal(pool_, task_id)
+
+    monkeypatch.setattr(accepted, "unrecorded", recorded_meanwhile)
+    row = await read_models.get_task(pool, "task_racing")
+    assert row is not None and row["id"] == "task_racing"
+    assert await read_models.existing_task_ids(pool, ["task_racing", "task_none"]) == {"task_racing"}

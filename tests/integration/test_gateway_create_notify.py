@@ -163,6 +163,36 @@ async def test_a_create_is_answered_on_the_notification_with_one_read(
     )
 
 
+async def test_wait_0_answers_202_once_the_command_is_durable_without_reading(
+    waiting_gateway: TestClient,
+    collector: list[list[str]],
+    visibility_queries: Counter[str],
+    commands: CommandProbe,
+    pg: asyncpg.Connection,
+) -> None:
+    resp = await asyncio.wait_for(waiting_gateway.post(f"{API}/tasks?wait=0", json=BODY), ANSWER_WITHIN)
+    payload = await resp.json()
+    assert resp.status == 202, payload
+    task_id = payload["data"]["task_id"]
+    assert visibility_queries[task_id] == 0, visibility_queries  # not even one read
+    # Durable and addressable: the journal holds it, and the collector records it all the same.
+    detail = await waiting_gateway.get(f"{API}/tasks/{task_id}")
+    assert detail.status == 200 and (await detail.json())["data"]["status"] == "pending"
+
+    async def recorded() -> bool:
+        return bool(await pg.fetchval("SELECT count(*) FROM data_pipeline_tasks WHERE id = $1", task_id))
+
+    await eventually(recorded, timeout=10, what="the task recorded")
+
+
+@pytest.mark.parametrize("wait", ["-1", "61", "soon"])
+async def test_a_create_wait_outside_0_60_is_a_400(waiting_gateway: TestClient, wait: str) -> None:
+    resp = await waiting_gateway.post(f"{API}/tasks", params={"wait": wait}, json=BODY)
+    payload = await resp.json()
+    assert resp.status == 400, payload
+    assert "wait" in str(payload), payload
+
+
 async def test_creates_poll_while_the_listener_is_down_and_it_comes_back(
     waiting_gateway: TestClient,
     commands: CommandProbe,

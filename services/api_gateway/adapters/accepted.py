@@ -148,14 +148,6 @@ async def unrecorded(pool: asyncpg.Pool, task_id: str) -> dict[str, Any] | None:
     )
 
 
-async def unrecorded_ids(pool: asyncpg.Pool, task_ids: list[str]) -> set[str]:
-    rows = await pool.fetch(
-        f"SELECT task_id FROM accepted_commands a WHERE a.task_id = ANY($1::text[]) AND {NOT_RECORDED}",
-        task_ids,
-    )
-    return {r["task_id"] for r in rows}
-
-
 @dataclass(frozen=True)
 class Lag:
     seconds: float

@@ -23,7 +23,7 @@ from services.api_gateway.errors import InvalidParams, MissingParams
 from services.api_gateway.incremental import resolve_base
 from services.api_gateway.keys import BROKER, METRICS, POOL, SECRET_BOX, SETTINGS
 from services.api_gateway.schemas.earlier_create import CreateTaskBody, TaskCreatedAny
-from services.api_gateway.schemas.query_strings import TaskDetailQuery, TaskListQuery
+from services.api_gateway.schemas.query_strings import TaskCreateQuery, TaskDetailQuery, TaskListQuery
 from services.api_gateway.schemas.requests import CreateTaskForm, CreateTaskRequest
 from services.api_gateway.schemas.responses import ActiveTasks, TaskCreated, TaskDetail, TaskList
 from services.api_gateway.spec import DATA_PIPELINE, RouteSpec
@@ -135,13 +135,13 @@ async def recorded_row(pool: asyncpg.Pool, task_id: str) -> asyncpg.Record | Non
     return await accepted.recorded(pool, task_id)
 
 
-async def wait_recorded(app: web.Application, task_id: str, woken: Waiter) -> asyncpg.Record | None:
-    """Wait (bounded) until the task shows in the read model; its journal row goes with the read that
-    finds it."""
+async def wait_recorded(
+    app: web.Application, task_id: str, woken: Waiter, seconds: float
+) -> asyncpg.Record | None:
+    """Wait up to `seconds` until the task shows in the read model; its journal row goes with the read
+    that finds it. 0 reads nothing: the task is answered 202 (the journal's prune drops its row later)."""
     settings, pool = app[SETTINGS], app[POOL]
-    row = await wait_until(
-        lambda: recorded_row(pool, task_id), settings.create_visibility_timeout_seconds, woken
-    )
+    row = await wait_until(lambda: recorded_row(pool, task_id), seconds, woken) if seconds > 0 else None
     await app[accepted.PRUNER].maybe(pool, settings.accepted_task_ttl_seconds)
     return row
 
@@ -151,10 +151,12 @@ async def accept_and_wait(
     task_id: str,
     command: CreateTask,
     cleanup: Callable[[], Awaitable[Any]] | None = None,
+    wait: float | None = None,
 ) -> tuple[asyncpg.Record | None, datetime]:
-    """Journal the accepted task, publish CreateTask (confirmed), then wait (bounded) until the collector
-    has recorded it: the read model's row (None past the wait) and the acceptance time. If the command
-    cannot be sent, the journal row goes and `cleanup` runs before the error is raised."""
+    """Journal the accepted task, publish CreateTask (confirmed), then wait (up to `wait` seconds, else the
+    server's create_visibility_timeout_seconds) until the collector has recorded it: the read model's row
+    (None past the wait) and the acceptance time. If the command cannot be sent, the journal row goes and
+    `cleanup` runs before the error is raised."""
     pool: asyncpg.Pool = request.app[POOL]
     params = command.parameters
     # Waiting for the collector's notification starts before the command can reach it.
@@ -175,7 +177,8 @@ async def accept_and_wait(
                     await cleanup()
             raise
         request.app[METRICS].commands.labels(command.type).inc()
-        row = await wait_recorded(request.app, task_id, woken)
+        seconds = request.app[SETTINGS].create_visibility_timeout_seconds if wait is None else wait
+        row = await wait_recorded(request.app, task_id, woken, seconds)
     return row, accepted_at
 
 
@@ -184,6 +187,7 @@ async def create_task(request: web.Request) -> web.Response:
     task shows in the read model: 201. Past the wait: 202, and the task is addressable all the same
     (GET shows it `pending`, cancel and delete act on it) through the gateway's intake journal."""
     settings = request.app[SETTINGS]
+    query = parse_query(TaskCreateQuery, request)
     # The table list comes with the create (a file part, or a file under DP_TABLE_LISTS_DIR) and is
     # written into the task directory before the command is published: step 1 always finds it.
     table_list: TableListFile | None = None
@@ -228,7 +232,7 @@ async def create_task(request: web.Request) -> web.Response:
         def cleanup() -> Awaitable[None]:
             return asyncio.to_thread(remove_task_dir, settings.data_root, task_id)
 
-    row, accepted_at = await accept_and_wait(request, task_id, command, cleanup)
+    row, accepted_at = await accept_and_wait(request, task_id, command, cleanup, query.wait)
     output_directory = str((settings.data_root / task_id).resolve())
     if row is None:
         # Accepted by the broker, but the read model has not caught up yet: the task will appear.
@@ -318,6 +322,7 @@ ROUTES = [
         create_task,
         "Create and schedule a task (with `parameters`), or create one that waits for execute (flat body)",
         "tasks",
+        query=TaskCreateQuery,
         body=CreateTaskBody,
         form=CreateTaskForm,
         response=TaskCreatedAny,

@@ -61,6 +61,17 @@ class TaskDetailQuery(_Query):
     )
 
 
+class TaskCreateQuery(_Query):
+    wait: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        description="Seconds (at most 60) the answer may wait for the task to be recorded (201) before it"
+        " answers 202; the default is the server's DP_CREATE_VISIBILITY_TIMEOUT_SECONDS. 0 answers 202 as"
+        " soon as the command is durable (a script submitting many tasks need not wait for each).",
+    )
+
+
 class TaskListQuery(_Query):
     limit: int = Field(default=50, ge=1, le=100, description="Page size (default 50, as the seed).")
     status: str | None = Field(
