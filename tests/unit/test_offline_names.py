@@ -142,3 +142,11 @@ def test_a_flag_that_asks_shi_fou_is_grouped_by_its_question_in_chinese() -> Non
     assert "按是否同意营销统计,各有多少个客户?" in questions
     assert "按有效与否统计,各有多少个客户?" in questions
     assert not [q for q in questions if "是否" in q and "与否" in q]
+
+
+@pytest.mark.parametrize(
+    "name,label",
+    [("weight_kg", "weight in kg"), ("price_usd", "price in USD"), ("size_mb", "size in MB"), ("kg", "kg")],
+)
+def test_a_unit_suffix_reads_as_a_unit(name: str, label: str) -> None:
+    assert humanise_en(name) == label

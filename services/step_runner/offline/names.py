@@ -277,10 +277,24 @@ def _translate(parts: list[str], phrases: dict[str, str], singles: dict[str, str
     return out
 
 
+# a unit a column's name ends with: `weight_kg` -> "weight in kg", `price_usd` -> "price in USD"
+_EN_UNITS = {
+    **{u: u for u in "kg lb lbs km cm mm ml ms".split()},
+    **{u: u.upper() for u in "usd eur cny gbp jpy kb mb gb tb".split()},
+    **dict.fromkeys(("sec", "secs"), "seconds"),
+    **dict.fromkeys(("min", "mins"), "minutes"),
+    "hrs": "hours",
+}
+
+
 def humanise_en(identifier: str, prefix: str | None = None) -> str:
-    """An English name: `bss_business_day_data` -> "daily business record", `unit_qty` -> "unit quantity"."""
+    """An English name: `bss_business_day_data` -> "daily business record", `unit_qty` -> "unit quantity",
+    `weight_kg` -> "weight in kg"."""
     parts = name_words(identifier, prefix)
-    return " ".join(text for text, _ in _translate(parts, _EN_PHRASES, _EN_WORDS)).strip()
+    unit = _EN_UNITS.get(parts[-1]) if len(parts) >= 2 else None
+    words = parts[:-1] if unit else parts
+    text = " ".join(text for text, _ in _translate(words, _EN_PHRASES, _EN_WORDS)).strip()
+    return f"{text} in {unit}" if unit else text
 
 
 def humanise_zh(identifier: str, prefix: str | None = None) -> str:
