@@ -1,11 +1,11 @@
 """`dpctl task review TASK_ID`: review before load from the terminal.
 
 Without an action it lists the task's pairs (with their marks: repaired, edited, and the quality flags
-step 3 kept them with; `--flagged` lists only those) and the progress ("37/50 reviewed"). Actions run in this
-order: `--approve-valid` (every pending pair whose SQL passed validation), `--approve`/`--reject` (pair
-ids, repeatable), `--edit PAIR_ID` with `--question`/`--sql` (an edited SQL is checked on the spot; a
-failing one is refused with the reason), then `--complete` (step 4 loads the approved pairs) or `--abandon`
-(nothing is loaded). Needs a token with the operator role for decisions.
+step 3 kept them with; `--flagged` lists only those) and the progress ("37/50 reviewed"). Actions run
+in this order: `--approve-valid` (every pending pair whose SQL passed validation), `--approve`/`--reject`
+(pair ids, repeatable), `--edit PAIR_ID` with `--question`/`--sql` (an edited SQL is checked on the spot;
+a failing one is refused with the reason), then `--complete` (step 4 loads the approved pairs) or
+`--abandon` (nothing is loaded). Needs a token with the operator role for decisions.
 """
 
 from __future__ import annotations

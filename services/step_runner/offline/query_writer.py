@@ -5,9 +5,10 @@ every statement references real columns. Rows hidden by a soft-delete column are
 query that reads the table. What each scope binds:
 
 - table: one, many (the table's rows by name), n, source, live, count_alias; category (+ category,
-  category_col, is_bool, not_bool, bool_yes, bool_no, bool_by); category_value (+ value); measure (+ the measure's bindings, min_alias,
-  max_alias, ident); measure_category (+ category, category_col); time (+ time, time_col, verb, has_verb,
-  no_verb, happened, per_time, ident); time_measure (+ the measure's bindings).
+  category_col, is_bool, not_bool, bool_yes, bool_no, bool_by); category_value (+ value); measure (+ the
+  measure's bindings, min_alias, max_alias, ident); measure_category (+ category, category_col); time
+  (+ time, time_col, verb, has_verb, no_verb, happened, per_time, ident); time_measure (+ the measure's
+  bindings).
 - relation: parent, parents, child, children, n, parent_alias, child_alias, source, live, ident,
   count_alias, parent_count_alias, parent_src, parent_live, child_src, inner; relation_measure
   (+ the measure's bindings); relation_measure_category and relation_category (+ category, category_col:
