@@ -159,9 +159,13 @@ class GatewayClient:
 
     # --- the API ---
 
-    def create_task(self, parameters: dict[str, Any]) -> dict[str, Any]:
+    def create_task(self, parameters: dict[str, Any], wait: float | None = None) -> dict[str, Any]:
+        """`wait`: how long the gateway may wait for the task to be recorded (0: answer once durable)."""
         return self.request(
-            "POST", "/tasks", body={"task_type": "complete_workflow", "parameters": parameters}
+            "POST",
+            "/tasks",
+            params={"wait": wait},
+            body={"task_type": "complete_workflow", "parameters": parameters},
         )
 
     def list_tasks(self, **params: Any) -> dict[str, Any]:

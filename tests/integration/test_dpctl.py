@@ -436,6 +436,17 @@ async def test_create_with_tables_and_human_output(gateway: tuple[FakeGateway, s
     assert fake.requests[-1][2]["parameters"]["table_list"] == ["a", "b", "c"]
 
 
+async def test_create_no_wait_asks_the_gateway_not_to_wait_for_the_record(
+    gateway: tuple[FakeGateway, str],
+) -> None:
+    fake, url = gateway
+    args = ("task", "create", "--db-connection", "x", "--tables", "a", "--business-context", "ctx")
+    assert (await dpctl(url, *args, "--no-wait")).code == 0
+    assert fake.requests[-1][1] == f"{PREFIX}/tasks?wait=0"
+    assert (await dpctl(url, *args)).code == 0
+    assert fake.requests[-1][1] == f"{PREFIX}/tasks"  # the server's default wait
+
+
 async def test_api_error_reason_and_exit_code_2(gateway: tuple[FakeGateway, str]) -> None:
     _, url = gateway
     result = await dpctl(

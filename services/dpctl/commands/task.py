@@ -86,6 +86,11 @@ def add_parser(subparsers: Any) -> None:
         "--follow", "-f", action="store_true", help="watch progress and logs until the task ends"
     )
     create.add_argument("--no-logs", action="store_true", help="with --follow: progress only")
+    create.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="answer once the task is accepted, without waiting for it to be recorded (scripts creating many)",
+    )
     create.set_defaults(func=create_task)
 
     listing = commands.add_parser("list", parents=[COMMON], help="list tasks, newest first")
@@ -211,7 +216,7 @@ def build_parameters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def create_task(client: GatewayClient, args: argparse.Namespace) -> int:
-    created = client.create_task(build_parameters(args))
+    created = client.create_task(build_parameters(args), wait=0 if args.no_wait else None)
     task_id = created["task_id"]
     if not args.follow:
         if args.json:
