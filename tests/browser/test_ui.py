@@ -72,7 +72,7 @@ async def test_create_through_the_form_and_watch_the_run_complete(
 async def test_deep_link_opens_a_finished_task_with_its_report_and_files(
     open_ui: OpenUi, ui_url: str, api: Api, data_dir: Path, screenshots: Path
 ) -> None:
-    task_id = await api.create(DB_URL, "deep link", task_name="deep link run")
+    task_id = await api.create(DB_URL, "deep link flags:sql_validation=2", task_name="deep link run")
     finished = await api.wait(task_id)
     assert finished["status"] == "completed", finished
 
@@ -84,6 +84,8 @@ async def test_deep_link_opens_a_finished_task_with_its_report_and_files(
     await expect(report).to_contain_text("final report")
     for step in STEPS:
         await expect(report).to_contain_text(step)
+    # Step 3's quality pass, as dpctl prints it: what it did and each flag found with its action.
+    await expect(report).to_contain_text("dropped 0, repaired 0, kept with flags 2; summed_rate 2 (keep)")
     await expect(page.locator("#logs")).to_contain_text("ddl_generation starting (attempt 1)")
 
     # A file downloads with the bytes the step wrote.

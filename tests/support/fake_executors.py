@@ -12,6 +12,7 @@ Directives (space separated) in business_context:
   failrun:<step>=<n>     the step's n-th run in this task (default: the first) fails, not retryably; its
                          other runs succeed (runs are counted in a file in the task directory)
   logs:<step>=<n>        the step logs n more lines, their levels cycling DEBUG, INFO, WARNING, ERROR, CRITICAL
+  flags:<step>=<n>       the step reports a quality pass as step 3 does: n pairs kept with `summed_rate`
   llm:<step>=<n>         the step makes one LLM call of n prompt and n/2 completion tokens ("scripted-model"),
                          metered like a provider's call (so max_llm_tokens holds)
 Every step writes a file, registers it, logs a few lines (one of them tries to log the connection URL
@@ -104,7 +105,18 @@ class ScriptedExecutor:
                 "tables_succeeded": 1,
                 "tables_failed": failed,
             }
-        return {"file": out.name, "partial": "partial" in d}
+        summary: dict[str, Any] = {"file": out.name, "partial": "partial" in d}
+        if "flags" in d:
+            kept = int(d["flags"])
+            summary["quality"] = {
+                "flags": {"summed_rate": kept, "duplicate_question": 0},
+                "actions": {"summed_rate": "keep", "duplicate_question": "drop"},
+                "dropped": 0,
+                "repaired": 0,
+                "kept": kept,
+                "applied": True,
+            }
+        return summary
 
 
 def registry(settings: RunnerSettings) -> StepRegistry:

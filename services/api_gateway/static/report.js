@@ -19,6 +19,13 @@ function reportCounts(s) {
   return parts.join("; ");
 }
 
+// Step 3's quality pass, as dpctl prints it: what it did, then each flag found with its action.
+function qualityText(q) {
+  const found = Object.entries(q.flags || {}).filter(([, v]) => v.count).map(([code, v]) => `${code} ${v.count} (${v.action})`);
+  return `dropped ${q.dropped ?? 0}, repaired ${q.repaired ?? 0}, kept with flags ${q.kept ?? 0}; `
+    + (found.join(", ") || "no flags") + (q.applied ? "" : " (reported only: pair files unchanged)");
+}
+
 function usageText(u) {
   if (!u || !u.calls) return "no LLM calls";
   const cost = u.cost == null ? "" : `, cost ${u.cost}`;
@@ -41,6 +48,7 @@ export function renderReport(r) {
     if (!s) continue;
     const detail = s.error || s.reason || reportCounts(s);
     rows.push([name, `${s.status}, ${s.attempts} attempt(s), ${fmtDur(s.duration_seconds)}${detail ? ` — ${detail}` : ""}`]);
+    if (s.quality) rows.push(["quality", qualityText(s.quality)]);
     for (const fix of s.repaired_statements || []) rows.push(["repaired", `${fix.question}: ${fix.before} → ${fix.after}`]);
   }
   const files = (r.primary_files || []).map((f) => f.file_name).join(", ");
