@@ -74,6 +74,8 @@ def test_quality_repair_prompt_carries_the_flag_and_the_question() -> None:
     )
     assert "It must answer this question:\n服务区营收合计?" in text
     assert "runs, but as Text2SQL training data it has a quality problem" in text
+    # a question that asks for the problem itself (bookkeeping, the total of a rate) is given up
+    assert "or for the total of a [rate]), answer null for sql" in text
     assert "Problem to fix:\nmissing_soft_delete_filter: add bss_business_day_data.delete_ts IS NULL" in text
     assert "[soft-delete: keep rows where delete_ts IS NULL]" in text  # the rendered schema, not bare DDL
     plain = _user(prompts.repair_sql(sql, 'column "x" does not exist', "CREATE TABLE x ();", [], "q?"))

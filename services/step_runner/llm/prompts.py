@@ -167,8 +167,9 @@ def repair_sql(sql: str, error: str, ddl: str, tables: list[TableInfo], question
             f"\n{sql}\n\nProblem to fix:\n{error.removeprefix(QUALITY_REASON_PREFIX)}\n\n"
             f"Schema:\n{render_schema(tables) if tables else schema}\n\n{QUALITY_RULES}\n\n"
             "Rewrite it so that the problem is gone and it still answers the same question: one SELECT/WITH "
-            "statement ending with ';', only existing tables and columns. If the question itself is about "
-            "bookkeeping and cannot be answered without it, answer null for sql.\n"
+            "statement ending with ';', only existing tables and columns. If the question itself cannot be "
+            "answered without the problem (it asks about bookkeeping, or for the total of a [rate]), answer "
+            "null for sql.\n"
             'Answer as JSON: {"sql": "SELECT ...;"}'
         )
     return _messages(
