@@ -3,9 +3,10 @@
 A task's pairs are what step 4 would load (the `qs_*_pair.json` files) plus the pairs step 3 found invalid
 and left out of them (its `sql_validation_*_report.json`), each with its verdict, its error, when step 3
 repaired it (its SQL or a quality flag) the SQL it was repaired from, and the quality flags step 3 kept it
-with or repaired (`quality`; dropped when an edit changes the SQL they were about). A pair's id is a hash of its file and original question
-(step 2 keeps questions unique per file), so it is stable while the files are. Decisions (the
-pair_reviews read model) are laid over them: status, and the question and SQL after an edit.
+with or repaired (`quality`; dropped when an edit changes the SQL they were about). A pair's id is a
+hash of its file and original question (step 2 keeps questions unique per file), so it is stable while
+the files are. Decisions (the pair_reviews read model) are laid over them: status, and the question and
+SQL after an edit.
 
 When the review completes, each pair file is rewritten atomically to hold exactly the approved pairs, as
 edited; the file as it was before is kept beside it as `<name>.original.json` (the first review's, so a

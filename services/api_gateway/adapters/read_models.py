@@ -96,8 +96,8 @@ async def existing_task_ids(pool: asyncpg.Pool, task_ids: Sequence[str]) -> set[
     """The ids that name a task (recorded, or accepted and not yet recorded), in one statement: two reads
     would miss a task the collector records between them."""
     rows = await pool.fetch(
-        "SELECT id FROM data_pipeline_tasks WHERE id = ANY($1::text[])"
-        f" UNION SELECT task_id FROM accepted_commands a WHERE a.task_id = ANY($1::text[]) AND {accepted.NOT_RECORDED}",
+        "SELECT id FROM data_pipeline_tasks WHERE id = ANY($1::text[]) UNION SELECT task_id"
+        f" FROM accepted_commands a WHERE a.task_id = ANY($1::text[]) AND {accepted.NOT_RECORDED}",
         list(task_ids),
     )
     return {r["id"] for r in rows}

@@ -29,7 +29,8 @@ class PairListQuery(BaseModel):
     )
     flagged: bool | None = Field(
         default=None,
-        description="Only pairs step 3 kept with quality flags (true: see each pair's `quality`) or not (false).",
+        description="Only pairs step 3 kept with quality flags (true: see each pair's `quality`) or not"
+        " (false).",
     )
     theme: str | None = Field(default=None, max_length=200, description="Only pairs of this business theme.")
     offset: int = Field(default=0, ge=0, le=1_000_000)
@@ -110,7 +111,8 @@ class ReviewPairOut(_Out):
     reviewed_at: str | None = None
     quality: PairQualityOut | None = Field(
         default=None,
-        description="What step 3's quality pass found on the pair (None: nothing, or its SQL was edited since).",
+        description="What step 3's quality pass found on the pair (None: nothing, or its SQL was edited"
+        " since).",
     )
 
 
