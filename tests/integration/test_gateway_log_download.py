@@ -54,6 +54,17 @@ async def test_download_is_the_log_file_text_with_filters(gateway: TestClient, r
     ]
     resp = await gateway.get(f"{API}/tasks/{task_id}/logs/download", params={"step": "2", "q": "TWO"})
     assert (await resp.text()).startswith("2025-01-01T12:01:00.000+00:00 WARNING  [qa_generation] two lines")
+    # An empty step is every step, as the OpenAPI document says (its enum lists "").
+    everything = await (await gateway.get(f"{API}/tasks/{task_id}/logs/download")).text()
+    resp = await gateway.get(f"{API}/tasks/{task_id}/logs/download", params={"step": ""})
+    assert resp.status == 200 and await resp.text() == everything
+    document = await (await gateway.get("/api/v0/openapi.json")).json()
+    (step,) = [
+        p
+        for p in document["paths"]["/api/v0/data_pipeline/tasks/{task_id}/logs/download"]["get"]["parameters"]
+        if p["name"] == "step"
+    ]
+    assert "" in step["schema"]["anyOf"][0]["enum"]
 
 
 async def test_download_pages_through_a_long_log(

@@ -134,12 +134,14 @@ class LogFilterQuery(_Query):
 
     level: AnyCaseLevel | None = Field(default=None, description="Minimum level (any letter case).")
     step: (
-        Annotated[str, Field(max_length=50), WithJsonSchema({"enum": [*STEP_SPELLINGS, *TASK_LOG_STEPS]})]
+        # Empty means every step, as an empty `status` does on the task list (the server always took it).
+        Annotated[str, Field(max_length=50), WithJsonSchema({"enum": ["", *STEP_SPELLINGS, *TASK_LOG_STEPS]})]
         | None
     ) = Field(
         default=None,
         description="Step name or number (read case-insensitively), or a task-level line's name"
-        " (workflow_start, workflow_complete, workflow_error, workflow_cancelled, system_check).",
+        " (workflow_start, workflow_complete, workflow_error, workflow_cancelled, system_check);"
+        " empty: every step.",
     )
     q: str | None = Field(
         default=None, max_length=500, description="Text the message contains (case-insensitive)."
