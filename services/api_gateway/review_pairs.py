@@ -58,22 +58,34 @@ def pair_id(file: str, question: str) -> str:
     return hashlib.sha256(f"{file}\n{question}".encode()).hexdigest()[:16]
 
 
-def _report_entries(task_dir: Path, key: str) -> list[dict[str, Any]]:
-    """The latest validation report's `failures` or `quality` entries (each names its pair's question)."""
+Entries = dict[tuple[Any, str], dict[str, Any]]  # (file, question) -> a report entry
+
+
+def _latest_report(task_dir: Path) -> tuple[bool, Entries, Entries]:
+    """Whether step 3 left a validation report, and its latest one's `failures` and `quality` entries by
+    (file, question); read once."""
     reports = sorted(task_dir.glob(REPORT_GLOB))
     if not reports:
-        return []
+        return False, {}, {}
     try:
         document = json.loads(reports[-1].read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return []
-    entries = document.get(key) if isinstance(document, dict) else None
-    return [f for f in entries or [] if isinstance(f, dict) and isinstance(f.get("question"), str)]
+        return True, {}, {}
+
+    def by_pair(key: str) -> Entries:
+        entries = document.get(key) if isinstance(document, dict) else None
+        return {
+            (f.get("file"), f["question"]): f
+            for f in entries or []
+            if isinstance(f, dict) and isinstance(f.get("question"), str)
+        }
+
+    return True, by_pair("failures"), by_pair("quality")
 
 
-def _quality_note(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+def _quality_note(entry: dict[str, Any]) -> dict[str, Any] | None:
     """What step 3's quality pass did to a pair still in the file: kept it with flags, or repaired them."""
-    if entry is None or entry.get("outcome") not in ("kept", "repaired"):
+    if entry.get("outcome") not in ("kept", "repaired"):
         return None
     flags = [
         {"code": str(f.get("code")), "detail": str(f.get("detail") or "")}
@@ -85,9 +97,7 @@ def _quality_note(entry: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def load_review_pairs(task_dir: Path) -> list[ReviewPair]:
     """Every pair of the task in file order, with its verdict; raises PairFileError for a broken file."""
-    checked = any(task_dir.glob(REPORT_GLOB))
-    failures = {(f.get("file"), f["question"]): f for f in _report_entries(task_dir, "failures")}
-    judged = {(f.get("file"), f["question"]): f for f in _report_entries(task_dir, "quality")}
+    checked, failures, judged = _latest_report(task_dir)
     out: list[ReviewPair] = []
     for path in pair_files(task_dir):
         pairs = load_pairs(path)
@@ -102,10 +112,12 @@ def load_review_pairs(task_dir: Path) -> list[ReviewPair]:
                     repaired_from = failure.get("sql")
                 else:
                     verdict = "invalid"
-            note = _quality_note(judged.get((path.name, question)))
-            before_quality = str((judged.get((path.name, question)) or {}).get("sql") or "")
-            if note and note["outcome"] == "repaired" and repaired_from is None and before_quality.strip():
-                repaired_from = before_quality if before_quality.strip() != sql.strip() else None
+            entry = judged.get((path.name, question)) or {}
+            note = _quality_note(entry)
+            before_quality = str(entry.get("sql") or "")
+            if note and note["outcome"] == "repaired" and repaired_from is None:
+                # the SQL before a quality repair (say a LIMIT added), as for a repaired statement
+                repaired_from = before_quality if before_quality.strip() not in ("", sql.strip()) else None
             seen.add(question)
             extra = {k: v for k, v in pair.items() if k not in ("question", "sql")}
             theme = pair.get("theme") if isinstance(pair.get("theme"), str) else None
