@@ -23,11 +23,13 @@ from tests.support.pipeline_steps import demo_context, validation_step
 pytestmark = pytest.mark.integration
 
 LIMITS = PlanLimits(max_cost=1e7, max_rows=1e6)
+# No verdict below depends on a timeout; a short one made an EXPLAIN on a loaded CI host a timeout verdict.
+STATEMENT_TIMEOUT_MS = 30_000
 
 
 @pytest.fixture
 async def pool(demo_db_url: str) -> AsyncIterator[asyncpg.Pool]:  # noqa: F811
-    pool = await create_pool(demo_db_url, max_size=2, statement_timeout_ms=2000)
+    pool = await create_pool(demo_db_url, max_size=2, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
     yield pool
     await pool.close()
 
@@ -68,7 +70,7 @@ async def test_built_ins_are_resolved_before_a_shadowing_function_of_the_busines
         )
     finally:
         await conn.close()
-    pool = await create_pool(scratch_db_url, max_size=1, statement_timeout_ms=2000)
+    pool = await create_pool(scratch_db_url, max_size=1, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
     try:
         # the planner folds immutable calls on constants: pg_catalog's lower() must be the one it sees
         verdict = await SqlGate(pool, LIMITS).check("SELECT lower('ABC')")
