@@ -22,7 +22,7 @@ from services.api_gateway.errors import Conflict, ServiceUnavailable
 from services.api_gateway.keys import EXTRAS, POOL, SECRET_BOX, SETTINGS
 from services.api_gateway.validation import task_not_found
 from services.step_runner.executors.base import StepError
-from services.step_runner.pipeline.sql_gate import PlanLimits, SqlGate
+from services.step_runner.pipeline.sql_gate import PlanLimits, SqlGate, TableLocked
 from shared import business_db, event_store
 from shared.pipeline_settings import PipelineSettings
 from shared.secrets import SecretError
@@ -92,6 +92,8 @@ async def check_sql(request: web.Request, task_id: str, sql: str, *, preview: bo
         return await asyncio.wait_for(
             _check(request, url, sql, pipeline, preview), timeout=3 * timeout_ms / 1000 + 10
         )
+    except TableLocked as exc:
+        raise ServiceUnavailable(f"{exc}; try again", extra={"retryable": True}) from None
     except (business_db.BusinessDbError, StepError, TimeoutError, OSError, asyncpg.InterfaceError):
         raise ServiceUnavailable(
             "the task's business database could not be reached to check the SQL; try again",
@@ -110,7 +112,9 @@ async def _check(
     )
     try:
         limits = PlanLimits(max_cost=pipeline.sql_max_plan_cost, max_rows=pipeline.sql_max_plan_rows)
-        verdict = await SqlGate(pool, limits).check(sql)
+        # an HTTP answer waits for a locked table no longer than for a slow statement
+        gate = SqlGate(pool, limits, lock_patience=pipeline.statement_timeout_ms / 1000)
+        verdict = await gate.check(sql)
         if verdict.statement is None:
             return SqlCheck(False, verdict.error)
         async with pool.acquire() as conn, conn.transaction(readonly=True):

@@ -105,6 +105,17 @@ async def test_review_approve_reject_edit_then_complete_loads_exactly_the_approv
     assert status == 200, body
     check = body["data"]["sql_check"]
     assert check["passes"] and check["columns"] == ["n"] and len(check["rows"]) == 1, check
+    # A table another transaction holds locked (a migration) is no verdict on the SQL: the check waits
+    # for it up to the statement timeout, then answers 503 and says so.
+    holder = await asyncpg.connect(demo_db_url)
+    try:
+        async with holder.transaction():
+            await holder.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            status, body = await api.call("GET", f"{url}/{edit['pair_id']}/preview")
+    finally:
+        await holder.close()
+    assert status == 503 and "stayed locked" in body["data"]["response"], body
+    assert body["data"]["retryable"] is True, body
 
     status, body = await api.call("GET", url, params={"status": "approved"})
     assert status == 200 and body["data"]["matched"] == 2, body

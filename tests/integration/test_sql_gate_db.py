@@ -4,6 +4,7 @@ repair budget (finding 12)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import asyncpg
 import pytest
 
 from services.step_runner.executors.base import StepError
-from services.step_runner.pipeline.sql_gate import PlanLimits, SqlGate
+from services.step_runner.pipeline.sql_gate import LOCK_WAIT_MS, PlanLimits, SqlGate, TableLocked
 from services.step_runner.pipeline.sql_repair import BUDGET_SPENT
 from shared.business_db import create_pool
 from shared.pipeline_settings import PipelineSettings
@@ -55,6 +56,31 @@ async def test_valid_statement_and_statement_errors_are_verdicts(pool: asyncpg.P
         assert not verdict.valid and reason in (verdict.error or ""), (sql, verdict)
     # the pool still works after all of them
     assert (await gate.check("SELECT 1")).valid
+
+
+async def test_a_table_locked_for_a_while_is_waited_for_not_judged(demo_db_url: str) -> None:  # noqa: F811
+    # A statement timeout just above the gate's lock wait: before, the lock wait ran into it and the
+    # statement got a timeout verdict.
+    pool = await create_pool(demo_db_url, max_size=1, statement_timeout_ms=LOCK_WAIT_MS + 500)
+    holder = await asyncpg.connect(demo_db_url)
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+            check = asyncio.create_task(SqlGate(pool, LIMITS).check("SELECT count(*) FROM orders"))
+            await asyncio.sleep(3 * LOCK_WAIT_MS / 1000)  # past a lock wait and the statement timeout
+            assert not check.done()
+        verdict = await check
+        assert verdict.valid, verdict
+
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(TableLocked) as caught:
+                await SqlGate(pool, LIMITS, lock_patience=1.5).check("SELECT count(*) FROM orders")
+        assert caught.value.retryable and "stayed locked" in str(caught.value)
+        assert (await SqlGate(pool, LIMITS).check("SELECT count(*) FROM orders")).valid
+    finally:
+        await holder.close()
+        await pool.close()
 
 
 async def test_built_ins_are_resolved_before_a_shadowing_function_of_the_business_database(

@@ -13,12 +13,17 @@ training store that the gate did not pass, whatever `enable_sql_validation` says
    rows stay within `DP_SQL_MAX_PLAN_COST` / `DP_SQL_MAX_PLAN_ROWS`.
 
 A statement's own error (syntax, unknown column, bad parameter, timeout, limits) is that statement's
-verdict. Only a lost business database is a step failure.
+verdict. What is not the statement's fault is not its verdict: a table locked by someone else's
+transaction (a migration, a `VACUUM FULL`) is waited for, a first timeout (a host too busy to plan in
+time) is tried again, and a lost business database or a lock that outlasts the gate's patience is a
+retryable step failure.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -79,7 +84,19 @@ _CONNECTION_CLASSES = ("08", "53", "57P", "58")
 # a few hundred thousand characters of `1+1+…` overflow the C stack (the runner would crash, not the
 # statement fail). Text2SQL answers are far shorter; at this length the deepest tree parses safely.
 MAX_STATEMENT_CHARS = 20_000
-_BUILTINS_FIRST = "SELECT set_config('search_path', 'pg_catalog, ' || current_setting('search_path'), true)"
+# Built-ins first: a business database whose search_path puts its own `lower()` ahead of pg_catalog's must
+# not get it called (the planner folds immutable calls). A lock wait ends after LOCK_WAIT_MS, so it is told
+# apart from a statement that is slow to plan.
+LOCK_WAIT_MS = 1000
+_SESSION_FOR_EXPLAIN = (
+    "SELECT set_config('search_path', 'pg_catalog, ' || current_setting('search_path'), true),"
+    f" set_config('lock_timeout', '{LOCK_WAIT_MS}ms', true)"
+)
+# How long the gate keeps trying a statement whose tables someone else holds locked (default; the gateway's
+# review check, answering an HTTP request, waits less).
+LOCK_PATIENCE_SECONDS = 30.0
+_LOCK_NOT_AVAILABLE = "55P03"
+_QUERY_CANCELED = "57014"  # statement_timeout, or a cancel from the database's administrator
 
 
 class SqlRejected(ValueError):
@@ -245,35 +262,65 @@ def _connection_lost(exc: BaseException, acquired: bool) -> bool:
     return False
 
 
+class TableLocked(StepError):
+    """A table the statement reads stayed locked by another transaction for all of the gate's patience."""
+
+
 class SqlGate:
     """Judges statements on a small pool of business-database connections (READ ONLY, statement_timeout
     set by the pool). `check` never raises for a statement's own fault; StepError means the database is
-    gone."""
+    gone, or kept a table locked for longer than `lock_patience` seconds."""
 
-    def __init__(self, pool: asyncpg.Pool, limits: PlanLimits) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, limits: PlanLimits, lock_patience: float = LOCK_PATIENCE_SECONDS
+    ) -> None:
         self._pool = pool
         self._limits = limits
+        self._lock_patience = lock_patience
 
     async def check(self, sql: str) -> Verdict:
         try:
             statement = check_text(sql)
         except SqlRejected as exc:
             return Verdict(None, exc.reason, rejected=not exc.repairable)
+        deadline = time.monotonic() + self._lock_patience
+        timed_out, pause = False, 0.1
+        while True:
+            try:
+                row = await self._explain(statement)
+            except StepError:
+                raise
+            except Exception as exc:
+                sqlstate = str(getattr(exc, "sqlstate", "") or "")
+                if sqlstate == _LOCK_NOT_AVAILABLE:
+                    if time.monotonic() + pause > deadline:
+                        raise TableLocked(
+                            f"a table stayed locked in the business database for over "
+                            f"{self._lock_patience:g} s: {describe_error(exc)}",
+                            retryable=True,
+                        ) from None
+                elif sqlstate == _QUERY_CANCELED and not timed_out:
+                    timed_out = True
+                else:
+                    return Verdict(None, describe_error(exc))
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+                continue
+            error = _plan_limits_error(row, self._limits)
+            return Verdict(None, error) if error else Verdict(statement)
+
+    async def _explain(self, statement: str) -> Any:
         acquired = False
         try:
             async with self._pool.acquire() as conn:
                 acquired = True
                 async with conn.transaction(readonly=True):
-                    # built-ins first: a business database whose search_path puts its own `lower()` ahead
-                    # of pg_catalog's must not get it called (the planner folds immutable calls)
-                    await conn.execute(_BUILTINS_FIRST)
-                    row = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {statement}")
+                    await conn.execute(_SESSION_FOR_EXPLAIN)
+                    return await conn.fetchval(f"EXPLAIN (FORMAT JSON) {statement}")
         except Exception as exc:
             if _connection_lost(exc, acquired):
                 raise _lost(exc) from None
-            return Verdict(None, describe_error(exc))
-        error = _plan_limits_error(row, self._limits)
-        return Verdict(None, error) if error else Verdict(statement)
+            raise
 
 
 def _lost(exc: BaseException) -> StepError:
