@@ -8,8 +8,9 @@ import re
 
 import pytest
 
-from services.step_runner.offline.provider import OfflineTextToSQLModel
-from services.step_runner.pipeline.catalog import ColumnInfo, TableInfo
+from services.step_runner.offline.provider import OfflineTextToSQLModel, _candidates
+from services.step_runner.offline.schema import SchemaModel
+from services.step_runner.pipeline.catalog import ColumnInfo, ForeignKey, TableInfo
 from services.step_runner.pipeline.pair_quality import assess
 from services.step_runner.pipeline.quality_metrics import measure, tables_read
 from services.step_runner.pipeline.schema_index import SchemaIndex
@@ -148,3 +149,30 @@ def test_quality_metrics_count_what_the_flags_say() -> None:
     assert m.bookkeeping == 0.25 and m.joined == 0.25 and m.soft_delete_filtered == 0.75
     assert m.raw_identifiers == 0.0
     assert m.misses() == ["bookkeeping 25% > 5%", "soft-delete filtered 75% < 95%", "1 duplicates"]
+
+
+def test_no_path_through_a_table_when_the_rows_have_their_own_key_to_the_end() -> None:
+    # orders -> addresses -> customers is a detour (orders shipped to a customer's addresses) when orders
+    # has its own customer_id; order_items -> orders -> customers is not
+    money = "numeric(12,2)"
+    tables = [
+        _table("customers", [_c("full_name", "varchar(100)")]),
+        _table("addresses", [_c("customer_id", "varchar(32)"), _c("city", "varchar(50)")]),
+        _table(
+            "orders",
+            [_c("customer_id", "varchar(32)"), _c("shipping_address_id", "varchar(32)"), _c("amount", money)],
+        ),
+        _table("order_items", [_c("order_id", "varchar(32)"), _c("quantity", "integer")]),
+    ]
+    to_address = ForeignKey(
+        columns=["shipping_address_id"], ref_schema="public", ref_table="addresses", ref_columns=["id"]
+    )
+    tables[2] = tables[2].model_copy(update={"foreign_keys": [to_address]})
+    model = SchemaModel(tables)
+    paths = {
+        tuple(model.profiles[k].table.name for k in c.tables)
+        for c in _candidates(model, list(model.profiles), chinese=False)
+        if c.tables and len(c.tables) == 3 and c.kind == "join" and "across their" in c.question
+    }
+    assert ("customers", "orders", "order_items") in paths, paths
+    assert ("customers", "addresses", "orders") not in paths, paths

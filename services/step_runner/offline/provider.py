@@ -117,9 +117,16 @@ def _candidates(model: SchemaModel, keys: list[str], chinese: bool) -> list[Cand
                     out += [
                         c for c in writer.for_bridge(to_a, to_b, under) if under is None or len(c.tables) > 3
                     ]
+    # A grandchild with its own key to the grandparent makes the path a detour with another meaning (orders
+    # shipped to a customer's addresses are not the customer's orders): the direct relation asks it.
+    direct = {(r.child, r.parent) for r in model.relations}
     for first in rels:
         for second in rels:
-            if first.parent == second.child and first.child != second.parent:
+            if (
+                first.parent == second.child
+                and first.child != second.parent
+                and (first.child, second.parent) not in direct
+            ):
                 out += writer.for_path(first, second)
     return out
 
