@@ -59,6 +59,7 @@ def test_generation_prompt_states_the_quality_rules() -> None:
         "SELECT *",
         "No two questions alike",
         "[rate]",
+        "Take the direct relation",
     ):
         assert rule in text
     assert "Relations (join along these)" in text

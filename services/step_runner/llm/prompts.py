@@ -39,6 +39,8 @@ QUALITY_RULES = (
     "every alias of it. "
     "3. Join tables along the relations listed under the schema (declared or inferred); never a "
     "cartesian product; when relations exist, at least one question in five spans two or more tables. "
+    "Take the direct relation: rows with their own key to the table you group by join it directly, not "
+    "through a third table (a customer's orders by orders.customer_id, not via the customer's addresses). "
     "4. A listing of rows ends with LIMIT; never SELECT *: name the columns the question asks for. "
     "5. No two questions alike. "
     "6. Word questions in business terms taken from the comments: never spell table or column names, "
