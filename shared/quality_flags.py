@@ -12,7 +12,9 @@ Defaults keep the training store clean:
   SQL is right, only its wording is stiff) and `summed_rate` (a sum of prices per unit, ratings or
   percentages: the question itself asks for the wrong thing, so no SQL rewrite fixes it, and a name can
   mislead (a `price` that holds a line's amount): reported for a reviewer, or dropped by
-  DP_QUALITY_ACTIONS).
+  DP_QUALITY_ACTIONS), and `detour_join` (a join through a table that only connects two related ones:
+  the SQL runs and may be what the question meant, "orders shipped to a customer's addresses"; a
+  reviewer decides, `repair` lets the LLM join them directly).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ QualityFlag = Literal[
     "duplicate_question",
     "raw_identifier_in_question",
     "summed_rate",
+    "detour_join",
 ]
 QUALITY_FLAGS: tuple[QualityFlag, ...] = get_args(QualityFlag)
 QualityAction = Literal["drop", "repair", "keep"]
@@ -42,6 +45,7 @@ DEFAULT_QUALITY_ACTIONS: dict[QualityFlag, QualityAction] = {
     "duplicate_question": "drop",
     "raw_identifier_in_question": "keep",
     "summed_rate": "keep",
+    "detour_join": "keep",
 }
 
 # The `error` a quality repair hands to `repair_sql` starts with this, so the repair prompt can say that

@@ -22,6 +22,9 @@ Flags (`QualityFlag`, in shared/quality_flags.py with the default action of each
 - `summed_rate`: `SUM` over a column that is a per-row rate (a price per unit, a rating, a score, a
   percentage, a ratio; see column_roles.is_rate), cast or not: "the total rating of a brand's reviews"
   means nothing, its average does. A sum of an expression (`SUM(quantity * unit_price)`) is an amount.
+- `detour_join`: a table joined only to connect two tables that have a relation of their own, which the
+  statement does not use: "the orders of a customer" via the customer's addresses (orders.customer_id
+  says it directly); see join_detours.py.
 - `raw_identifier_in_question`: the question spells a table or column name verbatim (`customer_id`,
   `bss_company`), the prefix every table shares (`bss`), or, in a Chinese question, the split English words
   of an identifier of two or more words (`bss business day data`, `created by`). The language is that of
@@ -47,6 +50,7 @@ from services.step_runner.pipeline.column_roles import (
     live_condition,
     soft_delete_column,
 )
+from services.step_runner.pipeline.join_detours import detours
 from services.step_runner.pipeline.question_duplicates import find_duplicates
 from services.step_runner.pipeline.schema_index import SchemaIndex
 from services.step_runner.pipeline.select_tree import (
@@ -274,6 +278,10 @@ def _select_star(tree: SelectTree) -> list[Flag]:
     return []
 
 
+def _detour(tree: SelectTree) -> list[Flag]:
+    return [Flag("detour_join", detail) for detail in detours(tree, tree.schema.relations)]
+
+
 def _summed_rate(tree: SelectTree) -> list[Flag]:
     found: list[str] = []
     for node in walk(tree.stmt):
@@ -339,7 +347,8 @@ def assess(question: str, sql: str, schema: SchemaIndex) -> list[Flag]:
     if stmt is None:
         return flags
     tree = SelectTree(stmt, schema)
-    for check in (_bookkeeping, _missing_soft_delete, _unjoined, _listing, _select_star, _summed_rate):
+    checks = (_bookkeeping, _missing_soft_delete, _unjoined, _listing, _select_star, _summed_rate, _detour)
+    for check in checks:
         flags.extend(check(tree))
     return sorted(flags, key=lambda f: QUALITY_FLAGS.index(f.code))
 

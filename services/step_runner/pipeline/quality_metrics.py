@@ -8,7 +8,8 @@ integration tests and step 3's quality pass all count the same thing:
 - joined: pairs whose statement reads two or more different tables of the catalog;
 - raw identifiers: pairs flagged `raw_identifier_in_question`;
 - duplicates: pairs flagged `duplicate_question` (a repeat of an earlier question);
-- summed rates: pairs flagged `summed_rate` (a sum of prices per unit, ratings, percentages).
+- summed rates: pairs flagged `summed_rate` (a sum of prices per unit, ratings, percentages);
+- detours: pairs flagged `detour_join` (a table joined only to connect two related tables).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ MIN_JOINED = 0.20
 MAX_RAW_IDENTIFIERS = 0.10
 MAX_DUPLICATES = 0
 MAX_SUMMED_RATES = 0.0
+MAX_DETOURS = 0.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class QualityMetrics:
     raw_identifiers: float
     duplicates: int
     summed_rates: float
+    detours: float
 
     def misses(self) -> list[str]:
         """The targets this set misses, in words (empty when it meets them all)."""
@@ -62,6 +65,8 @@ class QualityMetrics:
             out.append(f"{self.duplicates} duplicates")
         if self.summed_rates > MAX_SUMMED_RATES:
             out.append(f"summed rates {self.summed_rates:.0%} > {MAX_SUMMED_RATES:.0%}")
+        if self.detours > MAX_DETOURS:
+            out.append(f"detours {self.detours:.0%} > {MAX_DETOURS:.0%}")
         return out
 
     def as_dict(self) -> dict[str, float | int]:
@@ -115,4 +120,5 @@ def measure(pairs: Iterable[Mapping[str, str]], tables: list[TableInfo]) -> Qual
         raw_identifiers=_share(sum("raw_identifier_in_question" in c for c in codes), n, 0.0),
         duplicates=sum("duplicate_question" in c for c in codes),
         summed_rates=_share(sum("summed_rate" in c for c in codes), n, 0.0),
+        detours=_share(sum("detour_join" in c for c in codes), n, 0.0),
     )

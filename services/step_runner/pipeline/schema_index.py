@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from functools import cached_property
 
 from services.step_runner.pipeline.catalog import TableInfo
+from services.step_runner.pipeline.relations import Relation, infer_relations
 
 
 class SchemaIndex:
@@ -26,6 +28,11 @@ class SchemaIndex:
         self.split_identifiers = frozenset(
             " ".join(_split(n)) for n in names if len(_split(n)) >= 2 and all(w.isascii() for w in _split(n))
         )
+
+    @cached_property
+    def relations(self) -> list[Relation]:
+        """The relations between the tables, declared and inferred (pipeline/relations.py)."""
+        return infer_relations(self.tables)
 
     def table(self, schema: str | None, name: str | None) -> TableInfo | None:
         if not name:
