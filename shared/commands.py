@@ -80,6 +80,10 @@ class RunStep(_Command):
     force: bool = False
     # LLM tokens the run's earlier executions spent, so the runner can hold the task to max_llm_tokens.
     llm_tokens_used: int = Field(default=0, ge=0)
+    # For this long after the envelope's issued_at no decision of the scheduler can end the execution but
+    # a cancel or a delete, which the runners hear directly: a runner may start it without asking the
+    # store whether it is still wanted (services/step_runner/freshness.py). 0: always ask.
+    fresh_seconds: float = Field(default=0.0, ge=0, le=60)
 
 
 CommandPayload = Annotated[

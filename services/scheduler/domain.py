@@ -42,6 +42,9 @@ from shared.lifecycle import Finished
 from shared.retry import backoff
 from shared.vocabulary import STEP_ACTIVE, FinalTaskStatus, StepName
 
+# The longest a step order may be started without the runner asking the store (RunStep.fresh_seconds).
+FRESH_ORDER_SECONDS = 5.0
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -98,6 +101,16 @@ def decide(
     if state is None:
         return []
     return _next(state, now, policy)
+
+
+def fresh_window(state: TaskState, now: datetime, policy: Policy) -> float:
+    """RunStep.fresh_seconds of an order issued now: half the time until a decision here could end its
+    execution (the dispatch timeout, the task timeout), at most FRESH_ORDER_SECONDS. The other half covers
+    a runner's clock running behind the scheduler's. Cancels and deletes the runners hear directly."""
+    until = [policy.dispatch_timeout.total_seconds(), 2 * FRESH_ORDER_SECONDS]
+    if state.started_at is not None:
+        until.append((policy.task_timeout - (now - state.started_at - state.paused)).total_seconds())
+    return max(0.0, min(until) / 2)
 
 
 def _next(state: TaskState, now: datetime, policy: Policy) -> list[Decision]:

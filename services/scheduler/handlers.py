@@ -24,6 +24,7 @@ from services.scheduler.domain import (
     TaskCommand,
     admit,
     decide,
+    fresh_window,
     in_admission,
     needs_fresh_events,
     retention,
@@ -195,6 +196,7 @@ class Scheduler:
                     parameters=state.parameters,
                     force=event.force,
                     llm_tokens_used=llm_tokens_used(state),
+                    fresh_seconds=fresh_window(state, self.clock(), self.policy),
                 ),
                 state.task_id,
             )

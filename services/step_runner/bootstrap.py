@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import os
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -123,6 +124,7 @@ async def running_runner(settings: RunnerSettings) -> AsyncIterator[StepRunner]:
             )
 
         await control.consume(on_control)
+        runner.listening_since = time.monotonic()
         steps = await channel.get_queue(topology.steps_queue)
         consumer_tag = await steps.consume(on_step)
         log.info(

@@ -15,6 +15,7 @@ from services.step_runner.adapters.task_records import TaskRecords
 from services.step_runner.context import RunnerContext
 from services.step_runner.execution import StepInterrupted, execute_step
 from services.step_runner.executors.base import StepRegistry
+from services.step_runner.freshness import StoppedTasks, needs_store_check
 from services.step_runner.held_start import START_HOLD_SECONDS, HeldStart
 from services.step_runner.metrics import RunnerMetrics
 from shared.broker import PermanentError, Publisher
@@ -24,7 +25,7 @@ from shared.events import StepFailed
 from shared.ids import is_valid_task_id
 from shared.llm_usage import Prices, UsageMeter
 from shared.logging import get_logger
-from shared.messages import CommandEnvelope, EventEnvelope
+from shared.messages import CommandEnvelope, EventEnvelope, utcnow
 from shared.secrets import SecretBox
 
 log = get_logger()
@@ -43,6 +44,8 @@ class StepRunner:
     channel: AbstractChannel | None = None
     running: dict[str, asyncio.Task[BaseModel]] = field(default_factory=dict)
     cancel_requested: set[str] = field(default_factory=set)
+    stopped: StoppedTasks = field(default_factory=StoppedTasks)
+    listening_since: float | None = None  # time.monotonic() when the control queue was consumed
     metrics: RunnerMetrics = field(default_factory=RunnerMetrics.build)
     db_policy: HostPolicy = field(default_factory=HostPolicy)
     prices: Prices = field(default_factory=Prices)
@@ -60,7 +63,14 @@ class StepRunner:
             # The task's earlier try, stopped when its delivery was taken back, may still be unwinding
             # (a thread it waits for): the two never work in the task directory at once.
             await asyncio.wait([earlier])
-        reason = await self.records.obsolete_reason(task_id, command.execution_id)
+        listened_for = None if self.listening_since is None else time.monotonic() - self.listening_since
+        reason = (
+            await self.records.obsolete_reason(task_id, command.execution_id)
+            if needs_store_check(
+                command.fresh_seconds, envelope.issued_at, utcnow(), listened_for, task_id in self.stopped
+            )
+            else None
+        )
         if reason:
             bound.info("step command skipped", reason=reason)
             self.metrics.skipped.labels(command.step.value).inc()
@@ -147,6 +157,7 @@ class StepRunner:
         """task_cancel_requested / task_deleted: stop this task's step if it runs here."""
         if not isinstance(envelope, EventEnvelope):
             return
+        self.stopped.add(envelope.task_id)
         work = self.running.get(envelope.task_id)
         if work is not None and not work.done():
             log.info("cancelling step", task_id=envelope.task_id, reason=envelope.type)

@@ -17,6 +17,7 @@ import pytest
 from pydantic import BaseModel
 
 from services.scheduler.domain import (
+    FRESH_ORDER_SECONDS,
     Decision,
     decide,
     needs_fresh_events,
@@ -287,7 +288,12 @@ async def test_create_starts_the_task_and_hands_the_first_step_to_a_runner() -> 
     scheduled = h.published()[2]
     assert isinstance(scheduled, StepScheduled) and key == STEPS_KEY and sent.task_id == TASK
     assert sent.payload == RunStep(
-        step=DDL, execution_id=scheduled.execution_id, attempt=1, parameters=params(), force=False
+        step=DDL,
+        execution_id=scheduled.execution_id,
+        attempt=1,
+        parameters=params(),
+        force=False,
+        fresh_seconds=FRESH_ORDER_SECONDS,  # a new task, the default timeouts
     )
     # The redelivered command changes nothing.
     await h.command(CreateTask(parameters=params()), TASK)
