@@ -8,7 +8,8 @@ prints, before step 3 (the pairs step 2 wrote) and after it (what step 3 kept, a
 where there is one): the share of pairs about bookkeeping, the share with soft-delete filters where a
 table needs one, the share with joins, the share whose question spells raw identifiers, the number of
 duplicates, the share that sums a per-row rate (a price per unit, a rating), the share that joins through
-a table only to connect two related ones (a detour), and step 3's EXPLAIN pass rate before repair. The exit status is 1 when a target is missed.
+a table only to connect two related ones (a detour), and step 3's EXPLAIN pass rate before repair. The
+exit status is 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from tests.support.quality_run import CASES, QualityMetrics, Result, measure_cas
 def _row(label: str, m: QualityMetrics, valid: str) -> str:
     return (
         f"  {label:<7}{m.pairs:>6} {m.bookkeeping:>12.0%} {m.soft_delete_filtered:>10.0%} ({m.soft_delete_needed:>3})"
-        f" {m.joined:>8.0%} {m.raw_identifiers:>9.0%} {m.duplicates:>6} {m.summed_rates:>7.0%} {m.detours:>8.0%} {valid:>8}"
+        f" {m.joined:>8.0%} {m.raw_identifiers:>9.0%} {m.duplicates:>6} {m.summed_rates:>7.0%}"
+        f" {m.detours:>8.0%} {valid:>8}"
     )
 
 

@@ -93,7 +93,8 @@ class PipelineSettings(BaseSettings):
             "What step 3's quality pass does with a pair per flag, as a JSON object flag -> drop, repair or "
             "keep; flags left out keep their default (bookkeeping_subject, unjoined_multi_table and "
             "duplicate_question: drop; missing_soft_delete_filter, listing_without_limit, select_star: "
-            "repair; raw_identifier_in_question, summed_rate, detour_join: keep). See shared/quality_flags.py."
+            "repair; raw_identifier_in_question, summed_rate, detour_join: keep). "
+            "See shared/quality_flags.py."
         ),
     )
     quality_unrepaired: Literal["drop", "keep"] = Field(

@@ -18,8 +18,9 @@ from shared.retry import Unreachable
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # Container allocations (net of frees) between two young-generation collections; CPython's default is 700.
 # The event path's messages, envelopes and rows are freed by reference counting, so at 700 the collector
-# ran about every millisecond under load to find next to nothing (issue 11: docs/scaling.md, "The garbage
-# collector"). The older generations keep their defaults: cycles are still found, 30 times less often.
+# ran hundreds of times per bench run to find next to nothing (issue 11: docs/scaling.md, "The garbage
+# collector"). The older generations keep their defaults: cycles are still found, about 30 times less
+# often.
 YOUNG_GENERATION_THRESHOLD = 20_000
 
 
