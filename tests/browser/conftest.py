@@ -173,3 +173,15 @@ async def run_axe(page: Page) -> list[dict[str, object]]:
         }"""
     )
     return [v for v in result if v["impact"] in ("serious", "critical")]
+
+
+async def open_event_history(page: Page) -> None:
+    """Open the run view's Event history section as a user does, by its summary. While a run is live the
+    pane above it grows (log lines, files), so a click can land while the summary moves under it (seen
+    once in a full run: the section stayed closed); a second click is given then, never a third."""
+    box = page.locator("#timeline-box")
+    for _ in range(2):
+        await box.locator("summary").click()
+        if await box.evaluate("b => b.open"):
+            return
+    await expect(box).to_have_js_property("open", True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import OpenUi
+from tests.browser.conftest import OpenUi, open_event_history
 from tests.browser.test_ui_layout import _OVERFLOWS
 from tests.e2e.conftest import DB_URL
 from tests.support.api import Api
@@ -43,7 +43,7 @@ async def test_main_views_at_desktop_and_phone_size(
     await phone.locator(f'#task-rows tr.task[data-id="{task_id}"]').click()
     await expect(phone.locator("#detail-title .status")).to_have_text("partial_completed")
     await phone.screenshot(path=screenshots / "phone-task.png")
-    await phone.get_by_text("Event history").click()
+    await open_event_history(phone)
     await expect(phone.locator("#timeline tr").first).to_contain_text("task_created")
     assert await phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 

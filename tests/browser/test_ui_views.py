@@ -20,7 +20,7 @@ import pytest
 from playwright.async_api import Dialog, expect
 
 from shared.broker import Topology
-from tests.browser.conftest import OpenUi, run_axe
+from tests.browser.conftest import OpenUi, open_event_history, run_axe
 from tests.e2e.conftest import DB_URL
 from tests.support.api import BASE, Api
 
@@ -33,7 +33,7 @@ async def test_the_event_history_is_legible_paged_and_live(open_ui: OpenUi, ui_u
     )
     page, probe = await open_ui(f"{ui_url}/#{task_id}")
     await expect(page.locator("#detail-title")).to_contain_text("history run")
-    await page.get_by_text("Event history").click()
+    await open_event_history(page)
     rows = page.locator("#timeline tr")
     first = rows.first
     await expect(first.locator("td").nth(2)).to_have_text("task_created")
@@ -64,7 +64,7 @@ async def test_the_event_history_is_legible_paged_and_live(open_ui: OpenUi, ui_u
     await probe.assert_clean(page)
 
     axe_page, _ = await open_ui(f"{ui_url}/#{task_id}", bypass_csp=True)
-    await axe_page.get_by_text("Event history").click()
+    await open_event_history(axe_page)
     await expect(axe_page.locator("#timeline tr").first).to_contain_text("task_created")
     assert await run_axe(axe_page) == []
 

@@ -4,12 +4,15 @@ that joins the two directly are not."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from services.step_runner.pipeline.catalog import ColumnInfo, ForeignKey, TableInfo
 from services.step_runner.pipeline.pair_quality import assess
 from services.step_runner.pipeline.quality_metrics import measure
 from services.step_runner.pipeline.schema_index import SchemaIndex
+from tests.support.offline_golden import GOLDEN, catalog
 
 
 def _table(name: str, *columns: str, fks: tuple[ForeignKey, ...] = ()) -> TableInfo:
@@ -94,3 +97,18 @@ def test_make_quality_counts_detours() -> None:
     metrics = measure(pairs, TABLES)
     assert metrics.detours == 1.0
     assert any(miss.startswith("detours") for miss in metrics.misses())
+
+
+GENERATED = json.loads(GOLDEN.read_text(encoding="utf-8"))  # held equal to the generator's output
+
+
+@pytest.mark.parametrize("case", sorted(GENERATED))
+def test_the_offline_generator_writes_no_detour(case: str) -> None:
+    # every candidate the offline generator writes for the demo, HR and highway catalogs (the golden file)
+    schema = SchemaIndex(catalog(case.split("/")[0]))
+    detoured = [
+        c["question"]
+        for c in GENERATED[case]["candidates"]
+        if any(f.code == "detour_join" for f in assess(c["question"], c["sql"], schema))
+    ]
+    assert detoured == []

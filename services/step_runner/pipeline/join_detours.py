@@ -82,6 +82,6 @@ def _used(sel: ast.SelectStmt, refs: list[TableRef], joining: set[int]) -> set[i
     may belong to, subqueries included."""
     used: set[int] = set()
     for node in walk(sel, skip=lambda n: live_predicate(n) is not None):
-        if isinstance(node, ast.ColumnRef) and id(node) not in joining and live_predicate(node) is None:
+        if isinstance(node, ast.ColumnRef) and id(node) not in joining:
             used.update(_ref_of(node, refs))
     return used
