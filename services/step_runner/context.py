@@ -54,13 +54,22 @@ class RunnerContext:
         self.step = step
         self.execution_id = execution_id
         self.attempt = attempt
-        self.task_dir = task_dir
+        self._task_dir = task_dir
+        self._task_dir_made = False
         self.parameters = parameters
         self._secrets = secrets
         self._connections = connections
         self.business_db_policy = business_db_policy or HostPolicy()
         self._last_progress = 0.0
         self.unpublished: Exception | None = None  # the first of this try's events that did not go out
+
+    @property
+    def task_dir(self) -> Path:
+        """The task's directory, made on first use: a step that writes nothing makes none."""
+        if not self._task_dir_made:
+            self._task_dir.mkdir(parents=True, exist_ok=True)
+            self._task_dir_made = True
+        return self._task_dir
 
     def business_db_url(self) -> str:
         p = self.parameters

@@ -90,15 +90,13 @@ class StepRunner:
             )
             self.metrics.finished.labels(command.step.value, "failed").inc()
             return
-        task_dir = self.data_root / task_id
-        task_dir.mkdir(parents=True, exist_ok=True)
         ctx = RunnerContext(
             emit=emit,
             task_id=task_id,
             step=command.step,
             execution_id=command.execution_id,
             attempt=command.attempt,
-            task_dir=task_dir,
+            task_dir=self.data_root / task_id,
             parameters=command.parameters,
             secrets=self.secrets,
             connections=self.connections,

@@ -1,4 +1,4 @@
-"""The runner's step context: work it hands to a thread cannot outlive the step."""
+"""The runner's step context: work it hands to a thread cannot outlive the step; the task directory."""
 
 from __future__ import annotations
 
@@ -71,3 +71,17 @@ def test_a_runner_without_adhoc_connections_refuses_a_callers_url(tmp_path: Path
     assert context(HostPolicy()).business_db_url() == "postgresql://u:pw@h/db"
     with pytest.raises(StepError, match="only named connections"):
         context(HostPolicy(allow_adhoc=False)).business_db_url()
+
+
+def test_the_task_directory_is_made_on_first_use(tmp_path: Path) -> None:
+    # A step that writes nothing makes no directory (a syscall per step saved); one that asks for the
+    # directory gets it made, nested levels included, however often it asks.
+    async def emit(_: BaseModel) -> None:
+        return None
+
+    directory = tmp_path / "tasks" / "task_20240101_000000_abc"
+    ctx = runner_context(emit, directory)
+    assert not directory.exists()
+    assert ctx.task_dir == directory and directory.is_dir()
+    (directory / "ddl.sql").write_text("x")
+    assert ctx.task_dir == directory and (directory / "ddl.sql").read_text() == "x"

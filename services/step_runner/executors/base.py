@@ -40,10 +40,14 @@ class StepContext(Protocol):
     step: StepName
     execution_id: str
     attempt: int
-    task_dir: Path
     parameters: TaskParameters
     # DP_ALLOWED_DB_HOSTS: pass it to business_db.connect/create_pool, which check it before connecting.
     business_db_policy: HostPolicy
+
+    @property
+    def task_dir(self) -> Path:
+        """The task's directory (made on first use)."""
+        ...
 
     def business_db_url(self) -> str:
         """The decrypted business-database URL. Never log it: use parameters.db_connection to show it."""
