@@ -76,6 +76,7 @@ screenshots: install  ## refresh docs/ui/*.png: the web UI's main views at deskt
 bench: install  ## benchmarks that print ratios against a baseline measured in the same run
 	$(PY) -m bench.bench_steps
 	$(PY) -m bench.bench_collector
+	$(PY) -m bench.bench_collector_lag
 	$(PY) -m bench.bench_e2e
 	$(PY) -m bench.bench_reads
 	$(PY) -m bench.bench_log_download

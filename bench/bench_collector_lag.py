@@ -1,0 +1,279 @@
+"""The collector's lag with the broker hop in it (issue 11, goal 1: event published -> row visible).
+
+bench_collector.py times the collector's own share (deliveries handed over in memory). Here the events
+go the whole way: published by shared.broker's Publisher (persistent, mandatory, confirmed) to the
+events exchange of a topology of the bench's own (prefix and schema), routed to the collector's quorum
+partition queues, consumed with the service's prefetch, batch size, flush timer and linger, and stored in
+a schema of the bench's own. An event's lag runs from the moment it was due to be published to the
+collector's ack of its message, which follows the commit that made its rows visible.
+
+Three rates, each printed with p50/p99 and the broker's CPU:
+- 5,000 events/s (the goal: p99 < 200 ms) and 2,500 events/s, a task's consecutive events in one message
+  where routing allows (shared/event_batches.py) and at most ten: on this machine the producers, the
+  broker, the collector and PostgreSQL share two cores, and RabbitMQ spends about a quarter of a
+  millisecond of CPU per quorum message (printed), so 5,000 messages a second would take more than a core
+  for the broker alone;
+- 1,000 events/s, one event per message (as a step runner sends its log lines, progress and beats).
+
+Every event published is found once in the event store at the end (the run fails otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import statistics
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from bench.bench_collector import task_events
+from bench.process_stats import cpu_seconds, server_pids
+from services.log_collector.adapters.task_files import TaskLogFiles
+from services.log_collector.handlers import BatchCollector
+from shared.broker import Publisher, Topology, connect, declare_topology, delete_topology, open_channel
+from shared.db import pool_context
+from shared.event_batches import batched
+from shared.event_compaction import BEAT_TYPES
+from shared.ids import new_task_id
+from shared.messages import EventBatch, EventEnvelope
+from shared.migrate import drop_schema, migrate
+from shared.settings import CollectorSettings
+
+SECONDS = 6.0  # per rate
+RATES = ((5000, 10), (2500, 10), (1000, 1))  # events/s, events per message at most
+RUNNING_AT_ONCE = 32  # tasks whose events interleave, as under DP_MAX_CONCURRENT_TASKS=32
+TICK = 0.005  # the publisher sends what has fallen due every this many seconds
+
+
+class _Deliveries:
+    """The deliveries of one channel in order, and how many of them are settled."""
+
+    def __init__(self) -> None:
+        self.timed: list[_Timed] = []
+        self.settled = 0
+
+
+@dataclass
+class _Timed:
+    """A delivery that notes when the collector settled it; an ack with `multiple` settles the channel's
+    earlier deliveries too, as the broker does."""
+
+    message: AbstractIncomingMessage
+    deliveries: _Deliveries
+    acked_at: float | None = None
+
+    @property
+    def body(self) -> bytes:
+        return self.message.body
+
+    @property
+    def channel(self) -> Any:
+        return self.message.channel
+
+    @property
+    def delivery_tag(self) -> int | None:
+        return self.message.delivery_tag
+
+    @property
+    def message_id(self) -> str | None:
+        return self.message.message_id
+
+    async def ack(self, multiple: bool = False) -> None:
+        now = time.time()  # the producers' clock: they run in another process on this machine
+        if not multiple:
+            self.acked_at = self.acked_at or now
+        else:
+            d = self.deliveries
+            while d.settled < len(d.timed) and (d.timed[d.settled].delivery_tag or 0) <= (
+                self.delivery_tag or 0
+            ):
+                d.timed[d.settled].acked_at = d.timed[d.settled].acked_at or now
+                d.settled += 1
+        await self.message.ack(multiple=multiple)
+
+    async def nack(self, requeue: bool = True) -> None:
+        raise AssertionError("the benchmark's events must all be stored")
+
+    async def reject(self, requeue: bool = False) -> None:
+        raise AssertionError("the benchmark's events must all parse")
+
+
+def _messages(events_per_second: int, per_message: int) -> list[EventEnvelope | EventBatch]:
+    """SECONDS worth of events of tasks running RUNNING_AT_ONCE at a time, as messages of at most
+    `per_message` consecutive events of one task, interleaved across the running tasks."""
+    start = datetime.now(UTC)
+    wanted, out, offset = int(events_per_second * SECONDS), [], 0
+    while sum(_count(m) for m in out) < wanted:
+        running = [
+            task_events(new_task_id(start + timedelta(seconds=offset + t)), start)
+            for t in range(RUNNING_AT_ONCE)
+        ]
+        offset += RUNNING_AT_ONCE
+        chunks = [
+            [m for i in range(0, len(s), per_message) for m in batched(s[i : i + per_message])]
+            for s in running
+        ]
+        for i in range(max(len(c) for c in chunks)):
+            out += [c[i] for c in chunks if i < len(c)]
+    kept, total = [], 0
+    for message in out:
+        if total >= wanted:
+            break
+        kept.append(message)
+        total += _count(message)
+    return kept
+
+
+def _count(message: EventEnvelope | EventBatch) -> int:
+    return len(message.events) if isinstance(message, EventBatch) else 1
+
+
+def _message_id(message: EventEnvelope | EventBatch) -> str:
+    last = message.events[-1] if isinstance(message, EventBatch) else message
+    return str(last.event_id)  # what Publisher.publish_event sends as the AMQP message id
+
+
+def _publisher(
+    rabbitmq_url: str, prefix: str, partitions: int, rate: int, per_message: int, pipe: Any
+) -> None:
+    """The producers, in a process of their own (as the services are): sends the plan (each message's
+    due time and event count, and what the store must hold at the end), then publishes on schedule."""
+    asyncio.run(_publish(rabbitmq_url, Topology(prefix, partitions), rate, per_message, pipe))
+
+
+async def _publish(rabbitmq_url: str, topology: Topology, rate: int, per_message: int, pipe: Any) -> None:
+    messages = _messages(rate, per_message)
+    began = time.time() + 1.0
+    plan, events_before = {}, 0
+    for message in messages:
+        plan[_message_id(message)] = (began + events_before / rate, _count(message))
+        events_before += _count(message)
+    events = [e for m in messages for e in (m.events if isinstance(m, EventBatch) else (m,))]
+    kept = sum(e.type not in BEAT_TYPES for e in events)
+    pipe.send((plan, kept, [e.event_id for e in events if e.type == "log_emitted"]))
+    connection = await connect(rabbitmq_url, "dp:bench:collector-lag-producers")
+    async with connection:
+        channel = await open_channel(connection, prefetch=1)
+        publisher = Publisher(await declare_topology(channel, topology), "bench")
+        sends: list[asyncio.Task[None]] = []
+        for message in messages:
+            wait = plan[_message_id(message)][0] - time.time()
+            if wait > TICK:
+                await asyncio.sleep(wait)  # the producers' clock: the next message's due time
+            sends.append(asyncio.create_task(publisher.publish_event(message)))
+        await asyncio.gather(*sends)
+
+
+async def _run(settings: CollectorSettings, rate: int, per_message: int) -> tuple[list[float], int, float]:
+    """The lags of one rate's events (seconds, sorted), how many messages carried them, and the broker's
+    CPU seconds per second of the run."""
+    topology = Topology(settings.broker_prefix, settings.collector_partitions)
+    deliveries = _Deliveries()
+    delivered = deliveries.timed
+    connection = await connect(settings.rabbitmq_url.get_secret_value(), "dp:bench:collector-lag")
+    async with connection, pool_context(settings, max_size=4) as pool:
+        channel = await open_channel(connection, prefetch=2 * settings.collector_batch_size)
+        await declare_topology(channel, topology)
+        with tempfile.TemporaryDirectory() as root:
+            collector = BatchCollector(
+                pool=pool,
+                files=TaskLogFiles(Path(root)),
+                batch_size=settings.collector_batch_size,
+                flush_seconds=settings.collector_flush_ms / 1000,
+                linger_seconds=settings.collector_linger_ms / 1000,
+                channel=channel,
+            )
+
+            async def on_message(message: AbstractIncomingMessage) -> None:
+                timed = _Timed(message, deliveries)
+                delivered.append(timed)
+                await collector.on_message(timed)  # type: ignore[arg-type]
+
+            consumers = []
+            for partition in range(topology.collector_partitions):
+                queue = await channel.get_queue(topology.collector_partition_queue(partition))
+                consumers.append((queue, await queue.consume(on_message)))
+            spawn = multiprocessing.get_context("spawn")
+            ours, theirs = spawn.Pipe()
+            producers = spawn.Process(
+                target=_publisher,
+                args=(settings.rabbitmq_url.get_secret_value(), settings.broker_prefix,
+                      settings.collector_partitions, rate, per_message, theirs),
+            )  # fmt: skip
+            producers.start()
+            plan, kept, lines = await asyncio.to_thread(ours.recv)
+            broker = server_pids()["rabbitmq"]
+            broker_before, began = cpu_seconds(broker), time.time()
+            await asyncio.to_thread(producers.join)
+            if producers.exitcode != 0:
+                raise SystemExit(f"the producers' process ended with {producers.exitcode}")
+            deadline = time.time() + 30
+            while len(delivered) < len(plan) or any(t.acked_at is None for t in delivered):
+                if time.time() > deadline:
+                    raise SystemExit("the collector did not store every event within 30 s")
+                await asyncio.sleep(0.05)  # the last batches' commits
+            broker_cpu = (cpu_seconds(broker) - broker_before) / (time.time() - began)
+            await collector.drain()
+            for queue, tag in consumers:
+                await queue.cancel(tag)
+        stored = await pool.fetchrow(
+            "SELECT (SELECT count(*) FROM data_pipeline_events WHERE type <> ALL($1::text[])) AS events,"
+            " (SELECT count(*) FROM data_pipeline_task_logs WHERE event_id = ANY($2::uuid[])) AS lines",
+            list(BEAT_TYPES),
+            lines,
+        )
+        await delete_topology(channel, topology)
+    if (stored["events"], stored["lines"]) != (kept, len(lines)):
+        # Beats may be compacted (shared/event_compaction.py); every other event and every line is stored.
+        raise SystemExit(f"stored {dict(stored)}; published {kept} events besides beats, {len(lines)} lines")
+    lags: list[float] = []
+    for timed in delivered:
+        at, count = plan[timed.message_id or ""]
+        lags += [(timed.acked_at or 0) - at] * count
+    return sorted(lags), len(plan), broker_cpu
+
+
+async def main(database_url: str, rabbitmq_url: str) -> None:
+    print(
+        "collector lag through the broker, event due -> its rows visible (the collector's ack after the commit):"
+    )
+    for rate, per_message in RATES:
+        suffix = uuid.uuid4().hex[:8]
+        settings = CollectorSettings(
+            database_url=database_url,
+            rabbitmq_url=rabbitmq_url,
+            db_schema=f"dp_bench_lag_{suffix}",
+            broker_prefix=f"dpbenchlag{suffix}",
+        )
+        await migrate(settings)
+        try:
+            lags, messages, broker_cpu = await _run(settings, rate, per_message)
+        finally:
+            await drop_schema(settings)
+        p50, p99 = statistics.median(lags), lags[int(len(lags) * 0.99) - 1]
+        goal = "   (goal p99 < 200 ms)" if rate >= 5000 else ""
+        print(
+            f"  {rate} events/s in {messages / SECONDS:5.0f} messages/s (at most {per_message} per message):"
+            f" p50 {p50 * 1000:5.1f} ms  p99 {p99 * 1000:5.1f} ms{goal}"
+            f"{' ok' if goal and p99 < 0.2 else ' MISSED' if goal else ''}"
+        )
+        print(
+            f"    RabbitMQ: {broker_cpu:.2f} cores over the run, {broker_cpu / (messages / SECONDS) * 1000:.3f} ms"
+            " of CPU per message"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--rabbitmq-url", default="amqp://guest:guest@127.0.0.1:5672/")
+    args = parser.parse_args()
+    asyncio.run(main(args.database_url, args.rabbitmq_url))
