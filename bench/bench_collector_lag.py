@@ -50,7 +50,7 @@ from shared.settings import CollectorSettings
 SECONDS = 6.0  # per rate
 RATES = ((5000, 10), (2500, 10), (1000, 1))  # events/s, events per message at most
 RUNNING_AT_ONCE = 32  # tasks whose events interleave, as under DP_MAX_CONCURRENT_TASKS=32
-TICK = 0.005  # the publisher sends what has fallen due every this many seconds
+TICK = 0.005  # the producers sleep until a message is due when it is further off than this (s)
 
 
 class _Deliveries:
