@@ -5,7 +5,8 @@ go the whole way: published by shared.broker's Publisher (persistent, mandatory,
 events exchange of a topology of the bench's own (prefix and schema), routed to the collector's quorum
 partition queues, consumed with the service's prefetch, batch size, flush timer and linger, and stored in
 a schema of the bench's own. An event's lag runs from the moment it was due to be published to the
-collector's ack of its message, which follows the commit that made its rows visible.
+commit that made its rows visible (the goal), and, printed beside it, to the ack of its message, which
+the collector sends once the batch's task log files are written too.
 
 Three rates, each printed with p50/p99 and the broker's CPU:
 - 5,000 events/s (the goal: p99 < 200 ms) and 2,500 events/s, a task's consecutive events in one message
@@ -30,7 +31,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -38,6 +39,7 @@ from bench.bench_collector import task_events
 from bench.process_stats import cpu_seconds, server_pids
 from services.log_collector.adapters.task_files import TaskLogFiles
 from services.log_collector.handlers import BatchCollector
+from services.log_collector.projections import Projector
 from shared.broker import Publisher, Topology, connect, declare_topology, delete_topology, open_channel
 from shared.db import pool_context
 from shared.event_batches import batched
@@ -68,6 +70,7 @@ class _Timed:
 
     message: AbstractIncomingMessage
     deliveries: _Deliveries
+    committed_at: float | None = None  # its events' rows became visible
     acked_at: float | None = None
 
     @property
@@ -104,6 +107,17 @@ class _Timed:
 
     async def reject(self, requeue: bool = False) -> None:
         raise AssertionError("the benchmark's events must all parse")
+
+
+class _TimedCollector(BatchCollector):
+    """The service's collector, noting when each delivery's transaction committed (its rows visible)."""
+
+    async def _store(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> Projector:
+        committed = await super()._store(batch)
+        now = time.time()
+        for message, _ in batch:
+            cast(_Timed, message).committed_at = now
+        return committed
 
 
 def _messages(events_per_second: int, per_message: int) -> list[EventEnvelope | EventBatch]:
@@ -172,9 +186,11 @@ async def _publish(rabbitmq_url: str, topology: Topology, rate: int, per_message
         await asyncio.gather(*sends)
 
 
-async def _run(settings: CollectorSettings, rate: int, per_message: int) -> tuple[list[float], int, float]:
-    """The lags of one rate's events (seconds, sorted), how many messages carried them, and the broker's
-    CPU seconds per second of the run."""
+async def _run(
+    settings: CollectorSettings, rate: int, per_message: int
+) -> tuple[list[float], list[float], int, float]:
+    """One rate's events: their lags to the commit that made them visible and to the ack of their message
+    (seconds, sorted), how many messages carried them, and the broker's CPU seconds per second of the run."""
     topology = Topology(settings.broker_prefix, settings.collector_partitions)
     deliveries = _Deliveries()
     delivered = deliveries.timed
@@ -183,7 +199,7 @@ async def _run(settings: CollectorSettings, rate: int, per_message: int) -> tupl
         channel = await open_channel(connection, prefetch=2 * settings.collector_batch_size)
         await declare_topology(channel, topology)
         with tempfile.TemporaryDirectory() as root:
-            collector = BatchCollector(
+            collector = _TimedCollector(
                 pool=pool,
                 files=TaskLogFiles(Path(root)),
                 batch_size=settings.collector_batch_size,
@@ -234,17 +250,22 @@ async def _run(settings: CollectorSettings, rate: int, per_message: int) -> tupl
     if (stored["events"], stored["lines"]) != (kept, len(lines)):
         # Beats may be compacted (shared/event_compaction.py); every other event and every line is stored.
         raise SystemExit(f"stored {dict(stored)}; published {kept} events besides beats, {len(lines)} lines")
-    lags: list[float] = []
+    visible: list[float] = []
+    settled: list[float] = []
     for timed in delivered:
         at, count = plan[timed.message_id or ""]
-        lags += [(timed.acked_at or 0) - at] * count
-    return sorted(lags), len(plan), broker_cpu
+        visible += [(timed.committed_at or 0) - at] * count
+        settled += [(timed.acked_at or 0) - at] * count
+    return sorted(visible), sorted(settled), len(plan), broker_cpu
+
+
+def _percentiles(lags: list[float]) -> str:
+    p50, p99 = statistics.median(lags), lags[int(len(lags) * 0.99) - 1]
+    return f"p50 {p50 * 1000:6.1f} ms  p99 {p99 * 1000:6.1f} ms"
 
 
 async def main(database_url: str, rabbitmq_url: str) -> None:
-    print(
-        "collector lag through the broker, event due -> its rows visible (the collector's ack after the commit):"
-    )
+    print("collector lag through the broker, from each event's due time:")
     for rate, per_message in RATES:
         suffix = uuid.uuid4().hex[:8]
         settings = CollectorSettings(
@@ -255,16 +276,16 @@ async def main(database_url: str, rabbitmq_url: str) -> None:
         )
         await migrate(settings)
         try:
-            lags, messages, broker_cpu = await _run(settings, rate, per_message)
+            visible, settled, messages, broker_cpu = await _run(settings, rate, per_message)
         finally:
             await drop_schema(settings)
-        p50, p99 = statistics.median(lags), lags[int(len(lags) * 0.99) - 1]
-        goal = "   (goal p99 < 200 ms)" if rate >= 5000 else ""
+        p99 = visible[int(len(visible) * 0.99) - 1]
+        goal = f"   (goal p99 < 200 ms) {'ok' if p99 < 0.2 else 'MISSED'}" if rate >= 5000 else ""
         print(
             f"  {rate} events/s in {messages / SECONDS:5.0f} messages/s (at most {per_message} per message):"
-            f" p50 {p50 * 1000:5.1f} ms  p99 {p99 * 1000:5.1f} ms{goal}"
-            f"{' ok' if goal and p99 < 0.2 else ' MISSED' if goal else ''}"
         )
+        print(f"    -> rows visible (commit): {_percentiles(visible)}{goal}")
+        print(f"    -> message acked (after the task log files): {_percentiles(settled)}")
         print(
             f"    RabbitMQ: {broker_cpu:.2f} cores over the run, {broker_cpu / (messages / SECONDS) * 1000:.3f} ms"
             " of CPU per message"
