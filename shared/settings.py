@@ -392,7 +392,7 @@ class RunnerSettings(CommonSettings, RunnerPublishSettings):
 
 class CollectorSettings(CommonSettings):
     collector_batch_size: int = Field(
-        default=200, ge=1, le=5000, description="Events stored per transaction at most."
+        default=500, ge=1, le=5000, description="Events stored per transaction at most."
     )
     collector_flush_ms: int = Field(
         default=0, ge=0, le=10_000, description="Longest wait for a partial batch (0: store once idle)."
