@@ -45,7 +45,7 @@ from shared.db import pool_context
 from shared.event_batches import batched
 from shared.event_compaction import BEAT_TYPES
 from shared.ids import new_task_id
-from shared.messages import EventBatch, EventEnvelope
+from shared.messages import EventBatch, EventEnvelope, unpack
 from shared.migrate import drop_schema, migrate
 from shared.settings import CollectorSettings
 
@@ -124,8 +124,8 @@ def _messages(events_per_second: int, per_message: int) -> list[EventEnvelope | 
     """SECONDS worth of events of tasks running RUNNING_AT_ONCE at a time, as messages of at most
     `per_message` consecutive events of one task, interleaved across the running tasks."""
     start = datetime.now(UTC)
-    wanted, out, offset = int(events_per_second * SECONDS), [], 0
-    while sum(_count(m) for m in out) < wanted:
+    wanted, out, total, offset = int(events_per_second * SECONDS), [], 0, 0
+    while total < wanted:
         running = [
             task_events(new_task_id(start + timedelta(seconds=offset + t)), start)
             for t in range(RUNNING_AT_ONCE)
@@ -135,24 +135,12 @@ def _messages(events_per_second: int, per_message: int) -> list[EventEnvelope | 
             [m for i in range(0, len(s), per_message) for m in batched(s[i : i + per_message])]
             for s in running
         ]
-        for i in range(max(len(c) for c in chunks)):
-            out += [c[i] for c in chunks if i < len(c)]
-    kept, total = [], 0
-    for message in out:
-        if total >= wanted:
-            break
-        kept.append(message)
-        total += _count(message)
-    return kept
-
-
-def _count(message: EventEnvelope | EventBatch) -> int:
-    return len(message.events) if isinstance(message, EventBatch) else 1
-
-
-def _message_id(message: EventEnvelope | EventBatch) -> str:
-    last = message.events[-1] if isinstance(message, EventBatch) else message
-    return str(last.event_id)  # what Publisher.publish_event sends as the AMQP message id
+        for message in (c[i] for i in range(max(map(len, chunks))) for c in chunks if i < len(c)):
+            if total >= wanted:
+                break
+            out.append(message)
+            total += len(unpack(message))
+    return out
 
 
 def _publisher(
@@ -168,9 +156,9 @@ async def _publish(rabbitmq_url: str, topology: Topology, rate: int, per_message
     began = time.time() + 1.0
     plan, events_before = {}, 0
     for message in messages:
-        plan[_message_id(message)] = (began + events_before / rate, _count(message))
-        events_before += _count(message)
-    events = [e for m in messages for e in (m.events if isinstance(m, EventBatch) else (m,))]
+        plan[str(message.event_id)] = (began + events_before / rate, len(unpack(message)))
+        events_before += len(unpack(message))
+    events = [e for m in messages for e in unpack(m)]
     kept = sum(e.type not in BEAT_TYPES for e in events)
     pipe.send((plan, kept, [e.event_id for e in events if e.type == "log_emitted"]))
     connection = await connect(rabbitmq_url, "dp:bench:collector-lag-producers")
@@ -179,7 +167,7 @@ async def _publish(rabbitmq_url: str, topology: Topology, rate: int, per_message
         publisher = Publisher(await declare_topology(channel, topology), "bench")
         sends: list[asyncio.Task[None]] = []
         for message in messages:
-            wait = plan[_message_id(message)][0] - time.time()
+            wait = plan[str(message.event_id)][0] - time.time()
             if wait > TICK:
                 await asyncio.sleep(wait)  # the producers' clock: the next message's due time
             sends.append(asyncio.create_task(publisher.publish_event(message)))

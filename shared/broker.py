@@ -139,8 +139,9 @@ class Publisher:
         return message
 
     async def publish_event(self, message: EventEnvelope | EventBatch) -> None:
-        last = message.events[-1] if isinstance(message, EventBatch) else message
-        await _publish(self._exchanges.events, message.routing_key, message, str(last.event_id), self.timeout)
+        await _publish(
+            self._exchanges.events, message.routing_key, message, str(message.event_id), self.timeout
+        )
 
     async def publish_events(
         self, events: Sequence[EventEnvelope], orders: Mapping[uuid.UUID, CommandEnvelope] | None = None

@@ -117,6 +117,11 @@ class EventBatch(BaseModel):
     def routing_key(self) -> str:
         return self.events[-1].routing_key
 
+    @property
+    def event_id(self) -> uuid.UUID:
+        """The last event's id: the message's AMQP message id, as an event sent alone has its own."""
+        return self.events[-1].event_id
+
 
 Message = Annotated[EventEnvelope | CommandEnvelope | EventBatch, Field(discriminator="kind")]
 Envelope = EventEnvelope | CommandEnvelope

@@ -6,7 +6,6 @@ import contextlib
 import importlib
 import os
 import socket
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -124,7 +123,13 @@ async def running_runner(settings: RunnerSettings) -> AsyncIterator[StepRunner]:
             )
 
         await control.consume(on_control)
-        runner.listening_since = time.monotonic()
+        runner.listening()
+        # Fresh orders skip the store only while the control queue is heard (freshness.py): lost with the
+        # connection or the channel, it counts again from when it is back.
+        connection.close_callbacks.add(runner.deaf)
+        connection.reconnect_callbacks.add(runner.listening)
+        control_channel.close_callbacks.add(runner.deaf)
+        control_channel.reopen_callbacks.add(runner.listening)  # type: ignore[attr-defined]
         steps = await channel.get_queue(topology.steps_queue)
         consumer_tag = await steps.consume(on_step)
         log.info(

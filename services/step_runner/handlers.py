@@ -151,6 +151,15 @@ class StepRunner:
                 await asyncio.wait([work])
             raise
 
+    def listening(self, *_: object) -> None:
+        """The control queue is consumed (again): an order's freshness may count from now on."""
+        self.listening_since = time.monotonic()
+
+    def deaf(self, *_: object) -> None:
+        """The control queue is exclusive, so it goes with its connection: a cancel or delete sent until it
+        is back never reaches this runner, and every order asks the store meanwhile."""
+        self.listening_since = None
+
     async def on_control(self, envelope: EventEnvelope | CommandEnvelope) -> None:
         """task_cancel_requested / task_deleted: stop this task's step if it runs here."""
         if not isinstance(envelope, EventEnvelope):

@@ -4,7 +4,7 @@ the runner's rule for starting it without asking the store whether it is still w
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -43,9 +43,9 @@ NOW = T0 + secs(100)
     ],
 )
 def test_a_runner_asks_the_store_unless_the_order_is_known_fresh(
-    window: float, issued: object, listened: float | None, stopped: bool, check: bool
+    window: float, issued: datetime, listened: float | None, stopped: bool, check: bool
 ) -> None:
-    assert needs_store_check(window, issued, NOW, listened, stopped) is check  # type: ignore[arg-type]
+    assert needs_store_check(window, issued, NOW, listened, stopped) is check
 
 
 def test_stopped_tasks_remember_the_most_recent() -> None:
