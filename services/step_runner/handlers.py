@@ -12,7 +12,7 @@ from aio_pika.abc import AbstractChannel
 from pydantic import BaseModel
 
 from services.step_runner.adapters.task_records import TaskRecords
-from services.step_runner.context import RunnerContext
+from services.step_runner.context import Emit, RunnerContext
 from services.step_runner.execution import StepInterrupted, execute_step
 from services.step_runner.executors.base import StepRegistry
 from services.step_runner.freshness import StoppedTasks, needs_store_check
@@ -21,7 +21,7 @@ from services.step_runner.metrics import RunnerMetrics
 from shared.broker import PermanentError, Publisher
 from shared.commands import RunStep
 from shared.connection_url import HostPolicy
-from shared.events import StepFailed
+from shared.events import StepCancelled, StepFailed
 from shared.ids import is_valid_task_id
 from shared.llm_usage import Prices, UsageMeter
 from shared.logging import get_logger
@@ -120,7 +120,7 @@ class StepRunner:
         self.metrics.running.inc()
         began, outcome = time.perf_counter(), "error"
         try:
-            terminal = await self._outcome(work)
+            terminal = await self._outcome(work, task_id, command, emit)
             outcome = terminal.type.removeprefix("step_")  # type: ignore[attr-defined]
             self.metrics.count_llm_usage(getattr(terminal, "llm_usage", []))
             self.metrics.duration.labels(command.step.value).observe(time.perf_counter() - began)
@@ -135,13 +135,18 @@ class StepRunner:
             self.metrics.finished.labels(command.step.value, outcome).inc()
         bound.info("step ended", outcome=terminal.type)  # type: ignore[attr-defined]
 
-    @staticmethod
-    async def _outcome(work: asyncio.Task[BaseModel]) -> BaseModel:
+    async def _outcome(
+        self, work: asyncio.Task[BaseModel], task_id: str, command: RunStep, emit: Emit
+    ) -> BaseModel:
         """The step's terminal event. The handler is cancelled when the channel its delivery came on
         closes (aio-pika cancels a closed channel's consumer tasks; the broker requeues the RunStep): the
         try stops too, without a terminal event, and the redelivery runs the step, here or on another
         runner, never beside it. A shutdown lets running steps finish first (`shutdown`), before the
-        connection closes."""
+        connection closes.
+
+        A user's cancel that lands before the try's first line ran (the control queue's message handled
+        in the same turn of the loop as the order) cancels a coroutine that never started, so it cannot
+        answer: the cancel is answered here, and the order settled like any other end of a step."""
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:
@@ -149,7 +154,14 @@ class StepRunner:
                 log.warning("step handler cancelled (its delivery's channel closed); the try stops")
                 work.cancel()
                 await asyncio.wait([work])
-            raise
+                raise
+            if not (work.cancelled() and task_id in self.cancel_requested):
+                raise
+        terminal = StepCancelled(
+            step=command.step, execution_id=command.execution_id, reason="cancelled by user before it began"
+        )
+        await emit(terminal)
+        return terminal
 
     def listening(self, *_: object) -> None:
         """The control queue is consumed (again): an order's freshness may count from now on."""

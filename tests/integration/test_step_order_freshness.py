@@ -63,11 +63,12 @@ async def _tombstones(schema: str, *names: str) -> None:
 
 
 class _Outcomes:
-    """The tasks whose steps started and succeeded, from a tap on the events exchange."""
+    """The tasks whose steps started, succeeded and were cancelled, from a tap on the events exchange."""
 
     def __init__(self) -> None:
         self.started: set[str] = set()
         self.succeeded: set[str] = set()
+        self.cancelled: set[str] = set()
 
     async def on_event(self, message: AbstractIncomingMessage) -> None:
         for envelope in decode_messages(message.body):
@@ -76,14 +77,16 @@ class _Outcomes:
                 self.started.add(envelope.task_id)
             if envelope.type == "step_succeeded":
                 self.succeeded.add(envelope.task_id)
+            if envelope.type == "step_cancelled":
+                self.cancelled.add(envelope.task_id)
         await message.ack()
 
 
 @asynccontextmanager
 async def _runner_and_tap(
-    topology: Topology, test_env: dict[str, str], tmp_path: Path, runner_id: str
+    topology: Topology, test_env: dict[str, str], tmp_path: Path, runner_id: str, **values: object
 ) -> AsyncIterator[tuple[StepRunner, Publisher, _Outcomes]]:
-    settings = runner_settings(test_env, topology, tmp_path, runner_id=runner_id)
+    settings = runner_settings(test_env, topology, tmp_path, runner_id=runner_id, **values)
     direct = await connect(AMQP_URL, name=f"dp:test:{topology.prefix}")
     async with direct, bootstrap.running_runner(settings) as runner:
         channel = await open_channel(direct, prefetch=100)
