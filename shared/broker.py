@@ -286,6 +286,15 @@ async def handle_delivery(
             log.exception("handler failed; requeued", type=envelope.type, error=repr(exc))
             await message.nack(requeue=True)
             return
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is None or current.cancelling():
+                raise  # this consumer's own cancel (its channel closed): the broker requeues the message
+            # A cancel of some task the handler awaited, let out: a bug like any other. Unsettled, the
+            # message would hold its prefetch slot until the connection closes.
+            log.error("handler let out another task's cancellation; requeued", type=envelope.type)
+            await message.nack(requeue=True)
+            return
         else:
             await message.ack()
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -106,3 +107,34 @@ async def test_malformed_message_is_dead_lettered_without_calling_the_handler() 
     await handle_delivery(message, handler)  # type: ignore[arg-type]
     assert message.settled == ["reject(requeue=False)"]
     assert handler.calls == []
+
+
+async def test_a_cancellation_let_out_of_an_awaited_task_is_requeued_not_left_unsettled() -> None:
+    # A handler that awaits a task someone else cancelled sees its CancelledError, though the consumer
+    # itself was not cancelled: unsettled, the message would hold the consumer's prefetch slot for good.
+    message = _message()
+
+    async def handler(envelope: Any) -> None:
+        inner = asyncio.create_task(asyncio.sleep(10))
+        inner.cancel()
+        await inner
+
+    await handle_delivery(message, handler)  # type: ignore[arg-type]
+    assert message.settled == ["nack(requeue=True)"]
+
+
+async def test_the_consumers_own_cancellation_goes_through_unsettled() -> None:
+    # Its channel closed: the broker requeues the message itself, and nothing can be settled on it.
+    message = _message()
+    entered = asyncio.Event()
+
+    async def handler(envelope: Any) -> None:
+        entered.set()
+        await asyncio.sleep(10)  # until cancelled below
+
+    consumer = asyncio.create_task(handle_delivery(message, handler))  # type: ignore[arg-type]
+    await entered.wait()
+    consumer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await consumer
+    assert message.settled == []
