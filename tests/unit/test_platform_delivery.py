@@ -115,7 +115,7 @@ async def test_a_cancellation_let_out_of_an_awaited_task_is_requeued_not_left_un
     message = _message()
 
     async def handler(envelope: Any) -> None:
-        inner = asyncio.create_task(asyncio.sleep(10))
+        inner = asyncio.create_task(asyncio.sleep(10))  # cancelled before it runs
         inner.cancel()
         await inner
 
