@@ -391,6 +391,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         stop_all()
         return 1
     except KeyboardInterrupt:
+        # A second Ctrl-C, or `timeout` signalling the group and then make passing it on, must not cut the
+        # stop short: the services' own stop is bounded (stop_all kills what outlives it).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("\n[run] stopping…")
         stop_all(grace=SIGINT_GRACE_SECONDS)
         return 0
