@@ -1,0 +1,108 @@
+"""`make run` as a newcomer runs it (scripts/devstack.py run, on a schema, broker prefix, port and demo
+database of its own): the stack comes up and the demo task ends completed; stopping it under `timeout`
+(its SIGTERM reaches the whole process group, and make passes another on) ends every process cleanly,
+with status 0 and no traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from shared.broker import Topology
+from shared.migrate import drop_schema
+from shared.settings import CommonSettings
+from tests.conftest import PG_URL, _deleted_after
+from tests.support.eventually import eventually
+from tests.support.stack import free_port
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class _Output:
+    """The lines a process writes, read in a thread as they come."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert proc.stdout is not None
+        threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
+
+    def _read(self, stream: object) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            self.lines.append(line)
+
+    def has(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+async def test_make_run_completes_the_demo_and_stops_cleanly_under_a_second_signal(
+    test_env: dict[str, str], tmp_path: Path
+) -> None:
+    own = uuid.uuid4().hex[:8]
+    demo_db = f"dp_demo_run_{own}"
+    env = {
+        **os.environ,
+        **test_env,
+        "DP_DB_SCHEMA": f"dprun_{own}",
+        "DP_BROKER_PREFIX": f"dprun.{own}",
+        "DP_DATA_ROOT": str(tmp_path),
+        "DP_HTTP_PORT": str(free_port()),
+        "DP_DEMO_DATABASE_URL": PG_URL.rsplit("/", 1)[0] + f"/{demo_db}",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "scripts/devstack.py", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output = _Output(proc)
+    try:
+        await eventually(
+            lambda: output.has("the stack keeps running") or proc.poll() is not None,
+            timeout=150,
+            interval=0.5,
+            what="the demo task to end",
+        )
+        assert output.has("ended completed."), output.text()[-4000:]
+        os.killpg(proc.pid, signal.SIGTERM)  # `timeout`: the whole group
+        await eventually(lambda: output.has("[run] stopping"), timeout=10, what="the stop to begin")
+        os.kill(proc.pid, signal.SIGTERM)  # and make passes it on while the stack stops
+        status = await asyncio.to_thread(proc.wait, 60)
+        assert status == 0, output.text()[-4000:]
+        assert "Traceback" not in output.text(), output.text()[-4000:]
+        await eventually(lambda: _group_gone(proc.pid), timeout=10, what="every process of the stack gone")
+    finally:
+        if not _group_gone(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+        settings = CommonSettings(database_url=PG_URL, db_schema=env["DP_DB_SCHEMA"])
+        await drop_schema(settings)
+        async for _ in _deleted_after(Topology(env["DP_BROKER_PREFIX"])):
+            pass
+        admin = await asyncpg.connect(PG_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{demo_db}" WITH (FORCE)')
+        finally:
+            await admin.close()
