@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
-import threading
 import uuid
 from pathlib import Path
 
@@ -29,16 +27,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Output:
-    """The lines a process writes, read in a thread as they come."""
+    """The lines a process writes, read as they come."""
 
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.lines: list[str] = []
         assert proc.stdout is not None
-        threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
+        self.reading = asyncio.create_task(self._read(proc.stdout))
 
-    def _read(self, stream: object) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            self.lines.append(line)
+    async def _read(self, stream: asyncio.StreamReader) -> None:
+        async for line in stream:
+            self.lines.append(line.decode(errors="replace"))
 
     def has(self, text: str) -> bool:
         return any(text in line for line in self.lines)
@@ -69,19 +67,20 @@ async def test_make_run_completes_the_demo_and_stops_cleanly_under_a_second_sign
         "DP_HTTP_PORT": str(free_port()),
         "DP_DEMO_DATABASE_URL": PG_URL.rsplit("/", 1)[0] + f"/{demo_db}",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "scripts/devstack.py", "run"],
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "scripts/devstack.py",
+        "run",
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
     )
     output = _Output(proc)
     try:
         await eventually(
-            lambda: output.has("the stack keeps running") or proc.poll() is not None,
+            lambda: output.has("the stack keeps running") or proc.returncode is not None,
             timeout=150,
             interval=0.5,
             what="the demo task to end",
@@ -90,13 +89,15 @@ async def test_make_run_completes_the_demo_and_stops_cleanly_under_a_second_sign
         os.killpg(proc.pid, signal.SIGTERM)  # `timeout`: the whole group
         await eventually(lambda: output.has("[run] stopping"), timeout=10, what="the stop to begin")
         os.kill(proc.pid, signal.SIGTERM)  # and make passes it on while the stack stops
-        status = await asyncio.to_thread(proc.wait, 60)
+        status = await asyncio.wait_for(proc.wait(), 60)
         assert status == 0, output.text()[-4000:]
         assert "Traceback" not in output.text(), output.text()[-4000:]
         await eventually(lambda: _group_gone(proc.pid), timeout=10, what="every process of the stack gone")
     finally:
         if not _group_gone(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        await output.reading
         settings = CommonSettings(database_url=PG_URL, db_schema=env["DP_DB_SCHEMA"])
         await drop_schema(settings)
         async for _ in _deleted_after(Topology(env["DP_BROKER_PREFIX"])):
