@@ -7,9 +7,10 @@ which none of its own decisions can end the execution, and a cancel or a delete,
 reach every runner on its control queue. So the store is skipped when the order is younger than its
 window, no cancel or delete of the task has reached this runner, and the runner has listened to its
 control queue for more than twice the window (a runner that just started or reconnected may have
-missed one sent before it listened: the queue is exclusive, so it is gone while the connection is). The window is half the time the scheduler has; the other half covers the runner's
-clock running behind. Everything else (an old or redelivered-late order, an order of a task cancelled
-or deleted once, an order from before this field, fresh_seconds 0) asks the store as before.
+missed one sent before it listened: the queue is exclusive, so it is gone while the connection is). The
+window is half the time the scheduler has; the other half covers the runner's clock running behind.
+Everything else (an old or redelivered-late order, an order of a task cancelled or deleted once, an order
+from before this field, fresh_seconds 0) asks the store as before.
 """
 
 from __future__ import annotations

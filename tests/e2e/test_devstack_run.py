@@ -12,13 +12,13 @@ import sys
 import uuid
 from pathlib import Path
 
-import asyncpg
 import pytest
 
+from services.demo_db.generator import drop_database
 from shared.broker import Topology
 from shared.migrate import drop_schema
 from shared.settings import CommonSettings
-from tests.conftest import PG_URL, _deleted_after
+from tests.conftest import PG_URL
 from tests.support.eventually import eventually
 from tests.support.stack import free_port
 
@@ -54,18 +54,18 @@ def _group_gone(pgid: int) -> bool:
 
 
 async def test_make_run_completes_the_demo_and_stops_cleanly_under_a_second_signal(
-    test_env: dict[str, str], tmp_path: Path
+    test_env: dict[str, str], own_topology: Topology, tmp_path: Path
 ) -> None:
     own = uuid.uuid4().hex[:8]
-    demo_db = f"dp_demo_run_{own}"
+    demo_url = PG_URL.rsplit("/", 1)[0] + f"/dp_demo_run_{own}"
     env = {
         **os.environ,
         **test_env,
         "DP_DB_SCHEMA": f"dprun_{own}",
-        "DP_BROKER_PREFIX": f"dprun.{own}",
+        "DP_BROKER_PREFIX": own_topology.prefix,
         "DP_DATA_ROOT": str(tmp_path),
         "DP_HTTP_PORT": str(free_port()),
-        "DP_DEMO_DATABASE_URL": PG_URL.rsplit("/", 1)[0] + f"/{demo_db}",
+        "DP_DEMO_DATABASE_URL": demo_url,
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -98,12 +98,5 @@ async def test_make_run_completes_the_demo_and_stops_cleanly_under_a_second_sign
             os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
         await output.reading
-        settings = CommonSettings(database_url=PG_URL, db_schema=env["DP_DB_SCHEMA"])
-        await drop_schema(settings)
-        async for _ in _deleted_after(Topology(env["DP_BROKER_PREFIX"])):
-            pass
-        admin = await asyncpg.connect(PG_URL)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{demo_db}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_schema(CommonSettings(database_url=PG_URL, db_schema=env["DP_DB_SCHEMA"]))
+        await drop_database(demo_url)

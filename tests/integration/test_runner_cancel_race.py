@@ -15,8 +15,8 @@ from shared.broker import STEPS_KEY, Topology
 from shared.events import TaskCancelRequested
 from shared.messages import EventEnvelope
 from shared.settings import CommonSettings
-from tests.integration.test_step_order_freshness import _order, _runner_and_tap, _task
 from tests.support.eventually import eventually
+from tests.support.runner_tap import order, runner_and_tap, task_id_of
 
 pytestmark = pytest.mark.integration
 
@@ -42,16 +42,18 @@ class _CancelAsItStarts(dict[str, "asyncio.Task[object]"]):
 async def test_a_cancel_in_the_same_turn_as_the_order_is_answered_and_the_order_settled(
     own_topology: Topology, test_env: dict[str, str], migrated: CommonSettings, tmp_path: Path
 ) -> None:
-    async with _runner_and_tap(own_topology, test_env, tmp_path, "race-runner", runner_concurrency=1) as (
+    async with runner_and_tap(own_topology, test_env, tmp_path, "race-runner", runner_concurrency=1) as (
         runner,
         publisher,
         seen,
     ):
-        cancel = publisher.envelope(_task("raced"), TaskCancelRequested())
+        cancel = publisher.envelope(task_id_of("raced"), TaskCancelRequested())
         runner.running = _CancelAsItStarts(runner, cancel)  # type: ignore[assignment]
-        await publisher.publish_command(STEPS_KEY, _order("raced", fresh=5))
-        await eventually(lambda: _task("raced") in seen.cancelled, timeout=15, what="the cancel answered")
+        await publisher.publish_command(STEPS_KEY, order("raced", fresh=5))
+        await eventually(
+            lambda: task_id_of("raced") in seen.cancelled, timeout=15, what="the cancel answered"
+        )
         # With one order at a time, the next one runs only once the raced order was settled.
-        await publisher.publish_command(STEPS_KEY, _order("next", fresh=5))
-        await eventually(lambda: _task("next") in seen.succeeded, timeout=15, what="the next order run")
-        assert _task("raced") not in seen.started | seen.succeeded, (seen.started, seen.succeeded)
+        await publisher.publish_command(STEPS_KEY, order("next", fresh=5))
+        await eventually(lambda: task_id_of("next") in seen.succeeded, timeout=15, what="the next order run")
+        assert task_id_of("raced") not in seen.started | seen.succeeded, (seen.started, seen.succeeded)
