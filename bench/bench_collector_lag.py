@@ -38,6 +38,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from bench.bench_collector import task_events
 from bench.process_stats import cpu_seconds, server_pids
 from services.log_collector.adapters.task_files import TaskLogFiles
+from services.log_collector.batch_store import PreparedBatch
 from services.log_collector.handlers import BatchCollector
 from services.log_collector.projections import Projector
 from shared.broker import Publisher, Topology, connect, declare_topology, delete_topology, open_channel
@@ -112,8 +113,10 @@ class _Timed:
 class _TimedCollector(BatchCollector):
     """The service's collector, noting when each delivery's transaction committed (its rows visible)."""
 
-    async def _store(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> Projector:
-        committed = await super()._store(batch)
+    async def _store(
+        self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]], prepared: PreparedBatch | None
+    ) -> Projector:
+        committed = await super()._store(batch, prepared)
         now = time.time()
         for message, _ in batch:
             cast(_Timed, message).committed_at = now

@@ -35,15 +35,31 @@ def _statement(table: str, columns: Columns) -> str:
     return f"INSERT INTO {table} ({', '.join(name for name, _ in columns)}) SELECT * FROM unnest({arrays})"
 
 
+def by_copy(rows: int) -> bool:
+    """Whether `rows` rows go by COPY (`copy`) rather than by one statement (`insert`)."""
+    return rows > MAX_ROWS
+
+
+async def insert(
+    conn: asyncpg.Connection, table: str, columns: Columns, rows: Sequence[Sequence[Any]]
+) -> None:
+    await conn.execute(_statement(table, columns), *(list(values) for values in zip(*rows, strict=True)))
+
+
+async def copy(conn: asyncpg.Connection, table: str, columns: Columns, text: bytes) -> None:
+    """Rows as COPY text (shared/copy_text.py) into `table`."""
+    await conn.copy_to_table(
+        table, source=io.BytesIO(text), columns=[name for name, _ in columns], format="text"
+    )
+
+
 async def write_rows(
     conn: asyncpg.Connection, table: str, columns: Columns, rows: Sequence[Sequence[Any]]
 ) -> None:
     """`rows` into `table`, each a value per column of `columns`."""
     if not rows:
         return
-    if len(rows) <= MAX_ROWS:
-        await conn.execute(_statement(table, columns), *(list(values) for values in zip(*rows, strict=True)))
-        return
-    await conn.copy_to_table(
-        table, source=io.BytesIO(copy_text(rows)), columns=[name for name, _ in columns], format="text"
-    )
+    if by_copy(len(rows)):
+        await copy(conn, table, columns, copy_text(rows))
+    else:
+        await insert(conn, table, columns, rows)

@@ -38,6 +38,11 @@ def field(value: Any) -> str:
     return _escaped(json.dumps(value, default=str))
 
 
+def line(row: Sequence[Any]) -> str:
+    """One row's line, ending in a newline."""
+    return "\t".join(map(field, row)) + "\n"
+
+
 def copy_text(rows: Iterable[Sequence[Any]]) -> bytes:
     """The COPY text body of `rows` (dicts and lists become JSON)."""
-    return "".join("\t".join(map(field, row)) + "\n" for row in rows).encode()
+    return "".join(map(line, rows)).encode()

@@ -17,7 +17,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pydantic import ValidationError
 
 from services.log_collector.adapters.task_files import TaskLogFiles
-from services.log_collector.batch_store import store_batch
+from services.log_collector.batch_store import PreparedBatch, prepare, store_batch
 from services.log_collector.metrics import CollectorMetrics
 from services.log_collector.projections import Projector
 from services.log_collector.unit_of_work import LOG_COLUMNS
@@ -178,7 +178,9 @@ class BatchCollector:
 
     async def _flush(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> None:
         try:
-            committed = await self._store_in_turn(batch)
+            # Before the lock: this runs while the batch before it waits on PostgreSQL.
+            prepared = prepare([envelope for _, envelope in batch], compact=self.compact)
+            committed = await self._store_in_turn(batch, prepared)
         finally:
             self._stored()
         if committed is None:
@@ -191,7 +193,7 @@ class BatchCollector:
             self._files_lock.release()
 
     async def _store_in_turn(
-        self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]
+        self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]], prepared: PreparedBatch
     ) -> Projector | None:
         """Store the batch under the store's lock. Committed: the files' turn is held on return (the
         caller writes the files, acks, and releases it), taken before the next batch may store, so that
@@ -199,7 +201,7 @@ class BatchCollector:
         None: the batch was settled here (requeued, or stored message by message)."""
         async with self._lock:
             try:
-                committed = await self._store_patiently(batch)
+                committed = await self._store_patiently(batch, prepared)
             except TRANSIENT_ERRORS as exc:
                 log.warning("batch not stored before shutdown; requeued", size=len(batch), error=repr(exc))
                 self.metrics.requeued.inc(len(batch))
@@ -214,7 +216,11 @@ class BatchCollector:
             await self._files_lock.acquire()
             return committed
 
-    async def _store_patiently(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> Projector:
+    async def _store_patiently(
+        self,
+        batch: list[tuple[AbstractIncomingMessage, EventEnvelope]],
+        prepared: PreparedBatch | None = None,
+    ) -> Projector:
         """Store the batch, waiting out transient failures (database down) with bounded backoff.
 
         Requeueing instead would spend the quorum queue's delivery limit within moments, dead-lettering
@@ -226,7 +232,7 @@ class BatchCollector:
         while True:
             started = time.perf_counter()
             try:
-                result = await self._store(batch)
+                result = await self._store(batch, prepared)
             except TRANSIENT_ERRORS as exc:
                 if self._stopping:
                     raise
@@ -239,9 +245,13 @@ class BatchCollector:
             self.metrics.beats_coalesced.inc(result.coalesced_beats)
             return result
 
-    async def _store(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> Projector:
+    async def _store(
+        self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]], prepared: PreparedBatch | None
+    ) -> Projector:
+        if prepared is None:
+            prepared = prepare([envelope for _, envelope in batch], compact=self.compact)
         async with self.pool.acquire() as conn, conn.transaction():
-            return await store_batch(conn, [envelope for _, envelope in batch], compact=self.compact)
+            return await store_batch(conn, prepared, compact=self.compact)
 
     async def _one_by_one(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> None:
         """Message by message (a message carries one event or one task's batch of them)."""

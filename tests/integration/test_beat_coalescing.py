@@ -7,6 +7,7 @@ an execution still running, where dropping a beat across the wrong event would c
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from services.log_collector.batch_store import prepare, store_batch
 from services.log_collector.rebuild import rebuild_read_models
+from shared import bulk_insert
+from shared.db import pool_context
 from shared.events import (
     LogEmitted,
     StepFailed,
@@ -26,6 +30,7 @@ from shared.events import (
 )
 from shared.ids import execution_id
 from shared.messages import EventEnvelope
+from shared.migrate import drop_schema, migrate
 from shared.settings import CommonSettings
 from tests.integration.test_platform_collector import (  # noqa: F401  (fixtures)
     _envelopes,
@@ -132,3 +137,53 @@ async def test_a_batch_stores_fewer_beats_and_the_same_read_models_as_one_event_
     assert retry["progress"] == 40 and retry["status"] == "running"
     failed = next(r for r in batch["executions"] if r["execution_id"] == failed_exec)
     assert failed["last_heartbeat_at"] == events[9].occurred_at  # the beat right before the failure
+
+
+async def test_a_beat_kept_only_because_its_later_beat_was_stored_before_is_stored_whole(
+    settings: CommonSettings,
+) -> None:
+    # The COPY lines are made before the batch's turn for the events coalescing would keep if none were
+    # stored yet. Here a heartbeat's later beat is a redelivery: the store keeps the heartbeat, whose
+    # line was not made beforehand.
+    events, _, _ = _history(_task_id())
+    first, later_beat = events[:4], events[4]
+    step, running = first[2].payload.step, first[2].payload.execution_id  # type: ignore[attr-defined]
+    earlier_beat = EventEnvelope(  # type: ignore[arg-type]
+        task_id=later_beat.task_id,
+        producer="late runner",
+        payload=StepHeartbeat(step=step, execution_id=running, runner_id="r9"),
+        occurred_at=later_beat.occurred_at - timedelta(milliseconds=500),
+    )
+    lines = [
+        EventEnvelope(  # type: ignore[arg-type]
+            task_id=later_beat.task_id,
+            producer="test",
+            payload=LogEmitted(message=f"line {i}", execution_id=running),
+            occurred_at=later_beat.occurred_at,
+        )
+        for i in range(bulk_insert.MAX_ROWS)
+    ]
+    second = prepare([*lines, earlier_beat, later_beat])
+    assert bulk_insert.by_copy(len(second.events)) and earlier_beat.event_id not in second.lines
+
+    await migrate(settings)
+    try:
+        async with pool_context(settings, max_size=1) as pool, pool.acquire() as conn:
+            for batch in (prepare([*first, later_beat]), second):
+                async with conn.transaction():
+                    await store_batch(conn, batch)
+            stored = await conn.fetch(
+                "SELECT event_id, producer, payload::text AS payload FROM data_pipeline_events"
+                " WHERE type = 'step_heartbeat' ORDER BY seq"
+            )
+            logged = await conn.fetchval(
+                "SELECT count(*) FROM data_pipeline_task_logs WHERE message LIKE 'line %'"
+            )
+    finally:
+        await drop_schema(settings)
+    assert [(r["event_id"], r["producer"]) for r in stored] == [
+        (later_beat.event_id, "test"),
+        (earlier_beat.event_id, "late runner"),
+    ]
+    assert json.loads(stored[1]["payload"]) == earlier_beat.payload.model_dump(mode="json")
+    assert logged == len(lines)
