@@ -8,7 +8,7 @@ a schema of the bench's own. An event's lag runs from the moment it was due to b
 commit that made its rows visible (the goal), and, printed beside it, to the ack of its message, which
 the collector sends once the batch's task log files are written too.
 
-Three rates, each printed with p50/p99 and the broker's CPU:
+Three rates, each printed with p50/p99, the broker's CPU and the collector's (per event and per message):
 - 5,000 events/s (the goal: p99 < 200 ms) and 2,500 events/s, a task's consecutive events in one message
   where routing allows (shared/event_batches.py) and at most ten: on this machine the producers, the
   broker, the collector and PostgreSQL share two cores, and RabbitMQ spends about a quarter of a
@@ -33,8 +33,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from aio_pika.abc import AbstractIncomingMessage
-
 from bench.bench_collector import task_events
 from bench.process_stats import cpu_seconds, server_pids
 from services.log_collector.adapters.task_files import TaskLogFiles
@@ -43,6 +41,7 @@ from services.log_collector.handlers import BatchCollector
 from services.log_collector.projections import Projector
 from shared.broker import Publisher, Topology, connect, declare_topology, delete_topology, open_channel
 from shared.db import pool_context
+from shared.deliveries import Delivery, Message, Subscription
 from shared.event_batches import batched
 from shared.event_compaction import BEAT_TYPES
 from shared.ids import new_task_id
@@ -69,7 +68,7 @@ class _Timed:
     """A delivery that notes when the collector settled it; an ack with `multiple` settles the channel's
     earlier deliveries too, as the broker does."""
 
-    message: AbstractIncomingMessage
+    message: Delivery
     deliveries: _Deliveries
     committed_at: float | None = None  # its events' rows became visible
     acked_at: float | None = None
@@ -114,7 +113,7 @@ class _TimedCollector(BatchCollector):
     """The service's collector, noting when each delivery's transaction committed (its rows visible)."""
 
     async def _store(
-        self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]], prepared: PreparedBatch | None
+        self, batch: list[tuple[Message, EventEnvelope]], prepared: PreparedBatch | None
     ) -> Projector:
         committed = await super()._store(batch, prepared)
         now = time.time()
@@ -179,9 +178,10 @@ async def _publish(rabbitmq_url: str, topology: Topology, rate: int, per_message
 
 async def _run(
     settings: CollectorSettings, rate: int, per_message: int
-) -> tuple[list[float], list[float], int, float]:
+) -> tuple[list[float], list[float], int, float, float]:
     """One rate's events: their lags to the commit that made them visible and to the ack of their message
-    (seconds, sorted), how many messages carried them, and the broker's CPU seconds per second of the run."""
+    (seconds, sorted), how many messages carried them, the broker's CPU seconds per second of the run, and
+    this process's CPU seconds over it (the collector's: the producers run in another)."""
     topology = Topology(settings.broker_prefix, settings.collector_partitions)
     deliveries = _Deliveries()
     delivered = deliveries.timed
@@ -199,15 +199,18 @@ async def _run(
                 channel=channel,
             )
 
-            async def on_message(message: AbstractIncomingMessage) -> None:
+            async def on_message(message: Delivery) -> None:
                 timed = _Timed(message, deliveries)
                 delivered.append(timed)
                 await collector.on_message(timed)  # type: ignore[arg-type]
 
-            consumers = []
-            for partition in range(topology.collector_partitions):
-                queue = await channel.get_queue(topology.collector_partition_queue(partition))
-                consumers.append((queue, await queue.consume(on_message)))
+            # Subscribed as the service subscribes (services/log_collector/bootstrap.py).
+            consumers = [
+                Subscription(channel, topology.collector_partition_queue(partition), on_message, {})
+                for partition in range(topology.collector_partitions)
+            ]
+            for subscription in consumers:
+                await subscription.start()
             spawn = multiprocessing.get_context("spawn")
             ours, theirs = spawn.Pipe()
             producers = spawn.Process(
@@ -218,7 +221,7 @@ async def _run(
             producers.start()
             plan, kept, lines = await asyncio.to_thread(ours.recv)
             broker = server_pids()["rabbitmq"]
-            broker_before, began = cpu_seconds(broker), time.time()
+            broker_before, began, own_before = cpu_seconds(broker), time.time(), time.process_time()
             await asyncio.to_thread(producers.join)
             if producers.exitcode != 0:
                 raise SystemExit(f"the producers' process ended with {producers.exitcode}")
@@ -228,9 +231,10 @@ async def _run(
                     raise SystemExit("the collector did not store every event within 30 s")
                 await asyncio.sleep(0.05)  # the last batches' commits
             broker_cpu = (cpu_seconds(broker) - broker_before) / (time.time() - began)
+            own_cpu = time.process_time() - own_before
             await collector.drain()
-            for queue, tag in consumers:
-                await queue.cancel(tag)
+            for subscription in consumers:
+                await subscription.cancel()
         stored = await pool.fetchrow(
             "SELECT (SELECT count(*) FROM data_pipeline_events WHERE type <> ALL($1::text[])) AS events,"
             " (SELECT count(*) FROM data_pipeline_task_logs WHERE event_id = ANY($2::uuid[])) AS lines",
@@ -247,7 +251,7 @@ async def _run(
         at, count = plan[timed.message_id or ""]
         visible += [(timed.committed_at or 0) - at] * count
         settled += [(timed.acked_at or 0) - at] * count
-    return sorted(visible), sorted(settled), len(plan), broker_cpu
+    return sorted(visible), sorted(settled), len(plan), broker_cpu, own_cpu
 
 
 def _percentiles(lags: list[float]) -> str:
@@ -267,7 +271,7 @@ async def main(database_url: str, rabbitmq_url: str) -> None:
         )
         await migrate(settings)
         try:
-            visible, settled, messages, broker_cpu = await _run(settings, rate, per_message)
+            visible, settled, messages, broker_cpu, own_cpu = await _run(settings, rate, per_message)
         finally:
             await drop_schema(settings)
         p99 = visible[int(len(visible) * 0.99) - 1]
@@ -280,6 +284,10 @@ async def main(database_url: str, rabbitmq_url: str) -> None:
         print(
             f"    RabbitMQ: {broker_cpu:.2f} cores over the run, {broker_cpu / (messages / SECONDS) * 1000:.3f} ms"
             " of CPU per message"
+        )
+        print(
+            f"    the collector: {own_cpu / len(visible) * 1e6:.0f} µs of CPU per event,"
+            f" {own_cpu / messages * 1e6:.0f} µs per message"
         )
 
 

@@ -21,6 +21,7 @@ from aio_pika.abc import (
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
+    AbstractRobustChannel,
     AbstractRobustConnection,
 )
 from pydantic import BaseModel, ValidationError
@@ -115,7 +116,7 @@ async def connect_at_start(settings: CommonSettings, service: str) -> AbstractRo
     )
 
 
-async def open_channel(connection: AbstractRobustConnection, *, prefetch: int) -> AbstractChannel:
+async def open_channel(connection: AbstractRobustConnection, *, prefetch: int) -> AbstractRobustChannel:
     channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
     await channel.set_qos(prefetch_count=prefetch)
     return channel

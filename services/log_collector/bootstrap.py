@@ -9,7 +9,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from aio_pika.abc import AbstractChannel, AbstractQueue
+from aio_pika.abc import AbstractRobustChannel
 from aiormq.abc import FieldTable
 from prometheus_client import CollectorRegistry
 
@@ -18,6 +18,7 @@ from services.log_collector.handlers import BatchCollector
 from services.log_collector.metrics import CollectorMetrics
 from shared.broker import Topology, connect_at_start, declare_topology, open_channel
 from shared.db import pool_context
+from shared.deliveries import Subscription
 from shared.logging import get_logger
 from shared.settings import CollectorSettings
 
@@ -63,7 +64,7 @@ async def running_collector(settings: CollectorSettings) -> AsyncIterator[BatchC
         own, others = partition_order(
             settings.collector_partitions, settings.collector_replicas, replica_number(settings)
         )
-        consumers: list[tuple[AbstractQueue, str]] = []
+        consumers: list[Subscription] = []
         await _subscribe(channel, topology, own, collector, consumers, priority=1)
         log.info("collector consuming", queues=[topology.collector_partition_queue(p) for p in own])
         standby = asyncio.create_task(_stand_by(channel, topology, others, collector, consumers))
@@ -73,35 +74,37 @@ async def running_collector(settings: CollectorSettings) -> AsyncIterator[BatchC
             standby.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await standby
-            for queue, consumer_tag in consumers:
+            for subscription in consumers:
                 with contextlib.suppress(Exception):
-                    await queue.cancel(consumer_tag)
+                    await subscription.cancel()
             await collector.drain()
 
 
 async def _subscribe(
-    channel: AbstractChannel,
+    channel: AbstractRobustChannel,
     topology: Topology,
     partitions: list[int],
     collector: BatchCollector,
-    consumers: list[tuple[AbstractQueue, str]],
+    consumers: list[Subscription],
     priority: int,
 ) -> None:
     for partition in partitions:
-        queue = await channel.get_queue(topology.collector_partition_queue(partition))
         # RabbitMQ 4 hands a single-active-consumer queue over to a higher-priority consumer (after the
         # active one settled what it holds): a replica added later takes its own partitions. 3.x
         # ignores the priority: the earliest subscriber stays active until it goes away.
         arguments: FieldTable = {"x-priority": priority}
-        consumers.append((queue, await queue.consume(collector.on_message, arguments=arguments)))
+        queue = topology.collector_partition_queue(partition)
+        subscription = Subscription(channel, queue, collector.on_message, arguments)
+        await subscription.start()
+        consumers.append(subscription)
 
 
 async def _stand_by(
-    channel: AbstractChannel,
+    channel: AbstractRobustChannel,
     topology: Topology,
     partitions: list[int],
     collector: BatchCollector,
-    consumers: list[tuple[AbstractQueue, str]],
+    consumers: list[Subscription],
 ) -> None:
     if not partitions:
         return

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel
 from pydantic import ValidationError
 
 from services.log_collector.adapters.task_files import TaskLogFiles
@@ -21,6 +21,7 @@ from services.log_collector.batch_store import PreparedBatch, prepare, store_bat
 from services.log_collector.metrics import CollectorMetrics
 from services.log_collector.projections import Projector
 from services.log_collector.unit_of_work import LOG_COLUMNS
+from shared.deliveries import Message
 from shared.events import RUNNING_STEP_TYPES
 from shared.logging import get_logger
 from shared.messages import EVENTS_ADAPTER, CommandEnvelope, EventBatch, EventEnvelope, decode_message
@@ -47,12 +48,12 @@ def _lines_by_task(committed: Projector) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-async def _ack_batch(messages: list[AbstractIncomingMessage]) -> None:
+async def _ack_batch(messages: list[Message]) -> None:
     """One `basic.ack multiple` per channel for a committed batch instead of one ack per event: the
     broker settles the quorum queue's messages in one command. Safe because every delivery before the
     batch's last one on that channel is settled already: batches are taken in delivery order and
     stored one at a time, and messages outside a batch were rejected on arrival."""
-    last: dict[int, AbstractIncomingMessage] = {}
+    last: dict[int, Message] = {}
     for message in messages:
         key = id(message.channel)  # a restored channel numbers its deliveries afresh
         if key not in last or (message.delivery_tag or 0) > (last[key].delivery_tag or 0):
@@ -73,7 +74,7 @@ class BatchCollector:
         True  # heartbeats and progress compacted (shared/event_compaction.py); the bench turns it off
     )
     linger_seconds: float = 0.0  # how long a running step's events alone may wait for more (`_schedule`)
-    _pending: list[tuple[AbstractIncomingMessage, EventEnvelope]] = field(default_factory=list)
+    _pending: list[tuple[Message, EventEnvelope]] = field(default_factory=list)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one batch stores at a time
     _files_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # log files and acks, in commit order
     _timer: asyncio.TimerHandle | None = None
@@ -87,7 +88,7 @@ class BatchCollector:
     _sync: asyncio.Task[None] | None = None
     stored: int = 0
 
-    async def on_message(self, message: AbstractIncomingMessage) -> None:
+    async def on_message(self, message: Message) -> None:
         try:
             # The queue carries events: validating them directly costs half of the union with commands.
             decoded: EventEnvelope | CommandEnvelope | EventBatch = EVENTS_ADAPTER.validate_json(message.body)
@@ -159,7 +160,7 @@ class BatchCollector:
         if self._pending and not self._to_store and (self._at_once or self._timer is None):
             self._flush_soon()
 
-    def _take(self) -> list[tuple[AbstractIncomingMessage, EventEnvelope]]:
+    def _take(self) -> list[tuple[Message, EventEnvelope]]:
         """The pending messages, as the next batch (batches are stored in the order they were taken:
         the lock wakes its waiters first come, first served)."""
         if self._timer is not None:
@@ -176,7 +177,7 @@ class BatchCollector:
         while self._flushing:
             await asyncio.gather(*self._flushing, return_exceptions=True)
 
-    async def _flush(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> None:
+    async def _flush(self, batch: list[tuple[Message, EventEnvelope]]) -> None:
         try:
             # Before the lock: this runs while the batch before it waits on PostgreSQL.
             prepared = prepare([envelope for _, envelope in batch], compact=self.compact)
@@ -193,7 +194,7 @@ class BatchCollector:
             self._files_lock.release()
 
     async def _store_in_turn(
-        self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]], prepared: PreparedBatch
+        self, batch: list[tuple[Message, EventEnvelope]], prepared: PreparedBatch
     ) -> Projector | None:
         """Store the batch under the store's lock. Committed: the files' turn is held on return (the
         caller writes the files, acks, and releases it), taken before the next batch may store, so that
@@ -218,7 +219,7 @@ class BatchCollector:
 
     async def _store_patiently(
         self,
-        batch: list[tuple[AbstractIncomingMessage, EventEnvelope]],
+        batch: list[tuple[Message, EventEnvelope]],
         prepared: PreparedBatch | None = None,
     ) -> Projector:
         """Store the batch, waiting out transient failures (database down) with bounded backoff.
@@ -246,14 +247,14 @@ class BatchCollector:
             return result
 
     async def _store(
-        self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]], prepared: PreparedBatch | None
+        self, batch: list[tuple[Message, EventEnvelope]], prepared: PreparedBatch | None
     ) -> Projector:
         if prepared is None:
             prepared = prepare([envelope for _, envelope in batch], compact=self.compact)
         async with self.pool.acquire() as conn, conn.transaction():
             return await store_batch(conn, prepared, compact=self.compact)
 
-    async def _one_by_one(self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]]) -> None:
+    async def _one_by_one(self, batch: list[tuple[Message, EventEnvelope]]) -> None:
         """Message by message (a message carries one event or one task's batch of them)."""
         for message, group in itertools.groupby(batch, key=lambda pair: pair[0]):
             events = list(group)
@@ -310,9 +311,7 @@ class BatchCollector:
         self._synced_at = time.monotonic()
         self._sync = asyncio.create_task(asyncio.to_thread(self.files.sync))
 
-    async def _settle(
-        self, batch: list[tuple[AbstractIncomingMessage, EventEnvelope]], *, requeue: bool
-    ) -> None:
+    async def _settle(self, batch: list[tuple[Message, EventEnvelope]], *, requeue: bool) -> None:
         for message in dict.fromkeys(message for message, _ in batch):  # a batch's message once
             with contextlib.suppress(Exception):
                 await message.nack(requeue=requeue)
