@@ -19,7 +19,6 @@ import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
-    AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustChannel,
     AbstractRobustConnection,
@@ -27,6 +26,7 @@ from aio_pika.abc import (
 from pydantic import BaseModel, ValidationError
 
 from shared.amqp_transport import CoalescingConnection
+from shared.deliveries import Message
 from shared.event_batches import batched
 from shared.logging import get_logger
 from shared.messages import (
@@ -221,7 +221,7 @@ Handler = Callable[[EventEnvelope | CommandEnvelope], Awaitable[None]]
 
 
 async def handle_delivery(
-    message: AbstractIncomingMessage,
+    message: Message,
     handler: Handler,
     *,
     transient_budget: float = 300.0,
@@ -301,9 +301,9 @@ async def handle_delivery(
             return
 
 
-def _delivery_gone(message: AbstractIncomingMessage) -> bool:
+def _delivery_gone(message: Message) -> bool:
     try:
-        return message.channel.is_closed  # aio-pika's property raises once that channel closed
+        return bool(message.channel.is_closed)  # aio-pika's property raises once that channel closed
     except aiormq.exceptions.ChannelInvalidStateError:
         return True
 

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from aio_pika.abc import AbstractIncomingMessage
 from prometheus_client import CollectorRegistry
 
 from services.scheduler.adapters.pipelined import OneAtATime, PipelinedPublisher
@@ -27,6 +26,7 @@ from shared.broker import (
 )
 from shared.commands import Tick
 from shared.db import pool_context
+from shared.deliveries import Delivery, Subscription
 from shared.event_store import EventStore
 from shared.logging import get_logger
 from shared.settings import SchedulerSettings
@@ -80,22 +80,22 @@ async def running_scheduler(settings: SchedulerSettings) -> AsyncIterator[Schedu
             retention_batch=settings.retention_batch_size,
             metrics=SchedulerMetrics.build(CollectorRegistry()),
         )
-        queue = await channel.get_queue(topology.scheduler_queue)
 
         def forget_state(*_: object) -> None:
             # The restored consumer may be the standby now, and the other replica may act meanwhile:
             # whenever this one gets messages again, it must rebuild instead of deciding from old state.
             scheduler.synced = False
 
-        channel.reopen_callbacks.add(forget_state)  # type: ignore[attr-defined]
+        channel.reopen_callbacks.add(forget_state)
         connection.reconnect_callbacks.add(forget_state)
 
         handle = OneAtATime(scheduler, decisions)
 
-        async def on_message(message: AbstractIncomingMessage) -> None:
+        async def on_message(message: Delivery) -> None:
             await handle_delivery(message, handle)
 
-        consumer_tag = await queue.consume(on_message)
+        subscription = Subscription(channel, topology.scheduler_queue, on_message, {})
+        await subscription.start()
         ticker = asyncio.create_task(_tick_forever(publisher, settings.tick_interval_seconds))
         log.info("scheduler consuming", queue=topology.scheduler_queue)
         try:
@@ -105,7 +105,7 @@ async def running_scheduler(settings: SchedulerSettings) -> AsyncIterator[Schedu
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
             with contextlib.suppress(Exception):
-                await queue.cancel(consumer_tag)
+                await subscription.cancel()
 
 
 async def _tick_forever(publisher: Publisher, interval: float) -> None:

@@ -29,6 +29,7 @@ from shared.broker import (
 )
 from shared.connection_url import HostPolicy
 from shared.db import pool_context
+from shared.deliveries import Delivery, Subscription
 from shared.embeddings import EmbeddingSettings
 from shared.llm_usage import Prices
 from shared.logging import get_logger
@@ -112,7 +113,7 @@ async def running_runner(settings: RunnerSettings) -> AsyncIterator[StepRunner]:
         async def on_control(message: AbstractIncomingMessage) -> None:
             await handle_delivery(message, runner.on_control)
 
-        async def on_step(message: AbstractIncomingMessage) -> None:
+        async def on_step(message: Delivery) -> None:
             # Bounded: a retry runs the step again, and a runner stuck on a broker it cannot publish to
             # must hand the step back (events are idempotent by event_id, so a redelivery is safe).
             await handle_delivery(
@@ -129,9 +130,9 @@ async def running_runner(settings: RunnerSettings) -> AsyncIterator[StepRunner]:
         connection.close_callbacks.add(runner.deaf)
         connection.reconnect_callbacks.add(runner.listening)
         control_channel.close_callbacks.add(runner.deaf)
-        control_channel.reopen_callbacks.add(runner.listening)  # type: ignore[attr-defined]
-        steps = await channel.get_queue(topology.steps_queue)
-        consumer_tag = await steps.consume(on_step)
+        control_channel.reopen_callbacks.add(runner.listening)
+        steps = Subscription(channel, topology.steps_queue, on_step, {})
+        await steps.start()
         log.info(
             "step runner consuming",
             queue=topology.steps_queue,
@@ -142,5 +143,5 @@ async def running_runner(settings: RunnerSettings) -> AsyncIterator[StepRunner]:
             yield runner
         finally:
             with contextlib.suppress(Exception):
-                await steps.cancel(consumer_tag)
+                await steps.cancel()
             await runner.shutdown(settings.shutdown_grace_seconds)

@@ -1,7 +1,7 @@
-"""The collector's receive path below aio-pika (shared/deliveries.py) on the real RabbitMQ: deliveries
-are settled through their own channel, the subscription follows its channel through a channel error and
-through a dropped connection (the cases aio-pika's robust queue restores its own consumers for), and a
-cancelled subscription stays cancelled when the channel reopens."""
+"""The receive path below aio-pika (shared/deliveries.py) on the real RabbitMQ: deliveries are settled
+through their own channel, the subscription follows its channel through a channel error, a dropped
+connection and its queue's deletion (the cases aio-pika's robust queue restores its own consumers for),
+and a cancelled subscription stays cancelled when the channel reopens."""
 
 from __future__ import annotations
 
@@ -110,3 +110,30 @@ async def test_a_subscription_follows_a_dropped_connection(
     await eventually(lambda: not channel.is_closed, what="the channel restored")
     await _publish(channel, queue, b"after")
     await eventually(lambda: received.bodies == [b"before", b"after"], what="a delivery after the drop")
+
+
+async def test_a_subscription_whose_queue_is_deleted_consumes_it_once_it_is_declared_again(
+    setup: tuple[AbstractRobustConnection, AbstractRobustChannel, str, str],
+) -> None:
+    _, channel, queue, _ = setup
+    received = Received()
+    await Subscription(channel, queue, received, {}).start()
+    await _publish(channel, queue, b"before")
+    await eventually(lambda: received.bodies == [b"before"], what="a delivery before the delete")
+    # An operator deletes the queue: the broker cancels the consumer. As aio-pika's robust queue does for
+    # its consumers, the queue is declared again (by the channel's recovery) and consumed.
+    other = await aio_pika.connect(AMQP_URL)
+    async with other:
+        await (await other.channel()).queue_delete(queue)
+
+    async def consumed_again() -> bool:
+        async with await aio_pika.connect(AMQP_URL) as probe:
+            try:
+                declared = await (await probe.channel()).declare_queue(queue, passive=True)
+            except aio_pika.exceptions.ChannelClosed:
+                return False  # not declared again yet
+            return declared.declaration_result.consumer_count == 1
+
+    await eventually(consumed_again, timeout=20, interval=0.2, what="the queue declared and consumed again")
+    await _publish(channel, queue, b"after")
+    await eventually(lambda: received.bodies == [b"before", b"after"], what="a delivery after the delete")
