@@ -178,9 +178,12 @@ class BatchCollector:
             await asyncio.gather(*self._flushing, return_exceptions=True)
 
     async def _flush(self, batch: list[tuple[Message, EventEnvelope]]) -> None:
-        try:
-            # Before the lock: this runs while the batch before it waits on PostgreSQL.
+        prepared = None
+        # Before the lock: this runs while the batch before it waits on PostgreSQL. Should it fail, it
+        # fails again under the lock, where a failing batch is stored message by message.
+        with contextlib.suppress(Exception):
             prepared = prepare([envelope for _, envelope in batch], compact=self.compact)
+        try:
             committed = await self._store_in_turn(batch, prepared)
         finally:
             self._stored()
@@ -194,7 +197,7 @@ class BatchCollector:
             self._files_lock.release()
 
     async def _store_in_turn(
-        self, batch: list[tuple[Message, EventEnvelope]], prepared: PreparedBatch
+        self, batch: list[tuple[Message, EventEnvelope]], prepared: PreparedBatch | None
     ) -> Projector | None:
         """Store the batch under the store's lock. Committed: the files' turn is held on return (the
         caller writes the files, acks, and releases it), taken before the next batch may store, so that
