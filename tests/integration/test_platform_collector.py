@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 from pydantic import BaseModel
 
+from services.log_collector import handlers
 from services.log_collector.adapters.task_files import LOG_FILE, TaskLogFiles
 from services.log_collector.handlers import BatchCollector
 from shared.db import pool_context
@@ -209,6 +210,34 @@ async def test_database_outage_is_waited_out_not_requeued(
         "SELECT status, step_status->>'ddl_generation' AS ddl FROM data_pipeline_tasks WHERE id = $1", task_id
     )
     assert (row["status"], row["ddl"]) == ("in_progress", "completed")
+
+
+async def test_a_batch_whose_preparation_fails_is_stored_all_the_same(
+    pool: asyncpg.Pool, pg: asyncpg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a batch prepares before the store's lock (batch_store.prepare) fails once: the batch is
+    # prepared again under the lock and stored, not left unsettled.
+    calls = 0
+    real = handlers.prepare
+
+    def failing_once(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("preparation failed (simulated)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(handlers, "prepare", failing_once)
+    collector = _collector(pool, tmp_path)
+    task_id = _task_id()
+    messages = [FakeMessage(e) for e in _envelopes(task_id)]
+    await _deliver(collector, messages)
+    await _wait_settled(messages)
+    await collector.drain()
+    assert calls == 2
+    assert [m.settled for m in messages] == [["ack"]] * len(messages)
+    stored = await pg.fetchval("SELECT count(*) FROM data_pipeline_events WHERE task_id = $1", task_id)
+    assert stored == len(messages)
 
 
 class BrokenFiles(TaskLogFiles):
