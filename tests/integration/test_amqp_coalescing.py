@@ -20,7 +20,7 @@ from shared.broker import connect, open_channel
 from shared.settings import CommonSettings
 from tests.conftest import AMQP_URL
 from tests.support.eventually import eventually
-from tests.support.rabbitmqctl import connections_named, rabbitmqctl
+from tests.support.rabbitmqctl import drop_and_await_reconnect
 
 pytestmark = pytest.mark.integration
 
@@ -107,14 +107,7 @@ async def test_the_robust_connection_reconnects_on_the_coalescing_writer(
     try:
         assert isinstance(await _publish(channel, name, b"before"), Basic.Ack)
         await eventually(lambda: b"before" in received, what="a delivery before the broker drops us")
-        (before,) = await connections_named(name)
-        await rabbitmqctl("close_connection", before, "test: connection lost")
-
-        async def reconnected() -> list[str] | None:
-            after = await connections_named(name)
-            return after if after and after != [before] else None
-
-        await eventually(reconnected, timeout=20, interval=0.2, what=f"{name} to reconnect")
+        await drop_and_await_reconnect(name)
         await eventually(lambda: not channel.is_closed, what="the channel restored")
         assert len(sockets.writers) == 2 and all(isinstance(w, CoalescingWriter) for w in sockets.writers)
         assert isinstance(await _publish(channel, name, b"after"), Basic.Ack)

@@ -18,7 +18,7 @@ from shared.deliveries import Delivery, Subscription
 from shared.settings import CommonSettings
 from tests.conftest import AMQP_URL
 from tests.support.eventually import eventually
-from tests.support.rabbitmqctl import connections_named, rabbitmqctl
+from tests.support.rabbitmqctl import drop_and_await_reconnect
 
 pytestmark = pytest.mark.integration
 
@@ -99,14 +99,7 @@ async def test_a_subscription_follows_a_dropped_connection(
     await Subscription(channel, queue, received, {"x-priority": 1}).start()
     await _publish(channel, queue, b"before")
     await eventually(lambda: received.bodies == [b"before"], what="a delivery before the drop")
-    (before,) = await connections_named(name)
-    await rabbitmqctl("close_connection", before, "test: connection lost")
-
-    async def reconnected() -> list[str] | None:
-        after = await connections_named(name)
-        return after if after and after != [before] else None
-
-    await eventually(reconnected, timeout=20, interval=0.2, what=f"{name} to reconnect")
+    await drop_and_await_reconnect(name)
     await eventually(lambda: not channel.is_closed, what="the channel restored")
     await _publish(channel, queue, b"after")
     await eventually(lambda: received.bodies == [b"before", b"after"], what="a delivery after the drop")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.support.eventually import eventually
+
 
 async def rabbitmqctl(*args: str) -> str:
     proc = await asyncio.create_subprocess_exec(
@@ -26,3 +28,16 @@ async def close_connections_named(name: str, reason: str) -> list[str]:
     for pid in pids:
         await rabbitmqctl("close_connection", pid, reason)
     return pids
+
+
+async def drop_and_await_reconnect(name: str) -> None:
+    """Close the one connection named `name` (what a broker restart does to it) and wait until its client
+    has opened a new one."""
+    (before,) = await connections_named(name)
+    await rabbitmqctl("close_connection", before, "test: connection lost")
+
+    async def reconnected() -> list[str] | None:
+        after = await connections_named(name)
+        return after if after and after != [before] else None
+
+    await eventually(reconnected, timeout=20, interval=0.2, what=f"{name} to reconnect")
