@@ -77,6 +77,7 @@ bench: install  ## benchmarks that print ratios against a baseline measured in t
 	$(PY) -m bench.bench_steps
 	$(PY) -m bench.bench_collector
 	$(PY) -m bench.bench_collector_lag
+	$(PY) -m bench.bench_consume
 	$(PY) -m bench.bench_e2e
 	$(PY) -m bench.bench_reads
 	$(PY) -m bench.bench_log_download

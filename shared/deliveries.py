@@ -5,7 +5,7 @@ For each delivery aio-pika builds an `IncomingMessage` (its properties decoded, 
 through a checking `__setattr__`) and runs the callback in a task of its own, on top of the task aiormq
 runs every delivery in. Consuming 20,000 quorum messages with batch acks and nothing else took 209-214 µs
 of CPU per message that way on the 2-core bench machine, and 118-149 µs through aiormq's `basic_consume`
-(docs/scaling.md). A `Delivery` holds what a consumer reads and settles a message with.
+(bench/bench_consume.py, docs/scaling.md). A `Delivery` holds what a consumer reads and settles a message with.
 
 aio-pika's robust queue subscribes its consumers again on every channel the robust channel reopens (a
 broker restart, a dropped connection) and after the broker cancels one (its queue deleted: the recovery
@@ -125,6 +125,8 @@ class Subscription:
             )
 
     async def _reopened(self, _channel: object) -> None:
+        # `cancel` also drops this callback, but a reopening may have called it just before and this
+        # coroutine run just after.
         if not self._cancelled:
             await self._consume()
 
