@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aio_pika
@@ -38,17 +39,32 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def test_env(run_id: str, data_root: Path) -> dict[str, str]:
-    """The DP_* environment of this run: its own schema, broker prefix and task directory root."""
-    return {
+def test_env(run_id: str, data_root: Path) -> Iterator[dict[str, str]]:
+    """The DP_* environment of this run: its own schema, training schema, broker prefix and task
+    directory root. The training schema goes at the end (services that load training data create it)."""
+    env = {
         "DP_DATABASE_URL": PG_URL,
         "DP_RABBITMQ_URL": SERVICE_AMQP_URL,
         "DP_DB_SCHEMA": f"dpt_{run_id}",
+        "DP_TRAINING_SCHEMA": f"dpt_{run_id}_training",
         "DP_BROKER_PREFIX": f"dpt.{run_id}",
         "DP_DATA_ROOT": str(data_root),
         "DP_ENCRYPTION_KEY": f"test-key-{run_id}",
         "DP_LOG_FORMAT": "json",
     }
+    yield env
+    asyncio.run(drop_training_schema(env["DP_TRAINING_SCHEMA"]))
+
+
+async def drop_training_schema(schema: str) -> None:
+    try:
+        conn = await asyncpg.connect(PG_URL)
+    except OSError:
+        return  # no database, so nothing was created in it (a unit-only run)
+    try:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    finally:
+        await conn.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""`make run` as a newcomer runs it (scripts/devstack.py run, on a schema, broker prefix, port and demo
-database of its own): the stack comes up and the demo task ends completed; stopping it under `timeout`
+"""`make run` as a newcomer runs it (scripts/devstack.py run, on a schema, training schema, broker prefix,
+port and demo database of its own): the stack comes up, the demo task ends completed and its training
+data lands in the training schema it was given; stopping it under `timeout`
 (its SIGTERM reaches the whole process group, and make passes another on) ends every process cleanly,
 with status 0 and no traceback."""
 
@@ -12,13 +13,14 @@ import sys
 import uuid
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from services.demo_db.generator import drop_database
 from shared.broker import Topology
 from shared.migrate import drop_schema
 from shared.settings import CommonSettings
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, drop_training_schema
 from tests.support.eventually import eventually
 from tests.support.stack import free_port
 
@@ -45,6 +47,14 @@ class _Output:
         return "".join(self.lines)
 
 
+async def _training_rows(schema: str) -> int:
+    conn = await asyncpg.connect(PG_URL)
+    try:
+        return int(await conn.fetchval(f"SELECT count(*) FROM {schema}.training_data"))
+    finally:
+        await conn.close()
+
+
 def _group_gone(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -62,6 +72,7 @@ async def test_make_run_completes_the_demo_and_stops_cleanly_under_a_second_sign
         **os.environ,
         **test_env,
         "DP_DB_SCHEMA": f"dprun_{own}",
+        "DP_TRAINING_SCHEMA": f"dprun_{own}_training",
         "DP_BROKER_PREFIX": own_topology.prefix,
         "DP_DATA_ROOT": str(tmp_path),
         "DP_HTTP_PORT": str(free_port()),
@@ -86,6 +97,7 @@ async def test_make_run_completes_the_demo_and_stops_cleanly_under_a_second_sign
             what="the demo task to end",
         )
         assert output.has("ended completed."), output.text()[-4000:]
+        assert await _training_rows(env["DP_TRAINING_SCHEMA"]) > 0
         os.killpg(proc.pid, signal.SIGTERM)  # `timeout`: the whole group
         await eventually(lambda: output.has("[run] stopping"), timeout=10, what="the stop to begin")
         os.kill(proc.pid, signal.SIGTERM)  # and make passes it on while the stack stops
@@ -99,4 +111,5 @@ async def test_make_run_completes_the_demo_and_stops_cleanly_under_a_second_sign
         await proc.wait()
         await output.reading
         await drop_schema(CommonSettings(database_url=PG_URL, db_schema=env["DP_DB_SCHEMA"]))
+        await drop_training_schema(env["DP_TRAINING_SCHEMA"])
         await drop_database(demo_url)

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import aio_pika
 import aiohttp
-import asyncpg
 import pytest
 
 from shared.broker import Topology, delete_topology
 from shared.migrate import drop_schema, migrate
 from shared.settings import CommonSettings
-from tests.conftest import AMQP_URL, PG_URL
+from tests.conftest import AMQP_URL, PG_URL, drop_training_schema
 from tests.e2e.conftest import _wait_ready
 from tests.support.api import Api
 from tests.support.stack import Stack, free_port
@@ -75,14 +74,6 @@ async def _cleanup(settings: CommonSettings, training_schema: str) -> None:
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
         await delete_topology(await connection.channel(), Topology(settings.broker_prefix))
-
-
-async def drop_training_schema(schema: str) -> None:
-    conn = await asyncpg.connect(PG_URL)
-    try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
