@@ -291,7 +291,7 @@ async def _run(args: argparse.Namespace, settings: RunnerSettings, tables: list[
     task_id = args.task_id or new_task_id(datetime.now(UTC), prefix="manual")
     task_dir = data_root / task_id
     task_dir.mkdir(parents=True, exist_ok=True)
-    box = secret_box(settings)
+    box = secret_box(settings, data_root)  # an untracked run's key stays beside its files, not in the cwd
     params = _parameters(args, tables, box)
     registry = load_registry(settings)
     connections = {k: v.get_secret_value() for k, v in settings.connections.items()}

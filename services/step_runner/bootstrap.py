@@ -9,6 +9,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from aio_pika.abc import AbstractIncomingMessage
 from prometheus_client import CollectorRegistry
@@ -68,9 +69,10 @@ def load_registry(settings: RunnerSettings) -> StepRegistry:
     return factory(settings)
 
 
-def secret_box(settings: RunnerSettings) -> SecretBox:
+def secret_box(settings: RunnerSettings, data_root: Path | None = None) -> SecretBox:
+    """The key from settings, else the one kept in `data_root` (default: DP_DATA_ROOT)."""
     key = settings.encryption_key.get_secret_value() if settings.encryption_key else None
-    return SecretBox(load_or_create_key(key, settings.data_root))
+    return SecretBox(load_or_create_key(key, data_root or settings.data_root))
 
 
 @asynccontextmanager

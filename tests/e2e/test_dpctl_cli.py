@@ -385,6 +385,9 @@ async def test_manual_run_without_tracking(
     assert len(list(task_dir.glob("sql_validation_*_report.json"))) == 1
     log = (task_dir / "data_pipeline.log").read_text()
     assert all(f"[{step}]" in log for step in STEPS), log[-2000:]
+    # Without DP_ENCRYPTION_KEY the key is made in the run's output directory, not in DP_DATA_ROOT's
+    # default under the working directory.
+    assert (tmp_path / ".encryption_key").exists()
 
 
 async def test_manual_run_single_mode_needs_a_step(tmp_path: Path) -> None:
