@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -182,6 +183,7 @@ def _celery(url: str, prefix: str, chains: int, clients: int, light: int) -> dic
             worker.wait(20)
         except subprocess.TimeoutExpired:
             worker.kill()
+        shutil.rmtree(done.parent, ignore_errors=True)
 
 
 async def _purge_celery(url: str, prefix: str) -> None:
@@ -190,6 +192,7 @@ async def _purge_celery(url: str, prefix: str) -> None:
         channel = await connection.channel()
         for name in (f"{prefix}.celery", "celery"):
             await channel.queue_delete(name, if_unused=False, if_empty=False)
+            await channel.exchange_delete(name)  # kombu's exchange of the same name
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -300,6 +303,7 @@ async def main(args: argparse.Namespace) -> None:
         connection = await aio_pika.connect(args.rabbitmq_url)
         async with connection:
             await delete_topology(await connection.channel(), Topology(env["DP_BROKER_PREFIX"]))
+    shutil.rmtree(root, ignore_errors=True)  # kept when the run failed: the services' logs are in it
     hops = round(results["deliveries"])
     results["pattern"] = await run_chain_bench(
         args.rabbitmq_url,
