@@ -206,7 +206,7 @@ async def _run(
 
             # Subscribed as the service subscribes (services/log_collector/bootstrap.py).
             consumers = [
-                Subscription(channel, topology.collector_partition_queue(partition), on_message, {})
+                Subscription(channel, topology.collector_partition_queue(partition), on_message)
                 for partition in range(topology.collector_partitions)
             ]
             for subscription in consumers:

@@ -66,7 +66,7 @@ async def _round(url: str, way: str, messages: int) -> float:
 
             began = time.process_time()
             if way == WAYS[2]:
-                subscription = Subscription(channel, queue.name, take_async, {})
+                subscription = Subscription(channel, queue.name, take_async)
                 await subscription.start()
             else:
                 tag = await queue.consume(take_async if way == WAYS[0] else take)  # type: ignore[arg-type]

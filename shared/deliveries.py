@@ -80,7 +80,11 @@ class Subscription:
     """A consumer of `queue` on `channel` and on each channel it reopens as, until `cancel`."""
 
     def __init__(
-        self, channel: AbstractRobustChannel, queue: str, on_delivery: OnDelivery, arguments: FieldTable
+        self,
+        channel: AbstractRobustChannel,
+        queue: str,
+        on_delivery: OnDelivery,
+        arguments: FieldTable | None = None,
     ) -> None:
         self.queue = queue
         self._channel = channel

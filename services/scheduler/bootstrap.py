@@ -94,7 +94,7 @@ async def running_scheduler(settings: SchedulerSettings) -> AsyncIterator[Schedu
         async def on_message(message: Delivery) -> None:
             await handle_delivery(message, handle)
 
-        subscription = Subscription(channel, topology.scheduler_queue, on_message, {})
+        subscription = Subscription(channel, topology.scheduler_queue, on_message)
         await subscription.start()
         ticker = asyncio.create_task(_tick_forever(publisher, settings.tick_interval_seconds))
         log.info("scheduler consuming", queue=topology.scheduler_queue)

@@ -133,7 +133,7 @@ async def running_runner(settings: RunnerSettings) -> AsyncIterator[StepRunner]:
         connection.reconnect_callbacks.add(runner.listening)
         control_channel.close_callbacks.add(runner.deaf)
         control_channel.reopen_callbacks.add(runner.listening)
-        steps = Subscription(channel, topology.steps_queue, on_step, {})
+        steps = Subscription(channel, topology.steps_queue, on_step)
         await steps.start()
         log.info(
             "step runner consuming",

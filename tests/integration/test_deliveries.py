@@ -62,7 +62,7 @@ async def test_a_subscription_survives_a_channel_error_and_a_cancel_sticks(
 ) -> None:
     _, channel, queue, _ = setup
     received = Received()
-    subscription = Subscription(channel, queue, received, {})
+    subscription = Subscription(channel, queue, received)
     await subscription.start()
     await _publish(channel, queue, b"first")
     await eventually(lambda: received.bodies == [b"first"], what="the first delivery")
@@ -110,7 +110,7 @@ async def test_a_subscription_whose_queue_is_deleted_consumes_it_once_it_is_decl
 ) -> None:
     _, channel, queue, _ = setup
     received = Received()
-    await Subscription(channel, queue, received, {}).start()
+    await Subscription(channel, queue, received).start()
     await _publish(channel, queue, b"before")
     await eventually(lambda: received.bodies == [b"before"], what="a delivery before the delete")
     # An operator deletes the queue: the broker cancels the consumer. As aio-pika's robust queue does for
