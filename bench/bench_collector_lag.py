@@ -3,10 +3,11 @@
 bench_collector.py times the collector's own share (deliveries handed over in memory). Here the events
 go the whole way: published by shared.broker's Publisher (persistent, mandatory, confirmed) to the
 events exchange of a topology of the bench's own (prefix and schema), routed to the collector's quorum
-partition queues, consumed with the service's prefetch, batch size, flush timer and linger, and stored in
-a schema of the bench's own. An event's lag runs from the moment it was due to be published to the
-commit that made its rows visible (the goal), and, printed beside it, to the ack of its message, which
-the collector sends once the batch's task log files are written too.
+partition queues, consumed with the service's prefetch, batch size, flush timer, linger and
+garbage-collector settings, and stored in a schema of the bench's own. An event's lag runs from the
+moment it was due to be published to the commit that made its rows visible (the goal), and, printed
+beside it, to the ack of its message, which the collector sends once the batch's task log files are
+written too.
 
 Three rates, each printed with p50/p99, the broker's CPU and the collector's (per event and per message):
 - 5,000 events/s (the goal: p99 < 200 ms) and 2,500 events/s, a task's consecutive events in one message
