@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from bench.bench_collector import task_events
+from bench.checkpoint import checkpoint
 from bench.process_stats import cpu_seconds, server_pids
 from services.log_collector.adapters.task_files import TaskLogFiles
 from services.log_collector.batch_store import PreparedBatch
@@ -278,6 +279,10 @@ async def main(database_url: str, rabbitmq_url: str) -> None:
         )
         await migrate(settings)
         try:
+            if not await checkpoint(database_url):
+                print(
+                    "  (no CHECKPOINT before the run: this role may not; a backlog of writes may show in the lag)"
+                )
             visible, settled, messages, broker_cpu, own_cpu = await _run(settings, rate, per_message)
         finally:
             await drop_schema(settings)
