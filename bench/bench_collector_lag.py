@@ -18,6 +18,10 @@ Three rates, each printed with p50/p99, the broker's CPU and the collector's (pe
 - 1,000 events/s, one event per message (as a step runner sends its log lines, progress and beats).
 
 Every event published is found once in the event store at the end (the run fails otherwise).
+
+A rollover of the broker's quorum-queue write-ahead log inside a run (every 512 MiB of writes on
+RabbitMQ's defaults) pauses deliveries and shows in that run's p99; deployments set 64 MiB
+(deploy/rabbitmq/dp.conf, docs/scaling.md, "The eleventh session").
 """
 
 from __future__ import annotations

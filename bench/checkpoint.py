@@ -2,8 +2,9 @@
 started (docs/scaling.md, "The eleventh session").
 
 bench_collector writes half a gigabyte of WAL in seconds: PostgreSQL then checkpoints every few seconds
-("checkpoints are occurring too frequently"), spreading each one's writes over the next minute, and a
-run that starts meanwhile measures that backlog's I/O, not itself. `CHECKPOINT` finishes it at once.
+("checkpoints are occurring too frequently"), spreading each one's writes over up to minutes, and a run
+that starts meanwhile shares the disk with that backlog (the collector's lag p99 at 5,000 events/s
+104-122 ms in it, 88-92 ms after a CHECKPOINT, which finishes it at once).
 """
 
 from __future__ import annotations
