@@ -186,13 +186,43 @@ def _celery(url: str, prefix: str, chains: int, clients: int, light: int) -> dic
         shutil.rmtree(done.parent, ignore_errors=True)
 
 
-async def _purge_celery(url: str, prefix: str) -> None:
+async def _celery_delayed_delivery_exists(url: str) -> bool:
+    """Whether the broker holds Celery's native delayed delivery (its worker declares 28 quorum queues and
+    29 exchanges of fixed names when its queue is a quorum queue), before the bench's worker adds it."""
+    try:
+        from kombu.transport.native_delayed_delivery import CELERY_DELAYED_DELIVERY_EXCHANGE
+    except ImportError:
+        return True  # no Celery here (its baseline is skipped): nothing of it to delete
+    connection = await aio_pika.connect(url)
+    async with connection:
+        try:
+            await (await connection.channel()).get_exchange(CELERY_DELAYED_DELIVERY_EXCHANGE, ensure=True)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            return False
+    return True
+
+
+async def _purge_celery(url: str, prefix: str, *, delayed_delivery: bool) -> None:
+    """Delete what the Celery baseline declared: its queue and kombu's exchange of the same name, and
+    Celery's delayed delivery when the bench's worker created it (names shared by every Celery app on the
+    broker: one that was there before stays)."""
     connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel()
         for name in (f"{prefix}.celery", "celery"):
             await channel.queue_delete(name, if_unused=False, if_empty=False)
-            await channel.exchange_delete(name)  # kombu's exchange of the same name
+            await channel.exchange_delete(name)
+        if delayed_delivery:
+            from kombu.transport.native_delayed_delivery import (
+                CELERY_DELAYED_DELIVERY_EXCHANGE,
+                MAX_LEVEL,
+                level_name,
+            )
+
+            for level in range(MAX_LEVEL + 1):
+                await channel.queue_delete(level_name(level), if_unused=False, if_empty=False)
+                await channel.exchange_delete(level_name(level))
+            await channel.exchange_delete(CELERY_DELAYED_DELIVERY_EXCHANGE)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -215,6 +245,7 @@ async def main(args: argparse.Namespace) -> None:
     }
     settings = CommonSettings(**{k[3:].lower(): v for k, v in env.items() if k != "DP_HTTP_PORT"})
     await migrate(settings)
+    celery_found = await _celery_delayed_delivery_exists(args.rabbitmq_url)
     stack = Stack(env, root)
     url = f"http://127.0.0.1:{env['DP_HTTP_PORT']}"
     results: dict[str, Any] = {}
@@ -313,7 +344,7 @@ async def main(args: argparse.Namespace) -> None:
         3,
         hops,
     )
-    await _purge_celery(args.rabbitmq_url, env["DP_BROKER_PREFIX"])
+    await _purge_celery(args.rabbitmq_url, env["DP_BROKER_PREFIX"], delayed_delivery=not celery_found)
     _report(results, args)
 
 

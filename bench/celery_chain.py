@@ -26,6 +26,7 @@ app.conf.update(
     task_default_queue=QUEUE,
     worker_prefetch_multiplier=16,
     worker_hijack_root_logger=False,
+    worker_enable_remote_control=False,  # no celery.pidbox exchange left on the broker
     broker_connection_retry_on_startup=True,
 )
 
