@@ -186,17 +186,30 @@ def _celery(url: str, prefix: str, chains: int, clients: int, light: int) -> dic
         shutil.rmtree(done.parent, ignore_errors=True)
 
 
-async def _celery_delayed_delivery_exists(url: str) -> bool:
-    """Whether the broker holds Celery's native delayed delivery (its worker declares 28 quorum queues and
-    29 exchanges of fixed names when its queue is a quorum queue), before the bench's worker adds it."""
+def _celery_delayed_delivery() -> tuple[list[str], list[str]]:
+    """Celery's native delayed delivery, as its worker declares it for a quorum queue: 28 queues and 29
+    exchanges of fixed names, shared by every Celery app on the broker (none without Celery)."""
     try:
-        from kombu.transport.native_delayed_delivery import CELERY_DELAYED_DELIVERY_EXCHANGE
+        from kombu.transport.native_delayed_delivery import (
+            CELERY_DELAYED_DELIVERY_EXCHANGE,
+            MAX_LEVEL,
+            level_name,
+        )
     except ImportError:
-        return True  # no Celery here (its baseline is skipped): nothing of it to delete
+        return [], []
+    levels = [level_name(level) for level in range(MAX_LEVEL + 1)]
+    return levels, [*levels, CELERY_DELAYED_DELIVERY_EXCHANGE]
+
+
+async def _celery_delayed_delivery_exists(url: str) -> bool:
+    """Whether the broker holds Celery's delayed delivery before the bench's worker would add it."""
+    _, exchanges = _celery_delayed_delivery()
+    if not exchanges:
+        return False
     connection = await aio_pika.connect(url)
     async with connection:
         try:
-            await (await connection.channel()).get_exchange(CELERY_DELAYED_DELIVERY_EXCHANGE, ensure=True)
+            await (await connection.channel()).get_exchange(exchanges[-1], ensure=True)
         except aio_pika.exceptions.ChannelNotFoundEntity:
             return False
     return True
@@ -204,25 +217,15 @@ async def _celery_delayed_delivery_exists(url: str) -> bool:
 
 async def _purge_celery(url: str, prefix: str, *, delayed_delivery: bool) -> None:
     """Delete what the Celery baseline declared: its queue and kombu's exchange of the same name, and
-    Celery's delayed delivery when the bench's worker created it (names shared by every Celery app on the
-    broker: one that was there before stays)."""
+    Celery's delayed delivery when the bench's worker created it (one that was there before stays)."""
+    queues, exchanges = _celery_delayed_delivery() if delayed_delivery else ([], [])
     connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel()
-        for name in (f"{prefix}.celery", "celery"):
+        for name in (f"{prefix}.celery", "celery", *queues):
             await channel.queue_delete(name, if_unused=False, if_empty=False)
+        for name in (f"{prefix}.celery", "celery", *exchanges):
             await channel.exchange_delete(name)
-        if delayed_delivery:
-            from kombu.transport.native_delayed_delivery import (
-                CELERY_DELAYED_DELIVERY_EXCHANGE,
-                MAX_LEVEL,
-                level_name,
-            )
-
-            for level in range(MAX_LEVEL + 1):
-                await channel.queue_delete(level_name(level), if_unused=False, if_empty=False)
-                await channel.exchange_delete(level_name(level))
-            await channel.exchange_delete(CELERY_DELAYED_DELIVERY_EXCHANGE)
 
 
 async def main(args: argparse.Namespace) -> None:

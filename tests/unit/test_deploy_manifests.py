@@ -8,14 +8,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
+
+from tests.support.k8s import render, settings_env
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -72,19 +72,6 @@ DATA_STORES = {"dp-postgres", "dp-rabbitmq"}
 def _workload(rendered: dict, name: str) -> dict:
     """A service's workload: a Deployment, or a StatefulSet (the log collector: replicas need numbers)."""
     return rendered.get(("Deployment", name)) or rendered[("StatefulSet", name)]
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-render = _load("dp_k8s_render", K8S / "render.py")
-settings_env = _load("dp_k8s_settings_env", K8S / "settings_env.py")
 
 
 def _dig(node: Any, dotted: str) -> Any:

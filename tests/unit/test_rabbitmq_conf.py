@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.support.k8s import render
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 CONF = DEPLOY / "rabbitmq" / "dp.conf"
@@ -23,10 +24,6 @@ def _settings(text: str) -> dict[str, str]:
 
 
 def _rendered(overlay: str) -> list[dict[str, Any]]:
-    spec = importlib.util.spec_from_file_location("dp_k8s_render_conf", DEPLOY / "k8s" / "render.py")
-    assert spec and spec.loader
-    render = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(render)
     return render.build(DEPLOY / "k8s" / "overlays" / overlay)  # type: ignore[no-any-return]
 
 
