@@ -74,13 +74,7 @@ screenshots: install  ## refresh docs/ui/*.png: the web UI's main views at deskt
 	$(PY) -m pytest -q tests/browser/test_ui_screenshots.py tests/browser/test_ui_outputs.py --ui-screenshots=docs/ui
 
 bench: install  ## benchmarks that print ratios against a baseline measured in the same run
-	$(PY) -m bench.bench_steps
-	$(PY) -m bench.bench_collector
-	$(PY) -m bench.bench_collector_lag
-	$(PY) -m bench.bench_consume
-	$(PY) -m bench.bench_e2e
-	$(PY) -m bench.bench_reads
-	$(PY) -m bench.bench_log_download
+	$(PY) -m bench
 
 quality: install  ## quality of the offline provider's pairs on three schemas, before and after step 3 (issue #13)
 	$(PY) -m bench.quality

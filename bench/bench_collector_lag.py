@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import gc
 import multiprocessing
+import os
 import statistics
 import tempfile
 import time
@@ -176,20 +177,27 @@ async def _publish(rabbitmq_url: str, topology: Topology, rate: int, per_message
         channel = await open_channel(connection, prefetch=1)
         publisher = Publisher(await declare_topology(channel, topology), "bench")
         sends: list[asyncio.Task[None]] = []
+        cpu_before = time.process_time()
         for message in messages:
             wait = plan[str(message.event_id)][0] - time.time()
             if wait > TICK:
                 await asyncio.sleep(wait)  # the producers' clock: the next message's due time
             sends.append(asyncio.create_task(publisher.publish_event(message)))
         await asyncio.gather(*sends)
+        pipe.send(time.process_time() - cpu_before)
 
 
-async def _run(
-    settings: CollectorSettings, rate: int, per_message: int
-) -> tuple[list[float], list[float], int, float, float]:
-    """One rate's events: their lags to the commit that made them visible and to the ack of their message
-    (seconds, sorted), how many messages carried them, the broker's CPU seconds per second of the run, and
-    this process's CPU seconds over it (the collector's: the producers run in another)."""
+@dataclass(frozen=True)
+class _Measured:
+    visible: list[float]  # each event's lag to the commit that made it visible (s, sorted)
+    settled: list[float]  # ... and to the ack of its message
+    messages: int
+    cores: dict[str, float]  # CPU seconds per second of the run: the broker, PostgreSQL, the producers
+    collector_cpu: float  # this process's CPU seconds over the run (the producers run in another)
+
+
+async def _run(settings: CollectorSettings, rate: int, per_message: int) -> _Measured:
+    """One rate's events, published on schedule and collected as the service collects them."""
     topology = Topology(settings.broker_prefix, settings.collector_partitions)
     deliveries = _Deliveries()
     delivered = deliveries.timed
@@ -229,9 +237,11 @@ async def _run(
             producers.start()
             plan, kept, lines = await asyncio.to_thread(ours.recv)
             gc.freeze()  # the plan is the bench's bookkeeping: out of the collections the collector pays for
-            broker = server_pids()["rabbitmq"]
-            broker_before, began, own_before = cpu_seconds(broker), time.time(), time.process_time()
+            servers = server_pids()
+            cpu_before = {name: cpu_seconds(pids) for name, pids in servers.items()}
+            began, own_before = time.time(), time.process_time()
             await asyncio.to_thread(producers.join)
+            producers_cpu = cast(float, ours.recv())
             if producers.exitcode != 0:
                 raise SystemExit(f"the producers' process ended with {producers.exitcode}")
             deadline = time.time() + 30
@@ -239,7 +249,9 @@ async def _run(
                 if time.time() > deadline:
                     raise SystemExit("the collector did not store every event within 30 s")
                 await asyncio.sleep(0.05)  # the last batches' commits
-            broker_cpu = (cpu_seconds(broker) - broker_before) / (time.time() - began)
+            elapsed = time.time() - began
+            cores = {name: (cpu_seconds(pids) - cpu_before[name]) / elapsed for name, pids in servers.items()}
+            cores["producers"] = producers_cpu / elapsed
             own_cpu = time.process_time() - own_before
             await collector.drain()
             for subscription in consumers:
@@ -260,7 +272,7 @@ async def _run(
         at, count = plan[timed.message_id or ""]
         visible += [(timed.committed_at or 0) - at] * count
         settled += [(timed.acked_at or 0) - at] * count
-    return sorted(visible), sorted(settled), len(plan), broker_cpu, own_cpu
+    return _Measured(sorted(visible), sorted(settled), len(plan), cores, own_cpu)
 
 
 def _percentiles(lags: list[float]) -> str:
@@ -287,23 +299,30 @@ async def main(database_url: str, rabbitmq_url: str) -> None:
                 print(
                     "  (no CHECKPOINT before the run: this role may not; a backlog of writes may show in the lag)"
                 )
-            visible, settled, messages, broker_cpu, own_cpu = await _run(settings, rate, per_message)
+            run = await _run(settings, rate, per_message)
         finally:
             await drop_schema(settings)
+        visible, messages, broker_cpu = run.visible, run.messages, run.cores["rabbitmq"]
         p99 = visible[int(len(visible) * 0.99) - 1]
         goal = f"   (goal p99 < 200 ms) {'ok' if p99 < 0.2 else 'MISSED'}" if rate >= 5000 else ""
         print(
             f"  {rate} events/s in {messages / SECONDS:5.0f} messages/s (at most {per_message} per message):"
         )
         print(f"    -> rows visible (commit): {_percentiles(visible)}{goal}")
-        print(f"    -> message acked (after the task log files): {_percentiles(settled)}")
+        print(f"    -> message acked (after the task log files): {_percentiles(run.settled)}")
         print(
             f"    RabbitMQ: {broker_cpu:.2f} cores over the run, {broker_cpu / (messages / SECONDS) * 1000:.3f} ms"
             " of CPU per message"
         )
         print(
-            f"    the collector: {own_cpu / len(visible) * 1e6:.0f} µs of CPU per event,"
-            f" {own_cpu / messages * 1e6:.0f} µs per message"
+            f"    the collector: {run.collector_cpu / len(visible) * 1e6:.0f} µs of CPU per event,"
+            f" {run.collector_cpu / messages * 1e6:.0f} µs per message"
+        )
+        collector_cores = run.collector_cpu * rate / len(visible)
+        print(
+            f"    cores in use over the run (of {os.cpu_count()}): collector {collector_cores:.2f},"
+            f" RabbitMQ {broker_cpu:.2f}, PostgreSQL {run.cores['postgresql']:.2f},"
+            f" the producers {run.cores['producers']:.2f}"
         )
 
 

@@ -31,8 +31,12 @@ def peak_rss_mb(pid: int) -> float | None:
 
 
 def server_pids() -> dict[str, list[int]]:
-    """The RabbitMQ (beam.smp) and PostgreSQL processes running on this machine."""
-    found: dict[str, list[int]] = {"rabbitmq": [], "postgresql": []}
+    """The RabbitMQ (beam.smp) and PostgreSQL processes running on this machine.
+
+    With DP_BENCH_RABBITMQ_PID (set by `python -m bench` for the node it starts), RabbitMQ is that one VM.
+    """
+    pinned = os.environ.get("DP_BENCH_RABBITMQ_PID")
+    found: dict[str, list[int]] = {"rabbitmq": [int(pinned)] if pinned else [], "postgresql": []}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -40,7 +44,7 @@ def server_pids() -> dict[str, list[int]]:
             comm = (entry / "comm").read_text().strip()
         except OSError:
             continue
-        if comm.startswith("beam"):
+        if comm.startswith("beam") and not pinned:
             found["rabbitmq"].append(int(entry.name))
         elif comm.startswith("postgres") or comm.startswith("postmaster"):
             found["postgresql"].append(int(entry.name))
