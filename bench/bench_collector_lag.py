@@ -200,8 +200,8 @@ class _Measured:
     visible: list[float]  # each event's lag to the commit that made it visible (s, sorted)
     settled: list[float]  # ... and to the ack of its message
     messages: int
-    cpu: dict[str, float]  # CPU seconds over the run: the broker, PostgreSQL, the producers, the collector,
-    # and the whole machine
+    # CPU seconds over the run: rabbitmq, postgresql, producers, collector, and the whole machine
+    cpu: dict[str, float]
     seconds: float  # from the first message's due time to the last ack
 
 
