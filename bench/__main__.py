@@ -30,6 +30,7 @@ BENCHES = (
     ("bench_log_download", False),
 )
 MACHINE_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
+_CONFIG = DEPLOYED_CONFIG.relative_to(DEPLOYED_CONFIG.parents[2])  # as the repository names it
 
 
 @contextmanager
@@ -42,12 +43,12 @@ def _broker(url: str | None) -> Iterator[tuple[str, dict[str, str]]]:
     server = find_server()
     if server is None:
         print(f"broker: {_without_password(MACHINE_BROKER)} as it is configured (no rabbitmq-server found")
-        print(f"  to start one with {DEPLOYED_CONFIG.relative_to(DEPLOYED_CONFIG.parents[2])})")
+        print(f"  to start one with {_CONFIG})")
         yield MACHINE_BROKER, {}
         return
     with private_node(server) as node:
         print(f"broker: the run's own node {node.name} ({server}), pid {node.pid}, settings of")
-        print(f"  {DEPLOYED_CONFIG.relative_to(DEPLOYED_CONFIG.parents[2])}; the node reports")
+        print(f"  {_CONFIG}; the node reports")
         print(f"  raft.wal_max_size_bytes = {node.wal_max_size_bytes}")
         yield node.url, {"DP_BENCH_RABBITMQ_PID": str(node.pid)}
 

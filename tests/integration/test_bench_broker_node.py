@@ -3,15 +3,18 @@ nothing left behind once it stops (bench/broker_node.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import socket
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aio_pika
 import pytest
 
-from bench.broker_node import DEPLOYED_CONFIG, find_server, private_node
+from bench.broker_node import DEPLOYED_CONFIG, Node, find_server, private_node
 
 pytestmark = pytest.mark.integration
 
@@ -33,9 +36,20 @@ def _port_open(url: str) -> bool:
     return True
 
 
+@contextlib.asynccontextmanager
+async def _started(server: Path) -> AsyncIterator[Node]:
+    """private_node, its start and stop (seconds of waiting) off the event loop the suite shares."""
+    manager = private_node(server)
+    node = await asyncio.to_thread(manager.__enter__)
+    try:
+        yield node
+    finally:
+        await asyncio.to_thread(manager.__exit__, None, None, None)
+
+
 async def test_the_node_runs_the_deployed_settings_and_is_gone_after(server: Path) -> None:
     deployed = int(re.search(r"raft\.wal_max_size_bytes = (\d+)", DEPLOYED_CONFIG.read_text())[1])
-    with private_node(server) as node:
+    async with _started(server) as node:
         assert node.wal_max_size_bytes == deployed
         assert Path(f"/proc/{node.pid}/comm").read_text().startswith("beam")
         connection = await aio_pika.connect(node.url)
