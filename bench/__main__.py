@@ -49,7 +49,8 @@ def _broker(url: str | None) -> Iterator[tuple[str, dict[str, str]]]:
     with private_node(server) as node:
         print(f"broker: the run's own node {node.name} ({server}), pid {node.pid}, settings of")
         print(f"  {_CONFIG}; the node reports")
-        print(f"  raft.wal_max_size_bytes = {node.wal_max_size_bytes}")
+        wal = node.wal_max_size_bytes
+        print(f"  raft.wal_max_size_bytes = {wal if wal is not None else 'not set (RabbitMQ default)'}")
         yield node.url, {"DP_BENCH_RABBITMQ_PID": str(node.pid)}
 
 

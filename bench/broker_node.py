@@ -38,7 +38,7 @@ class Node:
     name: str
     url: str
     pid: int  # the Erlang VM's (beam.smp), whose CPU the benches count as the broker's
-    wal_max_size_bytes: int  # as the running node reports it
+    wal_max_size_bytes: int | None  # as the running node reports it; None: not set (Ra's default)
 
 
 def find_server() -> Path | None:
@@ -103,14 +103,14 @@ def _beam_pid(script_pid: int) -> int:
     return script_pid  # a start script that execs the VM
 
 
-def _read_wal_size(ctl: Path, name: str, env: dict[str, str]) -> int:
+def _read_wal_size(ctl: Path, name: str, env: dict[str, str]) -> int | None:
     done = subprocess.run(
         [str(ctl), "-n", name, "eval", "application:get_env(ra, wal_max_size_bytes)."],
         env=env, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     # {ok,67108864}, or `undefined` when the node runs Ra's own default
     text = done.stdout.strip()
-    return int(text.removeprefix("{ok,").removesuffix("}")) if text.startswith("{ok,") else 0
+    return int(text.removeprefix("{ok,").removesuffix("}")) if text.startswith("{ok,") else None
 
 
 def _log_tail(base: Path, name: str) -> str:
