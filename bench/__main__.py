@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from bench.broker_node import DEPLOYED_CONFIG, find_server, private_node
 
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     chosen = [(name, broker) for name, broker in BENCHES if not args.only or name in args.only]
     needs_broker = any(broker for _, broker in chosen)
-    with _broker(args.rabbitmq_url) if needs_broker else _no_broker() as (url, env):
+    with _broker(args.rabbitmq_url) if needs_broker else nullcontext(("", {})) as (url, env):
         for name, broker in chosen:
             print(f"\n== {name}", flush=True)
             command = [sys.executable, "-m", f"bench.{name}"] + (["--rabbitmq-url", url] if broker else [])
@@ -76,11 +76,6 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name} failed (exit {done.returncode})", file=sys.stderr)
                 return done.returncode
     return 0
-
-
-@contextmanager
-def _no_broker() -> Iterator[tuple[str, dict[str, str]]]:
-    yield "", {}
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,13 +58,16 @@ def node_config(deployed: str, port: int) -> str:
     return f"{deployed.rstrip()}\n\nlisteners.tcp.default = 127.0.0.1:{port}\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _free_ports(count: int) -> list[int]:
+    """Ports free now, all different (bound at once, so the kernel cannot offer one twice)."""
+    with ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
 
 
-def _listening(port: int) -> bool:
+def listening(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
     except OSError:
@@ -89,18 +92,10 @@ def _node_environment(base: Path, name: str, dist_port: int) -> dict[str, str]:
 
 
 def _beam_pid(script_pid: int) -> int:
-    """The Erlang VM the start script runs as its child."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
-        if fields.get("PPid", "").strip() == str(script_pid) and fields.get("Name", "").startswith("beam"):
-            return int(entry.name)
-    return script_pid  # a start script that execs the VM
+    """The Erlang VM the start script runs as its child (or the script's own pid, had it exec'd the VM)."""
+    children = Path(f"/proc/{script_pid}/task/{script_pid}/children").read_text().split()
+    beams = [int(c) for c in children if Path(f"/proc/{c}/comm").read_text().startswith("beam")]
+    return beams[0] if beams else script_pid
 
 
 def _read_wal_size(ctl: Path, name: str, env: dict[str, str]) -> int | None:
@@ -123,10 +118,7 @@ def private_node(server: Path, deployed_config: Path = DEPLOYED_CONFIG) -> Itera
     """Start a node with `deployed_config`, yield it once it takes connections, stop it and remove its data."""
     base = Path(tempfile.mkdtemp(prefix="dp-bench-broker-"))
     name = f"dpbench{os.getpid()}@localhost"
-    port = _free_port()
-    dist_port = _free_port()
-    while dist_port == port:  # the kernel may offer a port it just handed out again
-        dist_port = _free_port()
+    port, dist_port = _free_ports(2)
     (base / "rabbitmq.conf").write_text(node_config(deployed_config.read_text(), port))
     (base / "enabled_plugins").write_text("[].\n")
     (base / "rabbitmq-env.conf").write_text("")
@@ -138,7 +130,7 @@ def private_node(server: Path, deployed_config: Path = DEPLOYED_CONFIG) -> Itera
     beam = process.pid
     try:
         deadline = time.monotonic() + START_TIMEOUT
-        while not _listening(port):
+        while not listening(port):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(
                     f"the bench's RabbitMQ node {name} did not start ({server}):\n{_log_tail(base, name)}"

@@ -6,15 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import socket
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
 
-from bench.broker_node import DEPLOYED_CONFIG, Node, find_server, private_node
+from bench.broker_node import DEPLOYED_CONFIG, Node, find_server, listening, private_node
 
 pytestmark = pytest.mark.integration
 
@@ -25,15 +25,6 @@ def server() -> Path:
     if found is None:
         pytest.skip("no rabbitmq-server installed on this machine to start a node with")
     return found
-
-
-def _port_open(url: str) -> bool:
-    port = int(url.rsplit(":", 1)[1].strip("/"))
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-    except OSError:
-        return False
-    return True
 
 
 @contextlib.asynccontextmanager
@@ -64,7 +55,7 @@ async def test_the_node_runs_the_deployed_settings_and_is_gone_after(server: Pat
             await message.ack()
         data = Path(f"/proc/{node.pid}/cwd").resolve()
     assert not Path(f"/proc/{node.pid}").exists()
-    assert not _port_open(node.url)
+    assert not listening(urlsplit(node.url).port or 0)
     assert not data.exists()
 
 
